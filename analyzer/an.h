@@ -1,0 +1,105 @@
+/* The analyzer: session table, end-user attribution, SQL normalisation and detectors.
+ * Capture opens a session per decoded flow, feeds it the decoder's events, and closes it;
+ * the analyzer turns them into session/statement/finding records for the sinks. */
+#ifndef DBTAP_AN_H
+#define DBTAP_AN_H
+
+#include <stdint.h>
+
+#include "ev.h"
+#include "sink.h"
+
+enum an_audit {
+	AN_AUDIT_ALL,	   /* store every statement */
+	AN_AUDIT_FINDINGS, /* store only statements that back a finding */
+};
+
+enum an_severity { AN_SEV_INFO, AN_SEV_LOW, AN_SEV_MEDIUM, AN_SEV_HIGH, AN_SEV_CRITICAL };
+
+#define AN_MAX_LIST 32
+
+/* A list of strings owned by the config (copied at load). */
+struct an_strlist {
+	char *v[AN_MAX_LIST];
+	int n;
+};
+
+struct an_config {
+	enum an_audit audit;
+	int keep_literals;
+	struct an_strlist service_accounts;
+	int learn; /* --learn */
+
+	/* attribution (DESIGN.md §4) */
+	struct an_strlist comment_keys;	    /* sqlcommenter keys naming the end user */
+	struct an_strlist pg_settings;	    /* set_config / SET names carrying the end user */
+	struct an_strlist mysql_vars;	    /* SET @var names (without @) */
+	struct an_strlist app_name_patterns; /* POSIX ERE with one capture group */
+
+	struct an_strlist admin_hosts; /* CIDRs from which DBA actions are expected */
+
+	/* thresholds */
+	int bruteforce_failures;	 /* failed logins ... */
+	int bruteforce_window_s;	 /* ... within this window */
+	int error_burst_errors;
+	int error_burst_window_s;
+	int64_t bulk_read_rows;
+	int64_t bulk_read_bytes;
+	enum an_severity severity[32]; /* per finding kind, indexed by enum an_kind */
+
+	int max_sessions;      /* session table cap */
+	int idle_timeout_s;    /* packet time */
+	int max_pending;       /* pending statements per session */
+};
+
+/* Defaults as documented in contrib/dbtap.example.json. */
+void an_config_defaults(struct an_config *c);
+void an_config_free(struct an_config *c);
+
+/* Apply one top-level config key (a cJSON item, passed as void * so this header needs
+ * no cJSON). Returns 0 when applied, 1 when the key is not the analyzer's, -1 on a wrong
+ * type or value with a one-line message naming the JSON path in err. */
+int an_config_set(struct an_config *c, const char *key, const void *cjson_item, char *err,
+		  unsigned long errlen);
+
+/* What capture knows about a flow when it hands it over. */
+struct an_flow {
+	const char *protocol; /* decoder name */
+	const char *client_ip, *server_ip;
+	int client_port, server_port;
+	ev_time ts;
+	int midstream;
+};
+
+struct an_flow_end {
+	ev_time ts;
+	const char *reason; /* 'close'|'reset'|'timeout'|'eof' */
+	uint64_t bytes_to_server, bytes_to_client;
+	uint64_t gaps, lost_bytes;
+};
+
+/* Counters the analyzer reports into runs.drops. */
+struct an_stats {
+	uint64_t sessions, statements, findings;
+	uint64_t sessions_evicted;   /* table full */
+	uint64_t pending_dropped;    /* statements dropped: pending queue full */
+	uint64_t sink_errors;
+};
+
+struct an;
+struct an_session;
+
+/* sinks: array of n sinks (the first is the database); not owned. ids: from sink_sqlite_open. */
+struct an *an_new(const struct an_config *cfg, struct sink **sinks, int n_sinks,
+		  const struct sink_ids *ids, int64_t run_id);
+void an_free(struct an *an);
+
+struct an_session *an_open(struct an *an, const struct an_flow *flow);
+void an_feed(struct an *an, struct an_session *s, const struct ev *ev);
+void an_close(struct an *an, struct an_session *s, const struct an_flow_end *end);
+
+/* Periodic work on packet time (windows, flushes). */
+void an_tick(struct an *an, ev_time now);
+void an_get_stats(const struct an *an, struct an_stats *st);
+
+#endif

@@ -1,0 +1,2 @@
+/* SQL normaliser (stub). */
+#include "an.h"

@@ -1,0 +1,2 @@
+/* Capture loop (stub). */
+#include "cap.h"

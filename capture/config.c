@@ -1,0 +1,2 @@
+/* Config loader (stub). */
+#include "cap.h"

@@ -1,0 +1,2 @@
+/* Flow table (stub). */
+#include "cap.h"

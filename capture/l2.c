@@ -1,0 +1,2 @@
+/* Link-layer shim (stub). */
+#include "cap.h"

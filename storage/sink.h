@@ -1,0 +1,133 @@
+/* The narrow interface between the analyzer and storage: plain records in, put/flush/close.
+ * Strings are NUL-terminated and borrowed for the duration of put(); NULL stores SQL NULL.
+ * Times are microseconds since the Unix epoch (UTC); storage renders them as ISO-8601.
+ * Ids are assigned by the caller (see sink_ids) so rows can reference each other before
+ * they are flushed. */
+#ifndef DBTAP_SINK_H
+#define DBTAP_SINK_H
+
+#include <stdint.h>
+
+#define SINK_SCHEMA_VERSION 1
+
+struct rec_run {
+	int64_t id;
+	int64_t started_at, ended_at; /* ended_at 0 while running */
+	const char *source;	      /* 'file:NAME' | 'iface:NAME' */
+	int64_t packets, bytes, kernel_drops, sensor_drops, streams;
+	const char *version;
+	const char *config; /* JSON of the effective config */
+	const char *drops;  /* JSON breakdown of sensor_drops and other counters */
+};
+
+struct rec_session {
+	int64_t id, run_id;
+	const char *protocol;
+	const char *client_ip;
+	int client_port;
+	const char *server_ip;
+	int server_port;
+	int64_t started_at, ended_at; /* ended_at 0 while open */
+	const char *db_user, *database, *application;
+	const char *client_info; /* JSON */
+	const char *server_version;
+	int tls;
+	const char *auth_method;
+	const char *login; /* 'ok' | 'failed' | 'unknown' */
+	const char *login_error;
+	int midstream;
+	const char *end_reason; /* NULL while open */
+	int64_t statements, errors, rows_returned, bytes_to_server, bytes_to_client;
+	int64_t gaps, lost_bytes; /* capture losses within this session */
+};
+
+struct rec_statement {
+	int64_t id, session_id;
+	int64_t ts;
+	const char *end_user, *end_user_source;
+	const char *verb;
+	const char *fingerprint;
+	const char *sql;
+	const char *params; /* JSON array or NULL */
+	const char *outcome;
+	const char *error_code;
+	int64_t rows;	     /* -1 stores NULL */
+	int64_t duration_us; /* -1 stores NULL */
+	/* context copied for the JSON sink (not columns of statements) */
+	const char *protocol, *client_ip, *db_user, *database, *application;
+};
+
+struct rec_finding {
+	int64_t id, run_id, session_id, statement_id; /* 0 stores NULL */
+	int64_t ts;
+	const char *kind, *severity;
+	const char *protocol, *client_ip, *server_ip, *db_user, *database, *application;
+	const char *end_user, *end_user_source, *fingerprint, *sql;
+	const char *summary;
+	const char *evidence; /* JSON */
+};
+
+enum rec_type {
+	REC_RUN,       /* insert or update by id */
+	REC_SESSION,   /* insert or update by id */
+	REC_STATEMENT, /* insert */
+	REC_FINDING,   /* insert */
+};
+
+struct rec {
+	enum rec_type type;
+	union {
+		const struct rec_run *run;
+		const struct rec_session *session;
+		const struct rec_statement *statement;
+		const struct rec_finding *finding;
+	} u;
+};
+
+/* Next free ids, read once at open so a new run appends after existing rows. */
+struct sink_ids {
+	int64_t run, session, statement, finding;
+};
+
+struct sink;
+
+struct sink_ops {
+	int (*put)(struct sink *s, const struct rec *r); /* 0 or -errno */
+	int (*flush)(struct sink *s);			  /* commit the current batch */
+	void (*close)(struct sink *s);			  /* flush and free */
+};
+
+struct sink {
+	const struct sink_ops *ops;
+	const char *name;     /* for error messages: the file path */
+	char errmsg[256];     /* last error, one line */
+};
+
+static inline int sink_put(struct sink *s, const struct rec *r)
+{
+	return s->ops->put(s, r);
+}
+static inline int sink_flush(struct sink *s)
+{
+	return s->ops->flush(s);
+}
+static inline void sink_close(struct sink *s)
+{
+	if (s)
+		s->ops->close(s);
+}
+
+/* SQLite sink: creates the schema on first use (WAL, user_version), batches rows in
+ * transactions of up to batch_rows rows or until flush. NULL with *err filled on failure. */
+struct sink *sink_sqlite_open(const char *path, int batch_rows, struct sink_ids *next,
+			      char *err, size_t errlen);
+
+/* JSON-lines sink: one object per record with "event_type"; path "-" is stdout. */
+struct sink *sink_json_open(const char *path, char *err, size_t errlen);
+/* Reopen the file (SIGHUP / logrotate). */
+int sink_json_reopen(struct sink *s);
+
+/* ISO-8601 UTC with microseconds: 2026-11-27T09:15:02.123456Z (buf >= 32). */
+void sink_fmt_time(int64_t us, char *buf, unsigned long len);
+
+#endif
