@@ -1,2 +1,968 @@
-/* Capture loop (stub). */
+/* The capture engine: our own pcap handle feeds libnids through the L2 shim; libnids'
+ * callbacks drive the decoders; we add what libnids lacks (NOTES-libnids.md): mid-stream
+ * pickup by a synthetic handshake, gap declaration, idle sweeping, bounded buffering. */
 #include "cap.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <grp.h>
+#include <ifaddrs.h>
+#include <netinet/in.h>
+#include <nids.h>
+#include <pcap.h>
+#include <poll.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "flows.h"
+#include "l2.h"
+#include "proto.h"
+#include "rd.h"
+
+#define CAP_SNAPLEN 262144
+#define CAP_PROBE_LIMIT 4096 /* bytes an unknown-port flow may show before we give up on it */
+#define CAP_TICK_US 1000000  /* analyzer tick and idle sweep period, packet time */
+
+struct tcpinfo {
+	uint32_t saddr, daddr; /* network order */
+	uint16_t sport, dport;
+	uint32_t seq, ack;
+	uint8_t flags;
+	uint32_t payload;
+};
+
+struct cap {
+	struct cap_config cfg;
+	struct an *an;
+	struct flow_table flows;
+	struct v6map *v6;
+	struct cap_stats st;
+	pcap_t *dead;
+	int dlt;
+	int live;
+	ev_time now, last_tick;
+	int injecting;
+	int bigqueue; /* libnids pruned an out-of-order queue during the current packet */
+	struct nids_chksum_ctl ctl[CAP_MAX_CIDRS + 4];
+	int n_ctl;
+	uint8_t v6buf[65536 + 64];
+	const char *cur_file;
+	time_t last_progress;
+	int progress;
+};
+
+static struct cap *g_cap; /* libnids callbacks carry no context */
+static volatile sig_atomic_t g_stop, g_hup;
+
+void cap_stop(void)
+{
+	g_stop = 1;
+}
+
+void cap_hup(void)
+{
+	g_hup = 1;
+}
+
+void cap_config_defaults(struct cap_config *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->pg_ports[0] = 5432;
+	c->n_pg_ports = 1;
+	c->my_ports[0] = 3306;
+	c->n_my_ports = 1;
+	c->probe_other_ports = 1;
+	c->max_flows = 65536;
+	c->idle_timeout_s = 3600;
+	c->gap_timeout_ms = 2000;
+	c->gap_max_packets = 8;
+	c->v6_map_size = 65536;
+	c->n_checksum_bypass = -1;
+	c->kernel_buffer_mb = 64;
+	c->stats_interval_s = 60;
+}
+
+void cap_config_free(struct cap_config *c)
+{
+	for (int i = 0; i < c->n_checksum_bypass; i++)
+		free(c->checksum_bypass[i]);
+	c->n_checksum_bypass = -1;
+}
+
+static int port_in(const int *v, int n, int port)
+{
+	for (int i = 0; i < n; i++)
+		if (v[i] == port)
+			return 1;
+	return 0;
+}
+
+/* The decoder a server port is configured for, or NULL. */
+static const struct proto_decoder *decoder_for_port(const struct cap *c, int port)
+{
+	if (port_in(c->cfg.pg_ports, c->cfg.n_pg_ports, port))
+		return &proto_pgsql;
+	if (port_in(c->cfg.my_ports, c->cfg.n_my_ports, port))
+		return &proto_mysql;
+	return NULL;
+}
+
+static ev_time tv_us(const struct timeval *tv)
+{
+	return (ev_time)tv->tv_sec * 1000000 + tv->tv_usec;
+}
+
+/* ---- flows: decoder and analyzer wiring ---- */
+
+static void flow_emit(void *ctx, const struct ev *ev)
+{
+	struct flow *f = ctx;
+	if (f->sess && g_cap)
+		an_feed(g_cap->an, f->sess, ev);
+}
+
+static void addr_text(const struct cap *c, uint32_t a, char *buf, size_t len)
+{
+	const uint8_t *v6 = v6map_lookup(c->v6, a);
+	if (v6)
+		inet_ntop(AF_INET6, v6, buf, (socklen_t)len);
+	else
+		inet_ntop(AF_INET, &a, buf, (socklen_t)len);
+}
+
+/* Choose the decoder and open the analyzer session. */
+static void flow_start_decoding(struct cap *c, struct flow *f, const struct proto_decoder *d)
+{
+	f->dec = d;
+	struct ev_sink *sink = calloc(1, sizeof(*sink));
+	if (!sink) {
+		f->ignored = 1;
+		return;
+	}
+	sink->fn = flow_emit;
+	sink->ctx = f;
+	/* The sink must outlive the decoder: keep it right after the state pointer. */
+	f->dec_state = d->open(sink, f->midstream);
+	if (!f->dec_state) {
+		free(sink);
+		f->ignored = 1;
+		return;
+	}
+	f->sink = sink;
+	struct an_flow af = {
+		.protocol = d->name,
+		.client_ip = f->cli_ip,
+		.server_ip = f->srv_ip,
+		.client_port = ntohs(f->key.cli_port),
+		.server_port = ntohs(f->key.srv_port),
+		.ts = f->first_ts,
+		.midstream = f->midstream,
+	};
+	f->sess = an_open(c->an, &af);
+	c->st.streams++;
+}
+
+static void flow_finish(struct cap *c, struct flow *f, const char *reason, enum proto_end why)
+{
+	if (f->dec && f->dec_state)
+		f->dec->close(f->dec_state, why, f->last_ts);
+	if (f->sess) {
+		struct an_flow_end e = {
+			.ts = f->last_ts,
+			.reason = reason,
+			.bytes_to_server = f->bytes_to_server,
+			.bytes_to_client = f->bytes_to_client,
+			.gaps = f->gaps,
+			.lost_bytes = f->lost_bytes,
+		};
+		an_close(c->an, f->sess, &e);
+	}
+	if (f->stream)
+		((struct tcp_stream *)f->stream)->user = NULL;
+	free(f->sink);
+	flows_remove(&c->flows, f);
+}
+
+static void flow_key_of(const struct tuple4 *t, struct flow_key *k)
+{
+	memset(k, 0, sizeof(*k));
+	k->cli_ip = t->saddr;
+	k->srv_ip = t->daddr;
+	k->cli_port = htons(t->source);
+	k->srv_port = htons(t->dest);
+}
+
+/* Make room for one more flow by closing the least recently active one. */
+static void flows_make_room(struct cap *c)
+{
+	while (c->flows.count >= c->flows.cap && c->flows.lru_head) {
+		struct flow *old = c->flows.lru_head;
+		if (old->stream)
+			nids_free_tcp_stream(old->stream);
+		old->stream = NULL;
+		c->st.evicted++;
+		flow_finish(c, old, "timeout", PROTO_END_TIMEOUT);
+	}
+}
+
+static void on_established(struct cap *c, struct tcp_stream *a)
+{
+	struct flow_key k;
+	flow_key_of(&a->addr, &k);
+	struct flow *f = flows_find(&c->flows, &k);
+	if (f) { /* re-picked up after a gap or a reset: same session goes on */
+		f->stream = a;
+		a->user = f;
+		a->client.collect++;
+		a->server.collect++;
+		return;
+	}
+	const struct proto_decoder *d = decoder_for_port(c, a->addr.dest);
+	if (!d && !c->cfg.probe_other_ports)
+		return;
+	/* A SYN from a database port to a client port: roles reversed, not ours. */
+	if (!d && decoder_for_port(c, a->addr.source))
+		return;
+	flows_make_room(c);
+	f = flows_add(&c->flows, &k);
+	if (!f) {
+		c->st.sensor_drops++;
+		return;
+	}
+	f->stream = a;
+	f->first_ts = f->last_ts = c->now;
+	f->midstream = (uint8_t)c->injecting;
+	addr_text(c, a->addr.saddr, f->cli_ip, sizeof f->cli_ip);
+	addr_text(c, a->addr.daddr, f->srv_ip, sizeof f->srv_ip);
+	a->user = f;
+	a->client.collect++;
+	a->server.collect++;
+	if (d)
+		flow_start_decoding(c, f, d);
+}
+
+/* Unknown port: look at the first bytes of either direction. */
+static int flow_probe(struct cap *c, struct flow *f, enum proto_dir dir, const uint8_t *buf,
+		      size_t len)
+{
+	int maybe = 0;
+	for (size_t i = 0; proto_registry[i]; i++) {
+		enum proto_verdict v = proto_registry[i]->probe(dir, buf, len);
+		if (v == PROTO_YES) {
+			flow_start_decoding(c, f, proto_registry[i]);
+			return 1;
+		}
+		maybe |= v == PROTO_MAYBE;
+	}
+	f->probe_bytes += (uint32_t)len;
+	if (!maybe || f->probe_bytes > CAP_PROBE_LIMIT)
+		f->ignored = 1;
+	return 0;
+}
+
+static void on_data(struct cap *c, struct tcp_stream *a, struct flow *f)
+{
+	struct half_stream *h;
+	enum proto_dir dir;
+	if (a->server.count_new) {
+		h = &a->server;
+		dir = PROTO_TO_SERVER;
+		f->bytes_to_server += (uint64_t)a->server.count_new;
+	} else if (a->client.count_new) {
+		h = &a->client;
+		dir = PROTO_TO_CLIENT;
+		f->bytes_to_client += (uint64_t)a->client.count_new;
+	} else {
+		return; /* urgent data only */
+	}
+	flows_touch(&c->flows, f, c->now);
+	if (f->stopped || f->ignored)
+		return; /* everything is consumed by default */
+	const uint8_t *buf = (const uint8_t *)h->data;
+	size_t len = (size_t)(h->count - h->offset);
+	if (!f->dec) {
+		if (!flow_probe(c, f, dir, buf, len)) {
+			if (!f->ignored)
+				nids_discard(a, 0); /* keep the bytes until we know */
+			return;
+		}
+	}
+	struct proto_result r = f->dec->parse(f->dec_state, dir, buf, len, c->now);
+	size_t consumed = r.consumed > len ? len : r.consumed;
+	if (r.status == PROTO_STOP) {
+		f->stopped = 1;
+		consumed = len;
+	} else if (len - consumed > PROTO_MAX_HOLD) {
+		/* The decoder would not commit to a message this big: drop it, resync. */
+		c->st.oversize++;
+		f->dec->gap(f->dec_state, dir, c->now);
+		consumed = len;
+	}
+	if (consumed < len)
+		nids_discard(a, (int)consumed);
+}
+
+static void tcp_callback(struct tcp_stream *a, void **param)
+{
+	(void)param;
+	struct cap *c = g_cap;
+	struct flow *f = a->user;
+	switch (a->nids_state) {
+	case NIDS_JUST_EST:
+		on_established(c, a);
+		return;
+	case NIDS_DATA:
+		if (f)
+			on_data(c, a, f);
+		return;
+	case NIDS_CLOSE:
+	case NIDS_RESET:
+	case NIDS_TIMED_OUT:
+	case NIDS_EXITING:
+		break;
+	default:
+		return;
+	}
+	if (!f)
+		return;
+	f->stream = NULL;
+	a->user = NULL;
+	if (a->nids_state == NIDS_CLOSE) {
+		flow_finish(c, f, "close", PROTO_END_CLOSE);
+	} else if (a->nids_state == NIDS_RESET) {
+		flow_finish(c, f, "reset", PROTO_END_RESET);
+	} else if (a->nids_state == NIDS_TIMED_OUT) {
+		c->st.evicted++;
+		flow_finish(c, f, "timeout", PROTO_END_TIMEOUT);
+	} else {
+		flow_finish(c, f, "eof", PROTO_END_EOF);
+	}
+}
+
+/* ---- libnids hooks ---- */
+
+static void nids_log(int type, int err, struct ip *iph, void *data)
+{
+	(void)iph;
+	(void)data;
+	if (!g_cap)
+		return;
+	g_cap->st.nids_warnings++;
+	if (type == NIDS_WARN_TCP && err == NIDS_WARN_TCP_BIGQUEUE)
+		g_cap->bigqueue = 1;
+	if (type == NIDS_WARN_TCP && err == NIDS_WARN_TCP_TOOMUCH)
+		g_cap->st.nids_too_many++;
+}
+
+static void nids_nomem(char *where)
+{
+	/* libnids would crash on the next memcpy if we returned. */
+	fprintf(stderr, "dbtap: out of memory in libnids (%s)\n", where ? where : "?");
+	abort();
+}
+
+/* ---- per-packet work ---- */
+
+static int parse_tcp(const uint8_t *p, size_t n, struct tcpinfo *t)
+{
+	struct rd r = rd_make(p, n);
+	uint8_t vihl = rd_u8(&r);
+	if ((vihl >> 4) != 4)
+		return -1;
+	size_t ihl = (size_t)(vihl & 15) * 4;
+	rd_skip(&r, 1);
+	uint16_t tot = rd_be16(&r);
+	rd_skip(&r, 2);
+	uint16_t frag = rd_be16(&r);
+	rd_skip(&r, 1);
+	uint8_t proto = rd_u8(&r);
+	rd_skip(&r, 2);
+	struct strv s = rd_bytes(&r, 4), d = rd_bytes(&r, 4);
+	if (r.err || proto != 6 || ihl < 20 || (frag & 0x3fff) || tot < ihl || tot > n)
+		return -1;
+	memcpy(&t->saddr, s.p, 4);
+	memcpy(&t->daddr, d.p, 4);
+	r = rd_make(p + ihl, tot - ihl);
+	t->sport = rd_be16(&r);
+	t->dport = rd_be16(&r);
+	t->seq = rd_be32(&r);
+	t->ack = rd_be32(&r);
+	uint8_t off = rd_u8(&r);
+	t->flags = rd_u8(&r);
+	size_t hl = (size_t)(off >> 4) * 4;
+	if (r.err || hl < 20 || hl > tot - ihl)
+		return -1;
+	t->payload = (uint32_t)(tot - ihl - hl);
+	return 0;
+}
+
+static uint16_t csum_fold(uint32_t sum)
+{
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	return (uint16_t)~sum;
+}
+
+static uint32_t csum_add(uint32_t sum, const uint8_t *b, size_t n)
+{
+	for (size_t i = 0; i + 1 < n; i += 2)
+		sum += (uint32_t)(b[i] << 8 | b[i + 1]);
+	if (n & 1)
+		sum += (uint32_t)(b[n - 1] << 8);
+	return sum;
+}
+
+/* One synthetic IPv4/TCP packet with valid checksums and window scale 14, no timestamps:
+ * libnids' window and PAWS checks then accept the real segments that follow. */
+static void inject(struct cap *c, const struct pcap_pkthdr *h, uint32_t src, uint16_t sport,
+		   uint32_t dst, uint16_t dport, uint32_t seq, uint32_t ack, uint8_t flags)
+{
+	uint8_t pkt[20 + 24];
+	int syn = flags & 0x02;
+	size_t tcplen = syn ? 24 : 20;
+	memset(pkt, 0, sizeof pkt);
+	pkt[0] = 0x45;
+	pkt[3] = (uint8_t)(20 + tcplen);
+	pkt[8] = 64;
+	pkt[9] = 6;
+	memcpy(pkt + 12, &src, 4);
+	memcpy(pkt + 16, &dst, 4);
+	uint16_t ipc = csum_fold(csum_add(0, pkt, 20));
+	pkt[10] = (uint8_t)(ipc >> 8);
+	pkt[11] = (uint8_t)ipc;
+	uint8_t *t = pkt + 20;
+	t[0] = (uint8_t)(sport >> 8), t[1] = (uint8_t)sport;
+	t[2] = (uint8_t)(dport >> 8), t[3] = (uint8_t)dport;
+	for (int i = 0; i < 4; i++) {
+		t[4 + i] = (uint8_t)(seq >> (24 - 8 * i));
+		t[8 + i] = (uint8_t)(ack >> (24 - 8 * i));
+	}
+	t[12] = (uint8_t)((tcplen / 4) << 4);
+	t[13] = flags;
+	t[14] = 0xff, t[15] = 0xff;
+	if (syn) {
+		t[20] = 1;	/* NOP */
+		t[21] = 3;	/* window scale */
+		t[22] = 3;
+		t[23] = 14;
+	}
+	uint8_t pseudo[12];
+	memcpy(pseudo, &src, 4);
+	memcpy(pseudo + 4, &dst, 4);
+	pseudo[8] = 0;
+	pseudo[9] = 6;
+	pseudo[10] = 0;
+	pseudo[11] = (uint8_t)tcplen;
+	uint16_t tc = csum_fold(csum_add(csum_add(0, pseudo, 12), t, tcplen));
+	t[16] = (uint8_t)(tc >> 8);
+	t[17] = (uint8_t)tc;
+	struct pcap_pkthdr sh = *h;
+	sh.caplen = sh.len = (bpf_u_int32)(20 + tcplen);
+	nids_pcap_handler(NULL, &sh, pkt);
+}
+
+static struct tcp_stream *find_stream(uint32_t cli, uint16_t cport, uint32_t srv, uint16_t sport)
+{
+	struct tuple4 t = { .source = cport, .dest = sport, .saddr = cli, .daddr = srv };
+	struct tcp_stream *a = nids_find_tcp_stream(&t);
+	if (a)
+		return a;
+	struct tuple4 r = { .source = sport, .dest = cport, .saddr = srv, .daddr = cli };
+	return nids_find_tcp_stream(&r);
+}
+
+/* A data segment on a database port that libnids does not track: capture began after
+ * the handshake, the SYN was lost, or we freed the stream at a gap. Start it here. */
+static void maybe_pickup(struct cap *c, const struct tcpinfo *t, const struct pcap_pkthdr *h)
+{
+	if (!t->payload || !(t->flags & 0x10) || (t->flags & 0x07))
+		return;
+	int from_client;
+	if (decoder_for_port(c, t->dport))
+		from_client = 1;
+	else if (decoder_for_port(c, t->sport))
+		from_client = 0;
+	else
+		return;
+	uint32_t cli = from_client ? t->saddr : t->daddr, srv = from_client ? t->daddr : t->saddr;
+	uint16_t cport = from_client ? t->sport : t->dport, sport = from_client ? t->dport : t->sport;
+	if (find_stream(cli, cport, srv, sport))
+		return;
+	uint32_t cnext = from_client ? t->seq : t->ack, snext = from_client ? t->ack : t->seq;
+	c->injecting = 1;
+	inject(c, h, cli, cport, srv, sport, cnext - 1, 0, 0x02);
+	inject(c, h, srv, sport, cli, cport, snext - 1, cnext, 0x12);
+	inject(c, h, cli, cport, srv, sport, cnext, snext, 0x10);
+	c->injecting = 0;
+	if (find_stream(cli, cport, srv, sport))
+		c->st.midstream_pickups++;
+}
+
+/* Declare bytes lost in a flow whose libnids stream is stuck behind a hole: free the
+ * stream (its queued bytes are unreachable), tell the decoder, and let the next segment
+ * pick it up again. */
+static void declare_gap(struct cap *c, struct flow *f, struct tcp_stream *a, uint32_t lost)
+{
+	f->gaps++;
+	f->lost_bytes += lost;
+	c->st.gaps++;
+	c->st.lost_bytes += lost;
+	if (f->dec && f->dec_state && !f->stopped) {
+		f->dec->gap(f->dec_state, PROTO_TO_SERVER, c->now);
+		f->dec->gap(f->dec_state, PROTO_TO_CLIENT, c->now);
+	}
+	a->user = NULL;
+	f->stream = NULL;
+	f->ooo_pkts[0] = f->ooo_pkts[1] = 0;
+	f->ooo_since[0] = f->ooo_since[1] = 0;
+	nids_free_tcp_stream(a);
+}
+
+static void check_gap(struct cap *c, const struct tcpinfo *t)
+{
+	struct tcp_stream *a = find_stream(t->saddr, t->sport, t->daddr, t->dport);
+	if (!a || !a->user)
+		return;
+	struct flow *f = a->user;
+	struct half_stream *hs[2] = { &a->server, &a->client };
+	for (int d = 0; d < 2; d++) {
+		if (!hs[d]->list && !c->bigqueue) {
+			f->ooo_pkts[d] = 0;
+			f->ooo_since[d] = 0;
+			continue;
+		}
+		if (!f->ooo_since[d])
+			f->ooo_since[d] = c->now;
+		if (f->ooo_pkts[d] < 255)
+			f->ooo_pkts[d]++;
+		int stuck = c->bigqueue || f->ooo_pkts[d] >= c->cfg.gap_max_packets ||
+			    c->now - f->ooo_since[d] >= (ev_time)c->cfg.gap_timeout_ms * 1000;
+		if (stuck) {
+			/* Bytes between what was delivered and this segment are gone. */
+			uint32_t expect = hs[d]->first_data_seq + (uint32_t)hs[d]->count;
+			int from_half_sender = (d == 0) == (t->saddr == a->addr.saddr && t->sport == a->addr.source);
+			uint32_t lost = 0;
+			if (from_half_sender && t->seq - expect < 0x40000000u)
+				lost = t->seq + t->payload - expect;
+			declare_gap(c, f, a, lost);
+			break;
+		}
+	}
+}
+
+static void sweep_idle(struct cap *c)
+{
+	ev_time limit = c->now - (ev_time)c->cfg.idle_timeout_s * 1000000;
+	while (c->flows.lru_head && c->flows.lru_head->last_ts < limit) {
+		struct flow *f = c->flows.lru_head;
+		if (f->stream)
+			nids_free_tcp_stream(f->stream);
+		f->stream = NULL;
+		c->st.idle_closed++;
+		flow_finish(c, f, "timeout", PROTO_END_TIMEOUT);
+	}
+}
+
+static void show_progress(struct cap *c, int final)
+{
+	time_t now = time(NULL);
+	if (!final && now == c->last_progress)
+		return;
+	c->last_progress = now;
+	fprintf(stderr, "\rdbtap: %s: %llu packets, %llu MB, %llu sessions%s", c->cur_file ? c->cur_file : "",
+		(unsigned long long)c->st.packets, (unsigned long long)(c->st.bytes >> 20),
+		(unsigned long long)c->st.streams, final ? "\n" : "");
+}
+
+static void on_packet(u_char *user, const struct pcap_pkthdr *h, const u_char *bytes)
+{
+	struct cap *c = (struct cap *)user;
+	c->st.packets++;
+	c->st.bytes += h->len;
+	ev_time ts = tv_us(&h->ts);
+	if (ts > c->now || c->now == 0)
+		c->now = ts;
+	if (!c->st.first_ts)
+		c->st.first_ts = ts;
+	c->st.last_ts = c->now;
+	struct l2_ip ip;
+	int rc = l2_strip(c->dlt, bytes, h->caplen, &ip);
+	if (rc != L2_OK) {
+		if (rc == L2_TRUNCATED)
+			c->st.truncated++;
+		else
+			c->st.non_ip++;
+		return;
+	}
+	const uint8_t *p = ip.ip;
+	size_t n = ip.len;
+	if (ip.version == 6) {
+		size_t out = 0;
+		rc = l2_v6_to_v4(c->v6, ip.ip, ip.len, c->v6buf, sizeof c->v6buf, &out);
+		if (rc != V6_OK) {
+			if (rc == V6_FRAGMENT)
+				c->st.ipv6_fragments++;
+			else if (rc == V6_MAP_FULL)
+				c->st.v6_map_full++, c->st.sensor_drops++;
+			else
+				c->st.ipv6_skipped++;
+			return;
+		}
+		p = c->v6buf;
+		n = out;
+	}
+	struct tcpinfo t;
+	int is_tcp = parse_tcp(p, n, &t) == 0;
+	if (is_tcp)
+		maybe_pickup(c, &t, h);
+	struct pcap_pkthdr h2 = *h;
+	h2.caplen = (bpf_u_int32)n;
+	h2.len = (bpf_u_int32)n;
+	c->bigqueue = 0;
+	nids_pcap_handler(NULL, &h2, (u_char *)p);
+	if (is_tcp)
+		check_gap(c, &t);
+	if (c->now - c->last_tick >= CAP_TICK_US) {
+		c->last_tick = c->now;
+		an_tick(c->an, c->now);
+		sweep_idle(c);
+	}
+	if (c->progress && (c->st.packets & 0xffff) == 0)
+		show_progress(c, 0);
+}
+
+/* ---- set-up ---- */
+
+static int add_ctl(struct cap *c, const char *cidr, int action, char *err, size_t errlen)
+{
+	if (c->n_ctl >= (int)(sizeof c->ctl / sizeof c->ctl[0]))
+		return 0;
+	char buf[64];
+	snprintf(buf, sizeof buf, "%s", cidr);
+	int bits = 32;
+	char *slash = strchr(buf, '/');
+	if (slash) {
+		*slash = 0;
+		bits = atoi(slash + 1);
+	}
+	struct in_addr a;
+	if (strcmp(buf, "all") == 0) {
+		a.s_addr = 0;
+		bits = 0;
+	} else if (inet_pton(AF_INET, buf, &a) != 1 || bits < 0 || bits > 32) {
+		snprintf(err, errlen, "config: capture.checksum_bypass: '%s' is not an IPv4 CIDR", cidr);
+		return -1;
+	}
+	uint32_t mask = bits ? htonl(0xffffffffu << (32 - bits)) : 0;
+	c->ctl[c->n_ctl].netaddr = a.s_addr & mask;
+	c->ctl[c->n_ctl].mask = mask;
+	c->ctl[c->n_ctl].action = action;
+	c->n_ctl++;
+	return 0;
+}
+
+struct cap *cap_new(const struct cap_config *cfg, struct an *an, int live, char *err, size_t errlen)
+{
+	if (g_cap) {
+		snprintf(err, errlen, "capture: only one engine per process");
+		return NULL;
+	}
+	struct cap *c = calloc(1, sizeof(*c));
+	if (!c) {
+		snprintf(err, errlen, "capture: out of memory");
+		return NULL;
+	}
+	c->cfg = *cfg;
+	c->an = an;
+	c->live = live;
+	if (flows_init(&c->flows, (uint32_t)cfg->max_flows) != 0 ||
+	    !(c->v6 = v6map_new((uint32_t)cfg->v6_map_size))) {
+		snprintf(err, errlen, "capture: out of memory");
+		goto fail;
+	}
+	/* Synthetic IPv6 stand-ins never carry valid TCP checksums. */
+	add_ctl(c, "240.0.0.0/4", NIDS_DONT_CHKSUM, err, errlen);
+	if (cfg->n_checksum_bypass >= 0) {
+		for (int i = 0; i < cfg->n_checksum_bypass; i++)
+			if (add_ctl(c, cfg->checksum_bypass[i], NIDS_DONT_CHKSUM, err, errlen) != 0)
+				goto fail;
+	} else if (!live) {
+		/* Files: bad checksums are nearly always capture-host offload artefacts. */
+		add_ctl(c, "all", NIDS_DONT_CHKSUM, err, errlen);
+	} else {
+		add_ctl(c, "127.0.0.0/8", NIDS_DONT_CHKSUM, err, errlen);
+		struct ifaddrs *ifa = NULL;
+		if (getifaddrs(&ifa) == 0) {
+			for (struct ifaddrs *i = ifa; i; i = i->ifa_next) {
+				if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET)
+					continue;
+				char s[INET_ADDRSTRLEN];
+				inet_ntop(AF_INET, &((struct sockaddr_in *)(void *)i->ifa_addr)->sin_addr, s,
+					  sizeof s);
+				add_ctl(c, s, NIDS_DONT_CHKSUM, err, errlen);
+			}
+			freeifaddrs(ifa);
+		}
+	}
+	c->dead = pcap_open_dead(DLT_RAW, CAP_SNAPLEN);
+	if (!c->dead) {
+		snprintf(err, errlen, "capture: pcap_open_dead failed");
+		goto fail;
+	}
+	nids_params.pcap_desc = c->dead;
+	nids_params.filename = NULL;
+	nids_params.device = NULL;
+	nids_params.n_tcp_streams = cfg->max_flows / 3 * 4 + 16;
+	nids_params.scan_num_hosts = 0;
+	nids_params.multiproc = 0;
+	nids_params.tcp_workarounds = 1;
+	nids_params.syslog = nids_log;
+	nids_params.no_mem = nids_nomem;
+	nids_params.pcap_filter = NULL;
+	g_cap = c;
+	if (!nids_init()) {
+		snprintf(err, errlen, "capture: libnids: %s", nids_errbuf);
+		g_cap = NULL;
+		goto fail;
+	}
+	nids_register_chksum_ctl(c->ctl, c->n_ctl);
+	/* libnids takes the callback as void *; a union avoids a function/object pointer cast. */
+	union {
+		void (*fn)(struct tcp_stream *, void **);
+		void *ptr;
+	} cb = { .fn = tcp_callback };
+	nids_register_tcp(cb.ptr);
+	return c;
+fail:
+	if (c->dead)
+		pcap_close(c->dead);
+	flows_free(&c->flows);
+	v6map_free(c->v6);
+	free(c);
+	return NULL;
+}
+
+static int set_filter(pcap_t *p, const char *bpf, const char *what, char *err, size_t errlen)
+{
+	if (!bpf || !*bpf)
+		return 0;
+	struct bpf_program prog;
+	if (pcap_compile(p, &prog, bpf, 1, PCAP_NETMASK_UNKNOWN) != 0) {
+		snprintf(err, errlen, "%s: bad filter '%s': %s", what, bpf, pcap_geterr(p));
+		return -1;
+	}
+	int rc = pcap_setfilter(p, &prog);
+	pcap_freecode(&prog);
+	if (rc != 0) {
+		snprintf(err, errlen, "%s: cannot set filter: %s", what, pcap_geterr(p));
+		return -1;
+	}
+	return 0;
+}
+
+int cap_read_file(struct cap *c, const char *path, const char *bpf, int progress, char *err,
+		  size_t errlen)
+{
+	char eb[PCAP_ERRBUF_SIZE] = "";
+	pcap_t *p = pcap_open_offline_with_tstamp_precision(path, PCAP_TSTAMP_PRECISION_MICRO, eb);
+	if (!p) {
+		snprintf(err, errlen, "%s: %s", path, eb[0] ? eb : "cannot open");
+		return -1;
+	}
+	c->dlt = pcap_datalink(p);
+	if (!l2_supported(c->dlt)) {
+		snprintf(err, errlen, "%s: unsupported link type %s", path,
+			 pcap_datalink_val_to_name(c->dlt) ? pcap_datalink_val_to_name(c->dlt) : "?");
+		pcap_close(p);
+		return -1;
+	}
+	if (set_filter(p, bpf, path, err, errlen) != 0) {
+		pcap_close(p);
+		return -1;
+	}
+	c->cur_file = path;
+	c->progress = progress;
+	int rc = 0;
+	while (!g_stop) {
+		int n = pcap_dispatch(p, 4096, on_packet, (u_char *)c);
+		if (n == 0)
+			break; /* end of file */
+		if (n == PCAP_ERROR) {
+			snprintf(err, errlen, "%s: %s", path, pcap_geterr(p));
+			rc = -1;
+			break;
+		}
+		if (n == PCAP_ERROR_BREAK)
+			break;
+	}
+	if (progress)
+		show_progress(c, 1);
+	c->cur_file = NULL;
+	pcap_close(p);
+	return rc;
+}
+
+static int drop_privileges(const char *user, char *err, size_t errlen)
+{
+	struct passwd *pw = getpwnam(user);
+	if (!pw) {
+		snprintf(err, errlen, "-Z %s: no such user", user);
+		return -1;
+	}
+	if (initgroups(pw->pw_name, pw->pw_gid) != 0 || setgid(pw->pw_gid) != 0 ||
+	    setuid(pw->pw_uid) != 0) {
+		snprintf(err, errlen, "-Z %s: cannot drop privileges: %s", user, strerror(errno));
+		return -1;
+	}
+	/* setuid to non-root clears every capability; make sure it cannot come back. */
+	if (setuid(0) == 0) {
+		snprintf(err, errlen, "-Z %s: privileges were not dropped", user);
+		return -1;
+	}
+	prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+	return 0;
+}
+
+int cap_live(struct cap *c, const char *iface, const char *bpf, const char *drop_user,
+	     const struct cap_live_hooks *hooks, char *err, size_t errlen)
+{
+	char eb[PCAP_ERRBUF_SIZE] = "";
+	pcap_t *p = pcap_create(iface, eb);
+	if (!p) {
+		snprintf(err, errlen, "%s: %s", iface, eb);
+		return -1;
+	}
+	pcap_set_snaplen(p, CAP_SNAPLEN);
+	pcap_set_promisc(p, 1);
+	pcap_set_timeout(p, 100);
+	pcap_set_buffer_size(p, c->cfg.kernel_buffer_mb * 1024 * 1024);
+	int rc = pcap_activate(p);
+	if (rc < 0) {
+		snprintf(err, errlen, "%s: %s", iface, pcap_geterr(p));
+		pcap_close(p);
+		return -1;
+	}
+	c->dlt = pcap_datalink(p);
+	if (!l2_supported(c->dlt)) {
+		snprintf(err, errlen, "%s: unsupported link type %d", iface, c->dlt);
+		pcap_close(p);
+		return -1;
+	}
+	if (set_filter(p, bpf, iface, err, errlen) != 0 ||
+	    pcap_setnonblock(p, 1, eb) != 0 ||
+	    (drop_user && drop_privileges(drop_user, err, errlen) != 0)) {
+		if (!err[0])
+			snprintf(err, errlen, "%s: %s", iface, eb);
+		pcap_close(p);
+		return -1;
+	}
+	int fd = pcap_get_selectable_fd(p);
+	time_t last_stats = time(NULL);
+	rc = 0;
+	while (!g_stop) {
+		if (g_hup) {
+			g_hup = 0;
+			if (hooks && hooks->on_hup)
+				hooks->on_hup(hooks->ctx);
+		}
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		int pr = poll(&pfd, 1, 200);
+		if (pr < 0 && errno != EINTR) {
+			snprintf(err, errlen, "%s: poll: %s", iface, strerror(errno));
+			rc = -1;
+			break;
+		}
+		int n = pcap_dispatch(p, 10000, on_packet, (u_char *)c);
+		if (n == PCAP_ERROR) {
+			snprintf(err, errlen, "%s: %s", iface, pcap_geterr(p));
+			rc = -1;
+			break;
+		}
+		/* Without traffic, packet time stands still: advance it with the clock so
+		 * windows and idle sweeps still run. */
+		if (n == 0) {
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ev_time wall = (ev_time)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+			if (wall > c->now) {
+				c->now = wall;
+				if (c->now - c->last_tick >= CAP_TICK_US) {
+					c->last_tick = c->now;
+					an_tick(c->an, c->now);
+					sweep_idle(c);
+				}
+			}
+		}
+		struct pcap_stat ps;
+		if (pcap_stats(p, &ps) == 0)
+			c->st.kernel_drops = (uint64_t)ps.ps_drop + ps.ps_ifdrop;
+		time_t now = time(NULL);
+		if (c->cfg.stats_interval_s > 0 && (!hooks || !hooks->quiet) &&
+		    now - last_stats >= c->cfg.stats_interval_s) {
+			last_stats = now;
+			fprintf(stderr, "dbtap: %s: %llu packets, %llu sessions, %llu kernel drops, %llu gaps\n",
+				iface, (unsigned long long)c->st.packets, (unsigned long long)c->st.streams,
+				(unsigned long long)c->st.kernel_drops, (unsigned long long)c->st.gaps);
+		}
+	}
+	pcap_close(p);
+	return rc;
+}
+
+void cap_finish(struct cap *c)
+{
+	if (!c)
+		return;
+	nids_exit(); /* EXITING for every stream libnids still holds */
+	while (c->flows.lru_head) {
+		struct flow *f = c->flows.lru_head;
+		f->stream = NULL;
+		flow_finish(c, f, "eof", PROTO_END_EOF);
+	}
+	an_tick(c->an, c->now);
+}
+
+void cap_free(struct cap *c)
+{
+	if (!c)
+		return;
+	flows_free(&c->flows);
+	v6map_free(c->v6);
+	if (c->dead)
+		pcap_close(c->dead);
+	if (g_cap == c)
+		g_cap = NULL;
+	free(c);
+}
+
+void cap_get_stats(const struct cap *c, struct cap_stats *st)
+{
+	*st = c->st;
+	st->sensor_drops = c->st.sensor_drops + c->st.evicted + c->st.oversize + c->st.v6_map_full;
+}
+
+char *cap_stats_json(const struct cap *c)
+{
+	char *s = malloc(1024);
+	if (!s)
+		return NULL;
+	const struct cap_stats *t = &c->st;
+	snprintf(s, 1024,
+		 "{\"non_ip\":%llu,\"truncated\":%llu,\"ipv6_fragments\":%llu,\"ipv6_skipped\":%llu,"
+		 "\"v6_map_full\":%llu,\"midstream_pickups\":%llu,\"gaps\":%llu,\"lost_bytes\":%llu,"
+		 "\"evicted\":%llu,\"idle_closed\":%llu,\"oversize\":%llu,\"nids_warnings\":%llu}",
+		 (unsigned long long)t->non_ip, (unsigned long long)t->truncated,
+		 (unsigned long long)t->ipv6_fragments, (unsigned long long)t->ipv6_skipped,
+		 (unsigned long long)t->v6_map_full, (unsigned long long)t->midstream_pickups,
+		 (unsigned long long)t->gaps, (unsigned long long)t->lost_bytes,
+		 (unsigned long long)t->evicted, (unsigned long long)t->idle_closed,
+		 (unsigned long long)t->oversize, (unsigned long long)t->nids_warnings);
+	return s;
+}

@@ -3,33 +3,70 @@
 #ifndef DBTAP_CAP_H
 #define DBTAP_CAP_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "an.h"
 
 #define CAP_MAX_PORTS 16
+#define CAP_MAX_CIDRS 32
 
 struct cap_config {
 	int pg_ports[CAP_MAX_PORTS], n_pg_ports;
 	int my_ports[CAP_MAX_PORTS], n_my_ports;
-	int probe_other_ports; /* content probing of flows on other ports */
-	int max_streams;       /* concurrent TCP streams tracked */
-	int idle_timeout_s;
+	int probe_other_ports; /* decode flows on other ports whose first bytes are unmistakable */
+	int max_flows;	       /* concurrent TCP flows tracked (libnids table sized from it) */
+	int idle_timeout_s;    /* packet time without traffic before a flow is closed */
 	int gap_timeout_ms;    /* a hole older than this (packet time) is declared lost */
-	int gap_max_bytes;     /* ... or once this much later data is queued */
-	/* CIDRs whose source addresses skip checksum verification; "all" / "none" */
-	char *checksum_bypass[AN_MAX_LIST];
+	int gap_max_packets;   /* ... or after this many packets arrived behind it */
+	int v6_map_size;       /* distinct IPv6 addresses tracked */
+	/* Source CIDRs (IPv4) whose TCP checksums are not verified; n = -1 means "defaults":
+	 * everything for files, loopback and the interface's own addresses when live. */
+	char *checksum_bypass[CAP_MAX_CIDRS];
 	int n_checksum_bypass;
-	int checksum_bypass_set; /* config gave the list explicitly */
+	int kernel_buffer_mb;
+	int stats_interval_s; /* periodic stats line on stderr when live (0 = off) */
 };
 
 void cap_config_defaults(struct cap_config *c);
+void cap_config_free(struct cap_config *c);
 
 struct cap_stats {
 	uint64_t packets, bytes, kernel_drops, sensor_drops, streams;
-	uint64_t non_ip, ipv6_ext_skipped, ip_fragments, bad_packets;
-	uint64_t midstream_pickups, gaps, lost_bytes, evicted, idle_closed, oversize_msgs;
-	uint64_t nids_warnings;
+	uint64_t non_ip, truncated, ipv6_fragments, ipv6_skipped, v6_map_full;
+	uint64_t midstream_pickups, gaps, lost_bytes, evicted, idle_closed, oversize;
+	uint64_t nids_warnings, nids_too_many;
+	int64_t first_ts, last_ts; /* packet times, microseconds */
 };
+
+struct cap;
+
+/* One capture engine per process (libnids is a set of globals). an is not owned. */
+struct cap *cap_new(const struct cap_config *cfg, struct an *an, int live, char *err, size_t errlen);
+void cap_free(struct cap *c);
+
+/* Read a pcap/pcapng file; several calls read several files as one capture.
+ * 0, or -1 with a one-line message naming the file (what was decoded is kept). */
+int cap_read_file(struct cap *c, const char *path, const char *bpf, int progress, char *err,
+		  size_t errlen);
+
+/* Capture on an interface until cap_stop(). drop_user: setuid after the handle is open. */
+struct cap_live_hooks {
+	void (*on_hup)(void *ctx); /* SIGHUP: reopen outputs */
+	void *ctx;
+	int quiet;
+};
+int cap_live(struct cap *c, const char *iface, const char *bpf, const char *drop_user,
+	     const struct cap_live_hooks *hooks, char *err, size_t errlen);
+
+/* Async-signal-safe requests from signal handlers. */
+void cap_stop(void);
+void cap_hup(void);
+
+/* End of capture: flush every open flow (end_reason 'eof'). */
+void cap_finish(struct cap *c);
+void cap_get_stats(const struct cap *c, struct cap_stats *st);
+/* Counters as a JSON object text (caller frees). */
+char *cap_stats_json(const struct cap *c);
 
 #endif

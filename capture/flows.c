@@ -1,2 +1,107 @@
-/* Flow table (stub). */
-#include "cap.h"
+/* Flow table: hash by 4-tuple plus an LRU list for idle sweeps and eviction. */
+#include "flows.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+int flows_init(struct flow_table *t, uint32_t cap)
+{
+	memset(t, 0, sizeof(*t));
+	t->cap = cap ? cap : 1;
+	t->nbuckets = 1;
+	while (t->nbuckets < t->cap)
+		t->nbuckets <<= 1;
+	t->bucket = calloc(t->nbuckets, sizeof(*t->bucket));
+	return t->bucket ? 0 : -12;
+}
+
+void flows_free(struct flow_table *t)
+{
+	while (t->lru_head)
+		flows_remove(t, t->lru_head);
+	free(t->bucket);
+	memset(t, 0, sizeof(*t));
+}
+
+static uint32_t key_hash(const struct flow_key *k)
+{
+	uint64_t h = k->cli_ip * 0x9E3779B97F4A7C15ull;
+	h ^= (uint64_t)k->srv_ip * 0xC2B2AE3D27D4EB4Full;
+	h ^= ((uint64_t)k->cli_port << 16 | k->srv_port) * 0x165667B19E3779F9ull;
+	return (uint32_t)(h ^ (h >> 29));
+}
+
+static int key_eq(const struct flow_key *a, const struct flow_key *b)
+{
+	return a->cli_ip == b->cli_ip && a->srv_ip == b->srv_ip && a->cli_port == b->cli_port &&
+	       a->srv_port == b->srv_port;
+}
+
+struct flow *flows_find(struct flow_table *t, const struct flow_key *k)
+{
+	for (struct flow *f = t->bucket[key_hash(k) & (t->nbuckets - 1)]; f; f = f->hnext)
+		if (key_eq(&f->key, k))
+			return f;
+	return NULL;
+}
+
+static void lru_unlink(struct flow_table *t, struct flow *f)
+{
+	if (f->lru_prev)
+		f->lru_prev->lru_next = f->lru_next;
+	else
+		t->lru_head = f->lru_next;
+	if (f->lru_next)
+		f->lru_next->lru_prev = f->lru_prev;
+	else
+		t->lru_tail = f->lru_prev;
+	f->lru_prev = f->lru_next = NULL;
+}
+
+static void lru_append(struct flow_table *t, struct flow *f)
+{
+	f->lru_prev = t->lru_tail;
+	f->lru_next = NULL;
+	if (t->lru_tail)
+		t->lru_tail->lru_next = f;
+	else
+		t->lru_head = f;
+	t->lru_tail = f;
+}
+
+struct flow *flows_add(struct flow_table *t, const struct flow_key *k)
+{
+	if (t->count >= t->cap)
+		return NULL;
+	struct flow *f = calloc(1, sizeof(*f));
+	if (!f)
+		return NULL;
+	f->key = *k;
+	uint32_t b = key_hash(k) & (t->nbuckets - 1);
+	f->hnext = t->bucket[b];
+	t->bucket[b] = f;
+	lru_append(t, f);
+	t->count++;
+	return f;
+}
+
+void flows_remove(struct flow_table *t, struct flow *f)
+{
+	struct flow **pp = &t->bucket[key_hash(&f->key) & (t->nbuckets - 1)];
+	while (*pp && *pp != f)
+		pp = &(*pp)->hnext;
+	if (*pp)
+		*pp = f->hnext;
+	lru_unlink(t, f);
+	t->count--;
+	free(f);
+}
+
+void flows_touch(struct flow_table *t, struct flow *f, ev_time ts)
+{
+	f->last_ts = ts;
+	if (t->lru_tail != f) {
+		lru_unlink(t, f);
+		lru_append(t, f);
+	}
+}

@@ -1,10 +1,311 @@
-/* dbtap entry point (stub). */
+/* dbtap entry point: command line (DESIGN.md §2), configuration, and the wiring of
+ * capture -> decoders -> analyzer -> storage for one run. */
+#include <errno.h>
+#include <getopt.h>
+#include <pwd.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <unistd.h>
 
+#include "an.h"
+#include "cap.h"
+#include "config.h"
 #include "dbtap_version.h"
+#include "report.h"
+#include "sink.h"
 
-int main(void)
+#define MAX_FILES 1024
+
+static void usage(FILE *f)
 {
-	printf("dbtap %s\n", DBTAP_VERSION);
+	fprintf(f,
+		"usage: dbtap run (-r FILE ... | -i IFACE) [-d DB] [-c CONFIG.json] [-f 'BPF'] [--json FILE|-]\n"
+		"                 [--learn] [-Z USER] [-q]\n"
+		"       dbtap report [-d DB]... [--since ISO8601 | --last 24h] [--format text|html|json] [-o FILE]\n"
+		"       dbtap prune [-d DB] --older-than 30d\n"
+		"       dbtap version\n");
+}
+
+struct run_opts {
+	const char *files[MAX_FILES];
+	int n_files;
+	const char *iface, *db, *config, *bpf, *json, *drop_user;
+	int learn, quiet;
+};
+
+static struct sink *g_json; /* reopened on SIGHUP */
+
+static void on_signal(int sig)
+{
+	if (sig == SIGHUP)
+		cap_hup();
+	else
+		cap_stop();
+}
+
+static void reopen_json(void *ctx)
+{
+	(void)ctx;
+	if (g_json)
+		sink_json_reopen(g_json);
+}
+
+static int parse_run(int argc, char **argv, struct run_opts *o)
+{
+	static const struct option longopts[] = {
+		{ "json", required_argument, NULL, 'J' },
+		{ "learn", no_argument, NULL, 'L' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	memset(o, 0, sizeof(*o));
+	o->db = "./dbtap.db";
+	int ch;
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "r:i:d:c:f:Z:qh", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'r':
+			if (o->n_files >= MAX_FILES) {
+				fprintf(stderr, "dbtap: at most %d -r files\n", MAX_FILES);
+				return -1;
+			}
+			o->files[o->n_files++] = optarg;
+			break;
+		case 'i':
+			o->iface = optarg;
+			break;
+		case 'd':
+			o->db = optarg;
+			break;
+		case 'c':
+			o->config = optarg;
+			break;
+		case 'f':
+			o->bpf = optarg;
+			break;
+		case 'J':
+			o->json = optarg;
+			break;
+		case 'L':
+			o->learn = 1;
+			break;
+		case 'Z':
+			o->drop_user = optarg;
+			break;
+		case 'q':
+			o->quiet = 1;
+			break;
+		case 'h':
+			usage(stdout);
+			exit(0);
+		default:
+			return -1;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "dbtap: unexpected argument '%s'\n", argv[optind]);
+		return -1;
+	}
+	if ((o->n_files > 0) == (o->iface != NULL)) {
+		fprintf(stderr, "dbtap: run needs either -r FILE... or -i IFACE\n");
+		return -1;
+	}
 	return 0;
+}
+
+static int64_t wall_us(void)
+{
+	struct timeval tv;
+	gettimeofday(&tv, NULL);
+	return (int64_t)tv.tv_sec * 1000000 + tv.tv_usec;
+}
+
+/* The database must stay writable after -Z drops root. */
+static void chown_outputs(const char *db, const char *json, const char *user)
+{
+	struct passwd *pw = getpwnam(user);
+	if (!pw)
+		return;
+	const char *suffix[] = { "", "-wal", "-shm" };
+	char p[4096];
+	for (size_t i = 0; i < 3; i++) {
+		snprintf(p, sizeof p, "%s%s", db, suffix[i]);
+		if (chown(p, pw->pw_uid, pw->pw_gid) != 0 && errno != ENOENT)
+			fprintf(stderr, "dbtap: warning: cannot chown %s: %s\n", p, strerror(errno));
+	}
+	if (json && strcmp(json, "-") != 0 && chown(json, pw->pw_uid, pw->pw_gid) != 0)
+		fprintf(stderr, "dbtap: warning: cannot chown %s: %s\n", json, strerror(errno));
+}
+
+static int cmd_run(int argc, char **argv)
+{
+	struct run_opts o;
+	if (parse_run(argc, argv, &o) != 0) {
+		usage(stderr);
+		return 2;
+	}
+	char err[1024] = "";
+	struct dbtap_config cfg;
+	dbtap_config_defaults(&cfg);
+	if (o.config && dbtap_config_load(&cfg, o.config, err, sizeof err) != 0) {
+		fprintf(stderr, "dbtap: %s\n", err);
+		dbtap_config_free(&cfg);
+		return 2;
+	}
+	cfg.an.learn = o.learn;
+	const char *json_path = o.json ? o.json : cfg.json_path;
+
+	int status = 0;
+	struct sink *sinks[2] = { NULL, NULL };
+	int n_sinks = 0;
+	struct an *an = NULL;
+	struct cap *cap = NULL;
+	struct sink_ids ids;
+	memset(&ids, 0, sizeof ids);
+
+	sinks[0] = sink_sqlite_open(o.db, cfg.batch_rows, &ids, err, sizeof err);
+	if (!sinks[0]) {
+		fprintf(stderr, "dbtap: %s\n", err);
+		status = 1;
+		goto out;
+	}
+	n_sinks = 1;
+	if (json_path) {
+		sinks[1] = sink_json_open(json_path, err, sizeof err);
+		if (!sinks[1]) {
+			fprintf(stderr, "dbtap: %s\n", err);
+			status = 1;
+			goto out;
+		}
+		g_json = sinks[1];
+		n_sinks = 2;
+	}
+
+	char source[4200];
+	if (o.iface)
+		snprintf(source, sizeof source, "iface:%s", o.iface);
+	else if (o.n_files == 1)
+		snprintf(source, sizeof source, "file:%s", o.files[0]);
+	else
+		snprintf(source, sizeof source, "file:%s (+%d more)", o.files[0], o.n_files - 1);
+	struct rec_run run = {
+		.id = ids.run,
+		.started_at = wall_us(),
+		.source = source,
+		.version = DBTAP_VERSION,
+		.config = cfg.effective,
+	};
+	struct rec rr = { .type = REC_RUN, .u.run = &run };
+	for (int i = 0; i < n_sinks; i++)
+		if (sink_put(sinks[i], &rr) != 0) {
+			fprintf(stderr, "dbtap: %s\n", sinks[i]->errmsg);
+			status = 1;
+			goto out;
+		}
+
+	an = an_new(&cfg.an, sinks, n_sinks, &ids, run.id);
+	if (!an) {
+		fprintf(stderr, "dbtap: analyzer: out of memory\n");
+		status = 1;
+		goto out;
+	}
+	cap = cap_new(&cfg.cap, an, o.iface != NULL, err, sizeof err);
+	if (!cap) {
+		fprintf(stderr, "dbtap: %s\n", err);
+		status = cfg.cap.n_checksum_bypass >= 0 && strstr(err, "config:") ? 2 : 1;
+		goto out;
+	}
+
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_signal;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	if (o.drop_user)
+		chown_outputs(o.db, json_path, o.drop_user);
+	if (o.iface) {
+		struct cap_live_hooks hooks = { .on_hup = reopen_json, .quiet = o.quiet };
+		if (cap_live(cap, o.iface, o.bpf, o.drop_user, &hooks, err, sizeof err) != 0) {
+			fprintf(stderr, "dbtap: %s\n", err);
+			status = 1;
+		}
+	} else {
+		int progress = !o.quiet && isatty(2);
+		for (int i = 0; i < o.n_files; i++) {
+			if (cap_read_file(cap, o.files[i], o.bpf, progress, err, sizeof err) != 0) {
+				fprintf(stderr, "dbtap: %s\n", err);
+				status = strstr(err, "bad filter") ? 2 : 1;
+				break;
+			}
+		}
+	}
+	cap_finish(cap);
+
+out:;
+	struct cap_stats cs;
+	memset(&cs, 0, sizeof cs);
+	char *drops = NULL;
+	if (cap) {
+		cap_get_stats(cap, &cs);
+		drops = cap_stats_json(cap);
+	}
+	if (an) {
+		struct an_stats as;
+		an_free(an); /* flushes pending statements and sessions */
+		(void)as;
+	}
+	if (sinks[0] && ids.run) {
+		run.ended_at = wall_us();
+		if (cs.first_ts) {
+			run.started_at = cs.first_ts;
+			run.ended_at = cs.last_ts;
+		}
+		run.packets = (int64_t)cs.packets;
+		run.bytes = (int64_t)cs.bytes;
+		run.kernel_drops = (int64_t)cs.kernel_drops;
+		run.sensor_drops = (int64_t)cs.sensor_drops;
+		run.streams = (int64_t)cs.streams;
+		run.drops = drops;
+		for (int i = 0; i < n_sinks; i++)
+			if (sink_put(sinks[i], &rr) != 0 || sink_flush(sinks[i]) != 0) {
+				fprintf(stderr, "dbtap: %s\n", sinks[i]->errmsg);
+				status = 1;
+			}
+	}
+	for (int i = 0; i < n_sinks; i++)
+		sink_close(sinks[i]);
+	free(drops);
+	cap_free(cap);
+	dbtap_config_free(&cfg);
+	return status;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return 2;
+	}
+	const char *cmd = argv[1];
+	if (strcmp(cmd, "run") == 0)
+		return cmd_run(argc - 1, argv + 1);
+	if (strcmp(cmd, "report") == 0 || strcmp(cmd, "prune") == 0)
+		return report_main(argc - 1, argv + 1);
+	if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
+		printf("dbtap %s\n", DBTAP_VERSION);
+		return 0;
+	}
+	if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
+		usage(stdout);
+		return 0;
+	}
+	fprintf(stderr, "dbtap: unknown command '%s'\n", cmd);
+	usage(stderr);
+	return 2;
 }

@@ -19,4 +19,8 @@ struct report_opts {
 /* 0 on success; -1 with a one-line message in err (exit 1). */
 int report_run(const struct report_opts *o, char *err, size_t errlen);
 
+/* `dbtap report ...` and `dbtap prune ...`: argv[0] is "report" or "prune".
+ * Returns the exit status (0 ok, 1 runtime error, 2 usage error). */
+int report_main(int argc, char **argv);
+
 #endif

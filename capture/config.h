@@ -1,0 +1,25 @@
+/* The -c configuration file: JSON loaded with libcjson. Capture owns "ports", "capture"
+ * and "output"; every other top-level key goes to the analyzer (an_config_set). Unknown
+ * keys and wrong types are usage errors naming the key's JSON path. */
+#ifndef DBTAP_CONFIG_H
+#define DBTAP_CONFIG_H
+
+#include <stddef.h>
+
+#include "an.h"
+#include "cap.h"
+
+struct dbtap_config {
+	struct cap_config cap;
+	struct an_config an;
+	char *json_path;   /* output.json: JSON-lines file ("-" = stdout) */
+	int batch_rows;	   /* output.batch_rows: rows per SQLite transaction */
+	char *effective;   /* the file's JSON text, stored in runs.config */
+};
+
+void dbtap_config_defaults(struct dbtap_config *c);
+/* 0, or -1 with a one-line message (file name, JSON path, reason) in err. */
+int dbtap_config_load(struct dbtap_config *c, const char *path, char *err, size_t errlen);
+void dbtap_config_free(struct dbtap_config *c);
+
+#endif

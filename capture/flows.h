@@ -1,0 +1,50 @@
+/* The capture flow table: our own record of each database TCP flow, keyed by its
+ * 4-tuple and independent of libnids' stream (which we may free on a gap and re-pick up).
+ * Bounded: at most `cap` flows; the least recently active is evicted first. */
+#ifndef DBTAP_FLOWS_H
+#define DBTAP_FLOWS_H
+
+#include <stdint.h>
+
+#include "an.h"
+#include "proto.h"
+
+struct flow_key {
+	uint32_t cli_ip, srv_ip; /* network order; IPv6 flows use synthetic addresses */
+	uint16_t cli_port, srv_port;
+};
+
+struct flow {
+	struct flow_key key;
+	struct flow *hnext;	     /* hash chain */
+	struct flow *lru_prev, *lru_next;
+	void *stream;		     /* libnids tcp_stream while attached */
+	const struct proto_decoder *dec; /* NULL while probing */
+	void *dec_state;
+	struct ev_sink *sink;	     /* what the decoder emits into; outlives dec_state */
+	struct an_session *sess;
+	ev_time first_ts, last_ts;
+	uint64_t bytes_to_server, bytes_to_client;
+	uint64_t gaps, lost_bytes;
+	uint32_t probe_bytes;
+	uint8_t midstream, stopped, ignored;
+	uint8_t ooo_pkts[2];	     /* packets seen while a direction had a hole */
+	ev_time ooo_since[2];
+	char cli_ip[46], srv_ip[46];
+};
+
+struct flow_table {
+	struct flow **bucket;
+	uint32_t nbuckets, count, cap;
+	struct flow *lru_head, *lru_tail; /* head = least recently active */
+};
+
+int flows_init(struct flow_table *t, uint32_t cap);
+void flows_free(struct flow_table *t);
+struct flow *flows_find(struct flow_table *t, const struct flow_key *k);
+/* A new zeroed flow linked at the LRU tail; NULL when full (caller evicts first) or ENOMEM. */
+struct flow *flows_add(struct flow_table *t, const struct flow_key *k);
+void flows_remove(struct flow_table *t, struct flow *f); /* unlink and free */
+void flows_touch(struct flow_table *t, struct flow *f, ev_time ts);
+
+#endif
