@@ -9,3 +9,10 @@ int report_run(const struct report_opts *o, char *err, size_t errlen)
 	snprintf(err, errlen, "report: not implemented yet");
 	return -1;
 }
+
+int report_main(int argc, char **argv)
+{
+	(void)argc;
+	fprintf(stderr, "dbtap: %s: not implemented yet\n", argv[0]);
+	return 1;
+}
