@@ -1,0 +1,32 @@
+#!/bin/sh
+# Install what dbtap needs on Debian 12, skipping what is already there.
+# Usage: contrib/deps.sh build|test
+set -eu
+build="meson ninja-build pkg-config gcc libpcap-dev libnids-dev libsqlite3-dev sqlite3
+  libcjson-dev zlib1g-dev libzstd-dev"
+test="$build libcriterion-dev postgresql-15 postgresql-client-15 mariadb-server mariadb-client
+  python3 python3-psycopg2 python3-pymysql tcpdump tcpreplay openssl iproute2 ethtool clang"
+case "${1:-build}" in
+build) want=$build ;;
+test) want=$test ;;
+*) echo "usage: $0 build|test" >&2; exit 2 ;;
+esac
+missing=""
+for p in $want; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+if [ "$(id -u)" != 0 ]; then
+	echo "dbtap: missing packages:$missing (run as root, or: sudo apt-get install$missing)" >&2
+	exit 1
+fi
+echo "dbtap: installing$missing" >&2
+export DEBIAN_FRONTEND=noninteractive
+# Servers are started by the tests themselves, never by the package scripts.
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+	printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+	chmod +x /usr/sbin/policy-rc.d
+	trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+fi
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends $missing >/dev/null
