@@ -1,4 +1,5 @@
-/* `dbtap report`: summarise one or more findings databases over a time window. */
+/* `dbtap report` and `dbtap prune`: summarise one or more findings databases over a time
+ * window (text, self-contained HTML, JSON), and apply retention to old statements. */
 #ifndef DBTAP_REPORT_H
 #define DBTAP_REPORT_H
 
@@ -19,8 +20,25 @@ struct report_opts {
 /* 0 on success; -1 with a one-line message in err (exit 1). */
 int report_run(const struct report_opts *o, char *err, size_t errlen);
 
-/* `dbtap report ...` and `dbtap prune ...`: argv[0] is "report" or "prune".
- * Returns the exit status (0 ok, 1 runtime error, 2 usage error). */
+/* The CLI of both words: argv[0] is "report" or "prune"; the rest as in DESIGN.md §2:
+ *   report [-d DB]... [--since ISO8601 | --last 24h] [--format text|html|json] [-o FILE]
+ *   prune  [-d DB]... --older-than 30d [--vacuum]
+ * Returns the exit status: 0 ok, 1 runtime error (one line on stderr naming the file),
+ * 2 usage error. */
 int report_main(int argc, char **argv);
+
+/* Retention (also for a config key applied at start-up): delete statements with ts older
+ * than cutoff_us in small transactions, keeping runs, sessions, findings and any other
+ * table (the baseline). findings.statement_id keeps its value (the finding carries its own
+ * sql and fingerprint). vacuum: also VACUUM; otherwise freed pages are returned with
+ * incremental_vacuum. 0, or -1 with a one-line message naming the file. */
+int report_prune_db(const char *path, int64_t cutoff_us, int vacuum, int64_t *deleted,
+		    char *err, size_t errlen);
+
+/* Parsers shared by the CLI: "24h", "30d", "90m", "3600s", "2w" -> microseconds;
+ * "2026-11-27", "2026-11-27T09:15", "2026-11-27T09:15:02.5Z", "...+01:00" -> us since epoch.
+ * 0 or -1 when malformed. */
+int report_parse_duration(const char *s, int64_t *us);
+int report_parse_time(const char *s, int64_t *us);
 
 #endif

@@ -95,12 +95,18 @@ struct sink_ops {
 	int (*put)(struct sink *s, const struct rec *r); /* 0 or -errno */
 	int (*flush)(struct sink *s);			  /* commit the current batch */
 	void (*close)(struct sink *s);			  /* flush and free */
+	/* Added by storage (optional, may be NULL): wait until every record put so far is
+	 * stored (or counted in dropped); 0 or -errno with errmsg. */
+	int (*sync)(struct sink *s);
 };
 
 struct sink {
 	const struct sink_ops *ops;
 	const char *name;     /* for error messages: the file path */
 	char errmsg[256];     /* last error, one line */
+	/* Added by storage: records accepted by put() but never stored (writer queue full,
+	 * write error); updated by put/flush/sync on the caller's thread. Never silent. */
+	uint64_t dropped;
 };
 
 static inline int sink_put(struct sink *s, const struct rec *r)
@@ -111,6 +117,10 @@ static inline int sink_flush(struct sink *s)
 {
 	return s->ops->flush(s);
 }
+static inline int sink_sync(struct sink *s)
+{
+	return s->ops->sync ? s->ops->sync(s) : s->ops->flush(s);
+}
 static inline void sink_close(struct sink *s)
 {
 	if (s)
@@ -118,7 +128,10 @@ static inline void sink_close(struct sink *s)
 }
 
 /* SQLite sink: creates the schema on first use (WAL, user_version), batches rows in
- * transactions of up to batch_rows rows or until flush. NULL with *err filled on failure. */
+ * transactions of up to batch_rows rows or until flush. NULL with *err filled on failure.
+ * Writes happen on a writer thread: put() copies the record into a bounded batch and never
+ * waits on disk; flush() hands the batch over; when the writer falls behind, statements are
+ * dropped first and counted in s->dropped. batch_rows <= 0 picks the default. */
 struct sink *sink_sqlite_open(const char *path, int batch_rows, struct sink_ids *next,
 			      char *err, size_t errlen);
 

@@ -1,14 +1,733 @@
-/* SQLite sink (stub: the storage work replaces this). */
+/* SQLite sink: the findings database of DESIGN.md §3 (schema, WAL, user_version) written by a
+ * writer thread. put() copies each record into a bounded batch (arena + item array) and never
+ * touches disk; flush() hands the batch to the writer, which stores it in one transaction. */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "sink.h"
+#include "sqlite_schema.h"
+
+/* Tunables. Memory bound: SQ_NBATCH batches of at most SQ_HARD_FACTOR x the soft limits. */
+#define SQ_BATCH_ROWS_DEFAULT 8192  /* rows per transaction unless flushed earlier */
+#define SQ_BATCH_BYTES (2u << 20)   /* soft cap on copied string bytes per batch */
+#define SQ_NBATCH 4		    /* batches: one filling, the rest queued or being written */
+#define SQ_HARD_FACTOR 4	    /* sessions/runs/findings may overfill a batch this much */
+#define SQ_CHUNK (256u << 10)	    /* arena chunk size */
+#define SQ_BUSY_MS 10000	    /* wait this long for another writer's lock */
+
+struct sq_chunk {
+	struct sq_chunk *next;
+	size_t size, used;
+	char data[];
+};
+
+struct sq_item {
+	enum rec_type type;
+	union {
+		struct rec_run run;
+		struct rec_session session;
+		struct rec_statement statement;
+		struct rec_finding finding;
+	} u;
+};
+
+struct sq_batch {
+	struct sq_item *items;
+	size_t n, cap;
+	size_t bytes;		/* string bytes copied */
+	struct sq_chunk *chunks; /* first = current */
+	struct sq_chunk *spare;	 /* reusable standard-size chunks */
+};
+
+enum sq_stmt { SQ_RUN, SQ_SESSION, SQ_STATEMENT, SQ_FINDING, SQ_BEGIN, SQ_COMMIT, SQ_NSTMT };
+
+struct sq_sink {
+	struct sink base;
+	sqlite3 *db;
+	sqlite3_stmt *st[SQ_NSTMT];
+	size_t batch_rows;
+
+	pthread_t thread;
+	int thread_started;
+	pthread_mutex_t mu;
+	pthread_cond_t cv_work; /* writer waits for a queued batch or stop */
+	pthread_cond_t cv_done; /* producer waits for a free batch / idle writer */
+	struct sq_batch pool[SQ_NBATCH];
+	int free_idx[SQ_NBATCH], n_free;   /* guarded by mu */
+	int queue[SQ_NBATCH], q_head, q_len; /* guarded by mu */
+	int writing;			    /* guarded by mu */
+	int stop;			    /* guarded by mu */
+	uint64_t w_lost;		    /* rows lost to write errors; guarded by mu */
+	unsigned w_err_seq;		    /* guarded by mu */
+	char w_err[256];		    /* guarded by mu */
+
+	struct sq_batch *cur; /* producer's batch */
+	uint64_t p_dropped;   /* producer-side drops */
+	unsigned seen_err_seq;
+};
+
+/* ---- arena ---- */
+
+static char *sq_alloc(struct sq_batch *b, size_t n)
+{
+	struct sq_chunk *c = b->chunks;
+	if (!c || c->size - c->used < n) {
+		if (n <= SQ_CHUNK && b->spare) {
+			c = b->spare;
+			b->spare = c->next;
+		} else {
+			size_t sz = n > SQ_CHUNK ? n : SQ_CHUNK;
+			c = malloc(sizeof(*c) + sz);
+			if (!c)
+				return NULL;
+			c->size = sz;
+		}
+		c->used = 0;
+		c->next = b->chunks;
+		b->chunks = c;
+	}
+	char *p = c->data + c->used;
+	c->used += n;
+	return p;
+}
+
+static void sq_batch_reset(struct sq_batch *b)
+{
+	struct sq_chunk *c = b->chunks, *next;
+	for (; c; c = next) {
+		next = c->next;
+		if (c->size == SQ_CHUNK) {
+			c->next = b->spare;
+			b->spare = c;
+		} else {
+			free(c); /* oversize: one huge statement must not pin memory */
+		}
+	}
+	b->chunks = NULL;
+	b->n = 0;
+	b->bytes = 0;
+}
+
+static void sq_batch_free(struct sq_batch *b)
+{
+	sq_batch_reset(b);
+	for (struct sq_chunk *c = b->spare, *next; c; c = next) {
+		next = c->next;
+		free(c);
+	}
+	b->spare = NULL;
+	free(b->items);
+	b->items = NULL;
+	b->cap = 0;
+}
+
+/* Copy a borrowed string into the batch; 0 or -ENOMEM. */
+static int sq_str(struct sq_batch *b, const char **s)
+{
+	if (!*s)
+		return 0;
+	size_t n = strlen(*s) + 1;
+	char *p = sq_alloc(b, n);
+	if (!p)
+		return -ENOMEM;
+	memcpy(p, *s, n);
+	b->bytes += n;
+	*s = p;
+	return 0;
+}
+
+static int sq_copy(struct sq_batch *b, const struct rec *r)
+{
+	if (b->n == b->cap) {
+		size_t cap = b->cap ? b->cap * 2 : 1024;
+		struct sq_item *it = realloc(b->items, cap * sizeof(*it));
+		if (!it)
+			return -ENOMEM;
+		b->items = it;
+		b->cap = cap;
+	}
+	struct sq_item *it = &b->items[b->n];
+	int rc = 0;
+	it->type = r->type;
+	switch (r->type) {
+	case REC_RUN: {
+		struct rec_run *x = &it->u.run;
+		*x = *r->u.run;
+		rc |= sq_str(b, &x->source) | sq_str(b, &x->version) | sq_str(b, &x->config) |
+		      sq_str(b, &x->drops);
+		break;
+	}
+	case REC_SESSION: {
+		struct rec_session *x = &it->u.session;
+		*x = *r->u.session;
+		rc |= sq_str(b, &x->protocol) | sq_str(b, &x->client_ip) | sq_str(b, &x->server_ip);
+		rc |= sq_str(b, &x->db_user) | sq_str(b, &x->database) | sq_str(b, &x->application);
+		rc |= sq_str(b, &x->client_info) | sq_str(b, &x->server_version);
+		rc |= sq_str(b, &x->auth_method) | sq_str(b, &x->login) | sq_str(b, &x->login_error);
+		rc |= sq_str(b, &x->end_reason);
+		break;
+	}
+	case REC_STATEMENT: {
+		struct rec_statement *x = &it->u.statement;
+		*x = *r->u.statement;
+		rc |= sq_str(b, &x->end_user) | sq_str(b, &x->end_user_source) | sq_str(b, &x->verb);
+		rc |= sq_str(b, &x->fingerprint) | sq_str(b, &x->sql) | sq_str(b, &x->params);
+		rc |= sq_str(b, &x->outcome) | sq_str(b, &x->error_code);
+		/* context fields are not columns: not copied */
+		x->protocol = x->client_ip = x->db_user = x->database = x->application = NULL;
+		break;
+	}
+	case REC_FINDING: {
+		struct rec_finding *x = &it->u.finding;
+		*x = *r->u.finding;
+		rc |= sq_str(b, &x->kind) | sq_str(b, &x->severity) | sq_str(b, &x->protocol);
+		rc |= sq_str(b, &x->client_ip) | sq_str(b, &x->server_ip) | sq_str(b, &x->db_user);
+		rc |= sq_str(b, &x->database) | sq_str(b, &x->application) | sq_str(b, &x->end_user);
+		rc |= sq_str(b, &x->end_user_source) | sq_str(b, &x->fingerprint);
+		rc |= sq_str(b, &x->sql) | sq_str(b, &x->summary) | sq_str(b, &x->evidence);
+		break;
+	}
+	default:
+		return -EINVAL;
+	}
+	if (rc)
+		return -ENOMEM; /* strings already copied stay in the arena until reset */
+	b->n++;
+	return 0;
+}
+
+/* ---- writer side ---- */
+
+static void bind_time(sqlite3_stmt *st, int i, int64_t us)
+{
+	if (!us) {
+		sqlite3_bind_null(st, i);
+		return;
+	}
+	char buf[40];
+	sink_fmt_time(us, buf, sizeof(buf));
+	sqlite3_bind_text(st, i, buf, -1, SQLITE_TRANSIENT);
+}
+
+static void bind_str(sqlite3_stmt *st, int i, const char *s)
+{
+	if (s)
+		sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, i);
+}
+
+/* Values < 0 (or 0 for ids) mean unknown: SQL NULL. */
+static void bind_opt(sqlite3_stmt *st, int i, int64_t v, int64_t null_below)
+{
+	if (v < null_below)
+		sqlite3_bind_null(st, i);
+	else
+		sqlite3_bind_int64(st, i, v);
+}
+
+static void bind_item(struct sq_sink *q, const struct sq_item *it, sqlite3_stmt **out)
+{
+	sqlite3_stmt *st = NULL;
+	int i = 1;
+	switch (it->type) {
+	case REC_RUN: {
+		const struct rec_run *x = &it->u.run;
+		st = q->st[SQ_RUN];
+		sqlite3_bind_int64(st, i++, x->id);
+		bind_time(st, i++, x->started_at);
+		bind_time(st, i++, x->ended_at);
+		bind_str(st, i++, x->source);
+		sqlite3_bind_int64(st, i++, x->packets);
+		sqlite3_bind_int64(st, i++, x->bytes);
+		sqlite3_bind_int64(st, i++, x->kernel_drops);
+		sqlite3_bind_int64(st, i++, x->sensor_drops);
+		sqlite3_bind_int64(st, i++, x->streams);
+		bind_str(st, i++, x->version);
+		bind_str(st, i++, x->config);
+		bind_str(st, i++, x->drops);
+		break;
+	}
+	case REC_SESSION: {
+		const struct rec_session *x = &it->u.session;
+		st = q->st[SQ_SESSION];
+		sqlite3_bind_int64(st, i++, x->id);
+		bind_opt(st, i++, x->run_id, 1);
+		bind_str(st, i++, x->protocol);
+		bind_str(st, i++, x->client_ip);
+		sqlite3_bind_int(st, i++, x->client_port);
+		bind_str(st, i++, x->server_ip);
+		sqlite3_bind_int(st, i++, x->server_port);
+		bind_time(st, i++, x->started_at);
+		bind_time(st, i++, x->ended_at);
+		bind_str(st, i++, x->db_user);
+		bind_str(st, i++, x->database);
+		bind_str(st, i++, x->application);
+		bind_str(st, i++, x->client_info);
+		bind_str(st, i++, x->server_version);
+		sqlite3_bind_int(st, i++, x->tls ? 1 : 0);
+		bind_str(st, i++, x->auth_method);
+		bind_str(st, i++, x->login);
+		bind_str(st, i++, x->login_error);
+		sqlite3_bind_int(st, i++, x->midstream ? 1 : 0);
+		bind_str(st, i++, x->end_reason);
+		sqlite3_bind_int64(st, i++, x->statements);
+		sqlite3_bind_int64(st, i++, x->errors);
+		sqlite3_bind_int64(st, i++, x->rows_returned);
+		sqlite3_bind_int64(st, i++, x->bytes_to_server);
+		sqlite3_bind_int64(st, i++, x->bytes_to_client);
+		sqlite3_bind_int64(st, i++, x->gaps);
+		sqlite3_bind_int64(st, i++, x->lost_bytes);
+		break;
+	}
+	case REC_STATEMENT: {
+		const struct rec_statement *x = &it->u.statement;
+		st = q->st[SQ_STATEMENT];
+		sqlite3_bind_int64(st, i++, x->id);
+		bind_opt(st, i++, x->session_id, 1);
+		bind_time(st, i++, x->ts);
+		bind_str(st, i++, x->end_user);
+		bind_str(st, i++, x->end_user_source);
+		bind_str(st, i++, x->verb);
+		bind_str(st, i++, x->fingerprint);
+		bind_str(st, i++, x->sql);
+		bind_str(st, i++, x->params);
+		bind_str(st, i++, x->outcome);
+		bind_str(st, i++, x->error_code);
+		bind_opt(st, i++, x->rows, 0);
+		bind_opt(st, i++, x->duration_us, 0);
+		break;
+	}
+	case REC_FINDING: {
+		const struct rec_finding *x = &it->u.finding;
+		st = q->st[SQ_FINDING];
+		sqlite3_bind_int64(st, i++, x->id);
+		bind_opt(st, i++, x->run_id, 1);
+		bind_opt(st, i++, x->session_id, 1);
+		bind_opt(st, i++, x->statement_id, 1);
+		bind_time(st, i++, x->ts);
+		bind_str(st, i++, x->kind);
+		bind_str(st, i++, x->severity);
+		bind_str(st, i++, x->protocol);
+		bind_str(st, i++, x->client_ip);
+		bind_str(st, i++, x->server_ip);
+		bind_str(st, i++, x->db_user);
+		bind_str(st, i++, x->database);
+		bind_str(st, i++, x->application);
+		bind_str(st, i++, x->end_user);
+		bind_str(st, i++, x->end_user_source);
+		bind_str(st, i++, x->fingerprint);
+		bind_str(st, i++, x->sql);
+		bind_str(st, i++, x->summary);
+		bind_str(st, i++, x->evidence);
+		break;
+	}
+	}
+	*out = st;
+}
+
+/* Called with mu held. */
+static void sq_set_werr(struct sq_sink *q, const char *what)
+{
+	snprintf(q->w_err, sizeof(q->w_err), "%s: %s: %s", q->base.name, what, sqlite3_errmsg(q->db));
+	q->w_err_seq++;
+}
+
+static int sq_exec_stmt(sqlite3_stmt *st)
+{
+	int rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : rc;
+}
+
+/* Store one batch in one transaction. Row-level failures (e.g. a duplicate id) lose that row;
+ * I/O-level failures (disk full, read-only, lock timeout) roll the batch back. */
+static void sq_write_batch(struct sq_sink *q, struct sq_batch *b)
+{
+	uint64_t lost = 0;
+	const char *what = NULL;
+	int rc = sq_exec_stmt(q->st[SQ_BEGIN]);
+	if (rc != SQLITE_OK) {
+		what = "begin";
+		goto rollback;
+	}
+	for (size_t k = 0; k < b->n; k++) {
+		sqlite3_stmt *st;
+		bind_item(q, &b->items[k], &st);
+		rc = sq_exec_stmt(st);
+		sqlite3_clear_bindings(st);
+		if (rc == SQLITE_OK)
+			continue;
+		int prim = rc & 0xff;
+		if (prim == SQLITE_CONSTRAINT || prim == SQLITE_MISMATCH || prim == SQLITE_TOOBIG) {
+			if (!lost++) { /* report the first rejected row of a batch */
+				pthread_mutex_lock(&q->mu);
+				sq_set_werr(q, "row rejected");
+				pthread_mutex_unlock(&q->mu);
+			}
+			continue;
+		}
+		what = "insert";
+		goto rollback;
+	}
+	rc = sq_exec_stmt(q->st[SQ_COMMIT]);
+	if (rc == SQLITE_OK)
+		goto out;
+	what = "commit";
+rollback:
+	lost = b->n;
+	pthread_mutex_lock(&q->mu);
+	sq_set_werr(q, what);
+	pthread_mutex_unlock(&q->mu);
+	if (!sqlite3_get_autocommit(q->db))
+		sqlite3_exec(q->db, "ROLLBACK", NULL, NULL, NULL);
+out:
+	pthread_mutex_lock(&q->mu);
+	q->w_lost += lost;
+	pthread_mutex_unlock(&q->mu);
+}
+
+static void *sq_writer(void *arg)
+{
+	struct sq_sink *q = arg;
+	pthread_mutex_lock(&q->mu);
+	for (;;) {
+		while (!q->q_len && !q->stop)
+			pthread_cond_wait(&q->cv_work, &q->mu);
+		if (!q->q_len)
+			break; /* stop requested and nothing left */
+		int idx = q->queue[q->q_head];
+		q->q_head = (q->q_head + 1) % SQ_NBATCH;
+		q->q_len--;
+		q->writing = 1;
+		pthread_mutex_unlock(&q->mu);
+
+		struct sq_batch *b = &q->pool[idx];
+		sq_write_batch(q, b);
+		sq_batch_reset(b);
+
+		pthread_mutex_lock(&q->mu);
+		q->writing = 0;
+		q->free_idx[q->n_free++] = idx;
+		pthread_cond_broadcast(&q->cv_done);
+	}
+	pthread_mutex_unlock(&q->mu);
+	return NULL;
+}
+
+/* ---- producer side ---- */
+
+/* Queue the current batch if it has rows and a free batch can replace it. With wait set,
+ * block until one is free (sync/close only; capture never waits). */
+static int sq_handover(struct sq_sink *q, int wait)
+{
+	struct sq_batch *b = q->cur;
+	if (!b->n)
+		return 0;
+	pthread_mutex_lock(&q->mu);
+	while (!q->n_free && wait)
+		pthread_cond_wait(&q->cv_done, &q->mu);
+	if (!q->n_free) {
+		pthread_mutex_unlock(&q->mu);
+		return -EAGAIN;
+	}
+	int idx = q->free_idx[--q->n_free];
+	q->queue[(q->q_head + q->q_len) % SQ_NBATCH] = (int)(b - q->pool);
+	q->q_len++;
+	q->cur = &q->pool[idx];
+	pthread_cond_signal(&q->cv_work);
+	pthread_mutex_unlock(&q->mu);
+	return 0;
+}
+
+/* Fold the writer's error and loss counters into the public fields; -EIO once per new error. */
+static int sq_collect(struct sq_sink *q)
+{
+	int rc = 0;
+	pthread_mutex_lock(&q->mu);
+	if (q->w_err_seq != q->seen_err_seq) {
+		q->seen_err_seq = q->w_err_seq;
+		snprintf(q->base.errmsg, sizeof(q->base.errmsg), "%s", q->w_err);
+		rc = -EIO;
+	}
+	q->base.dropped = q->p_dropped + q->w_lost;
+	pthread_mutex_unlock(&q->mu);
+	return rc;
+}
+
+static int sq_put(struct sink *s, const struct rec *r)
+{
+	struct sq_sink *q = (struct sq_sink *)s;
+	struct sq_batch *b = q->cur;
+	if (b->n >= q->batch_rows || b->bytes >= SQ_BATCH_BYTES) {
+		sq_handover(q, 0);
+		b = q->cur;
+	}
+	if (b->n >= q->batch_rows || b->bytes >= SQ_BATCH_BYTES) {
+		/* The writer is behind. Statements go first; sessions, runs and findings may
+		 * overfill the batch up to the hard cap because later rows refer to them. */
+		if (r->type == REC_STATEMENT || b->n >= q->batch_rows * SQ_HARD_FACTOR ||
+		    b->bytes >= (size_t)SQ_BATCH_BYTES * SQ_HARD_FACTOR) {
+			q->p_dropped++;
+			q->base.dropped++;
+			return -ENOBUFS;
+		}
+	}
+	if (sq_copy(b, r) < 0) {
+		q->p_dropped++;
+		q->base.dropped++;
+		snprintf(s->errmsg, sizeof(s->errmsg), "%s: out of memory copying a record", s->name);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+static int sq_flush(struct sink *s)
+{
+	struct sq_sink *q = (struct sq_sink *)s;
+	sq_handover(q, 0); /* -EAGAIN: the writer is busy; rows stay in cur */
+	return sq_collect(q);
+}
+
+static int sq_sync(struct sink *s)
+{
+	struct sq_sink *q = (struct sq_sink *)s;
+	sq_handover(q, 1);
+	pthread_mutex_lock(&q->mu);
+	while (q->q_len || q->writing)
+		pthread_cond_wait(&q->cv_done, &q->mu);
+	pthread_mutex_unlock(&q->mu);
+	return sq_collect(q);
+}
+
+static void sq_free(struct sq_sink *q)
+{
+	for (int i = 0; i < SQ_NSTMT; i++)
+		sqlite3_finalize(q->st[i]);
+	if (q->db)
+		sqlite3_close(q->db);
+	for (int i = 0; i < SQ_NBATCH; i++)
+		sq_batch_free(&q->pool[i]);
+	pthread_mutex_destroy(&q->mu);
+	pthread_cond_destroy(&q->cv_work);
+	pthread_cond_destroy(&q->cv_done);
+	free((char *)q->base.name);
+	free(q);
+}
+
+static void sq_close(struct sink *s)
+{
+	struct sq_sink *q = (struct sq_sink *)s;
+	if (q->thread_started) {
+		sq_sync(s);
+		pthread_mutex_lock(&q->mu);
+		q->stop = 1;
+		pthread_cond_signal(&q->cv_work);
+		pthread_mutex_unlock(&q->mu);
+		pthread_join(q->thread, NULL);
+	}
+	if (q->db)
+		sqlite3_exec(q->db, "PRAGMA optimize", NULL, NULL, NULL);
+	sq_free(q);
+}
+
+static const struct sink_ops sq_ops = {
+	.put = sq_put,
+	.flush = sq_flush,
+	.close = sq_close,
+	.sync = sq_sync,
+};
+
+/* ---- open ---- */
+
+static int sq_fail(struct sq_sink *q, const char *what, char *err, size_t errlen)
+{
+	int code = sqlite3_errcode(q->db);
+	const char *why = sqlite3_errmsg(q->db);
+	if (code == SQLITE_NOTADB)
+		why = "file is not a database";
+	if (what)
+		snprintf(err, errlen, "%s: %s: %s", q->base.name, what, why);
+	else
+		snprintf(err, errlen, "%s: %s", q->base.name, why);
+	return -1;
+}
+
+static int64_t sq_scalar(sqlite3 *db, const char *sql, int *rc)
+{
+	sqlite3_stmt *st;
+	int64_t v = 0;
+	*rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+	if (*rc != SQLITE_OK)
+		return 0;
+	*rc = sqlite3_step(st);
+	if (*rc == SQLITE_ROW) {
+		v = sqlite3_column_int64(st, 0);
+		*rc = SQLITE_OK;
+	} else if (*rc == SQLITE_DONE) {
+		*rc = SQLITE_OK;
+	}
+	sqlite3_finalize(st);
+	return v;
+}
+
+/* Create the file ourselves so it gets mode 0640 (SQLite would use 0644) and so a missing
+ * directory or a permission problem is reported with errno's words. */
+static int sq_precreate(const char *path, char *err, size_t errlen)
+{
+	struct stat stt;
+	if (stat(path, &stt) == 0) {
+		if (!S_ISREG(stt.st_mode)) {
+			snprintf(err, errlen, "%s: not a regular file", path);
+			return -1;
+		}
+		if (access(path, W_OK) != 0) {
+			snprintf(err, errlen, "%s: %s", path, strerror(errno));
+			return -1;
+		}
+		return 0;
+	}
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+	if (fd < 0 && errno != EEXIST) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (fd >= 0)
+		close(fd);
+	return 0;
+}
 
 struct sink *sink_sqlite_open(const char *path, int batch_rows, struct sink_ids *next, char *err,
 			      size_t errlen)
 {
-	(void)batch_rows;
-	(void)next;
-	snprintf(err, errlen, "%s: sqlite sink not implemented", path);
+	struct sq_sink *q = calloc(1, sizeof(*q));
+	int rc;
+	if (!q || !(q->base.name = strdup(path))) {
+		snprintf(err, errlen, "%s: out of memory", path);
+		free(q);
+		return NULL;
+	}
+	q->base.ops = &sq_ops;
+	q->batch_rows = batch_rows > 0 ? (size_t)batch_rows : SQ_BATCH_ROWS_DEFAULT;
+	pthread_mutex_init(&q->mu, NULL);
+	pthread_cond_init(&q->cv_work, NULL);
+	pthread_cond_init(&q->cv_done, NULL);
+
+	if (sq_precreate(path, err, errlen) < 0)
+		goto fail;
+	rc = sqlite3_open_v2(path, &q->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc != SQLITE_OK) {
+		sq_fail(q, "open", err, errlen);
+		goto fail;
+	}
+	sqlite3_extended_result_codes(q->db, 1);
+	sqlite3_busy_timeout(q->db, SQ_BUSY_MS);
+
+	int64_t version = sq_scalar(q->db, "PRAGMA user_version", &rc);
+	if (rc != SQLITE_OK) {
+		sq_fail(q, NULL, err, errlen);
+		goto fail;
+	}
+	int64_t ntables = sq_scalar(q->db, "SELECT count(*) FROM sqlite_master", &rc);
+	if (rc != SQLITE_OK) {
+		sq_fail(q, NULL, err, errlen);
+		goto fail;
+	}
+	if (version > SINK_SCHEMA_VERSION) {
+		snprintf(err, errlen, "%s: schema version %lld is newer than this dbtap's (%d)", path,
+			 (long long)version, SINK_SCHEMA_VERSION);
+		goto fail;
+	}
+	if (version == 0 && ntables > 0) {
+		snprintf(err, errlen, "%s: not a dbtap database (has tables but no schema version)",
+			 path);
+		goto fail;
+	}
+	if (ntables == 0 &&
+	    sqlite3_exec(q->db, "PRAGMA auto_vacuum=INCREMENTAL", NULL, NULL, NULL) != SQLITE_OK) {
+		sq_fail(q, "auto_vacuum", err, errlen);
+		goto fail;
+	}
+	sqlite3_stmt *jm;
+	if (sqlite3_prepare_v2(q->db, "PRAGMA journal_mode=WAL", -1, &jm, NULL) != SQLITE_OK) {
+		sq_fail(q, "journal_mode", err, errlen);
+		goto fail;
+	}
+	rc = sqlite3_step(jm);
+	int wal = rc == SQLITE_ROW &&
+		  sqlite3_stricmp((const char *)sqlite3_column_text(jm, 0), "wal") == 0;
+	sqlite3_finalize(jm);
+	if (!wal) {
+		if (rc == SQLITE_ROW)
+			snprintf(err, errlen, "%s: cannot switch to WAL mode", path);
+		else
+			sq_fail(q, "journal_mode", err, errlen);
+		goto fail;
+	}
+	if (sqlite3_exec(q->db, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL) != SQLITE_OK) {
+		sq_fail(q, "synchronous", err, errlen);
+		goto fail;
+	}
+	/* Idempotent: every statement is IF NOT EXISTS, so this also adds views or indexes
+	 * that a newer dbtap defines to a database an older one created. */
+	char *msg = NULL;
+	if (sqlite3_exec(q->db, SQ_SCHEMA_SQL, NULL, NULL, &msg) != SQLITE_OK) {
+		snprintf(err, errlen, "%s: creating schema: %s", path, msg ? msg : "error");
+		sqlite3_free(msg);
+		sqlite3_exec(q->db, "ROLLBACK", NULL, NULL, NULL);
+		goto fail;
+	}
+
+	static const char *const sql[SQ_NSTMT] = {
+		[SQ_RUN] = SQ_UPSERT_RUN,
+		[SQ_SESSION] = SQ_UPSERT_SESSION,
+		[SQ_STATEMENT] = SQ_INSERT_STATEMENT,
+		[SQ_FINDING] = SQ_INSERT_FINDING,
+		[SQ_BEGIN] = "BEGIN IMMEDIATE",
+		[SQ_COMMIT] = "COMMIT",
+	};
+	for (int i = 0; i < SQ_NSTMT; i++) {
+		if (sqlite3_prepare_v3(q->db, sql[i], -1, SQLITE_PREPARE_PERSISTENT, &q->st[i],
+				       NULL) != SQLITE_OK) {
+			sq_fail(q, "prepare", err, errlen);
+			goto fail;
+		}
+	}
+
+	if (next) {
+		static const char *const maxq[4] = {
+			"SELECT coalesce(max(id),0)+1 FROM runs",
+			"SELECT coalesce(max(id),0)+1 FROM sessions",
+			"SELECT coalesce(max(id),0)+1 FROM statements",
+			"SELECT coalesce(max(id),0)+1 FROM findings",
+		};
+		int64_t *dst[4] = {&next->run, &next->session, &next->statement, &next->finding};
+		for (int i = 0; i < 4; i++) {
+			*dst[i] = sq_scalar(q->db, maxq[i], &rc);
+			if (rc != SQLITE_OK) {
+				sq_fail(q, "reading ids", err, errlen);
+				goto fail;
+			}
+		}
+	}
+
+	for (int i = 0; i < SQ_NBATCH; i++)
+		q->free_idx[q->n_free++] = i;
+	q->cur = &q->pool[q->free_idx[--q->n_free]];
+	if (pthread_create(&q->thread, NULL, sq_writer, q) != 0) {
+		snprintf(err, errlen, "%s: cannot start the writer thread", path);
+		goto fail;
+	}
+	q->thread_started = 1;
+	return &q->base;
+fail:
+	sq_free(q);
 	return NULL;
 }

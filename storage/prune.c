@@ -1,0 +1,92 @@
+/* Retention for the findings database: delete old statements in small transactions so a
+ * running sensor's writer is never locked out for long; keep everything else. */
+#include <errno.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "report.h"
+#include "sink.h"
+
+#define PRUNE_CHUNK 20000   /* rows per transaction */
+#define PRUNE_BUSY_MS 30000 /* wait for the sensor's writer */
+
+static int prune_fail(sqlite3 *db, const char *path, const char *what, char *err, size_t errlen)
+{
+	int code = db ? sqlite3_errcode(db) : SQLITE_ERROR;
+	const char *why = db ? sqlite3_errmsg(db) : "error";
+	if (code == SQLITE_NOTADB)
+		why = "file is not a database";
+	snprintf(err, errlen, "%s: %s: %s", path, what, why);
+	return -1;
+}
+
+int report_prune_db(const char *path, int64_t cutoff_us, int vacuum, int64_t *deleted,
+		    char *err, size_t errlen)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	struct stat sb;
+	int rc = -1;
+	*deleted = 0;
+	if (stat(path, &sb) != 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK) {
+		prune_fail(db, path, "open", err, errlen);
+		goto out;
+	}
+	sqlite3_busy_timeout(db, PRUNE_BUSY_MS);
+	if (sqlite3_prepare_v2(db, "SELECT count(*) FROM sqlite_master WHERE type='table' AND"
+				   " name='statements'", -1, &st, NULL) != SQLITE_OK ||
+	    sqlite3_step(st) != SQLITE_ROW) {
+		prune_fail(db, path, "reading schema", err, errlen);
+		goto out;
+	}
+	if (sqlite3_column_int(st, 0) != 1) {
+		snprintf(err, errlen, "%s: not a dbtap database (no statements table)", path);
+		goto out;
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+
+	char cutoff[40];
+	sink_fmt_time(cutoff_us, cutoff, sizeof(cutoff));
+	if (sqlite3_prepare_v2(db, "DELETE FROM statements WHERE id IN (SELECT id FROM statements"
+				   " WHERE ts < ?1 LIMIT " "20000" ")", -1, &st, NULL) != SQLITE_OK) {
+		prune_fail(db, path, "prepare", err, errlen);
+		goto out;
+	}
+	_Static_assert(PRUNE_CHUNK == 20000, "keep the LIMIT above in step");
+	sqlite3_bind_text(st, 1, cutoff, -1, SQLITE_TRANSIENT);
+	for (;;) {
+		int s = sqlite3_step(st);
+		sqlite3_reset(st);
+		if (s != SQLITE_DONE) {
+			prune_fail(db, path, "delete", err, errlen);
+			goto out;
+		}
+		int n = sqlite3_changes(db);
+		*deleted += n;
+		if (n == 0)
+			break;
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	/* Return freed pages to the file system: the database is created with
+	 * auto_vacuum=INCREMENTAL, so this is cheap; VACUUM rewrites the whole file. */
+	const char *tail = vacuum ? "VACUUM; PRAGMA wal_checkpoint(TRUNCATE);"
+				  : "PRAGMA wal_checkpoint(TRUNCATE); PRAGMA incremental_vacuum;"
+				    " PRAGMA wal_checkpoint(TRUNCATE);";
+	if (sqlite3_exec(db, tail, NULL, NULL, NULL) != SQLITE_OK) {
+		prune_fail(db, path, vacuum ? "vacuum" : "checkpoint", err, errlen);
+		goto out;
+	}
+	rc = 0;
+out:
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return rc;
+}

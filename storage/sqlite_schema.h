@@ -1,0 +1,114 @@
+/* The findings database schema (DESIGN.md §3, documented in storage/SCHEMA.md) as SQL text,
+ * shared by the SQLite sink (creates it) and the report (reads it). Columns may be added,
+ * never renamed or removed; bump SINK_SCHEMA_VERSION and migrate in sqlite_sink.c. */
+#ifndef DBTAP_SQLITE_SCHEMA_H
+#define DBTAP_SQLITE_SCHEMA_H
+
+#define SQ_STR2(x) #x
+#define SQ_STR(x) SQ_STR2(x)
+
+/* Times are ISO-8601 UTC text (sortable); no REFERENCES clauses on purpose: rows may be
+ * dropped under overload and prune deletes statements that findings still name. */
+#define SQ_SCHEMA_SQL                                                                          \
+	"BEGIN;"                                                                               \
+	"CREATE TABLE IF NOT EXISTS runs(id INTEGER PRIMARY KEY, started_at TEXT, ended_at TEXT," \
+	" source TEXT, packets INTEGER, bytes INTEGER, kernel_drops INTEGER,"                  \
+	" sensor_drops INTEGER, streams INTEGER, version TEXT, config TEXT, drops TEXT);"      \
+	"CREATE TABLE IF NOT EXISTS sessions(id INTEGER PRIMARY KEY, run_id INTEGER,"          \
+	" protocol TEXT, client_ip TEXT, client_port INTEGER, server_ip TEXT,"                 \
+	" server_port INTEGER, started_at TEXT, ended_at TEXT, db_user TEXT, database TEXT,"   \
+	" application TEXT, client_info TEXT, server_version TEXT, tls INTEGER,"               \
+	" auth_method TEXT, login TEXT, login_error TEXT, midstream INTEGER, end_reason TEXT," \
+	" statements INTEGER, errors INTEGER, rows_returned INTEGER, bytes_to_server INTEGER," \
+	" bytes_to_client INTEGER, gaps INTEGER, lost_bytes INTEGER);"                         \
+	"CREATE TABLE IF NOT EXISTS statements(id INTEGER PRIMARY KEY, session_id INTEGER,"    \
+	" ts TEXT, end_user TEXT, end_user_source TEXT, verb TEXT, fingerprint TEXT, sql TEXT,"\
+	" params TEXT, outcome TEXT, error_code TEXT, rows INTEGER, duration_us INTEGER);"     \
+	"CREATE TABLE IF NOT EXISTS findings(id INTEGER PRIMARY KEY, run_id INTEGER,"          \
+	" session_id INTEGER, statement_id INTEGER, ts TEXT, kind TEXT, severity TEXT,"        \
+	" protocol TEXT, client_ip TEXT, server_ip TEXT, db_user TEXT, database TEXT,"         \
+	" application TEXT, end_user TEXT, end_user_source TEXT, fingerprint TEXT, sql TEXT,"  \
+	" summary TEXT, evidence TEXT);"                                                       \
+	"CREATE INDEX IF NOT EXISTS sessions_started ON sessions(started_at);"                 \
+	"CREATE INDEX IF NOT EXISTS sessions_db_user ON sessions(db_user, started_at);"        \
+	"CREATE INDEX IF NOT EXISTS sessions_client ON sessions(client_ip, started_at);"       \
+	"CREATE INDEX IF NOT EXISTS statements_ts ON statements(ts);"                          \
+	"CREATE INDEX IF NOT EXISTS statements_session ON statements(session_id);"             \
+	"CREATE INDEX IF NOT EXISTS statements_end_user ON statements(end_user, ts)"           \
+	" WHERE end_user IS NOT NULL;"                                                         \
+	"CREATE INDEX IF NOT EXISTS findings_ts ON findings(ts);"                              \
+	"CREATE INDEX IF NOT EXISTS findings_kind ON findings(kind, ts);"                      \
+	"CREATE INDEX IF NOT EXISTS findings_db_user ON findings(db_user, ts);"                \
+	"CREATE INDEX IF NOT EXISTS findings_end_user ON findings(end_user, ts)"               \
+	" WHERE end_user IS NOT NULL;"                                                         \
+	/* views: statements with their session's context, and the report's questions */      \
+	"CREATE VIEW IF NOT EXISTS v_statements AS SELECT st.id, st.ts, st.session_id,"        \
+	" se.protocol, se.client_ip, se.server_ip, se.db_user, se.database, se.application,"   \
+	" st.end_user, st.end_user_source, coalesce(st.end_user, se.db_user) AS principal,"    \
+	" st.verb, st.fingerprint, st.sql, st.outcome, st.error_code, st.rows, st.duration_us" \
+	" FROM statements st LEFT JOIN sessions se ON se.id = st.session_id;"                  \
+	"CREATE VIEW IF NOT EXISTS v_failed_logins AS SELECT id AS session_id, started_at,"    \
+	" protocol, client_ip, server_ip, server_port, db_user, database, application,"        \
+	" auth_method, login_error FROM sessions WHERE login = 'failed';"                      \
+	"CREATE VIEW IF NOT EXISTS v_findings_daily AS SELECT substr(ts, 1, 10) AS day, kind," \
+	" severity, count(*) AS findings FROM findings GROUP BY day, kind, severity;"          \
+	"CREATE VIEW IF NOT EXISTS v_activity_hourly AS SELECT substr(ts, 1, 13) AS hour,"     \
+	" count(*) AS statements, sum(outcome = 'error') AS errors FROM statements"            \
+	" GROUP BY hour;"                                                                      \
+	"CREATE VIEW IF NOT EXISTS v_principals AS SELECT db_user, count(*) AS sessions,"      \
+	" sum(statements) AS statements, sum(errors) AS errors,"                               \
+	" sum(login = 'failed') AS failed_logins, min(started_at) AS first_seen,"              \
+	" max(started_at) AS last_seen FROM sessions GROUP BY db_user;"                        \
+	"CREATE VIEW IF NOT EXISTS v_end_users AS SELECT end_user, end_user_source,"           \
+	" count(*) AS statements, min(ts) AS first_seen, max(ts) AS last_seen"                 \
+	" FROM statements WHERE end_user IS NOT NULL GROUP BY end_user, end_user_source;"      \
+	"CREATE VIEW IF NOT EXISTS v_new_shapes AS SELECT ts, db_user, application, end_user," \
+	" fingerprint, sql, summary FROM findings WHERE kind = 'new_query_shape';"             \
+	"CREATE VIEW IF NOT EXISTS v_blind_spots AS SELECT substr(started_at, 1, 10) AS day,"  \
+	" count(*) AS sessions, sum(tls) AS tls, sum(midstream) AS midstream,"                 \
+	" sum(gaps > 0) AS with_gaps, sum(lost_bytes) AS lost_bytes FROM sessions"             \
+	" GROUP BY day;"                                                                       \
+	"PRAGMA user_version = " SQ_STR(SINK_SCHEMA_VERSION) ";"                              \
+	"COMMIT;"
+
+#define SQ_UPSERT_RUN                                                                          \
+	"INSERT INTO runs(id, started_at, ended_at, source, packets, bytes, kernel_drops,"     \
+	" sensor_drops, streams, version, config, drops) VALUES(?,?,?,?,?,?,?,?,?,?,?,?)"      \
+	" ON CONFLICT(id) DO UPDATE SET started_at=excluded.started_at,"                       \
+	" ended_at=excluded.ended_at, source=excluded.source, packets=excluded.packets,"       \
+	" bytes=excluded.bytes, kernel_drops=excluded.kernel_drops,"                           \
+	" sensor_drops=excluded.sensor_drops, streams=excluded.streams,"                       \
+	" version=excluded.version, config=excluded.config, drops=excluded.drops"
+
+#define SQ_UPSERT_SESSION                                                                      \
+	"INSERT INTO sessions(id, run_id, protocol, client_ip, client_port, server_ip,"        \
+	" server_port, started_at, ended_at, db_user, database, application, client_info,"     \
+	" server_version, tls, auth_method, login, login_error, midstream, end_reason,"        \
+	" statements, errors, rows_returned, bytes_to_server, bytes_to_client, gaps,"          \
+	" lost_bytes) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"           \
+	" ON CONFLICT(id) DO UPDATE SET run_id=excluded.run_id, protocol=excluded.protocol,"   \
+	" client_ip=excluded.client_ip, client_port=excluded.client_port,"                     \
+	" server_ip=excluded.server_ip, server_port=excluded.server_port,"                     \
+	" started_at=excluded.started_at, ended_at=excluded.ended_at,"                         \
+	" db_user=excluded.db_user, database=excluded.database,"                               \
+	" application=excluded.application, client_info=excluded.client_info,"                 \
+	" server_version=excluded.server_version, tls=excluded.tls,"                           \
+	" auth_method=excluded.auth_method, login=excluded.login,"                             \
+	" login_error=excluded.login_error, midstream=excluded.midstream,"                     \
+	" end_reason=excluded.end_reason, statements=excluded.statements,"                     \
+	" errors=excluded.errors, rows_returned=excluded.rows_returned,"                       \
+	" bytes_to_server=excluded.bytes_to_server, bytes_to_client=excluded.bytes_to_client," \
+	" gaps=excluded.gaps, lost_bytes=excluded.lost_bytes"
+
+#define SQ_INSERT_STATEMENT                                                                    \
+	"INSERT INTO statements(id, session_id, ts, end_user, end_user_source, verb,"          \
+	" fingerprint, sql, params, outcome, error_code, rows, duration_us)"                   \
+	" VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)"
+
+#define SQ_INSERT_FINDING                                                                      \
+	"INSERT INTO findings(id, run_id, session_id, statement_id, ts, kind, severity,"       \
+	" protocol, client_ip, server_ip, db_user, database, application, end_user,"           \
+	" end_user_source, fingerprint, sql, summary, evidence)"                               \
+	" VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+
+#endif
