@@ -93,6 +93,7 @@ struct pg {
 	int logged_in;
 	int login_reported;
 	int auth_seen;
+	int auth_ok; /* AuthenticationOk seen, login not yet confirmed */
 	uint32_t auth_req; /* last Authentication request type */
 	const char *auth_method;
 	int hello_sent;
@@ -587,11 +588,17 @@ static int looks_untyped(const uint8_t *p, size_t n)
 
 /* Bytes of another protocol that shows up on PostgreSQL ports: a MySQL greeting or
  * login packet (3-byte length, sequence number), or HTTP. */
-static int looks_foreign(const uint8_t *p, size_t n)
+static int looks_foreign(int to_server, const uint8_t *p, size_t n)
 {
-	if (n >= 5 && p[3] <= 1 && (size_t)(p[0] | p[1] << 8 | p[2] << 16) + 4 == n &&
-	    (p[4] == 0x0a || p[3] == 1))
-		return 1;
+	int exact;
+	size_t partial;
+	if (chain_len(to_server, p, n, &exact, &partial) > 0 || partial)
+		return 0; /* reads as PostgreSQL */
+	size_t ml = (size_t)(p[0] | p[1] << 8 | p[2] << 16);
+	if (n >= 5 && p[3] == 0 && p[4] == 0x0a && ml >= 20 && ml < 1024)
+		return 1; /* MySQL server greeting */
+	if (n >= 5 && p[3] == 1 && ml >= 32 && ml < 8192)
+		return 1; /* MySQL login request */
 	static const char *const http[] = { "GET ", "POST ", "PUT ", "HEAD ", "HTTP/1.", "OPTIONS " };
 	for (size_t i = 0; i < sizeof http / sizeof http[0]; i++) {
 		size_t k = strlen(http[i]);
@@ -970,13 +977,9 @@ static void server_auth(struct pg *s, const uint8_t *body, size_t n)
 	case 0:
 		if (!s->auth_seen)
 			pg_auth(s, "trust");
-		if (!s->login_reported) {
-			struct ev e = { .type = EV_LOGIN };
-			e.u.login.ok = 1;
-			pg_emit(s, &e);
-			s->login_reported = 1;
-		}
-		s->logged_in = 1;
+		/* the login can still fail (missing database, too many connections):
+		 * it succeeded once the server reports its parameters or is ready */
+		s->auth_ok = 1;
 		break;
 	case 2:
 		pg_auth(s, "kerberos5");
@@ -1089,6 +1092,15 @@ static void server_ready(struct pg *s, const uint8_t *body, size_t n)
 static void server_msg(struct pg *s, uint8_t t, const uint8_t *body, size_t n)
 {
 	struct rd r = rd_make(body, n);
+	if (s->auth_ok && !s->logged_in && t != 'E' && t != 'N' && t != 'R') {
+		if (!s->login_reported) {
+			struct ev e = { .type = EV_LOGIN };
+			e.u.login.ok = 1;
+			pg_emit(s, &e);
+			s->login_reported = 1;
+		}
+		s->logged_in = 1;
+	}
 	switch (t) {
 	case 'R':
 		server_auth(s, body, n);
@@ -1238,13 +1250,10 @@ static void bad_frame(struct pg *s, struct pg_dir *d, const char *what)
 	pg_anomaly(s, what, 0);
 	d->resync = 2; /* 2: skip at least the byte that failed */
 	d->scanned = 0;
-	if (!s->to_server) {
-		/* responses may be lost: the pending statements can no longer be matched */
+	/* Garbled client bytes reached the server too (which rejects them), so nothing to
+	 * match there; garbled responses leave the pending statements unmatchable. */
+	if (!s->to_server)
 		pend_flush_all(s, EV_OUT_UNKNOWN);
-	} else {
-		/* client messages may be lost: their answers must not go to later statements */
-		pend_push(s, PEND_LOST, 0);
-	}
 }
 
 static struct proto_result pg_parse(void *st, enum proto_dir dir, const uint8_t *buf, size_t len, ev_time ts)
@@ -1299,7 +1308,7 @@ static struct proto_result pg_parse(void *st, enum proto_dir dir, const uint8_t 
 				off = len;
 				break;
 			}
-			if (d->resync == 1 && off == 0 && !s->confirmed && looks_foreign(p, n)) {
+			if (d->resync == 1 && off == 0 && !s->confirmed && n >= 5 && looks_foreign(s->to_server, p, n)) {
 				pg_anomaly(s, "pgsql: not PostgreSQL (MySQL or HTTP bytes)", 1);
 				off = len;
 				break;
