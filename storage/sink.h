@@ -135,6 +135,11 @@ static inline void sink_close(struct sink *s)
 struct sink *sink_sqlite_open(const char *path, int batch_rows, struct sink_ids *next,
 			      char *err, size_t errlen);
 
+/* Added by storage: when the writer is behind, put() waits for it instead of dropping.
+ * For offline reads (-r), where waiting only slows the read down; live capture keeps the
+ * default (never wait, count drops). Returns 0, or -EINVAL for a sink that is not SQLite. */
+int sink_sqlite_set_wait(struct sink *s, int wait);
+
 /* JSON-lines sink: one object per record with "event_type"; path "-" is stdout. */
 struct sink *sink_json_open(const char *path, char *err, size_t errlen);
 /* Reopen the file (SIGHUP / logrotate). */

@@ -53,6 +53,7 @@ struct sq_sink {
 	sqlite3 *db;
 	sqlite3_stmt *st[SQ_NSTMT];
 	size_t batch_rows;
+	int wait; /* put() waits for a free batch instead of dropping */
 
 	pthread_t thread;
 	int thread_started;
@@ -467,7 +468,7 @@ static int sq_put(struct sink *s, const struct rec *r)
 	struct sq_sink *q = (struct sq_sink *)s;
 	struct sq_batch *b = q->cur;
 	if (b->n >= q->batch_rows || b->bytes >= SQ_BATCH_BYTES) {
-		sq_handover(q, 0);
+		sq_handover(q, q->wait);
 		b = q->cur;
 	}
 	if (b->n >= q->batch_rows || b->bytes >= SQ_BATCH_BYTES) {
@@ -544,6 +545,14 @@ static const struct sink_ops sq_ops = {
 	.close = sq_close,
 	.sync = sq_sync,
 };
+
+int sink_sqlite_set_wait(struct sink *s, int wait)
+{
+	if (!s || s->ops != &sq_ops)
+		return -EINVAL;
+	((struct sq_sink *)s)->wait = wait != 0;
+	return 0;
+}
 
 /* ---- open ---- */
 
