@@ -1,32 +1,1142 @@
-/* Analyzer core (stub). */
+/* Analyzer core: the bounded session table, pending statements matched to their results,
+ * end-user attribution state, and the records (sessions, statements, findings) handed to the
+ * sinks. Detectors live in det_*.c and are called through the table in det_registry.c. */
+#include <arpa/inet.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <strings.h>
 
-#include "an.h"
+#include <cJSON.h>
 
-struct an {
-	int dummy;
+#include "an_int.h"
+#include "attr.h"
+
+#define PARAM_BYTES_MAX 4096 /* bound parameter text kept per statement */
+#define PARAM_ONE_MAX 1024
+
+struct an_pending {
+	uint64_t id;
+	int kind;
+	ev_time ts;
+	char *sql; /* copy of the statement text (capped), NULL when not known */
+	size_t sql_len;
+	int truncated;
+	uint32_t *part_off, *part_len;
+	int n_parts, next;
+	int got_result;
+	char first_verb[24];
+	struct attr_val *params;
+	int n_params;
+	char *param_buf;
+	int data_move, data_move_to_client;
+	char data_move_what[AN_STR_MAX];
+	size_t bytes; /* charged against the session's pending budget */
 };
-struct an_session {
-	int dummy;
-};
+
+const char *an_src_name(enum an_src s)
+{
+	switch (s) {
+	case AN_SRC_COMMENT: return "comment";
+	case AN_SRC_APPNAME: return "application_name";
+	case AN_SRC_SESSVAR: return "session_variable";
+	case AN_SRC_CONNATTR: return "connect_attr";
+	case AN_SRC_DBUSER: return "db_user";
+	default: return NULL;
+	}
+}
+
+static void scopy(char *dst, size_t cap, struct strv v)
+{
+	attr_clean(dst, cap, v.p ? v.p : "", v.p ? v.n : 0);
+}
+
+int an_in_list(const struct an_strlist *l, const char *v)
+{
+	if (!v)
+		return 0;
+	for (int i = 0; i < l->n; i++)
+		if (l->v[i] && strcmp(l->v[i], v) == 0)
+			return 1;
+	return 0;
+}
+
+int an_is_service_account(const struct an_config *c, const char *user)
+{
+	return user && user[0] && an_in_list(&c->service_accounts, user);
+}
+
+int an_ip_in_cidrs(const struct an_strlist *cidrs, const char *ip)
+{
+	unsigned char a[16], b[16];
+	int fam = strchr(ip ? ip : "", ':') ? AF_INET6 : AF_INET, alen = fam == AF_INET ? 4 : 16;
+	if (!ip || inet_pton(fam, ip, a) != 1)
+		return 0;
+	for (int i = 0; i < cidrs->n; i++) {
+		char buf[64];
+		snprintf(buf, sizeof buf, "%s", cidrs->v[i]);
+		char *slash = strchr(buf, '/');
+		long bits = alen * 8;
+		if (slash) {
+			*slash = 0;
+			bits = strtol(slash + 1, NULL, 10);
+		}
+		if (inet_pton(fam, buf, b) != 1 || bits < 0 || bits > alen * 8)
+			continue;
+		int ok = 1;
+		for (long k = 0; k < bits && ok; k++)
+			if (((a[k / 8] ^ b[k / 8]) >> (7 - k % 8)) & 1)
+				ok = 0;
+		if (ok)
+			return 1;
+	}
+	return 0;
+}
+
+/* ---- windows ---- */
+
+void an_window_add(struct an_window *w, ev_time ts, ev_time window_us)
+{
+	(void)window_us;
+	int idx = (w->head + w->n) % AN_ERR_RING;
+	if (w->n == AN_ERR_RING) {
+		w->head = (w->head + 1) % AN_ERR_RING;
+		idx = (w->head + AN_ERR_RING - 1) % AN_ERR_RING;
+	} else {
+		w->n++;
+	}
+	w->t[idx] = ts;
+}
+
+int an_window_count(struct an_window *w, ev_time now, ev_time window_us)
+{
+	while (w->n > 0 && now - w->t[w->head] > window_us) {
+		w->head = (w->head + 1) % AN_ERR_RING;
+		w->n--;
+	}
+	return w->n;
+}
+
+struct an_keyed *an_keyed_get(struct an_keyed *tab, int *n, int kind, const char *key, ev_time now)
+{
+	int oldest = -1;
+	for (int i = 0; i < *n; i++) {
+		if (tab[i].used && tab[i].kind == kind && strcmp(tab[i].key, key) == 0) {
+			tab[i].last = now;
+			return &tab[i];
+		}
+		if (!tab[i].used || oldest < 0 || (tab[oldest].used && tab[i].last < tab[oldest].last))
+			oldest = tab[i].used ? (oldest < 0 || tab[i].last < tab[oldest].last ? i : oldest) : i;
+	}
+	int slot;
+	if (*n < AN_KEYED_MAX)
+		slot = (*n)++;
+	else
+		slot = oldest; /* evict the least recently used window */
+	memset(&tab[slot], 0, sizeof tab[slot]);
+	tab[slot].used = 1;
+	tab[slot].kind = kind;
+	tab[slot].last = now;
+	attr_clean(tab[slot].key, sizeof tab[slot].key, key, strlen(key));
+	return &tab[slot];
+}
+
+/* ---- records ---- */
+
+static void put_all(struct an *an, const struct rec *r)
+{
+	for (int i = 0; i < an->n_sinks; i++)
+		if (an->sinks[i] && sink_put(an->sinks[i], r) != 0)
+			an->st.sink_errors++;
+}
+
+static const char *nz(const char *s)
+{
+	return s && s[0] ? s : NULL;
+}
+
+static void put_session(struct an *an, struct an_session *s, const struct an_flow_end *end)
+{
+	struct rec_session r = {
+		.id = s->id,
+		.run_id = an->run_id,
+		.protocol = s->protocol,
+		.client_ip = s->client_ip,
+		.client_port = s->client_port,
+		.server_ip = s->server_ip,
+		.server_port = s->server_port,
+		.started_at = s->started_at,
+		.ended_at = end ? end->ts : 0,
+		.db_user = nz(s->db_user),
+		.database = nz(s->database),
+		.application = nz(s->application),
+		.client_info = s->client_info,
+		.server_version = nz(s->server_version),
+		.tls = s->tls,
+		.auth_method = nz(s->auth_method),
+		.login = s->login > 0 ? "ok" : s->login < 0 ? "failed" : "unknown",
+		.login_error = nz(s->login_error),
+		.midstream = s->midstream,
+		.end_reason = end ? end->reason : NULL,
+		.statements = s->statements,
+		.errors = s->errors,
+		.rows_returned = s->rows_returned,
+		.bytes_to_server = end ? (int64_t)end->bytes_to_server : 0,
+		.bytes_to_client = end ? (int64_t)end->bytes_to_client : 0,
+		.gaps = end ? (int64_t)end->gaps : 0,
+		.lost_bytes = end ? (int64_t)end->lost_bytes : 0,
+	};
+	struct rec rec = { .type = REC_SESSION, .u.session = &r };
+	put_all(an, &rec);
+	s->dirty = 0;
+}
+
+static void put_finding(struct an *an, struct an_session *s, int64_t stmt_id, ev_time ts, int kind,
+			enum an_severity sev, const char *summary, const char *evidence, const struct an_stmt *st)
+{
+	struct rec_finding f = {
+		.id = an->next_finding++,
+		.run_id = an->run_id,
+		.session_id = s ? s->id : 0,
+		.statement_id = stmt_id,
+		.ts = ts,
+		.kind = an_kind_name(kind),
+		.severity = an_severity_name(sev),
+		.protocol = s ? s->protocol : NULL,
+		.client_ip = s ? s->client_ip : NULL,
+		.server_ip = s ? s->server_ip : NULL,
+		.db_user = s ? nz(s->db_user) : NULL,
+		.database = s ? nz(s->database) : NULL,
+		.application = s ? nz(s->application) : NULL,
+		.end_user = st ? st->end_user : NULL,
+		.end_user_source = st ? st->end_user_source : NULL,
+		.fingerprint = st && st->info && st->info->fingerprint[0] ? st->info->fingerprint : NULL,
+		.sql = st ? st->masked : NULL,
+		.summary = summary,
+		.evidence = evidence,
+	};
+	struct rec rec = { .type = REC_FINDING, .u.finding = &f };
+	put_all(an, &rec);
+	an->st.findings++;
+}
+
+void an_stmt_finding(struct an *an, const struct an_stmt *st, int kind, enum an_severity sev, const char *summary,
+		     void *cjson_evidence)
+{
+	cJSON *ev = cjson_evidence;
+	(void)st;
+	if (kind < 0 || kind >= AN_K_COUNT || an->cfg.detector_off[kind] || an->n_drafts >= AN_MAX_FINDINGS_STMT) {
+		cJSON_Delete(ev);
+		return;
+	}
+	struct an_finding_draft *d = &an->drafts[an->n_drafts++];
+	d->kind = kind;
+	d->sev = sev;
+	snprintf(d->summary, sizeof d->summary, "%s", summary);
+	d->evidence = ev ? cJSON_PrintUnformatted(ev) : NULL;
+	cJSON_Delete(ev);
+}
+
+void an_session_finding(struct an *an, struct an_session *s, int kind, enum an_severity sev, ev_time ts,
+			const char *summary, void *cjson_evidence)
+{
+	cJSON *ev = cjson_evidence;
+	if (kind < 0 || kind >= AN_K_COUNT || an->cfg.detector_off[kind]) {
+		cJSON_Delete(ev);
+		return;
+	}
+	char *txt = ev ? cJSON_PrintUnformatted(ev) : NULL;
+	if (s && s->dirty)
+		put_session(an, s, NULL);
+	put_finding(an, s, 0, ts, kind, sev, summary, txt, NULL);
+	free(txt);
+	cJSON_Delete(ev);
+}
+
+void *an_evidence_stmt(const struct an_stmt *st, const char *signal)
+{
+	cJSON *o = cJSON_CreateObject();
+	if (!o)
+		return NULL;
+	cJSON_AddStringToObject(o, "signal", signal);
+	if (st->masked)
+		cJSON_AddStringToObject(o, "sql", st->masked);
+	if (st->info && st->info->fingerprint[0])
+		cJSON_AddStringToObject(o, "fingerprint", st->info->fingerprint);
+	if (st->info && st->info->verb[0])
+		cJSON_AddStringToObject(o, "verb", st->info->verb);
+	cJSON_AddStringToObject(o, "outcome", st->outcome == EV_OUT_OK ? "ok" : st->outcome == EV_OUT_ERROR ? "error" : "unknown");
+	if (st->error_code[0])
+		cJSON_AddStringToObject(o, "error_code", st->error_code);
+	if (st->traceparent[0])
+		cJSON_AddStringToObject(o, "traceparent", st->traceparent);
+	if (st->n_parts > 1) {
+		cJSON_AddNumberToObject(o, "part", st->part + 1);
+		cJSON_AddNumberToObject(o, "parts", st->n_parts);
+	}
+	if (st->s && st->s->role[0])
+		cJSON_AddStringToObject(o, "role", st->s->txn_role[0] ? st->s->txn_role : st->s->role);
+	return o;
+}
+
+/* ---- session table ---- */
+
+static void lru_unlink(struct an *an, struct an_session *s)
+{
+	if (s->prev)
+		s->prev->next = s->next;
+	else if (an->lru_head == s)
+		an->lru_head = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	else if (an->lru_tail == s)
+		an->lru_tail = s->prev;
+	s->prev = s->next = NULL;
+}
+
+static void lru_front(struct an *an, struct an_session *s)
+{
+	if (an->lru_head == s)
+		return;
+	lru_unlink(an, s);
+	s->next = an->lru_head;
+	if (an->lru_head)
+		an->lru_head->prev = s;
+	an->lru_head = s;
+	if (!an->lru_tail)
+		an->lru_tail = s;
+}
+
+static void pending_free(struct an_session *s, struct an_pending *p)
+{
+	s->pend_bytes -= p->bytes < s->pend_bytes ? p->bytes : s->pend_bytes;
+	free(p->sql);
+	free(p->part_off);
+	free(p->part_len);
+	free(p->params);
+	free(p->param_buf);
+	memset(p, 0, sizeof *p);
+}
+
+static struct an_pending *pend_at(struct an_session *s, int i)
+{
+	return &s->pend[(s->pend_head + i) % s->pend_cap];
+}
+
+/* ---- attribution ---- */
+
+static int app_pattern_user(struct an *an, const char *app, char *out, size_t cap)
+{
+	for (int i = 0; i < an->n_app_re; i++) {
+		regmatch_t m[2];
+		if (regexec(&an->app_re[i], app, 2, m, 0) == 0 && m[1].rm_so >= 0 && m[1].rm_eo > m[1].rm_so) {
+			attr_clean(out, cap, app + m[1].rm_so, (size_t)(m[1].rm_eo - m[1].rm_so));
+			return 1;
+		}
+	}
+	return 0;
+}
+
+static void marker_set(struct an_marker *m, enum an_src src, const char *v)
+{
+	attr_clean(m->value, sizeof m->value, v, strlen(v));
+	m->src = m->value[0] ? src : AN_SRC_NONE;
+}
+
+static void apply_ops(struct an *an, struct an_session *s, const struct attr_op *ops, int n)
+{
+	for (int i = 0; i < n; i++) {
+		const struct attr_op *o = &ops[i];
+		struct an_marker *m = o->scope == ATTR_TXN ? &s->txn_marker : &s->sess_marker;
+		char user[AN_STR_MAX];
+		switch (o->kind) {
+		case ATTR_USER:
+			if (o->clear) {
+				if (m->src == AN_SRC_SESSVAR)
+					m->src = AN_SRC_NONE;
+			} else {
+				marker_set(m, AN_SRC_SESSVAR, o->value);
+			}
+			break;
+		case ATTR_APPNAME:
+			if (!o->clear && app_pattern_user(an, o->value, user, sizeof user))
+				marker_set(m, AN_SRC_APPNAME, user);
+			else if (m->src == AN_SRC_APPNAME)
+				m->src = AN_SRC_NONE;
+			break;
+		case ATTR_ROLE: {
+			char *r = o->scope == ATTR_TXN ? s->txn_role : s->role;
+			if (o->clear)
+				r[0] = 0;
+			else
+				snprintf(r, AN_STR_MAX, "%s", o->value);
+			break;
+		}
+		case ATTR_RESET_ALL:
+			s->sess_marker.src = AN_SRC_NONE;
+			s->txn_marker.src = AN_SRC_NONE;
+			s->role[0] = s->txn_role[0] = 0;
+			break;
+		}
+	}
+}
+
+/* ---- statement completion ---- */
+
+int an_stmt_is_read(const struct an_stmt *st)
+{
+	const char *v = st->info ? st->info->verb : "";
+	if (st->tag[0])
+		return strncmp(st->tag, "SELECT", 6) == 0 || strncmp(st->tag, "FETCH", 5) == 0 ||
+		       (strncmp(st->tag, "COPY", 4) == 0 && st->data_move_to_client) || strncmp(st->tag, "SHOW", 4) == 0;
+	if (!strcmp(v, "SELECT") || !strcmp(v, "SHOW") || !strcmp(v, "FETCH") || !strcmp(v, "TABLE") ||
+	    !strcmp(v, "VALUES") || !strcmp(v, "DESCRIBE") || !strcmp(v, "EXPLAIN") || !strcmp(v, "CALL"))
+		return 1;
+	if (!strcmp(v, "COPY"))
+		return st->data_move_to_client;
+	return !v[0] && st->bytes > 0;
+}
+
+static char *params_json(const struct an_pending *p)
+{
+	cJSON *a = cJSON_CreateArray();
+	for (int i = 0; a && i < p->n_params; i++) {
+		if (p->params[i].text)
+			cJSON_AddItemToArray(a, cJSON_CreateString(p->params[i].text));
+		else
+			cJSON_AddItemToArray(a, cJSON_CreateNull());
+	}
+	char *txt = a ? cJSON_PrintUnformatted(a) : NULL;
+	cJSON_Delete(a);
+	return txt;
+}
+
+/* Complete part idx of p with result r (NULL: outcome unknown). */
+static void complete_part(struct an *an, struct an_session *s, struct an_pending *p, int idx, const struct ev *r)
+{
+	struct sq_info info;
+	struct an_stmt st;
+	char user[AN_STR_MAX] = "";
+	memset(&st, 0, sizeof st);
+	memset(&info, 0, sizeof info);
+	st.s = s;
+	st.kind = p->kind;
+	st.part = idx;
+	st.n_parts = p->n_parts;
+	st.first_verb = p->first_verb;
+	st.ts = p->ts;
+	st.done_ts = r ? r->ts : an->now;
+	st.outcome = r ? r->u.result.outcome : EV_OUT_UNKNOWN;
+	st.rows = r ? r->u.result.rows : -1;
+	st.bytes = r ? r->u.result.bytes : 0;
+	st.from_params = p->n_params > 0;
+	st.data_move = p->data_move;
+	st.data_move_to_client = p->data_move_to_client;
+	snprintf(st.data_move_what, sizeof st.data_move_what, "%s", p->data_move_what);
+	if (r) {
+		scopy(st.error_code, sizeof st.error_code, r->u.result.error_code);
+		scopy(st.tag, sizeof st.tag, r->u.result.tag);
+	}
+	an->n_drafts = 0;
+	an->norm[0] = an->masked[0] = 0;
+	int n = 0;
+	if (p->sql) {
+		int trunc = 0;
+		const char *text = p->sql + p->part_off[idx];
+		size_t len = p->part_len[idx];
+		n = sq_lex(text, len, s->dialect, an->toks, SQ_MAX_TOKENS, &trunc);
+		sq_normalize(text, an->toks, 0, n, s->dialect, an->norm, SQ_MAX_NORM + 1, &info);
+		info.truncated |= trunc | p->truncated;
+		if (info.truncated)
+			an->st.sql_truncated++;
+		sq_mask(text, an->toks, 0, n, an->cfg.keep_literals, info.secret, an->masked,
+			(size_t)an->cfg.max_sql_bytes + 4);
+		st.sql = st.base = text;
+		st.toks = an->toks;
+		st.first = 0;
+		st.end = n;
+		st.info = &info;
+		st.norm = an->norm;
+		st.masked = an->masked;
+		if (idx == 0)
+			snprintf(p->first_verb, sizeof p->first_verb, "%s", info.verb);
+		/* markers set by the statement take effect when it did not fail */
+		if (st.outcome != EV_OUT_ERROR) {
+			struct attr_op ops[ATTR_MAX_OPS];
+			int nops = attr_statement(text, an->toks, 0, n, s->dialect, &an->cfg, p->params, p->n_params, ops,
+						  ATTR_MAX_OPS);
+			apply_ops(an, s, ops, nops);
+		}
+		if (attr_comment_user(text, an->toks, 0, n, &an->cfg.comment_keys, user, sizeof user, st.traceparent,
+				      sizeof st.traceparent)) {
+			st.end_user = user;
+			st.end_user_source = "comment";
+		}
+	}
+	if (!st.end_user) {
+		const struct an_marker *m = s->txn_marker.src ? &s->txn_marker
+					  : s->sess_marker.src ? &s->sess_marker
+					  : s->attr_marker.src ? &s->attr_marker : NULL;
+		if (m) {
+			st.end_user = m->value;
+			st.end_user_source = an_src_name(m->src);
+		} else if (s->db_user[0] && !an_is_service_account(&an->cfg, s->db_user)) {
+			st.end_user = s->db_user;
+			st.end_user_source = "db_user";
+		}
+	}
+	/* counters */
+	s->statements++;
+	if (st.outcome == EV_OUT_ERROR)
+		s->errors++;
+	if (st.rows > 0 && an_stmt_is_read(&st))
+		s->rows_returned += st.rows;
+
+	for (int i = 0; an_detectors[i]; i++)
+		if (an_detectors[i]->on_statement && !an->cfg.detector_off[an_detectors[i]->kind])
+			an_detectors[i]->on_statement(an, &st);
+
+	int64_t sid = 0;
+	if (an->cfg.audit == AN_AUDIT_ALL || an->n_drafts > 0) {
+		char *pj = NULL;
+		if (an->cfg.keep_literals && p->n_params > 0 && p->sql && !info.secret)
+			pj = params_json(p);
+		if (s->dirty)
+			put_session(an, s, NULL);
+		sid = an->next_statement++;
+		struct rec_statement rs = {
+			.id = sid,
+			.session_id = s->id,
+			.ts = p->ts,
+			.end_user = st.end_user,
+			.end_user_source = st.end_user_source,
+			.verb = p->sql && info.verb[0] ? info.verb : NULL,
+			.fingerprint = p->sql ? info.fingerprint : NULL,
+			.sql = p->sql ? an->masked : NULL,
+			.params = pj,
+			.outcome = st.outcome == EV_OUT_OK ? "ok" : st.outcome == EV_OUT_ERROR ? "error" : "unknown",
+			.error_code = nz(st.error_code),
+			.rows = st.rows >= 0 ? st.rows : -1,
+			.duration_us = r && r->ts >= p->ts ? r->ts - p->ts : -1,
+			.protocol = s->protocol,
+			.client_ip = s->client_ip,
+			.db_user = nz(s->db_user),
+			.database = nz(s->database),
+			.application = nz(s->application),
+		};
+		struct rec rec = { .type = REC_STATEMENT, .u.statement = &rs };
+		put_all(an, &rec);
+		an->st.statements_stored++;
+		free(pj);
+	}
+	an->st.statements++;
+	for (int i = 0; i < an->n_drafts; i++) {
+		struct an_finding_draft *d = &an->drafts[i];
+		put_finding(an, s, sid, st.done_ts, d->kind, d->sev, d->summary, d->evidence, &st);
+		free(d->evidence);
+		d->evidence = NULL;
+	}
+	an->n_drafts = 0;
+}
+
+/* Complete the remaining parts of the pending entry at ring index i with outcome unknown
+ * and remove it (entries are removed from the head only; others are marked done). */
+static void pend_finish(struct an *an, struct an_session *s, struct an_pending *p, int execute_rest)
+{
+	if (execute_rest)
+		for (; p->next < p->n_parts; p->next++)
+			complete_part(an, s, p, p->next, NULL);
+	else if (p->next < p->n_parts)
+		an->st.statements_skipped += (uint64_t)(p->n_parts - p->next);
+	pending_free(s, p);
+}
+
+static void pend_pop_done(struct an_session *s)
+{
+	while (s->pend_n > 0 && pend_at(s, 0)->n_parts == 0) {
+		s->pend_head = (s->pend_head + 1) % s->pend_cap;
+		s->pend_n--;
+	}
+}
+
+static void pend_finish_all(struct an *an, struct an_session *s)
+{
+	for (int i = 0; i < s->pend_n; i++) {
+		struct an_pending *p = pend_at(s, i);
+		if (p->n_parts)
+			pend_finish(an, s, p, 1);
+	}
+	s->pend_n = 0;
+	s->pend_head = 0;
+}
+
+static void on_query(struct an *an, struct an_session *s, const struct ev *e)
+{
+	const struct ev_query *q = &e->u.query;
+	if (q->kind == EV_Q_PREPARE)
+		return;
+	if (!s->pend) {
+		s->pend_cap = an->cfg.max_pending > 0 ? an->cfg.max_pending : 1;
+		s->pend = calloc((size_t)s->pend_cap, sizeof *s->pend);
+		if (!s->pend) {
+			an->st.pending_dropped++;
+			return;
+		}
+	}
+	size_t len = q->sql_known && q->sql.p ? q->sql.n : 0;
+	int trunc = q->truncated;
+	if (len > (size_t)an->cfg.max_sql_bytes) {
+		len = (size_t)an->cfg.max_sql_bytes;
+		trunc = 1;
+	}
+	size_t pbytes = 0;
+	for (size_t i = 0; i < q->n_params; i++)
+		pbytes += q->params[i].text.n < PARAM_ONE_MAX ? q->params[i].text.n + 1 : PARAM_ONE_MAX + 1;
+	if (pbytes > PARAM_BYTES_MAX)
+		pbytes = PARAM_BYTES_MAX;
+	size_t cost = len + pbytes + sizeof(struct an_pending);
+	if (s->pend_n >= s->pend_cap || s->pend_bytes + cost > (size_t)an->cfg.max_pending_bytes) {
+		an->st.pending_dropped++;
+		return;
+	}
+	struct an_pending *p = pend_at(s, s->pend_n);
+	memset(p, 0, sizeof *p);
+	p->id = q->id;
+	p->kind = q->kind;
+	p->ts = e->ts;
+	p->truncated = trunc;
+	if (q->sql_known && q->sql.p) {
+		p->sql = malloc(len + 1);
+		if (!p->sql)
+			goto fail;
+		memcpy(p->sql, q->sql.p, len);
+		p->sql[len] = 0;
+		p->sql_len = len;
+	}
+	int cap = q->kind == EV_Q_SIMPLE ? SQ_MAX_PARTS : 1;
+	p->part_off = calloc((size_t)cap, sizeof *p->part_off);
+	p->part_len = calloc((size_t)cap, sizeof *p->part_len);
+	if (!p->part_off || !p->part_len)
+		goto fail;
+	if (p->sql && q->kind == EV_Q_SIMPLE) {
+		struct sq_range parts[SQ_MAX_PARTS];
+		int t = 0, more = 0;
+		int n = sq_lex(p->sql, p->sql_len, s->dialect, an->toks, SQ_MAX_TOKENS, &t);
+		if (t) {
+			/* tokens stopped early: the untokenised tail belongs to the last part */
+			p->truncated = 1;
+		}
+		p->n_parts = sq_split(p->sql, an->toks, n, parts, SQ_MAX_PARTS, &more);
+		for (int i = 0; i < p->n_parts; i++) {
+			p->part_off[i] = parts[i].off;
+			p->part_len[i] = parts[i].len;
+		}
+		if (t && p->n_parts > 0)
+			p->part_len[p->n_parts - 1] = (uint32_t)(p->sql_len - p->part_off[p->n_parts - 1]);
+		if (p->n_parts == 0) {
+			/* only comments or whitespace: nothing is executed */
+			pending_free(s, p);
+			return;
+		}
+	} else {
+		p->n_parts = 1;
+		p->part_len[0] = (uint32_t)len;
+	}
+	if (q->n_params > 0) {
+		p->params = calloc(q->n_params, sizeof *p->params);
+		p->param_buf = malloc(pbytes ? pbytes : 1);
+		if (!p->params || !p->param_buf)
+			goto fail;
+		size_t o = 0;
+		for (size_t i = 0; i < q->n_params; i++) {
+			const struct ev_bind *b = &q->params[i];
+			if (b->is_null || !b->text.p) {
+				p->params[i].text = NULL;
+				continue;
+			}
+			size_t n = b->text.n < PARAM_ONE_MAX ? b->text.n : PARAM_ONE_MAX;
+			if (o + n + 1 > pbytes)
+				break; /* budget spent: later parameters are unknown */
+			memcpy(p->param_buf + o, b->text.p, n);
+			p->param_buf[o + n] = 0;
+			p->params[i].text = p->param_buf + o;
+			p->params[i].n = n;
+			o += n + 1;
+		}
+		p->n_params = (int)q->n_params;
+	}
+	p->bytes = cost;
+	s->pend_bytes += cost;
+	s->pend_n++;
+	return;
+fail:
+	pending_free(s, p);
+	an->st.pending_dropped++;
+}
+
+static void on_result(struct an *an, struct an_session *s, const struct ev *e)
+{
+	const struct ev_result *r = &e->u.result;
+	int found = -1;
+	for (int i = 0; i < s->pend_n; i++) {
+		struct an_pending *p = pend_at(s, i);
+		if (p->n_parts && p->id == r->id) {
+			found = i;
+			break;
+		}
+	}
+	if (found < 0) {
+		/* no statement for it (picked up mid-stream, or dropped): still count it */
+		if (r->outcome == EV_OUT_ERROR)
+			s->errors++;
+		return;
+	}
+	/* earlier statements still waiting lost their results: complete them as unknown */
+	for (int i = 0; i < found; i++) {
+		struct an_pending *p = pend_at(s, i);
+		if (p->n_parts)
+			pend_finish(an, s, p, 1);
+	}
+	struct an_pending *p = pend_at(s, found);
+	if (r->outcome == EV_OUT_SKIPPED) {
+		an->st.statements_skipped++;
+		pend_finish(an, s, p, 0);
+		pend_pop_done(s);
+		return;
+	}
+	complete_part(an, s, p, p->next, e);
+	p->next++;
+	p->got_result = 1;
+	if (p->next >= p->n_parts) {
+		pending_free(s, p);
+	} else if (r->outcome == EV_OUT_ERROR) {
+		/* the rest of a multi-statement message is not executed after an error */
+		pend_finish(an, s, p, 0);
+	} else if (s->dialect == SQ_MYSQL && !r->more && p->kind == EV_Q_SIMPLE) {
+		pend_finish(an, s, p, 1); /* server says done: our split had more parts */
+	}
+	pend_pop_done(s);
+}
+
+static void on_ready(struct an *an, struct an_session *s, const struct ev *e)
+{
+	if (e->u.ready.txn == 'I') {
+		s->txn_marker.src = AN_SRC_NONE;
+		s->txn_role[0] = 0;
+	}
+	s->txn = e->u.ready.txn;
+	/* ReadyForQuery ends the oldest simple query: its unmatched parts are completed as unknown
+	 * (never dropped: a statement we could not match must still be visible) */
+	for (int i = 0; i < s->pend_n; i++) {
+		struct an_pending *p = pend_at(s, i);
+		if (!p->n_parts)
+			continue;
+		if (p->got_result || p->kind == EV_Q_SIMPLE) {
+			int simple = p->kind == EV_Q_SIMPLE;
+			pend_finish(an, s, p, 1);
+			if (simple)
+				break;
+		}
+	}
+	pend_pop_done(s);
+}
+
+static char *client_info_json(const struct ev_startup *su)
+{
+	static const char *const secretish[] = { "pass", "pwd", "secret", "token", "auth", "key", "cred", NULL };
+	cJSON *o = cJSON_CreateObject();
+	if (!o)
+		return NULL;
+	int added = 0;
+	size_t total = 0;
+	for (size_t i = 0; i < su->n_params && i < 64; i++) {
+		char k[64], v[256];
+		scopy(k, sizeof k, su->params[i].key);
+		scopy(v, sizeof v, su->params[i].val);
+		int bad = !k[0];
+		for (int m = 0; secretish[m] && !bad; m++)
+			if (strcasestr(k, secretish[m]))
+				bad = 1;
+		if (bad || cJSON_GetObjectItemCaseSensitive(o, k))
+			continue;
+		total += strlen(k) + strlen(v) + 6;
+		if (total > AN_CLIENT_INFO_MAX - 16)
+			break;
+		cJSON_AddStringToObject(o, k, v);
+		added++;
+	}
+	if (su->replication) {
+		cJSON_AddTrueToObject(o, "replication");
+		added++;
+	}
+	char *txt = added ? cJSON_PrintUnformatted(o) : NULL;
+	cJSON_Delete(o);
+	return txt;
+}
+
+static void on_startup(struct an *an, struct an_session *s, const struct ev *e)
+{
+	const struct ev_startup *su = &e->u.startup;
+	char user[AN_STR_MAX];
+	scopy(s->db_user, sizeof s->db_user, su->user);
+	scopy(s->database, sizeof s->database, su->database);
+	scopy(s->application, sizeof s->application, su->application);
+	s->replication = su->replication;
+	free(s->client_info);
+	s->client_info = client_info_json(su);
+	s->attr_marker.src = AN_SRC_NONE;
+	if (s->application[0] && app_pattern_user(an, s->application, user, sizeof user))
+		marker_set(&s->attr_marker, AN_SRC_APPNAME, user);
+	/* a connect attribute naming the user is more explicit than a program name */
+	for (int k = 0; k < an->cfg.connect_attrs.n; k++) {
+		for (size_t i = 0; i < su->n_params; i++) {
+			char key[64];
+			scopy(key, sizeof key, su->params[i].key);
+			if (strcasecmp(key, an->cfg.connect_attrs.v[k]) == 0 && su->params[i].val.n > 0) {
+				scopy(user, sizeof user, su->params[i].val);
+				marker_set(&s->attr_marker, AN_SRC_CONNATTR, user);
+				goto done;
+			}
+		}
+	}
+done:
+	s->dirty = 1;
+}
+
+static void login_result(struct an *an, struct an_session *s, int ok, const char *account, const char *code,
+			 ev_time ts)
+{
+	for (int i = 0; an_detectors[i]; i++)
+		if (an_detectors[i]->on_login && !an->cfg.detector_off[an_detectors[i]->kind])
+			an_detectors[i]->on_login(an, s, ok, account, code, ts);
+}
+
+void an_feed(struct an *an, struct an_session *s, const struct ev *e)
+{
+	if (!an || !s || !e)
+		return;
+	if (s->evicted) {
+		an->st.events_after_evict++;
+		return;
+	}
+	if (e->ts > an->now)
+		an->now = e->ts;
+	s->last_ts = e->ts;
+	lru_front(an, s);
+	switch (e->type) {
+	case EV_STARTUP:
+		on_startup(an, s, e);
+		break;
+	case EV_SERVER_HELLO:
+		scopy(s->server_version, sizeof s->server_version, e->u.hello.version);
+		s->dirty = 1;
+		break;
+	case EV_AUTH:
+		snprintf(s->auth_method, sizeof s->auth_method, "%s", e->u.auth.method ? e->u.auth.method : "");
+		s->dirty = 1;
+		break;
+	case EV_LOGIN: {
+		char code[16], msg[200];
+		scopy(code, sizeof code, e->u.login.error_code);
+		scopy(msg, sizeof msg, e->u.login.error_msg);
+		s->login = e->u.login.ok ? 1 : -1;
+		if (!e->u.login.ok)
+			snprintf(s->login_error, sizeof s->login_error, "%s%s%s", code, code[0] && msg[0] ? ": " : "", msg);
+		put_session(an, s, NULL);
+		login_result(an, s, e->u.login.ok, s->db_user, code, e->ts);
+		break;
+	}
+	case EV_TLS:
+		s->tls = 1;
+		put_session(an, s, NULL);
+		break;
+	case EV_PARAM: {
+		char name[64], val[AN_STR_MAX], user[AN_STR_MAX];
+		scopy(name, sizeof name, e->u.param.name);
+		scopy(val, sizeof val, e->u.param.value);
+		if (!strcmp(name, "server_version")) {
+			scopy(s->server_version, sizeof s->server_version, e->u.param.value);
+			s->dirty = 1;
+		} else if (!strcmp(name, "application_name")) {
+			if (!s->application[0] && val[0]) {
+				snprintf(s->application, sizeof s->application, "%s", val);
+				s->dirty = 1;
+			}
+			/* the server reports the value in force: a marker when it names a user */
+			if (val[0] && app_pattern_user(an, val, user, sizeof user) &&
+			    !(s->attr_marker.src == AN_SRC_APPNAME && !strcmp(s->attr_marker.value, user)))
+				marker_set(&s->sess_marker, AN_SRC_APPNAME, user);
+			else if (s->sess_marker.src == AN_SRC_APPNAME)
+				s->sess_marker.src = AN_SRC_NONE;
+		} else if (!strcmp(name, "session_authorization")) {
+			if (val[0] && strcmp(val, s->db_user) != 0)
+				snprintf(s->role, sizeof s->role, "%s", val);
+		}
+		break;
+	}
+	case EV_USER_CHANGE: {
+		char user[AN_STR_MAX];
+		scopy(user, sizeof user, e->u.user_change.user);
+		if (s->dialect == SQ_MYSQL) {
+			if (e->u.user_change.ok == 0) {
+				login_result(an, s, 0, user, "1045", e->ts);
+				break;
+			}
+			/* COM_CHANGE_USER resets the session: a new principal, no markers */
+			snprintf(s->db_user, sizeof s->db_user, "%s", user);
+			if (e->u.user_change.database.n)
+				scopy(s->database, sizeof s->database, e->u.user_change.database);
+			s->sess_marker.src = s->txn_marker.src = s->attr_marker.src = AN_SRC_NONE;
+			s->role[0] = s->txn_role[0] = 0;
+			s->dirty = 1;
+		} else if (e->u.user_change.ok != 0) {
+			snprintf(s->role, sizeof s->role, "%s", user);
+		}
+		break;
+	}
+	case EV_DB_CHANGE:
+		scopy(s->database, sizeof s->database, e->u.database);
+		s->dirty = 1;
+		break;
+	case EV_QUERY:
+		on_query(an, s, e);
+		break;
+	case EV_RESULT:
+		on_result(an, s, e);
+		break;
+	case EV_READY:
+		on_ready(an, s, e);
+		break;
+	case EV_DATA_MOVE:
+		if (s->pend_n > 0) {
+			struct an_pending *p = pend_at(s, s->pend_n - 1);
+			p->data_move = 1;
+			p->data_move_to_client = e->u.data_move.to_client;
+			scopy(p->data_move_what, sizeof p->data_move_what, e->u.data_move.what);
+		}
+		break;
+	default:
+		break;
+	}
+	for (int i = 0; an_detectors[i]; i++)
+		if (an_detectors[i]->on_event && !an->cfg.detector_off[an_detectors[i]->kind])
+			an_detectors[i]->on_event(an, s, e);
+}
+
+/* ---- lifecycle ---- */
 
 struct an *an_new(const struct an_config *cfg, struct sink **sinks, int n_sinks, const struct sink_ids *ids,
 		  int64_t run_id)
 {
-	(void)cfg; (void)sinks; (void)n_sinks; (void)ids; (void)run_id;
-	return calloc(1, sizeof(struct an));
+	struct an *an = calloc(1, sizeof *an);
+	if (!an)
+		return NULL;
+	an->cfg = *cfg;
+	if (an->cfg.max_sql_bytes <= 0)
+		an->cfg.max_sql_bytes = 16384;
+	if (an->cfg.max_pending_bytes <= 0)
+		an->cfg.max_pending_bytes = 1 << 20;
+	if (an->cfg.max_sessions <= 0)
+		an->cfg.max_sessions = 65536;
+	an->sinks = sinks;
+	an->n_sinks = n_sinks;
+	an->run_id = run_id;
+	an->next_session = ids && ids->session > 0 ? ids->session : 1;
+	an->next_statement = ids && ids->statement > 0 ? ids->statement : 1;
+	an->next_finding = ids && ids->finding > 0 ? ids->finding : 1;
+	an->toks = malloc(sizeof(struct sq_tok) * SQ_MAX_TOKENS);
+	an->norm = malloc(SQ_MAX_NORM + 1);
+	an->masked = malloc((size_t)an->cfg.max_sql_bytes + 4);
+	an->bf = calloc(AN_KEYED_MAX, sizeof *an->bf);
+	an->eb = calloc(AN_KEYED_MAX, sizeof *an->eb);
+	if (!an->toks || !an->norm || !an->masked || !an->bf || !an->eb)
+		goto fail;
+	for (int i = 0; i < cfg->app_name_patterns.n && an->n_app_re < AN_MAX_LIST; i++)
+		if (regcomp(&an->app_re[an->n_app_re], cfg->app_name_patterns.v[i], REG_EXTENDED) == 0)
+			an->n_app_re++;
+	return an;
+fail:
+	free(an->toks);
+	free(an->norm);
+	free(an->masked);
+	free(an->bf);
+	free(an->eb);
+	free(an);
+	return NULL;
 }
-void an_free(struct an *an) { free(an); }
+
 struct an_session *an_open(struct an *an, const struct an_flow *flow)
 {
-	(void)an; (void)flow;
-	return calloc(1, sizeof(struct an_session));
+	if (!an || !flow)
+		return NULL;
+	if (an->n_sessions >= an->cfg.max_sessions && an->lru_tail) {
+		/* evict the least recently active session; its handle stays valid until an_close */
+		struct an_session *old = an->lru_tail;
+		struct an_flow_end end = { .ts = old->last_ts, .reason = "timeout" };
+		pend_finish_all(an, old);
+		free(old->pend);
+		old->pend = NULL;
+		old->pend_cap = 0;
+		put_session(an, old, &end);
+		lru_unlink(an, old);
+		old->evicted = 1;
+		an->n_sessions--;
+		an->st.sessions_evicted++;
+	}
+	struct an_session *s = calloc(1, sizeof *s);
+	if (!s)
+		return NULL;
+	s->id = an->next_session++;
+	snprintf(s->protocol, sizeof s->protocol, "%s", flow->protocol ? flow->protocol : "");
+	s->dialect = (flow->protocol && !strcmp(flow->protocol, "mysql")) ? SQ_MYSQL : SQ_PG;
+	snprintf(s->client_ip, sizeof s->client_ip, "%s", flow->client_ip ? flow->client_ip : "");
+	snprintf(s->server_ip, sizeof s->server_ip, "%s", flow->server_ip ? flow->server_ip : "");
+	s->client_port = flow->client_port;
+	s->server_port = flow->server_port;
+	s->started_at = s->last_ts = flow->ts;
+	s->midstream = flow->midstream;
+	s->txn = '?';
+	if (flow->ts > an->now)
+		an->now = flow->ts;
+	lru_front(an, s);
+	an->n_sessions++;
+	an->st.sessions++;
+	put_session(an, s, NULL);
+	return s;
 }
-void an_feed(struct an *an, struct an_session *s, const struct ev *ev) { (void)an; (void)s; (void)ev; }
+
 void an_close(struct an *an, struct an_session *s, const struct an_flow_end *end)
 {
-	(void)an; (void)end;
+	if (!an || !s)
+		return;
+	if (!s->evicted) {
+		if (end && end->ts > an->now)
+			an->now = end->ts;
+		pend_finish_all(an, s);
+		for (int i = 0; an_detectors[i]; i++)
+			if (an_detectors[i]->on_session_end && !an->cfg.detector_off[an_detectors[i]->kind])
+				an_detectors[i]->on_session_end(an, s, end ? end->ts : an->now);
+		struct an_flow_end def = { .ts = s->last_ts, .reason = "eof" };
+		put_session(an, s, end ? end : &def);
+		lru_unlink(an, s);
+		an->n_sessions--;
+	}
+	free(s->pend);
+	free(s->client_info);
 	free(s);
 }
-void an_tick(struct an *an, ev_time now) { (void)an; (void)now; }
-void an_get_stats(const struct an *an, struct an_stats *st) { (void)an; *st = (struct an_stats){ 0 }; }
+
+static void flush_sinks(struct an *an)
+{
+	for (int i = 0; i < an->n_sinks; i++)
+		if (an->sinks[i] && sink_flush(an->sinks[i]) != 0)
+			an->st.sink_errors++;
+}
+
+void an_tick(struct an *an, ev_time now)
+{
+	if (!an)
+		return;
+	if (now > an->now)
+		an->now = now;
+	for (int i = 0; an_detectors[i]; i++)
+		if (an_detectors[i]->on_tick && !an->cfg.detector_off[an_detectors[i]->kind])
+			an_detectors[i]->on_tick(an, an->now);
+	if (an->now - an->last_sweep >= 10 * 1000000LL) {
+		/* statements whose results never came: complete them as unknown after the idle timeout */
+		ev_time limit = (ev_time)an->cfg.idle_timeout_s * 1000000LL;
+		for (struct an_session *s = an->lru_tail; s; s = s->prev) {
+			if (an->now - s->last_ts < limit)
+				break;
+			if (s->pend_n)
+				pend_finish_all(an, s);
+		}
+		an->last_sweep = an->now;
+	}
+	if (an->now - an->last_flush >= 1000000LL) {
+		flush_sinks(an);
+		an->last_flush = an->now;
+	}
+}
+
+void an_free(struct an *an)
+{
+	if (!an)
+		return;
+	while (an->lru_head) {
+		struct an_flow_end end = { .ts = an->lru_head->last_ts, .reason = "eof" };
+		an_close(an, an->lru_head, &end);
+	}
+	for (int i = 0; an_detectors[i]; i++)
+		if (an_detectors[i]->on_free)
+			an_detectors[i]->on_free(an);
+	flush_sinks(an);
+	for (int i = 0; i < an->n_app_re; i++)
+		regfree(&an->app_re[i]);
+	free(an->toks);
+	free(an->norm);
+	free(an->masked);
+	free(an->bf);
+	free(an->eb);
+	free(an);
+}
+
+void an_get_stats(const struct an *an, struct an_stats *st)
+{
+	if (an)
+		*st = an->st;
+	else
+		*st = (struct an_stats){ 0 };
+}
+
+int an_is_admin(const struct an *an, const struct an_session *s)
+{
+	const struct an_config *c = &an->cfg;
+	if (c->admin_hosts.n == 0 || !an_ip_in_cidrs(&c->admin_hosts, s->client_ip))
+		return 0;
+	if (c->admin_users.n == 0)
+		return 1;
+	return an_in_list(&c->admin_users, s->db_user) || an_in_list(&c->admin_users, s->role) ||
+	       an_in_list(&c->admin_users, s->txn_role);
+}
+
+void an_excerpt(char *dst, size_t cap, const char *s, size_t n)
+{
+	size_t o = 0;
+	int sp = 0;
+	if (!cap)
+		return;
+	size_t i = 0;
+	for (; s && i < n && s[i] && o + 4 < cap; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c <= ' ') {
+			sp = o > 0;
+			continue;
+		}
+		if (sp) {
+			dst[o++] = ' ';
+			sp = 0;
+		}
+		dst[o++] = (char)c;
+	}
+	if (s && i < n && s[i]) {
+		while (o > 0 && ((unsigned char)dst[o - 1] & 0xC0) == 0x80)
+			o--;
+		if (o > 0 && ((unsigned char)dst[o - 1] & 0xC0) == 0xC0)
+			o--;
+		memcpy(dst + o, "...", 3);
+		o += 3;
+	}
+	dst[o] = 0;
+}
+
+void an_fmt(char *buf, size_t cap, const char *fmt, ...)
+{
+	va_list ap;
+	if (!cap)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(buf, cap, fmt, ap);
+	va_end(ap);
+}

@@ -18,10 +18,47 @@ enum an_severity { AN_SEV_INFO, AN_SEV_LOW, AN_SEV_MEDIUM, AN_SEV_HIGH, AN_SEV_C
 
 #define AN_MAX_LIST 32
 
+/* Finding kinds (DESIGN.md §3); the index into an_config.severity. */
+enum an_kind {
+	AN_K_SQL_INJECTION,
+	AN_K_ERROR_BURST,
+	AN_K_AUTH_BRUTEFORCE,
+	AN_K_PRIVILEGE_CHANGE,
+	AN_K_DESTRUCTIVE_STATEMENT,
+	AN_K_BULK_READ,
+	AN_K_DATA_EXPORT,
+	AN_K_NEW_QUERY_SHAPE,
+	AN_K_NEW_CLIENT,
+	AN_K_NEW_APPLICATION,
+	AN_K_OFF_HOURS,
+	AN_K_CLEARTEXT_PASSWORD,
+	AN_K_SENSITIVE_ACCESS,
+	AN_K_PROTOCOL_ANOMALY,
+	AN_K_COUNT
+};
+
+/* "sql_injection", ...; NULL when out of range. */
+const char *an_kind_name(int kind);
+const char *an_severity_name(enum an_severity sev);
+
+enum an_admin_policy {
+	AN_ADMIN_REPORT,    /* admins are reported like everyone else */
+	AN_ADMIN_DOWNGRADE, /* admin from an admin host: severity info */
+	AN_ADMIN_ALLOW,	    /* admin from an admin host: no finding */
+};
+
 /* A list of strings owned by the config (copied at load). */
 struct an_strlist {
 	char *v[AN_MAX_LIST];
 	int n;
+};
+
+/* A configured sensitive object: table (optionally schema-qualified) and columns. */
+#define AN_MAX_SENSITIVE 64
+struct an_sensitive {
+	char *table;		  /* lower-case, "schema.table" or "table" */
+	struct an_strlist columns; /* empty: the whole table */
+	struct an_strlist allow;   /* db users, roles or end users allowed */
 };
 
 struct an_config {
@@ -50,6 +87,18 @@ struct an_config {
 	int max_sessions;      /* session table cap */
 	int idle_timeout_s;    /* packet time */
 	int max_pending;       /* pending statements per session */
+
+	/* added with the analyzer proper (issue #6) */
+	struct an_strlist pg_json_settings; /* "setting:key": JSON claims holding the end user */
+	struct an_strlist connect_attrs;    /* MySQL connect attributes naming the end user */
+	struct an_strlist admin_users;	    /* DBAs (db_user or role) for admin_policy */
+	enum an_admin_policy admin_policy;
+	int detector_off[AN_K_COUNT];	    /* 1: detector disabled */
+	int anomaly_per_session;	    /* protocol_anomaly findings per session */
+	int max_sql_bytes;		    /* statement text kept per statement */
+	int max_pending_bytes;		    /* statement text pending per session */
+	struct an_sensitive sensitive[AN_MAX_SENSITIVE];
+	int n_sensitive;
 };
 
 /* Defaults as documented in contrib/dbtap.example.json. */
@@ -84,6 +133,10 @@ struct an_stats {
 	uint64_t sessions_evicted;   /* table full */
 	uint64_t pending_dropped;    /* statements dropped: pending queue full */
 	uint64_t sink_errors;
+	uint64_t statements_skipped; /* server skipped them after an error: not stored */
+	uint64_t statements_stored;
+	uint64_t sql_truncated;	     /* statements cut at a cap */
+	uint64_t events_after_evict; /* events for evicted sessions, ignored */
 };
 
 struct an;

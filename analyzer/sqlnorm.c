@@ -1,2 +1,905 @@
-/* SQL normaliser (stub). */
-#include "an.h"
+/* SQL lexer and normaliser: one token stream shared by fingerprinting, splitting, masking,
+ * attribution and the detectors. Understands both dialects' quoting and comment rules;
+ * all work is capped (see sqlnorm.h) so hostile statements cost bounded time and memory. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "sqlnorm.h"
+
+static int lc(int c)
+{
+	return (c >= 'A' && c <= 'Z') ? c + 32 : c;
+}
+static int uc(int c)
+{
+	return (c >= 'a' && c <= 'z') ? c - 32 : c;
+}
+static int is_space(unsigned char c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+}
+static int is_digit(unsigned char c)
+{
+	return c >= '0' && c <= '9';
+}
+static int is_xdigit(unsigned char c)
+{
+	return is_digit(c) || (lc(c) >= 'a' && lc(c) <= 'f');
+}
+static int is_word_start(unsigned char c)
+{
+	return (lc(c) >= 'a' && lc(c) <= 'z') || c == '_' || c >= 0x80;
+}
+static int is_word_char(unsigned char c)
+{
+	return is_word_start(c) || is_digit(c) || c == '$';
+}
+
+uint64_t sq_hash(const void *p, size_t n, uint64_t h)
+{
+	const unsigned char *b = p;
+	for (size_t i = 0; i < n; i++) {
+		h ^= b[i];
+		h *= 0x100000001b3ULL;
+	}
+	return h;
+}
+
+/* Keywords rendered upper-case in normalised text; everything else bare is lower-cased. */
+static const char *const kw_list[] = {
+	"ADD", "ALL", "ALTER", "ANALYZE", "AND", "ANY", "ARRAY", "AS", "ASC", "BEGIN", "BETWEEN",
+	"BY", "CALL", "CASE", "CAST", "CHECK", "COMMIT", "CONFLICT", "CONSTRAINT", "COPY",
+	"CREATE", "CROSS", "DATABASE", "DEALLOCATE", "DEFAULT", "DELETE", "DESC", "DISTINCT",
+	"DO", "DROP", "DUMPFILE", "ELSE", "END", "EXCEPT", "EXECUTE", "EXISTS", "EXPLAIN",
+	"FALSE", "FETCH", "FOR", "FOREIGN", "FROM", "FULL", "FUNCTION", "GRANT", "GROUP",
+	"HAVING", "IDENTIFIED", "IF", "ILIKE", "IN", "INDEX", "INFILE", "INNER", "INSERT",
+	"INTERSECT", "INTO", "IS", "JOIN", "KEY", "LATERAL", "LEFT", "LIKE", "LIMIT", "LOAD",
+	"LOCAL", "LOCK", "MERGE", "NATURAL", "NOT", "NOTHING", "NULL", "OFFSET", "ON", "ONLY",
+	"OR", "ORDER", "OUTER", "OUTFILE", "OVER", "PARTITION", "PASSWORD", "PREPARE",
+	"PRIMARY", "PROCEDURE", "REFERENCES", "RELEASE", "RETURNING", "REVOKE", "RIGHT", "ROLE",
+	"ROLLBACK", "SAVEPOINT", "SCHEMA", "SELECT", "SESSION", "SET", "SHOW", "START", "TABLE",
+	"THEN", "TO", "TRANSACTION", "TRUE", "TRUNCATE", "UNION", "UNIQUE", "UPDATE", "USE",
+	"USER", "USING", "VALUES", "VIEW", "WHEN", "WHERE", "WINDOW", "WITH",
+};
+
+static int ci_cmp(const char *a, size_t an, const char *kw)
+{
+	size_t i = 0;
+	for (; i < an && kw[i]; i++) {
+		int d = uc((unsigned char)a[i]) - (unsigned char)kw[i];
+		if (d)
+			return d;
+	}
+	if (i < an)
+		return 1;
+	return kw[i] ? -1 : 0;
+}
+
+int sq_is_keyword(const char *p, size_t n)
+{
+	int lo = 0, hi = (int)(sizeof kw_list / sizeof kw_list[0]) - 1;
+	if (n > 12)
+		return 0;
+	while (lo <= hi) {
+		int mid = (lo + hi) / 2;
+		int d = ci_cmp(p, n, kw_list[mid]);
+		if (d == 0)
+			return 1;
+		if (d < 0)
+			hi = mid - 1;
+		else
+			lo = mid + 1;
+	}
+	return 0;
+}
+
+int sq_is(const char *src, const struct sq_tok *t, const char *word)
+{
+	return strlen(word) == t->len && strncasecmp(src + t->off, word, t->len) == 0;
+}
+
+int sq_word(const char *src, const struct sq_tok *t, const char *word)
+{
+	return t->type == SQ_WORD && t->len == strlen(word) && strncasecmp(src + t->off, word, t->len) == 0;
+}
+
+int sq_is_literal(const struct sq_tok *t)
+{
+	return t->type == SQ_STRING || t->type == SQ_NUMBER;
+}
+
+/* Index just past a quoted run starting after the opening quote at start. */
+static size_t scan_quoted(const char *s, size_t len, size_t j, char q, int bs, int *unterminated)
+{
+	while (j < len) {
+		if (bs && s[j] == '\\') {
+			j += 2;
+			continue;
+		}
+		if (s[j] == q) {
+			if (j + 1 < len && s[j + 1] == q) {
+				j += 2;
+				continue;
+			}
+			return j + 1;
+		}
+		j++;
+	}
+	*unterminated = 1;
+	return len;
+}
+
+static const char *const ops3[] = { "<=>", "->>", "#>>", "!~~", "!~*", NULL };
+static const char *const ops2[] = { "::", "<=", ">=", "<>", "!=", "||", "->", "#>", "@>", "<@",
+				    "&&", "~~", "~*", "!~", "<<", ">>", "?|", "?&", "@@", "=>",
+				    ":=", "-|", NULL };
+
+int sq_lex(const char *s, size_t len, enum sq_dialect d, struct sq_tok *toks, int cap, int *truncated)
+{
+	size_t i = 0;
+	int n = 0, depth = 0, in_exec = 0;
+	*truncated = 0;
+	if (!s)
+		return 0;
+	if (len > SQ_MAX_INPUT) {
+		len = SQ_MAX_INPUT;
+		*truncated = 1;
+	}
+	while (i < len) {
+		unsigned char c = (unsigned char)s[i];
+		unsigned char c1 = i + 1 < len ? (unsigned char)s[i + 1] : 0;
+		if (is_space(c)) {
+			i++;
+			continue;
+		}
+		if (c == '*' && c1 == '/' && in_exec) {
+			/* end of a MySQL executable comment whose content we lexed as code */
+			in_exec = 0;
+			i += 2;
+			continue;
+		}
+		if (n >= cap) {
+			*truncated = 1;
+			break;
+		}
+		struct sq_tok t = { .off = (uint32_t)i, .depth = (uint16_t)(depth > 65535 ? 65535 : depth) };
+		size_t j = i + 1;
+		int unt = 0;
+		if (c == '-' && c1 == '-' &&
+		    (d != SQ_MYSQL || i + 2 >= len || (unsigned char)s[i + 2] <= ' ')) {
+			t.type = SQ_COMMENT;
+			t.flags = SQ_F_LINE;
+			for (j = i + 2; j < len && s[j] != '\n'; j++)
+				;
+		} else if (c == '#' && d == SQ_MYSQL) {
+			t.type = SQ_COMMENT;
+			t.flags = SQ_F_LINE;
+			for (j = i + 1; j < len && s[j] != '\n'; j++)
+				;
+		} else if (c == '/' && c1 == '*') {
+			if (d == SQ_MYSQL && i + 2 < len && s[i + 2] == '!' && !in_exec) {
+				/* MySQL executes the body of / *! ... * /: lex it as code */
+				j = i + 3;
+				for (int k = 0; k < 6 && j < len && is_digit((unsigned char)s[j]); k++)
+					j++;
+				in_exec = 1;
+				i = j;
+				continue;
+			}
+			int nest = 1;
+			t.type = SQ_COMMENT;
+			j = i + 2;
+			while (j < len) {
+				if (s[j] == '*' && j + 1 < len && s[j + 1] == '/') {
+					j += 2;
+					if (--nest == 0)
+						break;
+					continue;
+				}
+				if (d == SQ_PG && s[j] == '/' && j + 1 < len && s[j + 1] == '*') {
+					if (nest < 1000000)
+						nest++;
+					j += 2;
+					continue;
+				}
+				j++;
+			}
+			if (nest > 0)
+				unt = 1;
+		} else if (c == '\'') {
+			t.type = SQ_STRING;
+			if (d == SQ_MYSQL)
+				t.flags |= SQ_F_ESCAPES;
+			j = scan_quoted(s, len, i + 1, '\'', d == SQ_MYSQL, &unt);
+		} else if (c == '"') {
+			if (d == SQ_MYSQL) {
+				t.type = SQ_STRING;
+				t.flags |= SQ_F_ESCAPES;
+				j = scan_quoted(s, len, i + 1, '"', 1, &unt);
+			} else {
+				t.type = SQ_QIDENT;
+				j = scan_quoted(s, len, i + 1, '"', 0, &unt);
+			}
+		} else if (c == '`' && d == SQ_MYSQL) {
+			t.type = SQ_QIDENT;
+			j = scan_quoted(s, len, i + 1, '`', 0, &unt);
+		} else if (c == '$' && d == SQ_PG && is_digit(c1)) {
+			t.type = SQ_PARAM;
+			for (j = i + 1; j < len && is_digit((unsigned char)s[j]); j++)
+				;
+		} else if (c == '$' && d == SQ_PG && (c1 == '$' || is_word_start(c1))) {
+			size_t k = i + 1;
+			while (k < len && (is_word_start((unsigned char)s[k]) || is_digit((unsigned char)s[k])))
+				k++;
+			if (k < len && s[k] == '$') {
+				size_t tl = k + 1 - i; /* "$tag$" */
+				t.type = SQ_STRING;
+				t.flags = SQ_F_DOLLAR;
+				j = len;
+				unt = 1;
+				for (size_t m = k + 1; m + tl <= len; m++) {
+					if (s[m] == '$' && memcmp(s + m, s + i, tl) == 0) {
+						j = m + tl;
+						unt = 0;
+						break;
+					}
+				}
+			} else {
+				t.type = SQ_OP;
+			}
+		} else if (c == '?' && d == SQ_MYSQL) {
+			t.type = SQ_PARAM;
+		} else if (c == '@' && d == SQ_MYSQL) {
+			t.type = SQ_VAR;
+			j = i + 1;
+			if (j < len && s[j] == '@')
+				j++;
+			if (j < len && (s[j] == '\'' || s[j] == '"' || s[j] == '`'))
+				j = scan_quoted(s, len, j + 1, s[j], s[j] != '`', &unt);
+			else
+				while (j < len && (is_word_char((unsigned char)s[j]) || s[j] == '.'))
+					j++;
+		} else if (is_digit(c) || (c == '.' && is_digit(c1) &&
+					  !(i > 0 && (is_word_char((unsigned char)s[i - 1]) ||
+						      s[i - 1] == ')' || s[i - 1] == '"' || s[i - 1] == '`')))) {
+			t.type = SQ_NUMBER;
+			if (c == '0' && (c1 == 'x' || c1 == 'X') && i + 2 < len && is_xdigit((unsigned char)s[i + 2])) {
+				for (j = i + 2; j < len && is_xdigit((unsigned char)s[j]); j++)
+					;
+			} else if (c == '0' && (c1 == 'b' || c1 == 'B') && i + 2 < len &&
+				   (s[i + 2] == '0' || s[i + 2] == '1')) {
+				for (j = i + 2; j < len && (s[j] == '0' || s[j] == '1'); j++)
+					;
+			} else {
+				j = i;
+				while (j < len && (is_digit((unsigned char)s[j]) ||
+						   (s[j] == '_' && j + 1 < len && is_digit((unsigned char)s[j + 1]))))
+					j++;
+				if (j < len && s[j] == '.') {
+					j++;
+					while (j < len && is_digit((unsigned char)s[j]))
+						j++;
+				}
+				if (j < len && (s[j] == 'e' || s[j] == 'E')) {
+					size_t k = j + 1;
+					if (k < len && (s[k] == '+' || s[k] == '-'))
+						k++;
+					if (k < len && is_digit((unsigned char)s[k])) {
+						for (j = k; j < len && is_digit((unsigned char)s[j]); j++)
+							;
+					}
+				}
+			}
+			if (j < len && is_word_char((unsigned char)s[j]) && s[j - 1] != '.') {
+				/* MySQL identifiers may start with digits (1abc) */
+				t.type = SQ_WORD;
+				while (j < len && is_word_char((unsigned char)s[j]))
+					j++;
+			}
+		} else if (is_word_start(c)) {
+			t.type = SQ_WORD;
+			for (j = i + 1; j < len && is_word_char((unsigned char)s[j]); j++)
+				;
+			size_t wl = j - i;
+			int l0 = lc(c);
+			if (j < len && s[j] == '\'' &&
+			    ((wl == 1 && (l0 == 'e' || l0 == 'x' || l0 == 'b' || l0 == 'n')) ||
+			     (d == SQ_MYSQL && c == '_'))) {
+				t.type = SQ_STRING;
+				t.flags = SQ_F_PREFIX;
+				int bs = d == SQ_MYSQL || l0 == 'e';
+				if (bs)
+					t.flags |= SQ_F_ESCAPES;
+				j = scan_quoted(s, len, j + 1, '\'', bs, &unt);
+			} else if (d == SQ_PG && wl == 1 && l0 == 'u' && j + 1 < len && s[j] == '&' &&
+				   (s[j + 1] == '\'' || s[j + 1] == '"')) {
+				char q = s[j + 1];
+				t.type = q == '\'' ? SQ_STRING : SQ_QIDENT;
+				t.flags = SQ_F_PREFIX;
+				j = scan_quoted(s, len, j + 2, q, 0, &unt);
+			}
+		} else if (strchr("(),;[]{}.", c)) {
+			t.type = SQ_PUNCT;
+			if (c == '(') {
+				depth++;
+			} else if (c == ')') {
+				if (depth > 0)
+					depth--;
+				t.depth = (uint16_t)(depth > 65535 ? 65535 : depth);
+			}
+		} else {
+			t.type = SQ_OP;
+			int found = 0;
+			for (int k = 0; ops3[k] && !found; k++)
+				if (len - i >= 3 && memcmp(s + i, ops3[k], 3) == 0) {
+					j = i + 3;
+					found = 1;
+				}
+			for (int k = 0; ops2[k] && !found; k++)
+				if (len - i >= 2 && memcmp(s + i, ops2[k], 2) == 0) {
+					j = i + 2;
+					found = 1;
+				}
+		}
+		if (unt)
+			t.flags |= SQ_F_UNTERMINATED;
+		if (j > len)
+			j = len;
+		t.len = (uint32_t)(j - i);
+		toks[n++] = t;
+		i = j;
+	}
+	return n;
+}
+
+size_t sq_literal_text(const char *src, const struct sq_tok *t, char *buf, size_t cap)
+{
+	size_t o = 0;
+	if (cap == 0)
+		return 0;
+	const char *p = src + t->off;
+	size_t n = t->len;
+	if (t->type == SQ_NUMBER || t->type == SQ_WORD || t->type == SQ_PARAM) {
+		for (size_t i = 0; i < n && o + 1 < cap; i++)
+			buf[o++] = p[i];
+		buf[o] = 0;
+		return o;
+	}
+	if (t->flags & SQ_F_DOLLAR) {
+		size_t tl = 1;
+		while (tl < n && p[tl] != '$')
+			tl++;
+		tl++;
+		size_t end = (t->flags & SQ_F_UNTERMINATED) ? n : (n >= tl ? n - tl : n);
+		for (size_t i = tl; i < end && o + 1 < cap; i++)
+			buf[o++] = p[i];
+		buf[o] = 0;
+		return o;
+	}
+	/* skip a prefix up to the opening quote */
+	size_t i = 0;
+	while (i < n && p[i] != '\'' && p[i] != '"' && p[i] != '`')
+		i++;
+	if (i >= n) {
+		buf[0] = 0;
+		return 0;
+	}
+	char q = p[i++];
+	int bs = (t->flags & SQ_F_ESCAPES) != 0;
+	while (i < n && o + 1 < cap) {
+		char c = p[i];
+		if (bs && c == '\\' && i + 1 < n) {
+			char e = p[i + 1];
+			buf[o++] = e == 'n' ? '\n' : e == 't' ? '\t' : e == 'r' ? '\r' : e == '0' ? ' ' : e;
+			i += 2;
+			continue;
+		}
+		if (c == q) {
+			if (i + 1 < n && p[i + 1] == q) {
+				buf[o++] = q;
+				i += 2;
+				continue;
+			}
+			break;
+		}
+		buf[o++] = c;
+		i++;
+	}
+	buf[o] = 0;
+	return o;
+}
+
+static int is_routine_start(const char *src, const struct sq_tok *toks, int first, int n)
+{
+	int words = 0;
+	if (first >= n || !sq_word(src, &toks[first], "CREATE"))
+		return 0;
+	for (int i = first + 1; i < n && words < 8; i++) {
+		if (toks[i].type == SQ_COMMENT)
+			continue;
+		words++;
+		if (sq_word(src, &toks[i], "FUNCTION") || sq_word(src, &toks[i], "PROCEDURE") ||
+		    sq_word(src, &toks[i], "TRIGGER") || sq_word(src, &toks[i], "EVENT"))
+			return 1;
+	}
+	return 0;
+}
+
+static int next_code(const struct sq_tok *toks, int i, int end)
+{
+	while (i < end && toks[i].type == SQ_COMMENT)
+		i++;
+	return i;
+}
+
+int sq_split(const char *src, const struct sq_tok *toks, int n, struct sq_range *parts, int cap, int *more)
+{
+	int np = 0, start = 0;
+	*more = 0;
+	while (start < n && np < cap) {
+		int first_code = next_code(toks, start, n);
+		int routine = is_routine_start(src, toks, first_code, n);
+		int bd = 0, i = start;
+		for (; i < n; i++) {
+			const struct sq_tok *t = &toks[i];
+			if (routine && t->type == SQ_WORD) {
+				if (sq_word(src, t, "BEGIN") || sq_word(src, t, "CASE")) {
+					bd++;
+				} else if (sq_word(src, t, "END") && bd > 0) {
+					int k = next_code(toks, i + 1, n);
+					if (k < n && (sq_word(src, &toks[k], "IF") || sq_word(src, &toks[k], "LOOP") ||
+						      sq_word(src, &toks[k], "WHILE") || sq_word(src, &toks[k], "REPEAT"))) {
+						i = k;
+						continue;
+					}
+					if (k < n && sq_word(src, &toks[k], "CASE"))
+						i = k;
+					bd--;
+				}
+			}
+			if (t->type == SQ_PUNCT && t->depth == 0 && src[t->off] == ';' && bd == 0)
+				break;
+		}
+		/* the last allowed part swallows the rest */
+		if (np == cap - 1 && i < n) {
+			int k = next_code(toks, i + 1, n);
+			if (k < n) {
+				*more = 1;
+				i = n;
+			}
+		}
+		int end = i;
+		if (first_code < end) {
+			int last = end - 1;
+			struct sq_range *r = &parts[np++];
+			r->tok_first = start;
+			r->tok_end = end;
+			r->off = toks[start].off;
+			r->len = toks[last].off + toks[last].len - toks[start].off;
+		}
+		start = i + 1;
+	}
+	return np;
+}
+
+/* ---- normalisation ---- */
+
+struct ob {
+	char *p;
+	size_t n, cap;
+	int trunc;
+};
+
+static void ob_put(struct ob *o, const char *s, size_t n)
+{
+	if (o->trunc)
+		return;
+	if (o->n + n + 1 > o->cap) {
+		o->trunc = 1;
+		return;
+	}
+	memcpy(o->p + o->n, s, n);
+	o->n += n;
+	o->p[o->n] = 0;
+}
+
+enum nk { NK_NONE, NK_KW, NK_IDENT, NK_LIT, NK_OPEN, NK_CLOSE, NK_COMMA, NK_DOT, NK_OP, NK_CAST, NK_SEMI };
+
+static void ob_space(struct ob *o, enum nk prev, enum nk cur)
+{
+	if (prev == NK_NONE || prev == NK_OPEN || prev == NK_DOT || prev == NK_CAST)
+		return;
+	if (cur == NK_CLOSE || cur == NK_COMMA || cur == NK_DOT || cur == NK_SEMI || cur == NK_CAST)
+		return;
+	if (cur == NK_OPEN && prev == NK_IDENT)
+		return;
+	ob_put(o, " ", 1);
+}
+
+/* A literal-ish list element at i: [+-]number, string, param, NULL/TRUE/FALSE/DEFAULT,
+ * optionally followed by ::type. Returns the index after it, or -1. */
+static int lit_elem(const char *src, const struct sq_tok *t, int i, int end)
+{
+	i = next_code(t, i, end);
+	if (i >= end)
+		return -1;
+	if (t[i].type == SQ_OP && t[i].len == 1 && (src[t[i].off] == '-' || src[t[i].off] == '+')) {
+		int k = next_code(t, i + 1, end);
+		if (k >= end || t[k].type != SQ_NUMBER)
+			return -1;
+		i = k;
+	}
+	if (!(sq_is_literal(&t[i]) || t[i].type == SQ_PARAM || sq_word(src, &t[i], "NULL") ||
+	      sq_word(src, &t[i], "TRUE") || sq_word(src, &t[i], "FALSE") || sq_word(src, &t[i], "DEFAULT")))
+		return -1;
+	i = next_code(t, i + 1, end);
+	if (i + 1 < end && t[i].type == SQ_OP && t[i].len == 2 && memcmp(src + t[i].off, "::", 2) == 0 &&
+	    t[i + 1].type == SQ_WORD)
+		i = next_code(t, i + 2, end);
+	return i;
+}
+
+/* A parenthesised list of literal-ish elements starting at '(' at i: returns the index after
+ * ')' and the arity, or -1. */
+static int lit_tuple(const char *src, const struct sq_tok *t, int i, int end, int *arity)
+{
+	i = next_code(t, i, end);
+	if (i >= end || t[i].type != SQ_PUNCT || src[t[i].off] != '(')
+		return -1;
+	*arity = 0;
+	i++;
+	for (;;) {
+		int k = lit_elem(src, t, i, end);
+		if (k < 0 || k >= end)
+			return -1;
+		(*arity)++;
+		if (t[k].type == SQ_PUNCT && src[t[k].off] == ',') {
+			i = k + 1;
+			continue;
+		}
+		if (t[k].type == SQ_PUNCT && src[t[k].off] == ')')
+			return k + 1;
+		return -1;
+	}
+}
+
+static void tables_scan(const char *src, const struct sq_tok *t, int first, int end, struct sq_info *info)
+{
+	static const char *const skip[] = { "ONLY", "IF", "NOT", "EXISTS", "TEMP", "TEMPORARY",
+					    "UNLOGGED", "LATERAL", "TABLE", NULL };
+	static const char *const stop[] = { "SELECT", "OUTFILE", "DUMPFILE", "LOCAL", "VALUES", "STDOUT",
+					    "STDIN", "WITH", "SET", "WHERE", NULL };
+	for (int i = first; i < end && info->n_tables < SQ_MAX_TABLES; i++) {
+		if (t[i].type != SQ_WORD)
+			continue;
+		int is_from = sq_word(src, &t[i], "FROM") || sq_word(src, &t[i], "JOIN");
+		if (!is_from && !sq_word(src, &t[i], "UPDATE") && !sq_word(src, &t[i], "INTO") &&
+		    !sq_word(src, &t[i], "TABLE") && !sq_word(src, &t[i], "TRUNCATE") &&
+		    !sq_word(src, &t[i], "COPY") && !sq_word(src, &t[i], "DESCRIBE") && !sq_word(src, &t[i], "DESC"))
+			continue;
+		int k = next_code(t, i + 1, end);
+	again:
+		while (k < end && t[k].type == SQ_WORD) {
+			int sk = 0;
+			for (int m = 0; skip[m]; m++)
+				if (sq_word(src, &t[k], skip[m]))
+					sk = 1;
+			if (!sk)
+				break;
+			k = next_code(t, k + 1, end);
+		}
+		if (k >= end || (t[k].type != SQ_WORD && t[k].type != SQ_QIDENT))
+			continue;
+		int st = 0;
+		for (int m = 0; stop[m]; m++)
+			if (sq_word(src, &t[k], stop[m]))
+				st = 1;
+		if (st)
+			continue;
+		char name[64];
+		size_t nl = 0;
+		for (;;) {
+			char part[64];
+			size_t pl;
+			if (t[k].type == SQ_QIDENT)
+				pl = sq_literal_text(src, &t[k], part, sizeof part);
+			else {
+				pl = t[k].len < sizeof part - 1 ? t[k].len : sizeof part - 1;
+				for (size_t m = 0; m < pl; m++)
+					part[m] = (char)lc((unsigned char)src[t[k].off + m]);
+				part[pl] = 0;
+			}
+			for (size_t m = 0; m < pl && nl + 1 < sizeof name; m++)
+				name[nl++] = part[m];
+			k = next_code(t, k + 1, end);
+			if (k + 1 < end && t[k].type == SQ_PUNCT && src[t[k].off] == '.' &&
+			    (t[k + 1].type == SQ_WORD || t[k + 1].type == SQ_QIDENT)) {
+				if (nl + 1 < sizeof name)
+					name[nl++] = '.';
+				k++;
+				continue;
+			}
+			break;
+		}
+		name[nl] = 0;
+		int dup = 0;
+		for (int m = 0; m < info->n_tables; m++)
+			if (strcmp(info->tables[m], name) == 0)
+				dup = 1;
+		if (!dup && nl > 0 && info->n_tables < SQ_MAX_TABLES)
+			snprintf(info->tables[info->n_tables++], sizeof info->tables[0], "%s", name);
+		if (!is_from)
+			continue;
+		/* FROM a [AS] x, b: more tables after a comma */
+		if (k < end && sq_word(src, &t[k], "AS"))
+			k = next_code(t, k + 1, end);
+		if (k < end && t[k].type == SQ_WORD && !sq_is_keyword(src + t[k].off, t[k].len))
+			k = next_code(t, k + 1, end);
+		if (k < end && t[k].type == SQ_PUNCT && src[t[k].off] == ',') {
+			k = next_code(t, k + 1, end);
+			goto again;
+		}
+	}
+}
+
+static void verb_scan(const char *src, const struct sq_tok *t, int first, int end, struct sq_info *info)
+{
+	static const char *const main_verbs[] = { "SELECT", "INSERT", "UPDATE", "DELETE", "MERGE", "VALUES",
+						  "TABLE", NULL };
+	int i = next_code(t, first, end);
+	while (i < end && t[i].type == SQ_PUNCT && src[t[i].off] == '(')
+		i = next_code(t, i + 1, end);
+	if (i >= end || t[i].type != SQ_WORD)
+		return;
+	int v = i;
+	if (sq_word(src, &t[i], "WITH")) {
+		int base = t[i].depth;
+		for (int k = i + 1; k < end; k++) {
+			if (t[k].type != SQ_WORD || t[k].depth != base)
+				continue;
+			for (int m = 0; main_verbs[m]; m++)
+				if (sq_word(src, &t[k], main_verbs[m])) {
+					v = k;
+					goto found;
+				}
+		}
+	}
+found:;
+	size_t n = t[v].len < sizeof info->verb - 1 ? t[v].len : sizeof info->verb - 1;
+	for (size_t k = 0; k < n; k++)
+		info->verb[k] = (char)uc((unsigned char)src[t[v].off + k]);
+	info->verb[n] = 0;
+}
+
+static int secret_scan(const char *src, const struct sq_tok *t, int first, int end)
+{
+	int i = next_code(t, first, end);
+	if (i < end && (sq_word(src, &t[i], "CREATE") || sq_word(src, &t[i], "ALTER"))) {
+		int k = next_code(t, i + 1, end);
+		if (k < end && (sq_word(src, &t[k], "USER") || sq_word(src, &t[k], "ROLE") ||
+				sq_word(src, &t[k], "GROUP") || sq_word(src, &t[k], "SERVER")))
+			return 1;
+	}
+	for (int k = first; k < end; k++)
+		if (sq_word(src, &t[k], "PASSWORD") || sq_word(src, &t[k], "IDENTIFIED") ||
+		    sq_word(src, &t[k], "authentication_string") || sq_word(src, &t[k], "MAPPING"))
+			return 1;
+	return 0;
+}
+
+size_t sq_normalize(const char *src, const struct sq_tok *t, int first, int end, enum sq_dialect d,
+		    char *out, size_t outcap, struct sq_info *info)
+{
+	struct ob o = { out, 0, outcap, 0 };
+	enum nk prev = NK_NONE;
+	(void)d;
+	memset(info, 0, sizeof *info);
+	if (outcap)
+		out[0] = 0;
+	for (int i = first; i < end; i++) {
+		const struct sq_tok *k = &t[i];
+		const char *p = src + k->off;
+		if (k->type == SQ_COMMENT)
+			continue;
+		enum nk cur;
+		if (k->type == SQ_OP && k->len == 1 && (p[0] == '-' || p[0] == '+') &&
+		    (prev == NK_NONE || prev == NK_OPEN || prev == NK_COMMA || prev == NK_OP || prev == NK_KW)) {
+			int nx = next_code(t, i + 1, end);
+			if (nx < end && t[nx].type == SQ_NUMBER) {
+				ob_space(&o, prev, NK_LIT);
+				ob_put(&o, "?", 1);
+				prev = NK_LIT;
+				i = nx;
+				continue;
+			}
+		}
+		if (sq_is_literal(k) || k->type == SQ_PARAM) {
+			ob_space(&o, prev, NK_LIT);
+			ob_put(&o, "?", 1);
+			prev = NK_LIT;
+			continue;
+		}
+		if (k->type == SQ_WORD && sq_word(src, k, "IN")) {
+			int ar, after = lit_tuple(src, t, i + 1, end, &ar);
+			if (after > 0) {
+				ob_space(&o, prev, NK_KW);
+				ob_put(&o, "IN (?)", 6);
+				prev = NK_CLOSE;
+				i = after - 1;
+				continue;
+			}
+		}
+		if (k->type == SQ_WORD && sq_word(src, k, "VALUES")) {
+			int ar, after = lit_tuple(src, t, i + 1, end, &ar);
+			if (after > 0) {
+				ob_space(&o, prev, NK_KW);
+				ob_put(&o, "VALUES (", 8);
+				for (int m = 0; m < ar; m++)
+					ob_put(&o, m ? ", ?" : "?", m ? 3 : 1);
+				ob_put(&o, ")", 1);
+				prev = NK_CLOSE;
+				/* drop further all-literal tuples */
+				for (;;) {
+					int c = next_code(t, after, end);
+					int ar2, a2;
+					if (c < end && t[c].type == SQ_PUNCT && src[t[c].off] == ',' &&
+					    (a2 = lit_tuple(src, t, c + 1, end, &ar2)) > 0) {
+						after = a2;
+						continue;
+					}
+					break;
+				}
+				i = after - 1;
+				continue;
+			}
+		}
+		switch (k->type) {
+		case SQ_WORD:
+			cur = sq_is_keyword(p, k->len) ? NK_KW : NK_IDENT;
+			ob_space(&o, prev, cur);
+			for (uint32_t m = 0; m < k->len && !o.trunc; m++) {
+				char c = (char)(cur == NK_KW ? uc((unsigned char)p[m]) : lc((unsigned char)p[m]));
+				ob_put(&o, &c, 1);
+			}
+			prev = cur;
+			break;
+		case SQ_VAR:
+			ob_space(&o, prev, NK_IDENT);
+			for (uint32_t m = 0; m < k->len && !o.trunc; m++) {
+				char c = (char)lc((unsigned char)p[m]);
+				ob_put(&o, &c, 1);
+			}
+			prev = NK_IDENT;
+			break;
+		case SQ_QIDENT:
+			ob_space(&o, prev, NK_IDENT);
+			ob_put(&o, p, k->len);
+			prev = NK_IDENT;
+			break;
+		case SQ_PUNCT:
+			cur = p[0] == '(' || p[0] == '[' ? NK_OPEN : p[0] == ')' || p[0] == ']' ? NK_CLOSE
+				: p[0] == ',' ? NK_COMMA : p[0] == '.' ? NK_DOT : p[0] == ';' ? NK_SEMI : NK_OP;
+			ob_space(&o, prev, cur);
+			ob_put(&o, p, 1);
+			prev = cur;
+			break;
+		default:
+			cur = (k->len == 2 && p[0] == ':' && p[1] == ':') ? NK_CAST : NK_OP;
+			ob_space(&o, prev, cur);
+			ob_put(&o, p, k->len);
+			prev = cur;
+			break;
+		}
+	}
+	info->truncated = o.trunc;
+	info->hash = sq_hash(o.p, o.n, SQ_HASH_INIT);
+	snprintf(info->fingerprint, sizeof info->fingerprint, "%016llx", (unsigned long long)info->hash);
+	verb_scan(src, t, first, end, info);
+	tables_scan(src, t, first, end, info);
+	info->secret = secret_scan(src, t, first, end);
+	return o.n;
+}
+
+static int prev_code(const struct sq_tok *t, int i, int first)
+{
+	i--;
+	while (i >= first && t[i].type == SQ_COMMENT)
+		i--;
+	return i;
+}
+
+static int ci_contains(const char *p, size_t n, const char *needle)
+{
+	size_t nl = strlen(needle);
+	for (size_t i = 0; i + nl <= n; i++)
+		if (strncasecmp(p + i, needle, nl) == 0)
+			return 1;
+	return 0;
+}
+
+int sq_is_secret_literal(const char *src, const struct sq_tok *t, int first, int end, int i)
+{
+	if (!sq_is_literal(&t[i]))
+		return 0;
+	const char *p = src + t[i].off;
+	if (t[i].type == SQ_STRING && (ci_contains(p, t[i].len, "password") || ci_contains(p, t[i].len, "passwd") ||
+				       ci_contains(p, t[i].len, "pwd=")))
+		return 1;
+	int f = next_code(t, first, end);
+	if (f < end && sq_word(src, &t[f], "SET")) {
+		int k = next_code(t, f + 1, end);
+		if (k < end && sq_word(src, &t[k], "PASSWORD"))
+			return 1;
+	}
+	int a = prev_code(t, i, first);
+	if (a < first)
+		return 0;
+	if (t[a].type == SQ_OP && (src[t[a].off] == '=' || (t[a].len == 2 && src[t[a].off] == ':')))
+		a = prev_code(t, a, first);
+	if (a < first)
+		return 0;
+	if (sq_word(src, &t[a], "PASSWORD") || sq_word(src, &t[a], "authentication_string"))
+		return 1;
+	if (sq_word(src, &t[a], "BY") || sq_word(src, &t[a], "AS")) {
+		for (int b = a - 1, n = 0; b >= first && n < 4; b--) {
+			if (t[b].type == SQ_COMMENT)
+				continue;
+			n++;
+			if (sq_word(src, &t[b], "IDENTIFIED"))
+				return 1;
+		}
+	}
+	if (t[a].type == SQ_PUNCT && src[t[a].off] == '(') {
+		int b = prev_code(t, a, first);
+		if (b >= first && (sq_word(src, &t[b], "PASSWORD") || sq_word(src, &t[b], "OLD_PASSWORD") ||
+				   sq_word(src, &t[b], "CRYPT") || sq_word(src, &t[b], "ENCRYPT")))
+			return 1;
+	}
+	return 0;
+}
+
+size_t sq_mask(const char *src, const struct sq_tok *t, int first, int end, int keep_literals, int secret,
+	       char *out, size_t outcap)
+{
+	struct ob o = { out, 0, outcap, 0 };
+	if (outcap)
+		out[0] = 0;
+	if (first >= end)
+		return 0;
+	size_t pos = t[first].off;
+	for (int i = first; i < end && !o.trunc; i++) {
+		const struct sq_tok *k = &t[i];
+		if (k->off > pos)
+			ob_put(&o, src + pos, k->off - pos); /* whitespace (or MySQL / *! markers) */
+		const char *p = src + k->off;
+		if (k->type == SQ_COMMENT) {
+			if (keep_literals && !ci_contains(p, k->len, "password") && !ci_contains(p, k->len, "identified"))
+				ob_put(&o, p, k->len);
+			else if (k->flags & SQ_F_LINE)
+				ob_put(&o, "", 0);
+			else
+				ob_put(&o, " ", 1);
+		} else if (sq_is_literal(k)) {
+			if (!keep_literals || secret || sq_is_secret_literal(src, t, first, end, i))
+				ob_put(&o, "?", 1);
+			else
+				ob_put(&o, p, k->len);
+		} else {
+			ob_put(&o, p, k->len);
+		}
+		pos = k->off + k->len;
+	}
+	if (o.trunc && outcap >= 4) {
+		/* cut on a UTF-8 boundary and mark the cut */
+		size_t n = o.n;
+		if (n + 4 > outcap)
+			n = outcap - 4;
+		while (n > 0 && ((unsigned char)out[n] & 0xC0) == 0x80)
+			n--;
+		memcpy(out + n, "...", 4);
+		o.n = n + 3;
+	}
+	return o.n;
+}

@@ -1,7 +1,299 @@
-/* Placeholder suite for sqlnorm; replaced by the real tests. */
+/* The SQL normaliser, fingerprint, splitter and secret masking on a table of tricky SQL. */
 #include <criterion/criterion.h>
+#include <stdlib.h>
+#include <string.h>
 
-Test(sqlnorm, placeholder)
+#include "an.h"
+#include "harness.h"
+#include "sqlnorm.h"
+
+static struct sq_tok toks[SQ_MAX_TOKENS];
+
+static char *norm(const char *sql, enum sq_dialect d, struct sq_info *info)
 {
-	cr_assert(1);
+	static char out[SQ_MAX_NORM + 1];
+	int tr = 0;
+	int n = sq_lex(sql, strlen(sql), d, toks, SQ_MAX_TOKENS, &tr);
+	sq_normalize(sql, toks, 0, n, d, out, sizeof out, info);
+	info->truncated |= tr;
+	return out;
+}
+
+struct ncase {
+	enum sq_dialect d;
+	const char *in, *out;
+};
+
+static const struct ncase ncases[] = {
+	{ SQ_PG, "SELECT * FROM users WHERE id = 42", "SELECT * FROM users WHERE id = ?" },
+	{ SQ_PG, "select  *\n\t from Users where name='O''Brien'", "SELECT * FROM users WHERE name = ?" },
+	{ SQ_PG, "SELECT E'a\\'b; --', 'x' FROM t", "SELECT ?, ? FROM t" },
+	{ SQ_PG, "SELECT $$a ' b; $$, $tag$ x $$ y ; $tag$ FROM t", "SELECT ?, ? FROM t" },
+	{ SQ_PG, "SELECT /* a /* nested ' */ still */ 1", "SELECT ?" },
+	{ SQ_PG, "SELECT \"Weird\"\"Name\" FROM t", "SELECT \"Weird\"\"Name\" FROM t" },
+	{ SQ_PG, "SELECT 1e5, 0x1F, .5, 3.14, -7, 1_000 FROM t", "SELECT ?, ?, ?, ?, ?, ? FROM t" },
+	{ SQ_PG, "SELECT a - 1 FROM t", "SELECT a - ? FROM t" },
+	{ SQ_PG, "SELECT * FROM t WHERE id IN (1, 2, 3)", "SELECT * FROM t WHERE id IN (?)" },
+	{ SQ_PG, "SELECT * FROM t WHERE id NOT IN ('a','b')", "SELECT * FROM t WHERE id NOT IN (?)" },
+	{ SQ_PG, "INSERT INTO t (a, b) VALUES (1, 'x'), (2, 'y'), (-3, NULL)", "INSERT INTO t(a, b) VALUES (?, ?)" },
+	{ SQ_PG, "SELECT count(*) FROM t", "SELECT count(*) FROM t" },
+	{ SQ_PG, "SELECT a::text, b :: int FROM t", "SELECT a::text, b::int FROM t" },
+	{ SQ_PG, "SELECT * FROM t WHERE id = $1 AND x = U&'d\\0061t'", "SELECT * FROM t WHERE id = ? AND x = ?" },
+	{ SQ_PG, "SELECT B'0101', X'1F', N'abc'", "SELECT ?, ?, ?" },
+	{ SQ_PG, "SELECT 1 -- trailing ' comment\n", "SELECT ?" },
+	{ SQ_MYSQL, "SELECT * FROM `users` WHERE name = \"bob\" # comment", "SELECT * FROM `users` WHERE name = ?" },
+	{ SQ_MYSQL, "SELECT 'it\\'s' -- c\n, _utf8mb4'x', X'4142', B'01', N'n', 0b101", "SELECT ?, ?, ?, ?, ?, ?" },
+	{ SQ_MYSQL, "SELECT * FROM t WHERE a = ? AND b IN (?, ?)", "SELECT * FROM t WHERE a = ? AND b IN (?)" },
+	{ SQ_MYSQL, "SELECT 1 --1", "SELECT ? - ?" },
+	{ SQ_MYSQL, "SELECT /*!50000 UNION */ 1", "SELECT UNION ?" },
+	{ SQ_MYSQL, "SET @app_user := 'x'", "SET @app_user := ?" },
+};
+
+Test(sqlnorm, table_of_tricky_sql)
+{
+	for (size_t i = 0; i < sizeof ncases / sizeof ncases[0]; i++) {
+		struct sq_info info;
+		const char *got = norm(ncases[i].in, ncases[i].d, &info);
+		cr_expect_str_eq(got, ncases[i].out, "case %zu: %s", i, ncases[i].in);
+		cr_expect_eq(strlen(info.fingerprint), 16);
+		cr_expect(!info.truncated);
+	}
+}
+
+Test(sqlnorm, keyword_table_is_sorted_for_binary_search)
+{
+	/* every keyword used by the normaliser must be found */
+	const char *kws[] = { "ADD", "ALL", "AS", "ASC", "IN", "INDEX", "INTO", "IS", "ON", "ONLY", "OR",
+			      "ORDER", "TRUE", "TRUNCATE", "USE", "USER", "USING", "WITH", "SELECT", "VALUES" };
+	for (size_t i = 0; i < sizeof kws / sizeof kws[0]; i++)
+		cr_expect(sq_is_keyword(kws[i], strlen(kws[i])), "%s", kws[i]);
+	cr_expect(!sq_is_keyword("users", 5));
+}
+
+static const char *fp(const char *sql, enum sq_dialect d)
+{
+	static char buf[4][17];
+	static int k;
+	struct sq_info info;
+	norm(sql, d, &info);
+	k = (k + 1) % 4;
+	strcpy(buf[k], info.fingerprint);
+	return buf[k];
+}
+
+Test(sqlnorm, sqlcommenter_comments_do_not_change_the_fingerprint)
+{
+	cr_expect_str_eq(fp("SELECT * FROM users WHERE id = 1", SQ_PG),
+			 fp("select * from users where id=999 /*app_user='alice',traceparent='00-abc-01'*/", SQ_PG));
+	cr_expect_str_eq(fp("/*controller='x'*/ SELECT a FROM t WHERE b = 'q'", SQ_PG),
+			 fp("SELECT a FROM t WHERE b = 'zz' -- route=/y", SQ_PG));
+}
+
+Test(sqlnorm, different_literals_same_fingerprint)
+{
+	cr_expect_str_eq(fp("SELECT a FROM t WHERE id IN (1,2,3)", SQ_PG), fp("SELECT a FROM t WHERE id IN (7)", SQ_PG));
+	cr_expect_str_eq(fp("SELECT a FROM t WHERE b = 'x' AND c = 1.5", SQ_PG),
+			 fp("SELECT a FROM t WHERE b = $$y$$ AND c = -2", SQ_PG));
+	cr_expect_str_eq(fp("INSERT INTO t VALUES (1,2)", SQ_MYSQL), fp("INSERT INTO t VALUES (3,4),(5,6)", SQ_MYSQL));
+	cr_expect_str_neq(fp("SELECT a FROM t", SQ_PG), fp("SELECT b FROM t", SQ_PG));
+	cr_expect_str_neq(fp("SELECT a FROM t WHERE x = 1", SQ_PG), fp("SELECT a FROM t WHERE x = 1 OR 1 = 1", SQ_PG));
+}
+
+Test(sqlnorm, verb_and_tables)
+{
+	struct sq_info info;
+	norm("WITH x AS (SELECT 1) DELETE FROM public.accounts a USING x", SQ_PG, &info);
+	cr_expect_str_eq(info.verb, "DELETE");
+	cr_expect_eq(info.n_tables, 1);
+	cr_expect_str_eq(info.tables[0], "public.accounts");
+	norm("select * from a, \"B\" join c on true", SQ_PG, &info);
+	cr_expect_str_eq(info.verb, "SELECT");
+	cr_expect_eq(info.n_tables, 3);
+	cr_expect_str_eq(info.tables[1], "B");
+	norm("SELECT user, host FROM mysql.user", SQ_MYSQL, &info);
+	cr_expect_str_eq(info.tables[0], "mysql.user");
+}
+
+static int split(const char *sql, enum sq_dialect d, struct sq_range *parts, int *more)
+{
+	int tr;
+	int n = sq_lex(sql, strlen(sql), d, toks, SQ_MAX_TOKENS, &tr);
+	return sq_split(sql, toks, n, parts, SQ_MAX_PARTS, more);
+}
+
+Test(sqlnorm, splitter_respects_quotes_comments_and_routine_bodies)
+{
+	struct sq_range p[SQ_MAX_PARTS];
+	int more;
+	const char *a = "SELECT ';' ; SELECT $$;$$, E'\\';'; -- c;\n";
+	cr_expect_eq(split(a, SQ_PG, p, &more), 2);
+	cr_expect_eq(strncmp(a + p[1].off, "SELECT $$;$$, E'\\';'", p[1].len), 0);
+	cr_expect_eq(split("SELECT 1;SELECT 2", SQ_PG, p, &more), 2);
+	cr_expect_eq(split(";;; -- nothing\n", SQ_PG, p, &more), 0);
+	const char *f = "CREATE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1; SELECT 2; END; SELECT 3";
+	cr_expect_eq(split(f, SQ_PG, p, &more), 2);
+	const char *m = "CREATE PROCEDURE p() BEGIN IF 1 THEN SELECT 1; END IF; CASE WHEN 1 THEN SELECT 2; END CASE; "
+			"SELECT 'a;b'; END; SELECT 3";
+	cr_expect_eq(split(m, SQ_MYSQL, p, &more), 2);
+	cr_expect_eq(split("SELECT 'a\\';b' # x;\n; SELECT 2", SQ_MYSQL, p, &more), 2);
+	cr_expect_eq(split("BEGIN; UPDATE t SET a = 1; COMMIT;", SQ_PG, p, &more), 3);
+}
+
+Test(sqlnorm, splitter_caps_parts_and_merges_the_rest)
+{
+	char buf[2000] = "";
+	for (int i = 0; i < 100; i++)
+		strcat(buf, "SELECT 1;");
+	struct sq_range p[SQ_MAX_PARTS];
+	int more;
+	cr_expect_eq(split(buf, SQ_PG, p, &more), SQ_MAX_PARTS);
+	cr_expect_eq(more, 1);
+}
+
+static const char *mask(const char *sql, enum sq_dialect d, int keep)
+{
+	static char out[4096];
+	struct sq_info info;
+	int tr;
+	int n = sq_lex(sql, strlen(sql), d, toks, SQ_MAX_TOKENS, &tr);
+	char nb[SQ_MAX_NORM + 1];
+	sq_normalize(sql, toks, 0, n, d, nb, sizeof nb, &info);
+	sq_mask(sql, toks, 0, n, keep, info.secret, out, sizeof out);
+	return out;
+}
+
+Test(sqlnorm, mask_replaces_literals_and_drops_comments)
+{
+	cr_expect_str_eq(mask("SELECT a FROM t WHERE b = 'x' AND c = 5 /* c */", SQ_PG, 0),
+			 "SELECT a FROM t WHERE b = ? AND c = ?  ");
+	cr_expect_str_eq(mask("SELECT a FROM t WHERE b = 'x'", SQ_PG, 1), "SELECT a FROM t WHERE b = 'x'");
+}
+
+static const char *const secrets[][2] = {
+	{ "pg", "ALTER USER bob PASSWORD 'hunter2'" },
+	{ "pg", "CREATE ROLE r LOGIN ENCRYPTED PASSWORD 'hunter2' VALID UNTIL '2030-01-01'" },
+	{ "pg", "alter role \"Bob\" with password E'hunter2'" },
+	{ "pg", "CREATE USER MAPPING FOR bob SERVER s OPTIONS (user 'bob', password 'hunter2')" },
+	{ "pg", "SELECT dblink_connect('host=db user=x password=hunter2')" },
+	{ "mysql", "CREATE USER 'x'@'%' IDENTIFIED BY 'hunter2'" },
+	{ "mysql", "ALTER USER x IDENTIFIED WITH mysql_native_password BY 'hunter2'" },
+	{ "mysql", "ALTER USER x IDENTIFIED WITH caching_sha2_password AS 'hunter2'" },
+	{ "mysql", "SET PASSWORD FOR bob = PASSWORD('hunter2')" },
+	{ "mysql", "SET PASSWORD = 'hunter2'" },
+	{ "mysql", "GRANT ALL ON *.* TO x IDENTIFIED BY \"hunter2\"" },
+	{ "mysql", "UPDATE mysql.user SET authentication_string = 'hunter2' WHERE user = 'x'" },
+};
+
+Test(sqlnorm, passwords_masked_even_with_keep_literals)
+{
+	for (size_t i = 0; i < sizeof secrets / sizeof secrets[0]; i++) {
+		enum sq_dialect d = strcmp(secrets[i][0], "mysql") ? SQ_PG : SQ_MYSQL;
+		cr_expect_null(strstr(mask(secrets[i][1], d, 1), "hunter2"), "case %zu: %s", i, mask(secrets[i][1], d, 1));
+		cr_expect_null(strstr(mask(secrets[i][1], d, 0), "hunter2"), "case %zu", i);
+	}
+}
+
+Test(sqlnorm, passwords_absent_from_every_record_with_keep_literals)
+{
+	struct harness h;
+	h_init(&h);
+	h.cfg.keep_literals = 1;
+	h_start(&h);
+	for (size_t i = 0; i < sizeof secrets / sizeof secrets[0]; i++) {
+		h_open(&h, strcmp(secrets[i][0], "mysql") ? "postgresql" : "mysql", NULL);
+		h_startup(&h, "admin", "db", "psql");
+		h_login(&h, 1);
+		h_simple(&h, secrets[i][1], 1, 'I');
+		h_close(&h, h.s);
+	}
+	/* bound parameters of a password statement */
+	h_open(&h, "postgresql", NULL);
+	const char *pw[] = { "hunter2" };
+	uint64_t id = h_query(&h, EV_Q_EXECUTE, "ALTER USER bob PASSWORD $1", pw, 1);
+	h_result(&h, id, EV_OUT_OK, -1, NULL);
+	const char *pw2[] = { "bob", "hunter2" };
+	id = h_query(&h, EV_Q_EXECUTE, "SELECT 1 FROM users WHERE name = $1 AND password = crypt($2, password)", pw2, 2);
+	h_result(&h, id, EV_OUT_OK, 1, NULL);
+	/* ordinary statements keep their literals and parameters */
+	const char *p3[] = { "visible-param" };
+	id = h_query(&h, EV_Q_EXECUTE, "SELECT * FROM t WHERE a = 'visible' AND b = $1", p3, 1);
+	h_result(&h, id, EV_OUT_OK, 1, NULL);
+	h_end(&h);
+	cr_expect(rec_sink_absent(h.sink, "hunter2"));
+	cr_expect(h.sink->n_st >= (int)(sizeof secrets / sizeof secrets[0]) + 2);
+	cr_expect(!rec_sink_absent(h.sink, "'visible'"));
+	cr_expect(!rec_sink_absent(h.sink, "visible-param"));
+	h_free(&h);
+}
+
+Test(sqlnorm, literals_masked_by_default)
+{
+	struct harness h;
+	h_init(&h);
+	h_start(&h);
+	h_open(&h, "postgresql", NULL);
+	const char *p[] = { "param-secret" };
+	uint64_t id = h_query(&h, EV_Q_EXECUTE, "SELECT * FROM t WHERE a = 'lit-secret' AND b = $1", p, 1);
+	h_result(&h, id, EV_OUT_OK, 1, NULL);
+	h_end(&h);
+	cr_expect(rec_sink_absent(h.sink, "lit-secret"));
+	cr_expect(rec_sink_absent(h.sink, "param-secret"));
+	cr_expect_str_eq(h.sink->st[0].sql, "SELECT * FROM t WHERE a = ? AND b = $1");
+	cr_expect_null(h.sink->st[0].params);
+	h_free(&h);
+}
+
+Test(sqlnorm, huge_and_deeply_nested_sql_is_bounded)
+{
+	size_t n = 3u << 20;
+	char *big = malloc(n + 1);
+	for (size_t i = 0; i < n; i++)
+		big[i] = i % 2 ? '(' : '/';
+	big[n] = 0;
+	struct sq_info info;
+	norm(big, SQ_PG, &info);
+	cr_expect(info.truncated);
+	memset(big, '(', n);
+	norm(big, SQ_PG, &info);
+	cr_expect(info.truncated);
+	for (size_t i = 0; i < n; i++)
+		big[i] = "/*"[i % 2];
+	norm(big, SQ_PG, &info); /* one unterminated, deeply nested comment */
+	cr_expect(info.truncated);
+	/* through the analyzer: stored text is capped */
+	struct harness h;
+	h_init(&h);
+	h_start(&h);
+	h_open(&h, "postgresql", NULL);
+	memcpy(big, "SELECT ", 7);
+	for (size_t i = 7; i < n; i++)
+		big[i] = i % 3 ? '1' : ',';
+	h_simple(&h, big, 1, 'I');
+	h_end(&h);
+	cr_expect_eq(h.sink->n_st, 1);
+	cr_expect_leq(strlen(h.sink->st[0].sql), (size_t)h.cfg.max_sql_bytes + 4);
+	struct an_stats st;
+	(void)st;
+	h_free(&h);
+	free(big);
+}
+
+Test(sqlnorm, literal_text_unquotes_every_style)
+{
+	struct { enum sq_dialect d; const char *in, *out; } c[] = {
+		{ SQ_PG, "'it''s'", "it's" },
+		{ SQ_PG, "E'a\\'b'", "a'b" },
+		{ SQ_PG, "$x$ab$x$", "ab" },
+		{ SQ_MYSQL, "'a\\'b'", "a'b" },
+		{ SQ_MYSQL, "\"q\"", "q" },
+		{ SQ_MYSQL, "_utf8mb4'z'", "z" },
+	};
+	for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
+		int tr;
+		char buf[64];
+		int n = sq_lex(c[i].in, strlen(c[i].in), c[i].d, toks, 8, &tr);
+		cr_assert_eq(n, 1, "case %zu", i);
+		sq_literal_text(c[i].in, &toks[0], buf, sizeof buf);
+		cr_expect_str_eq(buf, c[i].out, "case %zu", i);
+	}
 }

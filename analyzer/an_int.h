@@ -1,0 +1,195 @@
+/* Analyzer internals shared by the core (an.c), attribution (attr.c) and the detectors
+ * (det_*.c): the session and statement views detectors read, and how they raise findings.
+ * Not part of the seam: nothing outside analyzer/ includes it (tests do). */
+#ifndef DBTAP_AN_INT_H
+#define DBTAP_AN_INT_H
+
+#include <regex.h>
+
+#include "an.h"
+#include "sqlnorm.h"
+
+#define AN_STR_MAX 128		 /* identity strings kept per session */
+#define AN_CLIENT_INFO_MAX 2048	 /* client_info JSON */
+#define AN_MAX_FINDINGS_STMT 12	 /* findings one statement may raise */
+#define AN_ERR_RING 64		 /* error timestamps kept per window (caps error_burst) */
+#define AN_KEYED_MAX 4096	 /* keyed windows (clients, accounts, end users) */
+
+enum an_src { AN_SRC_NONE, AN_SRC_COMMENT, AN_SRC_APPNAME, AN_SRC_SESSVAR, AN_SRC_CONNATTR, AN_SRC_DBUSER };
+const char *an_src_name(enum an_src s);
+
+/* An end-user marker and where it came from. */
+struct an_marker {
+	char value[AN_STR_MAX];
+	enum an_src src; /* AN_SRC_NONE: unset */
+};
+
+/* A sliding window of event times, capped at AN_ERR_RING entries. */
+struct an_window {
+	ev_time t[AN_ERR_RING];
+	int head, n;
+	int in_burst;	     /* a finding was raised for the current burst */
+	ev_time burst_until; /* burst ends when nothing new arrives before this */
+	int64_t burst_count;
+};
+void an_window_add(struct an_window *w, ev_time ts, ev_time window_us);
+int an_window_count(struct an_window *w, ev_time now, ev_time window_us);
+
+struct an_pending;
+
+struct an_session {
+	struct an_session *prev, *next; /* LRU list, most recent first */
+	int64_t id;
+	int evicted; /* state freed, waiting for an_close */
+	enum sq_dialect dialect;
+	char protocol[16], client_ip[48], server_ip[48];
+	int client_port, server_port;
+	ev_time started_at, last_ts;
+	int midstream, tls, login; /* login: 0 unknown, 1 ok, -1 failed */
+	char db_user[AN_STR_MAX], database[AN_STR_MAX], application[AN_STR_MAX];
+	char server_version[64], auth_method[40], login_error[256];
+	char role[AN_STR_MAX];	   /* effective role after SET ROLE / SESSION AUTHORIZATION */
+	char txn_role[AN_STR_MAX]; /* SET LOCAL ROLE: until the transaction ends */
+	char *client_info;     /* JSON, malloc'd */
+	int replication;
+	int64_t statements, errors, rows_returned;
+	int dirty; /* identity changed since the last session put */
+
+	/* attribution state */
+	struct an_marker txn_marker, sess_marker, attr_marker;
+	char txn;
+
+	/* pending statements: a ring of max_pending entries */
+	struct an_pending *pend;
+	int pend_head, pend_n, pend_cap;
+	size_t pend_bytes;
+
+	/* per-session detector state */
+	struct an_window err_win;
+	int anomalies, anomalies_suppressed;
+	int cleartext_reported;
+	int catalog_reported;
+};
+
+/* What a detector sees about one executed statement. */
+struct an_stmt {
+	struct an_session *s;
+	const char *sql; /* this statement's raw text (NOT for storage: literals unmasked) */
+	const struct sq_tok *toks;
+	int first, end;	 /* token range within toks (offsets relative to sql base) */
+	const char *base; /* toks offsets are relative to base */
+	const struct sq_info *info;
+	const char *norm;   /* normalised text */
+	const char *masked; /* text as stored */
+	int kind;	    /* enum ev_query_kind */
+	int part, n_parts;  /* position in a split simple query */
+	const char *first_verb; /* verb of part 0 of the same message */
+	int from_params;    /* 1: bound parameters exist (they are data, never injection) */
+	ev_time ts, done_ts;
+	/* result */
+	enum ev_outcome outcome;
+	char error_code[16];
+	int64_t rows;
+	uint64_t bytes;
+	char tag[32];
+	/* data movement the server asked for during the statement */
+	int data_move, data_move_to_client;
+	char data_move_what[AN_STR_MAX];
+	/* attribution */
+	const char *end_user, *end_user_source;
+	char traceparent[64];
+};
+
+struct an_finding_draft {
+	int kind;
+	enum an_severity sev;
+	char summary[256];
+	char *evidence; /* JSON text, malloc'd */
+};
+
+/* A keyed sliding window table (bounded, least recently used evicted). */
+struct an_keyed {
+	char key[AN_STR_MAX];
+	int kind; /* what the key names: detector-defined */
+	ev_time last;
+	struct an_window w;
+	int64_t count; /* failures in the current burst */
+	ev_time first_ts, cross_ts;
+	int64_t session_id;
+	char others[4][AN_STR_MAX]; /* distinct counterparts (clients for an account, ...) */
+	int n_others;
+	int fired;
+	int succeeded; /* a login succeeded after the burst started */
+	int used;
+	/* context of the failure that crossed the threshold, for the finding */
+	char protocol[16], client_ip[48], server_ip[48], account[AN_STR_MAX];
+};
+
+struct an {
+	struct an_config cfg; /* shallow copy: strings stay owned by the caller's config */
+	struct sink **sinks;
+	int n_sinks;
+	int64_t run_id;
+	int64_t next_session, next_statement, next_finding;
+	struct an_stats st;
+	struct an_session *lru_head, *lru_tail;
+	int n_sessions;
+	ev_time now, last_flush, last_sweep;
+	regex_t app_re[AN_MAX_LIST];
+	int n_app_re;
+	/* scratch for one statement */
+	struct sq_tok *toks;
+	char *norm, *masked;
+	/* drafts of the statement being completed */
+	struct an_finding_draft drafts[AN_MAX_FINDINGS_STMT];
+	int n_drafts;
+	/* detector state */
+	struct an_keyed *bf;  /* auth_bruteforce: clients and accounts */
+	struct an_keyed *eb;  /* error_burst: end users */
+	int n_bf, n_eb;
+};
+
+/* Detector table, shaped like the decoder table. Every entry is optional. */
+struct an_detector {
+	const char *name;
+	int kind;
+	void (*on_statement)(struct an *an, const struct an_stmt *st);
+	void (*on_login)(struct an *an, struct an_session *s, int ok, const char *account, const char *code,
+			 ev_time ts);
+	void (*on_event)(struct an *an, struct an_session *s, const struct ev *ev);
+	void (*on_session_end)(struct an *an, struct an_session *s, ev_time ts);
+	void (*on_tick)(struct an *an, ev_time now);
+	void (*on_free)(struct an *an);
+};
+extern const struct an_detector *const an_detectors[];
+
+/* Raise a finding for the statement being completed (stored after the statement). */
+void an_stmt_finding(struct an *an, const struct an_stmt *st, int kind, enum an_severity sev,
+		     const char *summary, void *cjson_evidence);
+/* Raise a finding not tied to a statement (login, anomaly, tick). s may be NULL. */
+void an_session_finding(struct an *an, struct an_session *s, int kind, enum an_severity sev, ev_time ts,
+			const char *summary, void *cjson_evidence);
+/* Evidence object prefilled with the statement (masked) and its fingerprint. */
+void *an_evidence_stmt(const struct an_stmt *st, const char *signal);
+
+/* Did the statement return rows (a read) rather than change them? */
+int an_stmt_is_read(const struct an_stmt *st);
+/* Is the session an administrator on an admin host (admin_users / admin_hosts)? */
+int an_is_admin(const struct an *an, const struct an_session *s);
+/* snprintf for summaries and capped copies, where cutting is intended. */
+void an_fmt(char *buf, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Render up to n bytes of s into a one-line excerpt for summaries. */
+void an_excerpt(char *dst, size_t cap, const char *s, size_t n);
+
+int an_is_service_account(const struct an_config *c, const char *user);
+int an_in_list(const struct an_strlist *l, const char *v);
+int an_ip_in_cidrs(const struct an_strlist *cidrs, const char *ip);
+/* A keyed window slot for key (created or LRU-evicted when absent). */
+struct an_keyed *an_keyed_get(struct an_keyed *tab, int *n, int kind, const char *key, ev_time now);
+
+/* The detectors. */
+extern const struct an_detector det_sql_injection, det_error_burst, det_auth_bruteforce, det_privilege_change,
+	det_destructive_statement, det_bulk_read, det_data_export, det_cleartext_password,
+	det_sensitive_access, det_protocol_anomaly;
+
+#endif

@@ -1,0 +1,96 @@
+/* data_export: COPY ... TO (file, program, stdout), COPY ... FROM PROGRAM, SELECT ... INTO
+ * OUTFILE/DUMPFILE, LOAD DATA [LOCAL] INFILE, server file / large-object functions, and the
+ * server asking the client for a file (EV_DATA_MOVE). COPY TO STDOUT by an admin on an admin
+ * host follows admin_policy (pg_dump). */
+#include "det.h"
+
+static const char *const file_fns[] = { "pg_read_file", "pg_read_binary_file", "pg_ls_dir", "pg_stat_file",
+					"lo_export", "lo_import", "pg_file_write", "load_file", "lo_from_bytea",
+					NULL };
+
+static void de_statement(struct an *an, const struct an_stmt *st)
+{
+	const char *signal = NULL, *target = NULL;
+	char fn[40] = "";
+	int to_stdout = 0;
+	if (st->toks && st->info) {
+		int v = det_verb_index(st);
+		if (v >= 0 && !strcmp(st->info->verb, "COPY")) {
+			int depth = det_tok(st, v)->depth;
+			for (int i = det_next(st, v); i < st->end; i = det_next(st, i)) {
+				if (det_tok(st, i)->depth != depth)
+					continue;
+				if (det_word(st, i, "TO")) {
+					int k = det_next(st, i);
+					signal = "copy_to";
+					if (det_word(st, k, "STDOUT"))
+						target = "stdout", to_stdout = 1;
+					else if (det_word(st, k, "PROGRAM"))
+						target = "program";
+					else
+						target = "file";
+					break;
+				}
+				if (det_word(st, i, "FROM")) {
+					if (det_word(st, det_next(st, i), "PROGRAM"))
+						signal = "copy_from_program", target = "program";
+					break;
+				}
+			}
+		}
+		for (int i = st->first; i < st->end && !signal; i++) {
+			if (det_word(st, i, "INTO") &&
+			    (det_word(st, det_next(st, i), "OUTFILE") || det_word(st, det_next(st, i), "DUMPFILE"))) {
+				signal = "into_outfile";
+				target = "file";
+			} else if (det_word(st, i, "LOAD") && det_word(st, det_next(st, i), "DATA")) {
+				int k = det_next(st, det_next(st, i));
+				if (det_word(st, k, "LOW_PRIORITY") || det_word(st, k, "CONCURRENT"))
+					k = det_next(st, k);
+				signal = det_word(st, k, "LOCAL") ? "load_data_local_infile" : "load_data_infile";
+				target = "file";
+			} else if (det_tok(st, i)->type == SQ_WORD && det_punct(st, det_next(st, i), '(')) {
+				for (int k = 0; file_fns[k]; k++)
+					if (det_word(st, i, file_fns[k])) {
+						signal = "file_function";
+						snprintf(fn, sizeof fn, "%s", file_fns[k]);
+					}
+			}
+		}
+	}
+	if (!signal && st->data_move) {
+		signal = st->data_move_to_client ? "copy_out" : st->data_move_what[0] ? "local_infile_request" : NULL;
+		to_stdout = st->data_move_to_client;
+	}
+	if (!signal)
+		return;
+	enum an_severity sev = an->cfg.severity[AN_K_DATA_EXPORT];
+	if (to_stdout && an_is_admin(an, st->s)) {
+		if (an->cfg.admin_policy == AN_ADMIN_ALLOW)
+			return;
+		if (an->cfg.admin_policy == AN_ADMIN_DOWNGRADE)
+			sev = AN_SEV_INFO;
+	}
+	cJSON *ev = an_evidence_stmt(st, signal);
+	if (target)
+		cJSON_AddStringToObject(ev, "target", target);
+	if (fn[0])
+		cJSON_AddStringToObject(ev, "function", fn);
+	if (st->data_move_what[0])
+		cJSON_AddStringToObject(ev, "file", st->data_move_what);
+	if (st->rows >= 0)
+		cJSON_AddNumberToObject(ev, "rows", (double)st->rows);
+	if (st->bytes)
+		cJSON_AddNumberToObject(ev, "bytes", (double)st->bytes);
+	char summary[256], sql[120];
+	det_sql_excerpt(st, sql, sizeof sql);
+	an_fmt(summary, sizeof summary, "data export (%s%s%s) by %s: %s", signal, fn[0] ? " " : "", fn, det_who(st),
+		 sql[0] ? sql : st->data_move_what);
+	an_stmt_finding(an, st, AN_K_DATA_EXPORT, sev, summary, ev);
+}
+
+const struct an_detector det_data_export = {
+	.name = "data_export",
+	.kind = AN_K_DATA_EXPORT,
+	.on_statement = de_statement,
+};

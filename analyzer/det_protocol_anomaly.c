@@ -1,0 +1,32 @@
+/* protocol_anomaly: malformed or desynchronised traffic reported by a decoder (EV_ANOMALY),
+ * at most anomaly_per_session findings per session (the rest are counted, not reported). */
+#include "det.h"
+
+static void pa_event(struct an *an, struct an_session *s, const struct ev *e)
+{
+	if (e->type != EV_ANOMALY)
+		return;
+	if (s->anomalies >= an->cfg.anomaly_per_session) {
+		s->anomalies_suppressed++;
+		return;
+	}
+	s->anomalies++;
+	const char *what = e->u.anomaly.what ? e->u.anomaly.what : "unknown";
+	cJSON *ev = cJSON_CreateObject();
+	cJSON_AddStringToObject(ev, "signal", "protocol_anomaly");
+	cJSON_AddStringToObject(ev, "what", what);
+	cJSON_AddBoolToObject(ev, "fatal", e->u.anomaly.fatal);
+	cJSON_AddBoolToObject(ev, "to_server", e->to_server);
+	cJSON_AddNumberToObject(ev, "per_session_limit", an->cfg.anomaly_per_session);
+	char summary[256];
+	an_fmt(summary, sizeof summary, "%s traffic %s %s: %s%s", s->protocol, e->to_server ? "from" : "to",
+		 s->client_ip, what, e->u.anomaly.fatal ? " (decoding stopped)" : "");
+	enum an_severity sev = an->cfg.severity[AN_K_PROTOCOL_ANOMALY];
+	an_session_finding(an, s, AN_K_PROTOCOL_ANOMALY, sev, e->ts, summary, ev);
+}
+
+const struct an_detector det_protocol_anomaly = {
+	.name = "protocol_anomaly",
+	.kind = AN_K_PROTOCOL_ANOMALY,
+	.on_event = pa_event,
+};

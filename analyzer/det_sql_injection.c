@@ -1,0 +1,228 @@
+/* sql_injection: token-stream heuristics on the statement text (never on bound parameters,
+ * which are data): OR-tautologies, UNION SELECT probes, credential catalog reads by service
+ * accounts, time-delay functions, dangerous stacked statements, comment truncation. */
+#include <stdlib.h>
+#include <strings.h>
+
+#include "det.h"
+
+static int is_or(const struct an_stmt *st, int i)
+{
+	return det_word(st, i, "OR") || (st->s->dialect == SQ_MYSQL && det_op(st, i, "||"));
+}
+
+/* Literal operand at i: its text and whether it is a number. */
+static int operand(const struct an_stmt *st, int i, char *buf, size_t cap, int *num)
+{
+	if (i < st->first || i >= st->end)
+		return 0;
+	const struct sq_tok *t = det_tok(st, i);
+	if (!sq_is_literal(t))
+		return 0;
+	sq_literal_text(st->base, t, buf, cap);
+	*num = t->type == SQ_NUMBER;
+	return 1;
+}
+
+/* Is the comparison starting at i always true? Returns the index after it, or -1. */
+static int tautology_at(const struct an_stmt *st, int i)
+{
+	char a[64], b[64];
+	int an_, bn;
+	if (det_word(st, i, "TRUE"))
+		return det_next(st, i);
+	if (det_word(st, i, "NOT") && det_word(st, det_next(st, i), "FALSE"))
+		return det_next(st, det_next(st, i));
+	int op = det_next(st, i);
+	int rhs = det_next(st, op);
+	if (operand(st, i, a, sizeof a, &an_)) {
+		if (op >= st->end || det_tok(st, op)->type != SQ_OP) {
+			/* OR 1 alone: a non-zero number as a boolean */
+			if (an_ && strtod(a, NULL) != 0 &&
+			    (op >= st->end || det_punct(st, op, ')') || det_punct(st, op, ';')))
+				return op;
+			return -1;
+		}
+		if (!operand(st, rhs, b, sizeof b, &bn))
+			return -1;
+		double x = strtod(a, NULL), y = strtod(b, NULL);
+		int eq = (an_ && bn) ? x == y : strcmp(a, b) == 0;
+		if (det_op(st, op, "=") || det_op(st, op, "<=>") || det_op(st, op, ">=") || det_op(st, op, "<="))
+			return eq ? det_next(st, rhs) : -1;
+		if (det_op(st, op, "<>") || det_op(st, op, "!="))
+			return !eq ? det_next(st, rhs) : -1;
+		if (an_ && bn && det_op(st, op, ">"))
+			return x > y ? det_next(st, rhs) : -1;
+		if (an_ && bn && det_op(st, op, "<"))
+			return x < y ? det_next(st, rhs) : -1;
+		return -1;
+	}
+	/* x = x with the same bare identifier on both sides */
+	if (i < st->end && det_tok(st, i)->type == SQ_WORD && det_op(st, op, "=") && rhs < st->end &&
+	    det_tok(st, rhs)->type == SQ_WORD && det_tok(st, i)->len == det_tok(st, rhs)->len &&
+	    strncasecmp(st->base + det_tok(st, i)->off, st->base + det_tok(st, rhs)->off, det_tok(st, i)->len) == 0 &&
+	    !sq_is_keyword(st->base + det_tok(st, i)->off, det_tok(st, i)->len))
+		return det_next(st, rhs);
+	return -1;
+}
+
+static const char *const delay_fns[] = { "pg_sleep", "pg_sleep_for", "pg_sleep_until", "sleep", "benchmark", NULL };
+static const char *const sys_fns[] = { "version", "user", "current_user", "session_user", "system_user", "database",
+				       "schema", "current_database", "load_file", "inet_server_addr", NULL };
+static const char *const cred_catalogs[] = { "pg_shadow", "pg_authid", "pg_user_mappings", NULL };
+static const char *const catalogs[] = { "pg_catalog", "information_schema", "pg_shadow", "pg_authid", "mysql",
+					"pg_user", "pg_roles", "pg_tables", "performance_schema", NULL };
+static const char *const dangerous[] = { "DROP", "DELETE", "UPDATE", "INSERT", "TRUNCATE", "ALTER", "CREATE",
+					 "GRANT", "REVOKE", "COPY", "SHUTDOWN", "LOAD", "EXEC", "EXECUTE", "CALL",
+					 "DO", "RENAME", "REPLACE", NULL };
+
+static int word_in(const struct an_stmt *st, int i, const char *const *list)
+{
+	for (int k = 0; list[k]; k++)
+		if (det_word(st, i, list[k]))
+			return 1;
+	return 0;
+}
+
+/* Does [from, to) read a catalog (catalog name as a bare word, or mysql.user)? */
+static int reads_catalog(const struct an_stmt *st, int from, int to, int cred_only)
+{
+	for (int i = from; i < to; i++) {
+		if (word_in(st, i, cred_only ? cred_catalogs : catalogs)) {
+			if (det_word(st, i, "mysql")) {
+				int d = det_next(st, i), u = det_next(st, d);
+				if (!(det_punct(st, d, '.') && (det_word(st, u, "user") || det_word(st, u, "db") || !cred_only)))
+					continue;
+			}
+			return 1;
+		}
+		if (cred_only && det_word(st, i, "mysql") && det_punct(st, det_next(st, i), '.') &&
+		    det_word(st, det_next(st, det_next(st, i)), "user"))
+			return 1;
+	}
+	return 0;
+}
+
+static void sqli_statement(struct an *an, const struct an_stmt *st)
+{
+	if (!st->toks || st->end <= st->first)
+		return;
+	const char *signals[8];
+	int ns = 0, tautologies = 0, unions = 0;
+	int trunc_comment = 0, delay = 0, stacked = 0, cred = 0;
+	char taut_text[64] = "";
+
+	for (int i = st->first; i < st->end; i++) {
+		const struct sq_tok *t = det_tok(st, i);
+		/* OR <always-true>: WHERE 1=1 AND ... (query builders) deliberately does not count */
+		if (is_or(st, i)) {
+			int k = det_next(st, i);
+			while (det_punct(st, k, '('))
+				k = det_next(st, k);
+			int after = tautology_at(st, k);
+			if (after >= 0) {
+				tautologies++;
+				int last = det_prev(st, after);
+				if (!taut_text[0] && last >= i)
+					sq_mask(st->base, st->toks, i, last + 1, an->cfg.keep_literals,
+						st->info && st->info->secret, taut_text, sizeof taut_text);
+			}
+		}
+		if (det_word(st, i, "UNION")) {
+			int k = det_next(st, i);
+			if (det_word(st, k, "ALL") || det_word(st, k, "DISTINCT"))
+				k = det_next(st, k);
+			while (det_punct(st, k, '('))
+				k = det_next(st, k);
+			if (det_word(st, k, "SELECT")) {
+				/* what the added SELECT reads: literal/NULL padding, system functions, catalogs */
+				int depth = det_tok(st, k)->depth, items = 0, lits = 0, sys = 0, j;
+				for (j = det_next(st, k); j < st->end; j = det_next(st, j)) {
+					const struct sq_tok *u = det_tok(st, j);
+					if (u->depth == depth && (det_word(st, j, "FROM") || det_word(st, j, "UNION") ||
+								  det_word(st, j, "WHERE")))
+						break;
+					if (u->depth == depth && det_punct(st, j, ','))
+						continue;
+					if (u->depth == depth && (sq_is_literal(u) || det_word(st, j, "NULL")))
+						lits++;
+					if (word_in(st, j, sys_fns) || (u->type == SQ_VAR && u->len > 2 &&
+									  st->base[u->off + 1] == '@'))
+						sys++;
+					items++;
+				}
+				int upto = j;
+				while (upto < st->end && !(det_tok(st, upto)->depth < depth))
+					upto++;
+				if ((items >= 1 && lits == items) || sys || reads_catalog(st, k, upto, 0))
+					unions++;
+				else
+					unions += 0x100; /* plain UNION: counts only with another signal */
+			}
+		}
+		if (t->type == SQ_WORD && word_in(st, i, delay_fns) && det_punct(st, det_next(st, i), '('))
+			delay++;
+		if (det_word(st, i, "WAITFOR") && det_word(st, det_next(st, i), "DELAY"))
+			delay++;
+		if (det_word(st, i, "dbms_lock") && det_punct(st, det_next(st, i), '.'))
+			delay++;
+		if (t->type == SQ_COMMENT) {
+			int p = det_prev(st, i);
+			int after = det_next(st, i);
+			int unterminated_block = !(t->flags & SQ_F_LINE) && (t->flags & SQ_F_UNTERMINATED);
+			if (p >= st->first && det_tok(st, p)->type == SQ_STRING && after >= st->end &&
+			    ((t->flags & SQ_F_LINE) || unterminated_block)) {
+				const struct sq_tok *q = det_tok(st, p);
+				int adjacent = q->off + q->len == t->off;
+				int quoted = memchr(st->base + t->off, '\'', t->len) || memchr(st->base + t->off, '"', t->len);
+				if (adjacent || quoted || unterminated_block)
+					trunc_comment++;
+			}
+		}
+	}
+	if (an_is_service_account(&an->cfg, st->s->db_user) && reads_catalog(st, st->first, st->end, 1))
+		cred++;
+	if (st->part > 0 && st->first_verb && (!strcmp(st->first_verb, "SELECT") || !strcmp(st->first_verb, "WITH"))) {
+		int v = det_verb_index(st);
+		if (v >= 0 && word_in(st, v, dangerous))
+			stacked++;
+	}
+	int strong = tautologies || delay || trunc_comment || stacked || cred || (unions & 0xff);
+	if (!strong)
+		return;
+	if (tautologies)
+		signals[ns++] = "tautology";
+	if (unions & 0xff || (unions && strong))
+		signals[ns++] = "union_select";
+	if (delay)
+		signals[ns++] = "time_delay";
+	if (trunc_comment)
+		signals[ns++] = "comment_truncation";
+	if (stacked)
+		signals[ns++] = "stacked_statement";
+	if (cred)
+		signals[ns++] = "credential_catalog";
+
+	cJSON *ev = an_evidence_stmt(st, signals[0]);
+	cJSON *arr = cJSON_AddArrayToObject(ev, "signals");
+	for (int i = 0; i < ns; i++)
+		cJSON_AddItemToArray(arr, cJSON_CreateString(signals[i]));
+	if (taut_text[0])
+		cJSON_AddStringToObject(ev, "tautology", taut_text);
+	if (stacked && st->first_verb)
+		cJSON_AddStringToObject(ev, "stacked_after", st->first_verb);
+	char summary[256], sig[96] = "", sql[120];
+	for (int i = 0; i < ns; i++) {
+		strncat(sig, i ? ", " : "", sizeof sig - strlen(sig) - 1);
+		strncat(sig, signals[i], sizeof sig - strlen(sig) - 1);
+	}
+	det_sql_excerpt(st, sql, sizeof sql);
+	an_fmt(summary, sizeof summary, "possible SQL injection (%s) by %s: %s", sig, det_who(st), sql);
+	an_stmt_finding(an, st, AN_K_SQL_INJECTION, an->cfg.severity[AN_K_SQL_INJECTION], summary, ev);
+}
+
+const struct an_detector det_sql_injection = {
+	.name = "sql_injection",
+	.kind = AN_K_SQL_INJECTION,
+	.on_statement = sqli_statement,
+};
