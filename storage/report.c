@@ -596,7 +596,8 @@ static int rp_compute(struct rp *r, cJSON *root)
 	Q_ROW("failed_logins", "SELECT coalesce(sum(n), 0) AS total,"
 			       " count(DISTINCT client_ip) AS clients FROM a_fail");
 	Q_ROWS(cJSON_GetObjectItemCaseSensitive(root, "failed_logins"), "by_client",
-	       "SELECT client_ip, db_user, sum(n) AS count, min(first) AS first,"
+	       "SELECT client_ip, db_user, coalesce(client_ip, '?') || ' / '"
+	       " || coalesce(db_user, '?') AS label, sum(n) AS count, min(first) AS first,"
 	       " max(last) AS last, max(last_error) AS error FROM a_fail"
 	       " GROUP BY client_ip, db_user ORDER BY 3 DESC, 1, 2 LIMIT :top");
 
@@ -814,17 +815,30 @@ static void ht_label(struct jw *w, const char *s, size_t max)
 	jw_free(&t);
 }
 
+/* An axis maximum divisible into 4 round steps (1, 2, 5 x 10^k each). */
 static double nice_max(double v)
 {
 	if (v <= 0)
-		return 1;
-	double p = 1;
-	while (p * 10 <= v)
+		return 4;
+	double q = v / 4, p = 1;
+	while (p * 10 <= q)
 		p *= 10;
-	for (double m = 1; m <= 10; m += (m < 2 ? 1 : m < 5 ? 3 : 5))
-		if (m * p >= v)
-			return m * p;
-	return 10 * p;
+	double step = q <= p ? p : q <= 2 * p ? 2 * p : q <= 5 * p ? 5 * p : 10 * p;
+	if (step < 1)
+		step = 1;
+	return 4 * step;
+}
+
+/* A stored time as "2026-11-27 09:15:02" for tables. */
+static void ht_time(struct jw *w, const char *ts)
+{
+	char b[20];
+	snprintf(b, sizeof(b), "%.19s", ts ? ts : "");
+	if (b[0] && b[10] == 'T')
+		b[10] = ' ';
+	jw_puts(w, "<td class=\"t\">");
+	jw_html(w, b);
+	jw_puts(w, "</td>");
 }
 
 /* Columns over time, stacked by the named series. */
@@ -914,7 +928,8 @@ static void svg_hbars(struct jw *w, const cJSON *rows, const char *label_key,
 		jw_puts(w, "<p class=\"none\">none</p>\n");
 		return;
 	}
-	const int W = 920, L = 230, R = 90, row = 22, T = 6;
+	const int W = 920, L = 230, R = 90, row = 22;
+	int T = nser > 1 ? 26 : 6;
 	int H = T + n * row + 8;
 	double max = percent ? 1 : 0;
 	const cJSON *it;
@@ -934,7 +949,13 @@ static void svg_hbars(struct jw *w, const cJSON *rows, const char *label_key,
 		     " viewBox=\"0 0 %d %d\" role=\"img\"><title>", W, H, W, H);
 	jw_html(w, title);
 	jw_puts(w, "</title>");
-	int i = 0, pw = W - L - R;
+	int i = 0, pw = W - L - R, lx = L;
+	for (int k = 0; k < nser && nser > 1; k++) {
+		jw_printf(w, "<rect x=\"%d\" y=\"6\" width=\"10\" height=\"10\" fill=\"%s\"/>"
+			     "<text x=\"%d\" y=\"15\" class=\"ax\">%s</text>",
+			  lx, colors[k], lx + 14, series[k]);
+		lx += 14 + 8 * (int)strlen(series[k]) + 16;
+	}
 	cJSON_ArrayForEach(it, rows)
 	{
 		double y = T + i * row, x = L, total = 0;
@@ -1011,7 +1032,7 @@ static void rp_html(const cJSON *root, struct jw *w)
 		   ".card.bad .v{color:#b71c1c}"
 		   "table{border-collapse:collapse;width:100%;font-size:13px}"
 		   "th,td{border-bottom:1px solid #eee;padding:3px 6px;text-align:left;"
-		   "vertical-align:top}td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}"
+		   "vertical-align:top}td.t{white-space:nowrap}td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}"
 		   "code{font-size:12px;word-break:break-all}"
 		   "svg{display:block;max-width:100%;height:auto}"
 		   "svg .ax{font-size:11px;fill:#555}svg .lb{font-size:12px;fill:#222}"
@@ -1060,10 +1081,10 @@ static void rp_html(const cJSON *root, struct jw *w)
 	k = 0;
 	cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(fnd, "most_severe"))
 	{
-		if (k++ >= 25)
+		if (k++ >= 15)
 			break;
 		jw_puts(w, "<tr>");
-		ht_cell(w, rp_strv(it, "ts"), 19);
+		ht_time(w, rp_strv(it, "ts"));
 		jw_puts(w, "<td class=\"sev-");
 		jw_html(w, rp_strv(it, "severity"));
 		jw_puts(w, "\">");
@@ -1117,10 +1138,13 @@ static void rp_html(const cJSON *root, struct jw *w)
 	jw_printf(w, "<h2>New query shapes (%lld)</h2>\n<table><tr><th>time</th><th>db_user</th>"
 		     "<th>application</th><th>fingerprint</th><th>sql</th></tr>",
 		  NUM(ns, "total"));
+	k = 0;
 	cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(ns, "items"))
 	{
+		if (k++ >= 20)
+			break;
 		jw_puts(w, "<tr>");
-		ht_cell(w, rp_strv(it, "ts"), 19);
+		ht_time(w, rp_strv(it, "ts"));
 		ht_cell(w, rp_strv(it, "db_user"), 40);
 		ht_cell(w, rp_strv(it, "application"), 40);
 		ht_cell(w, rp_strv(it, "fingerprint"), 16);
@@ -1133,7 +1157,7 @@ static void rp_html(const cJSON *root, struct jw *w)
 	jw_printf(w, "<h2>Failed logins (%lld from %lld clients)</h2>\n", NUM(fl, "total"),
 		  NUM(fl, "clients"));
 	static const char *const fl_s[] = {"count"}, *const fl_c[] = {"#b71c1c"};
-	svg_hbars(w, cJSON_GetObjectItemCaseSensitive(fl, "by_client"), "client_ip", fl_s, fl_c, 1,
+	svg_hbars(w, cJSON_GetObjectItemCaseSensitive(fl, "by_client"), "label", fl_s, fl_c, 1,
 		  "Failed logins by client", 0);
 	jw_puts(w, "<table><tr><th>client</th><th>db_user</th><th class=\"n\">count</th>"
 		   "<th>first</th><th>last</th><th>error</th></tr>");
@@ -1143,8 +1167,8 @@ static void rp_html(const cJSON *root, struct jw *w)
 		ht_cell(w, rp_strv(it, "client_ip"), 40);
 		ht_cell(w, rp_strv(it, "db_user"), 40);
 		ht_num(w, it, "count");
-		ht_cell(w, rp_strv(it, "first"), 19);
-		ht_cell(w, rp_strv(it, "last"), 19);
+		ht_time(w, rp_strv(it, "first"));
+		ht_time(w, rp_strv(it, "last"));
 		ht_cell(w, rp_strv(it, "error"), 120);
 		jw_puts(w, "</tr>");
 	}
