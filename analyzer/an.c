@@ -700,8 +700,7 @@ static void on_result(struct an *an, struct an_session *s, const struct ev *e)
 	}
 	struct an_pending *p = pend_at(s, found);
 	if (r->outcome == EV_OUT_SKIPPED) {
-		an->st.statements_skipped++;
-		pend_finish(an, s, p, 0);
+		pend_finish(an, s, p, 0); /* counts it as skipped */
 		pend_pop_done(s);
 		return;
 	}

@@ -103,6 +103,27 @@ static int reads_catalog(const struct an_stmt *st, int from, int to, int cred_on
 	return 0;
 }
 
+/* The comment that cut the statement short, reduced to its keywords and operators: what it
+ * removed is application text (maybe a password literal), so everything else becomes '?'. */
+static void mask_comment(const struct an_stmt *st, const struct sq_tok *t, char *out, size_t cap)
+{
+	struct sq_tok sub[48];
+	const char *p = st->base + t->off;
+	size_t skip = (t->len >= 2 && (p[0] == '-' || p[0] == '/')) ? 2 : 1, o = 0;
+	int tr, n = sq_lex(p + skip, t->len - skip, st->s->dialect, sub, 48, &tr);
+	o = (size_t)snprintf(out, cap, "%.*s", (int)skip, p);
+	for (int i = 0; i < n && o + 16 < cap; i++) {
+		const struct sq_tok *k = &sub[i];
+		const char *kp = p + skip + k->off;
+		int keep = (k->type == SQ_WORD && sq_is_keyword(kp, k->len)) ||
+			   ((k->type == SQ_OP || k->type == SQ_PUNCT) && k->len <= 3);
+		if (keep)
+			o += (size_t)snprintf(out + o, cap - o, " %.*s", (int)k->len, kp);
+		else
+			o += (size_t)snprintf(out + o, cap - o, " ?");
+	}
+}
+
 static void sqli_statement(struct an *an, const struct an_stmt *st)
 {
 	if (!st->toks || st->end <= st->first)
@@ -110,7 +131,7 @@ static void sqli_statement(struct an *an, const struct an_stmt *st)
 	const char *signals[8];
 	int ns = 0, tautologies = 0, unions = 0;
 	int trunc_comment = 0, delay = 0, stacked = 0, cred = 0;
-	char taut_text[64] = "";
+	char taut_text[64] = "", cut[96] = "";
 
 	for (int i = st->first; i < st->end; i++) {
 		const struct sq_tok *t = det_tok(st, i);
@@ -175,8 +196,8 @@ static void sqli_statement(struct an *an, const struct an_stmt *st)
 				const struct sq_tok *q = det_tok(st, p);
 				int adjacent = q->off + q->len == t->off;
 				int quoted = memchr(st->base + t->off, '\'', t->len) || memchr(st->base + t->off, '"', t->len);
-				if (adjacent || quoted || unterminated_block)
-					trunc_comment++;
+				if ((adjacent || quoted || unterminated_block) && !trunc_comment++)
+					mask_comment(st, t, cut, sizeof cut);
 			}
 		}
 	}
@@ -209,6 +230,8 @@ static void sqli_statement(struct an *an, const struct an_stmt *st)
 		cJSON_AddItemToArray(arr, cJSON_CreateString(signals[i]));
 	if (taut_text[0])
 		cJSON_AddStringToObject(ev, "tautology", taut_text);
+	if (cut[0])
+		cJSON_AddStringToObject(ev, "truncating_comment", cut);
 	if (stacked && st->first_verb)
 		cJSON_AddStringToObject(ev, "stacked_after", st->first_verb);
 	char summary[256], sig[96] = "", sql[120];

@@ -891,6 +891,10 @@ size_t sq_mask(const char *src, const struct sq_tok *t, int first, int end, int 
 		}
 		pos = k->off + k->len;
 	}
+	/* a dropped trailing comment leaves blanks behind */
+	while (!o.trunc && o.n > 0 && (out[o.n - 1] == ' ' || out[o.n - 1] == '\t' || out[o.n - 1] == '\n' ||
+				       out[o.n - 1] == '\r'))
+		out[--o.n] = 0;
 	if (o.trunc && outcap >= 4) {
 		/* cut on a UTF-8 boundary and mark the cut */
 		size_t n = o.n;

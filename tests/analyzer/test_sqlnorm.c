@@ -165,7 +165,7 @@ static const char *mask(const char *sql, enum sq_dialect d, int keep)
 Test(sqlnorm, mask_replaces_literals_and_drops_comments)
 {
 	cr_expect_str_eq(mask("SELECT a FROM t WHERE b = 'x' AND c = 5 /* c */", SQ_PG, 0),
-			 "SELECT a FROM t WHERE b = ? AND c = ?  ");
+			 "SELECT a FROM t WHERE b = ? AND c = ?");
 	cr_expect_str_eq(mask("SELECT a FROM t WHERE b = 'x'", SQ_PG, 1), "SELECT a FROM t WHERE b = 'x'");
 }
 

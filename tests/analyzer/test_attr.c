@@ -1,0 +1,296 @@
+/* End-user attribution: the comment-tag parser on a table of spellings, and markers fed
+ * through the analyzer with their scope (transaction markers end at ReadyForQuery 'I'). */
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "an.h"
+#include "attr.h"
+#include "harness.h"
+#include "sqlnorm.h"
+
+static struct sq_tok toks[4096];
+
+struct ccase {
+	enum sq_dialect d;
+	const char *sql, *user; /* user NULL: none */
+};
+
+static const struct ccase ccases[] = {
+	{ SQ_PG, "SELECT 1 /*app_user='alice'*/", "alice" },
+	{ SQ_PG, "SELECT 1 /* app_user = 'alice' , route='%2Fx' */", "alice" },
+	{ SQ_PG, "/*route='%2Fusers%2F1',app_user='bob%40example.com'*/ SELECT 1", "bob@example.com" },
+	{ SQ_PG, "SELECT 1 -- app_user=carol", "carol" },
+	{ SQ_PG, "SELECT 1 /*user_id='42'*/ /*app_user='dave'*/", "dave" },
+	{ SQ_PG, "SELECT 1 /* outer /* app_user='eve' */ */", "eve" },
+	{ SQ_PG, "SELECT 1 /*app_user=\"frank\"*/", "frank" },
+	{ SQ_PG, "SELECT 1 /*app_user='o\\'neil'*/", "o'neil" },
+	{ SQ_PG, "SELECT 1 /*APP_USER='gina'*/", "gina" },
+	{ SQ_PG, "SELECT '/*app_user=''mallory''*/' AS x", NULL },
+	{ SQ_PG, "SELECT $$ -- app_user=mallory $$", NULL },
+	{ SQ_PG, "SELECT 1 /*controller='index',action='show'*/", NULL },
+	{ SQ_MYSQL, "SELECT 1 # app_user=hank", "hank" },
+	{ SQ_PG, "SELECT 1 /*app_user='',user='ivy'*/", "ivy" },
+	{ SQ_PG, "SELECT 1 /*end_user:'jo%20ann'*/", "jo ann" },
+	{ SQ_PG, "SELECT 1 /*username='x\x01y'*/", "x?y" },
+	{ SQ_PG, "SELECT 1 /*traceparent='00-4bf92f-00f067-01',app_user='kim'*/", "kim" },
+};
+
+Test(attr, comment_tags_table)
+{
+	struct an_config cfg;
+	an_config_defaults(&cfg);
+	for (size_t i = 0; i < sizeof ccases / sizeof ccases[0]; i++) {
+		int tr;
+		char user[128], trace[64];
+		int n = sq_lex(ccases[i].sql, strlen(ccases[i].sql), ccases[i].d, toks, 4096, &tr);
+		int found = attr_comment_user(ccases[i].sql, toks, 0, n, &cfg.comment_keys, user, sizeof user, trace,
+					      sizeof trace);
+		if (ccases[i].user) {
+			cr_expect(found, "case %zu: %s", i, ccases[i].sql);
+			cr_expect_str_eq(user, ccases[i].user, "case %zu", i);
+		} else {
+			cr_expect(!found, "case %zu: %s -> %s", i, ccases[i].sql, user);
+		}
+	}
+	an_config_free(&cfg);
+}
+
+Test(attr, traceparent_is_kept)
+{
+	struct an_config cfg;
+	an_config_defaults(&cfg);
+	const char *sql = "SELECT 1 /*traceparent='00-4bf92f-00f067-01',app_user='kim'*/";
+	int tr;
+	char user[128], trace[64];
+	int n = sq_lex(sql, strlen(sql), SQ_PG, toks, 4096, &tr);
+	attr_comment_user(sql, toks, 0, n, &cfg.comment_keys, user, sizeof user, trace, sizeof trace);
+	cr_expect_str_eq(trace, "00-4bf92f-00f067-01");
+	an_config_free(&cfg);
+}
+
+/* ---- markers through the analyzer ---- */
+
+static struct harness h;
+
+static void start(const char *proto, const char *user, const char *app)
+{
+	h_init(&h);
+	an_config_set(&h.cfg, "service_accounts", NULL, NULL, 0); /* no-op: NULL item */
+	h.cfg.service_accounts.v[0] = strdup("app_svc");
+	h.cfg.service_accounts.n = 1;
+	h_start(&h);
+	h_open(&h, proto, NULL);
+	h_startup(&h, user, "shop", app);
+	h_login(&h, 1);
+}
+
+static const struct h_stmt *last(void)
+{
+	cr_assert(h.sink->n_st > 0);
+	return &h.sink->st[h.sink->n_st - 1];
+}
+
+static void expect_user(const char *user, const char *src)
+{
+	const struct h_stmt *s = last();
+	if (!user) {
+		cr_expect_null(s->end_user, "sql %s: got %s", s->sql, s->end_user);
+		cr_expect_null(s->end_user_source);
+		return;
+	}
+	cr_assert_not_null(s->end_user, "sql %s", s->sql);
+	cr_expect_str_eq(s->end_user, user, "sql %s", s->sql);
+	cr_expect_str_eq(s->end_user_source, src, "sql %s", s->sql);
+}
+
+Test(attr, set_config_local_holds_until_transaction_ends)
+{
+	start("postgresql", "app_svc", "shop-web");
+	h_simple(&h, "BEGIN", 1, 'T');
+	h_simple(&h, "SELECT set_config('app.user', 'alice', true)", 1, 'T');
+	expect_user("alice", "session_variable");
+	h_simple(&h, "SELECT * FROM orders", 1, 'T');
+	expect_user("alice", "session_variable");
+	h_simple(&h, "COMMIT", 1, 'I');
+	h_simple(&h, "SELECT * FROM orders", 1, 'I');
+	expect_user(NULL, NULL);
+	h_free(&h);
+}
+
+Test(attr, set_config_with_bound_parameters)
+{
+	start("postgresql", "app_svc", NULL);
+	const char *p[] = { "app.user", "bob", "true" };
+	uint64_t id = h_query(&h, EV_Q_EXECUTE, "SELECT set_config($1, $2, $3::boolean)", p, 3);
+	h_result(&h, id, EV_OUT_OK, 1, NULL);
+	id = h_query(&h, EV_Q_EXECUTE, "SELECT * FROM t WHERE id = $1", p, 1);
+	h_result(&h, id, EV_OUT_OK, 1, NULL);
+	expect_user("bob", "session_variable");
+	h_ready(&h, 'I');
+	h_simple(&h, "SELECT 2", 1, 'I');
+	expect_user(NULL, NULL);
+	/* session scope survives the transaction */
+	const char *q[] = { "app.user", "carl" };
+	id = h_query(&h, EV_Q_EXECUTE, "select pg_catalog.set_config( $1 , $2 , false )", q, 2);
+	h_result(&h, id, EV_OUT_OK, 1, NULL);
+	h_ready(&h, 'I');
+	h_simple(&h, "SELECT 3", 1, 'I');
+	expect_user("carl", "session_variable");
+	h_free(&h);
+}
+
+Test(attr, set_local_application_name_is_transaction_scoped)
+{
+	start("postgresql", "app_svc", "shop");
+	h_simple(&h, "BEGIN; SET LOCAL application_name = 'web:carol'; SELECT 1", 3, 'T');
+	expect_user("carol", "application_name");
+	h_simple(&h, "COMMIT", 1, 'I');
+	h_simple(&h, "SELECT 1", 1, 'I');
+	expect_user(NULL, NULL);
+	h_free(&h);
+}
+
+Test(attr, spacing_and_quoting_do_not_matter)
+{
+	const char *forms[] = {
+		"set   local   app.user   to   'dora'",
+		"SET LOCAL \"app.user\" = 'dora'",
+		"SET LOCAL app.user=dora",
+		"SELECT set_config('app.user',E'dora','t')",
+		"select  set_config ( 'APP.USER' , $$dora$$ , true )",
+		"SELECT set_config('request.jwt.claims', '{\"sub\":\"dora\",\"role\":\"authenticated\"}', true)",
+		"SET LOCAL request.jwt.claim.sub = 'dora'",
+	};
+	for (size_t i = 0; i < sizeof forms / sizeof forms[0]; i++) {
+		start("postgresql", "app_svc", NULL);
+		h_simple(&h, "BEGIN", 1, 'T');
+		h_simple(&h, forms[i], 1, 'T');
+		h_simple(&h, "SELECT 1", 1, 'T');
+		expect_user("dora", "session_variable");
+		h_simple(&h, "COMMIT", 1, 'I');
+		h_simple(&h, "SELECT 1", 1, 'I');
+		expect_user(NULL, NULL);
+		h_free(&h);
+	}
+}
+
+Test(attr, session_application_name_and_discard_all)
+{
+	start("postgresql", "app_svc", NULL);
+	h_simple(&h, "SET application_name TO 'web:dave'", 1, 'I');
+	h_simple(&h, "SELECT 1", 1, 'I');
+	expect_user("dave", "application_name");
+	h_simple(&h, "DISCARD ALL", 1, 'I');
+	h_simple(&h, "SELECT 1", 1, 'I');
+	expect_user(NULL, NULL);
+	/* the server's ParameterStatus report counts, and a non-matching value clears it */
+	h_param(&h, "application_name", "web:kate");
+	h_simple(&h, "SELECT 1", 1, 'I');
+	expect_user("kate", "application_name");
+	h_param(&h, "application_name", "psql");
+	h_simple(&h, "SELECT 1", 1, 'I');
+	expect_user(NULL, NULL);
+	h_free(&h);
+}
+
+Test(attr, startup_application_pattern_and_db_user)
+{
+	start("postgresql", "app_svc", "web:erin");
+	h_simple(&h, "SELECT 1", 1, 'I');
+	expect_user("erin", "application_name");
+	h_free(&h);
+	start("postgresql", "alice", "psql");
+	h_simple(&h, "SELECT 1", 1, 'I');
+	expect_user("alice", "db_user");
+	h_free(&h);
+	start("postgresql", "app_svc", "my app: with spaces");
+	h_simple(&h, "SELECT 1", 1, 'I');
+	expect_user(NULL, NULL);
+	h_free(&h);
+}
+
+Test(attr, mysql_variables_connect_attrs_and_change_user)
+{
+	start("mysql", "app_svc", "php");
+	h_simple(&h, "SET @app_user = 'frank'", 1, 'I');
+	h_simple(&h, "SELECT 1", 1, 'I');
+	expect_user("frank", "session_variable");
+	h_simple(&h, "SET @`end_user` := \"gus\", @other = 1", 1, 'I');
+	h_simple(&h, "SELECT 1", 1, 'I');
+	expect_user("gus", "session_variable");
+	const char *p[] = { "hal" };
+	uint64_t id = h_query(&h, EV_Q_EXECUTE, "SET @user_id = ?", p, 1);
+	h_result(&h, id, EV_OUT_OK, 0, NULL);
+	h_simple(&h, "SELECT 1", 1, 'I');
+	expect_user("hal", "session_variable");
+	/* COM_CHANGE_USER resets the session: the new account is the principal */
+	struct ev e = { .type = EV_USER_CHANGE, .ts = h.t };
+	e.u.user_change.user = STRV_LIT("ivan");
+	e.u.user_change.ok = 1;
+	h_event(&h, &e);
+	h_simple(&h, "SELECT 1", 1, 'I');
+	expect_user("ivan", "db_user");
+	h_free(&h);
+
+	h_init(&h);
+	h.cfg.service_accounts.v[0] = strdup("app_svc");
+	h.cfg.service_accounts.n = 1;
+	h_start(&h);
+	h_open(&h, "mysql", NULL);
+	struct ev_kv kv[] = { { STRV_LIT("_client_name"), STRV_LIT("libmysql") },
+			      { STRV_LIT("app_user"), STRV_LIT("hank") } };
+	struct ev su = { .type = EV_STARTUP, .ts = h.t };
+	su.u.startup.user = STRV_LIT("app_svc");
+	su.u.startup.params = kv;
+	su.u.startup.n_params = 2;
+	h_event(&h, &su);
+	h_simple(&h, "SELECT 1", 1, 'I');
+	expect_user("hank", "connect_attr");
+	h_close(&h, h.s);
+	cr_expect_not_null(strstr(h.sink->last_session.client_info, "libmysql"));
+	h_free(&h);
+}
+
+Test(attr, precedence_comment_then_transaction_then_session)
+{
+	start("postgresql", "app_svc", "web:sess");
+	h_simple(&h, "SELECT 1", 1, 'I');
+	expect_user("sess", "application_name");
+	h_simple(&h, "SET app.user = 'sessvar'", 1, 'I');
+	h_simple(&h, "SELECT 1", 1, 'I');
+	expect_user("sessvar", "session_variable");
+	h_simple(&h, "BEGIN; SET LOCAL app.user = 'txn'; SELECT 1", 3, 'T');
+	expect_user("txn", "session_variable");
+	h_simple(&h, "SELECT 1 /*app_user='cmt'*/", 1, 'T');
+	expect_user("cmt", "comment");
+	h_simple(&h, "COMMIT", 1, 'I');
+	h_simple(&h, "SELECT 1", 1, 'I');
+	expect_user("sessvar", "session_variable");
+	h_free(&h);
+}
+
+Test(attr, failed_marker_statement_does_not_apply)
+{
+	start("postgresql", "app_svc", NULL);
+	uint64_t id = h_query(&h, EV_Q_SIMPLE, "SET app.user = 'nope'", NULL, 0);
+	h_result(&h, id, EV_OUT_ERROR, -1, "42501");
+	h_ready(&h, 'I');
+	h_simple(&h, "SELECT 1", 1, 'I');
+	expect_user(NULL, NULL);
+	h_free(&h);
+}
+
+Test(attr, statements_after_an_error_in_one_message_are_not_stored)
+{
+	start("postgresql", "app_svc", NULL);
+	uint64_t id = h_query(&h, EV_Q_SIMPLE, "SELECT 1; SELECT x FROM nope; SELECT 3", NULL, 0);
+	h_result(&h, id, EV_OUT_OK, 1, NULL);
+	h_result(&h, id, EV_OUT_ERROR, -1, "42P01");
+	h_ready(&h, 'I');
+	h_end(&h);
+	cr_expect_eq(h.sink->n_st, 2);
+	cr_expect_str_eq(h.sink->st[1].outcome, "error");
+	cr_expect_str_eq(h.sink->st[1].error_code, "42P01");
+	cr_expect_str_eq(h.sink->st[1].sql, "SELECT x FROM nope");
+	h_free(&h);
+}
