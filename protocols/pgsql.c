@@ -413,6 +413,21 @@ static uint32_t be32_at(const uint8_t *p)
 	return rd_be32(&r);
 }
 
+/* Byte i of p[0..n), 0 past the end. */
+static uint8_t byte_at(const uint8_t *p, size_t n, size_t i)
+{
+	struct rd r = rd_make(p, n);
+	rd_skip(&r, i);
+	return rd_u8(&r);
+}
+
+static uint16_t be16_at(const uint8_t *p, size_t n, size_t i)
+{
+	struct rd r = rd_make(p, n);
+	rd_skip(&r, i);
+	return rd_be16(&r);
+}
+
 static int strv_ieq(struct strv a, const char *lit)
 {
 	size_t n = strlen(lit);
@@ -518,11 +533,11 @@ static int msg_bounds(int to_server, uint8_t t, uint32_t *min, uint32_t *max)
 static int msg_content_ok(int to_server, uint8_t t, const uint8_t *body, size_t n)
 {
 	if (!to_server && t == 'Z')
-		return n == 1 && (body[0] == 'I' || body[0] == 'T' || body[0] == 'E');
+		return n == 1 && (byte_at(body, n, 0) == 'I' || byte_at(body, n, 0) == 'T' || byte_at(body, n, 0) == 'E');
 	if (t == 'Q' && to_server)
-		return n > 0 && body[n - 1] == 0;
+		return n > 0 && byte_at(body, n, n - 1) == 0;
 	if (!to_server && (t == 'C' || t == 'S' || t == 'E' || t == 'N'))
-		return n > 0 && body[n - 1] == 0;
+		return n > 0 && byte_at(body, n, n - 1) == 0;
 	if (!to_server && t == 'R')
 		return be32_at(body) <= 12;
 	if (t == 'D' && !to_server) {
@@ -548,7 +563,7 @@ static size_t chain_len(int to_server, const uint8_t *p, size_t n, int *exact, s
 	*partial_total = 0;
 	while (n - pos >= 5) {
 		uint32_t mn, mx;
-		uint8_t t = p[pos];
+		uint8_t t = byte_at(p, n, pos);
 		uint32_t ml = be32_at(p + pos + 1);
 		if (!msg_bounds(to_server, t, &mn, &mx) || ml < mn || ml > mx)
 			return count;
@@ -594,10 +609,12 @@ static int looks_foreign(int to_server, const uint8_t *p, size_t n)
 	size_t partial;
 	if (chain_len(to_server, p, n, &exact, &partial) > 0 || partial)
 		return 0; /* reads as PostgreSQL */
-	size_t ml = (size_t)(p[0] | p[1] << 8 | p[2] << 16);
-	if (n >= 5 && p[3] == 0 && p[4] == 0x0a && ml >= 20 && ml < 1024)
+	struct rd r = rd_make(p, n);
+	size_t ml = rd_le24(&r);
+	uint8_t seq = rd_u8(&r), first = rd_u8(&r);
+	if (!r.err && seq == 0 && first == 0x0a && ml >= 20 && ml < 1024)
 		return 1; /* MySQL server greeting */
-	if (n >= 5 && p[3] == 1 && ml >= 32 && ml < 8192)
+	if (!r.err && seq == 1 && ml >= 32 && ml < 8192)
 		return 1; /* MySQL login request */
 	static const char *const http[] = { "GET ", "POST ", "PUT ", "HEAD ", "HTTP/1.", "OPTIONS " };
 	for (size_t i = 0; i < sizeof http / sizeof http[0]; i++) {
@@ -610,7 +627,9 @@ static int looks_foreign(int to_server, const uint8_t *p, size_t n)
 
 static int looks_tls(const uint8_t *p, size_t n)
 {
-	return n >= 3 && (p[0] == 0x16 || p[0] == 0x17 || p[0] == 0x15) && p[1] == 0x03 && p[2] <= 0x04;
+	struct rd r = rd_make(p, n);
+	uint8_t type = rd_u8(&r), major = rd_u8(&r), minor = rd_u8(&r);
+	return !r.err && (type == 0x16 || type == 0x17 || type == 0x15) && major == 0x03 && minor <= 0x04;
 }
 
 /* ---- client messages ---- */
@@ -665,7 +684,7 @@ static void client_startup(struct pg *s, const uint8_t *body, size_t n)
 /* One startup-family packet at p. Returns bytes consumed (0 = need more). */
 static size_t client_untyped(struct pg *s, const uint8_t *p, size_t n)
 {
-	if (n >= 2 && p[0] == 0x16 && p[1] == 0x03) {
+	if (n >= 2 && byte_at(p, n, 0) == 0x16 && byte_at(p, n, 1) == 0x03) {
 		/* PostgreSQL 17 direct TLS: a ClientHello instead of a startup packet */
 		pg_tls(s);
 		return n;
@@ -797,9 +816,9 @@ static void client_bind(struct pg *s, const uint8_t *body, size_t n, int truncat
 			continue;
 		uint16_t fmt = 0;
 		if (nfmt == 1)
-			fmt = (uint16_t)((fmts.p[0] << 8) | fmts.p[1]);
+			fmt = be16_at(fmts.p, fmts.len, 0);
 		else if (nfmt > i)
-			fmt = (uint16_t)((fmts.p[2 * i] << 8) | fmts.p[2 * i + 1]);
+			fmt = be16_at(fmts.p, fmts.len, 2 * i);
 		size_t rn = 0;
 		int is_hex = 0;
 		if (!is_null) {
@@ -1068,7 +1087,7 @@ static void server_complete(struct pg *s, struct strv tag, int empty)
 
 static void server_ready(struct pg *s, const uint8_t *body, size_t n)
 {
-	char txn = n == 1 ? (char)body[0] : '?';
+	char txn = n == 1 ? (char)byte_at(body, n, 0) : '?';
 	pg_hello(s);
 	/* ReadyForQuery answers the oldest Sync / Query / FunctionCall; Executes before it
 	 * that got no answer were skipped after an error (or their answer was lost). */
@@ -1275,7 +1294,7 @@ static struct proto_result pg_parse(void *st, enum proto_dir dir, const uint8_t 
 			continue;
 		}
 		if (!s->to_server && s->ssl_wait) {
-			uint8_t b = p[0];
+			uint8_t b = byte_at(p, n, 0);
 			int kind = s->ssl_wait;
 			s->ssl_wait = 0;
 			if ((kind == 1 && b == 'S') || (kind == 2 && b == 'G')) {
@@ -1337,7 +1356,7 @@ static struct proto_result pg_parse(void *st, enum proto_dir dir, const uint8_t 
 		}
 		if (n < 5)
 			break;
-		uint8_t t = p[0];
+		uint8_t t = byte_at(p, n, 0);
 		uint32_t ml = be32_at(p + 1);
 		uint32_t mn, mx;
 		if (!msg_bounds(s->to_server, t, &mn, &mx)) {
@@ -1384,12 +1403,12 @@ static enum proto_verdict pg_probe(enum proto_dir dir, const uint8_t *buf, size_
 		int u = looks_untyped(buf, len);
 		if (u == 1)
 			return PROTO_YES;
-		if (looks_tls(buf, len) && buf[0] == 0x16)
+		if (looks_tls(buf, len) && byte_at(buf, len, 0) == 0x16)
 			return PROTO_MAYBE;
 	} else {
-		if (len == 1 && (buf[0] == 'S' || buf[0] == 'N' || buf[0] == 'G'))
+		if (len == 1 && (byte_at(buf, len, 0) == 'S' || byte_at(buf, len, 0) == 'N' || byte_at(buf, len, 0) == 'G'))
 			return PROTO_MAYBE;
-		if (len >= 9 && buf[0] == 'R') {
+		if (len >= 9 && byte_at(buf, len, 0) == 'R') {
 			uint32_t ml = be32_at(buf + 1), type = be32_at(buf + 5);
 			if (ml >= 8 && ml <= 4096 && type <= 12 && type != 1 && type != 4)
 				return PROTO_YES;

@@ -87,6 +87,14 @@ static void put_float(struct pgt_out *o, double d, int digits)
 		put(o, b, (size_t)k < sizeof b ? (size_t)k : sizeof b - 1);
 }
 
+/* Base-10000 digit i of a binary numeric (after its 8-byte header). */
+static int digit(const uint8_t *v, size_t n, size_t i)
+{
+	struct rd r = rd_make(v, n);
+	rd_skip(&r, 8 + 2 * i);
+	return rd_be16(&r);
+}
+
 /* numeric: ndigits, weight, sign, dscale, then base-10000 digits. */
 static int put_numeric(struct pgt_out *o, const uint8_t *v, size_t n)
 {
@@ -111,9 +119,8 @@ static int put_numeric(struct pgt_out *o, const uint8_t *v, size_t n)
 	}
 	if (sign != 0 && sign != 0x4000)
 		return -1;
-	const uint8_t *d = v + 8;
 	for (size_t i = 0; i < ndig; i++)
-		if (((d[2 * i] << 8) | d[2 * i + 1]) > 9999)
+		if (digit(v, n, i) > 9999)
 			return -1;
 	if (sign == 0x4000)
 		put(o, "-", 1);
@@ -121,7 +128,7 @@ static int put_numeric(struct pgt_out *o, const uint8_t *v, size_t n)
 		put(o, "0", 1);
 	} else {
 		for (int i = 0; i <= weight && o->n < o->cap; i++) {
-			int dg = i < ndig ? ((d[2 * i] << 8) | d[2 * i + 1]) : 0;
+			int dg = i < ndig ? digit(v, n, (size_t)i) : 0;
 			putf_int(o, i == 0 ? "%lld" : "%04lld", dg);
 		}
 	}
@@ -129,7 +136,7 @@ static int put_numeric(struct pgt_out *o, const uint8_t *v, size_t n)
 		put(o, ".", 1);
 		int left = dscale;
 		for (int i = weight + 1; left > 0 && o->n < o->cap; i++) {
-			int dg = (i >= 0 && i < ndig) ? ((d[2 * i] << 8) | d[2 * i + 1]) : 0;
+			int dg = (i >= 0 && i < ndig) ? digit(v, n, (size_t)i) : 0;
 			char b[8];
 			snprintf(b, sizeof b, "%04d", dg);
 			size_t k = left < 4 ? (size_t)left : 4;
@@ -219,6 +226,18 @@ static int64_t be_i64(const uint8_t *v)
 	return (int64_t)rd_be64(&r);
 }
 
+static uint8_t be_u8(const uint8_t *v)
+{
+	struct rd r = rd_make(v, 1);
+	return rd_u8(&r);
+}
+
+static uint16_t be_u16(const uint8_t *v)
+{
+	struct rd r = rd_make(v, 2);
+	return rd_be16(&r);
+}
+
 static uint32_t be_u32(const uint8_t *v)
 {
 	struct rd r = rd_make(v, 4);
@@ -233,12 +252,12 @@ size_t pgt_render_binary(uint32_t oid, const uint8_t *v, size_t n, char *out, si
 	case OID_BOOL:
 		if (n != 1)
 			break;
-		put(&o, v[0] ? "t" : "f", 1);
+		put(&o, be_u8(v) ? "t" : "f", 1);
 		return o.n;
 	case OID_INT2:
 		if (n != 2)
 			break;
-		putf_int(&o, "%lld", (int16_t)((v[0] << 8) | v[1]));
+		putf_int(&o, "%lld", (int16_t)be_u16(v));
 		return o.n;
 	case OID_INT4:
 		if (n != 4)
@@ -289,7 +308,7 @@ size_t pgt_render_binary(uint32_t oid, const uint8_t *v, size_t n, char *out, si
 		put(&o, (const char *)v, n);
 		return o.n;
 	case OID_JSONB:
-		if (n < 1 || v[0] != 1)
+		if (n < 1 || be_u8(v) != 1)
 			break;
 		put(&o, (const char *)v + 1, n - 1);
 		return o.n;

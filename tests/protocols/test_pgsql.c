@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "pgsql_types.h"
 #include "proto.h"
 #include "segs.h"
 
@@ -915,4 +916,64 @@ Test(pgsql, corpus_captures_decode_as_peers_report)
 	}
 	if (!done)
 		cr_log_warn("SKIP: corpus captures or python3 not available");
+}
+
+/* ---- binary value rendering, boundary values ---- */
+
+static const char *render(uint32_t oid, const char *bytes, size_t n, int *hex)
+{
+	static char out[256];
+	size_t k = pgt_render_binary(oid, (const uint8_t *)bytes, n, out, sizeof out - 1, hex);
+	out[k] = 0;
+	return out;
+}
+
+Test(pgsql, binary_types_boundary_values)
+{
+	static const struct {
+		uint32_t oid;
+		const char *bytes;
+		size_t n;
+		const char *want;
+		int hex;
+	} cases[] = {
+		{ 21, "\xff\xfe", 2, "-2", 0 },
+		{ 23, "\x80\x00\x00\x00", 4, "-2147483648", 0 },
+		{ 20, "\x7f\xff\xff\xff\xff\xff\xff\xff", 8, "9223372036854775807", 0 },
+		{ 16, "\x00", 1, "f", 0 },
+		{ 701, "\x7f\xf8\x00\x00\x00\x00\x00\x00", 8, "NaN", 0 },
+		{ 701, "\xff\xf0\x00\x00\x00\x00\x00\x00", 8, "-Infinity", 0 },
+		{ 700, "\x3f\xc0\x00\x00", 4, "1.5", 0 },
+		/* numeric 0: ndigits 0, weight 0, sign +, dscale 0 */
+		{ 1700, "\x00\x00\x00\x00\x00\x00\x00\x00", 8, "0", 0 },
+		/* 0.001: one digit 10 at weight -1, dscale 3 */
+		{ 1700, "\x00\x01\xff\xff\x00\x00\x00\x03\x00\x0a", 10, "0.001", 0 },
+		/* 12345678.9: digits 1234 5678 9000, weight 1, dscale 1 */
+		{ 1700, "\x00\x03\x00\x01\x00\x00\x00\x01\x04\xd2\x16\x2e\x23\x28", 14, "12345678.9", 0 },
+		{ 1700, "\x00\x00\x00\x00\xc0\x00\x00\x00", 8, "NaN", 0 },
+		/* digit 10000 is not a base-10000 digit: hex */
+		{ 1700, "\x00\x01\x00\x00\x00\x00\x00\x00\x27\x10", 10, "00010000000000002710", 1 },
+		{ 1082, "\x00\x00\x00\x00", 4, "2000-01-01", 0 },
+		{ 1082, "\xff\xf4\xdb\xf8", 4, "0001-12-31 BC", 0 },
+		{ 1082, "\x7f\xff\xff\xff", 4, "infinity", 0 },
+		{ 1114, "\x7f\xff\xff\xff\xff\xff\xff\xff", 8, "infinity", 0 },
+		{ 1114, "\xff\xff\xff\xff\xff\xff\xff\xff", 8, "1999-12-31 23:59:59.999999", 0 },
+		{ 1083, "\x00\x00\x00\x0c\x92\xa7\x5f\x50", 8, "15:00:00.05", 0 },
+		{ 17, "", 0, "\\x", 0 },
+		{ 2950, "\x01\x02", 2, "0102", 1 },
+		{ 23, "\x01\x02\x03", 3, "010203", 1 },
+		{ 600, "\x01\x02", 2, "0102", 1 },
+		{ 3802, "\x02{}", 3, "027b7d", 1 },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		int hex = -1;
+		const char *got = render(cases[i].oid, cases[i].bytes, cases[i].n, &hex);
+		cr_expect_str_eq(got, cases[i].want, "case %zu oid %u", i, cases[i].oid);
+		cr_expect_eq(hex, cases[i].hex, "case %zu oid %u hex flag", i, cases[i].oid);
+	}
+	/* output is cut at the cap, never past it */
+	char small[5];
+	int hex;
+	size_t k = pgt_render_binary(17, (const uint8_t *)"\x01\x02\x03\x04", 4, small, sizeof small, &hex);
+	cr_assert_leq(k, sizeof small);
 }
