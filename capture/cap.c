@@ -505,11 +505,41 @@ static void maybe_pickup(struct cap *c, const struct tcpinfo *t, const struct pc
 		c->st.midstream_pickups++;
 }
 
-/* Declare bytes lost in a flow whose libnids stream is stuck behind a hole: free the
- * stream (its queued bytes are unreachable), tell the decoder, and let the next segment
- * pick it up again. */
-static void declare_gap(struct cap *c, struct flow *f, struct tcp_stream *a, uint32_t lost)
+/* Keep a copy of a segment libnids queued behind a hole (sorted by sequence). */
+static void hold_segment(struct cap *c, struct flow *f, int d, const struct tcpinfo *t,
+			 const uint8_t *p, size_t n)
 {
+	if (f->held_bytes[d] + n > FLOW_HELD_MAX) {
+		c->st.sensor_drops++;
+		return;
+	}
+	struct held_seg *h = malloc(sizeof(*h) + n);
+	if (!h)
+		return;
+	h->seq = t->seq;
+	h->len = (uint32_t)n;
+	memcpy(h->pkt, p, n);
+	struct held_seg **pp = &f->held[d];
+	while (*pp && (int32_t)((*pp)->seq - t->seq) < 0)
+		pp = &(*pp)->next;
+	if (*pp && (*pp)->seq == t->seq) { /* a duplicate of a held segment */
+		free(h);
+		return;
+	}
+	h->next = *pp;
+	*pp = h;
+	f->held_bytes[d] += (uint32_t)n;
+}
+
+/* Declare the bytes before the first held segment lost: free the libnids stream (stuck
+ * behind the hole for good), tell the decoder, then start a new stream at the first held
+ * segment and replay the held ones, so only the missing bytes are lost. */
+static void declare_gap(struct cap *c, struct flow *f, struct tcp_stream *a, int d, uint32_t expect)
+{
+	struct held_seg *list = f->held[d];
+	uint32_t lost = list ? list->seq - expect : 0;
+	if (lost >= 0x40000000u)
+		lost = 0;
 	f->gaps++;
 	f->lost_bytes += lost;
 	c->st.gaps++;
@@ -523,21 +553,44 @@ static void declare_gap(struct cap *c, struct flow *f, struct tcp_stream *a, uin
 	f->ooo_pkts[0] = f->ooo_pkts[1] = 0;
 	f->ooo_since[0] = f->ooo_since[1] = 0;
 	nids_free_tcp_stream(a);
+	flow_held_clear(f, !d);
+	f->held[d] = NULL;
+	f->held_bytes[d] = 0;
+	struct pcap_pkthdr h = { .ts = { .tv_sec = (time_t)(c->now / 1000000),
+					 .tv_usec = (suseconds_t)(c->now % 1000000) } };
+	while (list) {
+		struct held_seg *next = list->next;
+		struct tcpinfo t;
+		h.caplen = h.len = list->len;
+		if (parse_tcp(list->pkt, list->len, &t) == 0) {
+			maybe_pickup(c, &t, &h);
+			nids_pcap_handler(NULL, &h, list->pkt);
+		}
+		free(list);
+		list = next;
+	}
 }
 
-static void check_gap(struct cap *c, const struct tcpinfo *t)
+static void check_gap(struct cap *c, const struct tcpinfo *t, const uint8_t *p, size_t n)
 {
 	struct tcp_stream *a = find_stream(t->saddr, t->sport, t->daddr, t->dport);
 	if (!a || !a->user)
 		return;
 	struct flow *f = a->user;
+	/* d = 0: the server half (bytes the client sends); d = 1: the client half. */
 	struct half_stream *hs[2] = { &a->server, &a->client };
+	const struct half_stream *sender[2] = { &a->client, &a->server };
+	int pkt_d = (t->saddr == a->addr.saddr && t->sport == a->addr.source) ? 0 : 1;
 	for (int d = 0; d < 2; d++) {
 		if (!hs[d]->list && !c->bigqueue) {
 			f->ooo_pkts[d] = 0;
 			f->ooo_since[d] = 0;
+			flow_held_clear(f, d);
 			continue;
 		}
+		uint32_t expect = sender[d]->first_data_seq + (uint32_t)hs[d]->count;
+		if (d == pkt_d && t->payload && t->seq - expect - 1 < 0x3fffffffu)
+			hold_segment(c, f, d, t, p, n);
 		if (!f->ooo_since[d])
 			f->ooo_since[d] = c->now;
 		if (f->ooo_pkts[d] < 255)
@@ -545,13 +598,7 @@ static void check_gap(struct cap *c, const struct tcpinfo *t)
 		int stuck = c->bigqueue || f->ooo_pkts[d] >= c->cfg.gap_max_packets ||
 			    c->now - f->ooo_since[d] >= (ev_time)c->cfg.gap_timeout_ms * 1000;
 		if (stuck) {
-			/* Bytes between what was delivered and this segment are gone. */
-			uint32_t expect = hs[d]->first_data_seq + (uint32_t)hs[d]->count;
-			int from_half_sender = (d == 0) == (t->saddr == a->addr.saddr && t->sport == a->addr.source);
-			uint32_t lost = 0;
-			if (from_half_sender && t->seq - expect < 0x40000000u)
-				lost = t->seq + t->payload - expect;
-			declare_gap(c, f, a, lost);
+			declare_gap(c, f, a, d, expect);
 			break;
 		}
 	}
@@ -628,7 +675,7 @@ static void on_packet(u_char *user, const struct pcap_pkthdr *h, const u_char *b
 	c->bigqueue = 0;
 	nids_pcap_handler(NULL, &h2, (u_char *)p);
 	if (is_tcp)
-		check_gap(c, &t);
+		check_gap(c, &t, p, n);
 	if (c->now - c->last_tick >= CAP_TICK_US) {
 		c->last_tick = c->now;
 		an_tick(c->an, c->now);

@@ -30,8 +30,23 @@ struct flow {
 	uint8_t midstream, stopped, ignored;
 	uint8_t ooo_pkts[2];	     /* packets seen while a direction had a hole */
 	ev_time ooo_since[2];
+	/* Copies of segments queued behind a hole, replayed after the gap is declared so
+	 * only the missing bytes are lost. Bounded by FLOW_HELD_MAX bytes per direction. */
+	struct held_seg *held[2];
+	uint32_t held_bytes[2];
 	char cli_ip[46], srv_ip[46];
 };
+
+#define FLOW_HELD_MAX (256u << 10)
+
+struct held_seg {
+	struct held_seg *next;
+	uint32_t seq;
+	uint32_t len; /* of pkt: a whole IPv4 packet as fed to libnids */
+	uint8_t pkt[];
+};
+
+void flow_held_clear(struct flow *f, int dir);
 
 struct flow_table {
 	struct flow **bucket;
