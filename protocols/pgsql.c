@@ -1218,6 +1218,10 @@ static void msg_prefix(struct pg *s, int to_server, uint8_t t, const uint8_t *bo
 		client_parse(s, body, n, 1);
 	} else if (to_server && t == 'B') {
 		client_bind(s, body, n, 1);
+	} else if (to_server && t == 'F') {
+		client_function(s, body, n); /* lo_write and friends: large arguments */
+	} else if (!to_server && t == 'V') {
+		server_msg(s, t, body, n); /* lo_read: a large result */
 	} else if (t == 'd' || (!to_server && t == 'D')) {
 		struct pg_pend *p = pend_target(s);
 		if (p) {
@@ -1378,6 +1382,7 @@ static struct proto_result pg_parse(void *st, enum proto_dir dir, const uint8_t 
 			if (count_only || total > PG_WHOLE_MAX) {
 				if (!count_only && n < 5 + PG_PREFIX)
 					break; /* wait for the prefix */
+				s->confirmed = 1;
 				size_t have = count_only ? 0 : PG_PREFIX;
 				msg_prefix(s, s->to_server, t, p + 5, have, ml - 4);
 				d->skip = total;

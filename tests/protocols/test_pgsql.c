@@ -718,6 +718,57 @@ Test(pgsql, huge_datarows_are_counted_without_buffering)
 	free(s.p);
 }
 
+Test(pgsql, large_function_call_and_result_are_not_anomalies)
+{
+	size_t big = 2u << 20;
+	struct mb body = { 0 };
+	mb_be32(&body, 955); /* lowrite */
+	mb_be16(&body, 1);
+	mb_be16(&body, 1);
+	mb_be16(&body, 2);
+	mb_be32(&body, 4);
+	mb_be32(&body, 0);
+	mb_be32(&body, (uint32_t)big);
+	char *blob = calloc(1, big);
+	mb_put(&body, blob, big);
+	mb_be16(&body, 1);
+	struct mb c = { 0 }, s = { 0 };
+	mb_msg(&c, 'F', body.p, body.n);
+	struct mb v = { 0 };
+	mb_be32(&v, (uint32_t)big);
+	mb_put(&v, blob, big);
+	mb_msg(&s, 'V', v.p, v.n);
+	mb_msg(&s, 'Z', "T", 1);
+	free(blob);
+	struct mb c0 = { 0 }, s0 = { 0 };
+	mb_startup(&c0, "u", "d");
+	mb_login_ok(&s0);
+	/* pieces no larger than capture would hold */
+	size_t nf = 2 + (c.n + 65535) / 65536 + (s.n + 65535) / 65536;
+	struct feed *f = calloc(nf, sizeof *f);
+	size_t i = 0;
+	f[i++] = (struct feed){ PROTO_TO_SERVER, c0.p, c0.n };
+	f[i++] = (struct feed){ PROTO_TO_CLIENT, s0.p, s0.n };
+	for (size_t off = 0; off < c.n; off += 65536)
+		f[i++] = (struct feed){ PROTO_TO_SERVER, c.p + off, c.n - off < 65536 ? c.n - off : 65536 };
+	for (size_t off = 0; off < s.n; off += 65536)
+		f[i++] = (struct feed){ PROTO_TO_CLIENT, s.p + off, s.n - off < 65536 ? s.n - off : 65536 };
+	struct evlog l;
+	run_feeds(f, i, 0, &l);
+	cr_assert(has_line(&l, "QUERY id=1 kind=function known=1 trunc=0 name= params=0 sql=FUNCTION CALL oid=955"), "%s", l.text);
+	cr_assert(has_line(&l, "RESULT id=1 outcome=ok"), "%s", l.text);
+	cr_assert(has_line(&l, "READY txn=T"), "%s", l.text);
+	cr_assert_eq(l.count[EV_ANOMALY], 0, "%s", l.text);
+	evlog_free(&l);
+	free(f);
+	free(body.p);
+	free(v.p);
+	free(c.p);
+	free(s.p);
+	free(c0.p);
+	free(s0.p);
+}
+
 /* Malformed input, table driven: each case is a client and a server byte string sent
  * after a good login (or instead of it when raw=1). Each must give an anomaly, no crash. */
 struct bad_case {
