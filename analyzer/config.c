@@ -225,7 +225,7 @@ static int set_attribution(struct an_config *c, const cJSON *obj, char *err, uns
 		const char *k = e->string ? e->string : "";
 		struct an_strlist *l = NULL;
 		int lower = 0;
-		if (strcmp(k, "replace_defaults") == 0)
+		if (strcmp(k, "replace_defaults") == 0 || k[0] == '_')
 			continue;
 		if (strcmp(k, "comment_keys") == 0)
 			l = &c->comment_keys;
@@ -241,26 +241,31 @@ static int set_attribution(struct an_config *c, const cJSON *obj, char *err, uns
 			l = &c->connect_attrs;
 		else
 			return fail(err, len, "%s: unknown key", path);
-		if (get_list(e, path, l, replace, lower, err, len) < 0)
-			return -1;
-		if (l == &c->pg_json_settings) {
-			for (int i = 0; i < l->n; i++) {
-				const char *colon = strrchr(l->v[i], ':');
-				if (!colon || colon == l->v[i] || !colon[1])
+		/* values checked first so the message names the element as written */
+		int i = 0;
+		const cJSON *v;
+		const cJSON *arr = cJSON_IsArray(e) ? e : NULL;
+		cJSON_ArrayForEach(v, arr)
+		{
+			const char *sv = cJSON_IsString(v) ? v->valuestring : NULL;
+			if (sv && l == &c->pg_json_settings) {
+				const char *colon = strrchr(sv, ':');
+				if (!colon || colon == sv || !colon[1])
 					return fail(err, len, "%s[%d]: expected \"setting:key\"", path, i);
 			}
-		}
-		if (l == &c->app_name_patterns) {
-			for (int i = 0; i < l->n; i++) {
+			if (sv && l == &c->app_name_patterns) {
 				regex_t re;
-				if (regcomp(&re, l->v[i], REG_EXTENDED) != 0)
+				if (regcomp(&re, sv, REG_EXTENDED) != 0)
 					return fail(err, len, "%s[%d]: not a valid POSIX extended regex", path, i);
 				size_t groups = re.re_nsub;
 				regfree(&re);
 				if (groups < 1)
 					return fail(err, len, "%s[%d]: needs one capture group", path, i);
 			}
+			i++;
 		}
+		if (get_list(e, path, l, replace, lower, err, len) < 0)
+			return -1;
 	}
 	return 0;
 }
@@ -276,6 +281,8 @@ static int set_thresholds(struct an_config *c, const cJSON *obj, char *err, unsi
 		const char *k = e->string ? e->string : "";
 		int64_t v;
 		snprintf(path, sizeof path, "thresholds.%.80s", k);
+		if (k[0] == '_')
+			continue;
 		if (strcmp(k, "bruteforce_failures") == 0 || strcmp(k, "error_burst_errors") == 0) {
 			if (get_posint(e, path, 64, &v, err, len) < 0)
 				return -1;
@@ -316,6 +323,8 @@ static int set_limits(struct an_config *c, const cJSON *obj, char *err, unsigned
 		int *dst;
 		int64_t max;
 		snprintf(path, sizeof path, "limits.%.80s", k);
+		if (k[0] == '_')
+			continue;
 		if (strcmp(k, "max_sessions") == 0)
 			dst = &c->max_sessions, max = 10000000;
 		else if (strcmp(k, "idle_timeout_s") == 0)
@@ -358,6 +367,8 @@ static int set_sensitive(struct an_config *c, const cJSON *arr, char *err, unsig
 			char p2[200];
 			const char *k = e->string ? e->string : "";
 			snprintf(p2, sizeof p2, "%s.%.80s", path, k);
+			if (k[0] == '_')
+				continue;
 			if (strcmp(k, "table") == 0) {
 				if (!cJSON_IsString(e) || !e->valuestring || !e->valuestring[0] ||
 				    strlen(e->valuestring) > 127)
@@ -392,6 +403,8 @@ int an_config_set(struct an_config *c, const char *key, const void *item, char *
 		fail(err, errlen, "%s: missing value", key ? key : "?");
 		return -1;
 	}
+	if (key[0] == '_')
+		return 0; /* "_comment"-style keys document the file */
 	if (strcmp(key, "audit") == 0) {
 		if (cJSON_IsString(j) && strcmp(j->valuestring, "all") == 0)
 			c->audit = AN_AUDIT_ALL;
@@ -443,6 +456,8 @@ int an_config_set(struct an_config *c, const char *key, const void *item, char *
 		cJSON_ArrayForEach(e, j)
 		{
 			const char *k = e->string ? e->string : "";
+			if (k[0] == '_')
+				continue;
 			int kind = kind_index(k);
 			if (kind < 0)
 				return fail(err, errlen, "%s.%.80s: unknown finding kind", key, k);

@@ -75,7 +75,6 @@ static struct harness h;
 static void start(const char *proto, const char *user, const char *app)
 {
 	h_init(&h);
-	an_config_set(&h.cfg, "service_accounts", NULL, NULL, 0); /* no-op: NULL item */
 	h.cfg.service_accounts.v[0] = strdup("app_svc");
 	h.cfg.service_accounts.n = 1;
 	h_start(&h);
