@@ -23,6 +23,8 @@
 #define SQ_BUSY_MS 10000	    /* wait this long for another writer's lock */
 #define SQ_CACHE_KIB 8192	    /* page cache of the writer connection */
 #define SQ_CHECKPOINT_PAGES 4000    /* WAL pages between automatic checkpoints (~16 MiB) */
+#define SQ_MULTI 32		    /* statement rows per multi-row INSERT */
+#define SQ_STMT_COLS 13		    /* parameters per statement row */
 
 struct sq_chunk {
 	struct sq_chunk *next;
@@ -48,7 +50,16 @@ struct sq_batch {
 	struct sq_chunk *spare;	 /* reusable standard-size chunks */
 };
 
-enum sq_stmt { SQ_RUN, SQ_SESSION, SQ_STATEMENT, SQ_FINDING, SQ_BEGIN, SQ_COMMIT, SQ_NSTMT };
+enum sq_stmt {
+	SQ_RUN,
+	SQ_SESSION,
+	SQ_STATEMENT,
+	SQ_STATEMENT_MULTI, /* SQ_MULTI statement rows in one INSERT: cursors stay open */
+	SQ_FINDING,
+	SQ_BEGIN,
+	SQ_COMMIT,
+	SQ_NSTMT
+};
 
 struct sq_sink {
 	struct sink base;
@@ -260,6 +271,24 @@ static void bind_opt(sqlite3_stmt *st, int i, int64_t v, int64_t null_below)
 		sqlite3_bind_int64(st, i, v);
 }
 
+/* Statement rows bind 13 parameters starting at i (several rows share one INSERT). */
+static void bind_statement(struct sq_sink *q, sqlite3_stmt *st, int i, const struct rec_statement *x)
+{
+	sqlite3_bind_int64(st, i++, x->id);
+	bind_opt(st, i++, x->session_id, 1);
+	bind_time(q, st, i++, x->ts);
+	bind_str(st, i++, x->end_user);
+	bind_str(st, i++, x->end_user_source);
+	bind_str(st, i++, x->verb);
+	bind_str(st, i++, x->fingerprint);
+	bind_str(st, i++, x->sql);
+	bind_str(st, i++, x->params);
+	bind_str(st, i++, x->outcome);
+	bind_str(st, i++, x->error_code);
+	bind_opt(st, i++, x->rows, 0);
+	bind_opt(st, i, x->duration_us, 0);
+}
+
 static void bind_item(struct sq_sink *q, const struct sq_item *it, sqlite3_stmt **out)
 {
 	sqlite3_stmt *st = NULL;
@@ -314,24 +343,10 @@ static void bind_item(struct sq_sink *q, const struct sq_item *it, sqlite3_stmt 
 		sqlite3_bind_int64(st, i++, x->lost_bytes);
 		break;
 	}
-	case REC_STATEMENT: {
-		const struct rec_statement *x = &it->u.statement;
+	case REC_STATEMENT:
 		st = q->st[SQ_STATEMENT];
-		sqlite3_bind_int64(st, i++, x->id);
-		bind_opt(st, i++, x->session_id, 1);
-		bind_time(q, st, i++, x->ts);
-		bind_str(st, i++, x->end_user);
-		bind_str(st, i++, x->end_user_source);
-		bind_str(st, i++, x->verb);
-		bind_str(st, i++, x->fingerprint);
-		bind_str(st, i++, x->sql);
-		bind_str(st, i++, x->params);
-		bind_str(st, i++, x->outcome);
-		bind_str(st, i++, x->error_code);
-		bind_opt(st, i++, x->rows, 0);
-		bind_opt(st, i++, x->duration_us, 0);
+		bind_statement(q, st, 1, &it->u.statement);
 		break;
-	}
 	case REC_FINDING: {
 		const struct rec_finding *x = &it->u.finding;
 		st = q->st[SQ_FINDING];
@@ -387,6 +402,31 @@ static void sq_write_batch(struct sq_sink *q, struct sq_batch *b)
 	}
 	for (size_t k = 0; k < b->n; k++) {
 		sqlite3_stmt *st;
+		/* a run of SQ_MULTI statement rows goes in one INSERT; if it fails (e.g. one
+		 * duplicate id) nothing of it was stored and the rows are retried one by one */
+		if (k + SQ_MULTI <= b->n && b->items[k].type == REC_STATEMENT &&
+		    b->items[k + SQ_MULTI - 1].type == REC_STATEMENT) {
+			size_t j = k;
+			while (j < k + SQ_MULTI && b->items[j].type == REC_STATEMENT)
+				j++;
+			if (j == k + SQ_MULTI) {
+				st = q->st[SQ_STATEMENT_MULTI];
+				for (size_t m = 0; m < SQ_MULTI; m++)
+					bind_statement(q, st, 1 + (int)m * SQ_STMT_COLS,
+						       &b->items[k + m].u.statement);
+				rc = sq_exec_stmt(st);
+				if (rc == SQLITE_OK) {
+					k += SQ_MULTI - 1;
+					continue;
+				}
+				int prim = rc & 0xff;
+				if (prim != SQLITE_CONSTRAINT && prim != SQLITE_MISMATCH &&
+				    prim != SQLITE_TOOBIG) {
+					what = "insert";
+					goto rollback;
+				}
+			}
+		}
 		bind_item(q, &b->items[k], &st);
 		rc = sq_exec_stmt(st); /* every parameter is bound again next time: no clear */
 		if (rc == SQLITE_OK)
@@ -732,7 +772,7 @@ struct sink *sink_sqlite_open(const char *path, int batch_rows, struct sink_ids 
 		goto fail;
 	}
 
-	static const char *const sql[SQ_NSTMT] = {
+	const char *sql[SQ_NSTMT] = {
 		[SQ_RUN] = SQ_UPSERT_RUN,
 		[SQ_SESSION] = SQ_UPSERT_SESSION,
 		[SQ_STATEMENT] = SQ_INSERT_STATEMENT,
@@ -740,6 +780,11 @@ struct sink *sink_sqlite_open(const char *path, int batch_rows, struct sink_ids 
 		[SQ_BEGIN] = "BEGIN IMMEDIATE",
 		[SQ_COMMIT] = "COMMIT",
 	};
+	char multi[sizeof(SQ_INSERT_STATEMENT) + SQ_MULTI * (SQ_STMT_COLS * 2 + 4)];
+	size_t ml = (size_t)snprintf(multi, sizeof(multi), "%s", SQ_INSERT_STATEMENT);
+	for (int m = 1; m < SQ_MULTI; m++)
+		ml += (size_t)snprintf(multi + ml, sizeof(multi) - ml, ",(?,?,?,?,?,?,?,?,?,?,?,?,?)");
+	sql[SQ_STATEMENT_MULTI] = multi;
 	for (int i = 0; i < SQ_NSTMT; i++) {
 		if (sqlite3_prepare_v3(q->db, sql[i], -1, SQLITE_PREPARE_PERSISTENT, &q->st[i],
 				       NULL) != SQLITE_OK) {

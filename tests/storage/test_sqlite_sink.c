@@ -290,6 +290,22 @@ Test(sqlite_sink, many_rows_are_stored_by_one_flush)
 	sqlite3_close(db);
 }
 
+Test(sqlite_sink, duplicate_statement_id_loses_only_that_row_and_says_so)
+{
+	struct sink_ids ids;
+	struct sink *s = open_ok(0, &ids);
+	put_session(s, 1, 1);
+	for (int i = 1; i <= 100; i++)
+		cr_assert_eq(put_statement(s, i == 50 ? 10 : i, 1), 0);
+	cr_expect_lt(sink_sync(s), 0, "a rejected row is reported");
+	cr_expect_not_null(strstr(s->errmsg, "row rejected"), "%s", s->errmsg);
+	cr_expect_eq(s->dropped, 1);
+	sink_close(s);
+	sqlite3 *db = db_open();
+	cr_expect_eq(q1(db, "SELECT count(*) FROM statements"), 99);
+	sqlite3_close(db);
+}
+
 Test(sqlite_sink, full_queue_drops_statements_counts_them_and_keeps_sessions)
 {
 	struct sink_ids ids;
