@@ -22,6 +22,7 @@
 #define PG_MAX_PARAMS 256   /* bind values kept per portal (the rest counted) */
 #define PG_MAX_OIDS 1024    /* parameter type OIDs kept per statement */
 #define PG_PARAM_CAP 4096   /* rendered bytes kept per bind value */
+#define PG_PORTAL_BYTES (64u * 1024) /* rendered bytes kept per portal */
 #define PG_MAX_KV 64	    /* startup parameters passed on */
 #define PG_RESYNC_GIVEUP (256u * 1024) /* bytes scanned without a boundary before giving up */
 #define PG_RESYNC_PENDING (64u * 1024) /* an unfinished candidate message worth waiting for */
@@ -109,18 +110,17 @@ struct pg {
 	int err_skip; /* server skips to Sync after an error */
 	uint64_t pend_dropped;
 
-	struct pg_stmt stmts[PG_MAX_STMTS];
+	struct pg_stmt *stmts; /* PG_MAX_STMTS, allocated at the first Parse */
 	size_t n_stmts, stmt_bytes;
 	uint64_t stmt_evictions;
-	struct pg_portal portals[PG_MAX_PORTALS];
+	struct pg_portal *portals; /* PG_MAX_PORTALS, allocated at the first Bind */
 	size_t n_portals;
 	uint64_t portal_evictions;
 	uint64_t use_clock;
 	uint64_t params_dropped;
 
-	struct ev_bind binds[PG_MAX_PARAMS];
-	struct ev_kv kv[PG_MAX_KV];
-	char render[PG_PARAM_CAP];
+	struct ev_bind *binds; /* PG_MAX_PARAMS, for Execute events */
+	char *render;	       /* PG_PARAM_CAP scratch for one bind value */
 };
 
 /* ---- events ---- */
@@ -323,6 +323,8 @@ static void stmt_store(struct pg *s, struct strv name, struct strv sql, int trun
 		stmt_remove(s, idx);
 	if (sql.n > PG_STMT_BYTES)
 		sql.n = PG_STMT_BYTES, truncated = 1;
+	if (!s->stmts && !(s->stmts = calloc(PG_MAX_STMTS, sizeof *s->stmts)))
+		return;
 	while (s->n_stmts && (s->n_stmts == PG_MAX_STMTS || s->stmt_bytes + sql.n > PG_STMT_BYTES))
 		stmt_evict_lru(s);
 	struct pg_stmt *st = &s->stmts[s->n_stmts];
@@ -383,6 +385,8 @@ static struct pg_portal *portal_new(struct pg *s, struct strv name, struct strv 
 	size_t idx;
 	if (portal_find(s, name, &idx))
 		portal_remove(s, idx);
+	if (!s->portals && !(s->portals = calloc(PG_MAX_PORTALS, sizeof *s->portals)))
+		return NULL;
 	if (s->n_portals == PG_MAX_PORTALS) {
 		size_t best = 0;
 		for (size_t i = 1; i < s->n_portals; i++)
@@ -639,6 +643,7 @@ static void client_startup(struct pg *s, const uint8_t *body, size_t n)
 	struct rd r = rd_make(body, n);
 	(void)rd_be32(&r); /* protocol code, checked by the caller */
 	struct ev e = { .type = EV_STARTUP };
+	struct ev_kv kv[PG_MAX_KV];
 	size_t nkv = 0;
 	int bad = 0;
 	for (;;) {
@@ -666,13 +671,13 @@ static void client_startup(struct pg *s, const uint8_t *body, size_t n)
 							  strv_ieq(v, "yes") || strv_ieq(v, "1") ||
 							  strv_ieq(v, "database");
 			if (nkv < PG_MAX_KV)
-				s->kv[nkv++] = (struct ev_kv){ k, v };
+				kv[nkv++] = (struct ev_kv){ k, v };
 		}
 	}
 	/* libpq defaults the database to the user name */
 	if (!e.u.startup.database.n)
 		e.u.startup.database = e.u.startup.user;
-	e.u.startup.params = s->kv;
+	e.u.startup.params = kv;
 	e.u.startup.n_params = nkv;
 	if (bad)
 		pg_anomaly(s, "pgsql: startup parameters not NUL-terminated", 0);
@@ -798,7 +803,8 @@ static void client_bind(struct pg *s, const uint8_t *body, size_t n, int truncat
 	if (np > keep)
 		s->params_dropped += np - keep;
 	pt->pv = calloc(keep ? keep : 1, sizeof *pt->pv);
-	/* worst case per value: PG_PARAM_CAP rendered bytes; values are capped so this is bounded */
+	if (!s->render && !(s->render = malloc(PG_PARAM_CAP)))
+		return;
 	size_t vcap = 0, vn = 0;
 	if (!pt->pv)
 		return;
@@ -830,6 +836,11 @@ static void client_bind(struct pg *s, const uint8_t *body, size_t n, int truncat
 				rn = pgt_render_binary(oid, (const uint8_t *)v.p, v.n, s->render, PG_PARAM_CAP,
 						       &is_hex);
 			}
+		}
+		if (vn + rn > PG_PORTAL_BYTES) {
+			/* the portal's share is used up: later values are cut, counted */
+			rn = PG_PORTAL_BYTES - vn;
+			s->params_dropped++;
 		}
 		if (vn + rn > vcap) {
 			size_t nc = (vn + rn) * 2 + 64;
@@ -870,6 +881,8 @@ static void client_execute(struct pg *s, const uint8_t *body, size_t n)
 			e.u.query.sql_known = 1;
 			e.u.query.truncated = st->truncated;
 		}
+		if (pt->n_pv && !s->binds && !(s->binds = calloc(PG_MAX_PARAMS, sizeof *s->binds)))
+			pt->n_pv = 0;
 		for (size_t i = 0; i < pt->n_pv; i++) {
 			struct pg_pval *v = &pt->pv[i];
 			s->binds[i].text = (struct strv){ v->len ? pt->vals + v->off : "", v->len };
@@ -1478,6 +1491,10 @@ static void pg_close(void *st, enum proto_end why, ev_time ts)
 		stmt_free(s, &s->stmts[i]);
 	for (size_t i = 0; i < s->n_portals; i++)
 		portal_free(&s->portals[i]);
+	free(s->stmts);
+	free(s->portals);
+	free(s->binds);
+	free(s->render);
 	free(s->q);
 	free(s);
 }
