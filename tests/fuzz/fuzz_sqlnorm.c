@@ -1,0 +1,111 @@
+/* Fuzz target: the SQL lexer, normaliser, splitter, masking and attribution parser, then the
+ * same text through the analyzer as a simple query and as a prepared statement with bound
+ * parameters. First byte: bit 0 picks the dialect (0 PostgreSQL, 1 MySQL). */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "an.h"
+#include "attr.h"
+#include "sqlnorm.h"
+
+static int null_put(struct sink *s, const struct rec *r)
+{
+	(void)s;
+	(void)r;
+	return 0;
+}
+static int null_flush(struct sink *s)
+{
+	(void)s;
+	return 0;
+}
+static void null_close(struct sink *s)
+{
+	(void)s;
+}
+static const struct sink_ops null_ops = { .put = null_put, .flush = null_flush, .close = null_close };
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static struct sq_tok toks[SQ_MAX_TOKENS];
+	static char norm[SQ_MAX_NORM + 1], masked[4096];
+	if (size < 1)
+		return 0;
+	enum sq_dialect d = (data[0] & 1) ? SQ_MYSQL : SQ_PG;
+	const char *sql = (const char *)data + 1;
+	size_t len = size - 1;
+
+	struct an_config cfg;
+	an_config_defaults(&cfg);
+	int tr = 0, more = 0;
+	int n = sq_lex(sql, len, d, toks, SQ_MAX_TOKENS, &tr);
+	struct sq_range parts[SQ_MAX_PARTS];
+	int np = sq_split(sql, toks, n, parts, SQ_MAX_PARTS, &more);
+	for (int i = 0; i < np; i++) {
+		struct sq_info info;
+		sq_normalize(sql, toks, parts[i].tok_first, parts[i].tok_end, d, norm, sizeof norm, &info);
+		sq_mask(sql, toks, parts[i].tok_first, parts[i].tok_end, 0, info.secret, masked, sizeof masked);
+		sq_mask(sql, toks, parts[i].tok_first, parts[i].tok_end, 1, info.secret, masked, sizeof masked);
+		char user[128], trace[64];
+		attr_comment_user(sql, toks, parts[i].tok_first, parts[i].tok_end, &cfg.comment_keys, user, sizeof user,
+				  trace, sizeof trace);
+		struct attr_val pv[2] = { { "app.user", 8 }, { "fuzz", 4 } };
+		struct attr_op ops[ATTR_MAX_OPS];
+		attr_statement(sql, toks, parts[i].tok_first, parts[i].tok_end, d, &cfg, pv, 2, ops, ATTR_MAX_OPS);
+	}
+	for (int i = 0; i < n; i++) {
+		char lit[256];
+		if (sq_is_literal(&toks[i])) {
+			sq_literal_text(sql, &toks[i], lit, sizeof lit);
+			sq_is_secret_literal(sql, toks, 0, n, i);
+		}
+	}
+
+	/* the analyzer end to end */
+	struct sink ns = { .ops = &null_ops, .name = "null" };
+	struct sink *sinks[1] = { &ns };
+	struct sink_ids ids = { 1, 1, 1, 1 };
+	cfg.service_accounts.v[0] = strdup("app_svc");
+	cfg.service_accounts.n = 1;
+	struct an *an = an_new(&cfg, sinks, 1, &ids, 1);
+	if (an) {
+		struct an_flow f = { d == SQ_MYSQL ? "mysql" : "postgresql", "10.0.0.5", "10.0.0.1", 40000, 5432, 1000, 0 };
+		struct an_session *s = an_open(an, &f);
+		struct ev e = { .type = EV_STARTUP, .ts = 1000, .to_server = 1 };
+		e.u.startup.user = STRV_LIT("app_svc");
+		an_feed(an, s, &e);
+		e = (struct ev){ .type = EV_QUERY, .ts = 2000, .to_server = 1 };
+		e.u.query.id = 1;
+		e.u.query.kind = EV_Q_SIMPLE;
+		e.u.query.sql = (struct strv){ sql, len };
+		e.u.query.sql_known = 1;
+		an_feed(an, s, &e);
+		for (int i = 0; i < 3; i++) {
+			struct ev r = { .type = EV_RESULT, .ts = 3000 };
+			r.u.result.id = 1;
+			r.u.result.outcome = i == 2 ? EV_OUT_ERROR : EV_OUT_OK;
+			r.u.result.rows = 20000;
+			r.u.result.error_code = STRV_LIT("42601");
+			an_feed(an, s, &r);
+		}
+		struct ev b = { .type = EV_READY, .ts = 3500 };
+		b.u.ready.txn = 'T';
+		an_feed(an, s, &b);
+		struct ev_bind params[2] = { { { sql, len / 2 }, 0, 0 }, { { sql + len / 2, len - len / 2 }, 0, 0 } };
+		e.u.query.id = 2;
+		e.u.query.kind = EV_Q_EXECUTE;
+		e.u.query.params = params;
+		e.u.query.n_params = 2;
+		an_feed(an, s, &e);
+		b.u.ready.txn = 'I';
+		an_feed(an, s, &b);
+		struct an_flow_end end = { 4000, "close", 1, 1, 0, 0 };
+		an_close(an, s, &end);
+		an_free(an);
+	}
+	an_config_free(&cfg);
+	return 0;
+}
