@@ -356,18 +356,21 @@ static void rp_detach(struct rp *r)
 	sqlite3_exec(r->db, "DETACH src", NULL, NULL, NULL);
 }
 
-/* Newest packet time in the attached database as text ("" when empty). */
-static int rp_newest(struct rp *r, const char *path, char *out, size_t outlen)
+/* Newest and oldest packet time in the attached database as text ("" when empty). */
+static int rp_newest(struct rp *r, const char *path, char *out, size_t outlen, char *old,
+		     size_t oldlen)
 {
 	sqlite3_stmt *st;
-	const char *sql = "SELECT max(t) FROM (SELECT max(ts) AS t FROM src.statements"
-			  " UNION ALL SELECT max(ts) FROM src.findings"
-			  " UNION ALL SELECT max(started_at) FROM src.sessions)";
+	const char *sql = "SELECT max(t), min(o) FROM (SELECT max(ts) AS t, min(ts) AS o"
+			  " FROM src.statements UNION ALL SELECT max(ts), min(ts) FROM src.findings"
+			  " UNION ALL SELECT max(started_at), min(started_at) FROM src.sessions)";
 	if (sqlite3_prepare_v2(r->db, sql, -1, &st, NULL) != SQLITE_OK)
 		return rp_fail(r, path, "query");
 	int rc = sqlite3_step(st);
 	const char *t = rc == SQLITE_ROW ? (const char *)sqlite3_column_text(st, 0) : NULL;
 	snprintf(out, outlen, "%s", t ? t : "");
+	t = rc == SQLITE_ROW ? (const char *)sqlite3_column_text(st, 1) : NULL;
+	snprintf(old, oldlen, "%s", t ? t : "");
 	sqlite3_finalize(st);
 	if (rc != SQLITE_ROW)
 		return rp_fail(r, path, "query");
@@ -429,19 +432,21 @@ static const char *rp_strv(const cJSON *o, const char *key)
 static int rp_gather(struct rp *r, cJSON *root)
 {
 	const struct report_opts *o = r->o;
-	char newest[40] = "";
+	char newest[40] = "", oldest[40] = "";
 	cJSON *dbs = cJSON_AddArrayToObject(root, "databases");
 	/* pass 1: check every database and find the newest packet time */
 	for (int i = 0; i < o->n_dbs; i++) {
-		char t[40];
+		char t[40], old[40];
 		if (rp_attach(r, o->dbs[i]) < 0)
 			return -1;
-		int rc = rp_newest(r, o->dbs[i], t, sizeof(t));
+		int rc = rp_newest(r, o->dbs[i], t, sizeof(t), old, sizeof(old));
 		rp_detach(r);
 		if (rc < 0)
 			return -1;
 		if (strcmp(t, newest) > 0)
 			snprintf(newest, sizeof(newest), "%s", t);
+		if (old[0] && (!oldest[0] || strcmp(old, oldest) < 0))
+			snprintf(oldest, sizeof(oldest), "%s", old);
 		cJSON *d = cJSON_CreateObject();
 		char *clean = u8_clean_dup(o->dbs[i]);
 		cJSON_AddStringToObject(d, "path", clean ? clean : "?");
@@ -461,7 +466,7 @@ static int rp_gather(struct rp *r, cJSON *root)
 		cJSON_AddStringToObject(win, "newest_packet", newest);
 	else
 		cJSON_AddNullToObject(win, "newest_packet");
-	if (o->since_us) {
+	if (o->since_set || o->since_us) {
 		since = o->since_us;
 		until = newest_us + 1 > since ? newest_us + 1 : since + 1;
 	} else {
@@ -473,7 +478,12 @@ static int rp_gather(struct rp *r, cJSON *root)
 	sink_fmt_time(until, r->until, sizeof(r->until));
 	cJSON_AddStringToObject(win, "since", r->since);
 	cJSON_AddStringToObject(win, "until", r->until);
-	if (rp_buckets(r, since, until) < 0)
+	/* charts start at the oldest data when the window reaches further back */
+	int64_t oldest_us = 0, chart_from = since;
+	if (oldest[0] && report_parse_time(oldest, &oldest_us) == 0 && oldest_us > since &&
+	    oldest_us < until)
+		chart_from = oldest_us;
+	if (rp_buckets(r, chart_from, until) < 0)
 		return -1;
 	cJSON_AddStringToObject(win, "bucket", r->blen == 13 ? "hour" : r->blen == 10 ? "day"
 										   : "month");
@@ -599,7 +609,7 @@ static int rp_compute(struct rp *r, cJSON *root)
 	       "SELECT client_ip, db_user, coalesce(client_ip, '?') || ' / '"
 	       " || coalesce(db_user, '?') AS label, sum(n) AS count, min(first) AS first,"
 	       " max(last) AS last, max(last_error) AS error FROM a_fail"
-	       " GROUP BY client_ip, db_user ORDER BY 3 DESC, 1, 2 LIMIT :top");
+	       " GROUP BY client_ip, db_user ORDER BY count DESC, client_ip, db_user LIMIT :top");
 
 	Q_ROW("blind_spots",
 	      "SELECT coalesce(sum(n), 0) AS sessions,"
@@ -1325,6 +1335,7 @@ int report_main(int argc, char **argv)
 				return rp_usage(word, "too many -d databases (at most 64)");
 			dbs[o.n_dbs++] = val;
 		} else if (!prune && !strcmp(a, "--since")) {
+			o.since_set = 1;
 			if (!val || report_parse_time(val, &o.since_us) < 0) {
 				snprintf(msg, sizeof(msg), "--since: not an ISO-8601 time: %.200s",
 					 val ? val : "(missing)");
@@ -1365,7 +1376,7 @@ int report_main(int argc, char **argv)
 		}
 		i += takes;
 	}
-	if (o.since_us && o.last_us)
+	if (o.since_set && o.last_us)
 		return rp_usage(word, "--since and --last exclude each other");
 	if (!o.n_dbs)
 		dbs[o.n_dbs++] = "dbtap.db";

@@ -15,6 +15,7 @@ struct report_opts {
 	int64_t last_us;   /* window length back from the newest packet time; 0 = 24 h */
 	enum report_format format;
 	const char *out;   /* NULL or "-" = stdout */
+	int since_set;     /* since_us given (it may be 0: 1970-01-01) */
 };
 
 /* 0 on success; -1 with a one-line message in err (exit 1). */

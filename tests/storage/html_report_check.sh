@@ -35,7 +35,7 @@ flags="--headless --no-sandbox --disable-gpu --no-first-run --disable-background
 --disable-component-update --disable-sync --user-data-dir=$profile --hide-scrollbars"
 rm -f "$out/report.png"
 # shellcheck disable=SC2086
-timeout 120 "$chrome" $flags --enable-logging=stderr --v=0 --window-size=1000,2600 \
+timeout 120 "$chrome" $flags --enable-logging=stderr --v=0 --window-size=1000,4800 \
 	--screenshot="$out/report.png" "file://$out/report.html" >"$out/chromium.log" 2>&1 || true
 if [ ! -s "$out/report.png" ]; then
 	echo "chromium produced no screenshot; log:" >&2

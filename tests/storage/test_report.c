@@ -194,6 +194,20 @@ static void check_numbers(const cJSON *j, const char *const *dbs, int ndbs)
 	}
 	cr_expect_eq(act, (int64_t)jnum(j, "statements", "stored"));
 	cr_expect_gt(buckets, 0);
+	/* lists are ordered, biggest first */
+	double prev = 1e18;
+	cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(
+				       cJSON_GetObjectItemCaseSensitive(j, "failed_logins"), "by_client"))
+	{
+		cr_expect_leq(jnum(it, "count", NULL), prev, "failed logins sorted by count");
+		prev = jnum(it, "count", NULL);
+	}
+	prev = 1e18;
+	cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(j, "top_db_users"))
+	{
+		cr_expect_leq(jnum(it, "statements", NULL), prev, "db users sorted by statements");
+		prev = jnum(it, "statements", NULL);
+	}
 	/* top db users by sessions: the first row matches a GROUP BY */
 	const cJSON *top = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "top_db_users"), 0);
 	cr_assert_not_null(top);
