@@ -24,9 +24,10 @@
 #define PG_PARAM_CAP 4096   /* rendered bytes kept per bind value */
 #define PG_PORTAL_BYTES (64u * 1024) /* rendered bytes kept per portal */
 #define PG_MAX_KV 64	    /* startup parameters passed on */
-#define PG_RESYNC_GIVEUP (256u * 1024) /* bytes scanned without a boundary before giving up */
 #define PG_RESYNC_PENDING (64u * 1024) /* an unfinished candidate message worth waiting for */
-#define PG_RESYNC_UNSURE (16u * 1024) /* same, for a flow that never looked like PostgreSQL */
+#define PG_RESYNC_BIGROW (16u << 20)    /* largest DataRow trusted as a resync point */
+#define PG_RESYNC_UNSURE (1u << 20)    /* bytes scanned before giving up on a flow that
+					  never looked like PostgreSQL */
 #define PG_MAX_ANOMALIES 32
 
 #define PG_CODE_SSL 80877103u
@@ -1249,6 +1250,39 @@ static void msg_prefix(struct pg *s, int to_server, uint8_t t, const uint8_t *bo
 
 /* ---- resynchronisation ---- */
 
+/* The visible start of an unfinished DataRow (total bytes with its type byte): a sane
+ * column count and column lengths that stay inside the message. At least 3 columns or
+ * 64 bytes must be visible, so random bytes rarely pass. */
+static int datarow_head_ok(const uint8_t *p, size_t n, size_t total)
+{
+	if (byte_at(p, n, 0) != 'D' || total <= PG_RESYNC_PENDING)
+		return 0;
+	struct rd r = rd_make(p, n);
+	rd_skip(&r, 5);
+	uint16_t nc = rd_be16(&r);
+	if (r.err || nc == 0 || nc > 1664)
+		return 0;
+	size_t pos = 7, seen = 0;
+	for (uint16_t i = 0; i < nc; i++) {
+		uint32_t l = rd_be32(&r);
+		if (r.err)
+			break;
+		pos += 4;
+		if (l == 0xffffffffu) {
+			seen++;
+			continue;
+		}
+		if ((uint64_t)pos + l > total || (i + 1 == nc && (uint64_t)pos + l != total))
+			return 0;
+		seen++;
+		if ((uint64_t)pos + l >= n)
+			break;
+		rd_skip(&r, l);
+		pos += l;
+	}
+	return seen >= 3 || seen == nc || pos >= 64;
+}
+
 /* Looks for a trustworthy message boundary in p. Returns 1 with *adv = the offset to
  * resume at, or 0 with *adv = bytes that can be dropped while waiting for more. */
 static int resync_scan(struct pg *s, int to_server, const uint8_t *p, size_t n, size_t start, size_t *adv)
@@ -1259,6 +1293,13 @@ static int resync_scan(struct pg *s, int to_server, const uint8_t *p, size_t n, 
 		size_t partial;
 		size_t c = chain_len(to_server, p + o, n - o, &exact, &partial);
 		if ((c >= 1 && exact) || c >= 3 || (c >= 2 && partial)) {
+			*adv = o;
+			return 1;
+		}
+		if (c == 0 && partial && !to_server && partial <= PG_RESYNC_BIGROW &&
+		    datarow_head_ok(p + o, n - o, partial)) {
+			/* picked up inside a large result: a DataRow too big to wait for,
+			 * whose visible columns fit its length, is trusted as a boundary */
 			*adv = o;
 			return 1;
 		}
@@ -1360,7 +1401,9 @@ static struct proto_result pg_parse(void *st, enum proto_dir dir, const uint8_t 
 			d->scanned += adv;
 			off += adv;
 			if (!found) {
-				if (d->scanned > PG_RESYNC_GIVEUP || (!s->confirmed && d->scanned > PG_RESYNC_UNSURE)) {
+				/* a flow that never looked like PostgreSQL is given up on; a known one
+				 * keeps scanning (a large result or COPY may be in flight) */
+				if (!s->confirmed && d->scanned > PG_RESYNC_UNSURE) {
 					pg_anomaly(s, "pgsql: no message boundary found", 1);
 					off = len;
 				}

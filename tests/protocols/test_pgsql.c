@@ -769,6 +769,42 @@ Test(pgsql, large_function_call_and_result_are_not_anomalies)
 	free(s0.p);
 }
 
+Test(pgsql, midstream_pickup_inside_a_huge_result_resyncs_on_the_next_row)
+{
+	size_t big = 3u << 20;
+	char *v = malloc(big + 1);
+	memset(v, 'z', big);
+	v[big] = 0;
+	struct mb c = { 0 }, s = { 0 };
+	mb_msg(&c, 'Q', "SELECT big", 11);
+	mb_datarow(&s, v);
+	mb_datarow(&s, v);
+	mb_datarow(&s, v);
+	mb_msg(&s, 'C', "SELECT 3", 9);
+	mb_msg(&s, 'Z', "I", 1);
+	free(v);
+	struct evlog l;
+	evlog_init(&l);
+	struct ev_sink k = evlog_sink(&l);
+	void *st = proto_pgsql.open(&k, 1);
+	proto_pgsql.parse(st, PROTO_TO_SERVER, c.p, c.n, 1);
+	/* the capture starts 1000 bytes into the first row; 64 KiB segments, held like capture */
+	size_t off = 1000, held = 0;
+	while (off < s.n) {
+		size_t n = s.n - off < 65536 ? s.n - off : 65536;
+		struct proto_result r = proto_pgsql.parse(st, PROTO_TO_CLIENT, s.p + off - held, n + held, 2);
+		held = n + held - r.consumed;
+		cr_assert(held <= 65536 + 5, "held %zu", held);
+		off += n;
+	}
+	proto_pgsql.close(st, PROTO_END_EOF, 3);
+	cr_expect(has_line(&l, "RESULT id=1 outcome=ok rows=3 bytes="), "%s", l.text);
+	cr_assert_eq(l.count[EV_ANOMALY], 0, "%s", l.text);
+	evlog_free(&l);
+	free(c.p);
+	free(s.p);
+}
+
 /* Malformed input, table driven: each case is a client and a server byte string sent
  * after a good login (or instead of it when raw=1). Each must give an anomaly, no crash. */
 struct bad_case {
