@@ -286,6 +286,19 @@ Test(report, since_and_last_select_the_window)
 	cJSON_Delete(j);
 }
 
+Test(report, windows_longer_than_three_days_use_day_buckets)
+{
+	fill(db1, T_2026_11_26_03, 100, 8);
+	const char *dbs[] = {db1};
+	const char *a[] = {"--last", "7d"};
+	cJSON *j = report_json(a, 2, dbs, 1);
+	cr_expect_str_eq(jstr(j, "window", "bucket"), "day");
+	cr_expect_eq(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(j, "activity")), 5,
+		     "100 h from 03:00 touch 5 days");
+	check_numbers(j, dbs, 1);
+	cJSON_Delete(j);
+}
+
 Test(report, text_and_html_show_the_same_numbers_and_escape_hostile_sql)
 {
 	fill(db1, T_2026_11_26_03, 30, 4);
