@@ -129,15 +129,19 @@ static inline void sink_close(struct sink *s)
 
 /* SQLite sink: creates the schema on first use (WAL, user_version), batches rows in
  * transactions of up to batch_rows rows or until flush. NULL with *err filled on failure.
- * Writes happen on a writer thread: put() copies the record into a bounded batch and never
- * waits on disk; flush() hands the batch over; when the writer falls behind, statements are
- * dropped first and counted in s->dropped. batch_rows <= 0 picks the default. */
+ * Writes happen on a writer thread: put() copies the record into a bounded batch; flush()
+ * hands the batch over without waiting; sink_sync() waits until everything is stored and
+ * reports write errors (call it before the final close). When the writer falls behind,
+ * put() waits, or drops statements (counted) after sink_sqlite_set_wait(s, 0).
+ * batch_rows <= 0 picks the default. */
 struct sink *sink_sqlite_open(const char *path, int batch_rows, struct sink_ids *next,
 			      char *err, size_t errlen);
 
-/* Added by storage: when the writer is behind, put() waits for it instead of dropping.
- * For offline reads (-r), where waiting only slows the read down; live capture keeps the
- * default (never wait, count drops). Returns 0, or -EINVAL for a sink that is not SQLite. */
+/* Added by storage: what put() does when the writer is behind. wait=1 (the default): put()
+ * waits for the writer, right for offline reads (-r) where waiting only slows the read.
+ * wait=0: put() never waits; statements are dropped first and counted in s->dropped --
+ * live capture (-i) should set this so capture never waits on disk.
+ * Returns 0, or -EINVAL for a sink that is not SQLite. */
 int sink_sqlite_set_wait(struct sink *s, int wait);
 
 /* JSON-lines sink: one object per record with "event_type"; path "-" is stdout. */

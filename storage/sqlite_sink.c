@@ -699,6 +699,7 @@ struct sink *sink_sqlite_open(const char *path, int batch_rows, struct sink_ids 
 	}
 	q->base.ops = &sq_ops;
 	q->batch_rows = batch_rows > 0 ? (size_t)batch_rows : SQ_BATCH_ROWS_DEFAULT;
+	q->wait = 1; /* exact by default; live capture opts into dropping */
 	pthread_mutex_init(&q->mu, NULL);
 	pthread_cond_init(&q->cv_work, NULL);
 	pthread_cond_init(&q->cv_done, NULL);
