@@ -599,8 +599,9 @@ static void sq_close(struct sink *s)
 		pthread_mutex_unlock(&q->mu);
 		pthread_join(q->thread, NULL);
 	}
-	if (q->db)
-		sqlite3_exec(q->db, "PRAGMA optimize", NULL, NULL, NULL);
+	if (q->db) /* bounded: never a full ANALYZE of a huge table at shutdown */
+		sqlite3_exec(q->db, "PRAGMA analysis_limit=1000; PRAGMA optimize", NULL, NULL,
+			     NULL);
 	sq_free(q);
 }
 
