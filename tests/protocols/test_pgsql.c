@@ -160,6 +160,8 @@ static void mb_login_ok(struct mb *b)
 	mb_msg(b, 'Z', "I", 1);
 }
 
+static void run_session(const struct mb *cli, const struct mb *srv, struct evlog *l);
+
 static int has_line(const struct evlog *l, const char *prefix)
 {
 	const char *p = l->text;
@@ -447,7 +449,116 @@ Test(pgsql, gap_in_server_direction_closes_pending_as_unknown_and_resyncs)
 	segs_free(&s);
 }
 
+Test(pgsql, gap_in_client_direction_keeps_answers_off_later_queries)
+{
+	struct mb c1 = { 0 }, lost = { 0 }, c2 = { 0 }, s1 = { 0 };
+	mb_msg(&c1, 'Q', "SELECT 1", 9);
+	mb_msg(&lost, 'Q', "SELECT lost", 12);
+	mb_msg(&c2, 'Q', "SELECT 3", 9);
+	/* answers to all three, in order */
+	mb_msg(&s1, 'C', "SELECT 1", 9);
+	mb_msg(&s1, 'Z', "I", 1);
+	mb_msg(&s1, 'C', "SELECT 7", 9);
+	mb_msg(&s1, 'Z', "I", 1);
+	mb_msg(&s1, 'C', "SELECT 3", 9);
+	mb_msg(&s1, 'Z', "I", 1);
+	struct mb c0 = { 0 }, s0 = { 0 };
+	mb_startup(&c0, "u", "d");
+	mb_login_ok(&s0);
+	struct evlog l;
+	evlog_init(&l);
+	struct ev_sink k = evlog_sink(&l);
+	void *st = proto_pgsql.open(&k, 0);
+	proto_pgsql.parse(st, PROTO_TO_SERVER, c0.p, c0.n, 1);
+	proto_pgsql.parse(st, PROTO_TO_CLIENT, s0.p, s0.n, 1);
+	proto_pgsql.parse(st, PROTO_TO_SERVER, c1.p, c1.n, 2);
+	proto_pgsql.gap(st, PROTO_TO_SERVER, 3); /* the second query never reaches us */
+	proto_pgsql.parse(st, PROTO_TO_SERVER, c2.p, c2.n, 4);
+	proto_pgsql.parse(st, PROTO_TO_CLIENT, s1.p, s1.n, 5);
+	proto_pgsql.close(st, PROTO_END_EOF, 6);
+	cr_assert(has_line(&l, "RESULT id=1 outcome=ok rows=1 "), "%s", l.text);
+	cr_assert(has_line(&l, "RESULT id=2 outcome=ok rows=3 "), "%s", l.text);
+	cr_assert(!strstr(l.text, "rows=7"), "%s", l.text);
+	evlog_free(&l);
+	free(c0.p);
+	free(s0.p);
+	free(c1.p);
+	free(c2.p);
+	free(lost.p);
+	free(s1.p);
+}
+
 /* ---- synthetic edge cases ---- */
+
+Test(pgsql, auth_request_types_map_to_methods)
+{
+	static const struct {
+		uint32_t type;
+		const char *want;
+	} cases[] = { { 3, "AUTH method=cleartext" }, { 5, "AUTH method=md5" }, { 7, "AUTH method=gss" },
+		      { 9, "AUTH method=sspi" },	 { 2, "AUTH method=kerberos5" } };
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		struct mb c = { 0 }, sv = { 0 }, c2 = { 0 }, s2 = { 0 };
+		mb_startup(&c, "u", "d");
+		uint8_t req[8] = { 0, 0, 0, (uint8_t)cases[i].type, 1, 2, 3, 4 };
+		mb_msg(&sv, 'R', req, cases[i].type == 5 ? 8 : 4);
+		mb_msg(&c2, 'p', "secret-pw", 10);
+		mb_login_ok(&s2);
+		struct feed f[] = { { PROTO_TO_SERVER, c.p, c.n },
+				    { PROTO_TO_CLIENT, sv.p, sv.n },
+				    { PROTO_TO_SERVER, c2.p, c2.n },
+				    { PROTO_TO_CLIENT, s2.p, s2.n } };
+		struct evlog l;
+		run_feeds(f, 4, 0, &l);
+		cr_expect(has_line(&l, cases[i].want), "type %u:\n%s", cases[i].type, l.text);
+		cr_expect(has_line(&l, "LOGIN ok=1"), "type %u:\n%s", cases[i].type, l.text);
+		cr_expect_eq(l.count[EV_CLEARTEXT_PASSWORD], cases[i].type == 3, "type %u", cases[i].type);
+		cr_expect(!strstr(l.text, "secret-pw"));
+		cr_expect_eq(l.count[EV_ANOMALY], 0, "%s", l.text);
+		evlog_free(&l);
+		free(c.p);
+		free(sv.p);
+		free(c2.p);
+		free(s2.p);
+	}
+}
+
+Test(pgsql, negotiate_version_notifications_and_copy_both_need_no_anomaly)
+{
+	struct mb c = { 0 }, s = { 0 }, m = { 0 };
+	mb_msg(&c, 'Q', "START_REPLICATION 0/0", 22);
+	mb_msg(&c, 'd', "r-status", 8);
+	mb_be32(&m, 0);
+	mb_be32(&m, 1);
+	mb_str(&m, "_pq_.x");
+	mb_msg(&s, 'v', m.p, m.n);
+	free(m.p);
+	m = (struct mb){ 0 };
+	mb_be32(&m, 4242);
+	mb_str(&m, "chan");
+	mb_str(&m, "payload");
+	mb_msg(&s, 'A', m.p, m.n);
+	free(m.p);
+	m = (struct mb){ 0 };
+	mb_str(&m, "SNOTICE");
+	mb_put(&m, "", 1);
+	mb_msg(&s, 'N', m.p, m.n);
+	free(m.p);
+	mb_msg(&s, 'W', "\x00\x00\x00", 3);
+	mb_msg(&s, 'd', "wal-bytes-here", 14);
+	mb_msg(&s, 'c', NULL, 0);
+	mb_msg(&s, 'C', "START_REPLICATION", 18);
+	mb_msg(&s, 'Z', "I", 1);
+	struct evlog l;
+	run_session(&c, &s, &l);
+	cr_assert(has_line(&l, "DATA_MOVE to_client=1"), "%s", l.text);
+	cr_assert(has_line(&l, "RESULT id=1 outcome=ok rows=0 bytes=22 tag=START_REPLICATION"), "%s", l.text);
+	cr_assert_eq(l.count[EV_ANOMALY], 0, "%s", l.text);
+	evlog_free(&l);
+	free(c.p);
+	free(s.p);
+}
+
 
 Test(pgsql, ssl_refused_then_startup_in_clear)
 {
