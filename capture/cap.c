@@ -79,7 +79,7 @@ void cap_config_defaults(struct cap_config *c)
 	c->my_ports[0] = 3306;
 	c->n_my_ports = 1;
 	c->probe_other_ports = 1;
-	c->max_flows = 65536;
+	c->max_flows = 16384;
 	c->idle_timeout_s = 3600;
 	c->gap_timeout_ms = 2000;
 	c->gap_max_packets = 8;
@@ -199,11 +199,19 @@ static void flow_key_of(const struct tuple4 *t, struct flow_key *k)
 	k->srv_port = htons(t->dest);
 }
 
-/* Make room for one more flow by closing the least recently active one. */
+/* Make room for one more flow by closing a least recently active one. Among the oldest
+ * few, a flow that never carried more than a handshake goes first: under a connection
+ * flood, the sessions that matter are the ones doing work. */
 static void flows_make_room(struct cap *c)
 {
 	while (c->flows.count >= c->flows.cap && c->flows.lru_head) {
 		struct flow *old = c->flows.lru_head;
+		struct flow *f = old;
+		for (int i = 0; f && i < 16; i++, f = f->lru_next)
+			if (f->bytes_to_server + f->bytes_to_client < 1024) {
+				old = f;
+				break;
+			}
 		if (old->stream)
 			nids_free_tcp_stream(old->stream);
 		old->stream = NULL;
@@ -338,8 +346,11 @@ static void tcp_callback(struct tcp_stream *a, void **param)
 		flow_finish(c, f, "close", PROTO_END_CLOSE);
 	} else if (a->nids_state == NIDS_RESET) {
 		flow_finish(c, f, "reset", PROTO_END_RESET);
+	} else if (a->nids_state == NIDS_TIMED_OUT && a->client.state == 1 && a->server.state == 1) {
+		/* Both halves still ESTABLISHED: libnids evicted it to make room (a SYN flood
+		 * does this), not a close. Keep the session; the next segment picks it up. */
+		c->st.nids_evictions++;
 	} else if (a->nids_state == NIDS_TIMED_OUT) {
-		c->st.evicted++;
 		flow_finish(c, f, "timeout", PROTO_END_TIMEOUT);
 	} else {
 		flow_finish(c, f, "eof", PROTO_END_EOF);
@@ -766,7 +777,9 @@ struct cap *cap_new(const struct cap_config *cfg, struct an *an, int live, char 
 	nids_params.pcap_desc = c->dead;
 	nids_params.filename = NULL;
 	nids_params.device = NULL;
-	nids_params.n_tcp_streams = cfg->max_flows / 3 * 4 + 16;
+	/* libnids holds 3/4 of this: room for every flow of ours plus as many half-open
+	 * handshakes, so bare SYNs evict each other before they evict sessions. */
+	nids_params.n_tcp_streams = cfg->max_flows * 2 + 16;
 	nids_params.scan_num_hosts = 0;
 	nids_params.multiproc = 0;
 	nids_params.tcp_workarounds = 1;
@@ -814,27 +827,21 @@ static int set_filter(pcap_t *p, const char *bpf, const char *what, char *err, s
 	return 0;
 }
 
-int cap_read_file(struct cap *c, const char *path, const char *bpf, int progress, char *err,
-		  size_t errlen)
+static int read_handle(struct cap *c, pcap_t *p, const char *name, const char *bpf, int progress,
+		       char *err, size_t errlen)
 {
-	char eb[PCAP_ERRBUF_SIZE] = "";
-	pcap_t *p = pcap_open_offline_with_tstamp_precision(path, PCAP_TSTAMP_PRECISION_MICRO, eb);
-	if (!p) {
-		snprintf(err, errlen, "%s: %s", path, eb[0] ? eb : "cannot open");
-		return -1;
-	}
 	c->dlt = pcap_datalink(p);
 	if (!l2_supported(c->dlt)) {
-		snprintf(err, errlen, "%s: unsupported link type %s", path,
-			 pcap_datalink_val_to_name(c->dlt) ? pcap_datalink_val_to_name(c->dlt) : "?");
+		const char *dn = pcap_datalink_val_to_name(c->dlt);
+		snprintf(err, errlen, "%s: unsupported link type %s (%d)", name, dn ? dn : "?", c->dlt);
 		pcap_close(p);
 		return -1;
 	}
-	if (set_filter(p, bpf, path, err, errlen) != 0) {
+	if (set_filter(p, bpf, name, err, errlen) != 0) {
 		pcap_close(p);
 		return -1;
 	}
-	c->cur_file = path;
+	c->cur_file = name;
 	c->progress = progress;
 	int rc = 0;
 	while (!g_stop) {
@@ -842,7 +849,7 @@ int cap_read_file(struct cap *c, const char *path, const char *bpf, int progress
 		if (n == 0)
 			break; /* end of file */
 		if (n == PCAP_ERROR) {
-			snprintf(err, errlen, "%s: %s", path, pcap_geterr(p));
+			snprintf(err, errlen, "%s: %s", name, pcap_geterr(p));
 			rc = -1;
 			break;
 		}
@@ -854,6 +861,30 @@ int cap_read_file(struct cap *c, const char *path, const char *bpf, int progress
 	c->cur_file = NULL;
 	pcap_close(p);
 	return rc;
+}
+
+int cap_read_file(struct cap *c, const char *path, const char *bpf, int progress, char *err,
+		  size_t errlen)
+{
+	char eb[PCAP_ERRBUF_SIZE] = "";
+	pcap_t *p = pcap_open_offline_with_tstamp_precision(path, PCAP_TSTAMP_PRECISION_MICRO, eb);
+	if (!p) {
+		snprintf(err, errlen, "%s: %s", path, eb[0] ? eb : "cannot open");
+		return -1;
+	}
+	return read_handle(c, p, path, bpf, progress, err, errlen);
+}
+
+int cap_read_fp(struct cap *c, FILE *fp, const char *name, char *err, size_t errlen)
+{
+	char eb[PCAP_ERRBUF_SIZE] = "";
+	pcap_t *p = pcap_fopen_offline_with_tstamp_precision(fp, PCAP_TSTAMP_PRECISION_MICRO, eb);
+	if (!p) {
+		snprintf(err, errlen, "%s: %s", name, eb[0] ? eb : "cannot read");
+		fclose(fp);
+		return -1;
+	}
+	return read_handle(c, p, name, NULL, 0, err, errlen);
 }
 
 static int drop_privileges(const char *user, char *err, size_t errlen)
@@ -1004,12 +1035,13 @@ char *cap_stats_json(const struct cap *c)
 	snprintf(s, 1024,
 		 "{\"non_ip\":%llu,\"truncated\":%llu,\"ipv6_fragments\":%llu,\"ipv6_skipped\":%llu,"
 		 "\"v6_map_full\":%llu,\"midstream_pickups\":%llu,\"gaps\":%llu,\"lost_bytes\":%llu,"
-		 "\"evicted\":%llu,\"idle_closed\":%llu,\"oversize\":%llu,\"nids_warnings\":%llu}",
+		 "\"evicted\":%llu,\"nids_evictions\":%llu,\"idle_closed\":%llu,\"oversize\":%llu,\"nids_warnings\":%llu}",
 		 (unsigned long long)t->non_ip, (unsigned long long)t->truncated,
 		 (unsigned long long)t->ipv6_fragments, (unsigned long long)t->ipv6_skipped,
 		 (unsigned long long)t->v6_map_full, (unsigned long long)t->midstream_pickups,
 		 (unsigned long long)t->gaps, (unsigned long long)t->lost_bytes,
-		 (unsigned long long)t->evicted, (unsigned long long)t->idle_closed,
+		 (unsigned long long)t->evicted, (unsigned long long)t->nids_evictions,
+		 (unsigned long long)t->idle_closed,
 		 (unsigned long long)t->oversize, (unsigned long long)t->nids_warnings);
 	return s;
 }

@@ -5,6 +5,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "an.h"
 
@@ -35,6 +36,7 @@ struct cap_stats {
 	uint64_t packets, bytes, kernel_drops, sensor_drops, streams;
 	uint64_t non_ip, truncated, ipv6_fragments, ipv6_skipped, v6_map_full;
 	uint64_t midstream_pickups, gaps, lost_bytes, evicted, idle_closed, oversize;
+	uint64_t nids_evictions; /* libnids dropped a live stream for room; re-picked up */
 	uint64_t nids_warnings, nids_too_many;
 	int64_t first_ts, last_ts; /* packet times, microseconds */
 };
@@ -49,6 +51,9 @@ void cap_free(struct cap *c);
  * 0, or -1 with a one-line message naming the file (what was decoded is kept). */
 int cap_read_file(struct cap *c, const char *path, const char *bpf, int progress, char *err,
 		  size_t errlen);
+
+/* The same from an open stream (taken over and closed), e.g. fmemopen() in the fuzzer. */
+int cap_read_fp(struct cap *c, FILE *fp, const char *name, char *err, size_t errlen);
 
 /* Capture on an interface until cap_stop(). drop_user: setuid after the handle is open. */
 struct cap_live_hooks {

@@ -173,6 +173,10 @@ static int cmd_run(int argc, char **argv)
 		goto out;
 	}
 	n_sinks = 1;
+	/* Offline reads may wait for the writer (that only slows the read); live capture
+	 * never waits on disk and counts what it had to drop. */
+	if (!o.iface)
+		sink_sqlite_set_wait(sinks[0], 1);
 	if (json_path) {
 		sinks[1] = sink_json_open(json_path, err, sizeof err);
 		if (!sinks[1]) {
@@ -250,17 +254,36 @@ static int cmd_run(int argc, char **argv)
 out:;
 	struct cap_stats cs;
 	memset(&cs, 0, sizeof cs);
-	char *drops = NULL;
+	struct an_stats as;
+	memset(&as, 0, sizeof as);
+	char *cap_json = NULL;
 	if (cap) {
 		cap_get_stats(cap, &cs);
-		drops = cap_stats_json(cap);
+		cap_json = cap_stats_json(cap);
 	}
 	if (an) {
-		struct an_stats as;
+		an_get_stats(an, &as);
 		an_free(an); /* flushes pending statements and sessions */
-		(void)as;
 	}
 	if (sinks[0] && ids.run) {
+		/* Everything put so far is stored or counted before the run row is closed. */
+		uint64_t sink_dropped = 0;
+		for (int i = 0; i < n_sinks; i++) {
+			if (sink_sync(sinks[i]) != 0) {
+				fprintf(stderr, "dbtap: %s\n", sinks[i]->errmsg);
+				status = 1;
+			}
+			sink_dropped += sinks[i]->dropped;
+		}
+		char drops[2048];
+		size_t cl = cap_json ? strlen(cap_json) : 0;
+		snprintf(drops, sizeof drops,
+			 "%.*s%s\"sessions_evicted\":%llu,\"statements_dropped\":%llu,"
+			 "\"statements_skipped\":%llu,\"sql_truncated\":%llu,\"sink_dropped\":%llu}",
+			 cl > 1 ? (int)(cl - 1) : 1, cap_json ? cap_json : "{", cl > 2 ? "," : "",
+			 (unsigned long long)as.sessions_evicted, (unsigned long long)as.pending_dropped,
+			 (unsigned long long)as.statements_skipped, (unsigned long long)as.sql_truncated,
+			 (unsigned long long)sink_dropped);
 		run.ended_at = wall_us();
 		if (cs.first_ts) {
 			run.started_at = cs.first_ts;
@@ -269,18 +292,19 @@ out:;
 		run.packets = (int64_t)cs.packets;
 		run.bytes = (int64_t)cs.bytes;
 		run.kernel_drops = (int64_t)cs.kernel_drops;
-		run.sensor_drops = (int64_t)cs.sensor_drops;
+		run.sensor_drops = (int64_t)(cs.sensor_drops + as.sessions_evicted + as.pending_dropped +
+					     sink_dropped);
 		run.streams = (int64_t)cs.streams;
 		run.drops = drops;
 		for (int i = 0; i < n_sinks; i++)
-			if (sink_put(sinks[i], &rr) != 0 || sink_flush(sinks[i]) != 0) {
-				fprintf(stderr, "dbtap: %s\n", sinks[i]->errmsg);
+			if (sink_put(sinks[i], &rr) != 0 || sink_sync(sinks[i]) != 0) {
+				fprintf(stderr, "dbtap: %s\n", sinks[i]->errmsg[0] ? sinks[i]->errmsg : "cannot store the run");
 				status = 1;
 			}
 	}
 	for (int i = 0; i < n_sinks; i++)
 		sink_close(sinks[i]);
-	free(drops);
+	free(cap_json);
 	cap_free(cap);
 	dbtap_config_free(&cfg);
 	return status;

@@ -196,8 +196,8 @@ def dbtap_binary():
     return os.path.join(build, 'capture', 'dbtap')
 
 
-def run_dbtap(pcaps, db, config=None, extra=None, check=True):
-    cmd = [dbtap_binary(), 'run', '-q', '-d', db]
+def run_dbtap(pcaps, db, config=None, extra=None, check=True, wrap=None):
+    cmd = list(wrap or []) + [dbtap_binary(), 'run', '-q', '-d', db]
     for p in ([pcaps] if isinstance(pcaps, str) else pcaps):
         cmd += ['-r', p]
     if config is not None:

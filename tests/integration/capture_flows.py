@@ -1,0 +1,91 @@
+"""Bounded memory under a connection flood: the real PostgreSQL session of
+tests/capture/data/base.pcap is split in two, and between its halves come 100,000
+concurrent synthetic flows (handshake + a StartupMessage, never closed) and 50,000 bare
+SYNs. With capture.max_flows = 2000 the real session must still be decoded whole, the
+flows beyond the cap counted as evicted, and peak memory stay bounded."""
+import os
+import struct
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import dbtest  # noqa: E402
+
+src = os.environ.get('DBTAP_SRC', os.path.join(os.path.dirname(__file__), '..', '..'))
+base = os.path.join(src, 'tests', 'capture', 'data', 'base.pcap')
+tmp = tempfile.mkdtemp(prefix='dbtap-flows-')
+c = dbtest.Checks()
+
+data = open(base, 'rb').read()
+hdr, off, pkts = data[:24], 24, []
+while off + 16 <= len(data):
+    sec, usec, incl, orig = struct.unpack('<IIII', data[off:off + 16])
+    pkts.append((sec, usec, data[off + 16:off + 16 + incl]))
+    off += 16 + incl
+half = len(pkts) // 2
+t0 = pkts[half][0]
+
+
+def csum(b):
+    s = sum(struct.unpack('>%dH' % (len(b) // 2), b))
+    while s >> 16:
+        s = (s & 0xffff) + (s >> 16)
+    return ~s & 0xffff
+
+
+def frame(src_ip, dst_ip, sport, dport, seq, ack, flags, payload=b''):
+    tcp = struct.pack('>HHIIBBHHH', sport, dport, seq, ack, 0x50, flags, 65535, 0, 0) + payload
+    ip = struct.pack('>BBHHHBBH4s4s', 0x45, 0, 20 + len(tcp), 0, 0, 64, 6, 0, src_ip, dst_ip)
+    ip = ip[:10] + struct.pack('>H', csum(ip)) + ip[12:]
+    return b'\0' * 6 + b'\0\0\0\0\0\1' + b'\x08\x00' + ip + tcp
+
+
+startup = struct.pack('>II', 8 + 11 + 6, 196608) + b'user\0flood\0\0'
+startup = struct.pack('>I', len(startup)) + startup[4:]
+server = bytes([10, 9, 9, 9])
+out = [hdr]
+for sec, usec, p in pkts[:half]:
+    out.append(struct.pack('<IIII', sec, usec, len(p), len(p)) + p)
+for i in range(100000):
+    cli = bytes([10, 1 + (i >> 16), (i >> 8) & 255, i & 255])
+    for k, f in enumerate((frame(cli, server, 40000, 5432, 1000, 0, 0x02),
+                           frame(server, cli, 5432, 40000, 5000, 1001, 0x12),
+                           frame(cli, server, 40000, 5432, 1001, 5001, 0x10),
+                           frame(cli, server, 40000, 5432, 1001, 5001, 0x18, startup))):
+        out.append(struct.pack('<IIII', t0, k, len(f), len(f)) + f)
+for i in range(50000):
+    cli = bytes([10, 200, (i >> 8) & 255, i & 255])
+    f = frame(cli, server, 50000, 5432, 7, 0, 0x02)
+    out.append(struct.pack('<IIII', t0, 9, len(f), len(f)) + f)
+for sec, usec, p in pkts[half:]:
+    out.append(struct.pack('<IIII', max(sec, t0), usec, len(p), len(p)) + p)
+pcap = os.path.join(tmp, 'flood.pcap')
+with open(pcap, 'wb') as f:
+    f.write(b''.join(out))
+
+db = os.path.join(tmp, 'flood.db')
+# GNU time reports the child's own peak (a forked Python child would count ours).
+rss = os.path.join(tmp, 'rss')
+r = dbtest.run_dbtap(pcap, db, config={'capture': {'max_flows': 2000}}, check=False,
+                     wrap=['/usr/bin/time', '-o', rss, '-f', '%M'])
+c.eq(r.returncode, 0, f'dbtap exit status ({r.stderr.strip()})')
+peak_kb = int(open(rss).read().split()[-1])
+# About 10 KiB per concurrent flow (libnids 4 KiB buffer, session, decoder) + fixed costs.
+sanitized = 'asan' in subprocess.run(['ldd', dbtest.dbtap_binary()], capture_output=True,
+                                     text=True).stdout
+if sanitized:
+    print(f'note: sanitizer build, peak RSS {peak_kb // 1024} MiB not checked')
+else:
+    c.check(peak_kb < 40 * 1024, f'peak RSS {peak_kb // 1024} MiB < 40 MiB with 100k flows offered, cap 2000')
+st = dbtest.rows(db, "SELECT s.db_user, count(*) AS n FROM statements t JOIN sessions s "
+                     "ON s.id = t.session_id GROUP BY s.db_user")
+c.eq(st, [{'db_user': 'tester', 'n': 7}], 'the real session is decoded whole despite the flood')
+run = dbtest.rows(db, 'SELECT streams, sensor_drops, drops FROM runs')[0]
+import json
+drops = json.loads(run['drops'])
+c.check(drops['evicted'] >= 98000, f"flows beyond the cap counted as evicted ({drops['evicted']})")
+c.check(run['sensor_drops'] >= drops['evicted'], 'evictions are part of sensor_drops')
+n = dbtest.rows(db, 'SELECT count(*) AS n FROM sessions')[0]['n']
+c.check(n > 100000, f'every flow got a session row while it lived ({n})')
+c.done()
