@@ -908,9 +908,35 @@ static int drop_privileges(const char *user, char *err, size_t errlen)
 	return 0;
 }
 
+/* Without -f: only TCP (all of it when probing other ports, else the database ports),
+ * in the nested form that also matches one or two VLAN tags (a flat `vlan and ...`
+ * shifts offsets for the rest of the expression; see NOTES-libnids.md). */
+void cap_default_filter(const struct cap_config *cfg, char *buf, size_t len)
+{
+	char p[1024] = "tcp";
+	if (!cfg->probe_other_ports) {
+		size_t n = 0;
+		p[0] = 0;
+		for (int i = 0; i < cfg->n_pg_ports + cfg->n_my_ports; i++) {
+			int port = i < cfg->n_pg_ports ? cfg->pg_ports[i] : cfg->my_ports[i - cfg->n_pg_ports];
+			n += (size_t)snprintf(p + n, sizeof p - n, "%stcp port %d", n ? " or " : "", port);
+			if (n >= sizeof p)
+				break;
+		}
+		if (!p[0])
+			snprintf(p, sizeof p, "tcp");
+	}
+	snprintf(buf, len, "(%s) or (vlan and ((%s) or (vlan and (%s))))", p, p, p);
+}
+
 int cap_live(struct cap *c, const char *iface, const char *bpf, const char *drop_user,
 	     const struct cap_live_hooks *hooks, char *err, size_t errlen)
 {
+	char deflt[4096];
+	if (!bpf) {
+		cap_default_filter(&c->cfg, deflt, sizeof deflt);
+		bpf = deflt;
+	}
 	char eb[PCAP_ERRBUF_SIZE] = "";
 	pcap_t *p = pcap_create(iface, eb);
 	if (!p) {

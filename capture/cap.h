@@ -64,6 +64,9 @@ struct cap_live_hooks {
 int cap_live(struct cap *c, const char *iface, const char *bpf, const char *drop_user,
 	     const struct cap_live_hooks *hooks, char *err, size_t errlen);
 
+/* The BPF used live when -f is not given. */
+void cap_default_filter(const struct cap_config *cfg, char *buf, size_t len);
+
 /* Async-signal-safe requests from signal handlers. */
 void cap_stop(void);
 void cap_hup(void);
