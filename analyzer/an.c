@@ -118,22 +118,35 @@ int an_window_count(struct an_window *w, ev_time now, ev_time window_us)
 	return w->n;
 }
 
-struct an_keyed *an_keyed_get(struct an_keyed *tab, int *n, int kind, const char *key, ev_time now)
+struct an_keyed *an_keyed_get(struct an_keyed **tabp, int *n, int *cap, int kind, const char *key, ev_time now)
 {
+	struct an_keyed *tab = *tabp;
 	int oldest = -1;
 	for (int i = 0; i < *n; i++) {
-		if (tab[i].used && tab[i].kind == kind && strcmp(tab[i].key, key) == 0) {
+		if (tab[i].kind == kind && strcmp(tab[i].key, key) == 0) {
 			tab[i].last = now;
 			return &tab[i];
 		}
-		if (!tab[i].used || oldest < 0 || (tab[oldest].used && tab[i].last < tab[oldest].last))
-			oldest = tab[i].used ? (oldest < 0 || tab[i].last < tab[oldest].last ? i : oldest) : i;
+		if (oldest < 0 || tab[i].last < tab[oldest].last)
+			oldest = i;
 	}
-	int slot;
-	if (*n < AN_KEYED_MAX)
+	int slot = oldest;
+	if (*n < *cap) {
 		slot = (*n)++;
-	else
-		slot = oldest; /* evict the least recently used window */
+	} else if (*cap < AN_KEYED_MAX) {
+		int nc = *cap ? *cap * 2 : 16;
+		if (nc > AN_KEYED_MAX)
+			nc = AN_KEYED_MAX;
+		struct an_keyed *nt = realloc(tab, (size_t)nc * sizeof *nt);
+		if (nt) {
+			*tabp = tab = nt;
+			*cap = nc;
+			slot = (*n)++;
+		}
+	}
+	if (slot < 0)
+		return NULL;
+	/* a new key, or the least recently used window evicted for it */
 	memset(&tab[slot], 0, sizeof tab[slot]);
 	tab[slot].used = 1;
 	tab[slot].kind = kind;
@@ -947,9 +960,7 @@ struct an *an_new(const struct an_config *cfg, struct sink **sinks, int n_sinks,
 	an->toks = malloc(sizeof(struct sq_tok) * SQ_MAX_TOKENS);
 	an->norm = malloc(SQ_MAX_NORM + 1);
 	an->masked = malloc((size_t)an->cfg.max_sql_bytes + 4);
-	an->bf = calloc(AN_KEYED_MAX, sizeof *an->bf);
-	an->eb = calloc(AN_KEYED_MAX, sizeof *an->eb);
-	if (!an->toks || !an->norm || !an->masked || !an->bf || !an->eb)
+	if (!an->toks || !an->norm || !an->masked)
 		goto fail;
 	for (int i = 0; i < cfg->app_name_patterns.n && an->n_app_re < AN_MAX_LIST; i++)
 		if (regcomp(&an->app_re[an->n_app_re], cfg->app_name_patterns.v[i], REG_EXTENDED) == 0)
@@ -1107,12 +1118,14 @@ void an_excerpt(char *dst, size_t cap, const char *s, size_t n)
 	if (!cap)
 		return;
 	size_t i = 0;
-	for (; s && i < n && s[i] && o + 4 < cap; i++) {
+	for (; s && i < n && s[i]; i++) {
 		unsigned char c = (unsigned char)s[i];
 		if (c <= ' ') {
 			sp = o > 0;
 			continue;
 		}
+		if (o + (sp ? 2 : 1) + 4 > cap)
+			break; /* room for the character, a space and "..." */
 		if (sp) {
 			dst[o++] = ' ';
 			sp = 0;

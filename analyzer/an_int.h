@@ -146,7 +146,7 @@ struct an {
 	/* detector state */
 	struct an_keyed *bf;  /* auth_bruteforce: clients and accounts */
 	struct an_keyed *eb;  /* error_burst: end users */
-	int n_bf, n_eb;
+	int n_bf, n_eb, cap_bf, cap_eb; /* grown on demand up to AN_KEYED_MAX */
 };
 
 /* Detector table, shaped like the decoder table. Every entry is optional. */
@@ -185,7 +185,7 @@ int an_is_service_account(const struct an_config *c, const char *user);
 int an_in_list(const struct an_strlist *l, const char *v);
 int an_ip_in_cidrs(const struct an_strlist *cidrs, const char *ip);
 /* A keyed window slot for key (created or LRU-evicted when absent). */
-struct an_keyed *an_keyed_get(struct an_keyed *tab, int *n, int kind, const char *key, ev_time now);
+struct an_keyed *an_keyed_get(struct an_keyed **tab, int *n, int *cap, int kind, const char *key, ev_time now);
 
 /* The detectors. */
 extern const struct an_detector det_sql_injection, det_error_burst, det_auth_bruteforce, det_privilege_change,

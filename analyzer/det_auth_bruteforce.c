@@ -67,7 +67,9 @@ static void emit(struct an *an, struct an_keyed *k)
 static void track(struct an *an, struct an_session *s, int kind, const char *key, const char *other, ev_time ts)
 {
 	ev_time win = (ev_time)an->cfg.bruteforce_window_s * 1000000LL;
-	struct an_keyed *k = an_keyed_get(an->bf, &an->n_bf, kind, key, ts);
+	struct an_keyed *k = an_keyed_get(&an->bf, &an->n_bf, &an->cap_bf, kind, key, ts);
+	if (!k)
+		return;
 	if (k->fired && ts > k->w.burst_until)
 		emit(an, k);
 	if (an_window_count(&k->w, ts, win) == 0 && !k->fired) {

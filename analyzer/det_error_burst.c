@@ -56,8 +56,9 @@ static void eb_statement(struct an *an, const struct an_stmt *st)
 	int n_sess = burst_step(&st->s->err_win, st->done_ts, win, thr);
 	int n_user = 0;
 	if (st->end_user && st->end_user_source && strcmp(st->end_user_source, "db_user") != 0) {
-		struct an_keyed *k = an_keyed_get(an->eb, &an->n_eb, 0, st->end_user, st->done_ts);
-		n_user = burst_step(&k->w, st->done_ts, win, thr);
+		struct an_keyed *k = an_keyed_get(&an->eb, &an->n_eb, &an->cap_eb, 0, st->end_user, st->done_ts);
+		if (k)
+			n_user = burst_step(&k->w, st->done_ts, win, thr);
 	}
 	if (!n_sess && !n_user)
 		return;
