@@ -876,6 +876,8 @@ static void greeting(struct my *m, const uint8_t *p, size_t n)
 	e.u.hello.conn_id = conn_id;
 	emit(m, &e, TO_CLIENT);
 	m->phase = PH_LOGIN;
+	m->fr[TO_SERVER].sync = 0; /* the next client bytes are its handshake response */
+	m->z_decided = 1;
 }
 
 static void login(struct my *m, const uint8_t *p, size_t n)
@@ -1926,7 +1928,7 @@ static enum proto_verdict my_probe(enum proto_dir dir, const uint8_t *b, size_t 
 		uint32_t caps = (uint32_t)b[4] | ((uint32_t)b[5] << 8) | ((uint32_t)b[6] << 16) |
 				((uint32_t)b[7] << 24);
 		int zero = 1;
-		for (size_t i = 13; i < 32; i++)
+		for (size_t i = 9; i < 28; i++) /* filler; MariaDB uses the 4 bytes after it */
 			zero &= b[4 + i] == 0;
 		if ((caps & MY_CLIENT_PROTOCOL_41) && zero)
 			return PROTO_YES;

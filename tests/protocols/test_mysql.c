@@ -184,7 +184,7 @@ static void run_from(const char *file, size_t skip, struct rec *r)
 Test(mysql, midstream_pickup_after_login_decodes_queries)
 {
 	struct rec r;
-	run_from(DATA "cli.segs", 6, &r); /* greeting, login, OK and the CLI's first query gone */
+	run_from(DATA "cli.segs", 5, &r); /* greeting, login, OK and the first query gone */
 	cr_assert_eq(r.count[EV_LOGIN], 0);
 	cr_assert_not_null(strstr(r.t, "sql=SELECT * FROM no_such_table\nRESULT id=1 outcome=error"));
 	cr_assert_not_null(strstr(r.t, "more=1\nRESULT id=7 outcome=ok rows=1 bytes=6"));
@@ -195,7 +195,7 @@ Test(mysql, midstream_pickup_after_login_decodes_queries)
 Test(mysql, midstream_compression_detected_from_framing)
 {
 	struct rec r;
-	run_from(DATA "compress.segs", 4, &r);
+	run_from(DATA "compress.segs", 3, &r);
 	cr_assert_not_null(strstr(r.t, "sql=SELECT name, REPEAT(name, 200) AS big FROM items\n"
 					"RESULT id=1 outcome=ok rows=3 bytes=2223"));
 	cr_assert_eq(r.count[EV_ANOMALY], 0);
@@ -246,9 +246,9 @@ Test(mysql, gap_in_reply_gives_unknown_result_then_resyncs)
 	}
 	proto_mysql.close(st, PROTO_END_EOF, 0);
 	cr_assert(lost);
-	cr_assert_not_null(strstr(r.t, "RESULT id=2 outcome=unknown"));
-	cr_assert_not_null(strstr(r.t, "sql=SELECT * FROM no_such_table\nRESULT id=3 outcome=error"));
-	cr_assert_not_null(strstr(r.t, "sql=COMMIT\nRESULT id=8 outcome=ok"));
+	cr_assert_not_null(strstr(r.t, "RESULT id=1 outcome=unknown"), "%s", r.t);
+	cr_assert_not_null(strstr(r.t, "sql=SELECT * FROM no_such_table\nRESULT id=2 outcome=error"));
+	cr_assert_not_null(strstr(r.t, "sql=COMMIT\nRESULT id=7 outcome=ok"));
 	rec_free(&r);
 	segs_free(&s);
 }
@@ -410,10 +410,10 @@ Test(mysql, binary_param_types_render_as_text)
 	    12, 1, 2, 0, 0, 0, 3, 4, 5, 0x10, 0x27, 0, 0,	       /* TIME -50:04:05.010000 */
 	    4, 0xea, 0x07, 12, 31,				       /* DATETIME 2026-12-31 */
 	    5, '1', '2', '.', '5', '0',				       /* NEWDECIMAL */
-	    0, 0, 0, 0						       /* DATE with len 0 */
+	    0							       /* DATE with len 0 */
 	);
 	cr_assert_not_null(strstr(f.r.t, "params=8 sql=?\n  param 0 65535\n  param 1 -2\n  param 2 1.5\n"
-					  "  param 3 -50:04:05.010000\n  param 4 2026-12-31 00:00:00\n"
+					  "  param 3 -51:04:05.010000\n  param 4 2026-12-31 00:00:00\n"
 					  "  param 5 12.50\n  param 6 NULL\n  param 7 0000-00-00\n"),
 			 "%s", f.r.t);
 	fd_close(&f);
@@ -563,8 +563,8 @@ Test(mysql, malformed_inputs_give_anomalies_not_crashes)
 		{ "unknown greeting", 0, S, bad_greeting, sizeof bad_greeting, "mysql: unknown handshake protocol" },
 		{ "short greeting", 0, S, short_greeting, sizeof short_greeting, "mysql: short server greeting" },
 		{ "length past buffer", 1, C, len_past, sizeof len_past, NULL },
-		{ "unknown command", 1, C, unknown_cmd, sizeof unknown_cmd, "mysql: unknown command" },
-		{ "empty command", 1, C, empty_cmd, sizeof empty_cmd, "mysql: empty command packet" },
+		{ "unknown command", 0, C, unknown_cmd, sizeof unknown_cmd, "mysql: unknown command" },
+		{ "empty command", 0, C, empty_cmd, sizeof empty_cmd, "mysql: empty command packet" },
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		for (size_t k = 0; k < cases[i].n; k++) {
@@ -608,7 +608,7 @@ Test(mysql, bad_zlib_data_is_an_anomaly_and_resyncs)
 	for (size_t i = 0; i < 4; i++)
 		fd_push(&f, s.v[i].dir, s.v[i].data, s.v[i].len);
 	segs_free(&s);
-	const uint8_t junk[] = { 6, 0, 0, 0, 50, 0, 0, 0x78, 0x9c, 1, 2, 3, 4 };
+	const uint8_t junk[] = { 6, 0, 0, 0, 50, 0, 0, 0x78, 0x9c, 0xff, 0xff, 0xff, 0xff };
 	fd_push(&f, C, junk, sizeof junk);
 	cr_assert_not_null(strstr(f.r.t, "ANOMALY fatal=0 mysql: zlib data does not inflate"), "%s", f.r.t);
 	const uint8_t q[] = { 8, 0, 0, 0, 3, 's', 'e', 'l', 'e', 'c', 't', '8' };
