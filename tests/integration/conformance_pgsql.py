@@ -240,6 +240,20 @@ def ndpi_peer(stem, pcap):
     return {'peer': 'ndpi', 'classified': 'PostgreSQL' in open(f).read()}
 
 
+def tshark_counts(corpus):
+    """Statements per capture as the corpus MANIFEST's tshark column counts them:
+    Simple Query messages + Execute messages (no capture sends a multi-statement Query)."""
+    out = {}
+    path = os.path.join(corpus, 'MANIFEST.md')
+    if not os.path.exists(path):
+        return out
+    for line in open(path, encoding='utf-8'):
+        m = re.match(r'\| `([^`]+)` \|[^|]*\|[^|]*\| Q=(\d+) P=(\d+) E=(\d+)', line)
+        if m:
+            out[m.group(1)] = int(m.group(2)) + int(m.group(4))
+    return out
+
+
 def peer_for(pcap):
     stem = pcap.rsplit('.', 1)[0]
     name = os.path.basename(pcap)
@@ -342,6 +356,7 @@ def main():
         skip('DBTAP_CORPUS/pgsql not present')
     pcaps = sorted(glob.glob(os.path.join(corpus, 'pgsql', '*.pcap')) +
                    glob.glob(os.path.join(corpus, 'pgsql', '*.pcapng')))
+    tshark = tshark_counts(corpus)
     failed = passed = 0
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -358,13 +373,16 @@ def main():
             peer = peer_for(pcap)
             pn, on, cmp_problems = compare(name, ours, peer)
             problems += cmp_problems
+            ts = tshark.get(name)
+            if ts is not None and ts != len(ours['stmts']):
+                problems.append(f'tshark counts {ts} Query+Execute messages, we stored {len(ours["stmts"])}')
             for col, val in SESSION_FACTS.get(name, []):
                 if not any(str(x.get(col)) == str(val) for x in ours['sessions']):
                     problems.append(f'no session with {col}={val!r}')
             note = PEER_NOTES.get(name)
             explained = bool(problems) and note is not None and (ours['rc'] == 0 or truncated)
             status = 'ok' if not problems else ('explained' if explained else 'FAIL')
-            rows.append((name, peer['peer'] if peer else '-', pn, on, status))
+            rows.append((name, peer['peer'] if peer else '-', pn, '-' if ts is None else ts, on, status))
             if problems and not explained:
                 failed += 1
                 print(f'FAIL {name}:')
@@ -375,9 +393,9 @@ def main():
                 if problems:
                     print(f'note {name}: {"; ".join(problems)}\n    -> {note}')
     w = max(len(r[0]) for r in rows)
-    print(f'\n{"capture":<{w}}  {"peer":<16} {"peer stmts":>10} {"ours":>5}  status')
+    print(f'\n{"capture":<{w}}  {"peer":<16} {"peer stmts":>10} {"tshark":>6} {"ours":>5}  status')
     for r in rows:
-        print(f'{r[0]:<{w}}  {r[1]:<16} {str(r[2]):>10} {r[3]:>5}  {r[4]}')
+        print(f'{r[0]:<{w}}  {r[1]:<16} {str(r[2]):>10} {str(r[3]):>6} {r[4]:>5}  {r[5]}')
     print(f'\n{passed} passed, {failed} failed')
     return 1 if failed else 0
 
