@@ -38,6 +38,15 @@ struct run_opts {
 
 static struct sink *g_json; /* reopened on SIGHUP */
 
+/* Storage errors repeat once the disk is full: say it once. */
+static int sink_failed(struct sink *s, int *said)
+{
+	if (!*said)
+		fprintf(stderr, "dbtap: %s\n", s->errmsg[0] ? s->errmsg : "cannot store records");
+	*said = 1;
+	return 1;
+}
+
 static void on_signal(int sig)
 {
 	if (sig == SIGHUP)
@@ -158,7 +167,7 @@ static int cmd_run(int argc, char **argv)
 	cfg.an.learn = o.learn;
 	const char *json_path = o.json ? o.json : cfg.json_path;
 
-	int status = 0;
+	int status = 0, said = 0;
 	struct sink *sinks[2] = { NULL, NULL };
 	int n_sinks = 0;
 	struct an *an = NULL;
@@ -205,8 +214,7 @@ static int cmd_run(int argc, char **argv)
 	struct rec rr = { .type = REC_RUN, .u.run = &run };
 	for (int i = 0; i < n_sinks; i++)
 		if (sink_put(sinks[i], &rr) != 0) {
-			fprintf(stderr, "dbtap: %s\n", sinks[i]->errmsg);
-			status = 1;
+			status = sink_failed(sinks[i], &said);
 			goto out;
 		}
 
@@ -269,10 +277,8 @@ out:;
 		/* Everything put so far is stored or counted before the run row is closed. */
 		uint64_t sink_dropped = 0;
 		for (int i = 0; i < n_sinks; i++) {
-			if (sink_sync(sinks[i]) != 0) {
-				fprintf(stderr, "dbtap: %s\n", sinks[i]->errmsg);
-				status = 1;
-			}
+			if (sink_sync(sinks[i]) != 0)
+				status = sink_failed(sinks[i], &said);
 			sink_dropped += sinks[i]->dropped;
 		}
 		char drops[2048];
@@ -297,10 +303,8 @@ out:;
 		run.streams = (int64_t)cs.streams;
 		run.drops = drops;
 		for (int i = 0; i < n_sinks; i++)
-			if (sink_put(sinks[i], &rr) != 0 || sink_sync(sinks[i]) != 0) {
-				fprintf(stderr, "dbtap: %s\n", sinks[i]->errmsg[0] ? sinks[i]->errmsg : "cannot store the run");
-				status = 1;
-			}
+			if (sink_put(sinks[i], &rr) != 0 || sink_sync(sinks[i]) != 0)
+				status = sink_failed(sinks[i], &said);
 	}
 	for (int i = 0; i < n_sinks; i++)
 		sink_close(sinks[i]);
