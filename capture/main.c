@@ -182,10 +182,9 @@ static int cmd_run(int argc, char **argv)
 		goto out;
 	}
 	n_sinks = 1;
-	/* Offline reads may wait for the writer (that only slows the read); live capture
+	/* Offline reads wait for the writer (that only slows the read); live capture
 	 * never waits on disk and counts what it had to drop. */
-	if (!o.iface)
-		sink_sqlite_set_wait(sinks[0], 1);
+	sink_sqlite_set_wait(sinks[0], o.iface == NULL);
 	if (json_path) {
 		sinks[1] = sink_json_open(json_path, err, sizeof err);
 		if (!sinks[1]) {
