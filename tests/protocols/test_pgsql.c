@@ -301,6 +301,7 @@ Test(pgsql, pipeline_error_marks_later_executes_skipped)
 	run_segs(&s, 0, 0, &l);
 	cr_assert(has_line(&l, "RESULT id=10 outcome=error rows=-1 bytes=0 tag= code=22012"), "%s", l.text);
 	cr_assert(has_line(&l, "RESULT id=11 outcome=skipped"), "%s", l.text);
+	cr_assert(has_line(&l, "RESULT id=12 outcome=skipped"), "%s", l.text);
 	cr_assert(has_line(&l, "QUERY id=7 kind=execute known=1 trunc=0 name=_pg3_0 params=1 sql=SELECT name"));
 	evlog_free(&l);
 	segs_free(&s);

@@ -3,6 +3,9 @@
 # PostgreSQL 15 on loopback, then derives one .segs file per TCP flow with pcap2segs.py.
 # Run as root: bash tests/protocols/data/pgsql/make_captures.sh   (needs postgresql-15,
 # tcpdump, python3-psycopg2, python3-psycopg, openssl; see contrib/test.sh)
+# Afterwards refresh the golden event files and review their diff:
+#   DBTAP_UPDATE_GOLDEN=1 DBTAP_SRC=$PWD build/tests/test_pgsql --filter 'pgsql/own_captures*'
+# The fuzz seed corpus (tests/fuzz/corpus/fuzz_pgsql) is rebuilt from the .segs at the end.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -164,14 +167,24 @@ for i in range(4):
     cur.execute("SELECT name FROM items WHERE id = %s", (i + 10,), prepare=True)
     cur.fetchall()
 cur.execute("UPDATE items SET price = price + %s WHERE id = %s", (decimal.Decimal('0.01'), 11))
-try:
-    with conn.pipeline():
-        cur.execute("INSERT INTO items (id, name) VALUES (%s, %s)", (3000, 'pipe'))
-        cur.execute("SELECT 1 / %s", (0,))
-        cur.execute("INSERT INTO items (id, name) VALUES (%s, %s)", (3001, 'skipped'))
-        cur.execute("SELECT %s", (1,))
-except psycopg.Error:
+# libpq pipeline mode, all four sent before any answer is read, so the capture does
+# not depend on timing: the server answers the first, fails the second, skips the rest.
+from psycopg import pq
+pg = conn.pgconn
+pg.enter_pipeline_mode()
+for q, p in [(b"INSERT INTO items (id, name) VALUES ($1, $2)", [b"3000", b"pipe"]),
+             (b"SELECT 1 / $1", [b"0"]),
+             (b"INSERT INTO items (id, name) VALUES ($1, $2)", [b"3001", b"skipped"]),
+             (b"SELECT $1", [b"1"])]:
+    pg.send_query_params(q, p)
+pg.pipeline_sync()
+while pg.flush() != 0:
     pass
+while True:
+    r = pg.get_result()
+    if r is not None and r.status == pq.ExecStatus.PIPELINE_SYNC:
+        break
+pg.exit_pipeline_mode()
 with conn.cursor(name='big') as named:
     conn.autocommit = False
     named.itersize = 15
@@ -218,4 +231,25 @@ for f in auth simple extended pgbench copy; do
 		fi
 	done
 done
+# Fuzz seeds: flags byte, split byte, then [2-byte dir|len][bytes] records (fuzz_pgsql.c).
+SEEDS="$SRC/tests/fuzz/corpus/fuzz_pgsql"
+mkdir -p "$SEEDS"
+rm -f "$SEEDS"/*
+$PY - "$HERE" "$SEEDS" <<'EOF'
+import glob, os, struct, sys
+here, out = sys.argv[1], sys.argv[2]
+def seed(name, segs, flags, split):
+    b = bytearray([flags, split])
+    for d, data in segs:
+        for i in range(0, max(len(data), 1), 32767):
+            part = data[i:i + 32767]
+            b += struct.pack('>H', (0x8000 if d == 'S' else 0) | len(part)) + part
+    open(os.path.join(out, name), 'wb').write(bytes(b))
+for f in sorted(glob.glob(os.path.join(here, '*.segs'))):
+    segs = [(l[0], bytes.fromhex(l[2:].strip())) for l in open(f) if l[:1] in 'CS']
+    base = os.path.basename(f)[:-5]
+    seed(base, segs, 0, 0)
+    seed(base + '-mid-split', segs[3:], 1, 13)
+    seed(base + '-gap', segs, 2, 5)
+EOF
 ls -l "$HERE"
