@@ -689,9 +689,24 @@ static int secret_scan(const char *src, const struct sq_tok *t, int first, int e
 	return 0;
 }
 
+/* End of the statement proper: trailing ';' (and comments around them) dropped, so
+ * "SELECT 1;" sent with Parse has the shape of "SELECT 1" split out of a simple query. */
+static int trim_semicolons(const char *src, const struct sq_tok *t, int first, int end)
+{
+	int e = end;
+	while (e > first && (t[e - 1].type == SQ_COMMENT || (t[e - 1].type == SQ_PUNCT && src[t[e - 1].off] == ';')))
+		e--;
+	/* keep trailing comments that follow real code (sqlcommenter appends them) */
+	int k = e;
+	while (k < end && !(t[k].type == SQ_PUNCT && src[t[k].off] == ';'))
+		k++;
+	return k;
+}
+
 size_t sq_normalize(const char *src, const struct sq_tok *t, int first, int end, enum sq_dialect d,
 		    char *out, size_t outcap, struct sq_info *info)
 {
+	end = trim_semicolons(src, t, first, end);
 	struct ob o = { out, 0, outcap, 0 };
 	enum nk prev = NK_NONE;
 	(void)d;
@@ -866,6 +881,7 @@ size_t sq_mask(const char *src, const struct sq_tok *t, int first, int end, int 
 	struct ob o = { out, 0, outcap, 0 };
 	if (outcap)
 		out[0] = 0;
+	end = trim_semicolons(src, t, first, end);
 	if (first >= end)
 		return 0;
 	size_t pos = t[first].off;

@@ -8,6 +8,7 @@
 #include "sqlnorm.h"
 
 static struct sq_tok toks[SQ_MAX_TOKENS];
+static const char *mask(const char *sql, enum sq_dialect d, int keep);
 
 static char *norm(const char *sql, enum sq_dialect d, struct sq_info *info)
 {
@@ -87,6 +88,13 @@ Test(sqlnorm, sqlcommenter_comments_do_not_change_the_fingerprint)
 			 fp("select * from users where id=999 /*app_user='alice',traceparent='00-abc-01'*/", SQ_PG));
 	cr_expect_str_eq(fp("/*controller='x'*/ SELECT a FROM t WHERE b = 'q'", SQ_PG),
 			 fp("SELECT a FROM t WHERE b = 'zz' -- route=/y", SQ_PG));
+}
+
+Test(sqlnorm, trailing_semicolons_do_not_change_the_shape)
+{
+	cr_expect_str_eq(fp("SELECT a FROM t WHERE id = $1;", SQ_PG), fp("SELECT a FROM t WHERE id = 7", SQ_PG));
+	cr_expect_str_eq(fp("SELECT 1 ; ; -- done", SQ_PG), fp("SELECT 1", SQ_PG));
+	cr_expect_str_eq(mask("SELECT 'x' /*app_user='a'*/ ;", SQ_PG, 1), "SELECT 'x' /*app_user='a'*/");
 }
 
 Test(sqlnorm, different_literals_same_fingerprint)
