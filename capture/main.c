@@ -276,7 +276,9 @@ out:;
 		/* Everything put so far is stored or counted before the run row is closed. */
 		uint64_t sink_dropped = 0;
 		for (int i = 0; i < n_sinks; i++) {
-			if (sink_sync(sinks[i]) != 0)
+			/* An error the analyzer's put() saw (and could only count) is still in
+			 * errmsg: rows were lost, so the run failed. */
+			if (sink_sync(sinks[i]) != 0 || sinks[i]->errmsg[0])
 				status = sink_failed(sinks[i], &said);
 			sink_dropped += sinks[i]->dropped;
 		}
