@@ -541,6 +541,76 @@ Test(mysql, decompression_bomb_is_an_anomaly)
 	rec_free(&f.r);
 }
 
+#include <zstd.h>
+/* zstd-compress `in` into a MySQL compressed frame (CLIENT_ZSTD_COMPRESSION_ALGORITHM). */
+static size_t zsframe(uint8_t *out, size_t cap, uint8_t seq, const uint8_t *in, size_t n)
+{
+	size_t cl = ZSTD_compress(out + 7, cap - 7, in, n, 3);
+	cr_assert(!ZSTD_isError(cl));
+	out[0] = (uint8_t)cl;
+	out[1] = (uint8_t)(cl >> 8);
+	out[2] = (uint8_t)(cl >> 16);
+	out[3] = seq;
+	out[4] = (uint8_t)n;
+	out[5] = (uint8_t)(n >> 8);
+	out[6] = (uint8_t)(n >> 16);
+	return 7 + cl;
+}
+
+Test(mysql, zstd_frames_both_directions)
+{
+	struct segs s;
+	cr_assert_eq(segs_load(&s, DATA "compress.segs"), 0);
+	struct feeder f;
+	fd_open(&f, 0);
+	for (size_t i = 0; i < 3; i++) /* greeting, login (compression on), OK */
+		fd_push(&f, s.v[i].dir, s.v[i].data, s.v[i].len);
+	segs_free(&s);
+	const uint8_t q[] = { 9, 0, 0, 0, 3, 's', 'e', 'l', 'e', 'c', 't', ' ', '7' };
+	const uint8_t ok[] = { 7, 0, 0, 1, 0, 3, 0, 2, 0, 0, 0 };
+	uint8_t fr[256];
+	size_t n = zsframe(fr, sizeof fr, 0, q, sizeof q);
+	for (size_t k = 0; k < n; k++) /* one byte at a time */
+		fd_push(&f, C, fr + k, 1);
+	n = zsframe(fr, sizeof fr, 1, ok, sizeof ok);
+	fd_push(&f, S, fr, n);
+	cr_assert_not_null(strstr(f.r.t, "sql=select 7\nRESULT id=1 outcome=ok rows=3 bytes=0"), "%s", f.r.t);
+	cr_assert_eq(f.r.count[EV_ANOMALY], 0);
+	fd_close(&f);
+	rec_free(&f.r);
+}
+
+Test(mysql, binlog_dump_is_recorded_then_decoding_stops)
+{
+	struct feeder f;
+	fd_open(&f, 1);
+	PKT(&f, C, 0, 0x12, 4, 0, 0, 0, 0, 0, 2, 0, 0, 0, 'b', 'i', 'n', '.', '1');
+	cr_assert(f.stopped);
+	fd_close(&f);
+	cr_assert_str_eq(f.r.t, "QUERY id=1 kind=function known=1 trunc=0 name= params=0 sql=COM_BINLOG_DUMP\n"
+				"RESULT id=1 outcome=unknown rows=-1 bytes=0 tag= code= more=0\n");
+	rec_free(&f.r);
+}
+
+Test(mysql, auth_switch_to_clear_password_flags_the_next_client_packet)
+{
+	struct segs s;
+	cr_assert_eq(segs_load(&s, DATA "wrongpw.segs"), 0);
+	struct feeder f;
+	fd_open(&f, 0);
+	fd_push(&f, s.v[0].dir, s.v[0].data, s.v[0].len); /* greeting */
+	fd_push(&f, s.v[1].dir, s.v[1].data, s.v[1].len); /* login (native) */
+	segs_free(&s);
+	PKT(&f, S, 2, 0xfe, 'm', 'y', 's', 'q', 'l', '_', 'c', 'l', 'e', 'a', 'r', '_', 'p', 'a', 's', 's',
+	    'w', 'o', 'r', 'd', 0);
+	PKT(&f, C, 3, 'h', 'u', 'n', 't', 'e', 'r', '2', 0);
+	PKT(&f, S, 4, 0x00, 0, 0, 2, 0, 0, 0);
+	cr_assert_not_null(strstr(f.r.t, "AUTH method=mysql_clear_password\nCLEARTEXT_PASSWORD\nLOGIN ok=1"), "%s", f.r.t);
+	cr_assert_null(strstr(f.r.t, "hunter2"));
+	fd_close(&f);
+	rec_free(&f.r);
+}
+
 /* Malformed inputs, each fed whole and at every split, from a fresh decoder. */
 struct bad {
 	const char *what;
