@@ -54,6 +54,8 @@ struct cap {
 	int n_ctl;
 	uint8_t v6buf[65536 + 64];
 	const char *cur_file;
+	FILE *cur_fp; /* for progress: position in the file being read */
+	long cur_size;
 	time_t last_progress;
 	int progress;
 };
@@ -479,6 +481,23 @@ static void inject(struct cap *c, const struct pcap_pkthdr *h, uint32_t src, uin
 	nids_pcap_handler(NULL, &sh, pkt);
 }
 
+/* Our flow for a packet's addresses and ports (host-order ports), either direction. On
+ * every packet this replaces libnids' lookup, whose keyed hash costs ~150 instructions a
+ * call: f->stream is cleared whenever libnids lets the stream go, so a flow with a stream
+ * attached is one libnids tracks. */
+static struct flow *flow_of(struct cap *c, uint32_t a_ip, uint16_t a_port, uint32_t b_ip,
+			    uint16_t b_port)
+{
+	struct flow_key k = { .cli_ip = a_ip, .srv_ip = b_ip, .cli_port = htons(a_port),
+			      .srv_port = htons(b_port) };
+	struct flow *f = flows_find(&c->flows, &k);
+	if (f)
+		return f;
+	k = (struct flow_key){ .cli_ip = b_ip, .srv_ip = a_ip, .cli_port = htons(b_port),
+			       .srv_port = htons(a_port) };
+	return flows_find(&c->flows, &k);
+}
+
 static struct tcp_stream *find_stream(uint32_t cli, uint16_t cport, uint32_t srv, uint16_t sport)
 {
 	struct tuple4 t = { .source = cport, .dest = sport, .saddr = cli, .daddr = srv };
@@ -504,7 +523,8 @@ static void maybe_pickup(struct cap *c, const struct tcpinfo *t, const struct pc
 		return;
 	uint32_t cli = from_client ? t->saddr : t->daddr, srv = from_client ? t->daddr : t->saddr;
 	uint16_t cport = from_client ? t->sport : t->dport, sport = from_client ? t->dport : t->sport;
-	if (find_stream(cli, cport, srv, sport))
+	struct flow *f = flow_of(c, cli, cport, srv, sport);
+	if ((f && f->stream) || find_stream(cli, cport, srv, sport))
 		return;
 	uint32_t cnext = from_client ? t->seq : t->ack, snext = from_client ? t->ack : t->seq;
 	c->injecting = 1;
@@ -584,10 +604,10 @@ static void declare_gap(struct cap *c, struct flow *f, struct tcp_stream *a, int
 
 static void check_gap(struct cap *c, const struct tcpinfo *t, const uint8_t *p, size_t n)
 {
-	struct tcp_stream *a = find_stream(t->saddr, t->sport, t->daddr, t->dport);
-	if (!a || !a->user)
+	struct flow *f = flow_of(c, t->saddr, t->sport, t->daddr, t->dport);
+	struct tcp_stream *a = f ? f->stream : NULL;
+	if (!a || a->user != f)
 		return;
-	struct flow *f = a->user;
 	/* d = 0: the server half (bytes the client sends); d = 1: the client half. */
 	struct half_stream *hs[2] = { &a->server, &a->client };
 	const struct half_stream *sender[2] = { &a->client, &a->server };
@@ -634,8 +654,14 @@ static void show_progress(struct cap *c, int final)
 	if (!final && now == c->last_progress)
 		return;
 	c->last_progress = now;
-	fprintf(stderr, "\rdbtap: %s: %llu packets, %llu MB, %llu sessions%s", c->cur_file ? c->cur_file : "",
-		(unsigned long long)c->st.packets, (unsigned long long)(c->st.bytes >> 20),
+	char pct[16] = "";
+	if (c->cur_fp && c->cur_size > 0) {
+		long pos = final ? c->cur_size : ftell(c->cur_fp);
+		if (pos >= 0)
+			snprintf(pct, sizeof pct, " %3d%%", (int)(pos * 100 / c->cur_size));
+	}
+	fprintf(stderr, "\rdbtap: %s:%s %llu packets, %llu MB, %llu sessions%s", c->cur_file ? c->cur_file : "",
+		pct, (unsigned long long)c->st.packets, (unsigned long long)(c->st.bytes >> 20),
 		(unsigned long long)c->st.streams, final ? "\n" : "");
 }
 
@@ -843,6 +869,11 @@ static int read_handle(struct cap *c, pcap_t *p, const char *name, const char *b
 	}
 	c->cur_file = name;
 	c->progress = progress;
+	c->cur_fp = pcap_file(p);
+	c->cur_size = 0;
+	struct stat sb;
+	if (c->cur_fp && fstat(fileno(c->cur_fp), &sb) == 0 && S_ISREG(sb.st_mode))
+		c->cur_size = (long)sb.st_size;
 	int rc = 0;
 	while (!g_stop) {
 		int n = pcap_dispatch(p, 4096, on_packet, (u_char *)c);
@@ -859,6 +890,7 @@ static int read_handle(struct cap *c, pcap_t *p, const char *name, const char *b
 	if (progress)
 		show_progress(c, 1);
 	c->cur_file = NULL;
+	c->cur_fp = NULL;
 	pcap_close(p);
 	return rc;
 }
