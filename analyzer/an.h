@@ -61,6 +61,20 @@ struct an_sensitive {
 	struct an_strlist allow;   /* db users, roles or end users allowed */
 };
 
+/* The learned baseline (issue #7), config key "baseline". */
+struct an_baseline_cfg {
+	int64_t learning_period_s; /* automatic learning of a principal without baseline (packet time) */
+	int prefix_v4, prefix_v6;  /* new_client: subnet prefix lengths */
+	char time_zone[64];	   /* "UTC", "+02:00" / "-05:30", or a TZ database name */
+	int tz_fixed;		   /* 1: fixed offset tz_offset_min (UTC is +00:00) */
+	int tz_offset_min;
+	int business_start_min, business_end_min; /* minutes of day; end exclusive; may wrap */
+	int require_ack;	   /* alerted items stay pending until `dbtap baseline --ack` */
+	int max_entries;	   /* in-memory entries (principals, shapes, clients, ...) */
+	int flush_interval_s;	   /* packet time between writes of the changed rows */
+	int end_user_tables;	   /* first-access-to-a-table for end users */
+};
+
 struct an_config {
 	enum an_audit audit;
 	int keep_literals;
@@ -99,6 +113,7 @@ struct an_config {
 	int max_pending_bytes;		    /* statement text pending per session */
 	struct an_sensitive sensitive[AN_MAX_SENSITIVE];
 	int n_sensitive;
+	struct an_baseline_cfg baseline; /* issue #7: the "baseline" key (analyzer/baseline.c) */
 };
 
 /* Defaults as documented in contrib/dbtap.example.json. */
@@ -137,6 +152,8 @@ struct an_stats {
 	uint64_t statements_stored;
 	uint64_t sql_truncated;	     /* statements cut at a cap */
 	uint64_t events_after_evict; /* events for evicted sessions, ignored */
+	uint64_t baseline_dropped;   /* baseline items not kept: max_entries reached */
+	uint64_t baseline_errors;    /* baseline writes that failed (retried at the next flush) */
 };
 
 struct an;
@@ -154,5 +171,11 @@ void an_close(struct an *an, struct an_session *s, const struct an_flow_end *end
 /* Periodic work on packet time (windows, flushes). */
 void an_tick(struct an *an, ev_time now);
 void an_get_stats(const struct an *an, struct an_stats *st);
+
+/* Load the learned baseline from the findings database at db_path and keep it there (own
+ * connection; changed rows are written every baseline.flush_interval_s of packet time and at
+ * an_free). Call once after an_new; without it the baseline lives in memory for the run.
+ * 0, or -errno with a one-line message in err. */
+int an_baseline_open(struct an *an, const char *db_path, char *err, unsigned long errlen);
 
 #endif

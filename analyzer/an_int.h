@@ -147,6 +147,7 @@ struct an {
 	struct an_keyed *bf;  /* auth_bruteforce: clients and accounts */
 	struct an_keyed *eb;  /* error_burst: end users */
 	int n_bf, n_eb, cap_bf, cap_eb; /* grown on demand up to AN_KEYED_MAX */
+	struct bl *bl; /* learned baseline (baseline.c), created on first use */
 };
 
 /* Detector table, shaped like the decoder table. Every entry is optional. */
@@ -191,5 +192,7 @@ struct an_keyed *an_keyed_get(struct an_keyed **tab, int *n, int *cap, int kind,
 extern const struct an_detector det_sql_injection, det_error_burst, det_auth_bruteforce, det_privilege_change,
 	det_destructive_statement, det_bulk_read, det_data_export, det_cleartext_password,
 	det_sensitive_access, det_protocol_anomaly;
+/* The learned baseline's detectors (det_baseline.c). */
+extern const struct an_detector det_new_query_shape, det_new_client, det_new_application, det_off_hours;
 
 #endif

@@ -97,12 +97,18 @@ int sq_is_keyword(const char *p, size_t n)
 
 int sq_is(const char *src, const struct sq_tok *t, const char *word)
 {
-	return strlen(word) == t->len && strncasecmp(src + t->off, word, t->len) == 0;
+	const char *p = src + t->off;
+	uint32_t i = 0;
+	/* hot path of every detector: no strlen, first mismatch returns */
+	for (; i < t->len; i++)
+		if (!word[i] || lc((unsigned char)p[i]) != lc((unsigned char)word[i]))
+			return 0;
+	return word[i] == 0;
 }
 
 int sq_word(const char *src, const struct sq_tok *t, const char *word)
 {
-	return t->type == SQ_WORD && t->len == strlen(word) && strncasecmp(src + t->off, word, t->len) == 0;
+	return t->type == SQ_WORD && sq_is(src, t, word);
 }
 
 int sq_is_literal(const struct sq_tok *t)
