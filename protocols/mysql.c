@@ -1,7 +1,16 @@
 /* MySQL / MariaDB client-server protocol decoder: packet framing (0xffffff continuation,
  * oversized packets decoded from their head), zlib/zstd compression, connection phase,
  * commands, prepared statements and responses, turned into analyzer events.
- * Passwords and auth responses are skipped, never copied. */
+ * Passwords and auth responses are skipped, never copied.
+ *
+ * Event choices: ERR gives error_code = errno as text ("1045") and error_msg =
+ * "SQLSTATE: message" ("28000: Access denied ..."), so the SQLSTATE is kept without
+ * changing what error_code means. COM_QUERY -> EV_Q_SIMPLE (one EV_RESULT per result of
+ * a multi-statement, `more` set on all but the last), COM_STMT_PREPARE -> EV_Q_PREPARE,
+ * COM_STMT_EXECUTE -> EV_Q_EXECUTE (stmt_name = statement id), COM_BINLOG_DUMP(_GTID) ->
+ * EV_Q_FUNCTION then stop. COM_INIT_DB, COM_PING, COM_FIELD_LIST, ... are no statements:
+ * only their effect is told (EV_DB_CHANGE). A cursor's rows (COM_STMT_FETCH) are counted
+ * into the EV_RESULT of the execute that opened it, told when the cursor ends. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1494,7 +1503,8 @@ static int raw_chain(const struct my *m, int dir, const uint8_t *b, size_t n, in
 		cont = plen == 0xffffff;
 		prev = seq;
 		off += 4 + (size_t)plen;
-		count++;
+		if (++count >= MY_SYNC_CHAIN)
+			return 1; /* long enough to believe; bounds the scan's work */
 	}
 	if (off == n)
 		return count > 0;
@@ -1540,7 +1550,8 @@ static int z_chain(int dir, const uint8_t *b, size_t n, int strict)
 		if (clen > have)
 			return strict ? 0 : 1;
 		off += 7 + (size_t)clen;
-		count++;
+		if (++count >= MY_SYNC_CHAIN)
+			return 1;
 	}
 	if (off == n)
 		return count > 0;

@@ -40,8 +40,10 @@
 #define MY_ATTR_MAX 64
 /* Anomalies reported per session before the decoder gives up on the flow. */
 #define MY_ANOMALY_MAX 32
-/* Bytes scanned for a packet boundary when resynchronising. */
+/* Bytes scanned for a packet boundary when resynchronising, and the chain of plausible
+ * packets that is proof enough of one (bounds the scan to SCAN x CHAIN steps). */
 #define MY_SYNC_SCAN 65536u
+#define MY_SYNC_CHAIN 64
 /* Error message text kept (SQLSTATE prefix included). */
 #define MY_ERRMSG_CAP 1024u
 
