@@ -1,6 +1,7 @@
 /* Loading the JSON configuration (DESIGN.md §5): capture's own keys here, the rest
  * handed to the analyzer. A wrong key is an error with its path, never ignored. */
 #include "config.h"
+#include "report.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -162,6 +163,12 @@ static int load_output(struct dbtap_config *c, const cJSON *v, char *err, size_t
 			}
 			free(c->json_path);
 			c->json_path = strdup(e->valuestring);
+		} else if (strcmp(e->string, "retention") == 0) {
+			if (!cJSON_IsString(e) || report_parse_duration(e->valuestring, &c->retention_us) != 0 ||
+			    c->retention_us <= 0) {
+				snprintf(err, errlen, "config: output.retention: expected a duration such as \"30d\"");
+				return -1;
+			}
 		} else if (strcmp(e->string, "batch_rows") == 0) {
 			if (int_key(e, "output.batch_rows", 1, 1000000, &c->batch_rows, err, errlen))
 				return -1;

@@ -5,6 +5,7 @@
 #define DBTAP_CONFIG_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "an.h"
 #include "cap.h"
@@ -14,6 +15,7 @@ struct dbtap_config {
 	struct an_config an;
 	char *json_path;   /* output.json: JSON-lines file ("-" = stdout) */
 	int batch_rows;	   /* output.batch_rows: rows per SQLite transaction */
+	int64_t retention_us; /* output.retention ("30d"): statements older are pruned at start; 0 keeps all */
 	char *effective;   /* the file's JSON text, stored in runs.config */
 };
 

@@ -174,7 +174,21 @@ static int cmd_run(int argc, char **argv)
 	struct cap *cap = NULL;
 	struct sink_ids ids;
 	memset(&ids, 0, sizeof ids);
+	/* The run row: written at start, closed at the end even after a failure. */
+	struct rec_run run;
+	memset(&run, 0, sizeof run);
+	struct rec rr = { .type = REC_RUN, .u.run = &run };
+	int run_started = 0;
+	char source[4200];
 
+	if (cfg.retention_us > 0 && access(o.db, F_OK) == 0) {
+		int64_t deleted = 0;
+		if (report_prune_db(o.db, wall_us() - cfg.retention_us, 0, &deleted, err, sizeof err) != 0) {
+			fprintf(stderr, "dbtap: %s\n", err);
+			status = 1;
+			goto out;
+		}
+	}
 	sinks[0] = sink_sqlite_open(o.db, cfg.batch_rows, &ids, err, sizeof err);
 	if (!sinks[0]) {
 		fprintf(stderr, "dbtap: %s\n", err);
@@ -196,26 +210,23 @@ static int cmd_run(int argc, char **argv)
 		n_sinks = 2;
 	}
 
-	char source[4200];
 	if (o.iface)
 		snprintf(source, sizeof source, "iface:%s", o.iface);
 	else if (o.n_files == 1)
 		snprintf(source, sizeof source, "file:%s", o.files[0]);
 	else
 		snprintf(source, sizeof source, "file:%s (+%d more)", o.files[0], o.n_files - 1);
-	struct rec_run run = {
-		.id = ids.run,
-		.started_at = wall_us(),
-		.source = source,
-		.version = DBTAP_VERSION,
-		.config = cfg.effective,
-	};
-	struct rec rr = { .type = REC_RUN, .u.run = &run };
+	run.id = ids.run;
+	run.started_at = wall_us();
+	run.source = source;
+	run.version = DBTAP_VERSION;
+	run.config = cfg.effective;
 	for (int i = 0; i < n_sinks; i++)
 		if (sink_put(sinks[i], &rr) != 0) {
 			status = sink_failed(sinks[i], &said);
 			goto out;
 		}
+	run_started = 1;
 
 	an = an_new(&cfg.an, sinks, n_sinks, &ids, run.id);
 	if (!an) {
@@ -272,7 +283,7 @@ out:;
 		an_get_stats(an, &as);
 		an_free(an); /* flushes pending statements and sessions */
 	}
-	if (sinks[0] && ids.run) {
+	if (run_started) {
 		/* Everything put so far is stored or counted before the run row is closed. */
 		uint64_t sink_dropped = 0;
 		for (int i = 0; i < n_sinks; i++) {

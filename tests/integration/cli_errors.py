@@ -1,0 +1,96 @@
+"""The command line on bad input (DESIGN.md §2): exit 2 for usage and configuration
+errors with the JSON path named, exit 1 for runtime failures with one line naming the
+file and the reason, never a crash, and what was decoded before a failure is kept."""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import dbtest  # noqa: E402
+
+c = dbtest.Checks()
+src = os.environ.get('DBTAP_SRC', os.path.join(os.path.dirname(__file__), '..', '..'))
+sample = os.path.join(src, 'contrib', 'samples', 'pg-sample.pcap')
+tmp = tempfile.mkdtemp(prefix='dbtap-cli-')
+exe = dbtest.dbtap_binary()
+
+
+def run(*args):
+    return subprocess.run([exe] + list(args), capture_output=True, text=True, timeout=120)
+
+
+def one_line(r, needle, what):
+    lines = [l for l in r.stderr.splitlines() if l.strip()]
+    c.check(len(lines) == 1 and needle in lines[0], f'{what}: one line naming {needle!r} ({lines})')
+
+
+r = run('version')
+c.check(r.returncode == 0 and r.stdout.startswith('dbtap '), 'version prints the version')
+for args, what in ((['run'], 'run without -r/-i'), (['run', '-r', sample, '-i', 'lo'], '-r and -i'),
+                   (['bogus'], 'unknown command'), (['run', '-r', sample, '--nope'], 'unknown option'),
+                   (['run', '-r', sample, 'extra'], 'stray argument')):
+    c.eq(run(*args).returncode, 2, f'usage error: {what}')
+
+db = os.path.join(tmp, 'x.db')
+r = run('run', '-q', '-r', os.path.join(tmp, 'missing.pcap'), '-d', db)
+c.eq(r.returncode, 1, 'missing capture: exit 1')
+one_line(r, 'missing.pcap', 'missing capture')
+notpcap = os.path.join(tmp, 'notpcap.pcap')
+open(notpcap, 'w').write('hello, this is not a capture\n' * 10)
+r = run('run', '-q', '-r', notpcap, '-d', db)
+c.eq(r.returncode, 1, 'not a pcap: exit 1')
+one_line(r, 'notpcap.pcap', 'not a pcap')
+
+# A truncated capture: the sessions decoded before the cut are kept.
+data = open(sample, 'rb').read()
+trunc = os.path.join(tmp, 'trunc.pcap')
+open(trunc, 'wb').write(data[:len(data) * 2 // 3])
+tdb = os.path.join(tmp, 'trunc.db')
+r = run('run', '-q', '-r', trunc, '-d', tdb)
+c.eq(r.returncode, 1, 'truncated capture: exit 1')
+one_line(r, 'trunc.pcap', 'truncated capture')
+n = dbtest.rows(tdb, 'SELECT count(*) AS n FROM statements')[0]['n']
+c.check(n >= 6, f'truncated capture: what was decoded before the cut is kept ({n} statements)')
+
+r = run('run', '-q', '-r', sample, '-d', os.path.join(tmp, 'no', 'such', 'dir', 'x.db'))
+c.eq(r.returncode, 1, 'unwritable database: exit 1')
+one_line(r, 'x.db', 'unwritable database')
+r = run('run', '-q', '-r', sample, '-d', notpcap)
+c.eq(r.returncode, 1, 'database path is not a database: exit 1')
+one_line(r, 'notpcap.pcap', 'not a database')
+
+
+def cfg(obj, name='c.json'):
+    p = os.path.join(tmp, name)
+    with open(p, 'w') as f:
+        f.write(obj if isinstance(obj, str) else json.dumps(obj))
+    return p
+
+
+for obj, path in (({'nonsense': 1}, 'nonsense'),
+                  ({'ports': {'postgresql': [5432], 'oracle': [1521]}}, 'ports.oracle'),
+                  ({'ports': {'postgresql': ['x']}}, 'ports.postgresql[0]'),
+                  ({'capture': {'max_flows': 'many'}}, 'capture.max_flows'),
+                  ({'audit': 'sometimes'}, 'audit'),
+                  ({'keep_literals': 'yes'}, 'keep_literals'),
+                  ({'service_accounts': 'app'}, 'service_accounts'),
+                  ({'output': {'retention': 'forever'}}, 'output.retention'),
+                  ('{"ports": ', 'not valid JSON')):
+    r = run('run', '-q', '-r', sample, '-d', db, '-c', cfg(obj))
+    c.eq(r.returncode, 2, f'bad config {path}: exit 2')
+    one_line(r, path, f'bad config {path}')
+r = run('run', '-q', '-r', sample, '-d', db, '-c', os.path.join(tmp, 'nocfg.json'))
+c.eq(r.returncode, 2, 'missing config file: exit 2')
+r = run('run', '-q', '-r', sample, '-d', db, '-f', 'tcp and (')
+c.eq(r.returncode, 2, 'bad BPF filter: exit 2')
+
+# Regression: a JSON output that cannot be opened once crashed while closing the run.
+r = run('run', '-q', '-r', sample, '-d', db, '--json', os.path.join(tmp, 'no', 'dir', 'e.jsonl'))
+c.eq(r.returncode, 1, 'unopenable --json file: exit 1, no crash')
+one_line(r, 'e.jsonl', 'unopenable --json file')
+r = run('run', '-q', '-r', sample, '-d', db, '-c', os.path.join(src, 'contrib', 'dbtap.example.json'),
+        '--json', os.path.join(tmp, 'ok.jsonl'))
+c.eq(r.returncode, 0, f'the example configuration loads ({r.stderr.strip()})')
+c.done()
