@@ -368,6 +368,10 @@ def split_check(cap, work, n):
         dbs += ['-d', db]
     r = subprocess.run([PCAP_COUNT, cap['path']], capture_output=True, text=True, check=True)
     total = int(r.stdout.split()[1])
+    sh = subprocess.run([os.path.join(HERE, 'split_filter.sh'), str(n), '0'], capture_output=True,
+                        text=True, check=True).stdout.strip()
+    if sh != split_filter(n, 0):
+        raise RuntimeError('split_filter.sh and bench.py disagree on the filter')
     overlap = sum(len(flows[i] & flows[j]) for i in range(n) for j in range(i + 1, n))
     rep = subprocess.run([DBTAP, 'report'] + dbs + ['--since', '2000-01-01T00:00:00Z',
                                                   '--format', 'json'],
@@ -393,6 +397,7 @@ def main():
     ap.add_argument('--only', default='pg_tpcb,pg_select,my_rw,my_rw_ps')
     ap.add_argument('--gen-only', action='store_true', help='make the captures and stop')
     ap.add_argument('--no-live', action='store_true')
+    ap.add_argument('--no-tshark', action='store_true')
     ap.add_argument('--mbps', type=int, default=1000)
     ap.add_argument('--dbtap', required=True)
     ap.add_argument('--pcap-count', required=True)
@@ -433,7 +438,9 @@ def main():
         if a.gen_only:
             return 0
     tools = ['libpcap', 'dbtap-findings', 'dbtap-all']
-    if shutil.which('tshark'):
+    if a.no_tshark:
+        log('note: --no-tshark, its column is skipped')
+    elif shutil.which('tshark'):
         tools.append('tshark')
     else:
         log('note: tshark not installed, its column is skipped')
