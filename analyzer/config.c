@@ -13,6 +13,7 @@
 #include <cJSON.h>
 
 #include "an_int.h"
+#include "baseline.h"
 
 static const char *const kind_names[AN_K_COUNT] = {
 	"sql_injection", "error_burst", "auth_bruteforce", "privilege_change", "destructive_statement",
@@ -100,6 +101,7 @@ void an_config_defaults(struct an_config *c)
 	c->max_pending = 256;
 	c->max_sql_bytes = 16384;
 	c->max_pending_bytes = 1 << 20;
+	bl_config_defaults(c);
 }
 
 void an_config_free(struct an_config *c)
@@ -448,6 +450,8 @@ int an_config_set(struct an_config *c, const char *key, const void *item, char *
 		return set_limits(c, j, err, errlen);
 	if (strcmp(key, "sensitive") == 0)
 		return set_sensitive(c, j, err, errlen);
+	if (strcmp(key, "baseline") == 0)
+		return bl_config_set(c, j, err, errlen);
 	if (strcmp(key, "severities") == 0 || strcmp(key, "detectors") == 0) {
 		int sev = key[0] == 's';
 		if (!cJSON_IsObject(j))

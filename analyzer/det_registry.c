@@ -14,5 +14,9 @@ const struct an_detector *const an_detectors[] = {
 	&det_cleartext_password,
 	&det_sensitive_access,
 	&det_protocol_anomaly,
+	&det_new_query_shape,
+	&det_new_client,
+	&det_new_application,
+	&det_off_hours,
 	NULL,
 };

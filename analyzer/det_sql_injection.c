@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <strings.h>
 
+#include "baseline.h"
 #include "det.h"
 
 static int is_or(const struct an_stmt *st, int i)
@@ -132,6 +133,7 @@ static void sqli_statement(struct an *an, const struct an_stmt *st)
 	int ns = 0, tautologies = 0, unions = 0;
 	int trunc_comment = 0, delay = 0, stacked = 0, cred = 0;
 	char taut_text[64] = "", cut[96] = "";
+	int taut_at = -1, taut_end = -1, union_at = -1, union_end = -1; /* for the baseline check */
 
 	for (int i = st->first; i < st->end; i++) {
 		const struct sq_tok *t = det_tok(st, i);
@@ -143,6 +145,8 @@ static void sqli_statement(struct an *an, const struct an_stmt *st)
 			int after = tautology_at(st, k);
 			if (after >= 0) {
 				tautologies++;
+				if (taut_at < 0)
+					taut_at = i, taut_end = after;
 				int last = det_prev(st, after);
 				if (!taut_text[0] && last >= i)
 					sq_mask(st->base, st->toks, i, last + 1, an->cfg.keep_literals,
@@ -175,6 +179,8 @@ static void sqli_statement(struct an *an, const struct an_stmt *st)
 				int upto = j;
 				while (upto < st->end && !(det_tok(st, upto)->depth < depth))
 					upto++;
+				if (union_at < 0)
+					union_at = i, union_end = upto;
 				if ((items >= 1 && lits == items) || sys || reads_catalog(st, k, upto, 0))
 					unions++;
 				else
@@ -234,6 +240,17 @@ static void sqli_statement(struct an *an, const struct an_stmt *st)
 		cJSON_AddStringToObject(ev, "truncating_comment", cut);
 	if (stacked && st->first_verb)
 		cJSON_AddStringToObject(ev, "stacked_after", st->first_verb);
+	/* a shape this db_user/application normally sends, plus the tautology or UNION: far
+	 * stronger evidence than either alone (learned baseline) */
+	enum an_severity sev = an->cfg.severity[AN_K_SQL_INJECTION];
+	char known_fp[17];
+	if ((taut_at >= 0 && bl_known_without(an, st, taut_at, taut_end, known_fp)) ||
+	    (union_at >= 0 && bl_known_without(an, st, union_at, union_end, known_fp))) {
+		cJSON_AddStringToObject(ev, "baseline_shape", known_fp);
+		cJSON_AddStringToObject(ev, "confidence", "high");
+		if (sev < AN_SEV_CRITICAL)
+			sev++;
+	}
 	char summary[256], sig[96] = "", sql[120];
 	for (int i = 0; i < ns; i++) {
 		strncat(sig, i ? ", " : "", sizeof sig - strlen(sig) - 1);
@@ -241,7 +258,7 @@ static void sqli_statement(struct an *an, const struct an_stmt *st)
 	}
 	det_sql_excerpt(st, sql, sizeof sql);
 	an_fmt(summary, sizeof summary, "possible SQL injection (%s) by %s: %s", sig, det_who(st), sql);
-	an_stmt_finding(an, st, AN_K_SQL_INJECTION, an->cfg.severity[AN_K_SQL_INJECTION], summary, ev);
+	an_stmt_finding(an, st, AN_K_SQL_INJECTION, sev, summary, ev);
 }
 
 const struct an_detector det_sql_injection = {

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "an.h"
+#include "baseline_store.h"
 #include "cap.h"
 #include "config.h"
 #include "dbtap_version.h"
@@ -26,6 +27,7 @@ static void usage(FILE *f)
 		"                 [--learn] [-Z USER] [-q]\n"
 		"       dbtap report [-d DB]... [--since ISO8601 | --last 24h] [--format text|html|json] [-o FILE]\n"
 		"       dbtap prune [-d DB] --older-than 30d\n"
+		"       dbtap baseline [-d DB] (--list [--json] [PRINCIPAL] | --forget PRINCIPAL | --ack PRINCIPAL)\n"
 		"       dbtap version\n");
 }
 
@@ -234,6 +236,11 @@ static int cmd_run(int argc, char **argv)
 		status = 1;
 		goto out;
 	}
+	if (an_baseline_open(an, o.db, err, sizeof err) != 0) {
+		fprintf(stderr, "dbtap: %s\n", err);
+		status = 1;
+		goto out;
+	}
 	cap = cap_new(&cfg.cap, an, o.iface != NULL, err, sizeof err);
 	if (!cap) {
 		fprintf(stderr, "dbtap: %s\n", err);
@@ -337,6 +344,8 @@ int main(int argc, char **argv)
 		return cmd_run(argc - 1, argv + 1);
 	if (strcmp(cmd, "report") == 0 || strcmp(cmd, "prune") == 0)
 		return report_main(argc - 1, argv + 1);
+	if (strcmp(cmd, "baseline") == 0)
+		return baseline_main(argc - 1, argv + 1);
 	if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
 		printf("dbtap %s\n", DBTAP_VERSION);
 		return 0;

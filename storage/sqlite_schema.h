@@ -7,6 +7,19 @@
 #define SQ_STR2(x) #x
 #define SQ_STR(x) SQ_STR2(x)
 
+/* The learned baseline, created by storage/baseline_store.c (the only code that touches it)
+ * when `dbtap run` or `dbtap baseline` opens a database, so older databases gain it too. */
+#define SQ_BASELINE_SQL                                                                        \
+	"CREATE TABLE IF NOT EXISTS baseline(scope TEXT NOT NULL, principal TEXT NOT NULL,"    \
+	" application TEXT NOT NULL DEFAULT '', kind TEXT NOT NULL, item TEXT NOT NULL,"       \
+	" detail TEXT, first_seen TEXT, last_seen TEXT, count INTEGER, rows_min INTEGER,"      \
+	" rows_max INTEGER, learning_until TEXT, pending INTEGER NOT NULL DEFAULT 0,"          \
+	" PRIMARY KEY(scope, principal, application, kind, item)) WITHOUT ROWID;"             \
+	"CREATE VIEW IF NOT EXISTS v_baseline_shapes AS SELECT principal AS db_user,"          \
+	" application, item AS fingerprint, detail AS normalized, first_seen, last_seen,"      \
+	" count, rows_min, rows_max, pending FROM baseline"                                    \
+	" WHERE scope = 'db_user' AND kind = 'shape';"
+
 /* Times are ISO-8601 UTC text (sortable); no REFERENCES clauses on purpose: rows may be
  * dropped under overload and prune deletes statements that findings still name. */
 #define SQ_SCHEMA_SQL                                                                          \

@@ -1,0 +1,809 @@
+/* The learned baseline: a bounded hash table of what each principal normally does, loaded
+ * from the findings database, judged against every statement and login as it arrives, and
+ * written back as a delta of changed rows every flush_interval_s of packet time (never one
+ * SQLite write per statement). Learning periods, acknowledgement and time zones live here. */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+#include <cJSON.h>
+
+#include "baseline.h"
+#include "baseline_store.h"
+
+#define BL_DETAIL_MAX 1024 /* normalised text kept per shape */
+#define BL_LIST_MAX 8	   /* known items named in evidence */
+
+enum bl_scope { BL_DBUSER, BL_ENDUSER };
+enum bl_kind { BL_PRINCIPAL, BL_SHAPE, BL_CLIENT, BL_SUBNET, BL_APP, BL_HOUR, BL_TABLE, BL_NKIND };
+static const char *const scope_names[] = { "db_user", "end_user" };
+static const char *const kind_names[BL_NKIND] = { "principal", "shape", "client", "subnet",
+						  "application", "hour", "table" };
+
+struct bl_entry {
+	uint64_t h;
+	uint8_t scope, kind;
+	uint8_t dirty;	 /* changed since the last write */
+	uint8_t pending; /* alerted, not acknowledged (require_ack) */
+	uint8_t alerted; /* alerted in this run */
+	char *principal, *app, *item; /* one allocation */
+	char *detail;
+	int64_t first, last, count, rows_min, rows_max, learning_until;
+	int n_hours; /* principal: hour rows known */
+};
+
+struct bl {
+	struct bl_store *store;
+	struct bl_entry **slot;
+	size_t cap, n;
+	size_t n_dirty;
+	ev_time last_flush;
+	struct sq_tok *tmp; /* bl_known_without scratch */
+	char *norm;
+};
+
+/* ---- config ---- */
+
+void bl_config_defaults(struct an_config *c)
+{
+	struct an_baseline_cfg *b = &c->baseline;
+	b->learning_period_s = 86400;
+	b->prefix_v4 = 24;
+	b->prefix_v6 = 64;
+	snprintf(b->time_zone, sizeof b->time_zone, "UTC");
+	b->tz_fixed = 1;
+	b->tz_offset_min = 0;
+	b->business_start_min = 7 * 60;
+	b->business_end_min = 20 * 60;
+	b->require_ack = 0;
+	b->max_entries = 100000;
+	b->flush_interval_s = 60;
+	b->end_user_tables = 1;
+}
+
+static int cfail(char *err, unsigned long len, const char *path, const char *what)
+{
+	snprintf(err, len, "config: baseline.%s: %s", path, what);
+	return -1;
+}
+
+static int get_int(const cJSON *j, const char *k, int64_t lo, int64_t hi, int64_t *out, char *err, unsigned long len)
+{
+	char what[96];
+	if (!cJSON_IsNumber(j) || j->valuedouble < (double)lo || j->valuedouble > (double)hi ||
+	    floor(j->valuedouble) != j->valuedouble) {
+		snprintf(what, sizeof what, "expected an integer from %lld to %lld", (long long)lo, (long long)hi);
+		return cfail(err, len, k, what);
+	}
+	*out = (int64_t)j->valuedouble;
+	return 0;
+}
+
+/* "HH:MM" -> minutes of day, -1 when malformed. */
+static int parse_hhmm(const char *s, const char **end)
+{
+	int h = 0, m = 0, n = 0;
+	if (sscanf(s, "%2d:%2d%n", &h, &m, &n) != 2 || h < 0 || h > 24 || m < 0 || m > 59 || h * 60 + m > 1440)
+		return -1;
+	*end = s + n;
+	return h * 60 + m;
+}
+
+static int set_tz(struct an_baseline_cfg *b, const char *v)
+{
+	int sign, h = 0, m = 0, n = 0;
+	if (!strcmp(v, "UTC") || !strcmp(v, "Z") || !strcmp(v, "GMT")) {
+		b->tz_fixed = 1;
+		b->tz_offset_min = 0;
+	} else if ((v[0] == '+' || v[0] == '-') &&
+		   (sscanf(v + 1, "%2d:%2d%n", &h, &m, &n) == 2 || (m = 0, sscanf(v + 1, "%2d%n", &h, &n) == 1)) &&
+		   v[1 + n] == 0 && h <= 14 && m < 60) {
+		sign = v[0] == '-' ? -1 : 1;
+		b->tz_fixed = 1;
+		b->tz_offset_min = sign * (h * 60 + m);
+	} else {
+		/* a TZ database name: must name a zone file (no path tricks) */
+		char path[256];
+		const char *dir = getenv("TZDIR");
+		if (strstr(v, "..") || v[0] == '/' || strlen(v) > 60)
+			return -1;
+		for (const char *p = v; *p; p++)
+			if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
+			      *p == '/' || *p == '_' || *p == '-' || *p == '+'))
+				return -1;
+		snprintf(path, sizeof path, "%s/%s", dir && dir[0] ? dir : "/usr/share/zoneinfo", v);
+		if (access(path, R_OK) != 0)
+			return -1;
+		b->tz_fixed = 0;
+	}
+	snprintf(b->time_zone, sizeof b->time_zone, "%s", v);
+	return 0;
+}
+
+int bl_config_set(struct an_config *c, const void *item, char *err, unsigned long len)
+{
+	const cJSON *obj = item, *e;
+	struct an_baseline_cfg *b = &c->baseline;
+	if (!cJSON_IsObject(obj)) {
+		snprintf(err, len, "config: baseline: expected an object");
+		return -1;
+	}
+	cJSON_ArrayForEach(e, obj)
+	{
+		const char *k = e->string ? e->string : "";
+		int64_t v;
+		if (k[0] == '_')
+			continue;
+		if (!strcmp(k, "learning_period_s")) {
+			if (get_int(e, k, 0, INT64_C(10) * 365 * 86400, &v, err, len) < 0)
+				return -1;
+			b->learning_period_s = v;
+		} else if (!strcmp(k, "client_prefix_v4")) {
+			if (get_int(e, k, 0, 32, &v, err, len) < 0)
+				return -1;
+			b->prefix_v4 = (int)v;
+		} else if (!strcmp(k, "client_prefix_v6")) {
+			if (get_int(e, k, 0, 128, &v, err, len) < 0)
+				return -1;
+			b->prefix_v6 = (int)v;
+		} else if (!strcmp(k, "max_entries")) {
+			if (get_int(e, k, 16, 10000000, &v, err, len) < 0)
+				return -1;
+			b->max_entries = (int)v;
+		} else if (!strcmp(k, "flush_interval_s")) {
+			if (get_int(e, k, 1, 86400, &v, err, len) < 0)
+				return -1;
+			b->flush_interval_s = (int)v;
+		} else if (!strcmp(k, "require_ack") || !strcmp(k, "end_user_tables")) {
+			if (!cJSON_IsBool(e))
+				return cfail(err, len, k, "expected true or false");
+			*(k[0] == 'r' ? &b->require_ack : &b->end_user_tables) = cJSON_IsTrue(e);
+		} else if (!strcmp(k, "time_zone")) {
+			if (!cJSON_IsString(e) || set_tz(b, e->valuestring) < 0)
+				return cfail(err, len, k,
+					     "expected \"UTC\", an offset like \"+02:00\", or a time zone name like "
+					     "\"Europe/Berlin\" that exists in the TZ database");
+		} else if (!strcmp(k, "business_hours")) {
+			const char *p = cJSON_IsString(e) ? e->valuestring : "", *q = p;
+			int a = parse_hhmm(p, &q), z = -1;
+			if (a >= 0 && *q == '-')
+				z = parse_hhmm(q + 1, &q);
+			if (a < 0 || z < 0 || *q || a == z)
+				return cfail(err, len, k, "expected \"HH:MM-HH:MM\" (start inclusive, end exclusive)");
+			b->business_start_min = a;
+			b->business_end_min = z;
+		} else {
+			return cfail(err, len, k, "unknown key");
+		}
+	}
+	return 0;
+}
+
+int bl_hour_of(const struct an_baseline_cfg *c, ev_time ts, int *minute_of_day)
+{
+	int64_t sec = ts / 1000000;
+	if (ts < 0 && ts % 1000000)
+		sec--;
+	struct tm tm;
+	time_t t;
+	if (c->tz_fixed) {
+		t = (time_t)(sec + (int64_t)c->tz_offset_min * 60);
+		if (!gmtime_r(&t, &tm))
+			memset(&tm, 0, sizeof tm);
+	} else {
+		t = (time_t)sec;
+		if (!localtime_r(&t, &tm))
+			memset(&tm, 0, sizeof tm);
+	}
+	if (minute_of_day)
+		*minute_of_day = tm.tm_hour * 60 + tm.tm_min;
+	return tm.tm_hour;
+}
+
+static int outside_business(const struct an_baseline_cfg *c, int mod)
+{
+	int a = c->business_start_min, z = c->business_end_min;
+	int inside = a < z ? (mod >= a && mod < z) : (mod >= a || mod < z);
+	return !inside;
+}
+
+/* ---- the table ---- */
+
+static uint64_t key_hash(int scope, int kind, const char *p, const char *a, const char *i)
+{
+	uint8_t sk[2] = { (uint8_t)scope, (uint8_t)kind };
+	uint64_t h = sq_hash(sk, 2, SQ_HASH_INIT);
+	h = sq_hash(p, strlen(p) + 1, h);
+	h = sq_hash(a, strlen(a) + 1, h);
+	return sq_hash(i, strlen(i) + 1, h);
+}
+
+static struct bl *bl_get(struct an *an)
+{
+	if (an->bl)
+		return an->bl;
+	struct bl *b = calloc(1, sizeof *b);
+	if (!b)
+		return NULL;
+	b->cap = 1024;
+	b->slot = calloc(b->cap, sizeof *b->slot);
+	if (!b->slot) {
+		free(b);
+		return NULL;
+	}
+	if (!an->cfg.baseline.tz_fixed) {
+		/* localtime_r reads the process time zone: set it once, here */
+		setenv("TZ", an->cfg.baseline.time_zone, 1);
+		tzset();
+	}
+	an->bl = b;
+	return b;
+}
+
+static struct bl_entry **find_slot(struct bl *b, uint64_t h, int scope, int kind, const char *p, const char *a,
+				   const char *i)
+{
+	size_t m = b->cap - 1, k = (size_t)h & m;
+	for (;; k = (k + 1) & m) {
+		struct bl_entry *e = b->slot[k];
+		if (!e || (e->h == h && e->scope == scope && e->kind == kind && !strcmp(e->principal, p) &&
+			   !strcmp(e->app, a) && !strcmp(e->item, i)))
+			return &b->slot[k];
+	}
+}
+
+static struct bl_entry *lookup(struct bl *b, int scope, int kind, const char *p, const char *a, const char *i)
+{
+	return *find_slot(b, key_hash(scope, kind, p, a, i), scope, kind, p, a, i);
+}
+
+static int grow(struct bl *b)
+{
+	size_t nc = b->cap * 2;
+	struct bl_entry **ns = calloc(nc, sizeof *ns);
+	if (!ns)
+		return -ENOMEM;
+	for (size_t k = 0; k < b->cap; k++) {
+		struct bl_entry *e = b->slot[k];
+		if (!e)
+			continue;
+		size_t j = (size_t)e->h & (nc - 1);
+		while (ns[j])
+			j = (j + 1) & (nc - 1);
+		ns[j] = e;
+	}
+	free(b->slot);
+	b->slot = ns;
+	b->cap = nc;
+	return 0;
+}
+
+static void mark(struct bl *b, struct bl_entry *e)
+{
+	if (!e->dirty) {
+		e->dirty = 1;
+		b->n_dirty++;
+	}
+}
+
+/* A new entry, or NULL when the table is full (counted). */
+static struct bl_entry *insert(struct an *an, struct bl *b, int scope, int kind, const char *p, const char *a,
+			       const char *i)
+{
+	if (b->n >= (size_t)an->cfg.baseline.max_entries) {
+		an->st.baseline_dropped++;
+		return NULL;
+	}
+	if ((b->n + 1) * 2 > b->cap && grow(b) < 0) {
+		an->st.baseline_dropped++;
+		return NULL;
+	}
+	uint64_t h = key_hash(scope, kind, p, a, i);
+	struct bl_entry **s = find_slot(b, h, scope, kind, p, a, i);
+	size_t lp = strlen(p) + 1, la = strlen(a) + 1, li = strlen(i) + 1;
+	struct bl_entry *e = calloc(1, sizeof *e + lp + la + li);
+	if (!e) {
+		an->st.baseline_dropped++;
+		return NULL;
+	}
+	e->h = h;
+	e->scope = (uint8_t)scope;
+	e->kind = (uint8_t)kind;
+	e->principal = (char *)(e + 1);
+	e->app = e->principal + lp;
+	e->item = e->app + la;
+	memcpy(e->principal, p, lp);
+	memcpy(e->app, a, la);
+	memcpy(e->item, i, li);
+	e->rows_min = e->rows_max = -1;
+	*s = e;
+	b->n++;
+	return e;
+}
+
+static void touch(struct bl *b, struct bl_entry *e, ev_time ts)
+{
+	if (!e->first || ts < e->first)
+		e->first = ts;
+	if (ts > e->last)
+		e->last = ts;
+	mark(b, e);
+}
+
+/* The principal's entry, created with a learning period when it is new. */
+static struct bl_entry *principal(struct an *an, struct bl *b, int scope, const char *name, ev_time ts)
+{
+	struct bl_entry *e = lookup(b, scope, BL_PRINCIPAL, name, "", "");
+	if (!e) {
+		e = insert(an, b, scope, BL_PRINCIPAL, name, "", "");
+		if (!e)
+			return NULL;
+		e->learning_until = an->cfg.learn ? ts : ts + an->cfg.baseline.learning_period_s * 1000000;
+	}
+	/* --learn ends the learning period of every principal it sees */
+	if (an->cfg.learn && e->learning_until > ts)
+		e->learning_until = ts;
+	touch(b, e, ts);
+	return e;
+}
+
+static int judged(const struct an *an, const struct bl_entry *p, ev_time ts)
+{
+	return !an->cfg.learn && p && ts >= p->learning_until;
+}
+
+/* Record item for principal p. Returns 1 when it is new to a judged principal (or still
+ * pending acknowledgement and not yet alerted in this run): the caller raises the finding. */
+static int observe(struct an *an, struct bl *b, const struct bl_entry *p, int scope, int kind, const char *pname,
+		   const char *app, const char *item, ev_time ts, int may_fire, struct bl_entry **out)
+{
+	struct bl_entry *e = lookup(b, scope, kind, pname, app, item);
+	int fire = 0;
+	if (e) {
+		e->count++;
+		touch(b, e, ts);
+		if (e->pending && !e->alerted && may_fire && judged(an, p, ts)) {
+			e->alerted = 1;
+			fire = 1;
+		}
+	} else {
+		e = insert(an, b, scope, kind, pname, app, item);
+		if (e) {
+			e->count = 1;
+			touch(b, e, ts);
+			if (may_fire && judged(an, p, ts)) {
+				fire = 1;
+				e->alerted = 1;
+				e->pending = (uint8_t)an->cfg.baseline.require_ack;
+			}
+		}
+	}
+	if (out)
+		*out = e;
+	return fire;
+}
+
+/* Up to BL_LIST_MAX known items of a kind for a principal (sorted), for evidence. */
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static cJSON *known_items(struct bl *b, int scope, int kind, const char *p, const char *app, const char *except,
+			  int *total)
+{
+	const char *v[256];
+	int n = 0, all = 0;
+	for (size_t k = 0; k < b->cap; k++) {
+		const struct bl_entry *e = b->slot[k];
+		if (!e || e->scope != scope || e->kind != kind || strcmp(e->principal, p) || e->pending ||
+		    (app && strcmp(e->app, app)) || (except && !strcmp(e->item, except)))
+			continue;
+		all++;
+		if (n < 256)
+			v[n++] = e->item;
+	}
+	qsort(v, (size_t)n, sizeof v[0], cmp_str);
+	cJSON *a = cJSON_CreateArray();
+	for (int i = 0; a && i < n && i < BL_LIST_MAX; i++)
+		cJSON_AddItemToArray(a, cJSON_CreateString(v[i][0] ? v[i] : "(none)"));
+	if (total)
+		*total = all;
+	return a;
+}
+
+static void bl_raise(struct an *an, struct an_session *s, const struct an_stmt *st, int kind, ev_time ts,
+		  const char *summary, cJSON *ev)
+{
+	if (st)
+		an_stmt_finding(an, st, kind, an->cfg.severity[kind], summary, ev);
+	else
+		an_session_finding(an, s, kind, an->cfg.severity[kind], ts, summary, ev);
+}
+
+static cJSON *evidence(const struct an_stmt *st, const char *signal)
+{
+	cJSON *o = st ? an_evidence_stmt(st, signal) : cJSON_CreateObject();
+	if (o && !st)
+		cJSON_AddStringToObject(o, "signal", signal);
+	return o;
+}
+
+/* ---- aspects ---- */
+
+void bl_shape(struct an *an, const struct an_stmt *st)
+{
+	struct bl *b = bl_get(an);
+	struct an_session *s = st->s;
+	if (!b || !st->info || !st->info->fingerprint[0] || !s->db_user[0])
+		return;
+	const struct sq_info *in = st->info;
+	ev_time ts = st->ts;
+	struct bl_entry *p = principal(an, b, BL_DBUSER, s->db_user, ts), *e = NULL;
+	if (!p)
+		return;
+	p->count++;
+	int new_shape = observe(an, b, p, BL_DBUSER, BL_SHAPE, s->db_user, s->application, in->fingerprint, ts, 1, &e);
+	if (e) {
+		if (!e->detail && st->norm) {
+			size_t n = strlen(st->norm);
+			e->detail = malloc(n < BL_DETAIL_MAX ? n + 1 : BL_DETAIL_MAX + 4);
+			if (e->detail)
+				snprintf(e->detail, n < BL_DETAIL_MAX ? n + 1 : BL_DETAIL_MAX + 4, "%.*s%s",
+					 (int)(n < BL_DETAIL_MAX ? n : BL_DETAIL_MAX), st->norm, n < BL_DETAIL_MAX ? "" : "...");
+		}
+		if (st->rows >= 0) {
+			if (e->rows_min < 0 || st->rows < e->rows_min)
+				e->rows_min = st->rows;
+			if (st->rows > e->rows_max)
+				e->rows_max = st->rows;
+		}
+	}
+	const char *new_tables[SQ_MAX_TABLES], *eu_tables[SQ_MAX_TABLES];
+	int n_new = 0, n_eu = 0;
+	for (int i = 0; i < in->n_tables; i++)
+		if (observe(an, b, p, BL_DBUSER, BL_TABLE, s->db_user, "", in->tables[i], ts, 1, NULL))
+			new_tables[n_new++] = in->tables[i];
+	/* the end user behind a pooled account: shapes recorded, first access to a table judged */
+	const char *eu = st->end_user && st->end_user_source && strcmp(st->end_user_source, "db_user") ? st->end_user
+													  : NULL;
+	if (eu) {
+		struct bl_entry *pe = principal(an, b, BL_ENDUSER, eu, ts);
+		if (pe) {
+			pe->count++;
+			observe(an, b, pe, BL_ENDUSER, BL_SHAPE, eu, "", in->fingerprint, ts, 0, NULL);
+			for (int i = 0; i < in->n_tables; i++)
+				if (observe(an, b, pe, BL_ENDUSER, BL_TABLE, eu, "", in->tables[i], ts,
+					    an->cfg.baseline.end_user_tables, NULL))
+					eu_tables[n_eu++] = in->tables[i];
+		}
+	}
+	if (!new_shape && !n_new && !n_eu)
+		return;
+	cJSON *ev = evidence(st, new_shape ? "new_shape" : "first_table_access");
+	cJSON *exp = cJSON_AddObjectToObject(ev, "expected");
+	int total = 0;
+	cJSON_AddStringToObject(exp, "db_user", s->db_user);
+	cJSON_AddStringToObject(exp, "application", s->application);
+	if (new_shape) {
+		cJSON_AddStringToObject(ev, "new", "fingerprint");
+		cJSON_AddStringToObject(ev, "normalized", st->norm ? st->norm : "");
+		cJSON_AddItemToObject(exp, "known_fingerprints",
+				      known_items(b, BL_DBUSER, BL_SHAPE, s->db_user, s->application, in->fingerprint,
+						  &total));
+		cJSON_AddNumberToObject(exp, "known_shapes", total);
+	}
+	if (n_new) {
+		cJSON *a = cJSON_AddArrayToObject(ev, "new_tables");
+		for (int i = 0; i < n_new; i++)
+			cJSON_AddItemToArray(a, cJSON_CreateString(new_tables[i]));
+		cJSON_AddItemToObject(exp, "known_tables", known_items(b, BL_DBUSER, BL_TABLE, s->db_user, NULL, NULL, NULL));
+	}
+	if (n_eu) {
+		cJSON *a = cJSON_AddArrayToObject(ev, "end_user_new_tables");
+		for (int i = 0; i < n_eu; i++)
+			cJSON_AddItemToArray(a, cJSON_CreateString(eu_tables[i]));
+		cJSON_AddItemToObject(exp, "end_user_known_tables", known_items(b, BL_ENDUSER, BL_TABLE, eu, NULL, NULL, NULL));
+	}
+	char summary[256], sql[120];
+	an_excerpt(sql, sizeof sql, st->masked ? st->masked : "", st->masked ? strlen(st->masked) : 0);
+	if (new_shape)
+		an_fmt(summary, sizeof summary, "new query shape for %s/%s (%d known): %s", s->db_user,
+		       s->application[0] ? s->application : "(no application)", total, sql);
+	else
+		an_fmt(summary, sizeof summary, "first access to table %s by %s: %s", n_eu ? eu_tables[0] : new_tables[0],
+		       n_eu ? eu : s->db_user, sql);
+	bl_raise(an, s, st, AN_K_NEW_QUERY_SHAPE, ts, summary, ev);
+}
+
+/* "10.1.2.3" -> "10.1.2.0/24" with the configured prefix. */
+static int subnet_of(const struct an_baseline_cfg *c, const char *ip, char *out, size_t cap)
+{
+	unsigned char a[16];
+	int v6 = strchr(ip, ':') != NULL, fam = v6 ? AF_INET6 : AF_INET, bits = v6 ? c->prefix_v6 : c->prefix_v4;
+	int len = v6 ? 16 : 4;
+	char txt[INET6_ADDRSTRLEN];
+	if (inet_pton(fam, ip, a) != 1)
+		return -1;
+	for (int k = bits; k < len * 8; k++)
+		a[k / 8] &= (unsigned char)~(0x80u >> (k % 8));
+	if (!inet_ntop(fam, a, txt, sizeof txt))
+		return -1;
+	snprintf(out, cap, "%s/%d", txt, bits);
+	return 0;
+}
+
+void bl_client(struct an *an, struct an_session *s, const struct an_stmt *st, ev_time ts)
+{
+	struct bl *b = bl_get(an);
+	char subnet[64];
+	if (!b || !s->db_user[0] || !s->client_ip[0] || subnet_of(&an->cfg.baseline, s->client_ip, subnet, sizeof subnet))
+		return;
+	struct bl_entry *p = principal(an, b, BL_DBUSER, s->db_user, ts);
+	if (!p)
+		return;
+	observe(an, b, p, BL_DBUSER, BL_CLIENT, s->db_user, "", s->client_ip, ts, 0, NULL);
+	if (!observe(an, b, p, BL_DBUSER, BL_SUBNET, s->db_user, "", subnet, ts, 1, NULL))
+		return;
+	cJSON *ev = evidence(st, "new_client");
+	cJSON_AddStringToObject(ev, "client_ip", s->client_ip);
+	cJSON_AddStringToObject(ev, "subnet", subnet);
+	cJSON *exp = cJSON_AddObjectToObject(ev, "expected");
+	int total = 0;
+	cJSON *known = known_items(b, BL_DBUSER, BL_SUBNET, s->db_user, NULL, subnet, &total);
+	cJSON_AddItemToObject(exp, "known_subnets", known);
+	cJSON_AddItemToObject(exp, "known_clients", known_items(b, BL_DBUSER, BL_CLIENT, s->db_user, NULL, s->client_ip, NULL));
+	char summary[256], first[64] = "";
+	if (cJSON_GetArraySize(known) > 0)
+		snprintf(first, sizeof first, "%s", cJSON_GetArrayItem(known, 0)->valuestring);
+	an_fmt(summary, sizeof summary, "%s connected from new client %s (subnet %s; known: %s%s)", s->db_user,
+	       s->client_ip, subnet, first[0] ? first : "none", total > 1 ? ", ..." : "");
+	bl_raise(an, s, st, AN_K_NEW_CLIENT, ts, summary, ev);
+}
+
+void bl_application(struct an *an, struct an_session *s, const struct an_stmt *st, ev_time ts)
+{
+	struct bl *b = bl_get(an);
+	if (!b || !s->db_user[0])
+		return;
+	struct bl_entry *p = principal(an, b, BL_DBUSER, s->db_user, ts);
+	if (!p || !observe(an, b, p, BL_DBUSER, BL_APP, s->db_user, "", s->application, ts, 1, NULL))
+		return;
+	cJSON *ev = evidence(st, "new_application");
+	cJSON_AddStringToObject(ev, "application", s->application);
+	cJSON *exp = cJSON_AddObjectToObject(ev, "expected");
+	int total = 0;
+	cJSON *known = known_items(b, BL_DBUSER, BL_APP, s->db_user, NULL, s->application, &total);
+	cJSON_AddItemToObject(exp, "known_applications", known);
+	char summary[256];
+	an_fmt(summary, sizeof summary, "%s used new application '%s' (known: %s%s)", s->db_user,
+	       s->application[0] ? s->application : "(none)",
+	       cJSON_GetArraySize(known) ? cJSON_GetArrayItem(known, 0)->valuestring : "none", total > 1 ? ", ..." : "");
+	bl_raise(an, s, st, AN_K_NEW_APPLICATION, ts, summary, ev);
+}
+
+void bl_hours(struct an *an, struct an_session *s, const struct an_stmt *st, ev_time ts)
+{
+	struct bl *b = bl_get(an);
+	const struct an_baseline_cfg *c = &an->cfg.baseline;
+	if (!b || !s->db_user[0])
+		return;
+	struct bl_entry *p = principal(an, b, BL_DBUSER, s->db_user, ts), *e = NULL;
+	if (!p)
+		return;
+	int mod, hour = bl_hour_of(c, ts, &mod), had = p->n_hours;
+	char item[4];
+	snprintf(item, sizeof item, "%02d", hour);
+	int known = lookup(b, BL_DBUSER, BL_HOUR, s->db_user, "", item) != NULL;
+	int fire = observe(an, b, p, BL_DBUSER, BL_HOUR, s->db_user, "", item, ts, 1, &e);
+	if (!known && e)
+		p->n_hours++;
+	/* no hours learned yet (learning, or nothing recorded): configured business hours */
+	int fallback = !judged(an, p, ts) || had == 0;
+	if (fallback) {
+		fire = !known && e && !an->cfg.learn && outside_business(c, mod);
+		if (fire) {
+			e->alerted = 1;
+			e->pending = (uint8_t)c->require_ack;
+		}
+	}
+	if (!fire)
+		return;
+	cJSON *ev = evidence(st, fallback ? "outside_business_hours" : "new_hour");
+	char local[16], bh[40];
+	snprintf(local, sizeof local, "%02d:%02d", mod / 60, mod % 60);
+	snprintf(bh, sizeof bh, "%02d:%02d-%02d:%02d", c->business_start_min / 60, c->business_start_min % 60,
+		 c->business_end_min / 60, c->business_end_min % 60);
+	cJSON_AddStringToObject(ev, "hour", item);
+	cJSON_AddStringToObject(ev, "local_time", local);
+	cJSON_AddStringToObject(ev, "time_zone", c->time_zone);
+	cJSON *exp = cJSON_AddObjectToObject(ev, "expected");
+	if (fallback) {
+		cJSON_AddStringToObject(exp, "business_hours", bh);
+		cJSON_AddBoolToObject(exp, "learning", !judged(an, p, ts));
+	} else {
+		cJSON_AddItemToObject(exp, "known_hours", known_items(b, BL_DBUSER, BL_HOUR, s->db_user, NULL, item, NULL));
+	}
+	char summary[256];
+	if (fallback)
+		an_fmt(summary, sizeof summary, "%s active at %s %s, outside business hours %s (no baseline yet)",
+		       s->db_user, local, c->time_zone, bh);
+	else
+		an_fmt(summary, sizeof summary, "%s active at %s %s, an hour never seen in its baseline", s->db_user,
+		       local, c->time_zone);
+	bl_raise(an, s, st, AN_K_OFF_HOURS, ts, summary, ev);
+}
+
+int bl_known_without(struct an *an, const struct an_stmt *st, int from, int to, char *fp)
+{
+	struct bl *b = an->bl;
+	if (!b || !st->toks || !st->s->db_user[0] || from >= to)
+		return 0;
+	if (!b->tmp)
+		b->tmp = malloc(sizeof(struct sq_tok) * SQ_MAX_TOKENS);
+	if (!b->norm)
+		b->norm = malloc(SQ_MAX_NORM + 1);
+	if (!b->tmp || !b->norm)
+		return 0;
+	int n = 0;
+	for (int i = st->first; i < st->end && n < SQ_MAX_TOKENS; i++)
+		if (i < from || i >= to)
+			b->tmp[n++] = st->toks[i];
+	struct sq_info info;
+	memset(&info, 0, sizeof info);
+	sq_normalize(st->base, b->tmp, 0, n, st->s->dialect, b->norm, SQ_MAX_NORM + 1, &info);
+	const struct bl_entry *e = lookup(b, BL_DBUSER, BL_SHAPE, st->s->db_user, st->s->application, info.fingerprint);
+	if (!e || e->pending)
+		return 0;
+	snprintf(fp, 17, "%s", info.fingerprint);
+	return 1;
+}
+
+/* ---- persistence ---- */
+
+static int kind_of(const char *k)
+{
+	for (int i = 0; i < BL_NKIND; i++)
+		if (!strcmp(kind_names[i], k))
+			return i;
+	return -1;
+}
+
+static int load_row(void *ctx, const struct bl_row *r)
+{
+	struct an *an = ctx;
+	struct bl *b = an->bl;
+	int scope = !strcmp(r->scope, "db_user") ? BL_DBUSER : !strcmp(r->scope, "end_user") ? BL_ENDUSER : -1;
+	int kind = kind_of(r->kind);
+	if (scope < 0 || kind < 0 || !r->principal[0])
+		return 0; /* a row of a newer dbtap: kept in the table, ignored here */
+	struct bl_entry *e = lookup(b, scope, kind, r->principal, r->application, r->item);
+	if (!e)
+		e = insert(an, b, scope, kind, r->principal, r->application, r->item);
+	if (!e)
+		return 0;
+	e->first = r->first_seen;
+	e->last = r->last_seen;
+	e->count = r->count;
+	e->rows_min = r->rows_min;
+	e->rows_max = r->rows_max;
+	e->learning_until = r->learning_until;
+	e->pending = r->pending != 0;
+	if (r->detail && !e->detail)
+		e->detail = strdup(r->detail);
+	if (kind == BL_HOUR) {
+		struct bl_entry *p = lookup(b, scope, BL_PRINCIPAL, r->principal, "", "");
+		if (!p)
+			p = insert(an, b, scope, BL_PRINCIPAL, r->principal, "", "");
+		if (p)
+			p->n_hours++;
+	}
+	return 0;
+}
+
+int an_baseline_open(struct an *an, const char *db_path, char *err, unsigned long errlen)
+{
+	struct bl *b = bl_get(an);
+	if (!b) {
+		snprintf(err, errlen, "baseline: out of memory");
+		return -ENOMEM;
+	}
+	if (b->store)
+		return 0;
+	b->store = bl_store_open(db_path, 1, err, errlen);
+	if (!b->store)
+		return -EIO;
+	if (bl_store_load(b->store, load_row, an) < 0) {
+		snprintf(err, errlen, "%s", bl_store_errmsg(b->store));
+		bl_store_close(b->store);
+		b->store = NULL;
+		return -EIO;
+	}
+	return 0;
+}
+
+static void flush(struct an *an, struct bl *b)
+{
+	if (!b->n_dirty)
+		return;
+	if (!b->store) {
+		for (size_t k = 0; k < b->cap; k++)
+			if (b->slot[k])
+				b->slot[k]->dirty = 0;
+		b->n_dirty = 0;
+		return;
+	}
+	if (bl_store_begin(b->store) < 0) {
+		an->st.baseline_errors++;
+		return;
+	}
+	for (size_t k = 0; k < b->cap; k++) {
+		const struct bl_entry *e = b->slot[k];
+		if (!e || !e->dirty)
+			continue;
+		struct bl_row r = {
+			.scope = scope_names[e->scope],
+			.principal = e->principal,
+			.application = e->app,
+			.kind = kind_names[e->kind],
+			.item = e->item,
+			.detail = e->detail,
+			.first_seen = e->first,
+			.last_seen = e->last,
+			.count = e->count,
+			.rows_min = e->rows_min,
+			.rows_max = e->rows_max,
+			.learning_until = e->kind == BL_PRINCIPAL ? e->learning_until : 0,
+			.pending = e->pending,
+		};
+		if (bl_store_put(b->store, &r) < 0) {
+			bl_store_rollback(b->store);
+			an->st.baseline_errors++;
+			return; /* rows stay dirty: written at the next flush */
+		}
+	}
+	if (bl_store_commit(b->store) < 0) {
+		an->st.baseline_errors++;
+		return;
+	}
+	for (size_t k = 0; k < b->cap; k++)
+		if (b->slot[k])
+			b->slot[k]->dirty = 0;
+	b->n_dirty = 0;
+}
+
+void bl_tick(struct an *an, ev_time now)
+{
+	struct bl *b = an->bl;
+	if (!b || !b->n_dirty)
+		return;
+	if (now - b->last_flush >= (ev_time)an->cfg.baseline.flush_interval_s * 1000000) {
+		flush(an, b);
+		b->last_flush = now;
+	}
+}
+
+void bl_free(struct an *an)
+{
+	struct bl *b = an->bl;
+	if (!b)
+		return;
+	flush(an, b);
+	for (size_t k = 0; k < b->cap; k++) {
+		if (b->slot[k]) {
+			free(b->slot[k]->detail);
+			free(b->slot[k]);
+		}
+	}
+	free(b->slot);
+	free(b->tmp);
+	free(b->norm);
+	bl_store_close(b->store);
+	free(b);
+	an->bl = NULL;
+}

@@ -1,0 +1,387 @@
+/* The learned baseline's SQLite side: its own connection to the findings database (WAL,
+ * busy_timeout, so it coexists with the sink's writer thread), load / upsert / forget / ack of
+ * the `baseline` table, and the `dbtap baseline` command (list, forget, ack). */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <sqlite3.h>
+
+#include "baseline_store.h"
+#include "sink.h"
+#include "sqlite_schema.h"
+
+#define BL_BUSY_MS 10000 /* the sink's writer commits batches; wait for it rather than fail */
+
+struct bl_store {
+	sqlite3 *db;
+	sqlite3_stmt *put;
+	char errmsg[256];
+};
+
+static int bl_fail(struct bl_store *b, const char *what)
+{
+	snprintf(b->errmsg, sizeof b->errmsg, "baseline: %s: %s", what, sqlite3_errmsg(b->db));
+	return -EIO;
+}
+
+const char *bl_store_errmsg(const struct bl_store *b)
+{
+	return b ? b->errmsg : "baseline: no store";
+}
+
+struct bl_store *bl_store_open(const char *path, int create, char *err, size_t errlen)
+{
+	struct bl_store *b = calloc(1, sizeof *b);
+	char *msg = NULL;
+	if (!b) {
+		snprintf(err, errlen, "baseline: out of memory");
+		return NULL;
+	}
+	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (create ? SQLITE_OPEN_CREATE : 0);
+	if (sqlite3_open_v2(path, &b->db, flags, NULL) != SQLITE_OK) {
+		snprintf(err, errlen, "%s: %s", path, b->db ? sqlite3_errmsg(b->db) : "cannot open");
+		goto fail;
+	}
+	sqlite3_busy_timeout(b->db, BL_BUSY_MS);
+	if (sqlite3_exec(b->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+				"BEGIN;" SQ_BASELINE_SQL "COMMIT;",
+			 NULL, NULL, &msg) != SQLITE_OK) {
+		snprintf(err, errlen, "%s: baseline table: %s", path, msg ? msg : sqlite3_errmsg(b->db));
+		sqlite3_free(msg);
+		sqlite3_exec(b->db, "ROLLBACK", NULL, NULL, NULL);
+		goto fail;
+	}
+	if (sqlite3_prepare_v2(b->db,
+			       "INSERT OR REPLACE INTO baseline(scope, principal, application, kind, item,"
+			       " detail, first_seen, last_seen, count, rows_min, rows_max, learning_until,"
+			       " pending) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)",
+			       -1, &b->put, NULL) != SQLITE_OK) {
+		snprintf(err, errlen, "%s: baseline: %s", path, sqlite3_errmsg(b->db));
+		goto fail;
+	}
+	return b;
+fail:
+	bl_store_close(b);
+	return NULL;
+}
+
+void bl_store_close(struct bl_store *b)
+{
+	if (!b)
+		return;
+	sqlite3_finalize(b->put);
+	sqlite3_close(b->db);
+	free(b);
+}
+
+/* "2026-11-27T09:15:02.123456Z" -> us; 0 for NULL or malformed text. */
+static int64_t parse_time(const unsigned char *s)
+{
+	int y, mo, d, h, mi, sec, n = 0;
+	long frac = 0;
+	if (!s || sscanf((const char *)s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec, &n) != 6)
+		return 0;
+	if (s[n] == '.') {
+		int k = 0;
+		for (n++; s[n] >= '0' && s[n] <= '9' && k < 6; n++, k++)
+			frac = frac * 10 + (s[n] - '0');
+		for (; k < 6; k++)
+			frac *= 10;
+	}
+	struct tm tm = { .tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d, .tm_hour = h, .tm_min = mi,
+			 .tm_sec = sec };
+	return (int64_t)timegm(&tm) * 1000000 + frac;
+}
+
+static const char *col_text(sqlite3_stmt *q, int i)
+{
+	const unsigned char *t = sqlite3_column_text(q, i);
+	return t ? (const char *)t : "";
+}
+
+static int64_t col_int(sqlite3_stmt *q, int i, int64_t dflt)
+{
+	return sqlite3_column_type(q, i) == SQLITE_NULL ? dflt : sqlite3_column_int64(q, i);
+}
+
+#define BL_SELECT                                                                              \
+	"SELECT scope, principal, application, kind, item, detail, first_seen, last_seen, count," \
+	" rows_min, rows_max, learning_until, pending FROM baseline"
+
+static void row_from(sqlite3_stmt *q, struct bl_row *r)
+{
+	r->scope = col_text(q, 0);
+	r->principal = col_text(q, 1);
+	r->application = col_text(q, 2);
+	r->kind = col_text(q, 3);
+	r->item = col_text(q, 4);
+	r->detail = sqlite3_column_type(q, 5) == SQLITE_NULL ? NULL : col_text(q, 5);
+	r->first_seen = parse_time(sqlite3_column_text(q, 6));
+	r->last_seen = parse_time(sqlite3_column_text(q, 7));
+	r->count = col_int(q, 8, 0);
+	r->rows_min = col_int(q, 9, -1);
+	r->rows_max = col_int(q, 10, -1);
+	r->learning_until = parse_time(sqlite3_column_text(q, 11));
+	r->pending = (int)col_int(q, 12, 0);
+}
+
+int bl_store_load(struct bl_store *b, int (*cb)(void *ctx, const struct bl_row *r), void *ctx)
+{
+	sqlite3_stmt *q;
+	/* principal rows first: the others attach to them */
+	if (sqlite3_prepare_v2(b->db, BL_SELECT " ORDER BY kind <> 'principal', scope, principal, application, kind, item",
+			       -1, &q, NULL) != SQLITE_OK)
+		return bl_fail(b, "load");
+	int rc;
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+		struct bl_row r;
+		row_from(q, &r);
+		if (cb(ctx, &r) != 0)
+			break;
+	}
+	int bad = rc != SQLITE_ROW && rc != SQLITE_DONE;
+	sqlite3_finalize(q);
+	return bad ? bl_fail(b, "load") : 0;
+}
+
+int bl_store_begin(struct bl_store *b)
+{
+	return sqlite3_exec(b->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK ? 0 : bl_fail(b, "begin");
+}
+
+int bl_store_commit(struct bl_store *b)
+{
+	if (sqlite3_exec(b->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK)
+		return 0;
+	int rc = bl_fail(b, "commit");
+	bl_store_rollback(b);
+	return rc;
+}
+
+void bl_store_rollback(struct bl_store *b)
+{
+	if (!sqlite3_get_autocommit(b->db))
+		sqlite3_exec(b->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+static void bind_time(sqlite3_stmt *q, int i, int64_t us)
+{
+	char buf[40];
+	if (!us) {
+		sqlite3_bind_null(q, i);
+		return;
+	}
+	sink_fmt_time(us, buf, sizeof buf);
+	sqlite3_bind_text(q, i, buf, -1, SQLITE_TRANSIENT);
+}
+
+int bl_store_put(struct bl_store *b, const struct bl_row *r)
+{
+	sqlite3_stmt *q = b->put;
+	sqlite3_reset(q);
+	sqlite3_bind_text(q, 1, r->scope, -1, SQLITE_STATIC);
+	sqlite3_bind_text(q, 2, r->principal, -1, SQLITE_STATIC);
+	sqlite3_bind_text(q, 3, r->application ? r->application : "", -1, SQLITE_STATIC);
+	sqlite3_bind_text(q, 4, r->kind, -1, SQLITE_STATIC);
+	sqlite3_bind_text(q, 5, r->item ? r->item : "", -1, SQLITE_STATIC);
+	if (r->detail)
+		sqlite3_bind_text(q, 6, r->detail, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(q, 6);
+	bind_time(q, 7, r->first_seen);
+	bind_time(q, 8, r->last_seen);
+	sqlite3_bind_int64(q, 9, r->count);
+	if (r->rows_min >= 0)
+		sqlite3_bind_int64(q, 10, r->rows_min);
+	else
+		sqlite3_bind_null(q, 10);
+	if (r->rows_max >= 0)
+		sqlite3_bind_int64(q, 11, r->rows_max);
+	else
+		sqlite3_bind_null(q, 11);
+	bind_time(q, 12, r->learning_until);
+	sqlite3_bind_int(q, 13, r->pending);
+	int rc = sqlite3_step(q);
+	sqlite3_clear_bindings(q);
+	sqlite3_reset(q);
+	return rc == SQLITE_DONE ? 0 : bl_fail(b, "write");
+}
+
+static int exec_principal(struct bl_store *b, const char *sql, const char *principal, int64_t *n)
+{
+	sqlite3_stmt *q;
+	if (sqlite3_prepare_v2(b->db, sql, -1, &q, NULL) != SQLITE_OK)
+		return bl_fail(b, "prepare");
+	sqlite3_bind_text(q, 1, principal, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(q);
+	sqlite3_finalize(q);
+	if (rc != SQLITE_DONE)
+		return bl_fail(b, "update");
+	if (n)
+		*n = sqlite3_changes(b->db);
+	return 0;
+}
+
+int bl_store_forget(struct bl_store *b, const char *principal, int64_t *n)
+{
+	return exec_principal(b, "DELETE FROM baseline WHERE principal = ?", principal, n);
+}
+
+int bl_store_ack(struct bl_store *b, const char *principal, int64_t *n)
+{
+	return exec_principal(b, "UPDATE baseline SET pending = 0 WHERE principal = ? AND pending <> 0", principal, n);
+}
+
+/* ---- dbtap baseline ---- */
+
+static void bl_usage(FILE *f)
+{
+	fprintf(f, "usage: dbtap baseline [-d DB] (--list [--json] [PRINCIPAL] | --forget PRINCIPAL | --ack PRINCIPAL)\n");
+}
+
+static void json_str(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) {
+		if (*p == '"' || *p == '\\')
+			fprintf(f, "\\%c", *p);
+		else if (*p < 0x20)
+			fprintf(f, "\\u%04x", *p);
+		else
+			fputc(*p, f);
+	}
+	fputc('"', f);
+}
+
+static int list_rows(struct bl_store *b, const char *principal, int json)
+{
+	sqlite3_stmt *q;
+	const char *sql = principal ? BL_SELECT " WHERE principal = ? ORDER BY scope, principal, kind <> 'principal',"
+					      " kind, application, item"
+				    : BL_SELECT " ORDER BY scope, principal, kind <> 'principal', kind, application, item";
+	if (sqlite3_prepare_v2(b->db, sql, -1, &q, NULL) != SQLITE_OK)
+		return bl_fail(b, "list");
+	if (principal)
+		sqlite3_bind_text(q, 1, principal, -1, SQLITE_STATIC);
+	if (!json)
+		printf("scope\tprincipal\tapplication\tkind\titem\tcount\tfirst_seen\tlast_seen\trows\tstatus\tdetail\n");
+	int rc;
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+		struct bl_row r;
+		char fs[40] = "", ls[40] = "", lu[40] = "";
+		row_from(q, &r);
+		if (r.first_seen)
+			sink_fmt_time(r.first_seen, fs, sizeof fs);
+		if (r.last_seen)
+			sink_fmt_time(r.last_seen, ls, sizeof ls);
+		if (r.learning_until)
+			sink_fmt_time(r.learning_until, lu, sizeof lu);
+		const char *status = r.pending ? "pending" : "known";
+		if (!strcmp(r.kind, "principal"))
+			status = r.learning_until > r.last_seen ? "learning" : "learned";
+		if (json) {
+			printf("{\"scope\":");
+			json_str(stdout, r.scope);
+			printf(",\"principal\":");
+			json_str(stdout, r.principal);
+			printf(",\"application\":");
+			json_str(stdout, r.application);
+			printf(",\"kind\":");
+			json_str(stdout, r.kind);
+			printf(",\"item\":");
+			json_str(stdout, r.item);
+			printf(",\"count\":%lld,\"first_seen\":\"%s\",\"last_seen\":\"%s\"", (long long)r.count, fs, ls);
+			if (r.rows_min >= 0)
+				printf(",\"rows_min\":%lld,\"rows_max\":%lld", (long long)r.rows_min, (long long)r.rows_max);
+			if (lu[0])
+				printf(",\"learning_until\":\"%s\"", lu);
+			printf(",\"status\":\"%s\"", status);
+			if (r.detail) {
+				printf(",\"detail\":");
+				json_str(stdout, r.detail);
+			}
+			printf("}\n");
+		} else {
+			char rows[48] = "";
+			if (r.rows_min >= 0)
+				snprintf(rows, sizeof rows, "%lld-%lld", (long long)r.rows_min, (long long)r.rows_max);
+			printf("%s\t%s\t%s\t%s\t%s\t%lld\t%s\t%s\t%s\t%s\t%s\n", r.scope, r.principal, r.application, r.kind,
+			       r.item, (long long)r.count, fs, ls, rows, status, r.detail ? r.detail : "");
+		}
+	}
+	int bad = rc != SQLITE_DONE;
+	sqlite3_finalize(q);
+	return bad ? bl_fail(b, "list") : 0;
+}
+
+int baseline_main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "list", no_argument, NULL, 'l' },  { "json", no_argument, NULL, 'j' },
+		{ "forget", required_argument, NULL, 'f' }, { "ack", required_argument, NULL, 'a' },
+		{ "help", no_argument, NULL, 'h' },  { NULL, 0, NULL, 0 },
+	};
+	const char *db = "./dbtap.db", *who = NULL;
+	int mode = 0, json = 0, ch;
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "d:h", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'd':
+			db = optarg;
+			break;
+		case 'l':
+		case 'f':
+		case 'a':
+			if (mode) {
+				bl_usage(stderr);
+				return 2;
+			}
+			mode = ch;
+			if (ch != 'l')
+				who = optarg;
+			break;
+		case 'j':
+			json = 1;
+			break;
+		case 'h':
+			bl_usage(stdout);
+			return 0;
+		default:
+			bl_usage(stderr);
+			return 2;
+		}
+	}
+	if (mode == 'l' && optind < argc)
+		who = argv[optind++];
+	if (!mode || optind < argc) {
+		bl_usage(stderr);
+		return 2;
+	}
+	char err[512];
+	struct bl_store *b = bl_store_open(db, 0, err, sizeof err);
+	if (!b) {
+		fprintf(stderr, "dbtap: %s\n", err);
+		return 1;
+	}
+	int rc = 0;
+	int64_t n = 0;
+	if (mode == 'l') {
+		rc = list_rows(b, who, json);
+	} else if (mode == 'f') {
+		rc = bl_store_forget(b, who, &n);
+		if (rc == 0)
+			printf("forgot %lld baseline rows of %s\n", (long long)n, who);
+	} else {
+		rc = bl_store_ack(b, who, &n);
+		if (rc == 0)
+			printf("acknowledged %lld baseline rows of %s\n", (long long)n, who);
+	}
+	if (rc != 0)
+		fprintf(stderr, "dbtap: %s\n", bl_store_errmsg(b));
+	bl_store_close(b);
+	return rc ? 1 : 0;
+}
