@@ -73,6 +73,7 @@ struct my_stmt {
 	uint16_t nparams, ncols;
 	uint16_t *types; /* remembered for re-executes that omit them */
 	int have_types;
+	uint8_t *longd;	 /* params sent by COM_STMT_SEND_LONG_DATA: absent from the execute */
 	/* A cursor opened by an execute: its result is owed until the last fetch. */
 	int cur_open;
 	uint64_t cur_qid;
@@ -446,6 +447,7 @@ static void stmt_drop(struct my *m, struct my_stmt *s)
 	m->stmt_sql_total -= s->sql_n;
 	free(s->sql);
 	free(s->types);
+	free(s->longd);
 	memset(s, 0, sizeof *s);
 }
 
@@ -507,7 +509,7 @@ static void stmt_budget(struct my *m, const struct my_stmt *keep)
 /* Decode null bitmap + values for n params of the given types into m->binds.
  * Returns the number rendered (stops at an undecodable type). */
 static size_t decode_values(struct my *m, struct rd *r, size_t n, const uint8_t *bitmap,
-			    const uint16_t *types)
+			    const uint16_t *types, const uint8_t *longd)
 {
 	size_t k = 0;
 	for (size_t i = 0; i < n && k < MY_PARAM_MAX; i++) {
@@ -516,6 +518,12 @@ static size_t decode_values(struct my *m, struct rd *r, size_t n, const uint8_t 
 			memset(b, 0, sizeof *b);
 			b->is_null = 1;
 			b->text = STRV_LIT("");
+			k++;
+			continue;
+		}
+		if (longd && longd[i]) { /* the value went ahead in COM_STMT_SEND_LONG_DATA */
+			memset(b, 0, sizeof *b);
+			b->text = STRV_LIT("(long data)");
 			k++;
 			continue;
 		}
@@ -549,7 +557,7 @@ static int skip_qattrs(struct my *m, struct rd *r)
 	}
 	if (r->err)
 		return -1;
-	size_t got = decode_values(m, r, (size_t)n, (const uint8_t *)bm.p, types);
+	size_t got = decode_values(m, r, (size_t)n, (const uint8_t *)bm.p, types, NULL);
 	return (got == n && !r->err) ? 0 : -1;
 }
 
@@ -658,6 +666,10 @@ static void cmd_execute(struct my *m, const uint8_t *p, size_t n, int trunc)
 					free(s->types);
 					size_t keep = cnt > MY_PARAM_MAX ? MY_PARAM_MAX : (size_t)cnt;
 					s->types = calloc(keep, sizeof *s->types);
+					if (keep != s->nparams) { /* sized by nparams: start over */
+						free(s->longd);
+						s->longd = NULL;
+					}
 					s->nparams = (uint16_t)keep;
 				}
 				for (uint64_t i = 0; i < cnt; i++) {
@@ -671,10 +683,12 @@ static void cmd_execute(struct my *m, const uint8_t *p, size_t n, int trunc)
 			}
 			if (!r.err && s->have_types) {
 				size_t use = cnt > s->nparams ? s->nparams : (size_t)cnt;
-				nb = decode_values(m, &r, use, (const uint8_t *)bm.p, s->types);
+				nb = decode_values(m, &r, use, (const uint8_t *)bm.p, s->types, s->longd);
 			}
 		}
 	}
+	if (s && s->longd)
+		memset(s->longd, 0, s->nparams); /* long data is used once */
 	char name[16];
 	int k = snprintf(name, sizeof name, "%lu", (unsigned long)id);
 	uint64_t qid = ++m->qid;
@@ -791,8 +805,18 @@ static void command(struct my *m, const uint8_t *p, size_t n, int trunc)
 	case 0x17:
 		cmd_execute(m, p, n, trunc);
 		break;
-	case 0x18: /* COM_STMT_SEND_LONG_DATA: no reply */
+	case 0x18: { /* COM_STMT_SEND_LONG_DATA: no reply; the execute will omit that value */
+		struct rd r = rd_make(p + 1, n - 1);
+		struct my_stmt *s = stmt_find(m, rd_le32(&r));
+		uint16_t param = rd_le16(&r);
+		if (s && !r.err && param < s->nparams) {
+			if (!s->longd)
+				s->longd = calloc(s->nparams, 1);
+			if (s->longd)
+				s->longd[param] = 1;
+		}
 		break;
+	}
 	case 0x19: { /* COM_STMT_CLOSE: no reply */
 		struct rd r = rd_make(p + 1, n - 1);
 		struct my_stmt *s = stmt_find(m, rd_le32(&r));
@@ -805,6 +829,8 @@ static void command(struct my *m, const uint8_t *p, size_t n, int trunc)
 		struct my_stmt *s = stmt_find(m, rd_le32(&r));
 		if (s)
 			stmt_cursor_done(m, s, NULL);
+		if (s && s->longd)
+			memset(s->longd, 0, s->nparams);
 		pend_push(m, 0x1a, R_OKERR);
 		break;
 	}
@@ -2038,6 +2064,7 @@ static void my_close(void *st, enum proto_end why, ev_time ts)
 	for (size_t i = 0; i < MY_STMT_MAX; i++) {
 		free(m->stmts[i].sql);
 		free(m->stmts[i].types);
+		free(m->stmts[i].longd);
 	}
 	for (int d = 0; d < 2; d++) {
 		free(m->z[d].ib);

@@ -393,6 +393,26 @@ Test(mysql, mariadb_statement_id_minus_one_means_last_prepared)
 	rec_free(&f.r);
 }
 
+Test(mysql, long_data_params_are_not_read_from_the_execute)
+{
+	struct feeder f;
+	fd_open(&f, 1);
+	PKT(&f, C, 0, 0x16, 'i', 'n', 's', ' ', '?', ' ', '?');
+	PKT(&f, S, 1, 0x00, 4, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0);
+	PKT(&f, S, 2, COLDEF);
+	PKT(&f, S, 3, COLDEF);
+	PKT(&f, S, 4, EOF_ST(2, 0));
+	PKT(&f, C, 0, 0x18, 4, 0, 0, 0, 0, 0, 'b', 'i', 'g'); /* param 0 goes ahead */
+	PKT(&f, C, 0, 0x17, 4, 0, 0, 0, 0, 1, 0, 0, 0, 0x00, 1, 0xfc, 0x00, 0x03, 0x00, 5, 0, 0, 0);
+	cr_assert_not_null(strstr(f.r.t, "params=2 sql=ins ? ?\n  param 0 (long data)\n  param 1 5\n"), "%s", f.r.t);
+	PKT(&f, S, 1, 0x00, 1, 0, 2, 0, 0, 0);
+	/* the next execute carries both values again */
+	PKT(&f, C, 0, 0x17, 4, 0, 0, 0, 0, 1, 0, 0, 0, 0x00, 0, 2, 'h', 'i', 6, 0, 0, 0);
+	cr_assert_not_null(strstr(f.r.t, "  param 0 hi\n  param 1 6\n"), "%s", f.r.t);
+	fd_close(&f);
+	rec_free(&f.r);
+}
+
 Test(mysql, binary_param_types_render_as_text)
 {
 	struct feeder f;
