@@ -211,7 +211,8 @@ static void sqli_statement(struct an *an, const struct an_stmt *st)
 		cred++;
 	if (st->part > 0 && st->first_verb && (!strcmp(st->first_verb, "SELECT") || !strcmp(st->first_verb, "WITH"))) {
 		int v = det_verb_index(st);
-		if (v >= 0 && word_in(st, v, dangerous))
+		/* a piggy-backed write, or a catalog read (schema discovery) behind a SELECT */
+		if ((v >= 0 && word_in(st, v, dangerous)) || reads_catalog(st, st->first, st->end, 0))
 			stacked++;
 	}
 	int strong = tautologies || delay || trunc_comment || stacked || cred || (unions & 0xff);

@@ -103,6 +103,16 @@ Test(sql_injection, stacked_dangerous_statement_after_select)
 	h_free(&h);
 }
 
+Test(sql_injection, stacked_catalog_read_after_select)
+{
+	start_as("postgresql", "app_svc", NULL);
+	h_simple(&h, "SELECT * FROM items WHERE id = 1; SELECT table_name FROM information_schema.tables", 2, 'I');
+	h_simple(&h, "SELECT 1; SELECT 2", 2, 'I');
+	h_end(&h);
+	cr_expect_eq(rec_sink_count_kind(h.sink, "sql_injection"), 1);
+	h_free(&h);
+}
+
 Test(sql_injection, bound_parameters_are_data)
 {
 	start_as("postgresql", "app_svc", NULL);
