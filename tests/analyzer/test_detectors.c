@@ -670,3 +670,66 @@ Test(core, sinks_flushed_about_every_second_of_packet_time)
 	cr_expect_leq(h.sink->flushes, 6);
 	h_free(&h);
 }
+
+Test(core, mysql_multi_statement_ends_with_the_last_result)
+{
+	start_as("mysql", "app_svc", NULL);
+	uint64_t id = h_query(&h, EV_Q_SIMPLE, "SELECT 1; SELECT 2; SELECT 3", NULL, 0);
+	struct ev r = { .type = EV_RESULT, .ts = h.t + 10 };
+	r.u.result.id = id;
+	r.u.result.rows = 1;
+	r.u.result.more = 1;
+	h_event(&h, &r);
+	r.u.result.more = 0; /* the server says this was the last one */
+	h_event(&h, &r);
+	cr_expect_eq(h.sink->n_st, 3);
+	cr_expect_str_eq(h.sink->st[2].outcome, "unknown");
+	h_end(&h);
+	h_free(&h);
+}
+
+Test(core, statements_without_results_complete_after_idle_timeout)
+{
+	h_init(&h);
+	h.cfg.idle_timeout_s = 30;
+	h_start(&h);
+	h_open(&h, "postgresql", NULL);
+	h_query(&h, EV_Q_SIMPLE, "SELECT pg_sleep(1000)", NULL, 0);
+	h_sleep(&h, 10);
+	cr_expect_eq(h.sink->n_st, 0);
+	h_sleep(&h, 45);
+	cr_expect_eq(h.sink->n_st, 1);
+	cr_expect_str_eq(h.sink->st[0].outcome, "unknown");
+	h_free(&h);
+}
+
+Test(core, midstream_and_tls_sessions)
+{
+	h_init(&h);
+	h_start(&h);
+	struct an_flow f = { "postgresql", "10.0.0.9", "10.0.0.1", 50000, 5432, h.t, 1 };
+	h.s = an_open(h.an, &f);
+	h_simple(&h, "SELECT 1", 1, 'I');
+	cr_expect_null(h.sink->st[0].end_user);
+	struct ev t = { .type = EV_TLS, .ts = h.t };
+	h_event(&h, &t);
+	cr_expect_eq(h.sink->last_session.tls, 1);
+	cr_expect_eq(h.sink->last_session.midstream, 1);
+	h_free(&h);
+}
+
+Test(core, session_authorization_sets_the_effective_role)
+{
+	h_init(&h);
+	admin_cfg(&h, "allow");
+	h_start(&h);
+	h_open(&h, "postgresql", "10.1.2.3");
+	h_startup(&h, "postgres", "shop", "psql");
+	h_simple(&h, "SET SESSION AUTHORIZATION dba", 1, 'I');
+	h_simple(&h, "GRANT SELECT ON t TO bob", 1, 'I'); /* as dba from an admin host: allowed */
+	h_simple(&h, "RESET SESSION AUTHORIZATION", 1, 'I');
+	h_simple(&h, "GRANT SELECT ON t TO carl", 1, 'I');
+	h_end(&h);
+	cr_expect_eq(rec_sink_count_kind(h.sink, "privilege_change"), 1);
+	h_free(&h);
+}
