@@ -143,6 +143,7 @@ Test(mysql, ed25519_login_golden_at_every_split) { golden("ed25519"); }
 Test(mysql, cleartext_login_golden_at_every_split) { golden("cleartext"); }
 Test(mysql, pymysql_session_golden_at_every_split) { golden("pymysql"); }
 Test(mysql, node_prepared_statements_golden_at_every_split) { golden("node"); }
+Test(mysql, sysbench_prepared_oltp_golden_at_every_split) { golden("sysbench"); }
 
 /* ---------- behaviours checked on the real captures ---------- */
 

@@ -3,7 +3,7 @@
 # on a loopback port, real clients (mariadb CLI, python3-pymysql, node mysql2), each
 # scenario captured with tcpdump into its own small pcap, then turned into .segs.
 # Run as root from anywhere: tests/protocols/data/mysql/make_captures.sh
-# Needs: mariadb-server mariadb-client python3-pymysql tcpdump openssl nodejs npm.
+# Needs: mariadb-server mariadb-client python3-pymysql sysbench tcpdump openssl nodejs npm.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 SRC=$(cd "$HERE/../../../.." && pwd)
@@ -151,6 +151,13 @@ const mysql = require('mysql2/promise');
 })().catch(e => { console.error(e.message); process.exit(0); });
 JSEOF
 capture node node "$TMP/node/run.js"
+
+# 8. sysbench OLTP read-only with server-side prepared statements (libmariadb binary protocol).
+SB=(sysbench oltp_read_only --db-driver=mysql --mysql-host=127.0.0.1 --mysql-port="$PORT"
+	--mysql-user=app --mysql-password=app-secret-1 --mysql-db=shop --mysql-ssl=off
+	--tables=1 --table-size=20 --threads=1)
+"${SB[@]}" prepare >/dev/null
+capture sysbench "${SB[@]}" --db-ps-mode=auto --events=2 --time=0 run
 
 # Derive the decoder inputs.
 for p in "$HERE"/*.pcap; do
