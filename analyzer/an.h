@@ -73,6 +73,7 @@ struct an_baseline_cfg {
 	int max_entries;	   /* in-memory entries (principals, shapes, clients, ...) */
 	int flush_interval_s;	   /* packet time between writes of the changed rows */
 	int end_user_tables;	   /* first-access-to-a-table for end users */
+	int end_user_peers;	   /* ... only while fewer end users than this touched the table */
 };
 
 struct an_config {

@@ -19,7 +19,8 @@
 #define BL_DETAIL_MAX 1024 /* normalised text kept per shape */
 #define BL_LIST_MAX 8	   /* known items named in evidence */
 
-enum bl_scope { BL_DBUSER, BL_ENDUSER };
+/* BL_PEERS: per table, how many end users touched it (in memory only, rebuilt at load) */
+enum bl_scope { BL_DBUSER, BL_ENDUSER, BL_PEERS };
 enum bl_kind { BL_PRINCIPAL, BL_SHAPE, BL_CLIENT, BL_SUBNET, BL_APP, BL_HOUR, BL_TABLE, BL_NKIND };
 static const char *const scope_names[] = { "db_user", "end_user" };
 static const char *const kind_names[BL_NKIND] = { "principal", "shape", "client", "subnet",
@@ -64,6 +65,7 @@ void bl_config_defaults(struct an_config *c)
 	b->max_entries = 100000;
 	b->flush_interval_s = 60;
 	b->end_user_tables = 1;
+	b->end_user_peers = 3;
 }
 
 static int cfail(char *err, unsigned long len, const char *path, const char *what)
@@ -159,6 +161,10 @@ int bl_config_set(struct an_config *c, const void *item, char *err, unsigned lon
 			if (get_int(e, k, 1, 86400, &v, err, len) < 0)
 				return -1;
 			b->flush_interval_s = (int)v;
+		} else if (!strcmp(k, "end_user_peers")) {
+			if (get_int(e, k, 0, 1000000, &v, err, len) < 0)
+				return -1;
+			b->end_user_peers = (int)v;
 		} else if (!strcmp(k, "require_ack") || !strcmp(k, "end_user_tables")) {
 			if (!cJSON_IsBool(e))
 				return cfail(err, len, k, "expected true or false");
@@ -436,6 +442,19 @@ static cJSON *evidence(const struct an_stmt *st, const char *signal)
 
 /* ---- aspects ---- */
 
+/* Count one more end user for table; returns how many touched it before. */
+static int64_t peer_add(struct an *an, struct bl *b, const char *table, ev_time ts)
+{
+	struct bl_entry *e = lookup(b, BL_PEERS, BL_TABLE, "", "", table);
+	if (!e)
+		e = insert(an, b, BL_PEERS, BL_TABLE, "", "", table);
+	if (!e)
+		return INT64_MAX; /* full: stay quiet rather than alert on every first access */
+	e->count++;
+	e->last = ts;
+	return e->count - 1;
+}
+
 void bl_shape(struct an *an, const struct an_stmt *st)
 {
 	struct bl *b = bl_get(an);
@@ -477,10 +496,15 @@ void bl_shape(struct an *an, const struct an_stmt *st)
 		if (pe) {
 			pe->count++;
 			observe(an, b, pe, BL_ENDUSER, BL_SHAPE, eu, "", in->fingerprint, ts, 0, NULL);
-			for (int i = 0; i < in->n_tables; i++)
-				if (observe(an, b, pe, BL_ENDUSER, BL_TABLE, eu, "", in->tables[i], ts,
-					    an->cfg.baseline.end_user_tables, NULL))
+			for (int i = 0; i < in->n_tables; i++) {
+				/* a table many other end users of the application touch is no news when one
+				 * more does (peer group); a table few touch is */
+				int known = lookup(b, BL_ENDUSER, BL_TABLE, eu, "", in->tables[i]) != NULL;
+				int64_t peers = known ? 0 : peer_add(an, b, in->tables[i], ts);
+				int may = an->cfg.baseline.end_user_tables && peers < an->cfg.baseline.end_user_peers;
+				if (observe(an, b, pe, BL_ENDUSER, BL_TABLE, eu, "", in->tables[i], ts, may, NULL))
 					eu_tables[n_eu++] = in->tables[i];
+			}
 		}
 	}
 	if (!new_shape && !n_new && !n_eu)
@@ -696,6 +720,8 @@ static int load_row(void *ctx, const struct bl_row *r)
 	e->pending = r->pending != 0;
 	if (r->detail && !e->detail)
 		e->detail = strdup(r->detail);
+	if (kind == BL_TABLE && scope == BL_ENDUSER)
+		peer_add(an, b, r->item, r->last_seen);
 	if (kind == BL_HOUR) {
 		struct bl_entry *p = lookup(b, scope, BL_PRINCIPAL, r->principal, "", "");
 		if (!p)
@@ -744,7 +770,7 @@ static void flush(struct an *an, struct bl *b)
 	}
 	for (size_t k = 0; k < b->cap; k++) {
 		const struct bl_entry *e = b->slot[k];
-		if (!e || !e->dirty)
+		if (!e || !e->dirty || e->scope == BL_PEERS)
 			continue;
 		struct bl_row r = {
 			.scope = scope_names[e->scope],
