@@ -1,7 +1,7 @@
-/* MySQL / MariaDB client-server protocol decoder: packet framing (0xffffff continuation,
- * oversized packets decoded from their head), zlib/zstd compression, connection phase,
- * commands, prepared statements and responses, turned into analyzer events.
- * Passwords and auth responses are skipped, never copied.
+/* MySQL / MariaDB client-server protocol decoder: connection phase, commands, prepared
+ * statements and responses, turned into analyzer events (packet framing and compression
+ * are in mysql_frame.c, binary values in mysql_bin.c). Passwords and auth responses are
+ * skipped, never copied.
  *
  * Event choices: ERR gives error_code = errno as text ("1045") and error_msg =
  * "SQLSTATE: message" ("28000: Access denied ..."), so the SQLSTATE is kept without
@@ -14,136 +14,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <zlib.h>
-#include <zstd.h>
 
 #include "mysql_int.h"
 
-#define TO_SERVER PROTO_TO_SERVER
-#define TO_CLIENT PROTO_TO_CLIENT
-
-enum my_phase {
-	PH_GREETING, /* waiting for the server's Initial Handshake */
-	PH_LOGIN,    /* waiting for the client's HandshakeResponse */
-	PH_AUTH,     /* auth exchange until OK/ERR (login or COM_CHANGE_USER) */
-	PH_CMD,	     /* command phase */
-};
-
-/* What kind of reply a command expects. */
-enum my_resp {
-	R_OKERR,     /* OK / ERR (EOF for a few old commands) */
-	R_RESULT,    /* OK / ERR / LOCAL INFILE / result sets, possibly several */
-	R_PREPARE,   /* PREPARE_OK + parameter and column definitions */
-	R_FIELDLIST, /* column definitions until EOF */
-	R_STAT,	     /* one string packet */
-	R_FETCH,     /* cursor rows until EOF */
-};
-
-enum my_rstate {
-	RS_FIRST,
-	RS_COLDEFS,
-	RS_COLEOF,
-	RS_ROWS,
-	RS_PPARAMS,
-	RS_PEOF,
-	RS_PCOLS,
-	RS_PCEOF,
-};
-
-struct my_pend {
-	uint8_t cmd, resp, rstate, has_q;
-	uint64_t qid;
-	uint32_t stmt_id;
-	uint64_t left;		  /* definitions still to come */
-	uint16_t nparams, ncols;  /* from PREPARE_OK */
-	int64_t rows;
-	uint64_t bytes;
-	char *text;		  /* PREPARE: SQL copy; INIT_DB: schema */
-	size_t text_n;
-	int text_trunc;
-};
-
-struct my_stmt {
-	int used;
-	uint32_t id;
-	uint64_t age;
-	char *sql;
-	size_t sql_n;
-	int sql_known, sql_trunc;
-	uint16_t nparams, ncols;
-	uint16_t *types; /* remembered for re-executes that omit them */
-	int have_types;
-	uint8_t *longd;	 /* params sent by COM_STMT_SEND_LONG_DATA: absent from the execute */
-	/* A cursor opened by an execute: its result is owed until the last fetch. */
-	int cur_open;
-	uint64_t cur_qid;
-	int64_t cur_rows;
-	uint64_t cur_bytes;
-};
-
-struct my_framer {
-	uint64_t skip_left; /* payload bytes of an oversized packet still to skip */
-	uint64_t logical;   /* bytes of the current 0xffffff chain */
-	int cont;	    /* a continuation packet of a handled payload comes next */
-	int sync;	    /* looking for a packet boundary */
-};
-
-enum my_zkind { Z_STORED, Z_ZLIB, Z_ZSTD };
-
-struct my_zdir {
-	int sync, in_frame, kind;
-	int broken; /* frame data was bad (reported): ignore the rest of the frame */
-	int done;   /* the frame's stream ended: ignore trailing bytes */
-	size_t cf_left;
-	uint32_t cf_ulen;
-	uint64_t cf_out;
-	z_stream zs;
-	int zs_ok;
-	ZSTD_DStream *zd;
-	uint8_t *ib; /* decompressed bytes not yet framed (MY_HOLD_MAX) */
-	size_t ib_n;
-	struct my_framer fr;
-};
-
-struct my {
-	struct ev_sink out;
-	ev_time ts;
-	int midstream, stopped, phase, change_user;
-	uint64_t srv_caps, caps;
-	int have_srv_caps, have_caps;
-	int deprecate_eof; /* -1 not known yet */
-	int qattr;	   /* query attributes in COM_QUERY / EXECUTE; -1 not known yet */
-	int z_on, z_decided;
-	int cleartext_next; /* the next client auth packet carries a clear password */
-	int infile;	    /* client uploads LOCAL INFILE data until an empty packet */
-	int any_cmd;
-	uint16_t status;
-	int have_status;
-	uint64_t qid;
-	struct my_pend pend[MY_PEND_MAX];
-	size_t pend_head, pend_n;
-	struct my_stmt stmts[MY_STMT_MAX];
-	size_t stmt_sql_total;
-	uint64_t stmt_age, stmt_evictions;
-	uint32_t last_prep_id;
-	int have_last_prep;
-	struct my_framer fr[2];
-	struct my_zdir z[2];
-	int anomalies;
-	char srv_plugin[64], plugin_buf[64];
-	char cu_user[256], cu_db[256];
-	char errbuf[MY_ERRMSG_CAP], codebuf[16];
-	struct my_arena arena;
-	struct ev_bind *binds;
-	struct ev_kv kv[MY_ATTR_MAX];
-};
-
 /* ---------- small helpers ---------- */
-
-static uint32_t le24(const uint8_t *b)
-{
-	return (uint32_t)b[0] | ((uint32_t)b[1] << 8) | ((uint32_t)b[2] << 16);
-}
 
 /* A NUL-terminated string, or the rest of the buffer when the NUL is missing
  * (several clients end packets without it). */
@@ -163,7 +37,7 @@ static void emit(struct my *m, struct ev *e, int dir)
 	ev_emit(&m->out, e);
 }
 
-static void anomaly(struct my *m, int dir, const char *what, int fatal)
+void my_anomaly(struct my *m, int dir, const char *what, int fatal)
 {
 	if (m->stopped)
 		return;
@@ -204,7 +78,7 @@ static int has_cap(const struct my *m, uint64_t c)
 	return m->have_caps && (m->caps & c);
 }
 
-static int valid_cmd(uint8_t c)
+int my_valid_cmd(uint8_t c)
 {
 	switch (c) {
 	case 0x01: case 0x02: case 0x03: case 0x04: case 0x05: case 0x06: case 0x07:
@@ -394,7 +268,7 @@ static struct my_pend *pend_push(struct my *m, uint8_t cmd, uint8_t resp)
 		if (q->has_q)
 			emit_result(m, q->qid, EV_OUT_UNKNOWN, -1, 0, NULL, 0);
 		pend_pop(m);
-		anomaly(m, TO_SERVER, "mysql: too many unanswered commands", 0);
+		my_anomaly(m, TO_SERVER, "mysql: too many unanswered commands", 0);
 	}
 	struct my_pend *q = pend_at(m, m->pend_n++);
 	memset(q, 0, sizeof *q);
@@ -588,7 +462,7 @@ static void cmd_query(struct my *m, const uint8_t *p, size_t n, int trunc)
 				m->qattr = 1;
 			} else {
 				if (m->qattr == 1)
-					anomaly(m, TO_SERVER, "mysql: bad query attributes", 0);
+					my_anomaly(m, TO_SERVER, "mysql: bad query attributes", 0);
 				r = rd_make(p + 1, n - 1);
 			}
 		}
@@ -632,7 +506,7 @@ static void cmd_execute(struct my *m, const uint8_t *p, size_t n, int trunc)
 	uint8_t flags = rd_u8(&r);
 	rd_le32(&r); /* iteration count */
 	if (r.err) {
-		anomaly(m, TO_SERVER, "mysql: short COM_STMT_EXECUTE", 0);
+		my_anomaly(m, TO_SERVER, "mysql: short COM_STMT_EXECUTE", 0);
 		return;
 	}
 	if (id == 0xffffffffu && m->have_last_prep)
@@ -759,7 +633,7 @@ static void cmd_change_user(struct my *m, const uint8_t *p, size_t n)
 static void command(struct my *m, const uint8_t *p, size_t n, int trunc)
 {
 	if (n == 0) {
-		anomaly(m, TO_SERVER, "mysql: empty command packet", 0);
+		my_anomaly(m, TO_SERVER, "mysql: empty command packet", 0);
 		return;
 	}
 	m->any_cmd = 1;
@@ -848,7 +722,7 @@ static void command(struct my *m, const uint8_t *p, size_t n, int trunc)
 		pend_push(m, p[0], R_OKERR);
 		break;
 	default:
-		anomaly(m, TO_SERVER, "mysql: unknown command", 0);
+		my_anomaly(m, TO_SERVER, "mysql: unknown command", 0);
 		m->fr[TO_SERVER].sync = 1;
 		if (m->z_on)
 			m->z[TO_SERVER].fr.sync = 1;
@@ -874,7 +748,7 @@ static void greeting(struct my *m, const uint8_t *p, size_t n)
 	struct rd r = rd_make(p, n);
 	uint8_t proto = rd_u8(&r);
 	if (proto != 10 && proto != 9) {
-		anomaly(m, TO_CLIENT, "mysql: unknown handshake protocol", 1);
+		my_anomaly(m, TO_CLIENT, "mysql: unknown handshake protocol", 1);
 		return;
 	}
 	struct strv version = rd_cstr(&r);
@@ -883,7 +757,7 @@ static void greeting(struct my *m, const uint8_t *p, size_t n)
 		rd_skip(&r, 9); /* scramble part 1 + filler */
 		uint64_t caps = rd_le16(&r);
 		if (r.err) {
-			anomaly(m, TO_CLIENT, "mysql: short server greeting", 1);
+			my_anomaly(m, TO_CLIENT, "mysql: short server greeting", 1);
 			return;
 		}
 		if (rd_left(&r) >= 16) {
@@ -903,7 +777,7 @@ static void greeting(struct my *m, const uint8_t *p, size_t n)
 		m->srv_caps = caps;
 		m->have_srv_caps = 1;
 	} else if (r.err) {
-		anomaly(m, TO_CLIENT, "mysql: short server greeting", 1);
+		my_anomaly(m, TO_CLIENT, "mysql: short server greeting", 1);
 		return;
 	}
 	struct ev e = { .type = EV_SERVER_HELLO };
@@ -931,7 +805,7 @@ static void login(struct my *m, const uint8_t *p, size_t n)
 		rd_skip(&r, 19);
 		uint32_t ext = rd_le32(&r);
 		if (r.err) {
-			anomaly(m, TO_SERVER, "mysql: short handshake response", 1);
+			my_anomaly(m, TO_SERVER, "mysql: short handshake response", 1);
 			return;
 		}
 		if (!(caps & MY_CLIENT_MYSQL))
@@ -968,14 +842,14 @@ static void login(struct my *m, const uint8_t *p, size_t n)
 			}
 		}
 		if (r.err) {
-			anomaly(m, TO_SERVER, "mysql: malformed handshake response", 0);
+			my_anomaly(m, TO_SERVER, "mysql: malformed handshake response", 0);
 			r.err = 0;
 		}
 	} else {
 		/* HandshakeResponse320 */
 		rd_le24(&r); /* max packet */
 		if (r.err) {
-			anomaly(m, TO_SERVER, "mysql: short handshake response", 1);
+			my_anomaly(m, TO_SERVER, "mysql: short handshake response", 1);
 			return;
 		}
 		if (rd_left(&r) == 0 && (caps & MY_CLIENT_SSL))
@@ -1023,8 +897,6 @@ tls:
 	}
 }
 
-static void z_start(struct my *m);
-
 static void auth_reply(struct my *m, const uint8_t *p, size_t n)
 {
 	switch (p[0]) {
@@ -1047,7 +919,7 @@ static void auth_reply(struct my *m, const uint8_t *p, size_t n)
 			e.u.login.ok = 1;
 			emit(m, &e, TO_CLIENT);
 			if (m->caps & (MY_CLIENT_COMPRESS | MY_CLIENT_ZSTD))
-				z_start(m);
+				my_z_start(m);
 		}
 		return;
 	}
@@ -1085,7 +957,7 @@ static void auth_reply(struct my *m, const uint8_t *p, size_t n)
 	case 0x01: /* AuthMoreData: caching_sha2 fast (3) / full (4) auth, RSA key; no secrets kept */
 		return;
 	default:
-		anomaly(m, TO_CLIENT, "mysql: unexpected packet during authentication", 0);
+		my_anomaly(m, TO_CLIENT, "mysql: unexpected packet during authentication", 0);
 		return;
 	}
 }
@@ -1159,7 +1031,7 @@ static int resp_result(struct my *m, struct my_pend *q, const uint8_t *p, size_t
 			uint64_t aff = 0;
 			uint16_t st = 0;
 			if (parse_ok(p, n, &aff, &st) < 0)
-				anomaly(m, TO_CLIENT, "mysql: malformed OK packet", 0);
+				my_anomaly(m, TO_CLIENT, "mysql: malformed OK packet", 0);
 			set_status(m, st);
 			int more = (st & MY_STATUS_MORE_RESULTS) != 0;
 			if (q->has_q)
@@ -1187,7 +1059,7 @@ static int resp_result(struct my *m, struct my_pend *q, const uint8_t *p, size_t
 		struct rd r = rd_make(p, n);
 		uint64_t cols = rd_lenenc(&r, NULL);
 		if (r.err || cols == 0 || rd_left(&r) > 1) {
-			anomaly(m, TO_CLIENT, "mysql: bad column count", 0);
+			my_anomaly(m, TO_CLIENT, "mysql: bad column count", 0);
 			pend_flush(m);
 			m->fr[TO_CLIENT].sync = 1;
 			return 0;
@@ -1204,7 +1076,7 @@ static int resp_result(struct my *m, struct my_pend *q, const uint8_t *p, size_t
 			return 0;
 		}
 		if (p[0] == 0xfe && full < 9) { /* fewer definitions than announced */
-			anomaly(m, TO_CLIENT, "mysql: result set ended early", 0);
+			my_anomaly(m, TO_CLIENT, "mysql: result set ended early", 0);
 			q->rstate = RS_COLEOF;
 			return resp_result(m, q, p, n, full);
 		}
@@ -1235,7 +1107,7 @@ static int resp_result(struct my *m, struct my_pend *q, const uint8_t *p, size_t
 		if (m->deprecate_eof < 0)
 			m->deprecate_eof = 1;
 		else
-			anomaly(m, TO_CLIENT, "mysql: missing EOF after column definitions", 0);
+			my_anomaly(m, TO_CLIENT, "mysql: missing EOF after column definitions", 0);
 		q->rstate = RS_ROWS;
 		return resp_result(m, q, p, n, full);
 	case RS_ROWS:
@@ -1285,7 +1157,7 @@ static int resp_prepare(struct my *m, struct my_pend *q, const uint8_t *p, size_
 		uint16_t ncols = rd_le16(&r);
 		uint16_t nparams = rd_le16(&r);
 		if (p[0] != 0x00 || r.err) {
-			anomaly(m, TO_CLIENT, "mysql: malformed PREPARE reply", 0);
+			my_anomaly(m, TO_CLIENT, "mysql: malformed PREPARE reply", 0);
 			pend_flush(m);
 			return 0;
 		}
@@ -1402,7 +1274,7 @@ static int resp_one(struct my *m, struct my_pend *q, const uint8_t *p, size_t n,
 				stmt_clear(m);
 			}
 		} else if (p[0] != 0xff && p[0] != 0xfe) {
-			anomaly(m, TO_CLIENT, "mysql: unexpected reply", 0);
+			my_anomaly(m, TO_CLIENT, "mysql: unexpected reply", 0);
 		}
 		pend_pop(m);
 		return 0;
@@ -1412,7 +1284,7 @@ static int resp_one(struct my *m, struct my_pend *q, const uint8_t *p, size_t n,
 static void response(struct my *m, const uint8_t *p, size_t n, size_t full, uint8_t seq)
 {
 	if (n == 0) {
-		anomaly(m, TO_CLIENT, "mysql: empty server packet", 0);
+		my_anomaly(m, TO_CLIENT, "mysql: empty server packet", 0);
 		return;
 	}
 	if (!m->pend_n) {
@@ -1431,7 +1303,7 @@ static void response(struct my *m, const uint8_t *p, size_t n, size_t full, uint
 }
 
 /* Bytes of a 0xffffff continuation: they belong to the row being read. */
-static void cont_bytes(struct my *m, int dir, uint64_t k)
+void my_cont_bytes(struct my *m, int dir, uint64_t k)
 {
 	if (dir != TO_CLIENT || !m->pend_n)
 		return;
@@ -1440,20 +1312,20 @@ static void cont_bytes(struct my *m, int dir, uint64_t k)
 		q->bytes += k;
 }
 
-static void on_packet(struct my *m, int dir, const uint8_t *p, size_t n, size_t full, uint8_t seq,
+void my_on_packet(struct my *m, int dir, const uint8_t *p, size_t n, size_t full, uint8_t seq,
 		      int trunc)
 {
 	if (dir == TO_SERVER) {
 		switch (m->phase) {
 		case PH_GREETING:
 		case PH_LOGIN:
-			if (seq == 0 && n > 0 && valid_cmd(p[0]) && m->phase == PH_GREETING) {
+			if (seq == 0 && n > 0 && my_valid_cmd(p[0]) && m->phase == PH_GREETING) {
 				m->phase = PH_CMD; /* no handshake here after all */
 				command(m, p, n, trunc);
 			} else if (n >= 4) {
 				login(m, p, n);
 			} else {
-				anomaly(m, TO_SERVER, "mysql: short handshake response", 0);
+				my_anomaly(m, TO_SERVER, "mysql: short handshake response", 0);
 			}
 			return;
 		case PH_AUTH:
@@ -1469,7 +1341,7 @@ static void on_packet(struct my *m, int dir, const uint8_t *p, size_t n, size_t 
 				return;
 			}
 			if (seq != 0) {
-				anomaly(m, TO_SERVER, "mysql: command out of sequence", 0);
+				my_anomaly(m, TO_SERVER, "mysql: command out of sequence", 0);
 				return;
 			}
 			command(m, p, n, trunc);
@@ -1477,7 +1349,7 @@ static void on_packet(struct my *m, int dir, const uint8_t *p, size_t n, size_t 
 		}
 	}
 	if (n == 0 && m->phase != PH_CMD) {
-		anomaly(m, TO_CLIENT, "mysql: empty server packet", 0);
+		my_anomaly(m, TO_CLIENT, "mysql: empty server packet", 0);
 		return;
 	}
 	switch (m->phase) {
@@ -1488,7 +1360,7 @@ static void on_packet(struct my *m, int dir, const uint8_t *p, size_t n, size_t 
 		if (p[0] == 0xff)
 			auth_reply(m, p, n);
 		else
-			anomaly(m, TO_CLIENT, "mysql: server spoke before the login", 0);
+			my_anomaly(m, TO_CLIENT, "mysql: server spoke before the login", 0);
 		return;
 	case PH_AUTH:
 		auth_reply(m, p, n);
@@ -1499,453 +1371,13 @@ static void on_packet(struct my *m, int dir, const uint8_t *p, size_t n, size_t 
 	}
 }
 
-/* ---------- packet framing and resynchronisation ---------- */
-
-/* Does a chain of packets starting at b look like this direction's traffic?
- * strict: must end exactly at n. Returns 1 yes, 0 no, -1 cannot tell yet. */
-static int raw_chain(const struct my *m, int dir, const uint8_t *b, size_t n, int strict, int inner)
-{
-	size_t off = 0;
-	int count = 0, cont = 0;
-	uint8_t prev = 0;
-	while (n - off >= 4) {
-		uint32_t plen = le24(b + off);
-		uint8_t seq = b[off + 3];
-		if (cont || (dir == TO_CLIENT && count > 0)) {
-			if (seq != (uint8_t)(prev + 1))
-				return 0;
-		} else if (dir == TO_SERVER) {
-			if (seq != 0 || plen == 0)
-				return 0;
-			if (n - off > 4 && !valid_cmd(b[off + 4]))
-				return 0;
-		} else {
-			if (plen == 0 || (!inner && seq != 1))
-				return 0;
-		}
-		(void)m;
-		if (plen > n - off - 4)
-			return strict ? 0 : 1;
-		cont = plen == 0xffffff;
-		prev = seq;
-		off += 4 + (size_t)plen;
-		if (++count >= MY_SYNC_CHAIN)
-			return 1; /* long enough to believe; bounds the scan's work */
-	}
-	if (off == n)
-		return count > 0;
-	return strict ? 0 : (count > 0 ? 1 : -1);
-}
-
-static int zlib_head(const uint8_t *b)
-{
-	return (b[0] & 0x0f) == 8 && ((b[0] << 8) | b[1]) % 31 == 0;
-}
-
-static int zstd_head(const uint8_t *b)
-{
-	return b[0] == 0x28 && b[1] == 0xb5 && b[2] == 0x2f && b[3] == 0xfd;
-}
-
-/* Same for compressed frames: header 7 bytes, payload a zlib/zstd stream or (length 0)
- * a stored packet. -1 when the first frame is too short to judge. */
-static int z_chain(int dir, const uint8_t *b, size_t n, int strict)
-{
-	size_t off = 0;
-	int count = 0;
-	while (n - off >= 7) {
-		uint32_t clen = le24(b + off), ulen = le24(b + off + 4);
-		const uint8_t *pl = b + off + 7;
-		size_t have = n - off - 7;
-		if (clen == 0)
-			return 0;
-		if (ulen == 0) {
-			if (have < 5)
-				return count ? (strict ? 0 : 1) : -1;
-			uint32_t ilen = le24(pl);
-			if (ilen + 4 > clen)
-				return 0;
-			if (dir == TO_SERVER && count == 0 && (pl[3] != 0 || !valid_cmd(pl[4])))
-				return 0;
-		} else {
-			if (have < 4)
-				return count ? (strict ? 0 : 1) : -1;
-			if (!zlib_head(pl) && !zstd_head(pl))
-				return 0;
-		}
-		if (clen > have)
-			return strict ? 0 : 1;
-		off += 7 + (size_t)clen;
-		if (++count >= MY_SYNC_CHAIN)
-			return 1;
-	}
-	if (off == n)
-		return count > 0;
-	return strict ? 0 : (count > 0 ? 1 : -1);
-}
-
-/* Where does the next packet start? >= 0 offset, -1 need more bytes, -2 drop all. */
-static long find_sync(struct my *m, int dir, const uint8_t *b, size_t len, int inner)
-{
-	if (dir == TO_CLIENT && !m->pend_n) {
-		/* Nothing asked: only a greeting is worth waiting for. */
-		if (!m->any_cmd && len >= 5 && b[3] == 0 && b[4] == 0x0a && raw_chain(m, dir, b, len, 0, 1) == 1)
-			return 0;
-		return len < 5 && !m->any_cmd ? -1 : -2;
-	}
-	if (len < 5)
-		return -1;
-	size_t scan = len - 4 < MY_SYNC_SCAN ? len - 4 : MY_SYNC_SCAN;
-	for (size_t o = 0; o < scan; o++) {
-		const uint8_t *s = b + o;
-		size_t sn = len - o;
-		int raw = raw_chain(m, dir, s, sn, o > 0, inner);
-		if (!inner && !m->z_decided) {
-			/* Mid-stream: is compression on? Decide only on enough evidence. */
-			int z = z_chain(dir, s, sn, o > 0);
-			int raw_exact = raw_chain(m, dir, s, sn, 1, inner) == 1;
-			if (z == 1 && !raw_exact) {
-				m->z_on = 1;
-				m->z_decided = 1;
-				for (int d = 0; d < 2; d++) {
-					m->z[d].sync = d != dir;
-					m->z[d].fr.sync = 1;
-				}
-				return (long)o;
-			}
-			if (z == -1 && o == 0 && !raw_exact)
-				return -1;
-		}
-		if (raw == 1) {
-			if (!inner && m->midstream)
-				m->z_decided = 1;
-			return (long)o;
-		}
-		if (raw == -1 && o == 0)
-			return -1;
-	}
-	return -2;
-}
-
-/* Walk the packets in b; returns bytes consumed. inner: b is decompressed data. */
-static size_t frame_run(struct my *m, int dir, struct my_framer *f, const uint8_t *b, size_t len,
-			int inner)
-{
-	size_t off = 0;
-	while (off < len && !m->stopped) {
-		if (!inner && m->z_on)
-			break; /* compression started: the rest is framed differently */
-		if (f->skip_left) {
-			size_t k = len - off < f->skip_left ? len - off : (size_t)f->skip_left;
-			off += k;
-			f->skip_left -= k;
-			continue;
-		}
-		if (f->sync) {
-			long at = find_sync(m, dir, b + off, len - off, inner);
-			if (at == -1)
-				break;
-			if (at < 0) {
-				off = len;
-				break;
-			}
-			off += (size_t)at;
-			f->sync = 0;
-			continue;
-		}
-		if (len - off < 4)
-			break;
-		uint32_t plen = le24(b + off);
-		uint8_t seq = b[off + 3];
-		if (f->cont) {
-			f->logical += plen;
-			if (f->logical > MY_LOGICAL_MAX) {
-				anomaly(m, dir, "mysql: packet chain longer than 1 GiB", 1);
-				break;
-			}
-			cont_bytes(m, dir, plen);
-			off += 4;
-			f->skip_left = plen;
-			f->cont = plen == 0xffffff;
-			continue;
-		}
-		size_t hold = 4 + (size_t)plen;
-		if (plen == 0xffffff || hold > MY_HOLD_MAX) {
-			size_t head = dir == TO_SERVER ? MY_HEAD_TO_SERVER : MY_HEAD_TO_CLIENT;
-			if (head > plen)
-				head = plen;
-			if (len - off < 4 + head)
-				break;
-			on_packet(m, dir, b + off + 4, head, plen, seq, 1);
-			off += 4 + head;
-			f->skip_left = plen - head;
-			f->cont = plen == 0xffffff;
-			f->logical = plen;
-			continue;
-		}
-		if (len - off < hold)
-			break;
-		on_packet(m, dir, b + off + 4, plen, plen, seq, 0);
-		off += hold;
-	}
-	return off;
-}
-
-/* ---------- compression ---------- */
-
-static void z_reset_dir(struct my_zdir *z)
-{
-	z->in_frame = 0;
-	z->broken = 0;
-	z->cf_left = 0;
-	z->ib_n = 0;
-	memset(&z->fr, 0, sizeof z->fr);
-}
-
-static void z_start(struct my *m)
-{
-	m->z_on = 1;
-	m->z_decided = 1;
-	for (int d = 0; d < 2; d++) {
-		z_reset_dir(&m->z[d]);
-		m->z[d].sync = 0;
-	}
-}
-
-static int z_inner_run(struct my *m, int dir)
-{
-	struct my_zdir *z = &m->z[dir];
-	size_t k = frame_run(m, dir, &z->fr, z->ib, z->ib_n, 1);
-	if (k) {
-		memmove(z->ib, z->ib + k, z->ib_n - k);
-		z->ib_n -= k;
-	}
-	if (z->ib_n == MY_HOLD_MAX && !m->stopped) {
-		/* cannot happen with a sane framer; never spin */
-		z->ib_n = 0;
-		z->fr.sync = 1;
-	}
-	return m->stopped ? -1 : 0;
-}
-
-static int z_alloc(struct my_zdir *z)
-{
-	if (!z->ib) {
-		z->ib = malloc(MY_HOLD_MAX);
-		if (!z->ib)
-			return -1;
-	}
-	return 0;
-}
-
-/* Decompressed output went wrong: drop the frame and resynchronise the inner stream. */
-static void z_broken(struct my *m, int dir, const char *what)
-{
-	struct my_zdir *z = &m->z[dir];
-	anomaly(m, dir, what, 0);
-	z->broken = 1;
-	z->ib_n = 0;
-	memset(&z->fr, 0, sizeof z->fr);
-	z->fr.sync = 1;
-}
-
-static void z_got(struct my *m, int dir, size_t got)
-{
-	struct my_zdir *z = &m->z[dir];
-	z->cf_out += got;
-	if (z->cf_out > z->cf_ulen || z->cf_out > MY_DECOMP_MAX) {
-		z_broken(m, dir, "mysql: decompressed data exceeds its declared length");
-		return;
-	}
-	z->ib_n += got;
-	z_inner_run(m, dir);
-}
-
-static void z_feed(struct my *m, int dir, const uint8_t *p, size_t k)
-{
-	struct my_zdir *z = &m->z[dir];
-	if (z->broken || z->done || k == 0)
-		return;
-	if (z->kind == Z_STORED) {
-		while (k && !m->stopped) {
-			size_t room = MY_HOLD_MAX - z->ib_n;
-			size_t c = k < room ? k : room;
-			memcpy(z->ib + z->ib_n, p, c);
-			z->ib_n += c;
-			p += c;
-			k -= c;
-			z_inner_run(m, dir);
-		}
-		return;
-	}
-	if (z->kind == Z_ZLIB) {
-		z->zs.next_in = (Bytef *)(uintptr_t)p;
-		z->zs.avail_in = (uInt)k;
-		for (;;) {
-			size_t room = MY_HOLD_MAX - z->ib_n;
-			z->zs.next_out = z->ib + z->ib_n;
-			z->zs.avail_out = (uInt)room;
-			int rc = inflate(&z->zs, Z_NO_FLUSH);
-			size_t got = room - z->zs.avail_out;
-			if (got)
-				z_got(m, dir, got);
-			if (m->stopped || z->broken)
-				return;
-			if (rc == Z_STREAM_END) {
-				z->done = 1;
-				return;
-			}
-			if (rc != Z_OK && rc != Z_BUF_ERROR) {
-				z_broken(m, dir, "mysql: zlib data does not inflate");
-				return;
-			}
-			if (z->zs.avail_in == 0 && got < room)
-				return;
-			if (rc == Z_BUF_ERROR && got == 0)
-				return;
-		}
-	}
-	ZSTD_inBuffer in = { p, k, 0 };
-	for (;;) {
-		size_t room = MY_HOLD_MAX - z->ib_n;
-		ZSTD_outBuffer out = { z->ib + z->ib_n, room, 0 };
-		size_t rc = ZSTD_decompressStream(z->zd, &out, &in);
-		if (ZSTD_isError(rc)) {
-			z_broken(m, dir, "mysql: zstd data does not decompress");
-			return;
-		}
-		if (out.pos)
-			z_got(m, dir, out.pos);
-		if (m->stopped || z->broken)
-			return;
-		if (rc == 0) {
-			z->done = 1;
-			return;
-		}
-		if (in.pos == in.size && out.pos < room)
-			return;
-	}
-}
-
-static int z_begin(struct my *m, int dir, uint32_t clen, uint32_t ulen, const uint8_t *pl)
-{
-	struct my_zdir *z = &m->z[dir];
-	z->in_frame = 1;
-	z->broken = 0;
-	z->done = 0;
-	z->cf_left = clen;
-	z->cf_ulen = ulen;
-	z->cf_out = 0;
-	if (z_alloc(z) < 0) {
-		anomaly(m, dir, "mysql: out of memory for decompression", 1);
-		return -1;
-	}
-	if (ulen == 0) {
-		z->kind = Z_STORED;
-		return 0;
-	}
-	if (clen >= 4 && zstd_head(pl)) {
-		z->kind = Z_ZSTD;
-		if (!z->zd) {
-			z->zd = ZSTD_createDStream();
-			if (!z->zd) {
-				anomaly(m, dir, "mysql: out of memory for decompression", 1);
-				return -1;
-			}
-			/* a payload is at most 16 MiB: refuse bigger windows */
-			ZSTD_DCtx_setParameter(z->zd, ZSTD_d_windowLogMax, 24);
-		}
-		ZSTD_DCtx_reset(z->zd, ZSTD_reset_session_only);
-		return 0;
-	}
-	z->kind = Z_ZLIB;
-	int rc = z->zs_ok ? inflateReset(&z->zs) : inflateInit(&z->zs);
-	if (rc != Z_OK) {
-		anomaly(m, dir, "mysql: out of memory for decompression", 1);
-		return -1;
-	}
-	z->zs_ok = 1;
-	return 0;
-}
-
-static void z_end(struct my *m, int dir)
-{
-	struct my_zdir *z = &m->z[dir];
-	if (z->kind != Z_STORED && !z->broken && !m->stopped && z->cf_out < z->cf_ulen)
-		z_broken(m, dir, "mysql: compressed frame shorter than declared");
-	z->in_frame = 0;
-	z->broken = 0;
-	z->done = 0;
-}
-
-static long z_find_sync(struct my *m, int dir, const uint8_t *b, size_t len)
-{
-	(void)m;
-	if (len < 8)
-		return -1;
-	size_t scan = len - 7 < MY_SYNC_SCAN ? len - 7 : MY_SYNC_SCAN;
-	for (size_t o = 0; o < scan; o++) {
-		int r = z_chain(dir, b + o, len - o, o > 0);
-		if (r == 1)
-			return (long)o;
-		if (r == -1 && o == 0)
-			return -1;
-	}
-	return -2;
-}
-
-static size_t z_run(struct my *m, int dir, const uint8_t *b, size_t len)
-{
-	struct my_zdir *z = &m->z[dir];
-	size_t off = 0;
-	while (off < len && !m->stopped) {
-		if (!z->in_frame) {
-			if (z->sync) {
-				if (dir == TO_CLIENT && !m->pend_n && m->any_cmd) {
-					off = len; /* nothing asked: drop until a command */
-					break;
-				}
-				long at = z_find_sync(m, dir, b + off, len - off);
-				if (at == -1)
-					break;
-				if (at < 0) {
-					off = len;
-					break;
-				}
-				off += (size_t)at;
-				z->sync = 0;
-			}
-			if (len - off < 7)
-				break;
-			uint32_t clen = le24(b + off), ulen = le24(b + off + 4);
-			size_t need = 7 + (clen < 4 ? clen : 4);
-			if (len - off < need)
-				break;
-			if (z_begin(m, dir, clen, ulen, b + off + 7) < 0)
-				break;
-			off += 7;
-			if (clen == 0) {
-				z_end(m, dir);
-				continue;
-			}
-		}
-		size_t k = len - off < z->cf_left ? len - off : z->cf_left;
-		z_feed(m, dir, b + off, k);
-		off += k;
-		z->cf_left -= k;
-		if (z->cf_left == 0)
-			z_end(m, dir);
-	}
-	return off;
-}
-
 /* ---------- decoder table ---------- */
 
 static enum proto_verdict my_probe(enum proto_dir dir, const uint8_t *b, size_t len)
 {
 	if (len < 5)
 		return PROTO_MAYBE;
-	uint32_t plen = le24(b);
+	uint32_t plen = my_le24(b);
 	uint8_t seq = b[3];
 	if (dir == TO_CLIENT) {
 		if (seq == 0 && b[4] == 0x0a && plen >= 20 && plen < 1024) {
@@ -1970,7 +1402,7 @@ static enum proto_verdict my_probe(enum proto_dir dir, const uint8_t *b, size_t 
 		if ((caps & MY_CLIENT_PROTOCOL_41) && zero)
 			return PROTO_YES;
 	}
-	if (seq == 0 && plen >= 1 && valid_cmd(b[4]) && (size_t)plen + 4 == len)
+	if (seq == 0 && plen >= 1 && my_valid_cmd(b[4]) && (size_t)plen + 4 == len)
 		return PROTO_MAYBE;
 	return PROTO_NO;
 }
@@ -2003,8 +1435,8 @@ static struct proto_result my_parse(void *st, enum proto_dir dir, const uint8_t 
 	size_t off = 0;
 	while (off < len && !m->stopped) {
 		int was = m->z_on;
-		size_t k = m->z_on ? z_run(m, dir, buf + off, len - off)
-				   : frame_run(m, dir, &m->fr[dir], buf + off, len - off, 0);
+		size_t k = m->z_on ? my_z_run(m, dir, buf + off, len - off)
+				   : my_frame_run(m, dir, &m->fr[dir], buf + off, len - off, 0);
 		off += k;
 		if (m->z_on == was)
 			break;
@@ -2023,7 +1455,7 @@ static void my_gap(void *st, enum proto_dir dir, ev_time ts)
 	memset(&m->fr[dir], 0, sizeof m->fr[dir]);
 	m->fr[dir].sync = 1;
 	if (m->z_on) {
-		z_reset_dir(&m->z[dir]);
+		my_z_reset_dir(&m->z[dir]);
 		m->z[dir].sync = 1;
 		m->z[dir].fr.sync = 1;
 	}

@@ -1,15 +1,21 @@
-/* MySQL / MariaDB decoder internals shared by mysql.c (framing, compression, phases,
- * commands, responses) and mysql_bin.c (binary-protocol values). All tunables of the
- * decoder live here, each with the reason for its value. */
+/* MySQL / MariaDB decoder internals shared by mysql.c (phases, commands, responses),
+ * mysql_frame.c (framing, resynchronisation, compression) and mysql_bin.c (binary-protocol
+ * values). All tunables of the decoder live here, each with the reason for its value. */
 #ifndef DBTAP_MYSQL_INT_H
 #define DBTAP_MYSQL_INT_H
 
 #include <stddef.h>
 #include <stdint.h>
 
+#include <zlib.h>
+#include <zstd.h>
+
 #include "ev.h"
 #include "proto.h"
 #include "rd.h"
+
+#define TO_SERVER PROTO_TO_SERVER
+#define TO_CLIENT PROTO_TO_CLIENT
 
 /* A packet (header included) up to this size is decoded whole; a larger one is decoded
  * from its first bytes and the rest skipped, so capture never holds more than this. */
@@ -119,6 +125,143 @@ struct my_arena {
  * value runs past the buffer. */
 int my_bin_value(struct rd *r, uint8_t type, int is_unsigned, struct my_arena *a,
 		 struct ev_bind *out);
+
+/* ---------- decoder state (mysql.c, mysql_frame.c) ---------- */
+
+enum my_phase {
+	PH_GREETING, /* waiting for the server's Initial Handshake */
+	PH_LOGIN,    /* waiting for the client's HandshakeResponse */
+	PH_AUTH,     /* auth exchange until OK/ERR (login or COM_CHANGE_USER) */
+	PH_CMD,	     /* command phase */
+};
+
+/* What kind of reply a command expects. */
+enum my_resp {
+	R_OKERR,     /* OK / ERR (EOF for a few old commands) */
+	R_RESULT,    /* OK / ERR / LOCAL INFILE / result sets, possibly several */
+	R_PREPARE,   /* PREPARE_OK + parameter and column definitions */
+	R_FIELDLIST, /* column definitions until EOF */
+	R_STAT,	     /* one string packet */
+	R_FETCH,     /* cursor rows until EOF */
+};
+
+enum my_rstate {
+	RS_FIRST,
+	RS_COLDEFS,
+	RS_COLEOF,
+	RS_ROWS,
+	RS_PPARAMS,
+	RS_PEOF,
+	RS_PCOLS,
+	RS_PCEOF,
+};
+
+struct my_pend {
+	uint8_t cmd, resp, rstate, has_q;
+	uint64_t qid;
+	uint32_t stmt_id;
+	uint64_t left;		  /* definitions still to come */
+	uint16_t nparams, ncols;  /* from PREPARE_OK */
+	int64_t rows;
+	uint64_t bytes;
+	char *text;		  /* PREPARE: SQL copy; INIT_DB: schema */
+	size_t text_n;
+	int text_trunc;
+};
+
+struct my_stmt {
+	int used;
+	uint32_t id;
+	uint64_t age;
+	char *sql;
+	size_t sql_n;
+	int sql_known, sql_trunc;
+	uint16_t nparams, ncols;
+	uint16_t *types; /* remembered for re-executes that omit them */
+	int have_types;
+	uint8_t *longd;	 /* params sent by COM_STMT_SEND_LONG_DATA: absent from the execute */
+	/* A cursor opened by an execute: its result is owed until the last fetch. */
+	int cur_open;
+	uint64_t cur_qid;
+	int64_t cur_rows;
+	uint64_t cur_bytes;
+};
+
+struct my_framer {
+	uint64_t skip_left; /* payload bytes of an oversized packet still to skip */
+	uint64_t logical;   /* bytes of the current 0xffffff chain */
+	int cont;	    /* a continuation packet of a handled payload comes next */
+	int sync;	    /* looking for a packet boundary */
+};
+
+enum my_zkind { Z_STORED, Z_ZLIB, Z_ZSTD };
+
+struct my_zdir {
+	int sync, in_frame, kind;
+	int broken; /* frame data was bad (reported): ignore the rest of the frame */
+	int done;   /* the frame's stream ended: ignore trailing bytes */
+	size_t cf_left;
+	uint32_t cf_ulen;
+	uint64_t cf_out;
+	z_stream zs;
+	int zs_ok;
+	ZSTD_DStream *zd;
+	uint8_t *ib; /* decompressed bytes not yet framed (MY_HOLD_MAX) */
+	size_t ib_n;
+	struct my_framer fr;
+};
+
+struct my {
+	struct ev_sink out;
+	ev_time ts;
+	int midstream, stopped, phase, change_user;
+	uint64_t srv_caps, caps;
+	int have_srv_caps, have_caps;
+	int deprecate_eof; /* -1 not known yet */
+	int qattr;	   /* query attributes in COM_QUERY / EXECUTE; -1 not known yet */
+	int z_on, z_decided;
+	int cleartext_next; /* the next client auth packet carries a clear password */
+	int infile;	    /* client uploads LOCAL INFILE data until an empty packet */
+	int any_cmd;
+	uint16_t status;
+	int have_status;
+	uint64_t qid;
+	struct my_pend pend[MY_PEND_MAX];
+	size_t pend_head, pend_n;
+	struct my_stmt stmts[MY_STMT_MAX];
+	size_t stmt_sql_total;
+	uint64_t stmt_age, stmt_evictions;
+	uint32_t last_prep_id;
+	int have_last_prep;
+	struct my_framer fr[2];
+	struct my_zdir z[2];
+	int anomalies;
+	char srv_plugin[64], plugin_buf[64];
+	char cu_user[256], cu_db[256];
+	char errbuf[MY_ERRMSG_CAP], codebuf[16];
+	struct my_arena arena;
+	struct ev_bind *binds;
+	struct ev_kv kv[MY_ATTR_MAX];
+};
+
+static inline uint32_t my_le24(const uint8_t *b)
+{
+	return (uint32_t)b[0] | ((uint32_t)b[1] << 8) | ((uint32_t)b[2] << 16);
+}
+
+/* mysql.c: packets in, events out */
+void my_on_packet(struct my *m, int dir, const uint8_t *p, size_t n, size_t full, uint8_t seq,
+		  int trunc);
+void my_cont_bytes(struct my *m, int dir, uint64_t k);
+void my_anomaly(struct my *m, int dir, const char *what, int fatal);
+int my_valid_cmd(uint8_t c);
+
+/* mysql_frame.c: packet framing, resynchronisation, compression */
+size_t my_frame_run(struct my *m, int dir, struct my_framer *f, const uint8_t *b, size_t len,
+		    int inner);
+size_t my_z_run(struct my *m, int dir, const uint8_t *b, size_t len);
+void my_z_start(struct my *m);
+void my_z_reset_dir(struct my_zdir *z);
 
 /* Render printf-style text into the arena; returns a view (empty when full). */
 struct strv my_arena_printf(struct my_arena *a, const char *fmt, ...)
