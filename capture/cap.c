@@ -575,9 +575,18 @@ static void declare_gap(struct cap *c, struct flow *f, struct tcp_stream *a, int
 	f->lost_bytes += lost;
 	c->st.gaps++;
 	c->st.lost_bytes += lost;
+	/* d is the stuck direction; the other one loses only the partial message libnids
+	 * still holds for it, if any. */
+	const struct half_stream *other = d == 0 ? &a->client : &a->server;
+	int other_held = other->count - other->offset > 0;
+	if (other_held) {
+		f->lost_bytes += (uint64_t)(other->count - other->offset);
+		c->st.lost_bytes += (uint64_t)(other->count - other->offset);
+	}
 	if (f->dec && f->dec_state && !f->stopped) {
-		f->dec->gap(f->dec_state, PROTO_TO_SERVER, c->now);
-		f->dec->gap(f->dec_state, PROTO_TO_CLIENT, c->now);
+		f->dec->gap(f->dec_state, d == 0 ? PROTO_TO_SERVER : PROTO_TO_CLIENT, c->now);
+		if (other_held)
+			f->dec->gap(f->dec_state, d == 0 ? PROTO_TO_CLIENT : PROTO_TO_SERVER, c->now);
 	}
 	a->user = NULL;
 	f->stream = NULL;
