@@ -30,7 +30,7 @@ struct an_pending {
 	struct attr_val *params;
 	int n_params;
 	char *param_buf;
-	int data_move, data_move_to_client;
+	int data_move, data_move_to_client, data_move_part;
 	char data_move_what[AN_STR_MAX];
 	size_t bytes; /* charged against the session's pending budget */
 };
@@ -444,9 +444,11 @@ static void complete_part(struct an *an, struct an_session *s, struct an_pending
 	st.rows = r ? r->u.result.rows : -1;
 	st.bytes = r ? r->u.result.bytes : 0;
 	st.from_params = p->n_params > 0;
-	st.data_move = p->data_move;
-	st.data_move_to_client = p->data_move_to_client;
-	snprintf(st.data_move_what, sizeof st.data_move_what, "%s", p->data_move_what);
+	if (p->data_move && p->data_move_part == idx) {
+		st.data_move = 1;
+		st.data_move_to_client = p->data_move_to_client;
+		snprintf(st.data_move_what, sizeof st.data_move_what, "%s", p->data_move_what);
+	}
 	if (r) {
 		scopy(st.error_code, sizeof st.error_code, r->u.result.error_code);
 		scopy(st.tag, sizeof st.tag, r->u.result.tag);
@@ -921,11 +923,16 @@ void an_feed(struct an *an, struct an_session *s, const struct ev *e)
 		on_ready(an, s, e);
 		break;
 	case EV_DATA_MOVE:
-		if (s->pend_n > 0) {
-			struct an_pending *p = pend_at(s, s->pend_n - 1);
+		/* it belongs to the statement executing now: the oldest one still waiting */
+		for (int i = 0; i < s->pend_n; i++) {
+			struct an_pending *p = pend_at(s, i);
+			if (!p->n_parts)
+				continue;
 			p->data_move = 1;
+			p->data_move_part = p->next;
 			p->data_move_to_client = e->u.data_move.to_client;
 			scopy(p->data_move_what, sizeof p->data_move_what, e->u.data_move.what);
+			break;
 		}
 		break;
 	default:

@@ -451,6 +451,28 @@ Test(data_export, server_file_request_event)
 	h_free(&h);
 }
 
+Test(data_export, data_move_belongs_to_the_executing_statement)
+{
+	start_as("postgresql", "app_svc", NULL);
+	uint64_t a = h_query(&h, EV_Q_EXECUTE, "SELECT 1", NULL, 0);
+	uint64_t b = h_query(&h, EV_Q_EXECUTE, "SELECT 2", NULL, 0);
+	struct ev e = { .type = EV_DATA_MOVE, .ts = h.t };
+	e.u.data_move.to_client = 0;
+	e.u.data_move.what = STRV_LIT("/etc/passwd");
+	h_event(&h, &e);
+	h_result(&h, a, EV_OUT_OK, 0, NULL);
+	h_result(&h, b, EV_OUT_OK, 1, NULL);
+	uint64_t c2 = h_query(&h, EV_Q_SIMPLE, "SELECT 3; SELECT 4", NULL, 0);
+	h_result(&h, c2, EV_OUT_OK, 1, NULL);
+	h_event(&h, &e);
+	h_result(&h, c2, EV_OUT_OK, 1, NULL);
+	h_end(&h);
+	cr_assert_eq(rec_sink_count_kind(h.sink, "data_export"), 2);
+	cr_expect_eq(h.sink->f[0].statement_id, h.sink->st[0].id);
+	cr_expect_eq(h.sink->f[1].statement_id, h.sink->st[3].id);
+	h_free(&h);
+}
+
 Test(data_export, pg_dump_by_admin_follows_policy)
 {
 	h_init(&h);
