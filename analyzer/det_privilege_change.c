@@ -29,6 +29,14 @@ static void pc_statement(struct an *an, const struct an_stmt *st)
 		/* CREATE USER MAPPING is a foreign-server login, not a role */
 		if (what && det_word(st, det_next(st, obj), "MAPPING"))
 			what = NULL;
+		/* ALTER ROLE x [IN DATABASE d] SET|RESET param: a per-role setting, not a privilege */
+		if (what && !strcmp(verb, "ALTER") && strcmp(what, "DEFAULT PRIVILEGES")) {
+			int k = det_next(st, det_next(st, obj));
+			if (det_word(st, k, "IN") && det_word(st, det_next(st, k), "DATABASE"))
+				k = det_next(st, det_next(st, det_next(st, k)));
+			if (det_word(st, k, "SET") || det_word(st, k, "RESET"))
+				what = NULL;
+		}
 	} else if (!strcmp(verb, "SET") && det_word(st, obj, "PASSWORD")) {
 		what = "PASSWORD";
 	}

@@ -302,6 +302,9 @@ Test(privilege_change, look_alikes_do_not_fire)
 	cr_expect_eq(fires("postgresql", "app_svc", "SELECT grant_id FROM grants", "privilege_change"), 0);
 	cr_expect_eq(fires("postgresql", "app_svc", "CREATE USER MAPPING FOR bob SERVER s", "privilege_change"), 0);
 	cr_expect_eq(fires("postgresql", "app_svc", "ALTER TABLE users ADD COLUMN role text", "privilege_change"), 0);
+	cr_expect_eq(fires("postgresql", "app_svc", "ALTER ROLE app_svc SET search_path = app, public", "privilege_change"), 0);
+	cr_expect_eq(fires("postgresql", "app_svc", "ALTER USER app_svc IN DATABASE shop RESET work_mem", "privilege_change"), 0);
+	cr_expect_eq(fires("postgresql", "app_svc", "ALTER ROLE bob WITH LOGIN", "privilege_change"), 1);
 }
 
 Test(privilege_change, superuser_is_critical)
