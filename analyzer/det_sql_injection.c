@@ -181,7 +181,10 @@ static void sqli_statement(struct an *an, const struct an_stmt *st)
 					upto++;
 				if (union_at < 0)
 					union_at = i, union_end = upto;
-				if ((items >= 1 && lits == items) || sys || reads_catalog(st, k, upto, 0))
+				/* catalog queries that union catalogs (psql's \d, ORM introspection)
+				 * are tools, not injection: only a UNION added to a non-catalog read counts */
+				int tool = reads_catalog(st, st->first, i, 0);
+				if (!tool && ((items >= 1 && lits == items) || sys || reads_catalog(st, k, upto, 0)))
 					unions++;
 				else
 					unions += 0x100; /* plain UNION: counts only with another signal */

@@ -76,6 +76,11 @@ static const char *const sqli_neg[][2] = {
 	{ "postgresql", "SELECT sleep_minutes FROM settings" },
 	{ "mysql", "SELECT * FROM t WHERE a = 1 || b = 2" },
 	{ "mysql", "SELECT * FROM t WHERE note = 'sleep(5)'" },
+	/* psql \d: catalogs on both sides of the UNION */
+	{ "postgresql", "SELECT pubname FROM pg_catalog.pg_publication p JOIN pg_catalog.pg_publication_rel pr ON "
+			"p.oid = pr.prpubid WHERE pr.prrelid = '16384' UNION SELECT pubname FROM "
+			"pg_catalog.pg_publication p WHERE p.puballtables ORDER BY 1" },
+	{ "postgresql", "SELECT c.relname FROM pg_catalog.pg_class c UNION ALL SELECT NULL" },
 };
 
 Test(sql_injection, benign_look_alikes_do_not_fire)
