@@ -1065,6 +1065,22 @@ void cap_finish(struct cap *c)
 {
 	if (!c)
 		return;
+	/* A hole still open at the end will never be filled: skip it so the segments held
+	 * behind it are decoded before the flows close. */
+	for (struct flow *f = c->flows.lru_head, *next; f; f = next) {
+		next = f->lru_next;
+		struct tcp_stream *a = f->stream;
+		if (!a)
+			continue;
+		for (int d = 0; d < 2; d++) {
+			if (!f->held[d])
+				continue;
+			const struct half_stream *sender = d == 0 ? &a->client : &a->server;
+			const struct half_stream *h = d == 0 ? &a->server : &a->client;
+			declare_gap(c, f, a, d, sender->first_data_seq + (uint32_t)h->count);
+			break;
+		}
+	}
 	nids_exit(); /* EXITING for every stream libnids still holds */
 	while (c->flows.lru_head) {
 		struct flow *f = c->flows.lru_head;
