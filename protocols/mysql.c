@@ -498,6 +498,43 @@ static struct my_pend *pending_prepare(struct my *m)
 	return NULL;
 }
 
+/* A statement prepared before pickup: find the parameter count that makes the execute
+ * parse exactly (null bitmap, new-params-bound = 1, known types, values to the last
+ * byte), remember it, and render the values. NULL when no count fits. */
+static struct my_stmt *infer_stmt(struct my *m, uint32_t id, const uint8_t *p, size_t n,
+				  size_t *nb)
+{
+	uint16_t types[MY_INFER_MAX];
+	for (size_t np = 1; np <= MY_INFER_MAX; np++) {
+		size_t bml = (np + 7) / 8, head = bml + 1 + 2 * np;
+		if (head > n)
+			break;
+		if (p[bml] != 1)
+			continue;
+		int ok = 1;
+		for (size_t i = 0; i < np && ok; i++) {
+			types[i] = (uint16_t)(p[bml + 1 + 2 * i] | (p[bml + 2 + 2 * i] << 8));
+			ok = my_bin_known(p[bml + 1 + 2 * i]) && (p[bml + 2 + 2 * i] & 0x7f) == 0;
+		}
+		if (!ok)
+			continue;
+		struct rd r = rd_make(p + head, n - head);
+		m->arena.n = 0;
+		if (decode_values(m, &r, np, p, types, NULL) != np || r.err || rd_left(&r) != 0)
+			continue;
+		struct my_stmt *s = stmt_add(m, id);
+		s->types = malloc(np * sizeof *s->types);
+		if (s->types) {
+			memcpy(s->types, types, np * sizeof *s->types);
+			s->have_types = 1;
+		}
+		s->nparams = (uint16_t)np;
+		*nb = np;
+		return s;
+	}
+	return NULL;
+}
+
 static void cmd_execute(struct my *m, const uint8_t *p, size_t n, int trunc)
 {
 	struct rd r = rd_make(p, n);
@@ -527,9 +564,13 @@ static void cmd_execute(struct my *m, const uint8_t *p, size_t n, int trunc)
 	if (s)
 		stmt_cursor_done(m, s, NULL); /* re-execute closes the previous cursor */
 	size_t nb = 0;
-	if (arena_ready(m) == 0 && s) {
+	int qa = m->qattr == 1 || has_cap(m, MY_CLIENT_QUERY_ATTRIBUTES);
+	if (!s && !pp && id != 0xffffffffu && !qa && arena_ready(m) == 0) {
+		s = infer_stmt(m, id, r.p + r.off, rd_left(&r), &nb);
+		if (s)
+			m->stmt_inferred++;
+	} else if (arena_ready(m) == 0 && s) {
 		uint64_t cnt = s->nparams;
-		int qa = m->qattr == 1 || has_cap(m, MY_CLIENT_QUERY_ATTRIBUTES);
 		if (qa && (cnt > 0 || (flags & 0x08)))
 			cnt = rd_lenenc(&r, NULL);
 		if (cnt > 0 && cnt <= 0xffff && !r.err) {

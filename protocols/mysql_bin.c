@@ -126,6 +126,11 @@ static int render_time(struct rd *r, struct my_arena *a, struct ev_bind *out)
 	return 0;
 }
 
+int my_bin_known(uint8_t type)
+{
+	return type <= MY_T_TIME2 || type == MY_T_VECTOR || type >= MY_T_JSON;
+}
+
 int my_bin_value(struct rd *r, uint8_t type, int is_unsigned, struct my_arena *a,
 		 struct ev_bind *out)
 {

@@ -40,6 +40,8 @@
 /* Parameters rendered per execute, and the text arena they are rendered into. */
 #define MY_PARAM_MAX 1024
 #define MY_ARENA_CAP (64u * 1024u)
+/* Parameter counts tried when an execute names a statement prepared before pickup. */
+#define MY_INFER_MAX 256
 /* Bytes of a binary value rendered as hex before it is cut. */
 #define MY_HEX_MAX 256u
 /* Connect attributes kept for EV_STARTUP. */
@@ -230,7 +232,7 @@ struct my {
 	size_t pend_head, pend_n;
 	struct my_stmt stmts[MY_STMT_MAX];
 	size_t stmt_sql_total;
-	uint64_t stmt_age, stmt_evictions;
+	uint64_t stmt_age, stmt_evictions, stmt_inferred;
 	uint32_t last_prep_id;
 	int have_last_prep;
 	struct my_framer fr[2];
@@ -262,6 +264,9 @@ size_t my_frame_run(struct my *m, int dir, struct my_framer *f, const uint8_t *b
 size_t my_z_run(struct my *m, int dir, const uint8_t *b, size_t len);
 void my_z_start(struct my *m);
 void my_z_reset_dir(struct my_zdir *z);
+
+/* 1 if my_bin_value can decode this type. */
+int my_bin_known(uint8_t type);
 
 /* Render printf-style text into the arena; returns a view (empty when full). */
 struct strv my_arena_printf(struct my_arena *a, const char *fmt, ...)
