@@ -239,6 +239,19 @@ static int value_at(const char *b, const struct sq_tok *t, int first, int k, enu
 	return 0;
 }
 
+/* set_config arguments and MySQL variables take expressions: only a lone literal or bound
+ * parameter (optionally cast) is a value; a bare word there is a column, not a name. */
+static int lone_value(const char *b, const struct sq_tok *t, int k, int end)
+{
+	if (k >= end || !(sq_is_literal(&t[k]) || t[k].type == SQ_PARAM))
+		return 0;
+	k = nc(t, k + 1, end);
+	if (k + 1 < end && op_is(b, &t[k], "::") && t[k + 1].type == SQ_WORD)
+		k = nc(t, k + 2, end);
+	return k >= end || punct(b, &t[k], ',') || punct(b, &t[k], ')') || punct(b, &t[k], ';') ||
+	       sq_word(b, &t[k], "FROM") || sq_word(b, &t[k], "AS");
+}
+
 /* A dotted name at k: returns the index after it, name lower-cased into out. */
 static int name_at(const char *b, const struct sq_tok *t, int k, int end, char *out, size_t cap)
 {
@@ -430,6 +443,8 @@ int attr_statement(const char *b, const struct sq_tok *t, int first, int end, en
 			int nx = nc(t, vk + 1, end);
 			/* a value that is an expression (not a lone literal) is not followed */
 			int lone = nx >= end || punct(b, &t[nx], ',') || punct(b, &t[nx], ';');
+			if (t[k].type == SQ_VAR && !lone_value(b, t, vk, end))
+				r = 0; /* @var = expression or column */
 			if (r && lone && name[0]) {
 				if (t[k].type == SQ_VAR) {
 					if (in_list_ci(&cfg->mysql_vars, name, 1))
@@ -464,6 +479,10 @@ int attr_statement(const char *b, const struct sq_tok *t, int first, int end, en
 			}
 			if (m < 3)
 				continue;
+			int third_word = sq_word(b, &t[a[2]], "TRUE") || sq_word(b, &t[a[2]], "FALSE");
+			if (!lone_value(b, t, a[0], end) || !lone_value(b, t, a[1], end) ||
+			    !(third_word || lone_value(b, t, a[2], end)))
+				continue;
 			int r1 = value_at(b, t, first, a[0], d, params, n_params, name, sizeof name);
 			for (char *c = name; *c; c++)
 				*c = (char)((*c >= 'A' && *c <= 'Z') ? *c + 32 : *c);
@@ -478,7 +497,8 @@ int attr_statement(const char *b, const struct sq_tok *t, int first, int end, en
 						     ? ATTR_TXN
 						     : ATTR_SESSION;
 			setting(cfg, name, val, r2 == 2, sc, ops, &n, cap);
-		} else if (t[k].type == SQ_VAR && k + 2 < end && op_is(b, &t[k + 1], ":=")) {
+		} else if (t[k].type == SQ_VAR && k + 2 < end && op_is(b, &t[k + 1], ":=") &&
+			   lone_value(b, t, nc(t, k + 2, end), end)) {
 			var_name(b, &t[k], name, sizeof name);
 			int r = value_at(b, t, first, nc(t, k + 2, end), d, params, n_params, val, VALBUF);
 			if (r && name[0] && in_list_ci(&cfg->mysql_vars, name, 1))

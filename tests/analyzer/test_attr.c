@@ -268,6 +268,25 @@ Test(attr, precedence_comment_then_transaction_then_session)
 	h_free(&h);
 }
 
+Test(attr, expressions_are_not_markers)
+{
+	start("postgresql", "app_svc", NULL);
+	h_simple(&h, "SELECT set_config('app.user', current_setting('request.header.x'), true)", 1, 'T');
+	h_simple(&h, "SELECT set_config('app.user', name, false) FROM users", 1, 'I');
+	h_simple(&h, "SELECT 1", 1, 'I');
+	expect_user(NULL, NULL);
+	h_free(&h);
+	start("mysql", "app_svc", NULL);
+	h_simple(&h, "SELECT @app_user := username FROM users LIMIT 1", 1, 'I');
+	h_simple(&h, "SET @app_user = CONCAT('a', 'b')", 1, 'I');
+	h_simple(&h, "SELECT 1", 1, 'I');
+	expect_user(NULL, NULL);
+	h_simple(&h, "SELECT @app_user := 'zoe'", 1, 'I');
+	h_simple(&h, "SELECT 1", 1, 'I');
+	expect_user("zoe", "session_variable");
+	h_free(&h);
+}
+
 Test(attr, failed_marker_statement_does_not_apply)
 {
 	start("postgresql", "app_svc", NULL);
