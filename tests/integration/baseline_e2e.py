@@ -294,7 +294,12 @@ want_auto = sorted(w if w[1] != 'ops' or w[0] != 'off_hours' else w[:4] + ('new_
 c.eq(sorted(sig(f) for f in findings(auto, run=2)), want_auto, 'after the learning period: same findings as --learn')
 
 # 8. time zones: hours are counted in the configured zone
-for tz, hour, local in (('Europe/Berlin', '00', '00:30'), ('+01:00', '00', '00:30'), ('-05:30', '18', '18:00')):
+zones = [('+01:00', '00', '00:30'), ('-05:30', '18', '18:00')]
+if os.path.exists('/usr/share/zoneinfo/Europe/Berlin'):
+    zones.insert(0, ('Europe/Berlin', '00', '00:30'))
+else:
+    print('# no TZ database (tzdata): zone names not tested')
+for tz, hour, local in zones:
     db = os.path.join(tmp, 'tz%s.db' % tz.replace('/', '_').replace(':', ''))
     tcfg = {'baseline': {'client_prefix_v4': 32, 'time_zone': tz}}
     dbtest.run_dbtap(d1, db, config=tcfg, extra=['--learn'])
