@@ -753,7 +753,10 @@ int an_baseline_open(struct an *an, const char *db_path, char *err, unsigned lon
 	return 0;
 }
 
-static void flush(struct an *an, struct bl *b)
+/* final=0 (periodic, on the capture thread): wait at most BL_TICK_WAIT_MS for the sink's
+ * writer, else try again at the next tick; final=1 (an_free): wait as long as needed. */
+#define BL_TICK_WAIT_MS 50
+static void flush(struct an *an, struct bl *b, int final)
 {
 	if (!b->n_dirty)
 		return;
@@ -764,7 +767,10 @@ static void flush(struct an *an, struct bl *b)
 		b->n_dirty = 0;
 		return;
 	}
-	if (bl_store_begin(b->store) < 0) {
+	int rc = bl_store_begin(b->store, final ? 10000 : BL_TICK_WAIT_MS);
+	if (rc == -EBUSY && !final)
+		return; /* rows stay dirty */
+	if (rc < 0) {
 		an->st.baseline_errors++;
 		return;
 	}
@@ -809,7 +815,7 @@ void bl_tick(struct an *an, ev_time now)
 	if (!b || !b->n_dirty)
 		return;
 	if (now - b->last_flush >= (ev_time)an->cfg.baseline.flush_interval_s * 1000000) {
-		flush(an, b);
+		flush(an, b, 0);
 		b->last_flush = now;
 	}
 }
@@ -819,7 +825,7 @@ void bl_free(struct an *an)
 	struct bl *b = an->bl;
 	if (!b)
 		return;
-	flush(an, b);
+	flush(an, b, 1);
 	for (size_t k = 0; k < b->cap; k++) {
 		if (b->slot[k]) {
 			free(b->slot[k]->detail);

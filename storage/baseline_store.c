@@ -148,9 +148,14 @@ int bl_store_load(struct bl_store *b, int (*cb)(void *ctx, const struct bl_row *
 	return bad ? bl_fail(b, "load") : 0;
 }
 
-int bl_store_begin(struct bl_store *b)
+int bl_store_begin(struct bl_store *b, int wait_ms)
 {
-	return sqlite3_exec(b->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK ? 0 : bl_fail(b, "begin");
+	sqlite3_busy_timeout(b->db, wait_ms);
+	int rc = sqlite3_exec(b->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+	sqlite3_busy_timeout(b->db, BL_BUSY_MS);
+	if (rc == SQLITE_BUSY)
+		return -EBUSY;
+	return rc == SQLITE_OK ? 0 : bl_fail(b, "begin");
 }
 
 int bl_store_commit(struct bl_store *b)

@@ -35,8 +35,9 @@ const char *bl_store_errmsg(const struct bl_store *b);
  * return from cb stops the walk. 0 or -errno. */
 int bl_store_load(struct bl_store *b, int (*cb)(void *ctx, const struct bl_row *r), void *ctx);
 
-/* Upsert rows in one transaction: begin, put..., commit (rollback on failure). */
-int bl_store_begin(struct bl_store *b);
+/* Upsert rows in one transaction: begin, put..., commit (rollback on failure).
+ * wait_ms: how long begin may wait for another writer (the sink's thread); -EBUSY after. */
+int bl_store_begin(struct bl_store *b, int wait_ms);
 int bl_store_put(struct bl_store *b, const struct bl_row *r);
 int bl_store_commit(struct bl_store *b);
 void bl_store_rollback(struct bl_store *b);
