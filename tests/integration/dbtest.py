@@ -171,7 +171,7 @@ class Capture:
         if not shutil.which('tcpdump'):
             skip('tcpdump is not installed (contrib/test.sh installs it)')
         flt = ' or '.join(f'tcp port {p}' for p in self.ports)
-        self.proc = subprocess.Popen(['tcpdump', '-i', self.iface, '-U', '--immediate-mode', '-s', '262144', '-w',
+        self.proc = subprocess.Popen(['tcpdump', '-i', self.iface, '-U', '--immediate-mode', '-B', '65536', '-s', '262144', '-w',
                                       self.path, flt], stdout=subprocess.DEVNULL,
                                      stderr=subprocess.PIPE, text=True)
         # tcpdump says "listening on" once the handle is open.
