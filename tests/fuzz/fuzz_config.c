@@ -7,23 +7,8 @@
 #include <cJSON.h>
 
 #include "an.h"
+#include "null_sink.h"
 
-static int null_put(struct sink *s, const struct rec *r)
-{
-	(void)s;
-	(void)r;
-	return 0;
-}
-static int null_flush(struct sink *s)
-{
-	(void)s;
-	return 0;
-}
-static void null_close(struct sink *s)
-{
-	(void)s;
-}
-static const struct sink_ops null_ops = { .put = null_put, .flush = null_flush, .close = null_close };
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
