@@ -1432,7 +1432,8 @@ static enum proto_verdict my_probe(enum proto_dir dir, const uint8_t *b, size_t 
 		}
 		if (seq == 0 && b[4] == 0xff && plen < 512)
 			return PROTO_MAYBE;
-		return PROTO_NO;
+		/* a reply seen mid-stream: plain packets from seq 1, or compressed frames */
+		return my_chain_plausible(TO_CLIENT, b, len) ? PROTO_MAYBE : PROTO_NO;
 	}
 	if (seq == 1 && plen >= 32 && plen < 65536 && len >= 36) {
 		uint32_t caps = (uint32_t)b[4] | ((uint32_t)b[5] << 8) | ((uint32_t)b[6] << 16) |
@@ -1443,8 +1444,8 @@ static enum proto_verdict my_probe(enum proto_dir dir, const uint8_t *b, size_t 
 		if ((caps & MY_CLIENT_PROTOCOL_41) && zero)
 			return PROTO_YES;
 	}
-	if (seq == 0 && plen >= 1 && my_valid_cmd(b[4]) && (size_t)plen + 4 == len)
-		return PROTO_MAYBE;
+	if (my_chain_plausible(TO_SERVER, b, len))
+		return PROTO_MAYBE; /* a command (plain or compressed) */
 	return PROTO_NO;
 }
 

@@ -91,6 +91,13 @@ static int z_chain(int dir, const uint8_t *b, size_t n, int strict)
 	return strict ? 0 : (count > 0 ? 1 : -1);
 }
 
+/* For probe(): do these first bytes chain like a plain or compressed packet stream of
+ * this direction, ending exactly at len? */
+int my_chain_plausible(int dir, const uint8_t *b, size_t len)
+{
+	return raw_chain(NULL, dir, b, len, 1, 0) == 1 || z_chain(dir, b, len, 1) == 1;
+}
+
 /* Where does the next packet start? >= 0 offset, -1 need more bytes, -2 drop all. */
 static long find_sync(struct my *m, int dir, const uint8_t *b, size_t len, int inner)
 {

@@ -264,6 +264,7 @@ size_t my_frame_run(struct my *m, int dir, struct my_framer *f, const uint8_t *b
 size_t my_z_run(struct my *m, int dir, const uint8_t *b, size_t len);
 void my_z_start(struct my *m);
 void my_z_reset_dir(struct my_zdir *z);
+int my_chain_plausible(int dir, const uint8_t *b, size_t len);
 
 /* 1 if my_bin_value can decode this type. */
 int my_bin_known(uint8_t type);
