@@ -415,6 +415,30 @@ Test(mysql, long_data_params_are_not_read_from_the_execute)
 	rec_free(&f.r);
 }
 
+Test(mysql, mariadb_pipelined_prepare_and_execute_minus_one)
+{
+	struct feeder f;
+	fd_open(&f, 1);
+	/* PREPARE and EXECUTE(-1) sent back to back before any answer */
+	PKT(&f, C, 0, 0x16, 's', 'e', 'l', 'e', 'c', 't', ' ', '1');
+	PKT(&f, C, 0, 0x17, 0xff, 0xff, 0xff, 0xff, 0, 1, 0, 0, 0);
+	cr_assert_not_null(strstr(f.r.t, "QUERY id=2 kind=execute known=1 trunc=0 name=4294967295 params=0 sql=select 1\n"),
+			   "%s", f.r.t);
+	PKT(&f, S, 1, 0x00, 3, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0);
+	PKT(&f, S, 2, COLDEF);
+	PKT(&f, S, 3, EOF_ST(2, 0));
+	PKT(&f, S, 1, 0x01);
+	PKT(&f, S, 2, COLDEF);
+	PKT(&f, S, 3, EOF_ST(2, 0));
+	PKT(&f, S, 4, 0x00, 0x00, 1, 0, 0, 0);
+	PKT(&f, S, 5, EOF_ST(2, 0));
+	cr_assert_not_null(strstr(f.r.t, "RESULT id=1 outcome=ok rows=0"), "%s", f.r.t);
+	cr_assert_not_null(strstr(f.r.t, "RESULT id=2 outcome=ok rows=1 bytes=6"), "%s", f.r.t);
+	cr_assert_eq(f.r.count[EV_ANOMALY], 0);
+	fd_close(&f);
+	rec_free(&f.r);
+}
+
 Test(mysql, binary_param_types_render_as_text)
 {
 	struct feeder f;
