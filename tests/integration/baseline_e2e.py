@@ -64,7 +64,7 @@ def web_requests(conn, seed, n=12):
 
 def capture(name, body):
     path = os.path.join(tmp, name + '.raw.pcap')
-    with baseline_pcap.Capture(path, [pg.port]):
+    with dbtest.Capture(path, [pg.port]):
         body()
     return path
 

@@ -152,7 +152,7 @@ def pgbench(*args):
 
 def day(name, seed):
     raw = os.path.join(tmp, name + '.raw.pcap')
-    with baseline_pcap.Capture(raw, [pg.port]):
+    with dbtest.Capture(raw, [pg.port]):
         # throttled (-R) so tcpdump on lo keeps up: a capture gap would lose statements
         pgbench('-c', '4', '-j', '2', '-t', '150', '-R', '1000')
         web_day(seed)

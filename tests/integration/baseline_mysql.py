@@ -58,7 +58,7 @@ def day2():
 
 def capture(name, body, start):
     raw, out = os.path.join(tmp, name + '.raw.pcap'), os.path.join(tmp, name + '.pcap')
-    with baseline_pcap.Capture(raw, [my.port]):
+    with dbtest.Capture(raw, [my.port]):
         body()
     baseline_pcap.retime(raw, out, start)
     return out

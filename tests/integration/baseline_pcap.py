@@ -6,10 +6,8 @@ client appears to the server (and to dbtap) as a new client address.
 Usage as a tool: baseline_pcap.py IN.pcap OUT.pcap 2026-11-03T10:00:00Z
 """
 import calendar
-import signal
 import socket
 import struct
-import subprocess
 import sys
 import threading
 import time
@@ -52,32 +50,6 @@ def retime(src, dst, start_iso):
         off += 16 + caplen
     with open(dst, 'wb') as f:
         f.write(out)
-
-
-class Capture:
-    """tcpdump on lo with a large kernel buffer (-B): a busy shared machine otherwise drops
-    packets of a fast workload, and a lost segment loses statements."""
-
-    def __init__(self, path, ports, buffer_kib=262144):
-        self.path, self.ports, self.buffer_kib = path, ports, buffer_kib
-
-    def __enter__(self):
-        flt = ' or '.join(f'tcp port {p}' for p in self.ports)
-        self.proc = subprocess.Popen(['tcpdump', '-i', 'lo', '-U', '--immediate-mode', '-B', str(self.buffer_kib),
-                                      '-s', '262144', '-w', self.path, flt], stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE, text=True)
-        line = self.proc.stderr.readline()
-        if 'listening' not in line:
-            raise RuntimeError('tcpdump failed: ' + line)
-        time.sleep(0.2)
-        return self
-
-    def __exit__(self, *exc):
-        time.sleep(0.5)
-        self.proc.send_signal(signal.SIGINT)
-        self.proc.wait(10)
-        self.summary = self.proc.stderr.read()
-        return False
 
 
 class Relay:
