@@ -624,17 +624,15 @@ void bl_hours(struct an *an, struct an_session *s, const struct an_stmt *st, ev_
 	char item[4];
 	snprintf(item, sizeof item, "%02d", hour);
 	int known = lookup(b, BL_DBUSER, BL_HOUR, s->db_user, "", item) != NULL;
-	int fire = observe(an, b, p, BL_DBUSER, BL_HOUR, s->db_user, "", item, ts, 1, &e);
-	if (!known && e)
-		p->n_hours++;
 	/* no hours learned yet (learning, or nothing recorded): configured business hours */
 	int fallback = !judged(an, p, ts) || had == 0;
-	if (fallback) {
-		fire = !known && e && !an->cfg.learn && outside_business(c, mod);
-		if (fire) {
-			e->alerted = 1;
-			e->pending = (uint8_t)c->require_ack;
-		}
+	int fire = observe(an, b, p, BL_DBUSER, BL_HOUR, s->db_user, "", item, ts, !fallback, &e);
+	if (!known && e)
+		p->n_hours++;
+	if (fallback && !known && e && !an->cfg.learn && outside_business(c, mod)) {
+		fire = 1;
+		e->alerted = 1;
+		e->pending = (uint8_t)c->require_ack;
 	}
 	if (!fire)
 		return;

@@ -457,3 +457,22 @@ Test(baseline, repeated_runs_are_deterministic)
 	free(a);
 	free(b);
 }
+
+Test(baseline, business_hours_fallback_leaves_nothing_pending)
+{
+	/* judged at once (no learning period), no hours known yet: 16:00 is inside business
+	 * hours, so the hour is learned, not alerted -- and not left pending for require_ack */
+	mkdb();
+	for (int run = 0; run < 2; run++) {
+		h_init(&h);
+		h.cfg.baseline.learning_period_s = 0;
+		h.cfg.baseline.require_ack = 1;
+		start(0, dbpath);
+		session("shop", "web", "10.0.0.5");
+		h_simple(&h, "SELECT 1", 1, 'I');
+		cr_expect_eq(count("off_hours"), 0, "run %d", run);
+		h_end(&h);
+		h_free(&h);
+	}
+	rmdb();
+}
