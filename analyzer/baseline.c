@@ -54,8 +54,8 @@ void bl_config_defaults(struct an_config *c)
 {
 	struct an_baseline_cfg *b = &c->baseline;
 	b->learning_period_s = 86400;
-	b->prefix_v4 = 24;
-	b->prefix_v6 = 64;
+	b->prefix_v4 = 32; /* per address, as DESIGN.md §3 words new_client; widen for pools */
+	b->prefix_v6 = 128;
 	snprintf(b->time_zone, sizeof b->time_zone, "UTC");
 	b->tz_fixed = 1;
 	b->tz_offset_min = 0;

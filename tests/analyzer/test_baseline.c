@@ -143,6 +143,7 @@ Test(baseline, learning_period_holds_back_then_each_new_thing_fires_once)
 {
 	h_init(&h);
 	h.cfg.baseline.learning_period_s = 3600;
+	h.cfg.baseline.prefix_v4 = 24;
 	start(0, NULL);
 	workload();
 	h_simple(&h, "SELECT 1 FROM t1", 1, 'I');
@@ -291,6 +292,7 @@ Test(baseline, ipv6_clients_by_prefix)
 {
 	h_init(&h);
 	h.cfg.baseline.learning_period_s = 60;
+	h.cfg.baseline.prefix_v6 = 64;
 	start(0, NULL);
 	session("shop", "web", "2001:db8:1:2::5");
 	h_sleep(&h, 120);
@@ -475,4 +477,21 @@ Test(baseline, business_hours_fallback_leaves_nothing_pending)
 		h_free(&h);
 	}
 	rmdb();
+}
+
+Test(baseline, new_client_is_per_address_by_default)
+{
+	h_init(&h);
+	h.cfg.baseline.learning_period_s = 60;
+	start(0, NULL);
+	session("shop", "web", "10.0.0.5");
+	h_sleep(&h, 120);
+	session("shop", "web", "10.0.0.6");
+	session("shop", "web", "10.0.0.6");
+	cr_expect_eq(count("new_client"), 1);
+	cJSON *ev = evidence("new_client", 0);
+	cr_expect_str_eq(cJSON_GetObjectItem(ev, "subnet")->valuestring, "10.0.0.6/32");
+	cJSON_Delete(ev);
+	h_end(&h);
+	h_free(&h);
 }
