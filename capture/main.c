@@ -304,11 +304,13 @@ out:;
 		size_t cl = cap_json ? strlen(cap_json) : 0;
 		snprintf(drops, sizeof drops,
 			 "%.*s%s\"sessions_evicted\":%llu,\"statements_dropped\":%llu,"
-			 "\"statements_skipped\":%llu,\"sql_truncated\":%llu,\"sink_dropped\":%llu}",
+			 "\"statements_skipped\":%llu,\"sql_truncated\":%llu,\"sink_dropped\":%llu,"
+			 "\"baseline_dropped\":%llu,\"baseline_errors\":%llu}",
 			 cl > 1 ? (int)(cl - 1) : 1, cap_json ? cap_json : "{", cl > 2 ? "," : "",
 			 (unsigned long long)as.sessions_evicted, (unsigned long long)as.pending_dropped,
 			 (unsigned long long)as.statements_skipped, (unsigned long long)as.sql_truncated,
-			 (unsigned long long)sink_dropped);
+			 (unsigned long long)sink_dropped, (unsigned long long)as.baseline_dropped,
+			 (unsigned long long)as.baseline_errors);
 		run.ended_at = wall_us();
 		if (cs.first_ts) {
 			run.started_at = cs.first_ts;
