@@ -16,10 +16,10 @@ import glob
 import json
 import os
 import re
-import sqlite3
-import subprocess
 import sys
-import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import conformance  # noqa: E402
 
 # Non-standard ports used by some captures (DESIGN.md section 5: ports come from -c).
 PORTS = [3306, 2883, 6033, 13001, 20130, 30130]
@@ -58,10 +58,6 @@ SESSION_FACTS = {
     'deepflow-mysql-use.pcap': [('midstream', 1)],
 }
 
-
-def skip(msg):
-    print(f'SKIP: {msg}')
-    sys.exit(77)
 
 
 def norm_sql(s):
@@ -231,37 +227,8 @@ def peer_for(pcap):
     return None
 
 
-def tshark_counts(corpus):
-    """COM_QUERY + COM_STMT_EXECUTE per capture as the corpus MANIFEST's tshark column counts."""
-    out = {}
-    path = os.path.join(corpus, 'MANIFEST.md')
-    if not os.path.exists(path):
-        return out
-    for line in open(path, encoding='utf-8'):
-        m = re.match(r'\| `([^`]+)` \|[^|]*\|[^|]*\| Q=(\d+) P=(\d+) E=(\d+)', line)
-        if m:
-            out[m.group(1)] = int(m.group(2)) + int(m.group(4))
-    return out
-
 
 # ---- dbtap ----
-
-def run_dbtap(exe, pcap, tmp):
-    db = os.path.join(tmp, os.path.basename(pcap) + '.db')
-    cfg = os.path.join(tmp, 'my.json')
-    with open(cfg, 'w') as f:
-        json.dump({'ports': {'mysql': PORTS, 'postgresql': [5432]}, 'keep_literals': True}, f)
-    r = subprocess.run([exe, 'run', '-q', '-c', cfg, '-r', pcap, '-d', db],
-                       capture_output=True, text=True, timeout=300)
-    out = {'rc': r.returncode, 'stderr': r.stderr, 'sessions': [], 'stmts': []}
-    if os.path.exists(db):
-        c = sqlite3.connect(db)
-        c.row_factory = sqlite3.Row
-        c.text_factory = lambda b: b.decode('utf-8', 'replace')  # SQL may hold binary bytes
-        out['sessions'] = [dict(x) for x in c.execute('SELECT * FROM sessions ORDER BY id')]
-        out['stmts'] = [dict(x) for x in c.execute('SELECT * FROM statements ORDER BY id')]
-        c.close()
-    return out
 
 
 def compare(ours, peer):
@@ -342,56 +309,16 @@ def compare(ours, peer):
     return len(pstmts), n_ours, problems
 
 
+def only_mysql(name, ours, ts):
+    if any(s['protocol'] != 'mysql' for s in ours['sessions']):
+        return ['a non-mysql session was stored']
+    return []
+
+
 def main():
-    if len(sys.argv) < 2:
-        print('usage: conformance_mysql.py DBTAP_EXE', file=sys.stderr)
-        return 2
-    exe = sys.argv[1]
-    corpus = os.environ.get('DBTAP_CORPUS')
-    if not corpus or not os.path.isdir(os.path.join(corpus, 'mysql')):
-        skip('DBTAP_CORPUS/mysql not present')
-    pcaps = sorted(glob.glob(os.path.join(corpus, 'mysql', '*.pcap')) +
-                   glob.glob(os.path.join(corpus, 'mysql', '*.pcapng')))
-    tshark = tshark_counts(corpus)
-    failed = passed = 0
-    rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for pcap in pcaps:
-            name = os.path.basename(pcap)
-            ours = run_dbtap(exe, pcap, tmp)
-            problems = []
-            truncated = ours['rc'] == 1 and 'truncated' in ours['stderr']
-            if (ours['rc'] != 0 and not truncated) or 'Sanitizer' in ours['stderr'] or \
-                    'runtime error' in ours['stderr']:
-                problems.append(f'dbtap exit {ours["rc"]}: {ours["stderr"].strip()[:300]}')
-            if any(s['protocol'] != 'mysql' for s in ours['sessions']):
-                problems.append('a non-mysql session was stored')
-            peer = peer_for(pcap)
-            pn, on, cmp_problems = compare(ours, peer)
-            problems += cmp_problems
-            ts = tshark.get(name)
-            for col, val in SESSION_FACTS.get(name, []):
-                if not any(str(x.get(col)) == str(val) for x in ours['sessions']):
-                    problems.append(f'no session with {col}={val!r}')
-            note = PEER_NOTES.get(name)
-            explained = bool(problems) and note is not None and (ours['rc'] == 0 or truncated)
-            status = 'ok' if not problems else ('explained' if explained else 'FAIL')
-            rows.append((name, peer['peer'] if peer else '-', pn, '-' if ts is None else ts, on, status))
-            if problems and not explained:
-                failed += 1
-                print(f'FAIL {name}:')
-                for p in problems:
-                    print(f'    {p}')
-            else:
-                passed += 1
-                if problems:
-                    print(f'note {name}: {"; ".join(problems)}\n    -> {note}')
-    w = max(len(r[0]) for r in rows)
-    print(f'\n{"capture":<{w}}  {"peer":<15} {"peer stmts":>10} {"tshark":>6} {"ours":>5}  status')
-    for r in rows:
-        print(f'{r[0]:<{w}}  {r[1]:<15} {str(r[2]):>10} {str(r[3]):>6} {r[4]:>5}  {r[5]}')
-    print(f'\n{passed} passed, {failed} failed')
-    return 1 if failed else 0
+    return conformance.run('mysql', {'mysql': PORTS, 'postgresql': [5432]}, peer_for,
+                           lambda name, ours, peer: compare(ours, peer), SESSION_FACTS,
+                           PEER_NOTES, only_mysql)
 
 
 if __name__ == '__main__':

@@ -13,10 +13,10 @@ import glob
 import json
 import os
 import re
-import sqlite3
-import subprocess
 import sys
-import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import conformance  # noqa: E402
 
 # Non-standard ports used by some captures (DESIGN.md section 5: ports come from -c).
 PORTS = [5432, 8000, 15432, 60102]
@@ -63,10 +63,6 @@ SESSION_FACTS = {
     'packetbeat-pgsql_insert.pcap': [('midstream', 1)],
 }
 
-
-def skip(msg):
-    print(f'SKIP: {msg}')
-    sys.exit(77)
 
 
 def norm_sql(s):
@@ -240,20 +236,6 @@ def ndpi_peer(stem, pcap):
     return {'peer': 'ndpi', 'classified': 'PostgreSQL' in open(f).read()}
 
 
-def tshark_counts(corpus):
-    """Statements per capture as the corpus MANIFEST's tshark column counts them:
-    Simple Query messages + Execute messages (no capture sends a multi-statement Query)."""
-    out = {}
-    path = os.path.join(corpus, 'MANIFEST.md')
-    if not os.path.exists(path):
-        return out
-    for line in open(path, encoding='utf-8'):
-        m = re.match(r'\| `([^`]+)` \|[^|]*\|[^|]*\| Q=(\d+) P=(\d+) E=(\d+)', line)
-        if m:
-            out[m.group(1)] = int(m.group(2)) + int(m.group(4))
-    return out
-
-
 def peer_for(pcap):
     stem = pcap.rsplit('.', 1)[0]
     name = os.path.basename(pcap)
@@ -273,22 +255,6 @@ def peer_for(pcap):
 
 
 # ---- dbtap ----
-
-def run_dbtap(exe, pcap, tmp):
-    db = os.path.join(tmp, os.path.basename(pcap) + '.db')
-    cfg = os.path.join(tmp, 'pg.json')
-    with open(cfg, 'w') as f:
-        json.dump({'ports': {'postgresql': PORTS, 'mysql': [3306]}, 'keep_literals': True}, f)
-    r = subprocess.run([exe, 'run', '-q', '-c', cfg, '-r', pcap, '-d', db],
-                       capture_output=True, text=True, timeout=300)
-    out = {'rc': r.returncode, 'stderr': r.stderr, 'sessions': [], 'stmts': []}
-    if os.path.exists(db):
-        c = sqlite3.connect(db)
-        c.row_factory = sqlite3.Row
-        out['sessions'] = [dict(x) for x in c.execute('SELECT * FROM sessions ORDER BY id')]
-        out['stmts'] = [dict(x) for x in c.execute('SELECT * FROM statements ORDER BY id')]
-        c.close()
-    return out
 
 
 def compare(name, ours, peer):
@@ -346,58 +312,15 @@ def compare(name, ours, peer):
     return len(pstmts), n_ours, problems
 
 
+def tshark_agrees(name, ours, ts):
+    if ts is not None and ts != len(ours['stmts']):
+        return [f'tshark counts {ts} Query+Execute messages, we stored {len(ours["stmts"])}']
+    return []
+
+
 def main():
-    if len(sys.argv) < 2:
-        print('usage: conformance_pgsql.py DBTAP_EXE', file=sys.stderr)
-        return 2
-    exe = sys.argv[1]
-    corpus = os.environ.get('DBTAP_CORPUS')
-    if not corpus or not os.path.isdir(os.path.join(corpus, 'pgsql')):
-        skip('DBTAP_CORPUS/pgsql not present')
-    pcaps = sorted(glob.glob(os.path.join(corpus, 'pgsql', '*.pcap')) +
-                   glob.glob(os.path.join(corpus, 'pgsql', '*.pcapng')))
-    tshark = tshark_counts(corpus)
-    failed = passed = 0
-    rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for pcap in pcaps:
-            name = os.path.basename(pcap)
-            ours = run_dbtap(exe, pcap, tmp)
-            problems = []
-            # exit 1 with a one-line reason is the contract for a truncated capture
-            # (DESIGN.md section 2); what was decoded before the cut is kept and compared
-            truncated = ours['rc'] == 1 and 'truncated' in ours['stderr']
-            if (ours['rc'] != 0 and not truncated) or 'Sanitizer' in ours['stderr'] or \
-                    'runtime error' in ours['stderr']:
-                problems.append(f'dbtap exit {ours["rc"]}: {ours["stderr"].strip()[:300]}')
-            peer = peer_for(pcap)
-            pn, on, cmp_problems = compare(name, ours, peer)
-            problems += cmp_problems
-            ts = tshark.get(name)
-            if ts is not None and ts != len(ours['stmts']):
-                problems.append(f'tshark counts {ts} Query+Execute messages, we stored {len(ours["stmts"])}')
-            for col, val in SESSION_FACTS.get(name, []):
-                if not any(str(x.get(col)) == str(val) for x in ours['sessions']):
-                    problems.append(f'no session with {col}={val!r}')
-            note = PEER_NOTES.get(name)
-            explained = bool(problems) and note is not None and (ours['rc'] == 0 or truncated)
-            status = 'ok' if not problems else ('explained' if explained else 'FAIL')
-            rows.append((name, peer['peer'] if peer else '-', pn, '-' if ts is None else ts, on, status))
-            if problems and not explained:
-                failed += 1
-                print(f'FAIL {name}:')
-                for p in problems:
-                    print(f'    {p}')
-            else:
-                passed += 1
-                if problems:
-                    print(f'note {name}: {"; ".join(problems)}\n    -> {note}')
-    w = max(len(r[0]) for r in rows)
-    print(f'\n{"capture":<{w}}  {"peer":<16} {"peer stmts":>10} {"tshark":>6} {"ours":>5}  status')
-    for r in rows:
-        print(f'{r[0]:<{w}}  {r[1]:<16} {str(r[2]):>10} {str(r[3]):>6} {r[4]:>5}  {r[5]}')
-    print(f'\n{passed} passed, {failed} failed')
-    return 1 if failed else 0
+    return conformance.run('pgsql', {'postgresql': PORTS, 'mysql': [3306]}, peer_for, compare,
+                           SESSION_FACTS, PEER_NOTES, tshark_agrees)
 
 
 if __name__ == '__main__':
