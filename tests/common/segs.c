@@ -16,14 +16,49 @@ static int hexval(int c)
 	return -1;
 }
 
+static void src_path(char *buf, size_t len, const char *rel)
+{
+	const char *src = getenv("DBTAP_SRC");
+	if (rel[0] != '/' && src)
+		snprintf(buf, len, "%s/%s", src, rel);
+	else
+		snprintf(buf, len, "%s", rel);
+}
+
+char *segs_read_text(const char *rel)
+{
+	char path[4096];
+	src_path(path, sizeof path, rel);
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return NULL;
+	fseek(f, 0, SEEK_END);
+	long n = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	char *b = n >= 0 ? malloc((size_t)n + 1) : NULL;
+	if (b) {
+		size_t got = fread(b, 1, (size_t)n, f);
+		b[got] = 0;
+	}
+	fclose(f);
+	return b;
+}
+
+int segs_write_text(const char *rel, const char *text)
+{
+	char path[4096];
+	src_path(path, sizeof path, rel);
+	FILE *f = fopen(path, "wb");
+	if (!f)
+		return -1;
+	fputs(text, f);
+	return fclose(f) == 0 ? 0 : -1;
+}
+
 int segs_load(struct segs *s, const char *path)
 {
 	char full[4096];
-	const char *src = getenv("DBTAP_SRC");
-	if (path[0] != '/' && src)
-		snprintf(full, sizeof full, "%s/%s", src, path);
-	else
-		snprintf(full, sizeof full, "%s", path);
+	src_path(full, sizeof full, path);
 	memset(s, 0, sizeof *s);
 	FILE *f = fopen(full, "r");
 	if (!f)

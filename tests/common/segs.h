@@ -21,6 +21,11 @@ struct segs {
 	size_t n;
 };
 
+/* A whole text file under DBTAP_SRC (malloc'd, NUL-terminated), or NULL if missing. */
+char *segs_read_text(const char *rel);
+/* Write a text file under DBTAP_SRC (golden files when regenerating); 0 or -1. */
+int segs_write_text(const char *rel, const char *text);
+
 /* Path relative to DBTAP_SRC (or absolute). Returns 0, or -1 if missing/unreadable. */
 int segs_load(struct segs *s, const char *path);
 void segs_free(struct segs *s);

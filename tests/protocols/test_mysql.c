@@ -75,34 +75,6 @@ static void run_segs(const struct segs *s, size_t split, int midstream, struct r
 	proto_mysql.close(st, PROTO_END_EOF, 1700000000000000LL + 999999);
 }
 
-static char *read_file(const char *rel)
-{
-	char path[4096];
-	const char *src = getenv("DBTAP_SRC");
-	snprintf(path, sizeof path, "%s/%s", src ? src : ".", rel);
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		return NULL;
-	fseek(f, 0, SEEK_END);
-	long n = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	char *b = malloc((size_t)n + 1);
-	size_t got = fread(b, 1, (size_t)n, f);
-	b[got] = 0;
-	fclose(f);
-	return b;
-}
-
-static void write_file(const char *rel, const char *text)
-{
-	char path[4096];
-	snprintf(path, sizeof path, "%s/%s", getenv("DBTAP_SRC"), rel);
-	FILE *f = fopen(path, "wb");
-	cr_assert_not_null(f, "cannot write %s", path);
-	fputs(text, f);
-	fclose(f);
-}
-
 /* Golden: whole, then every segment cut at every byte offset, all give the same lines.
  * DBTAP_REGEN=1 rewrites the .events file (review the diff before committing). */
 static void golden(const char *name)
@@ -115,8 +87,8 @@ static void golden(const char *name)
 	struct rec r;
 	run_segs(&s, 0, 0, &r);
 	if (getenv("DBTAP_REGEN"))
-		write_file(evp, r.t);
-	char *want = read_file(evp);
+		cr_assert_eq(segs_write_text(evp, r.t), 0, "cannot write %s", evp);
+	char *want = segs_read_text(evp);
 	cr_assert_not_null(want, "missing %s", evp);
 	cr_assert_str_eq(r.t, want, "%s: events differ from the golden file", name);
 	cr_assert_eq(r.count[EV_ANOMALY], 0);

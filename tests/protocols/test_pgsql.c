@@ -23,35 +23,6 @@ static const char *const own_segs[] = {
 
 /* ---- helpers ---- */
 
-static char *read_text(const char *rel)
-{
-	char path[4096];
-	const char *src = getenv("DBTAP_SRC");
-	snprintf(path, sizeof path, "%s/%s", src ? src : ".", rel);
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		return NULL;
-	fseek(f, 0, SEEK_END);
-	long n = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	char *b = malloc((size_t)n + 1);
-	size_t got = fread(b, 1, (size_t)n, f);
-	b[got] = 0;
-	fclose(f);
-	return b;
-}
-
-static void write_text(const char *rel, const char *text)
-{
-	char path[4096];
-	const char *src = getenv("DBTAP_SRC");
-	snprintf(path, sizeof path, "%s/%s", src ? src : ".", rel);
-	FILE *f = fopen(path, "wb");
-	cr_assert(f, "cannot write %s", path);
-	fputs(text, f);
-	fclose(f);
-}
-
 static void load_own(struct segs *s, const char *name)
 {
 	char p[256];
@@ -189,8 +160,8 @@ Test(pgsql, own_captures_match_golden_events)
 		char gp[256];
 		snprintf(gp, sizeof gp, DATA "%s.events", own_segs[i]);
 		if (update)
-			write_text(gp, l.text);
-		char *want = read_text(gp);
+			cr_assert_eq(segs_write_text(gp, l.text), 0, "cannot write %s", gp);
+		char *want = segs_read_text(gp);
 		cr_assert(want, "missing golden %s", gp);
 		cr_expect_str_eq(l.text, want, "%s: events differ from golden", own_segs[i]);
 		free(want);
