@@ -44,6 +44,7 @@ struct cap {
 	struct flow_table flows;
 	struct v6map *v6;
 	struct cap_stats st;
+	struct proto_stats pstats; /* decoders' drop counters, summed at flow end */
 	pcap_t *dead;
 	int dlt;
 	int live;
@@ -173,8 +174,11 @@ static void flow_start_decoding(struct cap *c, struct flow *f, const struct prot
 
 static void flow_finish(struct cap *c, struct flow *f, const char *reason, enum proto_end why)
 {
-	if (f->dec && f->dec_state)
+	if (f->dec && f->dec_state) {
+		if (f->dec->stats)
+			f->dec->stats(f->dec_state, &c->pstats);
 		f->dec->close(f->dec_state, why, f->last_ts);
+	}
 	if (f->sess) {
 		struct an_flow_end e = {
 			.ts = f->last_ts,
@@ -1111,20 +1115,24 @@ void cap_get_stats(const struct cap *c, struct cap_stats *st)
 
 char *cap_stats_json(const struct cap *c)
 {
-	char *s = malloc(1024);
+	char *s = malloc(2048);
 	if (!s)
 		return NULL;
 	const struct cap_stats *t = &c->st;
-	snprintf(s, 1024,
+	snprintf(s, 2048,
 		 "{\"non_ip\":%llu,\"truncated\":%llu,\"ipv6_fragments\":%llu,\"ipv6_skipped\":%llu,"
 		 "\"v6_map_full\":%llu,\"midstream_pickups\":%llu,\"gaps\":%llu,\"lost_bytes\":%llu,"
-		 "\"evicted\":%llu,\"nids_evictions\":%llu,\"idle_closed\":%llu,\"oversize\":%llu,\"nids_warnings\":%llu}",
+		 "\"evicted\":%llu,\"nids_evictions\":%llu,\"idle_closed\":%llu,\"oversize\":%llu,\"nids_warnings\":%llu,"
+		 "\"decoder_stmt_evictions\":%llu,\"decoder_portal_evictions\":%llu,"
+		 "\"decoder_params_dropped\":%llu,\"decoder_pending_dropped\":%llu}",
 		 (unsigned long long)t->non_ip, (unsigned long long)t->truncated,
 		 (unsigned long long)t->ipv6_fragments, (unsigned long long)t->ipv6_skipped,
 		 (unsigned long long)t->v6_map_full, (unsigned long long)t->midstream_pickups,
 		 (unsigned long long)t->gaps, (unsigned long long)t->lost_bytes,
 		 (unsigned long long)t->evicted, (unsigned long long)t->nids_evictions,
 		 (unsigned long long)t->idle_closed,
-		 (unsigned long long)t->oversize, (unsigned long long)t->nids_warnings);
+		 (unsigned long long)t->oversize, (unsigned long long)t->nids_warnings,
+		 (unsigned long long)c->pstats.stmt_evictions, (unsigned long long)c->pstats.portal_evictions,
+		 (unsigned long long)c->pstats.params_dropped, (unsigned long long)c->pstats.pending_dropped);
 	return s;
 }

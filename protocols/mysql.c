@@ -1510,6 +1510,12 @@ static void my_gap(void *st, enum proto_dir dir, ev_time ts)
 	}
 }
 
+static void my_stats(void *st, struct proto_stats *out)
+{
+	const struct my *m = st;
+	out->stmt_evictions += m->stmt_evictions;
+}
+
 static void my_close(void *st, enum proto_end why, ev_time ts)
 {
 	struct my *m = st;
@@ -1559,4 +1565,5 @@ const struct proto_decoder proto_mysql = {
 	.parse = my_parse,
 	.gap = my_gap,
 	.close = my_close,
+	.stats = my_stats,
 };

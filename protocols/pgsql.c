@@ -1522,6 +1522,15 @@ static void pg_gap(void *st, enum proto_dir dir, ev_time ts)
 	}
 }
 
+static void pg_stats(void *st, struct proto_stats *out)
+{
+	const struct pg *s = st;
+	out->stmt_evictions += s->stmt_evictions;
+	out->portal_evictions += s->portal_evictions;
+	out->params_dropped += s->params_dropped;
+	out->pending_dropped += s->pend_dropped;
+}
+
 static void pg_close(void *st, enum proto_end why, ev_time ts)
 {
 	struct pg *s = st;
@@ -1549,4 +1558,5 @@ const struct proto_decoder proto_pgsql = {
 	.parse = pg_parse,
 	.gap = pg_gap,
 	.close = pg_close,
+	.stats = pg_stats,
 };

@@ -43,6 +43,15 @@ enum proto_end {
  * direction; see PROTO_MAX_HOLD use in capture/. */
 #define PROTO_MAX_HOLD (1u << 20)
 
+/* What a decoder's bounded tables had to drop on one flow; capture adds them up into
+ * runs.drops so nothing is lost silently. */
+struct proto_stats {
+	uint64_t stmt_evictions;   /* prepared statements forgotten: cache full */
+	uint64_t portal_evictions; /* PostgreSQL portals forgotten */
+	uint64_t params_dropped;   /* bind values not rendered: caps */
+	uint64_t pending_dropped;  /* requests that could not be queued for matching */
+};
+
 struct proto_decoder {
 	const char *name; /* 'postgresql' | 'mysql': stored as sessions.protocol */
 	/* Look at the first bytes of a direction of an unknown flow. */
@@ -57,6 +66,8 @@ struct proto_decoder {
 	void (*gap)(void *st, enum proto_dir dir, ev_time ts);
 	/* Flow over: emit what is pending (queries without results get EV_OUT_UNKNOWN) and free. */
 	void (*close)(void *st, enum proto_end why, ev_time ts);
+	/* Optional: add this flow's drop counters into *out (called just before close). */
+	void (*stats)(void *st, struct proto_stats *out);
 };
 
 extern const struct proto_decoder proto_pgsql;
