@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -45,6 +46,14 @@ const char *an_src_name(enum an_src s)
 	case AN_SRC_DBUSER: return "db_user";
 	default: return NULL;
 	}
+}
+
+/* snprintf(dst, cap, "%s", src) without printf's cost, for the per-statement path. */
+static void an_strcpy(char *dst, size_t cap, const char *src)
+{
+	size_t n = strnlen(src, cap - 1);
+	memcpy(dst, src, n);
+	dst[n] = 0;
 }
 
 static void scopy(char *dst, size_t cap, struct strv v)
@@ -447,7 +456,7 @@ static void complete_part(struct an *an, struct an_session *s, struct an_pending
 	if (p->data_move && p->data_move_part == idx) {
 		st.data_move = 1;
 		st.data_move_to_client = p->data_move_to_client;
-		snprintf(st.data_move_what, sizeof st.data_move_what, "%s", p->data_move_what);
+		an_strcpy(st.data_move_what, sizeof st.data_move_what, p->data_move_what);
 	}
 	if (r) {
 		scopy(st.error_code, sizeof st.error_code, r->u.result.error_code);
@@ -475,7 +484,7 @@ static void complete_part(struct an *an, struct an_session *s, struct an_pending
 		st.norm = an->norm;
 		st.masked = an->masked;
 		if (idx == 0)
-			snprintf(p->first_verb, sizeof p->first_verb, "%s", info.verb);
+			an_strcpy(p->first_verb, sizeof p->first_verb, info.verb);
 		/* markers set by the statement take effect when it did not fail */
 		if (st.outcome != EV_OUT_ERROR) {
 			struct attr_op ops[ATTR_MAX_OPS];
@@ -586,15 +595,34 @@ static void pend_finish_all(struct an *an, struct an_session *s)
 	s->pend_head = 0;
 }
 
+/* The pending ring starts at 8 entries and doubles up to max_pending: a session waiting
+ * for one result at a time costs 2 KiB, not 70 KiB (256 entries). Entries hold no pointers
+ * into the ring, so they move by copy; nothing holds an entry across on_query. */
+static int pend_grow(struct an_session *s, int max)
+{
+	int cap = s->pend_cap ? s->pend_cap * 2 : 8;
+	if (cap > max)
+		cap = max;
+	struct an_pending *n = calloc((size_t)cap, sizeof *n);
+	if (!n)
+		return -ENOMEM;
+	for (int i = 0; i < s->pend_n; i++)
+		n[i] = *pend_at(s, i);
+	free(s->pend);
+	s->pend = n;
+	s->pend_head = 0;
+	s->pend_cap = cap;
+	return 0;
+}
+
 static void on_query(struct an *an, struct an_session *s, const struct ev *e)
 {
 	const struct ev_query *q = &e->u.query;
 	if (q->kind == EV_Q_PREPARE)
 		return;
-	if (!s->pend) {
-		s->pend_cap = an->cfg.max_pending > 0 ? an->cfg.max_pending : 1;
-		s->pend = calloc((size_t)s->pend_cap, sizeof *s->pend);
-		if (!s->pend) {
+	int max = an->cfg.max_pending > 0 ? an->cfg.max_pending : 1;
+	if (!s->pend || (s->pend_n >= s->pend_cap && s->pend_cap < max)) {
+		if (pend_grow(s, max) != 0) {
 			an->st.pending_dropped++;
 			return;
 		}

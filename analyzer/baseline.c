@@ -46,6 +46,7 @@ struct bl {
 	ev_time last_flush;
 	struct sq_tok *tmp; /* bl_known_without scratch */
 	char *norm;
+	char sub_ip[64], sub_txt[64]; /* the last subnet_of() result (see subnet_cached) */
 };
 
 /* ---- config ---- */
@@ -562,11 +563,30 @@ static int subnet_of(const struct an_baseline_cfg *c, const char *ip, char *out,
 	return 0;
 }
 
+/* subnet_of() costs an inet_pton, an inet_ntop and a printf on every statement: remember
+ * the last address, which is nearly always the next statement's too. */
+static int subnet_cached(struct bl *b, const struct an_baseline_cfg *c, const char *ip, char *out,
+			 size_t cap)
+{
+	size_t n = strlen(ip);
+	if (n >= sizeof b->sub_ip || cap < sizeof b->sub_txt)
+		return subnet_of(c, ip, out, cap);
+	if (strcmp(b->sub_ip, ip) != 0) {
+		b->sub_ip[0] = 0;
+		if (subnet_of(c, ip, b->sub_txt, sizeof b->sub_txt) != 0)
+			return -1;
+		memcpy(b->sub_ip, ip, n + 1);
+	}
+	memcpy(out, b->sub_txt, strlen(b->sub_txt) + 1);
+	return 0;
+}
+
 void bl_client(struct an *an, struct an_session *s, const struct an_stmt *st, ev_time ts)
 {
 	struct bl *b = bl_get(an);
 	char subnet[64];
-	if (!b || !s->db_user[0] || !s->client_ip[0] || subnet_of(&an->cfg.baseline, s->client_ip, subnet, sizeof subnet))
+	if (!b || !s->db_user[0] || !s->client_ip[0] ||
+	    subnet_cached(b, &an->cfg.baseline, s->client_ip, subnet, sizeof subnet))
 		return;
 	struct bl_entry *p = principal(an, b, BL_DBUSER, s->db_user, ts);
 	if (!p)

@@ -106,11 +106,6 @@ int sq_is(const char *src, const struct sq_tok *t, const char *word)
 	return word[i] == 0;
 }
 
-int sq_word(const char *src, const struct sq_tok *t, const char *word)
-{
-	return t->type == SQ_WORD && sq_is(src, t, word);
-}
-
 int sq_is_literal(const struct sq_tok *t)
 {
 	return t->type == SQ_STRING || t->type == SQ_NUMBER;
@@ -635,7 +630,7 @@ static void tables_scan(const char *src, const struct sq_tok *t, int first, int 
 			if (strcmp(info->tables[m], name) == 0)
 				dup = 1;
 		if (!dup && nl > 0 && info->n_tables < SQ_MAX_TABLES)
-			snprintf(info->tables[info->n_tables++], sizeof info->tables[0], "%s", name);
+			memcpy(info->tables[info->n_tables++], name, nl + 1); /* nl < sizeof name (64) */
 		if (!is_from)
 			continue;
 		/* FROM a [AS] x, b: more tables after a comma */
@@ -816,7 +811,9 @@ size_t sq_normalize(const char *src, const struct sq_tok *t, int first, int end,
 	}
 	info->truncated = o.trunc;
 	info->hash = sq_hash(o.p, o.n, SQ_HASH_INIT);
-	snprintf(info->fingerprint, sizeof info->fingerprint, "%016llx", (unsigned long long)info->hash);
+	for (int b = 0; b < 16; b++) /* "%016llx" without printf's cost on every statement */
+		info->fingerprint[b] = "0123456789abcdef"[(info->hash >> (60 - 4 * b)) & 15];
+	info->fingerprint[16] = 0;
 	verb_scan(src, t, first, end, info);
 	tables_scan(src, t, first, end, info);
 	info->secret = secret_scan(src, t, first, end);

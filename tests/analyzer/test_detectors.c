@@ -612,6 +612,39 @@ Test(core, pending_statements_are_capped_and_counted)
 	h_free(&h);
 }
 
+Test(core, pending_ring_grows_in_order_while_wrapped)
+{
+	/* The ring starts at 8 entries and doubles: grow it while its head is not at 0. */
+	h_init(&h);
+	h_start(&h);
+	h_open(&h, "postgresql", NULL);
+	uint64_t id[16];
+	char sql[32];
+	for (int i = 0; i < 6; i++) {
+		snprintf(sql, sizeof sql, "SELECT * FROM t%d", i);
+		id[i] = h_query(&h, EV_Q_EXECUTE, sql, NULL, 0);
+	}
+	for (int i = 0; i < 4; i++)
+		h_result(&h, id[i], EV_OUT_OK, 1, NULL);
+	for (int i = 6; i < 16; i++) {
+		snprintf(sql, sizeof sql, "SELECT * FROM t%d", i);
+		id[i] = h_query(&h, EV_Q_EXECUTE, sql, NULL, 0);
+	}
+	for (int i = 4; i < 16; i++)
+		h_result(&h, id[i], EV_OUT_OK, 1, NULL);
+	struct an_stats st;
+	an_get_stats(h.an, &st);
+	cr_expect_eq(st.pending_dropped, 0);
+	h_end(&h);
+	cr_assert_eq(h.sink->n_st, 16);
+	for (int i = 0; i < 16; i++) {
+		snprintf(sql, sizeof sql, "SELECT * FROM t%d", i);
+		cr_expect_str_eq(h.sink->st[i].sql, sql);
+		cr_expect_str_eq(h.sink->st[i].outcome, "ok");
+	}
+	h_free(&h);
+}
+
 Test(core, skipped_statements_are_not_stored)
 {
 	start_as("postgresql", "app_svc", NULL);
