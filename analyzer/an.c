@@ -434,6 +434,44 @@ static char *params_json(const struct an_pending *p)
 	return txt;
 }
 
+static void ncache_clear(struct an_ncache *c)
+{
+	free(c->text);
+	free(c->toks);
+	free(c->norm);
+	free(c->masked);
+	memset(c, 0, sizeof *c);
+}
+
+/* Remember one statement's derived outputs in slot c (replacing what was there); on
+ * allocation failure the slot stays empty, which only costs the next lookup a miss. */
+static void ncache_put(struct an_ncache *c, uint64_t h, const char *text, size_t len, enum sq_dialect d,
+		       const struct sq_tok *toks, int n, const char *norm, size_t norm_len, const char *masked,
+		       size_t masked_len, const struct sq_info *info)
+{
+	ncache_clear(c);
+	c->text = malloc(len + 1);
+	c->toks = malloc((size_t)(n > 0 ? n : 1) * sizeof *toks);
+	c->norm = malloc(norm_len + 1);
+	c->masked = malloc(masked_len + 1);
+	if (!c->text || !c->toks || !c->norm || !c->masked) {
+		ncache_clear(c);
+		return;
+	}
+	memcpy(c->text, text, len);
+	c->text[len] = 0;
+	memcpy(c->toks, toks, (size_t)n * sizeof *toks);
+	memcpy(c->norm, norm, norm_len + 1);
+	memcpy(c->masked, masked, masked_len + 1);
+	c->hash = h;
+	c->len = len;
+	c->dialect = (int)d;
+	c->n = n;
+	c->norm_len = norm_len;
+	c->masked_len = masked_len;
+	c->info = *info;
+}
+
 /* Complete part idx of p with result r (NULL: outcome unknown). */
 static void complete_part(struct an *an, struct an_session *s, struct an_pending *p, int idx, const struct ev *r)
 {
@@ -469,13 +507,33 @@ static void complete_part(struct an *an, struct an_session *s, struct an_pending
 		int trunc = 0;
 		const char *text = p->sql + p->part_off[idx];
 		size_t len = p->part_len[idx];
-		n = sq_lex(text, len, s->dialect, an->toks, SQ_MAX_TOKENS, &trunc);
-		sq_normalize(text, an->toks, 0, n, s->dialect, an->norm, SQ_MAX_NORM + 1, &info);
-		info.truncated |= trunc | p->truncated;
+		struct an_ncache *c = NULL;
+		uint64_t h = 0;
+		if (p->kind == EV_Q_EXECUTE && an->ncache && len <= AN_NCACHE_MAX_TEXT) {
+			h = sq_hash(text, len, SQ_HASH_INIT);
+			c = &an->ncache[h % AN_NCACHE_SLOTS];
+		}
+		if (c && c->text && c->hash == h && c->len == len && c->dialect == (int)s->dialect &&
+		    memcmp(c->text, text, len) == 0) {
+			n = c->n;
+			memcpy(an->toks, c->toks, (size_t)n * sizeof *an->toks);
+			memcpy(an->norm, c->norm, c->norm_len + 1);
+			memcpy(an->masked, c->masked, c->masked_len + 1);
+			info = c->info;
+		} else {
+			n = sq_lex(text, len, s->dialect, an->toks, SQ_MAX_TOKENS, &trunc);
+			sq_normalize(text, an->toks, 0, n, s->dialect, an->norm, SQ_MAX_NORM + 1, &info);
+			info.truncated |= trunc;
+			sq_mask(text, an->toks, 0, n, an->cfg.keep_literals, info.secret, an->masked,
+				(size_t)an->cfg.max_sql_bytes + 4);
+			/* C strings: consumers read them up to the NUL */
+			if (c && !info.truncated && n <= AN_NCACHE_MAX_TOKS)
+				ncache_put(c, h, text, len, s->dialect, an->toks, n, an->norm, strlen(an->norm),
+					   an->masked, strlen(an->masked), &info);
+		}
+		info.truncated |= p->truncated;
 		if (info.truncated)
 			an->st.sql_truncated++;
-		sq_mask(text, an->toks, 0, n, an->cfg.keep_literals, info.secret, an->masked,
-			(size_t)an->cfg.max_sql_bytes + 4);
 		st.sql = st.base = text;
 		st.toks = an->toks;
 		st.first = 0;
@@ -995,7 +1053,8 @@ struct an *an_new(const struct an_config *cfg, struct sink **sinks, int n_sinks,
 	an->toks = malloc(sizeof(struct sq_tok) * SQ_MAX_TOKENS);
 	an->norm = malloc(SQ_MAX_NORM + 1);
 	an->masked = malloc((size_t)an->cfg.max_sql_bytes + 4);
-	if (!an->toks || !an->norm || !an->masked)
+	an->ncache = calloc(AN_NCACHE_SLOTS, sizeof *an->ncache);
+	if (!an->toks || !an->norm || !an->masked || !an->ncache)
 		goto fail;
 	for (int i = 0; i < cfg->app_name_patterns.n && an->n_app_re < AN_MAX_LIST; i++)
 		if (regcomp(&an->app_re[an->n_app_re], cfg->app_name_patterns.v[i], REG_EXTENDED) == 0)
@@ -1005,6 +1064,7 @@ fail:
 	free(an->toks);
 	free(an->norm);
 	free(an->masked);
+	free(an->ncache);
 	free(an->bf);
 	free(an->eb);
 	free(an);
@@ -1119,6 +1179,9 @@ void an_free(struct an *an)
 	flush_sinks(an);
 	for (int i = 0; i < an->n_app_re; i++)
 		regfree(&an->app_re[i]);
+	for (int i = 0; an->ncache && i < AN_NCACHE_SLOTS; i++)
+		ncache_clear(&an->ncache[i]);
+	free(an->ncache);
 	free(an->toks);
 	free(an->norm);
 	free(an->masked);

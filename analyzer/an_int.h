@@ -125,6 +125,21 @@ struct an_keyed {
 	char protocol[16], client_ip[48], server_ip[48], account[AN_STR_MAX];
 };
 
+#define AN_NCACHE_SLOTS 64
+#define AN_NCACHE_MAX_TEXT 4096 /* longer statements are not cached */
+#define AN_NCACHE_MAX_TOKS 512
+struct an_ncache {
+	uint64_t hash;
+	char *text; /* NULL: slot empty */
+	size_t len;
+	int dialect;
+	int n;		     /* tokens */
+	struct sq_tok *toks; /* n tokens */
+	char *norm, *masked;
+	size_t norm_len, masked_len;
+	struct sq_info info; /* before the pending entry's own truncation is added */
+};
+
 struct an {
 	struct an_config cfg; /* shallow copy: strings stay owned by the caller's config */
 	struct sink **sinks;
@@ -140,6 +155,9 @@ struct an {
 	/* scratch for one statement */
 	struct sq_tok *toks;
 	char *norm, *masked;
+	/* prepared statements send the same text each time: what complete_part derives from
+	 * the text alone, keyed by the exact bytes (direct-mapped, bounded) */
+	struct an_ncache *ncache;
 	/* drafts of the statement being completed */
 	struct an_finding_draft drafts[AN_MAX_FINDINGS_STMT];
 	int n_drafts;
