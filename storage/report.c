@@ -667,16 +667,31 @@ static void tx_bar(struct jw *w, double v, double max, int width)
 
 #define NUM(o, k) ((long long)rp_num(o, k))
 
+/* The report document's sections, looked up once for either renderer. */
+struct rp_parts {
+	const cJSON *win, *cap, *ses, *stm, *fnd, *bs, *fl, *ns;
+};
+
+static struct rp_parts rp_parts_of(const cJSON *root)
+{
+	struct rp_parts d = {
+		cJSON_GetObjectItemCaseSensitive(root, "window"),
+		cJSON_GetObjectItemCaseSensitive(root, "capture"),
+		cJSON_GetObjectItemCaseSensitive(root, "sessions"),
+		cJSON_GetObjectItemCaseSensitive(root, "statements"),
+		cJSON_GetObjectItemCaseSensitive(root, "findings"),
+		cJSON_GetObjectItemCaseSensitive(root, "blind_spots"),
+		cJSON_GetObjectItemCaseSensitive(root, "failed_logins"),
+		cJSON_GetObjectItemCaseSensitive(root, "new_shapes"),
+	};
+	return d;
+}
+
 static void rp_text(const cJSON *root, struct jw *w)
 {
-	const cJSON *win = cJSON_GetObjectItemCaseSensitive(root, "window");
-	const cJSON *cap = cJSON_GetObjectItemCaseSensitive(root, "capture");
-	const cJSON *ses = cJSON_GetObjectItemCaseSensitive(root, "sessions");
-	const cJSON *stm = cJSON_GetObjectItemCaseSensitive(root, "statements");
-	const cJSON *fnd = cJSON_GetObjectItemCaseSensitive(root, "findings");
-	const cJSON *bs = cJSON_GetObjectItemCaseSensitive(root, "blind_spots");
-	const cJSON *fl = cJSON_GetObjectItemCaseSensitive(root, "failed_logins");
-	const cJSON *ns = cJSON_GetObjectItemCaseSensitive(root, "new_shapes");
+	const struct rp_parts d = rp_parts_of(root);
+	const cJSON *win = d.win, *cap = d.cap, *ses = d.ses, *stm = d.stm, *fnd = d.fnd, *bs = d.bs,
+		    *fl = d.fl, *ns = d.ns;
 	const cJSON *it;
 
 	jw_printf(w, "dbtap report (packet time)\n  window   %s .. %s\n", rp_strv(win, "since"),
@@ -1020,14 +1035,9 @@ static void ht_card(struct jw *w, const char *label, long long v, const char *cl
 
 static void rp_html(const cJSON *root, struct jw *w)
 {
-	const cJSON *win = cJSON_GetObjectItemCaseSensitive(root, "window");
-	const cJSON *cap = cJSON_GetObjectItemCaseSensitive(root, "capture");
-	const cJSON *ses = cJSON_GetObjectItemCaseSensitive(root, "sessions");
-	const cJSON *stm = cJSON_GetObjectItemCaseSensitive(root, "statements");
-	const cJSON *fnd = cJSON_GetObjectItemCaseSensitive(root, "findings");
-	const cJSON *bs = cJSON_GetObjectItemCaseSensitive(root, "blind_spots");
-	const cJSON *fl = cJSON_GetObjectItemCaseSensitive(root, "failed_logins");
-	const cJSON *ns = cJSON_GetObjectItemCaseSensitive(root, "new_shapes");
+	const struct rp_parts d = rp_parts_of(root);
+	const cJSON *win = d.win, *cap = d.cap, *ses = d.ses, *stm = d.stm, *fnd = d.fnd, *bs = d.bs,
+		    *fl = d.fl, *ns = d.ns;
 	const cJSON *it;
 
 	jw_puts(w, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
