@@ -525,9 +525,13 @@ static void maybe_pickup(struct cap *c, const struct tcpinfo *t, const struct pc
 		from_client = 0;
 	else
 		return;
+	/* A flow we already know (its stream freed at a gap or a reset) keeps its roles, even
+	 * when both ports are database ports. */
+	struct flow *f = flow_of(c, t->saddr, t->sport, t->daddr, t->dport);
+	if (f)
+		from_client = f->key.cli_ip == t->saddr && f->key.cli_port == htons(t->sport);
 	uint32_t cli = from_client ? t->saddr : t->daddr, srv = from_client ? t->daddr : t->saddr;
 	uint16_t cport = from_client ? t->sport : t->dport, sport = from_client ? t->dport : t->sport;
-	struct flow *f = flow_of(c, cli, cport, srv, sport);
 	if ((f && f->stream) || find_stream(cli, cport, srv, sport))
 		return;
 	uint32_t cnext = from_client ? t->seq : t->ack, snext = from_client ? t->ack : t->seq;
@@ -1070,10 +1074,16 @@ void cap_finish(struct cap *c)
 	if (!c)
 		return;
 	/* A hole still open at the end will never be filled: skip it so the segments held
-	 * behind it are decoded before the flows close. */
-	for (struct flow *f = c->flows.lru_head, *next; f; f = next) {
-		next = f->lru_next;
-		struct tcp_stream *a = f->stream;
+	 * behind it are decoded before the flows close. Replaying them can open, evict or
+	 * close any flow, so walk a snapshot of keys and look each one up again. */
+	struct flow_key *keys = c->flows.count ? calloc(c->flows.count, sizeof(*keys)) : NULL;
+	size_t nkeys = 0;
+	for (struct flow *f = c->flows.lru_head; keys && f && nkeys < c->flows.count; f = f->lru_next)
+		if (f->stream && (f->held[0] || f->held[1]))
+			keys[nkeys++] = f->key;
+	for (size_t i = 0; i < nkeys; i++) {
+		struct flow *f = flows_find(&c->flows, &keys[i]);
+		struct tcp_stream *a = f ? f->stream : NULL;
 		if (!a)
 			continue;
 		for (int d = 0; d < 2; d++) {
@@ -1085,6 +1095,7 @@ void cap_finish(struct cap *c)
 			break;
 		}
 	}
+	free(keys);
 	nids_exit(); /* EXITING for every stream libnids still holds */
 	while (c->flows.lru_head) {
 		struct flow *f = c->flows.lru_head;

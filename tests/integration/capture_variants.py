@@ -70,4 +70,15 @@ c.eq(len(st), 7, 'forged RST: the session is picked up again and all statements 
 c.eq([x['outcome'] for x in st[1:]], [x['outcome'] for x in base[1:]],
      'forged RST: later statements decoded')
 
+# Regression: a hole still open at end of file, held segments replayed into a full flow
+# table, and a client port (3306) that is a database port too. Crashed (use after free)
+# and opened a bogus reversed session before the fix.
+db = run('finish_evict', config={'capture': {'max_flows': 16}})
+ss = dbtest.rows(db, 'SELECT client_port, server_port, gaps, lost_bytes FROM sessions ORDER BY id')
+c.eq(len(ss), 16, 'finish_evict: the session with the hole and the 15 others, nothing more')
+c.eq(ss[0], {'client_port': 3306, 'server_port': 5432, 'gaps': 1, 'lost_bytes': 1448},
+     'finish_evict: the hole is counted on the original session')
+c.eq([x['verb'] for x in statements(db)], ['CREATE', 'INSERT', 'SELECT'],
+     'finish_evict: statements up to the end of the capture')
+
 c.done()

@@ -9,7 +9,8 @@
 Then link-layer and loss variants of base.pcap, written by rewriting its frames:
   sll, sll2, null, loop, raw, ipv4 link types; 802.1Q, QinQ (88a8+8100), 9100 tags;
   one server data segment removed (gap); two segments swapped (reorder); every data
-  segment sent twice (duplicates); a forged client RST with a bad checksum.
+  segment sent twice (duplicates); a forged client RST with a bad checksum;
+  finish_evict.pcap, a regression for end-of-file hole replay with a full flow table.
 Run as root: python3 tests/capture/data/make_captures.py
 """
 import os
@@ -163,7 +164,50 @@ def variants():
     struct.pack_into('>H', rst, ihl + 16, 0xdead)  # wrong checksum on purpose
     forged = [pkts[first_q][0], pkts[first_q][1], macs + b'\x08\x00' + bytes(rst)]
     write_pcap(os.path.join(here, 'forged_rst.pcap'), 1, pkts[:first_q + 1] + [forged] + pkts[first_q + 1:])
+    finish_evict(pkts, ips, macs, big)
     print(f'variants written; gap removed frame {gap_at + 1}, swapped frames {sw + 1}/{sw + 2}')
+
+
+def tcp_checksum(ip):
+    ihl = (ip[0] & 15) * 4
+    seg = bytearray(ip[ihl:])
+    seg[16:18] = b'\0\0'
+    data = ip[12:20] + struct.pack('>BBH', 0, 6, len(seg)) + bytes(seg)
+    if len(data) % 2:
+        data += b'\0'
+    s = sum(struct.unpack(f'>{len(data) // 2}H', data))
+    while s >> 16:
+        s = (s & 0xffff) + (s >> 16)
+    struct.pack_into('>H', ip, ihl + 16, ~s & 0xffff)
+
+
+def with_client_port(ip, port):
+    ip = bytearray(ip)
+    ihl = (ip[0] & 15) * 4
+    sport, dport = struct.unpack('>HH', ip[ihl:ihl + 4])
+    if dport == 5432:
+        struct.pack_into('>H', ip, ihl, port)
+    else:
+        struct.pack_into('>H', ip, ihl + 2, port)
+    tcp_checksum(ip)
+    return bytes(ip)
+
+
+def finish_evict(pkts, ips, macs, big):
+    """Regression (CI fuzz crash, heap-use-after-free in cap_finish): at end of file a
+    session still has a hole; replaying the segments held behind it opens a flow for the
+    reversed 4-tuple (the client port, 3306, is a database port too), which, with the flow
+    table full, evicts the next flow cap_finish was about to visit."""
+    frames = [macs + b'\x08\x00' + with_client_port(ip, 3306) for ip in ips]
+    keep = list(range(big[1])) + [big[2]]  # big[1] lost: big[2] waits behind the hole
+    out = [[pkts[i][0], pkts[i][1], frames[i]] for i in keep]
+    t = pkts[big[2]][0] * 1000000 + pkts[big[2]][1]
+    for n in range(15):  # fill the table (max_flows 16) with handshake-only flows
+        for i in range(3):
+            t += 10
+            out.append([t // 1000000, t % 1000000,
+                        macs + b'\x08\x00' + with_client_port(ips[i], 41000 + n)])
+    write_pcap(os.path.join(here, 'finish_evict.pcap'), 1, out)
 
 
 if __name__ == '__main__':
