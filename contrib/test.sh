@@ -26,7 +26,10 @@ run_suite build-asan --buildtype=debug -Db_sanitize=address,undefined -Db_lundef
 
 # A short fuzz smoke run of every target (libFuzzer under clang, ASan+UBSan); new inputs
 # go to a scratch folder, the committed corpus is only read. FUZZ_SECONDS=0 skips it.
+# A fixed seed makes the run repeatable: what passed here passes in CI, and a crash
+# found here is found again. Long runs with other seeds: contrib/fuzz.sh.
 fuzz_seconds=${FUZZ_SECONDS:-30}
+fuzz_seed=${FUZZ_SEED:-1}
 if [ "$fuzz_seconds" -gt 0 ] && command -v clang >/dev/null; then
 	echo "== fuzz smoke ($fuzz_seconds s per target)"
 	[ -d build-fuzz ] || CC=clang meson setup build-fuzz -Dfuzz=true --buildtype=debugoptimized >/dev/null
@@ -41,11 +44,12 @@ if [ "$fuzz_seconds" -gt 0 ] && command -v clang >/dev/null; then
 		# the whole-pipeline target crawl (leaks are checked by the ASan corpus replay).
 		leaks=1
 		[ "$name" = fuzz_capture ] && leaks=0
-		if "$t" -max_total_time="$fuzz_seconds" -rss_limit_mb=2048 -max_len=262144 -detect_leaks=$leaks \
+		if "$t" -seed="$fuzz_seed" -max_total_time="$fuzz_seconds" -rss_limit_mb=2048 -max_len=262144 -detect_leaks=$leaks \
 			-artifact_prefix="$scratch/" "$scratch" "tests/fuzz/corpus/$name" >"$scratch/log" 2>&1; then
 			echo "Ok: 1 fuzz $name $(grep -o 'Done [0-9]* runs' "$scratch/log")" | tee -a "$log"
 		else
-			tail -40 "$scratch/log"
+			sed -n '/^==[0-9]*==ERROR/,/^SUMMARY/p' "$scratch/log" | head -60
+			tail -3 "$scratch/log"
 			echo "Fail: 1 fuzz $name (crash input kept in $scratch)" | tee -a "$log"
 			status=1
 		fi
