@@ -47,6 +47,9 @@ struct bl {
 	struct sq_tok *tmp; /* bl_known_without scratch */
 	char *norm;
 	char sub_ip[64], sub_txt[64]; /* the last subnet_of() result (see subnet_cached) */
+	struct bl_entry *last_principal[2]; /* per scope: looked up ~4 times a statement */
+	int64_t hour_minute; /* bl_hours: the minute hour_of and hour_mod are for */
+	int hour_of, hour_mod, hour_valid;
 };
 
 /* ---- config ---- */
@@ -221,13 +224,27 @@ static int outside_business(const struct an_baseline_cfg *c, int mod)
 
 /* ---- the table ---- */
 
+/* In-memory only (never stored): eight bytes a step, several lookups run per statement. */
+static uint64_t mix_str(uint64_t h, const char *s)
+{
+	size_t n = strlen(s);
+	for (; n >= 8; s += 8, n -= 8) {
+		uint64_t w;
+		memcpy(&w, s, 8);
+		h = (h ^ w) * 0x9E3779B97F4A7C15ull;
+		h ^= h >> 29;
+	}
+	uint64_t w = (uint64_t)n << 56;
+	uint64_t t = 0;
+	memcpy(&t, s, n);
+	h = (h ^ w ^ t) * 0xC2B2AE3D27D4EB4Full;
+	return h ^ (h >> 32);
+}
+
 static uint64_t key_hash(int scope, int kind, const char *p, const char *a, const char *i)
 {
-	uint8_t sk[2] = { (uint8_t)scope, (uint8_t)kind };
-	uint64_t h = sq_hash(sk, 2, SQ_HASH_INIT);
-	h = sq_hash(p, strlen(p) + 1, h);
-	h = sq_hash(a, strlen(a) + 1, h);
-	return sq_hash(i, strlen(i) + 1, h);
+	uint64_t h = ((uint64_t)scope << 8 | (uint64_t)kind) * 0x165667B19E3779F9ull;
+	return mix_str(mix_str(mix_str(h, p), a), i);
 }
 
 static struct bl *bl_get(struct an *an)
@@ -345,13 +362,19 @@ static void touch(struct bl *b, struct bl_entry *e, ev_time ts)
 /* The principal's entry, created with a learning period when it is new. */
 static struct bl_entry *principal(struct an *an, struct bl *b, int scope, const char *name, ev_time ts)
 {
-	struct bl_entry *e = lookup(b, scope, BL_PRINCIPAL, name, "", "");
+	/* entries live until bl_free, so the remembered pointer stays valid */
+	struct bl_entry **memo = scope < 2 ? &b->last_principal[scope] : NULL;
+	struct bl_entry *e = memo && *memo && !strcmp((*memo)->principal, name) ? *memo : NULL;
+	if (!e)
+		e = lookup(b, scope, BL_PRINCIPAL, name, "", "");
 	if (!e) {
 		e = insert(an, b, scope, BL_PRINCIPAL, name, "", "");
 		if (!e)
 			return NULL;
 		e->learning_until = an->cfg.learn ? ts : ts + an->cfg.baseline.learning_period_s * 1000000;
 	}
+	if (memo)
+		*memo = e;
 	/* --learn ends the learning period of every principal it sees */
 	if (an->cfg.learn && e->learning_until > ts)
 		e->learning_until = ts;
@@ -640,9 +663,15 @@ void bl_hours(struct an *an, struct an_session *s, const struct an_stmt *st, ev_
 	struct bl_entry *p = principal(an, b, BL_DBUSER, s->db_user, ts), *e = NULL;
 	if (!p)
 		return;
-	int mod, hour = bl_hour_of(c, ts, &mod), had = p->n_hours;
-	char item[4];
-	snprintf(item, sizeof item, "%02d", hour);
+	/* local time changes hour only on a minute boundary: one conversion a minute */
+	int64_t minute = ts / 60000000 - (ts % 60000000 < 0);
+	if (!b->hour_valid || b->hour_minute != minute) {
+		b->hour_of = bl_hour_of(c, ts, &b->hour_mod);
+		b->hour_minute = minute;
+		b->hour_valid = 1;
+	}
+	int mod = b->hour_mod, hour = b->hour_of, had = p->n_hours;
+	char item[4] = { (char)('0' + hour / 10 % 10), (char)('0' + hour % 10), 0, 0 };
 	int known = lookup(b, BL_DBUSER, BL_HOUR, s->db_user, "", item) != NULL;
 	/* no hours learned yet (learning, or nothing recorded): configured business hours */
 	int fallback = !judged(an, p, ts) || had == 0;

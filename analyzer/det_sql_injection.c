@@ -79,8 +79,10 @@ static const char *const dangerous[] = { "DROP", "DELETE", "UPDATE", "INSERT", "
 
 static int word_in(const struct an_stmt *st, int i, const char *const *list)
 {
-	for (int k = 0; list[k]; k++)
-		if (det_word(st, i, list[k]))
+	if (i < st->first || i >= st->end || st->toks[i].type != SQ_WORD)
+		return 0;
+	for (int k = 0; list[k]; k++) /* sq_is: no strlen, first mismatch returns */
+		if (sq_is(st->base, &st->toks[i], list[k]))
 			return 1;
 	return 0;
 }

@@ -1,6 +1,7 @@
 /* SQL lexer and normaliser: one token stream shared by fingerprinting, splitting, masking,
  * attribution and the detectors. Understands both dialects' quoting and comment rules;
  * all work is capped (see sqlnorm.h) so hostile statements cost bounded time and memory. */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,9 +17,15 @@ static int uc(int c)
 {
 	return (c >= 'a' && c <= 'z') ? c - 32 : c;
 }
+/* Character classes, one table lookup each: the lexer asks several per input byte. */
+enum { C_SPACE = 1, C_DIGIT = 2, C_WSTART = 4, C_WCHAR = 8, C_XDIGIT = 16 };
+static uint8_t cclass[256];
+static void tables_build(void);
+static pthread_once_t tables_once = PTHREAD_ONCE_INIT;
+
 static int is_space(unsigned char c)
 {
-	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+	return cclass[c] & C_SPACE;
 }
 static int is_digit(unsigned char c)
 {
@@ -26,15 +33,15 @@ static int is_digit(unsigned char c)
 }
 static int is_xdigit(unsigned char c)
 {
-	return is_digit(c) || (lc(c) >= 'a' && lc(c) <= 'f');
+	return cclass[c] & C_XDIGIT;
 }
 static int is_word_start(unsigned char c)
 {
-	return (lc(c) >= 'a' && lc(c) <= 'z') || c == '_' || c >= 0x80;
+	return cclass[c] & C_WSTART;
 }
 static int is_word_char(unsigned char c)
 {
-	return is_word_start(c) || is_digit(c) || c == '$';
+	return cclass[c] & C_WCHAR;
 }
 
 uint64_t sq_hash(const void *p, size_t n, uint64_t h)
@@ -77,21 +84,50 @@ static int ci_cmp(const char *a, size_t an, const char *kw)
 	return kw[i] ? -1 : 0;
 }
 
+/* Keyword lookup runs for every bare word of every statement: a hash of length, first and
+ * last letters picks one slot of a small open-addressing table (built once). */
+#define KW_SLOTS 512
+static uint8_t kw_slot[KW_SLOTS]; /* index into kw_list + 1; 0 = empty */
+static void kw_build(void);
+
+static unsigned kw_hash(const char *p, size_t n)
+{
+	unsigned a = (unsigned)uc((unsigned char)p[0]), z = (unsigned)uc((unsigned char)p[n - 1]);
+	unsigned b = (unsigned)uc((unsigned char)p[n / 2]);
+	return (unsigned)(n * 31u + a * 7u + b * 13u + z * 3u) & (KW_SLOTS - 1);
+}
+
+static void tables_build(void)
+{
+	for (int c = 0; c < 256; c++) {
+		int l = lc(c), ws = (l >= 'a' && l <= 'z') || c == '_' || c >= 0x80, dg = c >= '0' && c <= '9';
+		cclass[c] = (uint8_t)((c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'
+				       ? C_SPACE : 0) |
+				      (dg ? C_DIGIT : 0) | (ws ? C_WSTART : 0) |
+				      (ws || dg || c == '$' ? C_WCHAR : 0) |
+				      (dg || (l >= 'a' && l <= 'f') ? C_XDIGIT : 0));
+	}
+	kw_build();
+}
+
+static void kw_build(void)
+{
+	for (size_t k = 0; k < sizeof kw_list / sizeof kw_list[0]; k++) {
+		unsigned h = kw_hash(kw_list[k], strlen(kw_list[k]));
+		while (kw_slot[h])
+			h = (h + 1) & (KW_SLOTS - 1);
+		kw_slot[h] = (uint8_t)(k + 1);
+	}
+}
+
 int sq_is_keyword(const char *p, size_t n)
 {
-	int lo = 0, hi = (int)(sizeof kw_list / sizeof kw_list[0]) - 1;
-	if (n > 12)
+	if (n == 0 || n > 12)
 		return 0;
-	while (lo <= hi) {
-		int mid = (lo + hi) / 2;
-		int d = ci_cmp(p, n, kw_list[mid]);
-		if (d == 0)
+	pthread_once(&tables_once, tables_build);
+	for (unsigned h = kw_hash(p, n); kw_slot[h]; h = (h + 1) & (KW_SLOTS - 1))
+		if (ci_cmp(p, n, kw_list[kw_slot[h] - 1]) == 0)
 			return 1;
-		if (d < 0)
-			hi = mid - 1;
-		else
-			lo = mid + 1;
-	}
 	return 0;
 }
 
@@ -137,6 +173,12 @@ static const char *const ops2[] = { "::", "<=", ">=", "<>", "!=", "||", "->", "#
 				    "&&", "~~", "~*", "!~", "<<", ">>", "?|", "?&", "@@", "=>",
 				    ":=", "-|", NULL };
 
+static int op2_first(unsigned char c)
+{
+	return c == ':' || c == '<' || c == '>' || c == '!' || c == '|' || c == '-' || c == '#' ||
+	       c == '@' || c == '&' || c == '~' || c == '?' || c == '=';
+}
+
 int sq_lex(const char *s, size_t len, enum sq_dialect d, struct sq_tok *toks, int cap, int *truncated)
 {
 	size_t i = 0;
@@ -144,6 +186,7 @@ int sq_lex(const char *s, size_t len, enum sq_dialect d, struct sq_tok *toks, in
 	*truncated = 0;
 	if (!s)
 		return 0;
+	pthread_once(&tables_once, tables_build);
 	if (len > SQ_MAX_INPUT) {
 		len = SQ_MAX_INPUT;
 		*truncated = 1;
@@ -321,7 +364,8 @@ int sq_lex(const char *s, size_t len, enum sq_dialect d, struct sq_tok *toks, in
 				t.flags = SQ_F_PREFIX;
 				j = scan_quoted(s, len, j + 2, q, 0, &unt);
 			}
-		} else if (strchr("(),;[]{}.", c)) {
+		} else if (c == '(' || c == ')' || c == ',' || c == ';' || c == '.' || c == '[' ||
+			   c == ']' || c == '{' || c == '}') {
 			t.type = SQ_PUNCT;
 			if (c == '(') {
 				depth++;
@@ -333,16 +377,18 @@ int sq_lex(const char *s, size_t len, enum sq_dialect d, struct sq_tok *toks, in
 		} else {
 			t.type = SQ_OP;
 			int found = 0;
+			/* the first byte filters: most operators (=, +, <) match no longer one */
 			for (int k = 0; ops3[k] && !found; k++)
-				if (len - i >= 3 && memcmp(s + i, ops3[k], 3) == 0) {
+				if (ops3[k][0] == (char)c && len - i >= 3 && memcmp(s + i, ops3[k], 3) == 0) {
 					j = i + 3;
 					found = 1;
 				}
-			for (int k = 0; ops2[k] && !found; k++)
-				if (len - i >= 2 && memcmp(s + i, ops2[k], 2) == 0) {
-					j = i + 2;
-					found = 1;
-				}
+			if (!found && len - i >= 2 && op2_first(c))
+				for (int k = 0; ops2[k]; k++)
+					if (ops2[k][0] == (char)c && ops2[k][1] == s[i + 1]) {
+						j = i + 2;
+						break;
+					}
 		}
 		if (unt)
 			t.flags |= SQ_F_UNTERMINATED;
