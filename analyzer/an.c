@@ -31,6 +31,9 @@ struct an_pending {
 	struct attr_val *params;
 	int n_params;
 	char *param_buf;
+	struct sq_tok *toks; /* a single-statement simple query's tokens, lexed once */
+	int n_toks;
+	void *block;	     /* one allocation holds sql, parts, tokens and parameters */
 	int data_move, data_move_to_client, data_move_part;
 	char data_move_what[AN_STR_MAX];
 	size_t bytes; /* charged against the session's pending budget */
@@ -333,11 +336,7 @@ static void lru_front(struct an *an, struct an_session *s)
 static void pending_free(struct an_session *s, struct an_pending *p)
 {
 	s->pend_bytes -= p->bytes < s->pend_bytes ? p->bytes : s->pend_bytes;
-	free(p->sql);
-	free(p->part_off);
-	free(p->part_len);
-	free(p->params);
-	free(p->param_buf);
+	free(p->block);
 	memset(p, 0, sizeof *p);
 }
 
@@ -521,7 +520,12 @@ static void complete_part(struct an *an, struct an_session *s, struct an_pending
 			memcpy(an->masked, c->masked, c->masked_len + 1);
 			info = c->info;
 		} else {
-			n = sq_lex(text, len, s->dialect, an->toks, SQ_MAX_TOKENS, &trunc);
+			if (p->toks && idx == 0) { /* lexed when the query arrived */
+				n = p->n_toks;
+				memcpy(an->toks, p->toks, (size_t)n * sizeof *an->toks);
+			} else {
+				n = sq_lex(text, len, s->dialect, an->toks, SQ_MAX_TOKENS, &trunc);
+			}
 			sq_normalize(text, an->toks, 0, n, s->dialect, an->norm, SQ_MAX_NORM + 1, &info);
 			info.truncated |= trunc;
 			sq_mask(text, an->toks, 0, n, an->cfg.keep_literals, info.secret, an->masked,
@@ -701,61 +705,78 @@ static void on_query(struct an *an, struct an_session *s, const struct ev *e)
 		an->st.pending_dropped++;
 		return;
 	}
+	/* Split a simple query first (tokens in an->toks), so one allocation can be sized. */
+	const char *sql = q->sql_known && q->sql.p ? q->sql.p : NULL;
+	struct sq_range parts[SQ_MAX_PARTS];
+	int n_parts = 1, ltrunc = 0, keep_toks = 0;
+	parts[0] = (struct sq_range){ 0, (uint32_t)len, 0, 0 };
+	if (sql && q->kind == EV_Q_SIMPLE) {
+		int more = 0;
+		int n = sq_lex(sql, len, s->dialect, an->toks, SQ_MAX_TOKENS, &ltrunc);
+		n_parts = sq_split(sql, an->toks, n, parts, SQ_MAX_PARTS, &more);
+		if (n_parts == 0)
+			return; /* only comments or whitespace: nothing is executed */
+		if (ltrunc) /* tokens stopped early: the untokenised tail belongs to the last part */
+			parts[n_parts - 1].len = (uint32_t)(len - parts[n_parts - 1].off);
+		/* the usual case, one statement: keep its tokens for complete_part */
+		keep_toks = n_parts == 1 && !ltrunc && parts[0].tok_first == 0 &&
+			    parts[0].tok_end <= AN_PEND_MAX_TOKS;
+	}
+	size_t ntok = keep_toks ? (size_t)parts[0].tok_end : 0;
+	size_t nparam = q->n_params;
+	size_t size = nparam * sizeof(struct attr_val) + ntok * sizeof(struct sq_tok) +
+		      2 * (size_t)n_parts * sizeof(uint32_t) + (nparam ? pbytes : 0) + (sql ? len + 1 : 0);
 	struct an_pending *p = pend_at(s, s->pend_n);
 	memset(p, 0, sizeof *p);
 	p->id = q->id;
 	p->kind = q->kind;
 	p->ts = e->ts;
-	p->truncated = trunc;
-	if (q->sql_known && q->sql.p) {
-		p->sql = malloc(len + 1);
-		if (!p->sql)
-			goto fail;
-		memcpy(p->sql, q->sql.p, len);
+	p->truncated = trunc || ltrunc;
+	p->block = malloc(size ? size : 1);
+	if (!p->block)
+		goto fail;
+	/* most aligned first: attr_val (pointers), tokens and offsets (4 bytes), then text */
+	char *m = p->block;
+	if (nparam) {
+		p->params = (struct attr_val *)(void *)m;
+		m += nparam * sizeof(struct attr_val);
+	}
+	if (ntok) {
+		p->toks = (struct sq_tok *)(void *)m;
+		p->n_toks = (int)ntok;
+		m += ntok * sizeof(struct sq_tok);
+		for (size_t i = 0; i < ntok; i++) { /* offsets relative to the part */
+			p->toks[i] = an->toks[i];
+			p->toks[i].off -= parts[0].off;
+		}
+	}
+	p->part_off = (uint32_t *)(void *)m;
+	m += (size_t)n_parts * sizeof(uint32_t);
+	p->part_len = (uint32_t *)(void *)m;
+	m += (size_t)n_parts * sizeof(uint32_t);
+	p->n_parts = n_parts;
+	for (int i = 0; i < n_parts; i++) {
+		p->part_off[i] = parts[i].off;
+		p->part_len[i] = parts[i].len;
+	}
+	if (nparam) {
+		p->param_buf = m;
+		m += pbytes;
+	}
+	if (sql) {
+		p->sql = m;
+		memcpy(p->sql, sql, len);
 		p->sql[len] = 0;
 		p->sql_len = len;
 	}
-	int cap = q->kind == EV_Q_SIMPLE ? SQ_MAX_PARTS : 1;
-	p->part_off = calloc((size_t)cap, sizeof *p->part_off);
-	p->part_len = calloc((size_t)cap, sizeof *p->part_len);
-	if (!p->part_off || !p->part_len)
-		goto fail;
-	if (p->sql && q->kind == EV_Q_SIMPLE) {
-		struct sq_range parts[SQ_MAX_PARTS];
-		int t = 0, more = 0;
-		int n = sq_lex(p->sql, p->sql_len, s->dialect, an->toks, SQ_MAX_TOKENS, &t);
-		if (t) {
-			/* tokens stopped early: the untokenised tail belongs to the last part */
-			p->truncated = 1;
-		}
-		p->n_parts = sq_split(p->sql, an->toks, n, parts, SQ_MAX_PARTS, &more);
-		for (int i = 0; i < p->n_parts; i++) {
-			p->part_off[i] = parts[i].off;
-			p->part_len[i] = parts[i].len;
-		}
-		if (t && p->n_parts > 0)
-			p->part_len[p->n_parts - 1] = (uint32_t)(p->sql_len - p->part_off[p->n_parts - 1]);
-		if (p->n_parts == 0) {
-			/* only comments or whitespace: nothing is executed */
-			pending_free(s, p);
-			return;
-		}
-	} else {
-		p->n_parts = 1;
-		p->part_len[0] = (uint32_t)len;
-	}
-	if (q->n_params > 0) {
-		p->params = calloc(q->n_params, sizeof *p->params);
-		p->param_buf = malloc(pbytes ? pbytes : 1);
-		if (!p->params || !p->param_buf)
-			goto fail;
+	if (nparam > 0) {
 		size_t o = 0;
-		for (size_t i = 0; i < q->n_params; i++) {
+		for (size_t i = 0; i < nparam; i++)
+			p->params[i] = (struct attr_val){ NULL, 0 };
+		for (size_t i = 0; i < nparam; i++) {
 			const struct ev_bind *b = &q->params[i];
-			if (b->is_null || !b->text.p) {
-				p->params[i].text = NULL;
+			if (b->is_null || !b->text.p)
 				continue;
-			}
 			size_t n = b->text.n < PARAM_ONE_MAX ? b->text.n : PARAM_ONE_MAX;
 			if (o + n + 1 > pbytes)
 				break; /* budget spent: later parameters are unknown */
@@ -765,7 +786,7 @@ static void on_query(struct an *an, struct an_session *s, const struct ev *e)
 			p->params[i].n = n;
 			o += n + 1;
 		}
-		p->n_params = (int)q->n_params;
+		p->n_params = (int)nparam;
 	}
 	p->bytes = cost;
 	s->pend_bytes += cost;

@@ -128,6 +128,7 @@ struct an_keyed {
 #define AN_NCACHE_SLOTS 64
 #define AN_NCACHE_MAX_TEXT 4096 /* longer statements are not cached */
 #define AN_NCACHE_MAX_TOKS 512
+#define AN_PEND_MAX_TOKS 256 /* tokens kept with a pending simple query */
 struct an_ncache {
 	uint64_t hash;
 	char *text; /* NULL: slot empty */

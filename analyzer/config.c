@@ -281,7 +281,7 @@ static int set_thresholds(struct an_config *c, const cJSON *obj, char *err, unsi
 	{
 		char path[128];
 		const char *k = e->string ? e->string : "";
-		int64_t v;
+		int64_t v = 0;
 		snprintf(path, sizeof path, "thresholds.%.80s", k);
 		if (k[0] == '_')
 			continue;
@@ -321,7 +321,7 @@ static int set_limits(struct an_config *c, const cJSON *obj, char *err, unsigned
 	{
 		char path[128];
 		const char *k = e->string ? e->string : "";
-		int64_t v;
+		int64_t v = 0;
 		int *dst;
 		int64_t max;
 		snprintf(path, sizeof path, "limits.%.80s", k);

@@ -2,6 +2,7 @@
  * attribution and the detectors. Understands both dialects' quoting and comment rules;
  * all work is capped (see sqlnorm.h) so hostile statements cost bounded time and memory. */
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -552,6 +553,26 @@ static void ob_put(struct ob *o, const char *s, size_t n)
 	o->p[o->n] = 0;
 }
 
+/* A word upper- or lower-cased; as much as fits, like ob_put byte by byte would. */
+static void ob_case(struct ob *o, const char *s, size_t n, int upper)
+{
+	if (o->trunc)
+		return;
+	size_t room = o->cap > o->n + 1 ? o->cap - o->n - 1 : 0, k = n < room ? n : room;
+	char *d = o->p + o->n;
+	if (upper)
+		for (size_t m = 0; m < k; m++)
+			d[m] = (char)uc((unsigned char)s[m]);
+	else
+		for (size_t m = 0; m < k; m++)
+			d[m] = (char)lc((unsigned char)s[m]);
+	o->n += k;
+	if (o->cap)
+		o->p[o->n] = 0;
+	if (k < n)
+		o->trunc = 1;
+}
+
 enum nk { NK_NONE, NK_KW, NK_IDENT, NK_LIT, NK_OPEN, NK_CLOSE, NK_COMMA, NK_DOT, NK_OP, NK_CAST, NK_SEMI };
 
 static void ob_space(struct ob *o, enum nk prev, enum nk cur)
@@ -757,7 +778,8 @@ size_t sq_normalize(const char *src, const struct sq_tok *t, int first, int end,
 	struct ob o = { out, 0, outcap, 0 };
 	enum nk prev = NK_NONE;
 	(void)d;
-	memset(info, 0, sizeof *info);
+	/* not the 1 KiB table-name array: only its first n_tables entries are ever read */
+	memset(info, 0, offsetof(struct sq_info, tables));
 	if (outcap)
 		out[0] = 0;
 	for (int i = first; i < end; i++) {
@@ -821,18 +843,12 @@ size_t sq_normalize(const char *src, const struct sq_tok *t, int first, int end,
 		case SQ_WORD:
 			cur = sq_is_keyword(p, k->len) ? NK_KW : NK_IDENT;
 			ob_space(&o, prev, cur);
-			for (uint32_t m = 0; m < k->len && !o.trunc; m++) {
-				char c = (char)(cur == NK_KW ? uc((unsigned char)p[m]) : lc((unsigned char)p[m]));
-				ob_put(&o, &c, 1);
-			}
+			ob_case(&o, p, k->len, cur == NK_KW);
 			prev = cur;
 			break;
 		case SQ_VAR:
 			ob_space(&o, prev, NK_IDENT);
-			for (uint32_t m = 0; m < k->len && !o.trunc; m++) {
-				char c = (char)lc((unsigned char)p[m]);
-				ob_put(&o, &c, 1);
-			}
+			ob_case(&o, p, k->len, 0);
 			prev = NK_IDENT;
 			break;
 		case SQ_QIDENT:
