@@ -47,7 +47,9 @@ struct bl {
 	struct sq_tok *tmp; /* bl_known_without scratch */
 	char *norm;
 	char sub_ip[64], sub_txt[64]; /* the last subnet_of() result (see subnet_cached) */
-	struct bl_entry *last_principal[2]; /* per scope: looked up ~4 times a statement */
+	/* the last entry found per scope and kind: most lookups repeat the previous one
+	 * (principal, client, subnet, application, hour); entries live until bl_free */
+	struct bl_entry *memo[3][BL_NKIND];
 	int64_t hour_minute; /* bl_hours: the minute hour_of and hour_mod are for */
 	int hour_of, hour_mod, hour_valid;
 };
@@ -283,7 +285,13 @@ static struct bl_entry **find_slot(struct bl *b, uint64_t h, int scope, int kind
 
 static struct bl_entry *lookup(struct bl *b, int scope, int kind, const char *p, const char *a, const char *i)
 {
-	return *find_slot(b, key_hash(scope, kind, p, a, i), scope, kind, p, a, i);
+	struct bl_entry **m = scope >= 0 && scope < 3 && kind >= 0 && kind < BL_NKIND ? &b->memo[scope][kind] : NULL;
+	if (m && *m && !strcmp((*m)->item, i) && !strcmp((*m)->principal, p) && !strcmp((*m)->app, a))
+		return *m;
+	struct bl_entry *e = *find_slot(b, key_hash(scope, kind, p, a, i), scope, kind, p, a, i);
+	if (m && e)
+		*m = e;
+	return e;
 }
 
 static int grow(struct bl *b)
@@ -362,19 +370,13 @@ static void touch(struct bl *b, struct bl_entry *e, ev_time ts)
 /* The principal's entry, created with a learning period when it is new. */
 static struct bl_entry *principal(struct an *an, struct bl *b, int scope, const char *name, ev_time ts)
 {
-	/* entries live until bl_free, so the remembered pointer stays valid */
-	struct bl_entry **memo = scope < 2 ? &b->last_principal[scope] : NULL;
-	struct bl_entry *e = memo && *memo && !strcmp((*memo)->principal, name) ? *memo : NULL;
-	if (!e)
-		e = lookup(b, scope, BL_PRINCIPAL, name, "", "");
+	struct bl_entry *e = lookup(b, scope, BL_PRINCIPAL, name, "", "");
 	if (!e) {
 		e = insert(an, b, scope, BL_PRINCIPAL, name, "", "");
 		if (!e)
 			return NULL;
 		e->learning_until = an->cfg.learn ? ts : ts + an->cfg.baseline.learning_period_s * 1000000;
 	}
-	if (memo)
-		*memo = e;
 	/* --learn ends the learning period of every principal it sees */
 	if (an->cfg.learn && e->learning_until > ts)
 		e->learning_until = ts;
@@ -672,7 +674,7 @@ void bl_hours(struct an *an, struct an_session *s, const struct an_stmt *st, ev_
 	}
 	int mod = b->hour_mod, hour = b->hour_of, had = p->n_hours;
 	char item[4] = { (char)('0' + hour / 10 % 10), (char)('0' + hour % 10), 0, 0 };
-	int known = lookup(b, BL_DBUSER, BL_HOUR, s->db_user, "", item) != NULL;
+	int known = lookup(b, BL_DBUSER, BL_HOUR, s->db_user, "", item) != NULL; /* memo: observe's is free */
 	/* no hours learned yet (learning, or nothing recorded): configured business hours */
 	int fallback = !judged(an, p, ts) || had == 0;
 	int fire = observe(an, b, p, BL_DBUSER, BL_HOUR, s->db_user, "", item, ts, !fallback, &e);

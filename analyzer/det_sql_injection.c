@@ -81,8 +81,10 @@ static int word_in(const struct an_stmt *st, int i, const char *const *list)
 {
 	if (i < st->first || i >= st->end || st->toks[i].type != SQ_WORD)
 		return 0;
-	for (int k = 0; list[k]; k++) /* sq_is: no strlen, first mismatch returns */
-		if (sq_is(st->base, &st->toks[i], list[k]))
+	/* runs for every token against every list entry: filter on the first letter */
+	unsigned c0 = (unsigned char)st->base[st->toks[i].off] | 0x20;
+	for (int k = 0; list[k]; k++)
+		if (((unsigned char)list[k][0] | 0x20) == c0 && sq_is(st->base, &st->toks[i], list[k]))
 			return 1;
 	return 0;
 }
