@@ -579,9 +579,8 @@ static void complete_part(struct an *an, struct an_session *s, struct an_pending
 	if (st.rows > 0 && an_stmt_is_read(&st))
 		s->rows_returned += st.rows;
 
-	for (int i = 0; an_detectors[i]; i++)
-		if (an_detectors[i]->on_statement && !an->cfg.detector_off[an_detectors[i]->kind])
-			an_detectors[i]->on_statement(an, &st);
+	for (const struct an_detector *const *d = an->det_stmt; *d; d++)
+		(*d)->on_statement(an, &st);
 
 	int64_t sid = 0;
 	if (an->cfg.audit == AN_AUDIT_ALL || an->n_drafts > 0) {
@@ -1045,9 +1044,8 @@ void an_feed(struct an *an, struct an_session *s, const struct ev *e)
 	default:
 		break;
 	}
-	for (int i = 0; an_detectors[i]; i++)
-		if (an_detectors[i]->on_event && !an->cfg.detector_off[an_detectors[i]->kind])
-			an_detectors[i]->on_event(an, s, e);
+	for (const struct an_detector *const *d = an->det_event; *d; d++)
+		(*d)->on_event(an, s, e);
 }
 
 /* ---- lifecycle ---- */
@@ -1059,6 +1057,15 @@ struct an *an_new(const struct an_config *cfg, struct sink **sinks, int n_sinks,
 	if (!an)
 		return NULL;
 	an->cfg = *cfg;
+	for (int i = 0, ns = 0, ne = 0; an_detectors[i]; i++) {
+		const struct an_detector *d = an_detectors[i];
+		if (an->cfg.detector_off[d->kind])
+			continue;
+		if (d->on_statement && ns < AN_MAX_DETECTORS)
+			an->det_stmt[ns++] = d;
+		if (d->on_event && ne < AN_MAX_DETECTORS)
+			an->det_event[ne++] = d;
+	}
 	if (an->cfg.max_sql_bytes <= 0)
 		an->cfg.max_sql_bytes = 16384;
 	if (an->cfg.max_pending_bytes <= 0)

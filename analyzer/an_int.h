@@ -129,6 +129,7 @@ struct an_keyed {
 #define AN_NCACHE_MAX_TEXT 4096 /* longer statements are not cached */
 #define AN_NCACHE_MAX_TOKS 512
 #define AN_PEND_MAX_TOKS 256 /* tokens kept with a pending simple query */
+#define AN_MAX_DETECTORS 32  /* entries of an_detectors[] (det_registry.c) */
 struct an_ncache {
 	uint64_t hash;
 	char *text; /* NULL: slot empty */
@@ -167,6 +168,8 @@ struct an {
 	struct an_keyed *eb;  /* error_burst: end users */
 	int n_bf, n_eb, cap_bf, cap_eb; /* grown on demand up to AN_KEYED_MAX */
 	struct bl *bl; /* learned baseline (baseline.c), created on first use */
+	/* the enabled detectors with each hook, listed once at an_new (hooks run per event) */
+	const struct an_detector *det_stmt[AN_MAX_DETECTORS + 1], *det_event[AN_MAX_DETECTORS + 1];
 };
 
 /* Detector table, shaped like the decoder table. Every entry is optional. */

@@ -212,8 +212,31 @@ int sq_lex(const char *s, size_t len, enum sq_dialect d, struct sq_tok *toks, in
 		struct sq_tok t = { .off = (uint32_t)i, .depth = (uint16_t)(depth > 65535 ? 65535 : depth) };
 		size_t j = i + 1;
 		int unt = 0;
-		if (c == '-' && c1 == '-' &&
-		    (d != SQ_MYSQL || i + 2 >= len || (unsigned char)s[i + 2] <= ' ')) {
+		/* words first: the most common token; no branch below takes a word-start byte */
+		if (is_word_start(c)) {
+			t.type = SQ_WORD;
+			for (j = i + 1; j < len && is_word_char((unsigned char)s[j]); j++)
+				;
+			size_t wl = j - i;
+			int l0 = lc(c);
+			if (j < len && s[j] == '\'' &&
+			    ((wl == 1 && (l0 == 'e' || l0 == 'x' || l0 == 'b' || l0 == 'n')) ||
+			     (d == SQ_MYSQL && c == '_'))) {
+				t.type = SQ_STRING;
+				t.flags = SQ_F_PREFIX;
+				int bs = d == SQ_MYSQL || l0 == 'e';
+				if (bs)
+					t.flags |= SQ_F_ESCAPES;
+				j = scan_quoted(s, len, j + 1, '\'', bs, &unt);
+			} else if (d == SQ_PG && wl == 1 && l0 == 'u' && j + 1 < len && s[j] == '&' &&
+				   (s[j + 1] == '\'' || s[j + 1] == '"')) {
+				char q = s[j + 1];
+				t.type = q == '\'' ? SQ_STRING : SQ_QIDENT;
+				t.flags = SQ_F_PREFIX;
+				j = scan_quoted(s, len, j + 2, q, 0, &unt);
+			}
+		} else if (c == '-' && c1 == '-' &&
+			   (d != SQ_MYSQL || i + 2 >= len || (unsigned char)s[i + 2] <= ' ')) {
 			t.type = SQ_COMMENT;
 			t.flags = SQ_F_LINE;
 			for (j = i + 2; j < len && s[j] != '\n'; j++)
@@ -342,28 +365,6 @@ int sq_lex(const char *s, size_t len, enum sq_dialect d, struct sq_tok *toks, in
 				t.type = SQ_WORD;
 				while (j < len && is_word_char((unsigned char)s[j]))
 					j++;
-			}
-		} else if (is_word_start(c)) {
-			t.type = SQ_WORD;
-			for (j = i + 1; j < len && is_word_char((unsigned char)s[j]); j++)
-				;
-			size_t wl = j - i;
-			int l0 = lc(c);
-			if (j < len && s[j] == '\'' &&
-			    ((wl == 1 && (l0 == 'e' || l0 == 'x' || l0 == 'b' || l0 == 'n')) ||
-			     (d == SQ_MYSQL && c == '_'))) {
-				t.type = SQ_STRING;
-				t.flags = SQ_F_PREFIX;
-				int bs = d == SQ_MYSQL || l0 == 'e';
-				if (bs)
-					t.flags |= SQ_F_ESCAPES;
-				j = scan_quoted(s, len, j + 1, '\'', bs, &unt);
-			} else if (d == SQ_PG && wl == 1 && l0 == 'u' && j + 1 < len && s[j] == '&' &&
-				   (s[j + 1] == '\'' || s[j + 1] == '"')) {
-				char q = s[j + 1];
-				t.type = q == '\'' ? SQ_STRING : SQ_QIDENT;
-				t.flags = SQ_F_PREFIX;
-				j = scan_quoted(s, len, j + 2, q, 0, &unt);
 			}
 		} else if (c == '(' || c == ')' || c == ',' || c == ';' || c == '.' || c == '[' ||
 			   c == ']' || c == '{' || c == '}') {
