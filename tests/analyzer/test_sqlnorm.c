@@ -61,14 +61,20 @@ Test(sqlnorm, table_of_tricky_sql)
 	}
 }
 
-Test(sqlnorm, keyword_table_is_sorted_for_binary_search)
+Test(sqlnorm, keyword_lookup)
 {
-	/* every keyword used by the normaliser must be found */
+	/* every keyword used by the normaliser must be found, in any case */
 	const char *kws[] = { "ADD", "ALL", "AS", "ASC", "IN", "INDEX", "INTO", "IS", "ON", "ONLY", "OR",
-			      "ORDER", "TRUE", "TRUNCATE", "USE", "USER", "USING", "WITH", "SELECT", "VALUES" };
+			      "ORDER", "TRUE", "TRUNCATE", "USE", "USER", "USING", "WITH", "SELECT", "VALUES",
+			      "transaction", "Identified", "references", "wInDoW" };
 	for (size_t i = 0; i < sizeof kws / sizeof kws[0]; i++)
 		cr_expect(sq_is_keyword(kws[i], strlen(kws[i])), "%s", kws[i]);
-	cr_expect(!sq_is_keyword("users", 5));
+	/* near misses: prefixes, extensions, same length and ends, non-ASCII, empty */
+	const char *not[] = { "users", "SEL", "SELECTS", "SELEKT", "INT", "ORD", "A", "ASCII", "WINDOWS",
+			      "TRANSACTIONS", "s\xc3\xa9lect", "_", "" };
+	for (size_t i = 0; i < sizeof not / sizeof not[0]; i++)
+		cr_expect(!sq_is_keyword(not[i], strlen(not[i])), "%s", not[i]);
+	cr_expect(sq_is_keyword("SELECT x", 6), "length, not the NUL, ends the word");
 }
 
 static const char *fp(const char *sql, enum sq_dialect d)
