@@ -140,7 +140,8 @@ struct sink *sink_sqlite_open(const char *path, int batch_rows, struct sink_ids 
 /* Added by storage: what put() does when the writer is behind. wait=1 (the default): put()
  * waits for the writer, right for offline reads (-r) where waiting only slows the read.
  * wait=0: put() never waits; statements are dropped first and counted in s->dropped --
- * live capture (-i) should set this so capture never waits on disk.
+ * live capture (-i) should set this so capture never waits on disk. It also deepens the
+ * queue from 4 to 16 batches (allocated only as a backlog builds) to absorb bursts.
  * Returns 0, or -EINVAL for a sink that is not SQLite. */
 int sink_sqlite_set_wait(struct sink *s, int wait);
 

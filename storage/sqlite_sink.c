@@ -14,10 +14,12 @@
 #include "sink.h"
 #include "sqlite_schema.h"
 
-/* Tunables. Memory bound: SQ_NBATCH batches of at most SQ_HARD_FACTOR x the soft limits. */
+/* Tunables. Memory bound: SQ_NBATCH (SQ_NBATCH_LIVE without waiting) batches of at most
+ * SQ_HARD_FACTOR x the soft limits; batches are allocated as they fill. */
 #define SQ_BATCH_ROWS_DEFAULT 8192  /* rows per transaction unless flushed earlier */
 #define SQ_BATCH_BYTES (2u << 20)   /* soft cap on copied string bytes per batch */
 #define SQ_NBATCH 4		    /* batches: one filling, the rest queued or being written */
+#define SQ_NBATCH_LIVE 16	    /* live (no wait): a deeper queue absorbs bursts */
 #define SQ_HARD_FACTOR 4	    /* sessions/runs/findings may overfill a batch this much */
 #define SQ_CHUNK (256u << 10)	    /* arena chunk size */
 #define SQ_BUSY_MS 10000	    /* wait this long for another writer's lock */
@@ -73,9 +75,10 @@ struct sq_sink {
 	pthread_mutex_t mu;
 	pthread_cond_t cv_work; /* writer waits for a queued batch or stop */
 	pthread_cond_t cv_done; /* producer waits for a free batch / idle writer */
-	struct sq_batch pool[SQ_NBATCH];
-	int free_idx[SQ_NBATCH], n_free;   /* guarded by mu */
-	int queue[SQ_NBATCH], q_head, q_len; /* guarded by mu */
+	struct sq_batch pool[SQ_NBATCH_LIVE];
+	int n_batches;			   /* in circulation: SQ_NBATCH, or SQ_NBATCH_LIVE */
+	int free_idx[SQ_NBATCH_LIVE], n_free; /* guarded by mu */
+	int queue[SQ_NBATCH_LIVE], q_head, q_len; /* guarded by mu */
 	int writing;			    /* guarded by mu */
 	int stop;			    /* guarded by mu */
 	uint64_t w_lost;		    /* rows lost to write errors; guarded by mu */
@@ -470,7 +473,7 @@ static void *sq_writer(void *arg)
 		if (!q->q_len)
 			break; /* stop requested and nothing left */
 		int idx = q->queue[q->q_head];
-		q->q_head = (q->q_head + 1) % SQ_NBATCH;
+		q->q_head = (q->q_head + 1) % SQ_NBATCH_LIVE;
 		q->q_len--;
 		q->writing = 1;
 		pthread_mutex_unlock(&q->mu);
@@ -505,7 +508,7 @@ static int sq_handover(struct sq_sink *q, int wait)
 		return -EAGAIN;
 	}
 	int idx = q->free_idx[--q->n_free];
-	q->queue[(q->q_head + q->q_len) % SQ_NBATCH] = (int)(b - q->pool);
+	q->queue[(q->q_head + q->q_len) % SQ_NBATCH_LIVE] = (int)(b - q->pool);
 	q->q_len++;
 	q->cur = &q->pool[idx];
 	pthread_cond_signal(&q->cv_work);
@@ -579,7 +582,7 @@ static void sq_free(struct sq_sink *q)
 		sqlite3_finalize(q->st[i]);
 	if (q->db)
 		sqlite3_close(q->db);
-	for (int i = 0; i < SQ_NBATCH; i++)
+	for (int i = 0; i < SQ_NBATCH_LIVE; i++)
 		sq_batch_free(&q->pool[i]);
 	pthread_mutex_destroy(&q->mu);
 	pthread_cond_destroy(&q->cv_work);
@@ -616,7 +619,13 @@ int sink_sqlite_set_wait(struct sink *s, int wait)
 {
 	if (!s || s->ops != &sq_ops)
 		return -EINVAL;
-	((struct sq_sink *)s)->wait = wait != 0;
+	struct sq_sink *q = (struct sq_sink *)s;
+	pthread_mutex_lock(&q->mu);
+	q->wait = wait != 0;
+	/* not waiting: put more batches in circulation (kept if waiting is turned back on) */
+	while (!q->wait && q->n_batches < SQ_NBATCH_LIVE)
+		q->free_idx[q->n_free++] = q->n_batches++;
+	pthread_mutex_unlock(&q->mu);
 	return 0;
 }
 
@@ -812,6 +821,7 @@ struct sink *sink_sqlite_open(const char *path, int batch_rows, struct sink_ids 
 		}
 	}
 
+	q->n_batches = SQ_NBATCH;
 	for (int i = 0; i < SQ_NBATCH; i++)
 		q->free_idx[q->n_free++] = i;
 	q->cur = &q->pool[q->free_idx[--q->n_free]];

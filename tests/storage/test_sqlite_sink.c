@@ -328,6 +328,9 @@ Test(sqlite_sink, full_queue_drops_statements_counts_them_and_keeps_sessions)
 	}
 	cr_expect_gt(dropped, 0, "a stalled writer must lead to counted drops");
 	cr_expect_eq(s->dropped, (uint64_t)dropped);
+	/* live mode queues up to 16 batches (of 100 rows here), not 4, before it drops */
+	cr_expect_geq(total - dropped, 1000, "kept %d before dropping", total - dropped);
+	cr_expect_leq(total - dropped, 1700 + 8 * 20, "kept %d: the queue is bounded", total - dropped);
 	cr_assert_eq(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
 	cr_expect_eq(sink_sync(s), 0, "%s", s->errmsg);
 	int64_t stored = q1(db, "SELECT count(*) FROM statements");
