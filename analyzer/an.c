@@ -237,7 +237,7 @@ static void put_finding(struct an *an, struct an_session *s, int64_t stmt_id, ev
 		.end_user = st ? st->end_user : NULL,
 		.end_user_source = st ? st->end_user_source : NULL,
 		.fingerprint = st && st->info && st->info->fingerprint[0] ? st->info->fingerprint : NULL,
-		.sql = st ? st->masked : NULL,
+		.sql = st ? an_stmt_masked(st) : NULL,
 		.summary = summary,
 		.evidence = evidence,
 	};
@@ -285,8 +285,9 @@ void *an_evidence_stmt(const struct an_stmt *st, const char *signal)
 	if (!o)
 		return NULL;
 	cJSON_AddStringToObject(o, "signal", signal);
-	if (st->masked)
-		cJSON_AddStringToObject(o, "sql", st->masked);
+	const char *masked = an_stmt_masked(st);
+	if (masked)
+		cJSON_AddStringToObject(o, "sql", masked);
 	if (st->info && st->info->fingerprint[0])
 		cJSON_AddStringToObject(o, "fingerprint", st->info->fingerprint);
 	if (st->info && st->info->verb[0])
@@ -471,11 +472,26 @@ static void ncache_put(struct an_ncache *c, uint64_t h, const char *text, size_t
 	c->info = *info;
 }
 
+const char *an_stmt_masked(const struct an_stmt *st)
+{
+	struct an_masked *m = st->masked;
+	if (!m)
+		return NULL;
+	if (!m->ready) {
+		struct an *an = m->an;
+		sq_mask(st->base, st->toks, st->first, st->end, an->cfg.keep_literals, st->info->secret,
+			an->masked, (size_t)an->cfg.max_sql_bytes + 4);
+		m->ready = 1;
+	}
+	return m->an->masked;
+}
+
 /* Complete part idx of p with result r (NULL: outcome unknown). */
 static void complete_part(struct an *an, struct an_session *s, struct an_pending *p, int idx, const struct ev *r)
 {
 	struct sq_info info;
 	struct an_stmt st;
+	struct an_masked masked = { an, 0 };
 	char user[AN_STR_MAX] = "";
 	memset(&st, 0, sizeof st);
 	memset(&info, 0, sizeof info);
@@ -518,6 +534,7 @@ static void complete_part(struct an *an, struct an_session *s, struct an_pending
 			memcpy(an->toks, c->toks, (size_t)n * sizeof *an->toks);
 			memcpy(an->norm, c->norm, c->norm_len + 1);
 			memcpy(an->masked, c->masked, c->masked_len + 1);
+			masked.ready = 1;
 			info = c->info;
 		} else {
 			if (p->toks && idx == 0) { /* lexed when the query arrived */
@@ -528,12 +545,15 @@ static void complete_part(struct an *an, struct an_session *s, struct an_pending
 			}
 			sq_normalize(text, an->toks, 0, n, s->dialect, an->norm, SQ_MAX_NORM + 1, &info);
 			info.truncated |= trunc;
-			sq_mask(text, an->toks, 0, n, an->cfg.keep_literals, info.secret, an->masked,
-				(size_t)an->cfg.max_sql_bytes + 4);
 			/* C strings: consumers read them up to the NUL */
-			if (c && !info.truncated && n <= AN_NCACHE_MAX_TOKS)
+			if (c && !info.truncated && n <= AN_NCACHE_MAX_TOKS) {
+				/* cached: masked once for every later execute of the text */
+				sq_mask(text, an->toks, 0, n, an->cfg.keep_literals, info.secret, an->masked,
+					(size_t)an->cfg.max_sql_bytes + 4);
+				masked.ready = 1;
 				ncache_put(c, h, text, len, s->dialect, an->toks, n, an->norm, strlen(an->norm),
 					   an->masked, strlen(an->masked), &info);
+			}
 		}
 		info.truncated |= p->truncated;
 		if (info.truncated)
@@ -544,7 +564,7 @@ static void complete_part(struct an *an, struct an_session *s, struct an_pending
 		st.end = n;
 		st.info = &info;
 		st.norm = an->norm;
-		st.masked = an->masked;
+		st.masked = &masked;
 		if (idx == 0)
 			an_strcpy(p->first_verb, sizeof p->first_verb, info.verb);
 		/* markers set by the statement take effect when it did not fail */
@@ -598,7 +618,7 @@ static void complete_part(struct an *an, struct an_session *s, struct an_pending
 			.end_user_source = st.end_user_source,
 			.verb = p->sql && info.verb[0] ? info.verb : NULL,
 			.fingerprint = p->sql ? info.fingerprint : NULL,
-			.sql = p->sql ? an->masked : NULL,
+			.sql = p->sql ? an_stmt_masked(&st) : NULL,
 			.params = pj,
 			.outcome = st.outcome == EV_OUT_OK ? "ok" : st.outcome == EV_OUT_ERROR ? "error" : "unknown",
 			.error_code = nz(st.error_code),

@@ -71,6 +71,13 @@ struct an_session {
 	int catalog_reported;
 };
 
+/* Most statements raise nothing and, with audit: findings, are not stored: their masked
+ * text is made only when something asks for it. */
+struct an_masked {
+	struct an *an;
+	int ready;
+};
+
 /* What a detector sees about one executed statement. */
 struct an_stmt {
 	struct an_session *s;
@@ -80,7 +87,7 @@ struct an_stmt {
 	const char *base; /* toks offsets are relative to base */
 	const struct sq_info *info;
 	const char *norm;   /* normalised text */
-	const char *masked; /* text as stored */
+	struct an_masked *masked; /* text as stored: an_stmt_masked(), made on first use */
 	int kind;	    /* enum ev_query_kind */
 	int part, n_parts;  /* position in a split simple query */
 	const char *first_verb; /* verb of part 0 of the same message */
@@ -192,6 +199,9 @@ void an_stmt_finding(struct an *an, const struct an_stmt *st, int kind, enum an_
 /* Raise a finding not tied to a statement (login, anomaly, tick). s may be NULL. */
 void an_session_finding(struct an *an, struct an_session *s, int kind, enum an_severity sev, ev_time ts,
 			const char *summary, void *cjson_evidence);
+/* The statement's text as stored (literals masked per keep_literals and secrets); NULL
+ * when the text is unknown. Valid until the statement is completed. */
+const char *an_stmt_masked(const struct an_stmt *st);
 /* Evidence object prefilled with the statement (masked) and its fingerprint. */
 void *an_evidence_stmt(const struct an_stmt *st, const char *signal);
 

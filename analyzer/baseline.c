@@ -561,7 +561,8 @@ void bl_shape(struct an *an, const struct an_stmt *st)
 		cJSON_AddItemToObject(exp, "end_user_known_tables", known_items(b, BL_ENDUSER, BL_TABLE, eu, NULL, NULL, NULL));
 	}
 	char summary[256], sql[120];
-	an_excerpt(sql, sizeof sql, st->masked ? st->masked : "", st->masked ? strlen(st->masked) : 0);
+	const char *masked = an_stmt_masked(st);
+	an_excerpt(sql, sizeof sql, masked ? masked : "", masked ? strlen(masked) : 0);
 	if (new_shape)
 		an_fmt(summary, sizeof summary, "new query shape for %s/%s (%d known): %s", s->db_user,
 		       s->application[0] ? s->application : "(no application)", total, sql);

@@ -71,7 +71,8 @@ static inline const char *det_who(const struct an_stmt *st)
 /* An excerpt of the masked statement for summaries. */
 static inline void det_sql_excerpt(const struct an_stmt *st, char *buf, size_t cap)
 {
-	an_excerpt(buf, cap, st->masked ? st->masked : "", st->masked ? strlen(st->masked) : 0);
+	const char *m = an_stmt_masked(st);
+	an_excerpt(buf, cap, m ? m : "", m ? strlen(m) : 0);
 }
 
 #endif
