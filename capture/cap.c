@@ -11,12 +11,16 @@
 #include <nids.h>
 #include <pcap.h>
 #include <poll.h>
+#ifdef __linux__
+#include <linux/if_packet.h>
+#endif
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -852,6 +856,27 @@ fail:
 	return NULL;
 }
 
+/* Join a PACKET_FANOUT group in hash mode (after the filter is set: the kernel picks the
+ * member first, then runs that member's filter, so every member must have the same one). */
+static int join_fanout(pcap_t *p, int group, const char *iface, char *err, size_t errlen)
+{
+	if (group <= 0)
+		return 0;
+#ifdef PACKET_FANOUT
+	int fd = pcap_fileno(p);
+	uint32_t val = (uint32_t)(group & 0xffff) |
+		       (uint32_t)(PACKET_FANOUT_HASH | PACKET_FANOUT_FLAG_DEFRAG) << 16;
+	if (fd >= 0 && setsockopt(fd, SOL_PACKET, PACKET_FANOUT, &val, sizeof val) == 0)
+		return 0;
+	snprintf(err, errlen, "%s: cannot join fanout group %d: %s", iface, group,
+		 fd < 0 ? "no socket" : strerror(errno));
+#else
+	(void)p;
+	snprintf(err, errlen, "%s: fanout groups need Linux (PACKET_FANOUT)", iface);
+#endif
+	return -1;
+}
+
 static int set_filter(pcap_t *p, const char *bpf, const char *what, char *err, size_t errlen)
 {
 	if (!bpf || !*bpf)
@@ -1009,6 +1034,7 @@ int cap_live(struct cap *c, const char *iface, const char *bpf, const char *drop
 		return -1;
 	}
 	if (set_filter(p, bpf, iface, err, errlen) != 0 ||
+	    join_fanout(p, c->cfg.fanout_group, iface, err, errlen) != 0 ||
 	    pcap_setnonblock(p, 1, eb) != 0 ||
 	    (drop_user && drop_privileges(drop_user, err, errlen) != 0)) {
 		if (!err[0])

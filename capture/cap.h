@@ -27,6 +27,10 @@ struct cap_config {
 	int n_checksum_bypass;
 	int kernel_buffer_mb;
 	int stats_interval_s; /* periodic stats line on stderr when live (0 = off) */
+	/* Live, Linux: join this PACKET_FANOUT group (1-65535; 0 = none). The kernel hashes
+	 * each flow symmetrically to one member, so N sensors on one interface each see whole
+	 * flows. */
+	int fanout_group;
 };
 
 void cap_config_defaults(struct cap_config *c);

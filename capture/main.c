@@ -24,7 +24,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: dbtap run (-r FILE ... | -i IFACE) [-d DB] [-c CONFIG.json] [-f 'BPF'] [--json FILE|-]\n"
-		"                 [--learn] [-Z USER] [-q]\n"
+		"                 [--learn] [-Z USER] [-q] [--fanout GROUP]\n"
 		"       dbtap report [-d DB]... [--since ISO8601 | --last 24h] [--format text|html|json] [-o FILE]\n"
 		"       dbtap prune [-d DB] --older-than 30d\n"
 		"       dbtap baseline [-d DB] (--list [--json] [PRINCIPAL] | --forget PRINCIPAL | --ack PRINCIPAL)\n"
@@ -36,6 +36,7 @@ struct run_opts {
 	int n_files;
 	const char *iface, *db, *config, *bpf, *json, *drop_user;
 	int learn, quiet;
+	int fanout; /* PACKET_FANOUT group, 0 = none */
 };
 
 static struct sink *g_json; /* reopened on SIGHUP */
@@ -69,6 +70,7 @@ static int parse_run(int argc, char **argv, struct run_opts *o)
 	static const struct option longopts[] = {
 		{ "json", required_argument, NULL, 'J' },
 		{ "learn", no_argument, NULL, 'L' },
+		{ "fanout", required_argument, NULL, 'F' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -106,6 +108,16 @@ static int parse_run(int argc, char **argv, struct run_opts *o)
 		case 'Z':
 			o->drop_user = optarg;
 			break;
+		case 'F': {
+			char *end;
+			long g = strtol(optarg, &end, 10);
+			if (end == optarg || *end || g < 1 || g > 65535) {
+				fprintf(stderr, "dbtap: --fanout: a group number from 1 to 65535, not '%s'\n", optarg);
+				return -1;
+			}
+			o->fanout = (int)g;
+			break;
+		}
 		case 'q':
 			o->quiet = 1;
 			break;
@@ -122,6 +134,10 @@ static int parse_run(int argc, char **argv, struct run_opts *o)
 	}
 	if ((o->n_files > 0) == (o->iface != NULL)) {
 		fprintf(stderr, "dbtap: run needs either -r FILE... or -i IFACE\n");
+		return -1;
+	}
+	if (o->fanout && !o->iface) {
+		fprintf(stderr, "dbtap: --fanout needs -i IFACE\n");
 		return -1;
 	}
 	return 0;
@@ -241,6 +257,7 @@ static int cmd_run(int argc, char **argv)
 		status = 1;
 		goto out;
 	}
+	cfg.cap.fanout_group = o.fanout;
 	cap = cap_new(&cfg.cap, an, o.iface != NULL, err, sizeof err);
 	if (!cap) {
 		fprintf(stderr, "dbtap: %s\n", err);
