@@ -920,8 +920,10 @@ static void on_startup(struct an *an, struct an_session *s, const struct ev *e)
 	const struct ev_startup *su = &e->u.startup;
 	char user[AN_STR_MAX];
 	scopy(s->db_user, sizeof s->db_user, su->user);
+	s->ident_gen++;
 	scopy(s->database, sizeof s->database, su->database);
 	scopy(s->application, sizeof s->application, su->application);
+	s->ident_gen++;
 	s->replication = su->replication;
 	free(s->client_info);
 	s->client_info = client_info_json(su);
@@ -1001,6 +1003,7 @@ void an_feed(struct an *an, struct an_session *s, const struct ev *e)
 		} else if (!strcmp(name, "application_name")) {
 			if (!s->application[0] && val[0]) {
 				snprintf(s->application, sizeof s->application, "%s", val);
+				s->ident_gen++;
 				s->dirty = 1;
 			}
 			/* the server reports the value in force: a marker when it names a user */
@@ -1025,6 +1028,7 @@ void an_feed(struct an *an, struct an_session *s, const struct ev *e)
 			}
 			/* COM_CHANGE_USER resets the session: a new principal, no markers */
 			snprintf(s->db_user, sizeof s->db_user, "%s", user);
+			s->ident_gen++;
 			if (e->u.user_change.database.n)
 				scopy(s->database, sizeof s->database, e->u.user_change.database);
 			s->sess_marker.src = s->txn_marker.src = s->attr_marker.src = AN_SRC_NONE;
@@ -1144,6 +1148,7 @@ struct an_session *an_open(struct an *an, const struct an_flow *flow)
 	snprintf(s->protocol, sizeof s->protocol, "%s", flow->protocol ? flow->protocol : "");
 	s->dialect = (flow->protocol && !strcmp(flow->protocol, "mysql")) ? SQ_MYSQL : SQ_PG;
 	snprintf(s->client_ip, sizeof s->client_ip, "%s", flow->client_ip ? flow->client_ip : "");
+	s->ident_gen++;
 	snprintf(s->server_ip, sizeof s->server_ip, "%s", flow->server_ip ? flow->server_ip : "");
 	s->client_port = flow->client_port;
 	s->server_port = flow->server_port;

@@ -36,6 +36,7 @@ void an_window_add(struct an_window *w, ev_time ts, ev_time window_us);
 int an_window_count(struct an_window *w, ev_time now, ev_time window_us);
 
 struct an_pending;
+struct bl_entry;
 
 struct an_session {
 	struct an_session *prev, *next; /* LRU list, most recent first */
@@ -54,6 +55,10 @@ struct an_session {
 	int replication;
 	int64_t statements, errors, rows_returned;
 	int dirty; /* identity changed since the last session put */
+	/* bumped whenever db_user, application or client_ip changes; the baseline entries
+	 * of that identity (baseline.c) are kept while bl_gen == ident_gen + 1 */
+	uint32_t ident_gen, bl_gen;
+	struct bl_entry *bl_principal, *bl_client, *bl_subnet, *bl_app;
 
 	/* attribution state */
 	struct an_marker txn_marker, sess_marker, attr_marker;

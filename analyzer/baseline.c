@@ -391,18 +391,25 @@ static int judged(const struct an *an, const struct bl_entry *p, ev_time ts)
 
 /* Record item for principal p. Returns 1 when it is new to a judged principal (or still
  * pending acknowledgement and not yet alerted in this run): the caller raises the finding. */
+static int seen_again(struct an *an, struct bl *b, const struct bl_entry *p, struct bl_entry *e, ev_time ts,
+		      int may_fire)
+{
+	e->count++;
+	touch(b, e, ts);
+	if (e->pending && !e->alerted && may_fire && judged(an, p, ts)) {
+		e->alerted = 1;
+		return 1;
+	}
+	return 0;
+}
+
 static int observe(struct an *an, struct bl *b, const struct bl_entry *p, int scope, int kind, const char *pname,
 		   const char *app, const char *item, ev_time ts, int may_fire, struct bl_entry **out)
 {
 	struct bl_entry *e = lookup(b, scope, kind, pname, app, item);
 	int fire = 0;
 	if (e) {
-		e->count++;
-		touch(b, e, ts);
-		if (e->pending && !e->alerted && may_fire && judged(an, p, ts)) {
-			e->alerted = 1;
-			fire = 1;
-		}
+		fire = seen_again(an, b, p, e, ts, may_fire);
 	} else {
 		e = insert(an, b, scope, kind, pname, app, item);
 		if (e) {
@@ -418,6 +425,38 @@ static int observe(struct an *an, struct bl *b, const struct bl_entry *p, int sc
 	if (out)
 		*out = e;
 	return fire;
+}
+
+/* The session's own identity (db_user, client address, application) maps to the same
+ * entries on every statement: remember them in the session until ident_gen changes
+ * (entries live until bl_free). */
+static void sess_entries(struct an_session *s)
+{
+	if (s->bl_gen != s->ident_gen + 1) {
+		s->bl_principal = s->bl_client = s->bl_subnet = s->bl_app = NULL;
+		s->bl_gen = s->ident_gen + 1;
+	}
+}
+
+static struct bl_entry *sess_principal(struct an *an, struct bl *b, struct an_session *s, ev_time ts)
+{
+	sess_entries(s);
+	struct bl_entry *e = s->bl_principal;
+	if (!e)
+		return s->bl_principal = principal(an, b, BL_DBUSER, s->db_user, ts);
+	if (an->cfg.learn && e->learning_until > ts) /* as principal() does */
+		e->learning_until = ts;
+	touch(b, e, ts);
+	return e;
+}
+
+/* observe() of the item whose entry the session keeps in *slot. */
+static int sess_observe(struct an *an, struct bl *b, const struct bl_entry *p, struct bl_entry **slot, int kind,
+			const char *pname, const char *item, ev_time ts, int may_fire)
+{
+	if (*slot)
+		return seen_again(an, b, p, *slot, ts, may_fire);
+	return observe(an, b, p, BL_DBUSER, kind, pname, "", item, ts, may_fire, slot);
 }
 
 /* Up to BL_LIST_MAX known items of a kind for a principal (sorted), for evidence. */
@@ -489,7 +528,7 @@ void bl_shape(struct an *an, const struct an_stmt *st)
 		return;
 	const struct sq_info *in = st->info;
 	ev_time ts = st->ts;
-	struct bl_entry *p = principal(an, b, BL_DBUSER, s->db_user, ts), *e = NULL;
+	struct bl_entry *p = sess_principal(an, b, s, ts), *e = NULL;
 	if (!p)
 		return;
 	p->count++;
@@ -610,15 +649,21 @@ static int subnet_cached(struct bl *b, const struct an_baseline_cfg *c, const ch
 void bl_client(struct an *an, struct an_session *s, const struct an_stmt *st, ev_time ts)
 {
 	struct bl *b = bl_get(an);
-	char subnet[64];
-	if (!b || !s->db_user[0] || !s->client_ip[0] ||
-	    subnet_cached(b, &an->cfg.baseline, s->client_ip, subnet, sizeof subnet))
+	char buf[64];
+	if (!b || !s->db_user[0] || !s->client_ip[0])
 		return;
-	struct bl_entry *p = principal(an, b, BL_DBUSER, s->db_user, ts);
+	sess_entries(s);
+	const char *subnet = s->bl_subnet ? s->bl_subnet->item : NULL;
+	if (!subnet) {
+		if (subnet_cached(b, &an->cfg.baseline, s->client_ip, buf, sizeof buf))
+			return;
+		subnet = buf;
+	}
+	struct bl_entry *p = sess_principal(an, b, s, ts);
 	if (!p)
 		return;
-	observe(an, b, p, BL_DBUSER, BL_CLIENT, s->db_user, "", s->client_ip, ts, 0, NULL);
-	if (!observe(an, b, p, BL_DBUSER, BL_SUBNET, s->db_user, "", subnet, ts, 1, NULL))
+	sess_observe(an, b, p, &s->bl_client, BL_CLIENT, s->db_user, s->client_ip, ts, 0);
+	if (!sess_observe(an, b, p, &s->bl_subnet, BL_SUBNET, s->db_user, subnet, ts, 1))
 		return;
 	cJSON *ev = evidence(st, "new_client");
 	cJSON_AddStringToObject(ev, "client_ip", s->client_ip);
@@ -641,8 +686,8 @@ void bl_application(struct an *an, struct an_session *s, const struct an_stmt *s
 	struct bl *b = bl_get(an);
 	if (!b || !s->db_user[0])
 		return;
-	struct bl_entry *p = principal(an, b, BL_DBUSER, s->db_user, ts);
-	if (!p || !observe(an, b, p, BL_DBUSER, BL_APP, s->db_user, "", s->application, ts, 1, NULL))
+	struct bl_entry *p = sess_principal(an, b, s, ts);
+	if (!p || !sess_observe(an, b, p, &s->bl_app, BL_APP, s->db_user, s->application, ts, 1))
 		return;
 	cJSON *ev = evidence(st, "new_application");
 	cJSON_AddStringToObject(ev, "application", s->application);
@@ -663,7 +708,7 @@ void bl_hours(struct an *an, struct an_session *s, const struct an_stmt *st, ev_
 	const struct an_baseline_cfg *c = &an->cfg.baseline;
 	if (!b || !s->db_user[0])
 		return;
-	struct bl_entry *p = principal(an, b, BL_DBUSER, s->db_user, ts), *e = NULL;
+	struct bl_entry *p = sess_principal(an, b, s, ts), *e = NULL;
 	if (!p)
 		return;
 	/* local time changes hour only on a minute boundary: one conversion a minute */

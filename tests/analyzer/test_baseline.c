@@ -495,3 +495,42 @@ Test(baseline, new_client_is_per_address_by_default)
 	h_end(&h);
 	h_free(&h);
 }
+
+Test(baseline, identity_changes_within_a_session_are_judged_anew)
+{
+	/* the session keeps its principal, client and application entries between
+	 * statements; a change of application or account must not reuse them */
+	h_init(&h);
+	h.cfg.baseline.learning_period_s = 60;
+	start(0, NULL);
+	session("shop", "", "10.0.0.5");
+	h_simple(&h, "SELECT 1", 1, 'I');
+	h_sleep(&h, 120);
+	h_simple(&h, "SELECT 1", 1, 'I');
+	cr_expect_eq(baseline_findings(), 0, "known: %d", baseline_findings());
+	h_param(&h, "application_name", "evil-tool");
+	h_simple(&h, "SELECT 1", 1, 'I');
+	h_simple(&h, "SELECT 1", 1, 'I');
+	cr_expect_eq(count("new_application"), 1, "the application set mid-session is new");
+	cr_expect_eq(count("new_query_shape"), 1, "shapes are per application: SELECT ? is new for it");
+
+	h_open(&h, "mysql", "10.0.0.5");
+	h_startup(&h, "shop", "shop", "evil-tool");
+	h_login(&h, 1);
+	h_simple(&h, "SELECT 1", 1, 'I');
+	int shapes = count("new_query_shape");
+	struct ev e = { .type = EV_USER_CHANGE, .ts = h.t };
+	e.u.user_change.user = STRV_LIT("ivan");
+	e.u.user_change.ok = 1;
+	h_event(&h, &e);
+	/* ivan is a new principal, still learning: his first shape is not judged as shop's */
+	h_simple(&h, "SELECT name FROM t", 1, 'I');
+	cr_expect_eq(count("new_query_shape"), shapes, "judged under the old account");
+	h_sleep(&h, 120);
+	h_simple(&h, "SELECT email FROM t", 1, 'I');
+	cr_expect_eq(count("new_query_shape"), shapes + 1, "ivan judged once his learning period ends");
+	const struct h_finding *last = &h.sink->f[h.sink->n_f - 1];
+	cr_expect_str_eq(last->db_user, "ivan");
+	h_end(&h);
+	h_free(&h);
+}
