@@ -472,15 +472,19 @@ static void ncache_put(struct an_ncache *c, uint64_t h, const char *text, size_t
 	c->info = *info;
 }
 
+/* The stored form of tokens [first, end) of base, into an->masked. */
+static void mask_text(struct an *an, const char *base, const struct sq_tok *toks, int first, int end, int secret)
+{
+	sq_mask(base, toks, first, end, an->cfg.keep_literals, secret, an->masked, (size_t)an->cfg.max_sql_bytes + 4);
+}
+
 const char *an_stmt_masked(const struct an_stmt *st)
 {
 	struct an_masked *m = st->masked;
 	if (!m)
 		return NULL;
 	if (!m->ready) {
-		struct an *an = m->an;
-		sq_mask(st->base, st->toks, st->first, st->end, an->cfg.keep_literals, st->info->secret,
-			an->masked, (size_t)an->cfg.max_sql_bytes + 4);
+		mask_text(m->an, st->base, st->toks, st->first, st->end, st->info->secret);
 		m->ready = 1;
 	}
 	return m->an->masked;
@@ -548,8 +552,7 @@ static void complete_part(struct an *an, struct an_session *s, struct an_pending
 			/* C strings: consumers read them up to the NUL */
 			if (c && !info.truncated && n <= AN_NCACHE_MAX_TOKS) {
 				/* cached: masked once for every later execute of the text */
-				sq_mask(text, an->toks, 0, n, an->cfg.keep_literals, info.secret, an->masked,
-					(size_t)an->cfg.max_sql_bytes + 4);
+				mask_text(an, text, an->toks, 0, n, info.secret);
 				masked.ready = 1;
 				ncache_put(c, h, text, len, s->dialect, an->toks, n, an->norm, strlen(an->norm),
 					   an->masked, strlen(an->masked), &info);

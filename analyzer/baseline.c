@@ -368,6 +368,16 @@ static void touch(struct bl *b, struct bl_entry *e, ev_time ts)
 }
 
 /* The principal's entry, created with a learning period when it is new. */
+/* A principal seen again at ts. */
+static struct bl_entry *principal_seen(struct an *an, struct bl *b, struct bl_entry *e, ev_time ts)
+{
+	/* --learn ends the learning period of every principal it sees */
+	if (an->cfg.learn && e->learning_until > ts)
+		e->learning_until = ts;
+	touch(b, e, ts);
+	return e;
+}
+
 static struct bl_entry *principal(struct an *an, struct bl *b, int scope, const char *name, ev_time ts)
 {
 	struct bl_entry *e = lookup(b, scope, BL_PRINCIPAL, name, "", "");
@@ -377,11 +387,7 @@ static struct bl_entry *principal(struct an *an, struct bl *b, int scope, const 
 			return NULL;
 		e->learning_until = an->cfg.learn ? ts : ts + an->cfg.baseline.learning_period_s * 1000000;
 	}
-	/* --learn ends the learning period of every principal it sees */
-	if (an->cfg.learn && e->learning_until > ts)
-		e->learning_until = ts;
-	touch(b, e, ts);
-	return e;
+	return principal_seen(an, b, e, ts);
 }
 
 static int judged(const struct an *an, const struct bl_entry *p, ev_time ts)
@@ -389,8 +395,8 @@ static int judged(const struct an *an, const struct bl_entry *p, ev_time ts)
 	return !an->cfg.learn && p && ts >= p->learning_until;
 }
 
-/* Record item for principal p. Returns 1 when it is new to a judged principal (or still
- * pending acknowledgement and not yet alerted in this run): the caller raises the finding. */
+/* A known item seen again: 1 when it is still pending acknowledgement and not yet
+ * alerted in this run. */
 static int seen_again(struct an *an, struct bl *b, const struct bl_entry *p, struct bl_entry *e, ev_time ts,
 		      int may_fire)
 {
@@ -403,6 +409,8 @@ static int seen_again(struct an *an, struct bl *b, const struct bl_entry *p, str
 	return 0;
 }
 
+/* Record item for principal p. Returns 1 when it is new to a judged principal (or still
+ * pending acknowledgement and not yet alerted in this run): the caller raises the finding. */
 static int observe(struct an *an, struct bl *b, const struct bl_entry *p, int scope, int kind, const char *pname,
 		   const char *app, const char *item, ev_time ts, int may_fire, struct bl_entry **out)
 {
@@ -441,13 +449,9 @@ static void sess_entries(struct an_session *s)
 static struct bl_entry *sess_principal(struct an *an, struct bl *b, struct an_session *s, ev_time ts)
 {
 	sess_entries(s);
-	struct bl_entry *e = s->bl_principal;
-	if (!e)
+	if (!s->bl_principal)
 		return s->bl_principal = principal(an, b, BL_DBUSER, s->db_user, ts);
-	if (an->cfg.learn && e->learning_until > ts) /* as principal() does */
-		e->learning_until = ts;
-	touch(b, e, ts);
-	return e;
+	return principal_seen(an, b, s->bl_principal, ts);
 }
 
 /* observe() of the item whose entry the session keeps in *slot. */
