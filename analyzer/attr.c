@@ -370,10 +370,19 @@ int attr_statement(const char *b, const struct sq_tok *t, int first, int end, en
 		   int cap)
 {
 	int n = 0;
+	int i = nc(t, first, end);
+	/* only DISCARD / RESET / SET, set_config() and @var := set markers: check the words
+	 * before taking the value buffer */
+	if (!(i < end && (sq_kw(&t[i], SQW_DISCARD) || sq_kw(&t[i], SQW_RESET) || sq_kw(&t[i], SQW_SET)))) {
+		int k = first;
+		while (k < end && !sq_kw(&t[k], SQW_SET_CONFIG) && t[k].type != SQ_VAR)
+			k++;
+		if (k == end)
+			return 0;
+	}
 	char *val = malloc(VALBUF), name[128];
 	if (!val)
 		return 0;
-	int i = nc(t, first, end);
 	if (i < end && sq_word(b, &t[i], "DISCARD")) {
 		int k = nc(t, i + 1, end);
 		if (k < end && sq_word(b, &t[k], "ALL"))

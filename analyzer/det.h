@@ -54,6 +54,13 @@ static inline int det_verb_index(const struct an_stmt *st)
 	int best = -1;
 	if (!st->info || !st->info->verb[0])
 		return -1;
+	if (st->info->verb_kw) { /* the same test by word id */
+		for (int i = st->first; i < st->end; i++)
+			if (sq_kw(&st->toks[i], st->info->verb_kw) &&
+			    (best < 0 || st->toks[i].depth < st->toks[best].depth))
+				best = i;
+		return best;
+	}
 	for (int i = st->first; i < st->end; i++)
 		if (det_word(st, i, st->info->verb) && (best < 0 || st->toks[i].depth < st->toks[best].depth))
 			best = i;

@@ -13,7 +13,13 @@ static void de_statement(struct an *an, const struct an_stmt *st)
 	const char *signal = NULL, *target = NULL;
 	char fn[40] = "";
 	int to_stdout = 0;
-	if (st->toks && st->info) {
+	const struct sq_info *in = st->info;
+	/* the words every text signal needs: most statements have none */
+	if (st->toks && in &&
+	    (in->verb_kw == SQW_COPY || sq_has(in, SQW_OUTFILE) || sq_has(in, SQW_DUMPFILE) || sq_has(in, SQW_LOAD) ||
+	     sq_has(in, SQW_PG_READ_FILE) || sq_has(in, SQW_PG_READ_BINARY_FILE) || sq_has(in, SQW_PG_LS_DIR) ||
+	     sq_has(in, SQW_PG_STAT_FILE) || sq_has(in, SQW_LO_EXPORT) || sq_has(in, SQW_LO_IMPORT) ||
+	     sq_has(in, SQW_PG_FILE_WRITE) || sq_has(in, SQW_LOAD_FILE) || sq_has(in, SQW_LO_FROM_BYTEA))) {
 		int v = det_verb_index(st);
 		if (v >= 0 && !strcmp(st->info->verb, "COPY")) {
 			int depth = det_tok(st, v)->depth;

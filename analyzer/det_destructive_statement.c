@@ -6,6 +6,9 @@ static void ds_statement(struct an *an, const struct an_stmt *st)
 {
 	if (!st->toks || !st->info)
 		return;
+	int vk = st->info->verb_kw;
+	if (vk != SQW_DROP && vk != SQW_TRUNCATE && vk != SQW_DELETE && vk != SQW_UPDATE)
+		return;
 	int v = det_verb_index(st);
 	if (v < 0)
 		return;

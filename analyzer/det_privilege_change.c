@@ -11,6 +11,12 @@ static void pc_statement(struct an *an, const struct an_stmt *st)
 {
 	if (!st->toks || !st->info)
 		return;
+	switch (st->info->verb_kw) { /* the verbs below; any other statement ends here */
+	case SQW_GRANT: case SQW_REVOKE: case SQW_CREATE: case SQW_ALTER: case SQW_DROP: case SQW_RENAME: case SQW_SET:
+		break;
+	default:
+		return;
+	}
 	int v = det_verb_index(st);
 	if (v < 0)
 		return;

@@ -133,6 +133,15 @@ static void sqli_statement(struct an *an, const struct an_stmt *st)
 {
 	if (!st->toks || st->end <= st->first)
 		return;
+	/* every signal needs one of these words, a comment, or a part stacked behind another:
+	 * most statements have none and end here */
+	const struct sq_info *in = st->info;
+	if (in && st->part == 0 && !sq_has(in, SQW_OR) && !sq_has(in, SQW__PIPES) && !sq_has(in, SQW_UNION) &&
+	    !sq_has(in, SQW__COMMENT) && !sq_has(in, SQW_PG_SLEEP) && !sq_has(in, SQW_PG_SLEEP_FOR) &&
+	    !sq_has(in, SQW_PG_SLEEP_UNTIL) && !sq_has(in, SQW_SLEEP) && !sq_has(in, SQW_BENCHMARK) &&
+	    !sq_has(in, SQW_WAITFOR) && !sq_has(in, SQW_DBMS_LOCK) && !sq_has(in, SQW_PG_SHADOW) &&
+	    !sq_has(in, SQW_PG_AUTHID) && !sq_has(in, SQW_PG_USER_MAPPINGS) && !sq_has(in, SQW_MYSQL))
+		return;
 	const char *signals[8];
 	int ns = 0, tautologies = 0, unions = 0;
 	int trunc_comment = 0, delay = 0, stacked = 0, cred = 0;

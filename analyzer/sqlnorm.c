@@ -55,40 +55,21 @@ uint64_t sq_hash(const void *p, size_t n, uint64_t h)
 	return h;
 }
 
-/* Keywords rendered upper-case in normalised text; everything else bare is lower-cased. */
-static const char *const kw_list[] = {
-	"ADD", "ALL", "ALTER", "ANALYZE", "AND", "ANY", "ARRAY", "AS", "ASC", "BEGIN", "BETWEEN",
-	"BY", "CALL", "CASE", "CAST", "CHECK", "COMMIT", "CONFLICT", "CONSTRAINT", "COPY",
-	"CREATE", "CROSS", "DATABASE", "DEALLOCATE", "DEFAULT", "DELETE", "DESC", "DISTINCT",
-	"DO", "DROP", "DUMPFILE", "ELSE", "END", "EXCEPT", "EXECUTE", "EXISTS", "EXPLAIN",
-	"FALSE", "FETCH", "FOR", "FOREIGN", "FROM", "FULL", "FUNCTION", "GRANT", "GROUP",
-	"HAVING", "IDENTIFIED", "IF", "ILIKE", "IN", "INDEX", "INFILE", "INNER", "INSERT",
-	"INTERSECT", "INTO", "IS", "JOIN", "KEY", "LATERAL", "LEFT", "LIKE", "LIMIT", "LOAD",
-	"LOCAL", "LOCK", "MERGE", "NATURAL", "NOT", "NOTHING", "NULL", "OFFSET", "ON", "ONLY",
-	"OR", "ORDER", "OUTER", "OUTFILE", "OVER", "PARTITION", "PASSWORD", "PREPARE",
-	"PRIMARY", "PROCEDURE", "REFERENCES", "RELEASE", "RETURNING", "REVOKE", "RIGHT", "ROLE",
-	"ROLLBACK", "SAVEPOINT", "SCHEMA", "SELECT", "SESSION", "SET", "SHOW", "START", "TABLE",
-	"THEN", "TO", "TRANSACTION", "TRUE", "TRUNCATE", "UNION", "UNIQUE", "UPDATE", "USE",
-	"USER", "USING", "VALUES", "VIEW", "WHEN", "WHERE", "WINDOW", "WITH",
-};
+/* The recognised words (sqlnorm.h), indexed by id; upper-cased copies for the lookup. */
+#define SQ_WORD_TEXT(id, text, kw) text,
+#define SQ_WORD_KW(id, text, kw) kw,
+static const char *const word_text[SQW__COUNT] = { NULL, SQ_WORD_LIST(SQ_WORD_TEXT) };
+static const uint8_t word_is_kw[SQW__COUNT] = { 0, SQ_WORD_LIST(SQ_WORD_KW) };
+#undef SQ_WORD_TEXT
+#undef SQ_WORD_KW
+_Static_assert(SQW__COUNT <= 256, "word ids must fit sq_tok.kw");
+#define WORD_MAX 32
+static char word_upper[SQW__COUNT][WORD_MAX + 1];
 
-static int ci_cmp(const char *a, size_t an, const char *kw)
-{
-	size_t i = 0;
-	for (; i < an && kw[i]; i++) {
-		int d = uc((unsigned char)a[i]) - (unsigned char)kw[i];
-		if (d)
-			return d;
-	}
-	if (i < an)
-		return 1;
-	return kw[i] ? -1 : 0;
-}
-
-/* Keyword lookup runs for every bare word of every statement: a hash of length, first and
- * last letters picks one slot of a small open-addressing table (built once). */
-#define KW_SLOTS 512
-static uint8_t kw_slot[KW_SLOTS]; /* index into kw_list + 1; 0 = empty */
+/* Word lookup runs for every bare word of every statement: a hash of length, first, middle
+ * and last letters picks one slot of a small open-addressing table (built once). */
+#define KW_SLOTS 1024
+static uint8_t kw_slot[KW_SLOTS]; /* word id; 0 = empty */
 static void kw_build(void);
 
 static unsigned kw_hash(const char *p, size_t n)
@@ -113,23 +94,37 @@ static void tables_build(void)
 
 static void kw_build(void)
 {
-	for (size_t k = 0; k < sizeof kw_list / sizeof kw_list[0]; k++) {
-		unsigned h = kw_hash(kw_list[k], strlen(kw_list[k]));
+	for (int k = 1; k < SQW__COUNT && word_text[k]; k++) {
+		size_t n = strlen(word_text[k]);
+		for (size_t i = 0; i < n && i < WORD_MAX; i++)
+			word_upper[k][i] = (char)uc((unsigned char)word_text[k][i]);
+		unsigned h = kw_hash(word_text[k], n);
 		while (kw_slot[h])
 			h = (h + 1) & (KW_SLOTS - 1);
-		kw_slot[h] = (uint8_t)(k + 1);
+		kw_slot[h] = (uint8_t)k;
 	}
+}
+
+/* Id of the word p[0..n) (any case), SQW_NONE when it is not in the list. */
+static int word_find(const char *p, size_t n)
+{
+	if (n == 0 || n > WORD_MAX)
+		return SQW_NONE;
+	for (unsigned h = kw_hash(p, n); kw_slot[h]; h = (h + 1) & (KW_SLOTS - 1)) {
+		const char *w = word_upper[kw_slot[h]];
+		size_t i = 0;
+		while (i < n && w[i] == (char)uc((unsigned char)p[i]))
+			i++;
+		if (i == n && w[n] == 0)
+			return kw_slot[h];
+	}
+	return SQW_NONE;
 }
 
 int sq_is_keyword(const char *p, size_t n)
 {
-	if (n == 0 || n > 12)
-		return 0;
 	pthread_once(&tables_once, tables_build);
-	for (unsigned h = kw_hash(p, n); kw_slot[h]; h = (h + 1) & (KW_SLOTS - 1))
-		if (ci_cmp(p, n, kw_list[kw_slot[h] - 1]) == 0)
-			return 1;
-	return 0;
+	return word_is_kw[word_find(p, n)];
 }
 
 int sq_is(const char *src, const struct sq_tok *t, const char *word)
@@ -235,6 +230,8 @@ int sq_lex(const char *s, size_t len, enum sq_dialect d, struct sq_tok *toks, in
 				t.flags = SQ_F_PREFIX;
 				j = scan_quoted(s, len, j + 2, q, 0, &unt);
 			}
+			if (t.type == SQ_WORD)
+				t.kw = (uint8_t)word_find(s + i, wl);
 		} else if (c == '-' && c1 == '-' &&
 			   (d != SQ_MYSQL || i + 2 >= len || (unsigned char)s[i + 2] <= ' ')) {
 			t.type = SQ_COMMENT;
@@ -600,8 +597,8 @@ static int lit_elem(const char *src, const struct sq_tok *t, int i, int end)
 			return -1;
 		i = k;
 	}
-	if (!(sq_is_literal(&t[i]) || t[i].type == SQ_PARAM || sq_word(src, &t[i], "NULL") ||
-	      sq_word(src, &t[i], "TRUE") || sq_word(src, &t[i], "FALSE") || sq_word(src, &t[i], "DEFAULT")))
+	if (!(sq_is_literal(&t[i]) || t[i].type == SQ_PARAM || sq_kw(&t[i], SQW_NULL) || sq_kw(&t[i], SQW_TRUE) ||
+	      sq_kw(&t[i], SQW_FALSE) || sq_kw(&t[i], SQW_DEFAULT)))
 		return -1;
 	i = next_code(t, i + 1, end);
 	if (i + 1 < end && t[i].type == SQ_OP && t[i].len == 2 && memcmp(src + t[i].off, "::", 2) == 0 &&
@@ -636,37 +633,32 @@ static int lit_tuple(const char *src, const struct sq_tok *t, int i, int end, in
 
 static void tables_scan(const char *src, const struct sq_tok *t, int first, int end, struct sq_info *info)
 {
-	static const char *const skip[] = { "ONLY", "IF", "NOT", "EXISTS", "TEMP", "TEMPORARY",
-					    "UNLOGGED", "LATERAL", "TABLE", NULL };
-	static const char *const stop[] = { "SELECT", "OUTFILE", "DUMPFILE", "LOCAL", "VALUES", "STDOUT",
-					    "STDIN", "WITH", "SET", "WHERE", NULL };
 	for (int i = first; i < end && info->n_tables < SQ_MAX_TABLES; i++) {
 		if (t[i].type != SQ_WORD)
 			continue;
-		int is_from = sq_word(src, &t[i], "FROM") || sq_word(src, &t[i], "JOIN");
-		if (!is_from && !sq_word(src, &t[i], "UPDATE") && !sq_word(src, &t[i], "INTO") &&
-		    !sq_word(src, &t[i], "TABLE") && !sq_word(src, &t[i], "TRUNCATE") &&
-		    !sq_word(src, &t[i], "COPY") && !sq_word(src, &t[i], "DESCRIBE") && !sq_word(src, &t[i], "DESC"))
+		int w = t[i].kw;
+		int is_from = w == SQW_FROM || w == SQW_JOIN;
+		if (!is_from && w != SQW_UPDATE && w != SQW_INTO && w != SQW_TABLE && w != SQW_TRUNCATE &&
+		    w != SQW_COPY && w != SQW_DESCRIBE && w != SQW_DESC)
 			continue;
 		int k = next_code(t, i + 1, end);
 	again:
 		while (k < end && t[k].type == SQ_WORD) {
-			int sk = 0;
-			for (int m = 0; skip[m]; m++)
-				if (sq_word(src, &t[k], skip[m]))
-					sk = 1;
-			if (!sk)
+			int x = t[k].kw;
+			if (!(x == SQW_ONLY || x == SQW_IF || x == SQW_NOT || x == SQW_EXISTS || x == SQW_TEMP ||
+			      x == SQW_TEMPORARY || x == SQW_UNLOGGED || x == SQW_LATERAL || x == SQW_TABLE))
 				break;
 			k = next_code(t, k + 1, end);
 		}
 		if (k >= end || (t[k].type != SQ_WORD && t[k].type != SQ_QIDENT))
 			continue;
-		int st = 0;
-		for (int m = 0; stop[m]; m++)
-			if (sq_word(src, &t[k], stop[m]))
-				st = 1;
-		if (st)
-			continue;
+		if (t[k].type == SQ_WORD) {
+			int x = t[k].kw;
+			if (x == SQW_SELECT || x == SQW_OUTFILE || x == SQW_DUMPFILE || x == SQW_LOCAL ||
+			    x == SQW_VALUES || x == SQW_STDOUT || x == SQW_STDIN || x == SQW_WITH || x == SQW_SET ||
+			    x == SQW_WHERE)
+				continue;
+		}
 		char name[64];
 		size_t nl = 0;
 		for (;;) {
@@ -702,9 +694,9 @@ static void tables_scan(const char *src, const struct sq_tok *t, int first, int 
 		if (!is_from)
 			continue;
 		/* FROM a [AS] x, b: more tables after a comma */
-		if (k < end && sq_word(src, &t[k], "AS"))
+		if (k < end && sq_kw(&t[k], SQW_AS))
 			k = next_code(t, k + 1, end);
-		if (k < end && t[k].type == SQ_WORD && !sq_is_keyword(src + t[k].off, t[k].len))
+		if (k < end && t[k].type == SQ_WORD && !word_is_kw[t[k].kw])
 			k = next_code(t, k + 1, end);
 		if (k < end && t[k].type == SQ_PUNCT && src[t[k].off] == ',') {
 			k = next_code(t, k + 1, end);
@@ -715,27 +707,26 @@ static void tables_scan(const char *src, const struct sq_tok *t, int first, int 
 
 static void verb_scan(const char *src, const struct sq_tok *t, int first, int end, struct sq_info *info)
 {
-	static const char *const main_verbs[] = { "SELECT", "INSERT", "UPDATE", "DELETE", "MERGE", "VALUES",
-						  "TABLE", NULL };
 	int i = next_code(t, first, end);
 	while (i < end && t[i].type == SQ_PUNCT && src[t[i].off] == '(')
 		i = next_code(t, i + 1, end);
 	if (i >= end || t[i].type != SQ_WORD)
 		return;
 	int v = i;
-	if (sq_word(src, &t[i], "WITH")) {
+	if (sq_kw(&t[i], SQW_WITH)) {
 		int base = t[i].depth;
 		for (int k = i + 1; k < end; k++) {
 			if (t[k].type != SQ_WORD || t[k].depth != base)
 				continue;
-			for (int m = 0; main_verbs[m]; m++)
-				if (sq_word(src, &t[k], main_verbs[m])) {
-					v = k;
-					goto found;
-				}
+			int x = t[k].kw;
+			if (x == SQW_SELECT || x == SQW_INSERT || x == SQW_UPDATE || x == SQW_DELETE || x == SQW_MERGE ||
+			    x == SQW_VALUES || x == SQW_TABLE) {
+				v = k;
+				break;
+			}
 		}
 	}
-found:;
+	info->verb_kw = t[v].len < sizeof info->verb ? t[v].kw : SQW_NONE; /* uncut verbs only */
 	size_t n = t[v].len < sizeof info->verb - 1 ? t[v].len : sizeof info->verb - 1;
 	for (size_t k = 0; k < n; k++)
 		info->verb[k] = (char)uc((unsigned char)src[t[v].off + k]);
@@ -745,15 +736,16 @@ found:;
 static int secret_scan(const char *src, const struct sq_tok *t, int first, int end)
 {
 	int i = next_code(t, first, end);
-	if (i < end && (sq_word(src, &t[i], "CREATE") || sq_word(src, &t[i], "ALTER"))) {
+	(void)src;
+	if (i < end && (sq_kw(&t[i], SQW_CREATE) || sq_kw(&t[i], SQW_ALTER))) {
 		int k = next_code(t, i + 1, end);
-		if (k < end && (sq_word(src, &t[k], "USER") || sq_word(src, &t[k], "ROLE") ||
-				sq_word(src, &t[k], "GROUP") || sq_word(src, &t[k], "SERVER")))
+		if (k < end && (sq_kw(&t[k], SQW_USER) || sq_kw(&t[k], SQW_ROLE) || sq_kw(&t[k], SQW_GROUP) ||
+				sq_kw(&t[k], SQW_SERVER)))
 			return 1;
 	}
 	for (int k = first; k < end; k++)
-		if (sq_word(src, &t[k], "PASSWORD") || sq_word(src, &t[k], "IDENTIFIED") ||
-		    sq_word(src, &t[k], "authentication_string") || sq_word(src, &t[k], "MAPPING"))
+		if (sq_kw(&t[k], SQW_PASSWORD) || sq_kw(&t[k], SQW_IDENTIFIED) || sq_kw(&t[k], SQW_AUTHENTICATION_STRING) ||
+		    sq_kw(&t[k], SQW_MAPPING))
 			return 1;
 	return 0;
 }
@@ -775,12 +767,23 @@ static int trim_semicolons(const char *src, const struct sq_tok *t, int first, i
 size_t sq_normalize(const char *src, const struct sq_tok *t, int first, int end, enum sq_dialect d,
 		    char *out, size_t outcap, struct sq_info *info)
 {
+	int all_end = end;
 	end = trim_semicolons(src, t, first, end);
 	struct ob o = { out, 0, outcap, 0 };
 	enum nk prev = NK_NONE;
 	(void)d;
 	/* not the 1 KiB table-name array: only its first n_tables entries are ever read */
 	memset(info, 0, offsetof(struct sq_info, tables));
+	/* which words occur: detectors skip statements that lack every word they look for */
+	for (int i = first; i < all_end; i++) {
+		const struct sq_tok *k = &t[i];
+		int id = k->type == SQ_WORD ? k->kw
+			 : k->type == SQ_COMMENT ? SQW__COMMENT
+			 : k->type == SQ_VAR ? SQW__VAR
+			 : (k->type == SQ_OP && k->len == 2 && src[k->off] == '|' && src[k->off + 1] == '|') ? SQW__PIPES
+			 : SQW_NONE;
+		info->words[id >> 6] |= 1ull << (id & 63);
+	}
 	if (outcap)
 		out[0] = 0;
 	for (int i = first; i < end; i++) {
@@ -806,7 +809,7 @@ size_t sq_normalize(const char *src, const struct sq_tok *t, int first, int end,
 			prev = NK_LIT;
 			continue;
 		}
-		if (k->type == SQ_WORD && sq_word(src, k, "IN")) {
+		if (sq_kw(k, SQW_IN)) {
 			int ar, after = lit_tuple(src, t, i + 1, end, &ar);
 			if (after > 0) {
 				ob_space(&o, prev, NK_KW);
@@ -816,7 +819,7 @@ size_t sq_normalize(const char *src, const struct sq_tok *t, int first, int end,
 				continue;
 			}
 		}
-		if (k->type == SQ_WORD && sq_word(src, k, "VALUES")) {
+		if (sq_kw(k, SQW_VALUES)) {
 			int ar, after = lit_tuple(src, t, i + 1, end, &ar);
 			if (after > 0) {
 				ob_space(&o, prev, NK_KW);
@@ -842,7 +845,7 @@ size_t sq_normalize(const char *src, const struct sq_tok *t, int first, int end,
 		}
 		switch (k->type) {
 		case SQ_WORD:
-			cur = sq_is_keyword(p, k->len) ? NK_KW : NK_IDENT;
+			cur = word_is_kw[k->kw] ? NK_KW : NK_IDENT;
 			ob_space(&o, prev, cur);
 			ob_case(&o, p, k->len, cur == NK_KW);
 			prev = cur;

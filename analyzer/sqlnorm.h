@@ -28,12 +28,223 @@ enum sq_type {
 #define SQ_F_DOLLAR 0x08       /* dollar-quoted string */
 #define SQ_F_PREFIX 0x10       /* prefixed literal (E, N, X, B, U&, _charset) */
 
+/* Words the lexer recognises, case-insensitively: SQL keywords (flag 1: upper-cased by the
+ * normaliser) and the words detectors and attribution look for (flag 0). A token's kw holds
+ * the id, so hot paths compare small integers instead of strings. */
+#define SQ_WORD_LIST(X) \
+	X(ADD, "ADD", 1) \
+	X(ALL, "ALL", 1) \
+	X(ALTER, "ALTER", 1) \
+	X(ANALYZE, "ANALYZE", 1) \
+	X(AND, "AND", 1) \
+	X(ANY, "ANY", 1) \
+	X(ARRAY, "ARRAY", 1) \
+	X(AS, "AS", 1) \
+	X(ASC, "ASC", 1) \
+	X(BEGIN, "BEGIN", 1) \
+	X(BETWEEN, "BETWEEN", 1) \
+	X(BY, "BY", 1) \
+	X(CALL, "CALL", 1) \
+	X(CASE, "CASE", 1) \
+	X(CAST, "CAST", 1) \
+	X(CHECK, "CHECK", 1) \
+	X(COMMIT, "COMMIT", 1) \
+	X(CONFLICT, "CONFLICT", 1) \
+	X(CONSTRAINT, "CONSTRAINT", 1) \
+	X(COPY, "COPY", 1) \
+	X(CREATE, "CREATE", 1) \
+	X(CROSS, "CROSS", 1) \
+	X(DATABASE, "DATABASE", 1) \
+	X(DEALLOCATE, "DEALLOCATE", 1) \
+	X(DEFAULT, "DEFAULT", 1) \
+	X(DELETE, "DELETE", 1) \
+	X(DESC, "DESC", 1) \
+	X(DISTINCT, "DISTINCT", 1) \
+	X(DO, "DO", 1) \
+	X(DROP, "DROP", 1) \
+	X(DUMPFILE, "DUMPFILE", 1) \
+	X(ELSE, "ELSE", 1) \
+	X(END, "END", 1) \
+	X(EXCEPT, "EXCEPT", 1) \
+	X(EXECUTE, "EXECUTE", 1) \
+	X(EXISTS, "EXISTS", 1) \
+	X(EXPLAIN, "EXPLAIN", 1) \
+	X(FALSE, "FALSE", 1) \
+	X(FETCH, "FETCH", 1) \
+	X(FOR, "FOR", 1) \
+	X(FOREIGN, "FOREIGN", 1) \
+	X(FROM, "FROM", 1) \
+	X(FULL, "FULL", 1) \
+	X(FUNCTION, "FUNCTION", 1) \
+	X(GRANT, "GRANT", 1) \
+	X(GROUP, "GROUP", 1) \
+	X(HAVING, "HAVING", 1) \
+	X(IDENTIFIED, "IDENTIFIED", 1) \
+	X(IF, "IF", 1) \
+	X(ILIKE, "ILIKE", 1) \
+	X(IN, "IN", 1) \
+	X(INDEX, "INDEX", 1) \
+	X(INFILE, "INFILE", 1) \
+	X(INNER, "INNER", 1) \
+	X(INSERT, "INSERT", 1) \
+	X(INTERSECT, "INTERSECT", 1) \
+	X(INTO, "INTO", 1) \
+	X(IS, "IS", 1) \
+	X(JOIN, "JOIN", 1) \
+	X(KEY, "KEY", 1) \
+	X(LATERAL, "LATERAL", 1) \
+	X(LEFT, "LEFT", 1) \
+	X(LIKE, "LIKE", 1) \
+	X(LIMIT, "LIMIT", 1) \
+	X(LOAD, "LOAD", 1) \
+	X(LOCAL, "LOCAL", 1) \
+	X(LOCK, "LOCK", 1) \
+	X(MERGE, "MERGE", 1) \
+	X(NATURAL, "NATURAL", 1) \
+	X(NOT, "NOT", 1) \
+	X(NOTHING, "NOTHING", 1) \
+	X(NULL, "NULL", 1) \
+	X(OFFSET, "OFFSET", 1) \
+	X(ON, "ON", 1) \
+	X(ONLY, "ONLY", 1) \
+	X(OR, "OR", 1) \
+	X(ORDER, "ORDER", 1) \
+	X(OUTER, "OUTER", 1) \
+	X(OUTFILE, "OUTFILE", 1) \
+	X(OVER, "OVER", 1) \
+	X(PARTITION, "PARTITION", 1) \
+	X(PASSWORD, "PASSWORD", 1) \
+	X(PREPARE, "PREPARE", 1) \
+	X(PRIMARY, "PRIMARY", 1) \
+	X(PROCEDURE, "PROCEDURE", 1) \
+	X(REFERENCES, "REFERENCES", 1) \
+	X(RELEASE, "RELEASE", 1) \
+	X(RETURNING, "RETURNING", 1) \
+	X(REVOKE, "REVOKE", 1) \
+	X(RIGHT, "RIGHT", 1) \
+	X(ROLE, "ROLE", 1) \
+	X(ROLLBACK, "ROLLBACK", 1) \
+	X(SAVEPOINT, "SAVEPOINT", 1) \
+	X(SCHEMA, "SCHEMA", 1) \
+	X(SELECT, "SELECT", 1) \
+	X(SESSION, "SESSION", 1) \
+	X(SET, "SET", 1) \
+	X(SHOW, "SHOW", 1) \
+	X(START, "START", 1) \
+	X(TABLE, "TABLE", 1) \
+	X(THEN, "THEN", 1) \
+	X(TO, "TO", 1) \
+	X(TRANSACTION, "TRANSACTION", 1) \
+	X(TRUE, "TRUE", 1) \
+	X(TRUNCATE, "TRUNCATE", 1) \
+	X(UNION, "UNION", 1) \
+	X(UNIQUE, "UNIQUE", 1) \
+	X(UPDATE, "UPDATE", 1) \
+	X(USE, "USE", 1) \
+	X(USER, "USER", 1) \
+	X(USING, "USING", 1) \
+	X(VALUES, "VALUES", 1) \
+	X(VIEW, "VIEW", 1) \
+	X(WHEN, "WHEN", 1) \
+	X(WHERE, "WHERE", 1) \
+	X(WINDOW, "WINDOW", 1) \
+	X(WITH, "WITH", 1) \
+	X(PG_SLEEP, "pg_sleep", 0) \
+	X(PG_SLEEP_FOR, "pg_sleep_for", 0) \
+	X(PG_SLEEP_UNTIL, "pg_sleep_until", 0) \
+	X(SLEEP, "sleep", 0) \
+	X(BENCHMARK, "benchmark", 0) \
+	X(WAITFOR, "WAITFOR", 0) \
+	X(DELAY, "DELAY", 0) \
+	X(DBMS_LOCK, "dbms_lock", 0) \
+	X(VERSION, "version", 0) \
+	X(CURRENT_USER, "current_user", 0) \
+	X(SESSION_USER, "session_user", 0) \
+	X(SYSTEM_USER, "system_user", 0) \
+	X(CURRENT_DATABASE, "current_database", 0) \
+	X(LOAD_FILE, "load_file", 0) \
+	X(INET_SERVER_ADDR, "inet_server_addr", 0) \
+	X(PG_SHADOW, "pg_shadow", 0) \
+	X(PG_AUTHID, "pg_authid", 0) \
+	X(PG_USER_MAPPINGS, "pg_user_mappings", 0) \
+	X(PG_CATALOG, "pg_catalog", 0) \
+	X(INFORMATION_SCHEMA, "information_schema", 0) \
+	X(MYSQL, "mysql", 0) \
+	X(PG_USER, "pg_user", 0) \
+	X(PG_ROLES, "pg_roles", 0) \
+	X(PG_TABLES, "pg_tables", 0) \
+	X(PERFORMANCE_SCHEMA, "performance_schema", 0) \
+	X(DB, "db", 0) \
+	X(SHUTDOWN, "SHUTDOWN", 0) \
+	X(EXEC, "EXEC", 0) \
+	X(RENAME, "RENAME", 0) \
+	X(REPLACE, "REPLACE", 0) \
+	X(SUPERUSER, "SUPERUSER", 0) \
+	X(SUPER, "SUPER", 0) \
+	X(CREATEROLE, "CREATEROLE", 0) \
+	X(BYPASSRLS, "BYPASSRLS", 0) \
+	X(PG_EXECUTE_SERVER_PROGRAM, "pg_execute_server_program", 0) \
+	X(PG_READ_SERVER_FILES, "pg_read_server_files", 0) \
+	X(PG_WRITE_SERVER_FILES, "pg_write_server_files", 0) \
+	X(FILE, "FILE", 0) \
+	X(PRIVILEGES, "PRIVILEGES", 0) \
+	X(MAPPING, "MAPPING", 0) \
+	X(RESET, "RESET", 0) \
+	X(STDOUT, "STDOUT", 0) \
+	X(STDIN, "STDIN", 0) \
+	X(PROGRAM, "PROGRAM", 0) \
+	X(DATA, "DATA", 0) \
+	X(LOW_PRIORITY, "LOW_PRIORITY", 0) \
+	X(CONCURRENT, "CONCURRENT", 0) \
+	X(PG_READ_FILE, "pg_read_file", 0) \
+	X(PG_READ_BINARY_FILE, "pg_read_binary_file", 0) \
+	X(PG_LS_DIR, "pg_ls_dir", 0) \
+	X(PG_STAT_FILE, "pg_stat_file", 0) \
+	X(LO_EXPORT, "lo_export", 0) \
+	X(LO_IMPORT, "lo_import", 0) \
+	X(PG_FILE_WRITE, "pg_file_write", 0) \
+	X(LO_FROM_BYTEA, "lo_from_bytea", 0) \
+	X(TEMP, "TEMP", 0) \
+	X(TEMPORARY, "TEMPORARY", 0) \
+	X(UNLOGGED, "UNLOGGED", 0) \
+	X(DESCRIBE, "DESCRIBE", 0) \
+	X(SERVER, "SERVER", 0) \
+	X(AUTHENTICATION_STRING, "authentication_string", 0) \
+	X(DISCARD, "DISCARD", 0) \
+	X(AUTHORIZATION, "AUTHORIZATION", 0) \
+	X(GLOBAL, "GLOBAL", 0) \
+	X(SET_CONFIG, "set_config", 0) \
+	X(LOOP, "LOOP", 0) \
+	X(WHILE, "WHILE", 0) \
+	X(REPEAT, "REPEAT", 0) \
+	X(TRIGGER, "TRIGGER", 0) \
+	X(EVENT, "EVENT", 0)
+
+enum sq_word_id {
+	SQW_NONE,
+#define SQ_WORD_ID(id, text, kw) SQW_##id,
+	SQ_WORD_LIST(SQ_WORD_ID)
+#undef SQ_WORD_ID
+	/* not words: token kinds recorded in sq_info.words too */
+	SQW__COMMENT,
+	SQW__VAR,   /* @var (MySQL) */
+	SQW__PIPES, /* the || operator (OR in MySQL) */
+	SQW__COUNT
+};
+
 struct sq_tok {
 	uint8_t type;
 	uint8_t flags;
 	uint16_t depth; /* parenthesis depth before the token (saturating) */
 	uint32_t off, len;
+	uint8_t kw; /* enum sq_word_id of an SQ_WORD token, SQW_NONE otherwise */
 };
+
+/* Is the token the recognised word id (an SQ_WORD whose text is that word in any case)? */
+static inline int sq_kw(const struct sq_tok *t, int id)
+{
+	return t->kw == id && t->type == SQ_WORD;
+}
 
 /* Caps: beyond them the work stops and the result is marked truncated. */
 #define SQ_MAX_INPUT (1u << 20) /* bytes lexed per statement */
@@ -84,10 +295,12 @@ int sq_split(const char *src, const struct sq_tok *toks, int n, struct sq_range 
 /* What one statement is. */
 struct sq_info {
 	char verb[24];	      /* main verb upper-cased (WITH ... -> the verb after the CTEs) */
+	int verb_kw;	      /* the verb's word id (SQW_NONE when it is no recognised word) */
 	char fingerprint[17]; /* 16 hex digits */
 	uint64_t hash;
 	int truncated;	      /* input, tokens or normalised text hit a cap */
 	int secret;	      /* carries a password: mask every literal and bound parameter */
+	uint64_t words[(SQW__COUNT + 63) / 64]; /* set of the word ids (and SQW__*) present */
 	int n_tables;
 	char tables[SQ_MAX_TABLES][64]; /* referenced tables, lower-cased, schema.name as written */
 };
@@ -107,6 +320,12 @@ size_t sq_mask(const char *src, const struct sq_tok *toks, int first, int end, i
 /* Is the literal token at index i a password (after PASSWORD / IDENTIFIED BY|AS, inside
  * SET PASSWORD, an argument of PASSWORD()/CRYPT(), or a string mentioning password=)? */
 int sq_is_secret_literal(const char *src, const struct sq_tok *toks, int first, int end, int i);
+
+/* Does the statement contain the word id (anywhere in its tokens, comments excepted)? */
+static inline int sq_has(const struct sq_info *info, int id)
+{
+	return (info->words[id >> 6] >> (id & 63)) & 1;
+}
 
 /* FNV-1a 64. */
 uint64_t sq_hash(const void *p, size_t n, uint64_t h);
