@@ -38,6 +38,15 @@ int an_window_count(struct an_window *w, ev_time now, ev_time window_us);
 struct an_pending;
 struct bl_entry;
 
+/* The baseline entries of a query shape and its tables, for the session's identity: an
+ * application sends the same few shapes over and over. */
+#define AN_SHAPE_MEMO 8
+#define AN_SHAPE_MEMO_TABLES 4
+struct an_shape_memo {
+	uint64_t h; /* sq_info.hash */
+	struct bl_entry *shape, *table[AN_SHAPE_MEMO_TABLES];
+};
+
 struct an_session {
 	struct an_session *prev, *next; /* LRU list, most recent first */
 	int64_t id;
@@ -59,6 +68,9 @@ struct an_session {
 	 * of that identity (baseline.c) are kept while bl_gen == ident_gen + 1 */
 	uint32_t ident_gen, bl_gen;
 	struct bl_entry *bl_principal, *bl_client, *bl_subnet, *bl_app;
+	struct bl_entry *bl_hour; /* the entry of hour bl_hour_of for this identity */
+	int bl_hour_of;
+	struct an_shape_memo bl_shapes[AN_SHAPE_MEMO]; /* by fingerprint hash, same identity */
 
 	/* attribution state */
 	struct an_marker txn_marker, sess_marker, attr_marker;

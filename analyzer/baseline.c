@@ -441,7 +441,8 @@ static int observe(struct an *an, struct bl *b, const struct bl_entry *p, int sc
 static void sess_entries(struct an_session *s)
 {
 	if (s->bl_gen != s->ident_gen + 1) {
-		s->bl_principal = s->bl_client = s->bl_subnet = s->bl_app = NULL;
+		s->bl_principal = s->bl_client = s->bl_subnet = s->bl_app = s->bl_hour = NULL;
+		memset(s->bl_shapes, 0, sizeof s->bl_shapes);
 		s->bl_gen = s->ident_gen + 1;
 	}
 }
@@ -536,7 +537,35 @@ void bl_shape(struct an *an, const struct an_stmt *st)
 	if (!p)
 		return;
 	p->count++;
-	int new_shape = observe(an, b, p, BL_DBUSER, BL_SHAPE, s->db_user, s->application, in->fingerprint, ts, 1, &e);
+	const char *new_tables[SQ_MAX_TABLES], *eu_tables[SQ_MAX_TABLES];
+	int n_new = 0, n_eu = 0, new_shape;
+	/* same hash, same normalised text: same tables (unless the text was cut) */
+	struct an_shape_memo *m = !in->truncated && in->n_tables <= AN_SHAPE_MEMO_TABLES
+					  ? &s->bl_shapes[in->hash & (AN_SHAPE_MEMO - 1)] : NULL;
+	if (m && m->shape && m->h == in->hash) {
+		e = m->shape;
+		new_shape = seen_again(an, b, p, e, ts, 1);
+		for (int i = 0; i < in->n_tables; i++)
+			if (seen_again(an, b, p, m->table[i], ts, 1))
+				new_tables[n_new++] = in->tables[i];
+	} else {
+		new_shape = observe(an, b, p, BL_DBUSER, BL_SHAPE, s->db_user, s->application, in->fingerprint, ts, 1, &e);
+		int whole = e != NULL;
+		if (m)
+			m->shape = NULL; /* the slot now holds this shape's entries, or none */
+		for (int i = 0; i < in->n_tables; i++) {
+			struct bl_entry *te = NULL;
+			if (observe(an, b, p, BL_DBUSER, BL_TABLE, s->db_user, "", in->tables[i], ts, 1, &te))
+				new_tables[n_new++] = in->tables[i];
+			if (m && te)
+				m->table[i] = te;
+			whole &= te != NULL;
+		}
+		if (m && whole) {
+			m->h = in->hash;
+			m->shape = e;
+		}
+	}
 	if (e) {
 		if (!e->detail && st->norm) {
 			size_t n = strlen(st->norm);
@@ -552,11 +581,6 @@ void bl_shape(struct an *an, const struct an_stmt *st)
 				e->rows_max = st->rows;
 		}
 	}
-	const char *new_tables[SQ_MAX_TABLES], *eu_tables[SQ_MAX_TABLES];
-	int n_new = 0, n_eu = 0;
-	for (int i = 0; i < in->n_tables; i++)
-		if (observe(an, b, p, BL_DBUSER, BL_TABLE, s->db_user, "", in->tables[i], ts, 1, NULL))
-			new_tables[n_new++] = in->tables[i];
 	/* the end user behind a pooled account: shapes recorded, first access to a table judged */
 	const char *eu = st->end_user && st->end_user_source && strcmp(st->end_user_source, "db_user") ? st->end_user
 													  : NULL;
@@ -724,10 +748,19 @@ void bl_hours(struct an *an, struct an_session *s, const struct an_stmt *st, ev_
 	}
 	int mod = b->hour_mod, hour = b->hour_of, had = p->n_hours;
 	char item[4] = { (char)('0' + hour / 10 % 10), (char)('0' + hour % 10), 0, 0 };
-	int known = lookup(b, BL_DBUSER, BL_HOUR, s->db_user, "", item) != NULL; /* memo: observe's is free */
 	/* no hours learned yet (learning, or nothing recorded): configured business hours */
 	int fallback = !judged(an, p, ts) || had == 0;
-	int fire = observe(an, b, p, BL_DBUSER, BL_HOUR, s->db_user, "", item, ts, !fallback, &e);
+	int known, fire;
+	if (s->bl_hour && s->bl_hour_of == hour) { /* sess_principal() checked the identity */
+		known = 1;
+		e = s->bl_hour;
+		fire = seen_again(an, b, p, e, ts, !fallback);
+	} else {
+		known = lookup(b, BL_DBUSER, BL_HOUR, s->db_user, "", item) != NULL; /* memo: observe's is free */
+		fire = observe(an, b, p, BL_DBUSER, BL_HOUR, s->db_user, "", item, ts, !fallback, &e);
+		s->bl_hour = e;
+		s->bl_hour_of = hour;
+	}
 	if (!known && e)
 		p->n_hours++;
 	if (fallback && !known && e && !an->cfg.learn && outside_business(c, mod)) {

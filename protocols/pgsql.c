@@ -71,9 +71,11 @@ struct pg_portal {
 	size_t name_n;
 	char *stmt;
 	size_t stmt_n;
+	size_t stmt_cap;
 	char *vals; /* rendered values, back to back */
+	size_t vals_cap;
 	struct pg_pval *pv;
-	size_t n_pv;
+	size_t n_pv, pv_cap;
 	uint64_t used;
 };
 
@@ -384,7 +386,17 @@ static struct pg_portal *portal_find(struct pg *s, struct strv name, size_t *idx
 static struct pg_portal *portal_new(struct pg *s, struct strv name, struct strv stmt)
 {
 	size_t idx;
-	if (portal_find(s, name, &idx))
+	struct pg_portal *old = portal_find(s, name, &idx);
+	if (old && stmt.n <= old->stmt_cap) {
+		/* rebound (the unnamed portal, at every Bind): its buffers are reused */
+		if (stmt.n)
+			memcpy(old->stmt, stmt.p, stmt.n);
+		old->stmt_n = stmt.n;
+		old->n_pv = 0;
+		old->used = ++s->use_clock;
+		return old;
+	}
+	if (old)
 		portal_remove(s, idx);
 	if (!s->portals && !(s->portals = calloc(PG_MAX_PORTALS, sizeof *s->portals)))
 		return NULL;
@@ -404,7 +416,7 @@ static struct pg_portal *portal_new(struct pg *s, struct strv name, struct strv 
 		return NULL;
 	}
 	p->name_n = name.n;
-	p->stmt_n = stmt.n;
+	p->stmt_n = p->stmt_cap = stmt.n;
 	p->used = ++s->use_clock;
 	s->n_portals++;
 	return p;
@@ -803,12 +815,17 @@ static void client_bind(struct pg *s, const uint8_t *body, size_t n, int truncat
 	size_t keep = np < PG_MAX_PARAMS ? np : PG_MAX_PARAMS;
 	if (np > keep)
 		s->params_dropped += np - keep;
-	pt->pv = calloc(keep ? keep : 1, sizeof *pt->pv);
+	if (pt->pv_cap < keep || !pt->pv) {
+		size_t want = keep ? keep : 1;
+		struct pg_pval *npv = realloc(pt->pv, want * sizeof *pt->pv);
+		if (!npv)
+			return;
+		pt->pv = npv;
+		pt->pv_cap = want;
+	}
 	if (!s->render && !(s->render = malloc(PG_PARAM_CAP)))
 		return;
-	size_t vcap = 0, vn = 0;
-	if (!pt->pv)
-		return;
+	size_t vn = 0;
 	for (size_t i = 0; i < np; i++) {
 		uint32_t l = rd_be32(&r);
 		int is_null = l == 0xffffffffu;
@@ -843,13 +860,13 @@ static void client_bind(struct pg *s, const uint8_t *body, size_t n, int truncat
 			rn = PG_PORTAL_BYTES - vn;
 			s->params_dropped++;
 		}
-		if (vn + rn > vcap) {
+		if (vn + rn > pt->vals_cap) {
 			size_t nc = (vn + rn) * 2 + 64;
 			char *nv = realloc(pt->vals, nc);
 			if (!nv)
 				break;
 			pt->vals = nv;
-			vcap = nc;
+			pt->vals_cap = nc;
 		}
 		if (rn)
 			memcpy(pt->vals + vn, s->render, rn);
