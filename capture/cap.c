@@ -25,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "anpipe.h"
 #include "flows.h"
 #include "l2.h"
 #include "proto.h"
@@ -45,6 +46,7 @@ struct tcpinfo {
 struct cap {
 	struct cap_config cfg;
 	struct an *an;
+	struct anpipe *pipe; /* how events reach an (direct, or its own thread) */
 	struct flow_table flows;
 	struct v6map *v6;
 	struct cap_stats st;
@@ -94,6 +96,7 @@ void cap_config_defaults(struct cap_config *c)
 	c->n_checksum_bypass = -1;
 	c->kernel_buffer_mb = 64;
 	c->stats_interval_s = 60;
+	c->analyzer_thread = -1;
 }
 
 void cap_config_free(struct cap_config *c)
@@ -132,7 +135,7 @@ static void flow_emit(void *ctx, const struct ev *ev)
 {
 	struct flow *f = ctx;
 	if (f->sess && g_cap)
-		an_feed(g_cap->an, f->sess, ev);
+		anpipe_feed(g_cap->pipe, f->sess, ev);
 }
 
 static void addr_text(const struct cap *c, uint32_t a, char *buf, size_t len)
@@ -172,7 +175,7 @@ static void flow_start_decoding(struct cap *c, struct flow *f, const struct prot
 		.ts = f->first_ts,
 		.midstream = f->midstream,
 	};
-	f->sess = an_open(c->an, &af);
+	f->sess = anpipe_open(c->pipe, &af);
 	c->st.streams++;
 }
 
@@ -192,7 +195,8 @@ static void flow_finish(struct cap *c, struct flow *f, const char *reason, enum 
 			.gaps = f->gaps,
 			.lost_bytes = f->lost_bytes,
 		};
-		an_close(c->an, f->sess, &e);
+		anpipe_close(c->pipe, f->sess, &e);
+		f->sess = NULL;
 	}
 	if (f->stream)
 		((struct tcp_stream *)f->stream)->user = NULL;
@@ -736,7 +740,7 @@ static void on_packet(u_char *user, const struct pcap_pkthdr *h, const u_char *b
 		check_gap(c, &t, p, n);
 	if (c->now - c->last_tick >= CAP_TICK_US) {
 		c->last_tick = c->now;
-		an_tick(c->an, c->now);
+		anpipe_tick(c->pipe, c->now);
 		sweep_idle(c);
 	}
 	if (c->progress && (c->st.packets & 0xffff) == 0)
@@ -787,6 +791,15 @@ struct cap *cap_new(const struct cap_config *cfg, struct an *an, int live, char 
 	c->cfg = *cfg;
 	c->an = an;
 	c->live = live;
+	int threaded = cfg->analyzer_thread > 0 || (cfg->analyzer_thread < 0 && sysconf(_SC_NPROCESSORS_ONLN) > 1);
+	c->pipe = anpipe_new(an, threaded);
+	if (!c->pipe && threaded)
+		c->pipe = anpipe_new(an, 0); /* no thread: analyse inline */
+	if (!c->pipe) {
+		snprintf(err, errlen, "capture: out of memory");
+		free(c);
+		return NULL;
+	}
 	if (flows_init(&c->flows, (uint32_t)cfg->max_flows) != 0 ||
 	    !(c->v6 = v6map_new((uint32_t)cfg->v6_map_size))) {
 		snprintf(err, errlen, "capture: out of memory");
@@ -848,6 +861,7 @@ struct cap *cap_new(const struct cap_config *cfg, struct an *an, int live, char 
 	nids_register_tcp(cb.ptr);
 	return c;
 fail:
+	anpipe_free(c->pipe);
 	if (c->dead)
 		pcap_close(c->dead);
 	flows_free(&c->flows);
@@ -1048,8 +1062,8 @@ int cap_live(struct cap *c, const char *iface, const char *bpf, const char *drop
 	while (!g_stop) {
 		if (g_hup) {
 			g_hup = 0;
-			if (hooks && hooks->on_hup)
-				hooks->on_hup(hooks->ctx);
+			if (hooks && hooks->on_hup) /* outputs are the analyzer's: reopen in its order */
+				anpipe_call(c->pipe, hooks->on_hup, hooks->ctx);
 		}
 		struct pollfd pfd = { .fd = fd, .events = POLLIN };
 		int pr = poll(&pfd, 1, 200);
@@ -1059,6 +1073,7 @@ int cap_live(struct cap *c, const char *iface, const char *bpf, const char *drop
 			break;
 		}
 		int n = pcap_dispatch(p, 10000, on_packet, (u_char *)c);
+		anpipe_flush(c->pipe); /* live: hand each batch over at once */
 		if (n == PCAP_ERROR) {
 			snprintf(err, errlen, "%s: %s", iface, pcap_geterr(p));
 			rc = -1;
@@ -1074,7 +1089,7 @@ int cap_live(struct cap *c, const char *iface, const char *bpf, const char *drop
 				c->now = wall;
 				if (c->now - c->last_tick >= CAP_TICK_US) {
 					c->last_tick = c->now;
-					an_tick(c->an, c->now);
+					anpipe_tick(c->pipe, c->now);
 					sweep_idle(c);
 				}
 			}
@@ -1128,13 +1143,15 @@ void cap_finish(struct cap *c)
 		f->stream = NULL;
 		flow_finish(c, f, "eof", PROTO_END_EOF);
 	}
-	an_tick(c->an, c->now);
+	anpipe_tick(c->pipe, c->now);
+	anpipe_stop(c->pipe);
 }
 
 void cap_free(struct cap *c)
 {
 	if (!c)
 		return;
+	anpipe_free(c->pipe);
 	flows_free(&c->flows);
 	v6map_free(c->v6);
 	if (c->dead)

@@ -31,6 +31,9 @@ struct cap_config {
 	 * each flow symmetrically to one member, so N sensors on one interface each see whole
 	 * flows. */
 	int fanout_group;
+	/* Run the analyzer on its own thread (decoding on one core, analysis on another):
+	 * 1 on, 0 off, -1 (default) on when the machine has more than one CPU. */
+	int analyzer_thread;
 };
 
 void cap_config_defaults(struct cap_config *c);
@@ -75,7 +78,8 @@ void cap_default_filter(const struct cap_config *cfg, char *buf, size_t len);
 void cap_stop(void);
 void cap_hup(void);
 
-/* End of capture: flush every open flow (end_reason 'eof'). */
+/* End of capture: flush every open flow (end_reason 'eof'); when it returns the analyzer
+ * has seen everything and its thread (if any) has stopped. */
 void cap_finish(struct cap *c);
 void cap_get_stats(const struct cap *c, struct cap_stats *st);
 /* Counters as a JSON object text (caller frees). */

@@ -71,13 +71,14 @@ r = dbtest.run_dbtap(pcap, db, config={'capture': {'max_flows': 2000}}, check=Fa
                      wrap=['/usr/bin/time', '-o', rss, '-f', '%M'])
 c.eq(r.returncode, 0, f'dbtap exit status ({r.stderr.strip()})')
 peak_kb = int(open(rss).read().split()[-1])
-# About 10 KiB per concurrent flow (libnids 4 KiB buffer, session, decoder) + fixed costs.
+# About 10 KiB per concurrent flow (libnids 4 KiB buffer, session, decoder) + fixed costs
+# (with the analyzer thread: its stack, malloc arena and up to 2 MiB of queued events).
 sanitized = 'asan' in subprocess.run(['ldd', dbtest.dbtap_binary()], capture_output=True,
                                      text=True).stdout
 if sanitized:
     print(f'note: sanitizer build, peak RSS {peak_kb // 1024} MiB not checked')
 else:
-    c.check(peak_kb < 40 * 1024, f'peak RSS {peak_kb // 1024} MiB < 40 MiB with 100k flows offered, cap 2000')
+    c.check(peak_kb < 48 * 1024, f'peak RSS {peak_kb // 1024} MiB < 48 MiB with 100k flows offered, cap 2000')
 st = dbtest.rows(db, "SELECT s.db_user, count(*) AS n FROM statements t JOIN sessions s "
                      "ON s.id = t.session_id GROUP BY s.db_user")
 c.eq(st, [{'db_user': 'tester', 'n': 7}], 'the real session is decoded whole despite the flood')

@@ -1,0 +1,43 @@
+/* The capture's hand-over to the analyzer: the same four calls as an.h (open, feed,
+ * close, tick), either made directly or, with a thread, copied into chunks that an
+ * analyzer thread replays in order. Reassembly and decoding then run on one core and
+ * normalisation, attribution and detection on another. Every event is deep-copied (events
+ * only borrow decoder memory); chunks in flight are capped in bytes and the capture waits
+ * when the analyzer is that far behind (live: the kernel ring absorbs it, drops counted). */
+#ifndef DBTAP_ANPIPE_H
+#define DBTAP_ANPIPE_H
+
+#include "an.h"
+
+#define ANPIPE_CHUNK (64u * 1024)	     /* bytes per chunk (bigger events get their own) */
+#define ANPIPE_MAX_INFLIGHT (2u * 1024 * 1024) /* bytes queued before the capture waits */
+
+struct anpipe;
+
+/* threaded = 0: every call goes straight to an. NULL when out of memory or the thread
+ * could not start (the caller may fall back to threaded = 0). */
+struct anpipe *anpipe_new(struct an *an, int threaded);
+/* Replay what is queued and stop the thread: later calls go straight to the analyzer. */
+void anpipe_stop(struct anpipe *p);
+/* anpipe_stop, then free. */
+void anpipe_free(struct anpipe *p);
+/* Wait until the analyzer has replayed everything sent so far. */
+void anpipe_drain(struct anpipe *p);
+/* Hand the current chunk over now (end of a read batch), so live data is not held back. */
+void anpipe_flush(struct anpipe *p);
+
+/* A handle for the session (not an an_session when threaded); NULL when out of memory. */
+void *anpipe_open(struct anpipe *p, const struct an_flow *flow);
+void anpipe_feed(struct anpipe *p, void *h, const struct ev *ev);
+/* The handle is gone after this call. */
+void anpipe_close(struct anpipe *p, void *h, const struct an_flow_end *end);
+void anpipe_tick(struct anpipe *p, ev_time now);
+/* Run fn(ctx) on the analyzer's side, in order with the events (e.g. reopening an output
+ * the analyzer writes to). */
+void anpipe_call(struct anpipe *p, void (*fn)(void *), void *ctx);
+
+/* Threads in use (1 or 2), and how often the capture waited for the analyzer. */
+int anpipe_threaded(const struct anpipe *p);
+uint64_t anpipe_waits(const struct anpipe *p);
+
+#endif
