@@ -498,7 +498,7 @@ static void complete_part(struct an *an, struct an_session *s, struct an_pending
 	struct an_masked masked = { an, 0 };
 	char user[AN_STR_MAX] = "";
 	memset(&st, 0, sizeof st);
-	memset(&info, 0, sizeof info);
+	memset(&info, 0, offsetof(struct sq_info, tables)); /* tables: read up to n_tables only */
 	st.s = s;
 	st.kind = p->kind;
 	st.part = idx;
@@ -577,7 +577,8 @@ static void complete_part(struct an *an, struct an_session *s, struct an_pending
 						  ATTR_MAX_OPS);
 			apply_ops(an, s, ops, nops);
 		}
-		if (attr_comment_user(text, an->toks, 0, n, &an->cfg.comment_keys, user, sizeof user, st.traceparent,
+		if (sq_has(&info, SQW__COMMENT) && /* no comment, no end user in one */
+		    attr_comment_user(text, an->toks, 0, n, &an->cfg.comment_keys, user, sizeof user, st.traceparent,
 				      sizeof st.traceparent)) {
 			st.end_user = user;
 			st.end_user_source = "comment";
