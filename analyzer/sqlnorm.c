@@ -65,6 +65,7 @@ static const uint8_t word_is_kw[SQW__COUNT] = { 0, SQ_WORD_LIST(SQ_WORD_KW) };
 _Static_assert(SQW__COUNT <= 256, "word ids must fit sq_tok.kw");
 #define WORD_MAX 32
 static char word_upper[SQW__COUNT][WORD_MAX + 1];
+static uint8_t word_len[SQW__COUNT];
 
 /* Word lookup runs for every bare word of every statement: a hash of length, first, middle
  * and last letters picks one slot of a small open-addressing table (built once). */
@@ -98,6 +99,7 @@ static void kw_build(void)
 		size_t n = strlen(word_text[k]);
 		for (size_t i = 0; i < n && i < WORD_MAX; i++)
 			word_upper[k][i] = (char)uc((unsigned char)word_text[k][i]);
+		word_len[k] = (uint8_t)(n < WORD_MAX ? n : WORD_MAX);
 		unsigned h = kw_hash(word_text[k], n);
 		while (kw_slot[h])
 			h = (h + 1) & (KW_SLOTS - 1);
@@ -111,6 +113,8 @@ static int word_find(const char *p, size_t n)
 	if (n == 0 || n > WORD_MAX)
 		return SQW_NONE;
 	for (unsigned h = kw_hash(p, n); kw_slot[h]; h = (h + 1) & (KW_SLOTS - 1)) {
+		if (word_len[kw_slot[h]] != n)
+			continue;
 		const char *w = word_upper[kw_slot[h]];
 		size_t i = 0;
 		while (i < n && w[i] == (char)uc((unsigned char)p[i]))
@@ -164,15 +168,39 @@ static size_t scan_quoted(const char *s, size_t len, size_t j, char q, int bs, i
 	return len;
 }
 
-static const char *const ops3[] = { "<=>", "->>", "#>>", "!~~", "!~*", NULL };
-static const char *const ops2[] = { "::", "<=", ">=", "<>", "!=", "||", "->", "#>", "@>", "<@",
-				    "&&", "~~", "~*", "!~", "<<", ">>", "?|", "?&", "@@", "=>",
-				    ":=", "-|", NULL };
-
-static int op2_first(unsigned char c)
+/* Length of the operator at s[0..n): the three-byte ones <=> ->> #>> !~~ !~*, the two-byte
+ * ones :: <= >= <> != || -> #> @> <@ && ~~ ~* !~ << >> ?| ?& @@ => := -|, else one byte. */
+static size_t op_len(const char *s, size_t n)
 {
-	return c == ':' || c == '<' || c == '>' || c == '!' || c == '|' || c == '-' || c == '#' ||
-	       c == '@' || c == '&' || c == '~' || c == '?' || c == '=';
+	char a = s[0], b = n >= 2 ? s[1] : 0, c = n >= 3 ? s[2] : 0;
+	switch (a) {
+	case '<':
+		return b == '=' ? (c == '>' ? 3 : 2) : (b == '>' || b == '@' || b == '<') ? 2 : 1;
+	case '-':
+		return b == '>' ? (c == '>' ? 3 : 2) : b == '|' ? 2 : 1;
+	case '#':
+		return b == '>' ? (c == '>' ? 3 : 2) : 1;
+	case '!':
+		return b == '~' ? ((c == '~' || c == '*') ? 3 : 2) : b == '=' ? 2 : 1;
+	case ':':
+		return (b == ':' || b == '=') ? 2 : 1;
+	case '>':
+		return (b == '=' || b == '>') ? 2 : 1;
+	case '|':
+		return b == '|' ? 2 : 1;
+	case '@':
+		return (b == '>' || b == '@') ? 2 : 1;
+	case '&':
+		return b == '&' ? 2 : 1;
+	case '~':
+		return (b == '~' || b == '*') ? 2 : 1;
+	case '?':
+		return (b == '|' || b == '&') ? 2 : 1;
+	case '=':
+		return b == '>' ? 2 : 1;
+	default:
+		return 1;
+	}
 }
 
 int sq_lex(const char *s, size_t len, enum sq_dialect d, struct sq_tok *toks, int cap, int *truncated)
@@ -375,19 +403,7 @@ int sq_lex(const char *s, size_t len, enum sq_dialect d, struct sq_tok *toks, in
 			}
 		} else {
 			t.type = SQ_OP;
-			int found = 0;
-			/* the first byte filters: most operators (=, +, <) match no longer one */
-			for (int k = 0; ops3[k] && !found; k++)
-				if (ops3[k][0] == (char)c && len - i >= 3 && memcmp(s + i, ops3[k], 3) == 0) {
-					j = i + 3;
-					found = 1;
-				}
-			if (!found && len - i >= 2 && op2_first(c))
-				for (int k = 0; ops2[k]; k++)
-					if (ops2[k][0] == (char)c && ops2[k][1] == s[i + 1]) {
-						j = i + 2;
-						break;
-					}
+			j = i + op_len(s + i, len - i);
 		}
 		if (unt)
 			t.flags |= SQ_F_UNTERMINATED;

@@ -17,6 +17,7 @@
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdio_ext.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -502,6 +503,10 @@ static struct flow *flow_of(struct cap *c, uint32_t a_ip, uint16_t a_port, uint3
 {
 	struct flow_key k = { .cli_ip = a_ip, .srv_ip = b_ip, .cli_port = htons(a_port),
 			      .srv_port = htons(b_port) };
+	const struct flow *m = c->flows.last; /* either direction of the last flow found */
+	if (m && m->key.cli_ip == b_ip && m->key.srv_ip == a_ip && m->key.cli_port == htons(b_port) &&
+	    m->key.srv_port == htons(a_port))
+		return c->flows.last;
 	struct flow *f = flows_find(&c->flows, &k);
 	if (f)
 		return f;
@@ -955,7 +960,20 @@ int cap_read_file(struct cap *c, const char *path, const char *bpf, int progress
 		  size_t errlen)
 {
 	char eb[PCAP_ERRBUF_SIZE] = "";
-	pcap_t *p = pcap_open_offline_with_tstamp_precision(path, PCAP_TSTAMP_PRECISION_MICRO, eb);
+	/* Our own stream: a 1 MiB buffer (4 KiB by default) and no stdio locking (libpcap
+	 * reads it with two freads per packet, and only this thread touches it). */
+	pcap_t *p = NULL;
+	FILE *fp = strcmp(path, "-") != 0 ? fopen(path, "rb") : NULL;
+	if (fp) {
+		setvbuf(fp, NULL, _IOFBF, 1u << 20);
+		__fsetlocking(fp, FSETLOCKING_BYCALLER);
+		p = pcap_fopen_offline_with_tstamp_precision(fp, PCAP_TSTAMP_PRECISION_MICRO, eb);
+		if (!p)
+			fclose(fp);
+	} else {
+		/* stdin, or libpcap's own message for a file we could not open */
+		p = pcap_open_offline_with_tstamp_precision(path, PCAP_TSTAMP_PRECISION_MICRO, eb);
+	}
 	if (!p) {
 		snprintf(err, errlen, "%s: %s", path, eb[0] ? eb : "cannot open");
 		return -1;

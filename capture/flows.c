@@ -39,9 +39,12 @@ static int key_eq(const struct flow_key *a, const struct flow_key *b)
 
 struct flow *flows_find(struct flow_table *t, const struct flow_key *k)
 {
+	/* a packet asks several times, and the next packet is often of the same flow */
+	if (t->last && key_eq(&t->last->key, k))
+		return t->last;
 	for (struct flow *f = t->bucket[key_hash(k) & (t->nbuckets - 1)]; f; f = f->hnext)
 		if (key_eq(&f->key, k))
-			return f;
+			return t->last = f;
 	return NULL;
 }
 
@@ -106,6 +109,8 @@ void flows_remove(struct flow_table *t, struct flow *f)
 		*pp = f->hnext;
 	lru_unlink(t, f);
 	t->count--;
+	if (t->last == f)
+		t->last = NULL;
 	free(f);
 }
 

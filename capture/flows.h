@@ -52,6 +52,7 @@ struct flow_table {
 	struct flow **bucket;
 	uint32_t nbuckets, count, cap;
 	struct flow *lru_head, *lru_tail; /* head = least recently active */
+	struct flow *last;		  /* the last one found (cleared when removed) */
 };
 
 int flows_init(struct flow_table *t, uint32_t cap);
