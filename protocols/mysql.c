@@ -535,6 +535,21 @@ static struct my_stmt *infer_stmt(struct my *m, uint32_t id, const uint8_t *p, s
 	return NULL;
 }
 
+
+/* A statement id as decimal text (every execute names its statement; no printf). */
+static int id_text(char *buf, uint32_t id)
+{
+	char tmp[12];
+	int k = 0, n = 0;
+	do {
+		tmp[k++] = (char)('0' + id % 10);
+		id /= 10;
+	} while (id);
+	while (k > 0)
+		buf[n++] = tmp[--k];
+	buf[n] = 0;
+	return n;
+}
 static void cmd_execute(struct my *m, const uint8_t *p, size_t n, int trunc)
 {
 	struct rd r = rd_make(p, n);
@@ -605,7 +620,7 @@ static void cmd_execute(struct my *m, const uint8_t *p, size_t n, int trunc)
 	if (s && s->longd)
 		memset(s->longd, 0, s->nparams); /* long data is used once */
 	char name[16];
-	int k = snprintf(name, sizeof name, "%lu", (unsigned long)id);
+	int k = id_text(name, id);
 	uint64_t qid = ++m->qid;
 	emit_query(m, qid, EV_Q_EXECUTE, sql, known, strunc || (trunc && !known), (struct strv){ name, (size_t)k }, nb);
 	struct my_pend *q = pend_push(m, 0x17, R_RESULT);

@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "mysql_int.h"
 
@@ -20,6 +21,32 @@ struct strv my_arena_printf(struct my_arena *a, const char *fmt, ...)
 	struct strv v = { a->p + a->n, (size_t)k };
 	a->n += (size_t)k;
 	return v;
+}
+
+/* Decimal text of an integer parameter (the common case) without printf; the arena rule
+ * of my_arena_printf: no room, empty value. */
+static struct strv arena_int(struct my_arena *a, uint64_t mag, int neg)
+{
+	char tmp[24];
+	size_t k = sizeof tmp;
+	do {
+		tmp[--k] = (char)('0' + mag % 10);
+		mag /= 10;
+	} while (mag);
+	if (neg)
+		tmp[--k] = '-';
+	size_t len = sizeof tmp - k;
+	if (!a->p || a->n >= a->cap || len >= a->cap - a->n)
+		return STRV_LIT("");
+	memcpy(a->p + a->n, tmp + k, len);
+	struct strv v = { a->p + a->n, len };
+	a->n += len;
+	return v;
+}
+
+static struct strv arena_signed(struct my_arena *a, int64_t v)
+{
+	return arena_int(a, v < 0 ? 0 - (uint64_t)v : (uint64_t)v, v < 0);
 }
 
 /* Shortest %g rendering that reads back to the same value. */
@@ -145,8 +172,7 @@ int my_bin_value(struct rd *r, uint8_t type, int is_unsigned, struct my_arena *a
 		uint8_t v = rd_u8(r);
 		if (r->err)
 			return -1;
-		out->text = is_unsigned ? my_arena_printf(a, "%u", (unsigned)v)
-					: my_arena_printf(a, "%d", (int)(int8_t)v);
+		out->text = is_unsigned ? arena_int(a, v, 0) : arena_signed(a, (int8_t)v);
 		return 0;
 	}
 	case MY_T_SHORT:
@@ -154,8 +180,7 @@ int my_bin_value(struct rd *r, uint8_t type, int is_unsigned, struct my_arena *a
 		uint16_t v = rd_le16(r);
 		if (r->err)
 			return -1;
-		out->text = is_unsigned || type == MY_T_YEAR ? my_arena_printf(a, "%u", (unsigned)v)
-							     : my_arena_printf(a, "%d", (int)(int16_t)v);
+		out->text = is_unsigned || type == MY_T_YEAR ? arena_int(a, v, 0) : arena_signed(a, (int16_t)v);
 		return 0;
 	}
 	case MY_T_LONG:
@@ -163,16 +188,14 @@ int my_bin_value(struct rd *r, uint8_t type, int is_unsigned, struct my_arena *a
 		uint32_t v = rd_le32(r);
 		if (r->err)
 			return -1;
-		out->text = is_unsigned ? my_arena_printf(a, "%lu", (unsigned long)v)
-					: my_arena_printf(a, "%ld", (long)(int32_t)v);
+		out->text = is_unsigned ? arena_int(a, v, 0) : arena_signed(a, (int32_t)v);
 		return 0;
 	}
 	case MY_T_LONGLONG: {
 		uint64_t v = rd_le64(r);
 		if (r->err)
 			return -1;
-		out->text = is_unsigned ? my_arena_printf(a, "%llu", (unsigned long long)v)
-					: my_arena_printf(a, "%lld", (long long)(int64_t)v);
+		out->text = is_unsigned ? arena_int(a, v, 0) : arena_signed(a, (int64_t)v);
 		return 0;
 	}
 	case MY_T_FLOAT: {
