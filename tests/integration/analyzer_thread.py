@@ -1,0 +1,87 @@
+"""The analyzer thread (capture.analyzer_thread) changes where the work runs, never what is
+stored: every capture we have (the bundled sample, our protocol and capture test captures,
+and the shared corpus when present) is decoded with the thread and without, and the
+sessions, statements, findings and run counters must be the same (row ids aside: the
+order in which the last open statements are flushed at end of file is not fixed).
+The ASan/UBSan run of the suite checks the copies the thread path makes."""
+import glob
+import os
+import sqlite3
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import dbtest  # noqa: E402
+
+SRC = os.environ.get('DBTAP_SRC', os.path.join(os.path.dirname(__file__), '..', '..'))
+CORPUS = os.environ.get('DBTAP_CORPUS', os.path.join(SRC, '..', 'shared', 'corpus'))
+
+PORTS = {'postgresql': [5432, 8000, 15432, 60102], 'mysql': [3306, 2883, 6033, 13001, 20130, 30130]}
+
+
+def captures():
+    found = [os.path.join(SRC, 'contrib', 'samples', 'pg-sample.pcap')]
+    for pat in ('tests/protocols/data/*/*.pcap', 'tests/capture/data/*.pcap', 'tests/analyzer/data/*.pcap'):
+        found += sorted(glob.glob(os.path.join(SRC, pat)))
+    if os.path.isdir(CORPUS):
+        found += sorted(glob.glob(os.path.join(CORPUS, '*', '*.pcap')) +
+                        glob.glob(os.path.join(CORPUS, '*', '*.pcapng')))
+    else:
+        print(f'note: {CORPUS} absent, corpus captures not compared')
+    return found
+
+
+def stored(db):
+    q = {
+        'sessions': 'SELECT * FROM sessions',
+        'statements': 'SELECT session_id, ts, end_user, end_user_source, verb, fingerprint, sql, params,'
+                      ' outcome, error_code, rows, duration_us FROM statements',
+        'findings': 'SELECT session_id, ts, kind, severity, protocol, client_ip, server_ip, db_user,'
+                    ' database, application, end_user, end_user_source, fingerprint, sql, summary,'
+                    ' evidence FROM findings',
+        'runs': 'SELECT packets, bytes, kernel_drops, sensor_drops, streams, drops FROM runs',
+    }
+    out = {}
+    con = sqlite3.connect(db)
+    con.text_factory = bytes  # statements may hold any bytes the client sent
+    try:
+        for name, sql in q.items():
+            out[name] = sorted(repr(r) for r in con.execute(sql))
+    finally:
+        con.close()
+    return out
+
+
+def main():
+    c = dbtest.Checks()
+    caps = captures()
+    c.check(len(caps) > 20, f'{len(caps)} captures to compare')
+    rows_seen = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, pcap in enumerate(caps):
+            res = []
+            for threaded in (True, False):
+                db = os.path.join(tmp, f'{i}-{int(threaded)}.db')
+                cfg = {'ports': PORTS, 'audit': 'all', 'keep_literals': True,
+                       'capture': {'analyzer_thread': threaded}}
+                r = dbtest.run_dbtap(pcap, db, config=cfg, check=False)
+                res.append((r.returncode, stored(db) if os.path.exists(db) else None))
+            name = os.path.relpath(pcap, SRC) if pcap.startswith(SRC) else os.path.basename(pcap)
+            same = res[0] == res[1]
+            if res[0][1]:
+                rows_seen += len(res[0][1]['statements'])
+            if not same:
+                for k in ('sessions', 'statements', 'findings', 'runs'):
+                    a = (res[0][1] or {}).get(k)
+                    b = (res[1][1] or {}).get(k)
+                    if a != b:
+                        print(f'# {name}: {k} differ: with thread {len(a or [])} rows, without {len(b or [])}')
+                        print('#   with:    ' + ' | '.join(sorted(set(a or []) - set(b or [])))[:600])
+                        print('#   without: ' + ' | '.join(sorted(set(b or []) - set(a or [])))[:600])
+            c.check(same, f'{name}: same exit status and rows with and without the analyzer thread')
+    c.check(rows_seen > 500, f'{rows_seen} statements compared')
+    c.done()
+
+
+if __name__ == '__main__':
+    main()
