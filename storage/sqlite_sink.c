@@ -24,7 +24,6 @@
 #define SQ_CHUNK (256u << 10)	    /* arena chunk size */
 #define SQ_BUSY_MS 10000	    /* wait this long for another writer's lock */
 #define SQ_CACHE_KIB 8192	    /* page cache of the writer connection */
-#define SQ_PAGE_SIZE 16384	    /* for databases we create */
 #define SQ_CHECKPOINT_BYTES (16 << 20) /* WAL bytes between automatic checkpoints */
 #define SQ_MULTI 32		    /* statement rows per multi-row INSERT */
 #define SQ_STMT_COLS 13		    /* parameters per statement row */
@@ -745,10 +744,8 @@ struct sink *sink_sqlite_open(const char *path, int batch_rows, struct sink_ids 
 			 path);
 		goto fail;
 	}
-	/* new database: 16 KiB pages (a quarter of the page writes and B-tree splits of 4 KiB
-	 * for the same rows) and incremental vacuum, both fixed once tables exist */
-	if (ntables == 0 && sqlite3_exec(q->db, "PRAGMA page_size=" SQ_STR(SQ_PAGE_SIZE) "; PRAGMA auto_vacuum=INCREMENTAL",
-					 NULL, NULL, NULL) != SQLITE_OK) {
+	if (ntables == 0 &&
+	    sqlite3_exec(q->db, "PRAGMA auto_vacuum=INCREMENTAL", NULL, NULL, NULL) != SQLITE_OK) {
 		sq_fail(q, "auto_vacuum", err, errlen);
 		goto fail;
 	}
