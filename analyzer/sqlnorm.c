@@ -10,13 +10,50 @@
 
 #include "sqlnorm.h"
 
-static int lc(int c)
+/* ASCII case tables: the lexer and normaliser fold case several times per byte. */
+static const unsigned char lc_tab[256] = {
+	0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15,
+	16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31,
+	32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47,
+	48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63,
+	64, 97, 98, 99, 100, 101, 102, 103, 104, 105, 106, 107, 108, 109, 110, 111,
+	112, 113, 114, 115, 116, 117, 118, 119, 120, 121, 122, 91, 92, 93, 94, 95,
+	96, 97, 98, 99, 100, 101, 102, 103, 104, 105, 106, 107, 108, 109, 110, 111,
+	112, 113, 114, 115, 116, 117, 118, 119, 120, 121, 122, 123, 124, 125, 126, 127,
+	128, 129, 130, 131, 132, 133, 134, 135, 136, 137, 138, 139, 140, 141, 142, 143,
+	144, 145, 146, 147, 148, 149, 150, 151, 152, 153, 154, 155, 156, 157, 158, 159,
+	160, 161, 162, 163, 164, 165, 166, 167, 168, 169, 170, 171, 172, 173, 174, 175,
+	176, 177, 178, 179, 180, 181, 182, 183, 184, 185, 186, 187, 188, 189, 190, 191,
+	192, 193, 194, 195, 196, 197, 198, 199, 200, 201, 202, 203, 204, 205, 206, 207,
+	208, 209, 210, 211, 212, 213, 214, 215, 216, 217, 218, 219, 220, 221, 222, 223,
+	224, 225, 226, 227, 228, 229, 230, 231, 232, 233, 234, 235, 236, 237, 238, 239,
+	240, 241, 242, 243, 244, 245, 246, 247, 248, 249, 250, 251, 252, 253, 254, 255,
+};
+static const unsigned char uc_tab[256] = {
+	0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15,
+	16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31,
+	32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47,
+	48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63,
+	64, 65, 66, 67, 68, 69, 70, 71, 72, 73, 74, 75, 76, 77, 78, 79,
+	80, 81, 82, 83, 84, 85, 86, 87, 88, 89, 90, 91, 92, 93, 94, 95,
+	96, 65, 66, 67, 68, 69, 70, 71, 72, 73, 74, 75, 76, 77, 78, 79,
+	80, 81, 82, 83, 84, 85, 86, 87, 88, 89, 90, 123, 124, 125, 126, 127,
+	128, 129, 130, 131, 132, 133, 134, 135, 136, 137, 138, 139, 140, 141, 142, 143,
+	144, 145, 146, 147, 148, 149, 150, 151, 152, 153, 154, 155, 156, 157, 158, 159,
+	160, 161, 162, 163, 164, 165, 166, 167, 168, 169, 170, 171, 172, 173, 174, 175,
+	176, 177, 178, 179, 180, 181, 182, 183, 184, 185, 186, 187, 188, 189, 190, 191,
+	192, 193, 194, 195, 196, 197, 198, 199, 200, 201, 202, 203, 204, 205, 206, 207,
+	208, 209, 210, 211, 212, 213, 214, 215, 216, 217, 218, 219, 220, 221, 222, 223,
+	224, 225, 226, 227, 228, 229, 230, 231, 232, 233, 234, 235, 236, 237, 238, 239,
+	240, 241, 242, 243, 244, 245, 246, 247, 248, 249, 250, 251, 252, 253, 254, 255,
+};
+static inline int lc(int c)
 {
-	return (c >= 'A' && c <= 'Z') ? c + 32 : c;
+	return lc_tab[c & 0xff];
 }
-static int uc(int c)
+static inline int uc(int c)
 {
-	return (c >= 'a' && c <= 'z') ? c - 32 : c;
+	return uc_tab[c & 0xff];
 }
 /* Character classes, one table lookup each: the lexer asks several per input byte. */
 enum { C_SPACE = 1, C_DIGIT = 2, C_WSTART = 4, C_WCHAR = 8, C_XDIGIT = 16 };
@@ -108,7 +145,7 @@ static void kw_build(void)
 }
 
 /* Id of the word p[0..n) (any case), SQW_NONE when it is not in the list. */
-static int word_find(const char *p, size_t n)
+static inline int word_find(const char *p, size_t n)
 {
 	if (n == 0 || n > WORD_MAX)
 		return SQW_NONE;
@@ -142,10 +179,6 @@ int sq_is(const char *src, const struct sq_tok *t, const char *word)
 	return word[i] == 0;
 }
 
-int sq_is_literal(const struct sq_tok *t)
-{
-	return t->type == SQ_STRING || t->type == SQ_NUMBER;
-}
 
 /* Index just past a quoted run starting after the opening quote at start. */
 static size_t scan_quoted(const char *s, size_t len, size_t j, char q, int bs, int *unterminated)
@@ -554,7 +587,8 @@ struct ob {
 	int trunc;
 };
 
-static void ob_put(struct ob *o, const char *s, size_t n)
+/* The NUL goes on at the end (ob_end): these run several times per token. */
+static inline void ob_put(struct ob *o, const char *s, size_t n)
 {
 	if (o->trunc)
 		return;
@@ -562,13 +596,23 @@ static void ob_put(struct ob *o, const char *s, size_t n)
 		o->trunc = 1;
 		return;
 	}
-	memcpy(o->p + o->n, s, n);
+	char *d = o->p + o->n;
+	if (n <= 16)
+		for (size_t i = 0; i < n; i++)
+			d[i] = s[i];
+	else
+		memcpy(d, s, n);
 	o->n += n;
-	o->p[o->n] = 0;
+}
+
+static inline void ob_end(struct ob *o)
+{
+	if (o->cap)
+		o->p[o->n] = 0;
 }
 
 /* A word upper- or lower-cased; as much as fits, like ob_put byte by byte would. */
-static void ob_case(struct ob *o, const char *s, size_t n, int upper)
+static inline void ob_case(struct ob *o, const char *s, size_t n, int upper)
 {
 	if (o->trunc)
 		return;
@@ -581,15 +625,13 @@ static void ob_case(struct ob *o, const char *s, size_t n, int upper)
 		for (size_t m = 0; m < k; m++)
 			d[m] = (char)lc((unsigned char)s[m]);
 	o->n += k;
-	if (o->cap)
-		o->p[o->n] = 0;
 	if (k < n)
 		o->trunc = 1;
 }
 
 enum nk { NK_NONE, NK_KW, NK_IDENT, NK_LIT, NK_OPEN, NK_CLOSE, NK_COMMA, NK_DOT, NK_OP, NK_CAST, NK_SEMI };
 
-static void ob_space(struct ob *o, enum nk prev, enum nk cur)
+static inline void ob_space(struct ob *o, enum nk prev, enum nk cur)
 {
 	if (prev == NK_NONE || prev == NK_OPEN || prev == NK_DOT || prev == NK_CAST)
 		return;
@@ -891,10 +933,15 @@ size_t sq_normalize(const char *src, const struct sq_tok *t, int first, int end,
 			break;
 		}
 	}
+	ob_end(&o);
 	info->truncated = o.trunc;
 	info->hash = sq_hash(o.p, o.n, SQ_HASH_INIT);
-	for (int b = 0; b < 16; b++) /* "%016llx" without printf's cost on every statement */
-		info->fingerprint[b] = "0123456789abcdef"[(info->hash >> (60 - 4 * b)) & 15];
+	static const char hx[] = "0123456789abcdef";
+	for (int b = 0; b < 8; b++) { /* "%016llx" without printf's cost on every statement */
+		unsigned v = (unsigned)(info->hash >> (56 - 8 * b)) & 0xff;
+		info->fingerprint[2 * b] = hx[v >> 4];
+		info->fingerprint[2 * b + 1] = hx[v & 15];
+	}
 	info->fingerprint[16] = 0;
 	verb_scan(src, t, first, end, info);
 	tables_scan(src, t, first, end, info);
@@ -992,6 +1039,7 @@ size_t sq_mask(const char *src, const struct sq_tok *t, int first, int end, int 
 		}
 		pos = k->off + k->len;
 	}
+	ob_end(&o);
 	/* a dropped trailing comment leaves blanks behind */
 	while (!o.trunc && o.n > 0 && (out[o.n - 1] == ' ' || out[o.n - 1] == '\t' || out[o.n - 1] == '\n' ||
 				       out[o.n - 1] == '\r'))

@@ -274,7 +274,10 @@ static inline int sq_word(const char *src, const struct sq_tok *t, const char *w
 	}
 	return 1;
 }
-int sq_is_literal(const struct sq_tok *t);
+static inline int sq_is_literal(const struct sq_tok *t)
+{
+	return t->type == SQ_STRING || t->type == SQ_NUMBER;
+}
 int sq_is_keyword(const char *p, size_t n);
 
 /* Unquote a literal string / number token into buf (always NUL-terminated, capped).
