@@ -1408,6 +1408,16 @@ void my_on_packet(struct my *m, int dir, const uint8_t *p, size_t n, size_t full
 		my_anomaly(m, TO_CLIENT, "mysql: empty server packet", 0);
 		return;
 	}
+	/* the bulk of a result set: a row (no terminator, no error) is only counted, as
+	 * resp_result() would */
+	if (m->phase == PH_CMD && n > 0 && p[0] < 0xfe && m->pend_n && !m->stopped) {
+		struct my_pend *q = pend_at(m, 0);
+		if (q->resp == R_RESULT && q->rstate == RS_ROWS) {
+			q->rows++;
+			q->bytes += full;
+			return;
+		}
+	}
 	switch (m->phase) {
 	case PH_GREETING:
 		greeting(m, p, n);
