@@ -443,6 +443,46 @@ static void ncache_clear(struct an_ncache *c)
 	memset(c, 0, sizeof *c);
 }
 
+/* sq_normalize through the shape cache: a shape seen before costs its key and a copy. */
+static void normalize_cached(struct an *an, const char *text, const struct sq_tok *toks, int n, enum sq_dialect d,
+			     struct sq_info *info)
+{
+	uint8_t key[AN_SCACHE_MAX_KEY];
+	size_t kl = an->scache ? sq_shape_key(text, toks, 0, n, key, sizeof key) : 0;
+	struct an_scache *c = NULL;
+	uint64_t h = 0;
+	if (kl) {
+		h = sq_hash(key, kl, SQ_HASH_INIT ^ (uint64_t)d);
+		c = &an->scache[h & (AN_SCACHE_SLOTS - 1)];
+		if (c->key && c->h == h && c->key_len == kl && c->dialect == (int)d && memcmp(c->key, key, kl) == 0) {
+			memcpy(an->norm, c->key + kl, c->norm_len + 1);
+			memcpy(info, &c->info, offsetof(struct sq_info, tables));
+			for (int i = 0; i < c->info.n_tables; i++)
+				memcpy(info->tables[i], c->info.tables[i], sizeof info->tables[i]);
+			return;
+		}
+	}
+	size_t nl = sq_normalize(text, toks, 0, n, d, an->norm, SQ_MAX_NORM + 1, info);
+	if (!c || info->truncated || nl > AN_SCACHE_MAX_NORM)
+		return;
+	uint8_t *buf = realloc(c->key, kl + nl + 1);
+	if (!buf) {
+		free(c->key);
+		c->key = NULL;
+		return;
+	}
+	memcpy(buf, key, kl);
+	memcpy(buf + kl, an->norm, nl + 1);
+	c->key = buf;
+	c->h = h;
+	c->key_len = kl;
+	c->norm_len = nl;
+	c->dialect = (int)d;
+	memcpy(&c->info, info, offsetof(struct sq_info, tables));
+	for (int i = 0; i < info->n_tables; i++)
+		memcpy(c->info.tables[i], info->tables[i], sizeof info->tables[i]);
+}
+
 /* Remember one statement's derived outputs in slot c (replacing what was there); on
  * allocation failure the slot stays empty, which only costs the next lookup a miss. */
 static void ncache_put(struct an_ncache *c, uint64_t h, const char *text, size_t len, enum sq_dialect d,
@@ -547,7 +587,7 @@ static void complete_part(struct an *an, struct an_session *s, struct an_pending
 			} else {
 				n = sq_lex(text, len, s->dialect, an->toks, SQ_MAX_TOKENS, &trunc);
 			}
-			sq_normalize(text, an->toks, 0, n, s->dialect, an->norm, SQ_MAX_NORM + 1, &info);
+			normalize_cached(an, text, an->toks, n, s->dialect, &info);
 			info.truncated |= trunc;
 			/* C strings: consumers read them up to the NUL */
 			if (c && !info.truncated && n <= AN_NCACHE_MAX_TOKS) {
@@ -1110,7 +1150,8 @@ struct an *an_new(const struct an_config *cfg, struct sink **sinks, int n_sinks,
 	an->norm = malloc(SQ_MAX_NORM + 1);
 	an->masked = malloc((size_t)an->cfg.max_sql_bytes + 4);
 	an->ncache = calloc(AN_NCACHE_SLOTS, sizeof *an->ncache);
-	if (!an->toks || !an->norm || !an->masked || !an->ncache)
+	an->scache = calloc(AN_SCACHE_SLOTS, sizeof *an->scache);
+	if (!an->toks || !an->norm || !an->masked || !an->ncache || !an->scache)
 		goto fail;
 	for (int i = 0; i < cfg->app_name_patterns.n && an->n_app_re < AN_MAX_LIST; i++)
 		if (regcomp(&an->app_re[an->n_app_re], cfg->app_name_patterns.v[i], REG_EXTENDED) == 0)
@@ -1121,6 +1162,7 @@ fail:
 	free(an->norm);
 	free(an->masked);
 	free(an->ncache);
+	free(an->scache);
 	free(an->bf);
 	free(an->eb);
 	free(an);
@@ -1239,6 +1281,9 @@ void an_free(struct an *an)
 	for (int i = 0; an->ncache && i < AN_NCACHE_SLOTS; i++)
 		ncache_clear(&an->ncache[i]);
 	free(an->ncache);
+	for (int i = 0; an->scache && i < AN_SCACHE_SLOTS; i++)
+		free(an->scache[i].key);
+	free(an->scache);
 	free(an->toks);
 	free(an->norm);
 	free(an->masked);

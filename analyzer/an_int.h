@@ -166,6 +166,19 @@ struct an_ncache {
 	struct sq_info info; /* before the pending entry's own truncation is added */
 };
 
+/* Normalisation results by shape key (sq_shape_key): the statements of an application
+ * differ in their literals, rarely in their shape. */
+#define AN_SCACHE_SLOTS 256
+#define AN_SCACHE_MAX_KEY 1024
+#define AN_SCACHE_MAX_NORM 2048
+struct an_scache {
+	uint64_t h;
+	uint8_t *key; /* NULL: slot empty; key, then the normalised text, one allocation */
+	size_t key_len, norm_len;
+	int dialect;
+	struct sq_info info; /* only the first info.n_tables table names are set */
+};
+
 struct an {
 	struct an_config cfg; /* shallow copy: strings stay owned by the caller's config */
 	struct sink **sinks;
@@ -184,6 +197,7 @@ struct an {
 	/* prepared statements send the same text each time: what complete_part derives from
 	 * the text alone, keyed by the exact bytes (direct-mapped, bounded) */
 	struct an_ncache *ncache;
+	struct an_scache *scache;
 	/* drafts of the statement being completed */
 	struct an_finding_draft drafts[AN_MAX_FINDINGS_STMT];
 	int n_drafts;

@@ -949,6 +949,54 @@ size_t sq_normalize(const char *src, const struct sq_tok *t, int first, int end,
 	return o.n;
 }
 
+size_t sq_shape_key(const char *src, const struct sq_tok *t, int first, int end, uint8_t *key, size_t cap)
+{
+	size_t o = 0;
+	if (cap < 2 || first > end)
+		return 0;
+	uint16_t d0 = first < end ? t[first].depth : 0;
+	key[o++] = (uint8_t)(d0 >> 8);
+	key[o++] = (uint8_t)d0;
+	for (int i = first; i < end; i++) {
+		const struct sq_tok *k = &t[i];
+		const char *p = src + k->off;
+		if (o + 2 > cap)
+			return 0;
+		switch (k->type) {
+		case SQ_WORD:
+			if (k->kw) { /* id = the case-folded word */
+				key[o++] = 0x80 | SQ_WORD;
+				key[o++] = k->kw;
+				continue;
+			}
+			/* other words: their text, case-folded, like variables */
+			/* fall through */
+		case SQ_VAR:
+			if (k->len > 255 || o + 2 + k->len > cap)
+				return 0;
+			key[o++] = k->type;
+			key[o++] = (uint8_t)k->len;
+			for (uint32_t m = 0; m < k->len; m++)
+				key[o++] = (uint8_t)lc((unsigned char)p[m]);
+			break;
+		case SQ_QIDENT:
+		case SQ_OP:
+		case SQ_PUNCT:
+			if (k->len > 255 || o + 2 + k->len > cap)
+				return 0;
+			key[o++] = k->type;
+			key[o++] = (uint8_t)k->len;
+			memcpy(key + o, p, k->len);
+			o += k->len;
+			break;
+		default: /* literals, parameters, comments: the kind only */
+			key[o++] = k->type;
+			break;
+		}
+	}
+	return o;
+}
+
 static int prev_code(const struct sq_tok *t, int i, int first)
 {
 	i--;

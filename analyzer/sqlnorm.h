@@ -314,6 +314,14 @@ struct sq_info {
 size_t sq_normalize(const char *src, const struct sq_tok *toks, int first, int end,
 		    enum sq_dialect d, char *out, size_t outcap, struct sq_info *info);
 
+/* A compact key of everything sq_normalize reads from tokens [first, end): token types,
+ * the first token's depth, operator, punctuation and quoted-identifier text verbatim,
+ * words and variables case-folded (recognised words by id); literal values and comment
+ * text are left out. Equal keys normalise to the same text and info, so a cache keyed by
+ * it skips the normaliser for a statement shape already seen. Returns the key length, or
+ * 0 when the key does not fit cap or a token is longer than 255 bytes (normalise then). */
+size_t sq_shape_key(const char *src, const struct sq_tok *t, int first, int end, uint8_t *key, size_t cap);
+
 /* The statement text for storage, into out (NUL-terminated, capped at outcap).
  * keep_literals=0: literals replaced by ?, comments dropped. keep_literals=1: verbatim, but
  * password literals (and, in a secret statement, every literal) masked. */

@@ -13,6 +13,51 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+static void check_shape_key(const char *src, const struct sq_tok *t, int first, int end, enum sq_dialect d)
+{
+	static char var[1 << 16], n1[SQ_MAX_NORM + 1], n2[SQ_MAX_NORM + 1];
+	static uint8_t k1[1024], k2[1024];
+	static struct sq_tok vt[4096];
+	size_t o = 0;
+	for (int i = first; i < end; i++) {
+		const struct sq_tok *k = &t[i];
+		const char *p = src + k->off;
+		const char *rep = NULL;
+		if (k->type == SQ_NUMBER)
+			rep = "7";
+		else if (k->type == SQ_STRING)
+			rep = "'x'";
+		else if (k->type == SQ_COMMENT)
+			rep = "/* c */";
+		size_t len = rep ? strlen(rep) : k->len;
+		if (o + len + 2 > sizeof var)
+			return;
+		var[o++] = ' ';
+		for (size_t m = 0; m < len; m++) {
+			char c = rep ? rep[m] : p[m];
+			if (k->type == SQ_WORD && ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')))
+				c ^= 0x20; /* other case */
+			var[o++] = c;
+		}
+	}
+	int tr = 0;
+	int vn = sq_lex(var, o, d, vt, 4096, &tr);
+	size_t l1 = sq_shape_key(src, t, first, end, k1, sizeof k1);
+	size_t l2 = sq_shape_key(var, vt, 0, vn, k2, sizeof k2);
+	if (tr || !l1 || l1 != l2 || memcmp(k1, k2, l1) != 0)
+		return; /* lexed differently: nothing promised */
+	struct sq_info a, b;
+	sq_normalize(src, t, first, end, d, n1, sizeof n1, &a);
+	sq_normalize(var, vt, 0, vn, d, n2, sizeof n2, &b);
+	if (strcmp(n1, n2) != 0 || a.hash != b.hash || strcmp(a.verb, b.verb) != 0 || a.verb_kw != b.verb_kw ||
+	    a.secret != b.secret || a.truncated != b.truncated || a.n_tables != b.n_tables ||
+	    memcmp(a.words, b.words, sizeof a.words) != 0)
+		abort();
+	for (int i = 0; i < a.n_tables; i++)
+		if (strcmp(a.tables[i], b.tables[i]) != 0)
+			abort();
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static struct sq_tok toks[SQ_MAX_TOKENS];
@@ -45,6 +90,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		struct attr_op ops[ATTR_MAX_OPS];
 		attr_statement(sql, toks, parts[i].tok_first, parts[i].tok_end, d, &cfg, pv, 2, ops, ATTR_MAX_OPS);
 	}
+	/* the shape key's promise: two statements with the same key normalise alike. The
+	 * variant keeps every token but writes literals, comments and word case differently. */
+	for (int i = 0; i < np; i++)
+		check_shape_key(sql, toks, parts[i].tok_first, parts[i].tok_end, d);
 	for (int i = 0; i < n; i++) {
 		char lit[256];
 		if (sq_is_literal(&toks[i])) {
