@@ -1155,12 +1155,11 @@ void cap_finish(struct cap *c)
 		}
 	}
 	free(keys);
-	nids_exit(); /* EXITING for every stream libnids still holds */
-	while (c->flows.lru_head) {
-		struct flow *f = c->flows.lru_head;
-		f->stream = NULL;
-		flow_finish(c, f, "eof", PROTO_END_EOF);
-	}
+	/* Close in our order (least recently active first), not in the order of libnids'
+	 * randomly keyed hash at nids_exit(): the same file then gives the same row ids. */
+	while (c->flows.lru_head)
+		flow_finish(c, c->flows.lru_head, "eof", PROTO_END_EOF);
+	nids_exit(); /* EXITING for the streams left: none is ours any more */
 	anpipe_tick(c->pipe, c->now);
 	anpipe_stop(c->pipe);
 }
