@@ -61,71 +61,9 @@ static size_t align8(size_t n)
 	return (n + 7) & ~(size_t)7;
 }
 
-/* ---- sizes and copies of what a message points to ---- */
+/* ---- what a message points to: one walk both sizes it and copies it ---- */
 
-static size_t sv_size(struct strv v)
-{
-	return v.p ? align8(v.n + 1) : 0;
-}
-
-static size_t cs_size(const char *s)
-{
-	return s ? align8(strlen(s) + 1) : 0;
-}
-
-static size_t ev_extra(const struct ev *e)
-{
-	size_t n = 0;
-	switch (e->type) {
-	case EV_STARTUP:
-		n = sv_size(e->u.startup.user) + sv_size(e->u.startup.database) + sv_size(e->u.startup.application);
-		if (e->u.startup.params) {
-			n += align8(e->u.startup.n_params * sizeof(struct ev_kv));
-			for (size_t i = 0; i < e->u.startup.n_params; i++)
-				n += sv_size(e->u.startup.params[i].key) + sv_size(e->u.startup.params[i].val);
-		}
-		break;
-	case EV_SERVER_HELLO:
-		n = sv_size(e->u.hello.version);
-		break;
-	case EV_AUTH:
-		n = cs_size(e->u.auth.method);
-		break;
-	case EV_LOGIN:
-		n = sv_size(e->u.login.error_code) + sv_size(e->u.login.error_msg);
-		break;
-	case EV_PARAM:
-		n = sv_size(e->u.param.name) + sv_size(e->u.param.value);
-		break;
-	case EV_USER_CHANGE:
-		n = sv_size(e->u.user_change.user) + sv_size(e->u.user_change.database);
-		break;
-	case EV_DB_CHANGE:
-		n = sv_size(e->u.database);
-		break;
-	case EV_QUERY:
-		n = sv_size(e->u.query.sql) + sv_size(e->u.query.stmt_name);
-		if (e->u.query.params) {
-			n += align8(e->u.query.n_params * sizeof(struct ev_bind));
-			for (size_t i = 0; i < e->u.query.n_params; i++)
-				n += sv_size(e->u.query.params[i].text);
-		}
-		break;
-	case EV_RESULT:
-		n = sv_size(e->u.result.tag) + sv_size(e->u.result.error_code) + sv_size(e->u.result.error_msg);
-		break;
-	case EV_DATA_MOVE:
-		n = sv_size(e->u.data_move.what);
-		break;
-	case EV_ANOMALY:
-		n = cs_size(e->u.anomaly.what);
-		break;
-	default:
-		break;
-	}
-	return n;
-}
-
+/* p == NULL: only count the bytes a copy takes */
 struct wr {
 	unsigned char *p;
 	size_t off;
@@ -133,7 +71,7 @@ struct wr {
 
 static void *wr_take(struct wr *w, size_t n)
 {
-	void *r = w->p + w->off;
+	void *r = w->p ? w->p + w->off : NULL;
 	w->off += align8(n);
 	return r;
 }
@@ -141,8 +79,10 @@ static void *wr_take(struct wr *w, size_t n)
 static void sv_copy(struct wr *w, struct strv *v)
 {
 	if (!v->p)
-		return;
+		return; /* "unknown" stays NULL */
 	char *d = wr_take(w, v->n + 1);
+	if (!d)
+		return;
 	if (v->n)
 		memcpy(d, v->p, v->n);
 	d[v->n] = 0;
@@ -155,11 +95,14 @@ static void cs_copy(struct wr *w, const char **s)
 		return;
 	size_t n = strlen(*s);
 	char *d = wr_take(w, n + 1);
+	if (!d)
+		return;
 	memcpy(d, *s, n + 1);
 	*s = d;
 }
 
-static void ev_copy(struct wr *w, struct ev *e)
+/* Copy (or count) everything e points to, aiming e's pointers at the copies. */
+static void ev_walk(struct wr *w, struct ev *e)
 {
 	switch (e->type) {
 	case EV_STARTUP:
@@ -169,13 +112,15 @@ static void ev_copy(struct wr *w, struct ev *e)
 		if (e->u.startup.params) {
 			size_t np = e->u.startup.n_params;
 			struct ev_kv *kv = wr_take(w, np * sizeof *kv);
-			if (np)
-				memcpy(kv, e->u.startup.params, np * sizeof *kv);
 			for (size_t i = 0; i < np; i++) {
-				sv_copy(w, &kv[i].key);
-				sv_copy(w, &kv[i].val);
+				struct ev_kv x = e->u.startup.params[i];
+				sv_copy(w, &x.key);
+				sv_copy(w, &x.val);
+				if (kv)
+					kv[i] = x;
 			}
-			e->u.startup.params = kv;
+			if (kv)
+				e->u.startup.params = kv;
 		}
 		break;
 	case EV_SERVER_HELLO:
@@ -205,11 +150,14 @@ static void ev_copy(struct wr *w, struct ev *e)
 		if (e->u.query.params) {
 			size_t np = e->u.query.n_params;
 			struct ev_bind *b = wr_take(w, np * sizeof *b);
-			if (np)
-				memcpy(b, e->u.query.params, np * sizeof *b);
-			for (size_t i = 0; i < np; i++)
-				sv_copy(w, &b[i].text);
-			e->u.query.params = b;
+			for (size_t i = 0; i < np; i++) {
+				struct ev_bind x = e->u.query.params[i];
+				sv_copy(w, &x.text);
+				if (b)
+					b[i] = x;
+			}
+			if (b)
+				e->u.query.params = b;
 		}
 		break;
 	case EV_RESULT:
@@ -226,6 +174,19 @@ static void ev_copy(struct wr *w, struct ev *e)
 	default:
 		break;
 	}
+}
+
+static size_t ev_extra(const struct ev *ev)
+{
+	struct ev e = *ev;
+	struct wr w = { NULL, 0 };
+	ev_walk(&w, &e);
+	return w.off;
+}
+
+static size_t cs_size(const char *s)
+{
+	return s ? align8(strlen(s) + 1) : 0;
 }
 
 /* ---- the analyzer thread ---- */
@@ -460,7 +421,7 @@ void anpipe_feed(struct anpipe *p, void *h, const struct ev *ev)
 		return; /* out of memory: the event is lost, like any allocation failure */
 	m->u.ev = *ev;
 	struct wr w = { (unsigned char *)m, align8(sizeof *m) };
-	ev_copy(&w, &m->u.ev);
+	ev_walk(&w, &m->u.ev);
 }
 
 void anpipe_close(struct anpipe *p, void *h, const struct an_flow_end *end)
