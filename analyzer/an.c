@@ -443,6 +443,14 @@ static void ncache_clear(struct an_ncache *c)
 	memset(c, 0, sizeof *c);
 }
 
+/* An sq_info without the unused part of its 1 KiB table-name array. */
+static void info_copy(struct sq_info *dst, const struct sq_info *src)
+{
+	memcpy(dst, src, offsetof(struct sq_info, tables));
+	for (int i = 0; i < src->n_tables; i++)
+		memcpy(dst->tables[i], src->tables[i], sizeof dst->tables[i]);
+}
+
 /* sq_normalize through the shape cache: a shape seen before costs its key and a copy. */
 static void normalize_cached(struct an *an, const char *text, const struct sq_tok *toks, int n, enum sq_dialect d,
 			     struct sq_info *info)
@@ -456,9 +464,7 @@ static void normalize_cached(struct an *an, const char *text, const struct sq_to
 		c = &an->scache[h & (AN_SCACHE_SLOTS - 1)];
 		if (c->key && c->h == h && c->key_len == kl && c->dialect == (int)d && memcmp(c->key, key, kl) == 0) {
 			memcpy(an->norm, c->key + kl, c->norm_len + 1);
-			memcpy(info, &c->info, offsetof(struct sq_info, tables));
-			for (int i = 0; i < c->info.n_tables; i++)
-				memcpy(info->tables[i], c->info.tables[i], sizeof info->tables[i]);
+			info_copy(info, &c->info);
 			return;
 		}
 	}
@@ -478,9 +484,7 @@ static void normalize_cached(struct an *an, const char *text, const struct sq_to
 	c->key_len = kl;
 	c->norm_len = nl;
 	c->dialect = (int)d;
-	memcpy(&c->info, info, offsetof(struct sq_info, tables));
-	for (int i = 0; i < info->n_tables; i++)
-		memcpy(c->info.tables[i], info->tables[i], sizeof info->tables[i]);
+	info_copy(&c->info, info);
 }
 
 /* Remember one statement's derived outputs in slot c (replacing what was there); on
@@ -509,7 +513,7 @@ static void ncache_put(struct an_ncache *c, uint64_t h, const char *text, size_t
 	c->n = n;
 	c->norm_len = norm_len;
 	c->masked_len = masked_len;
-	c->info = *info;
+	info_copy(&c->info, info);
 }
 
 /* The stored form of tokens [first, end) of base, into an->masked. */
@@ -579,7 +583,7 @@ static void complete_part(struct an *an, struct an_session *s, struct an_pending
 			memcpy(an->norm, c->norm, c->norm_len + 1);
 			memcpy(an->masked, c->masked, c->masked_len + 1);
 			masked.ready = 1;
-			info = c->info;
+			info_copy(&info, &c->info);
 		} else {
 			if (p->toks && idx == 0) { /* lexed when the query arrived */
 				n = p->n_toks;
@@ -964,7 +968,6 @@ static void on_startup(struct an *an, struct an_session *s, const struct ev *e)
 	const struct ev_startup *su = &e->u.startup;
 	char user[AN_STR_MAX];
 	scopy(s->db_user, sizeof s->db_user, su->user);
-	s->ident_gen++;
 	scopy(s->database, sizeof s->database, su->database);
 	scopy(s->application, sizeof s->application, su->application);
 	s->ident_gen++;

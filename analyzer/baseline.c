@@ -15,6 +15,7 @@
 
 #include "baseline.h"
 #include "baseline_store.h"
+#include "det.h"
 
 #define BL_DETAIL_MAX 1024 /* normalised text kept per shape */
 #define BL_LIST_MAX 8	   /* known items named in evidence */
@@ -367,7 +368,6 @@ static void touch(struct bl *b, struct bl_entry *e, ev_time ts)
 	mark(b, e);
 }
 
-/* The principal's entry, created with a learning period when it is new. */
 /* A principal seen again at ts. */
 static struct bl_entry *principal_seen(struct an *an, struct bl *b, struct bl_entry *e, ev_time ts)
 {
@@ -378,6 +378,7 @@ static struct bl_entry *principal_seen(struct an *an, struct bl *b, struct bl_en
 	return e;
 }
 
+/* The principal's entry, created with a learning period when it is new. */
 static struct bl_entry *principal(struct an *an, struct bl *b, int scope, const char *name, ev_time ts)
 {
 	struct bl_entry *e = lookup(b, scope, BL_PRINCIPAL, name, "", "");
@@ -628,8 +629,7 @@ void bl_shape(struct an *an, const struct an_stmt *st)
 		cJSON_AddItemToObject(exp, "end_user_known_tables", known_items(b, BL_ENDUSER, BL_TABLE, eu, NULL, NULL, NULL));
 	}
 	char summary[256], sql[120];
-	const char *masked = an_stmt_masked(st);
-	an_excerpt(sql, sizeof sql, masked ? masked : "", masked ? strlen(masked) : 0);
+	det_sql_excerpt(st, sql, sizeof sql);
 	if (new_shape)
 		an_fmt(summary, sizeof summary, "new query shape for %s/%s (%d known): %s", s->db_user,
 		       s->application[0] ? s->application : "(no application)", total, sql);
