@@ -4,9 +4,12 @@
  * host follows admin_policy (pg_dump). */
 #include "det.h"
 
-static const char *const file_fns[] = { "pg_read_file", "pg_read_binary_file", "pg_ls_dir", "pg_stat_file",
-					"lo_export", "lo_import", "pg_file_write", "load_file", "lo_from_bytea",
-					NULL };
+/* server file and large-object functions, by word id (sqlnorm.h) */
+static const uint8_t file_fns[] = { SQW_PG_READ_FILE, SQW_PG_READ_BINARY_FILE, SQW_PG_LS_DIR, SQW_PG_STAT_FILE,
+				    SQW_LO_EXPORT, SQW_LO_IMPORT, SQW_PG_FILE_WRITE, SQW_LOAD_FILE, SQW_LO_FROM_BYTEA,
+				    SQW_NONE };
+/* the words the other text signals need */
+static const uint8_t export_words[] = { SQW_OUTFILE, SQW_DUMPFILE, SQW_LOAD, SQW_NONE };
 
 static void de_statement(struct an *an, const struct an_stmt *st)
 {
@@ -16,10 +19,7 @@ static void de_statement(struct an *an, const struct an_stmt *st)
 	const struct sq_info *in = st->info;
 	/* the words every text signal needs: most statements have none */
 	if (st->toks && in &&
-	    (in->verb_kw == SQW_COPY || sq_has(in, SQW_OUTFILE) || sq_has(in, SQW_DUMPFILE) || sq_has(in, SQW_LOAD) ||
-	     sq_has(in, SQW_PG_READ_FILE) || sq_has(in, SQW_PG_READ_BINARY_FILE) || sq_has(in, SQW_PG_LS_DIR) ||
-	     sq_has(in, SQW_PG_STAT_FILE) || sq_has(in, SQW_LO_EXPORT) || sq_has(in, SQW_LO_IMPORT) ||
-	     sq_has(in, SQW_PG_FILE_WRITE) || sq_has(in, SQW_LOAD_FILE) || sq_has(in, SQW_LO_FROM_BYTEA))) {
+	    (in->verb_kw == SQW_COPY || sq_has_any(in, export_words) || sq_has_any(in, file_fns))) {
 		int v = det_verb_index(st);
 		if (v >= 0 && !strcmp(st->info->verb, "COPY")) {
 			int depth = det_tok(st, v)->depth;
@@ -56,11 +56,10 @@ static void de_statement(struct an *an, const struct an_stmt *st)
 				signal = det_word(st, k, "LOCAL") ? "load_data_local_infile" : "load_data_infile";
 				target = "file";
 			} else if (det_tok(st, i)->type == SQ_WORD && det_punct(st, det_next(st, i), '(')) {
-				for (int k = 0; file_fns[k]; k++)
-					if (det_word(st, i, file_fns[k])) {
-						signal = "file_function";
-						snprintf(fn, sizeof fn, "%s", file_fns[k]);
-					}
+				if (sq_kw_in(det_tok(st, i), file_fns)) {
+					signal = "file_function";
+					snprintf(fn, sizeof fn, "%s", sq_word_text(det_tok(st, i)->kw));
+				}
 			}
 		}
 	}

@@ -67,26 +67,25 @@ static int tautology_at(const struct an_stmt *st, int i)
 	return -1;
 }
 
-static const char *const delay_fns[] = { "pg_sleep", "pg_sleep_for", "pg_sleep_until", "sleep", "benchmark", NULL };
-static const char *const sys_fns[] = { "version", "user", "current_user", "session_user", "system_user", "database",
-				       "schema", "current_database", "load_file", "inet_server_addr", NULL };
-static const char *const cred_catalogs[] = { "pg_shadow", "pg_authid", "pg_user_mappings", NULL };
-static const char *const catalogs[] = { "pg_catalog", "information_schema", "pg_shadow", "pg_authid", "mysql",
-					"pg_user", "pg_roles", "pg_tables", "performance_schema", NULL };
-static const char *const dangerous[] = { "DROP", "DELETE", "UPDATE", "INSERT", "TRUNCATE", "ALTER", "CREATE",
-					 "GRANT", "REVOKE", "COPY", "SHUTDOWN", "LOAD", "EXEC", "EXECUTE", "CALL",
-					 "DO", "RENAME", "REPLACE", NULL };
+/* Word lists by id (sqlnorm.h), each ended by SQW_NONE. */
+static const uint8_t delay_fns[] = { SQW_PG_SLEEP, SQW_PG_SLEEP_FOR, SQW_PG_SLEEP_UNTIL, SQW_SLEEP, SQW_BENCHMARK,
+				     SQW_NONE };
+static const uint8_t sys_fns[] = { SQW_VERSION, SQW_USER, SQW_CURRENT_USER, SQW_SESSION_USER, SQW_SYSTEM_USER,
+				   SQW_DATABASE, SQW_SCHEMA, SQW_CURRENT_DATABASE, SQW_LOAD_FILE, SQW_INET_SERVER_ADDR,
+				   SQW_NONE };
+static const uint8_t cred_catalogs[] = { SQW_PG_SHADOW, SQW_PG_AUTHID, SQW_PG_USER_MAPPINGS, SQW_NONE };
+static const uint8_t catalogs[] = { SQW_PG_CATALOG, SQW_INFORMATION_SCHEMA, SQW_PG_SHADOW, SQW_PG_AUTHID, SQW_MYSQL,
+				    SQW_PG_USER, SQW_PG_ROLES, SQW_PG_TABLES, SQW_PERFORMANCE_SCHEMA, SQW_NONE };
+static const uint8_t dangerous[] = { SQW_DROP, SQW_DELETE, SQW_UPDATE, SQW_INSERT, SQW_TRUNCATE, SQW_ALTER, SQW_CREATE,
+				     SQW_GRANT, SQW_REVOKE, SQW_COPY, SQW_SHUTDOWN, SQW_LOAD, SQW_EXEC, SQW_EXECUTE,
+				     SQW_CALL, SQW_DO, SQW_RENAME, SQW_REPLACE, SQW_NONE };
+/* what the other signals look for, besides delay functions and credential catalogs */
+static const uint8_t signal_words[] = { SQW_OR, SQW__PIPES, SQW_UNION, SQW__COMMENT, SQW_WAITFOR, SQW_DBMS_LOCK,
+					SQW_MYSQL, SQW_NONE };
 
-static int word_in(const struct an_stmt *st, int i, const char *const *list)
+static int word_in(const struct an_stmt *st, int i, const uint8_t *ids)
 {
-	if (i < st->first || i >= st->end || st->toks[i].type != SQ_WORD)
-		return 0;
-	/* runs for every token against every list entry: filter on the first letter */
-	unsigned c0 = (unsigned char)st->base[st->toks[i].off] | 0x20;
-	for (int k = 0; list[k]; k++)
-		if (((unsigned char)list[k][0] | 0x20) == c0 && sq_is(st->base, &st->toks[i], list[k]))
-			return 1;
-	return 0;
+	return i >= st->first && i < st->end && sq_kw_in(&st->toks[i], ids);
 }
 
 /* Does [from, to) read a catalog (catalog name as a bare word, or mysql.user)? */
@@ -136,11 +135,8 @@ static void sqli_statement(struct an *an, const struct an_stmt *st)
 	/* every signal needs one of these words, a comment, or a part stacked behind another:
 	 * most statements have none and end here */
 	const struct sq_info *in = st->info;
-	if (in && st->part == 0 && !sq_has(in, SQW_OR) && !sq_has(in, SQW__PIPES) && !sq_has(in, SQW_UNION) &&
-	    !sq_has(in, SQW__COMMENT) && !sq_has(in, SQW_PG_SLEEP) && !sq_has(in, SQW_PG_SLEEP_FOR) &&
-	    !sq_has(in, SQW_PG_SLEEP_UNTIL) && !sq_has(in, SQW_SLEEP) && !sq_has(in, SQW_BENCHMARK) &&
-	    !sq_has(in, SQW_WAITFOR) && !sq_has(in, SQW_DBMS_LOCK) && !sq_has(in, SQW_PG_SHADOW) &&
-	    !sq_has(in, SQW_PG_AUTHID) && !sq_has(in, SQW_PG_USER_MAPPINGS) && !sq_has(in, SQW_MYSQL))
+	if (in && st->part == 0 && !sq_has_any(in, signal_words) && !sq_has_any(in, delay_fns) &&
+	    !sq_has_any(in, cred_catalogs))
 		return;
 	const char *signals[8];
 	int ns = 0, tautologies = 0, unions = 0;

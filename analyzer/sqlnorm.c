@@ -162,6 +162,11 @@ static inline int word_find(const char *p, size_t n)
 	return SQW_NONE;
 }
 
+const char *sq_word_text(int id)
+{
+	return id > SQW_NONE && id < SQW__COUNT ? word_text[id] : NULL;
+}
+
 int sq_is_keyword(const char *p, size_t n)
 {
 	pthread_once(&tables_once, tables_build);
@@ -178,7 +183,6 @@ int sq_is(const char *src, const struct sq_tok *t, const char *word)
 			return 0;
 	return word[i] == 0;
 }
-
 
 /* Index just past a quoted run starting after the opening quote at start. */
 static size_t scan_quoted(const char *s, size_t len, size_t j, char q, int bs, int *unterminated)
@@ -791,21 +795,18 @@ static void verb_scan(const char *src, const struct sq_tok *t, int first, int en
 	info->verb[n] = 0;
 }
 
-static int secret_scan(const char *src, const struct sq_tok *t, int first, int end)
+/* info->words must be filled (the words anywhere in the statement). */
+static int secret_scan(const struct sq_tok *t, int first, int end, const struct sq_info *info)
 {
 	int i = next_code(t, first, end);
-	(void)src;
 	if (i < end && (sq_kw(&t[i], SQW_CREATE) || sq_kw(&t[i], SQW_ALTER))) {
 		int k = next_code(t, i + 1, end);
 		if (k < end && (sq_kw(&t[k], SQW_USER) || sq_kw(&t[k], SQW_ROLE) || sq_kw(&t[k], SQW_GROUP) ||
 				sq_kw(&t[k], SQW_SERVER)))
 			return 1;
 	}
-	for (int k = first; k < end; k++)
-		if (sq_kw(&t[k], SQW_PASSWORD) || sq_kw(&t[k], SQW_IDENTIFIED) || sq_kw(&t[k], SQW_AUTHENTICATION_STRING) ||
-		    sq_kw(&t[k], SQW_MAPPING))
-			return 1;
-	return 0;
+	return sq_has(info, SQW_PASSWORD) || sq_has(info, SQW_IDENTIFIED) || sq_has(info, SQW_AUTHENTICATION_STRING) ||
+	       sq_has(info, SQW_MAPPING);
 }
 
 /* End of the statement proper: trailing ';' (and comments around them) dropped, so
@@ -945,7 +946,7 @@ size_t sq_normalize(const char *src, const struct sq_tok *t, int first, int end,
 	info->fingerprint[16] = 0;
 	verb_scan(src, t, first, end, info);
 	tables_scan(src, t, first, end, info);
-	info->secret = secret_scan(src, t, first, end);
+	info->secret = secret_scan(t, first, end, info);
 	return o.n;
 }
 

@@ -338,6 +338,29 @@ static inline int sq_has(const struct sq_info *info, int id)
 	return (info->words[id >> 6] >> (id & 63)) & 1;
 }
 
+/* Does it contain any of ids (a list ended by SQW_NONE)? */
+static inline int sq_has_any(const struct sq_info *info, const uint8_t *ids)
+{
+	for (; *ids; ids++)
+		if (sq_has(info, *ids))
+			return 1;
+	return 0;
+}
+
+/* Is the token one of ids (a list ended by SQW_NONE)? */
+static inline int sq_kw_in(const struct sq_tok *t, const uint8_t *ids)
+{
+	if (t->type != SQ_WORD || !t->kw)
+		return 0;
+	for (; *ids; ids++)
+		if (t->kw == *ids)
+			return 1;
+	return 0;
+}
+
+/* The text of a recognised word as listed (keywords upper-case, others as written). */
+const char *sq_word_text(int id);
+
 /* FNV-1a 64. */
 uint64_t sq_hash(const void *p, size_t n, uint64_t h);
 #define SQ_HASH_INIT 0xcbf29ce484222325ULL
