@@ -41,7 +41,6 @@ struct anpipe {
 	struct an *an;
 	int threaded;
 	pthread_t thread;
-	int started;
 	pthread_mutex_t mu;
 	pthread_cond_t has_work, has_room;
 	struct chunk *head, *tail; /* handed over, not yet replayed */
@@ -50,7 +49,6 @@ struct anpipe {
 	size_t inflight;	   /* bytes of chunks handed over and not yet freed */
 	int busy;		   /* the analyzer is replaying a chunk */
 	int stop;
-	uint64_t waits;
 	struct chunk *cur; /* producer's chunk being filled */
 };
 
@@ -184,9 +182,19 @@ static size_t ev_extra(const struct ev *ev)
 	return w.off;
 }
 
-static size_t cs_size(const char *s)
+/* The same for an M_OPEN: the addresses (protocol is the decoder's static name). */
+static void flow_walk(struct wr *w, struct an_flow *f)
 {
-	return s ? align8(strlen(s) + 1) : 0;
+	cs_copy(w, &f->client_ip);
+	cs_copy(w, &f->server_ip);
+}
+
+static size_t flow_extra(const struct an_flow *flow)
+{
+	struct an_flow f = *flow;
+	struct wr w = { NULL, 0 };
+	flow_walk(&w, &f);
+	return w.off;
 }
 
 /* ---- the analyzer thread ---- */
@@ -288,10 +296,8 @@ static struct msg *reserve(struct anpipe *p, size_t n)
 	struct chunk *c = NULL;
 	pthread_mutex_lock(&p->mu);
 	/* the analyzer is far behind: wait (one chunk always goes, however big) */
-	while (p->inflight > 0 && p->inflight + cap > ANPIPE_MAX_INFLIGHT) {
-		p->waits++;
+	while (p->inflight > 0 && p->inflight + cap > ANPIPE_MAX_INFLIGHT)
 		pthread_cond_wait(&p->has_room, &p->mu);
-	}
 	if (cap == ANPIPE_CHUNK && p->spare) {
 		c = p->spare;
 		p->spare = c->next;
@@ -343,11 +349,11 @@ struct anpipe *anpipe_new(struct an *an, int threaded)
 		free(p);
 		return NULL;
 	}
-	p->started = 1;
 	return p;
 }
 
-void anpipe_drain(struct anpipe *p)
+/* Wait until the analyzer has replayed everything sent so far. */
+static void anpipe_drain(struct anpipe *p)
 {
 	if (!p || !p->threaded)
 		return;
@@ -366,13 +372,11 @@ void anpipe_stop(struct anpipe *p)
 		anpipe_flush(p);
 		free(p->cur); /* only when flush had nothing to hand over */
 		p->cur = NULL;
-		if (p->started) {
-			pthread_mutex_lock(&p->mu);
-			p->stop = 1;
-			pthread_cond_signal(&p->has_work);
-			pthread_mutex_unlock(&p->mu);
-			pthread_join(p->thread, NULL);
-		}
+		pthread_mutex_lock(&p->mu);
+		p->stop = 1;
+		pthread_cond_signal(&p->has_work);
+		pthread_mutex_unlock(&p->mu);
+		pthread_join(p->thread, NULL);
 		while (p->spare) {
 			struct chunk *c = p->spare;
 			p->spare = c->next;
@@ -398,15 +402,14 @@ void *anpipe_open(struct anpipe *p, const struct an_flow *flow)
 	struct handle *h = calloc(1, sizeof *h);
 	if (!h)
 		return NULL;
-	struct msg *m = msg_new(p, M_OPEN, h, cs_size(flow->client_ip) + cs_size(flow->server_ip));
+	struct msg *m = msg_new(p, M_OPEN, h, flow_extra(flow));
 	if (!m) {
 		free(h);
 		return NULL;
 	}
-	m->u.flow = *flow; /* protocol: the decoder's static name */
+	m->u.flow = *flow;
 	struct wr w = { (unsigned char *)m, align8(sizeof *m) };
-	cs_copy(&w, &m->u.flow.client_ip);
-	cs_copy(&w, &m->u.flow.server_ip);
+	flow_walk(&w, &m->u.flow);
 	return h;
 }
 
@@ -467,14 +470,4 @@ void anpipe_call(struct anpipe *p, void (*fn)(void *), void *ctx)
 		m->u.call.ctx = ctx;
 	}
 	anpipe_flush(p);
-}
-
-int anpipe_threaded(const struct anpipe *p)
-{
-	return p && p->threaded ? 2 : 1;
-}
-
-uint64_t anpipe_waits(const struct anpipe *p)
-{
-	return p ? p->waits : 0;
 }

@@ -21,8 +21,6 @@ struct anpipe *anpipe_new(struct an *an, int threaded);
 void anpipe_stop(struct anpipe *p);
 /* anpipe_stop, then free. */
 void anpipe_free(struct anpipe *p);
-/* Wait until the analyzer has replayed everything sent so far. */
-void anpipe_drain(struct anpipe *p);
 /* Hand the current chunk over now (end of a read batch), so live data is not held back. */
 void anpipe_flush(struct anpipe *p);
 
@@ -35,9 +33,5 @@ void anpipe_tick(struct anpipe *p, ev_time now);
 /* Run fn(ctx) on the analyzer's side, in order with the events (e.g. reopening an output
  * the analyzer writes to). */
 void anpipe_call(struct anpipe *p, void (*fn)(void *), void *ctx);
-
-/* Threads in use (1 or 2), and how often the capture waited for the analyzer. */
-int anpipe_threaded(const struct anpipe *p);
-uint64_t anpipe_waits(const struct anpipe *p);
 
 #endif

@@ -46,8 +46,7 @@ struct tcpinfo {
 
 struct cap {
 	struct cap_config cfg;
-	struct an *an;
-	struct anpipe *pipe; /* how events reach an (direct, or its own thread) */
+	struct anpipe *pipe; /* how events reach the analyzer (direct, or its own thread) */
 	struct flow_table flows;
 	struct v6map *v6;
 	struct cap_stats st;
@@ -794,7 +793,6 @@ struct cap *cap_new(const struct cap_config *cfg, struct an *an, int live, char 
 		return NULL;
 	}
 	c->cfg = *cfg;
-	c->an = an;
 	c->live = live;
 	int threaded = cfg->analyzer_thread > 0 || (cfg->analyzer_thread < 0 && sysconf(_SC_NPROCESSORS_ONLN) > 1);
 	c->pipe = anpipe_new(an, threaded);
