@@ -535,21 +535,6 @@ static struct my_stmt *infer_stmt(struct my *m, uint32_t id, const uint8_t *p, s
 	return NULL;
 }
 
-
-/* A statement id as decimal text (every execute names its statement; no printf). */
-static int id_text(char *buf, uint32_t id)
-{
-	char tmp[12];
-	int k = 0, n = 0;
-	do {
-		tmp[k++] = (char)('0' + id % 10);
-		id /= 10;
-	} while (id);
-	while (k > 0)
-		buf[n++] = tmp[--k];
-	buf[n] = 0;
-	return n;
-}
 static void cmd_execute(struct my *m, const uint8_t *p, size_t n, int trunc)
 {
 	struct rd r = rd_make(p, n);
@@ -619,10 +604,10 @@ static void cmd_execute(struct my *m, const uint8_t *p, size_t n, int trunc)
 	}
 	if (s && s->longd)
 		memset(s->longd, 0, s->nparams); /* long data is used once */
-	char name[16];
-	int k = id_text(name, id);
+	char name[20];
+	size_t k = my_dec(name, id);
 	uint64_t qid = ++m->qid;
-	emit_query(m, qid, EV_Q_EXECUTE, sql, known, strunc || (trunc && !known), (struct strv){ name, (size_t)k }, nb);
+	emit_query(m, qid, EV_Q_EXECUTE, sql, known, strunc || (trunc && !known), (struct strv){ name, k }, nb);
 	struct my_pend *q = pend_push(m, 0x17, R_RESULT);
 	q->has_q = 1;
 	q->qid = qid;
@@ -638,12 +623,12 @@ static void cmd_bulk(struct my *m, const uint8_t *p, size_t n)
 	if (id == 0xffffffffu && m->have_last_prep)
 		id = m->last_prep_id;
 	struct my_stmt *s = stmt_find(m, id);
-	char name[16];
-	int k = snprintf(name, sizeof name, "%lu", (unsigned long)id);
+	char name[20];
+	size_t k = my_dec(name, id);
 	uint64_t qid = ++m->qid;
 	struct strv sql = s && s->sql_known ? (struct strv){ s->sql, s->sql_n } : STRV_LIT("");
 	emit_query(m, qid, EV_Q_EXECUTE, sql, s && s->sql_known, s ? s->sql_trunc : 0,
-		   (struct strv){ name, (size_t)k }, 0);
+		   (struct strv){ name, k }, 0);
 	struct my_pend *q = pend_push(m, 0xfa, R_RESULT);
 	q->has_q = 1;
 	q->qid = qid;

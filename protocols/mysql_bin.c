@@ -28,17 +28,13 @@ struct strv my_arena_printf(struct my_arena *a, const char *fmt, ...)
 static struct strv arena_int(struct my_arena *a, uint64_t mag, int neg)
 {
 	char tmp[24];
-	size_t k = sizeof tmp;
-	do {
-		tmp[--k] = (char)('0' + mag % 10);
-		mag /= 10;
-	} while (mag);
+	size_t len = 0;
 	if (neg)
-		tmp[--k] = '-';
-	size_t len = sizeof tmp - k;
+		tmp[len++] = '-';
+	len += my_dec(tmp + len, mag);
 	if (!a->p || a->n >= a->cap || len >= a->cap - a->n)
 		return STRV_LIT("");
-	memcpy(a->p + a->n, tmp + k, len);
+	memcpy(a->p + a->n, tmp, len);
 	struct strv v = { a->p + a->n, len };
 	a->n += len;
 	return v;

@@ -269,6 +269,21 @@ int my_chain_plausible(int dir, const uint8_t *b, size_t len);
 /* 1 if my_bin_value can decode this type. */
 int my_bin_known(uint8_t type);
 
+/* v in decimal into buf (room for 20 digits; no NUL), returning the length: statement ids
+ * and integer parameters are rendered on every execute, without printf. */
+static inline size_t my_dec(char *buf, uint64_t v)
+{
+	char tmp[20];
+	size_t k = 0, n = 0;
+	do {
+		tmp[k++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	while (k > 0)
+		buf[n++] = tmp[--k];
+	return n;
+}
+
 /* Render printf-style text into the arena; returns a view (empty when full). */
 struct strv my_arena_printf(struct my_arena *a, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
