@@ -24,7 +24,7 @@
 #define SQ_CHUNK (256u << 10)	    /* arena chunk size */
 #define SQ_BUSY_MS 10000	    /* wait this long for another writer's lock */
 #define SQ_CACHE_KIB 8192	    /* page cache of the writer connection */
-#define SQ_CHECKPOINT_BYTES (16 << 20) /* WAL bytes between automatic checkpoints */
+#define SQ_CHECKPOINT_PAGES 4096   /* WAL pages between automatic checkpoints (16 MiB of 4 KiB) */
 #define SQ_MULTI 32		    /* statement rows per multi-row INSERT */
 #define SQ_STMT_COLS 13		    /* parameters per statement row */
 
@@ -767,12 +767,9 @@ struct sink *sink_sqlite_open(const char *path, int batch_rows, struct sink_ids 
 	}
 	/* NORMAL: commits do not fsync in WAL mode (a power cut may lose the last batches,
 	 * never corrupt); a bigger cache and checkpoint interval keep index pages hot. */
-	int64_t page = sq_scalar(q->db, "PRAGMA page_size", &rc);
-	char pragmas[160];
-	snprintf(pragmas, sizeof pragmas,
-		 "PRAGMA synchronous=NORMAL; PRAGMA cache_size=-%d; PRAGMA wal_autocheckpoint=%lld", SQ_CACHE_KIB,
-		 (long long)(SQ_CHECKPOINT_BYTES / (page > 0 ? page : 4096)));
-	if (sqlite3_exec(q->db, pragmas, NULL, NULL, NULL) != SQLITE_OK) {
+	if (sqlite3_exec(q->db, "PRAGMA synchronous=NORMAL; PRAGMA cache_size=-" SQ_STR(SQ_CACHE_KIB)
+			 "; PRAGMA wal_autocheckpoint=" SQ_STR(SQ_CHECKPOINT_PAGES),
+			 NULL, NULL, NULL) != SQLITE_OK) {
 		sq_fail(q, "synchronous", err, errlen);
 		goto fail;
 	}
