@@ -254,6 +254,7 @@ static int cmd_run(int argc, char **argv)
 	}
 	if (an_baseline_open(an, o.db, err, sizeof err) != 0) {
 		fprintf(stderr, "dbtap: %s\n", err);
+		said = 1; /* one line: closing the run on the same full disk would add another */
 		status = 1;
 		goto out;
 	}
@@ -261,6 +262,7 @@ static int cmd_run(int argc, char **argv)
 	cap = cap_new(&cfg.cap, an, o.iface != NULL, err, sizeof err);
 	if (!cap) {
 		fprintf(stderr, "dbtap: %s\n", err);
+		said = 1;
 		status = cfg.cap.n_checksum_bypass >= 0 && strstr(err, "config:") ? 2 : 1;
 		goto out;
 	}
@@ -279,6 +281,7 @@ static int cmd_run(int argc, char **argv)
 		struct cap_live_hooks hooks = { .on_hup = reopen_json, .quiet = o.quiet };
 		if (cap_live(cap, o.iface, o.bpf, o.drop_user, &hooks, err, sizeof err) != 0) {
 			fprintf(stderr, "dbtap: %s\n", err);
+			said = 1;
 			status = 1;
 		}
 	} else {
@@ -286,6 +289,7 @@ static int cmd_run(int argc, char **argv)
 		for (int i = 0; i < o.n_files; i++) {
 			if (cap_read_file(cap, o.files[i], o.bpf, progress, err, sizeof err) != 0) {
 				fprintf(stderr, "dbtap: %s\n", err);
+				said = 1;
 				status = strstr(err, "bad filter") ? 2 : 1;
 				break;
 			}

@@ -75,8 +75,9 @@ int report_prune_db(const char *path, int64_t cutoff_us, int vacuum, int64_t *de
 	}
 	sqlite3_finalize(st);
 	st = NULL;
-	/* Return freed pages to the file system: the database is created with
-	 * auto_vacuum=INCREMENTAL, so this is cheap; VACUUM rewrites the whole file. */
+	/* Freed pages go on SQLite's free list, reused by the next rows. VACUUM rewrites the
+	 * file to return them; incremental_vacuum does it cheaply in databases that older
+	 * dbtaps created with auto_vacuum=INCREMENTAL (a no-op elsewhere). */
 	const char *tail = vacuum ? "VACUUM; PRAGMA wal_checkpoint(TRUNCATE);"
 				  : "PRAGMA wal_checkpoint(TRUNCATE); PRAGMA incremental_vacuum;"
 				    " PRAGMA wal_checkpoint(TRUNCATE);";
