@@ -1,13 +1,12 @@
-/* Capture -> analyzer hand-over, direct or through an analyzer thread (see anpipe.h).
+/* Decoders -> analyzer hand-over, direct or through an analyzer thread (see anpipe.h).
  * Threaded, each call becomes a message in the producer's current chunk: the struct by
  * value, then the bytes it points to, with the pointers aimed at those copies. Chunks go
- * to the analyzer thread in order; it replays the messages and frees the chunk. */
-#include <pthread.h>
-#include <signal.h>
+ * to the analyzer thread in order (chq.c); it replays the messages. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "anpipe.h"
+#include "chq.h"
 
 enum { M_OPEN, M_FEED, M_CLOSE, M_TICK, M_CALL };
 
@@ -31,33 +30,12 @@ struct msg {
 	} u;
 };
 
-struct chunk {
-	struct chunk *next;
-	size_t cap, used;
-	_Alignas(8) unsigned char data[];
-};
-
 struct anpipe {
 	struct an *an;
-	int threaded;
-	pthread_t thread;
-	pthread_mutex_t mu;
-	pthread_cond_t has_work, has_room;
-	struct chunk *head, *tail; /* handed over, not yet replayed */
-	struct chunk *spare;	   /* replayed standard chunks kept for reuse (a few) */
-	int n_spare;
-	size_t inflight;	   /* bytes of chunks handed over and not yet freed */
-	int busy;		   /* the analyzer is replaying a chunk */
-	int stop;
-	struct chunk *cur; /* producer's chunk being filled */
+	struct chq *q; /* NULL: direct calls */
 };
 
-#define SPARE_MAX 4
-
-static size_t align8(size_t n)
-{
-	return (n + 7) & ~(size_t)7;
-}
+#define align8 chq_align8
 
 /* ---- what a message points to: one walk both sizes it and copies it ---- */
 
@@ -199,10 +177,11 @@ static size_t flow_extra(const struct an_flow *flow)
 
 /* ---- the analyzer thread ---- */
 
-static void replay(struct anpipe *p, struct chunk *c)
+static void replay(void *ctx, unsigned char *data, size_t used)
 {
-	for (size_t off = 0; off < c->used;) {
-		struct msg *m = (struct msg *)(void *)(c->data + off);
+	struct anpipe *p = ctx;
+	for (size_t off = 0; off < used;) {
+		struct msg *m = (struct msg *)(void *)(data + off);
 		off += m->size;
 		switch (m->type) {
 		case M_OPEN:
@@ -227,101 +206,20 @@ static void replay(struct anpipe *p, struct chunk *c)
 	}
 }
 
-static void *run(void *arg)
-{
-	struct anpipe *p = arg;
-	pthread_setname_np(pthread_self(), "dbtap-analyzer"); /* top -H, perf */
-	/* signals are the capture thread's business (poll wake-ups, stop flags) */
-	sigset_t all;
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, NULL);
-	pthread_mutex_lock(&p->mu);
-	for (;;) {
-		while (!p->head && !p->stop)
-			pthread_cond_wait(&p->has_work, &p->mu);
-		struct chunk *c = p->head;
-		if (!c)
-			break; /* stop, and nothing left */
-		p->head = c->next;
-		if (!p->head)
-			p->tail = NULL;
-		p->busy = 1;
-		pthread_mutex_unlock(&p->mu);
-		replay(p, c);
-		pthread_mutex_lock(&p->mu);
-		p->busy = 0;
-		p->inflight -= c->cap;
-		if (c->cap == ANPIPE_CHUNK && p->n_spare < SPARE_MAX) {
-			c->next = p->spare;
-			p->spare = c;
-			p->n_spare++;
-		} else {
-			free(c);
-		}
-		pthread_cond_broadcast(&p->has_room);
-	}
-	pthread_mutex_unlock(&p->mu);
-	return NULL;
-}
+static const struct chq_ops an_ops = { .thread_name = "dbtap-analyzer", .replay = replay };
 
-/* ---- the capture side ---- */
+/* ---- the producer side ---- */
 
 void anpipe_flush(struct anpipe *p)
 {
-	if (!p || !p->threaded || !p->cur || p->cur->used == 0)
-		return;
-	struct chunk *c = p->cur;
-	p->cur = NULL;
-	c->next = NULL;
-	pthread_mutex_lock(&p->mu);
-	if (p->tail)
-		p->tail->next = c;
-	else
-		p->head = c;
-	p->tail = c;
-	pthread_cond_signal(&p->has_work);
-	pthread_mutex_unlock(&p->mu);
-}
-
-/* Room for a message of n bytes in the current chunk (NULL: out of memory). */
-static struct msg *reserve(struct anpipe *p, size_t n)
-{
-	if (p->cur && p->cur->used + n <= p->cur->cap) {
-		struct msg *m = (struct msg *)(void *)(p->cur->data + p->cur->used);
-		p->cur->used += n;
-		return m;
-	}
-	anpipe_flush(p);
-	size_t cap = n > ANPIPE_CHUNK ? align8(n) : ANPIPE_CHUNK;
-	struct chunk *c = NULL;
-	pthread_mutex_lock(&p->mu);
-	/* the analyzer is far behind: wait (one chunk always goes, however big) */
-	while (p->inflight > 0 && p->inflight + cap > ANPIPE_MAX_INFLIGHT)
-		pthread_cond_wait(&p->has_room, &p->mu);
-	if (cap == ANPIPE_CHUNK && p->spare) {
-		c = p->spare;
-		p->spare = c->next;
-		p->n_spare--;
-	}
-	p->inflight += cap;
-	pthread_mutex_unlock(&p->mu);
-	if (!c && !(c = malloc(sizeof *c + cap))) {
-		pthread_mutex_lock(&p->mu);
-		p->inflight -= cap;
-		pthread_mutex_unlock(&p->mu);
-		return NULL;
-	}
-	c->cap = cap;
-	c->used = n;
-	c->next = NULL;
-	p->cur = c;
-	return (struct msg *)(void *)c->data;
+	if (p)
+		chq_flush(p->q);
 }
 
 static struct msg *msg_new(struct anpipe *p, int type, struct handle *h, size_t extra)
 {
 	size_t n = align8(sizeof(struct msg)) + extra;
-	struct msg *m = reserve(p, n);
+	struct msg *m = chq_reserve(p->q, n);
 	if (!m)
 		return NULL;
 	m->type = (uint32_t)type;
@@ -336,57 +234,19 @@ struct anpipe *anpipe_new(struct an *an, int threaded)
 	if (!p)
 		return NULL;
 	p->an = an;
-	if (!threaded)
-		return p;
-	p->threaded = 1;
-	pthread_mutex_init(&p->mu, NULL);
-	pthread_cond_init(&p->has_work, NULL);
-	pthread_cond_init(&p->has_room, NULL);
-	if (pthread_create(&p->thread, NULL, run, p) != 0) {
-		pthread_cond_destroy(&p->has_room);
-		pthread_cond_destroy(&p->has_work);
-		pthread_mutex_destroy(&p->mu);
+	if (threaded && !(p->q = chq_new(&an_ops, p))) {
 		free(p);
 		return NULL;
 	}
 	return p;
 }
 
-/* Wait until the analyzer has replayed everything sent so far. */
-static void anpipe_drain(struct anpipe *p)
-{
-	if (!p || !p->threaded)
-		return;
-	anpipe_flush(p);
-	pthread_mutex_lock(&p->mu);
-	while (p->head || p->busy)
-		pthread_cond_wait(&p->has_room, &p->mu);
-	pthread_mutex_unlock(&p->mu);
-}
-
 void anpipe_stop(struct anpipe *p)
 {
 	if (!p)
 		return;
-	if (p->threaded) {
-		anpipe_flush(p);
-		free(p->cur); /* only when flush had nothing to hand over */
-		p->cur = NULL;
-		pthread_mutex_lock(&p->mu);
-		p->stop = 1;
-		pthread_cond_signal(&p->has_work);
-		pthread_mutex_unlock(&p->mu);
-		pthread_join(p->thread, NULL);
-		while (p->spare) {
-			struct chunk *c = p->spare;
-			p->spare = c->next;
-			free(c);
-		}
-		pthread_cond_destroy(&p->has_room);
-		pthread_cond_destroy(&p->has_work);
-		pthread_mutex_destroy(&p->mu);
-		p->threaded = 0;
-	}
+	chq_free(p->q);
+	p->q = NULL;
 }
 
 void anpipe_free(struct anpipe *p)
@@ -397,7 +257,7 @@ void anpipe_free(struct anpipe *p)
 
 void *anpipe_open(struct anpipe *p, const struct an_flow *flow)
 {
-	if (!p->threaded)
+	if (!p->q)
 		return an_open(p->an, flow);
 	struct handle *h = calloc(1, sizeof *h);
 	if (!h)
@@ -415,7 +275,7 @@ void *anpipe_open(struct anpipe *p, const struct an_flow *flow)
 
 void anpipe_feed(struct anpipe *p, void *h, const struct ev *ev)
 {
-	if (!p->threaded) {
+	if (!p->q) {
 		an_feed(p->an, h, ev);
 		return;
 	}
@@ -429,7 +289,7 @@ void anpipe_feed(struct anpipe *p, void *h, const struct ev *ev)
 
 void anpipe_close(struct anpipe *p, void *h, const struct an_flow_end *end)
 {
-	if (!p->threaded) {
+	if (!p->q) {
 		an_close(p->an, h, end);
 		return;
 	}
@@ -437,7 +297,7 @@ void anpipe_close(struct anpipe *p, void *h, const struct an_flow_end *end)
 	if (!m) {
 		/* the handle cannot be handed over: wait until the analyzer is idle, then
 		 * close directly (its thread is not touching the analyzer then) */
-		anpipe_drain(p);
+		chq_drain(p->q);
 		struct handle *hh = h;
 		if (hh->s)
 			an_close(p->an, hh->s, end);
@@ -449,7 +309,7 @@ void anpipe_close(struct anpipe *p, void *h, const struct an_flow_end *end)
 
 void anpipe_tick(struct anpipe *p, ev_time now)
 {
-	if (!p->threaded) {
+	if (!p->q) {
 		an_tick(p->an, now);
 		return;
 	}
@@ -460,7 +320,7 @@ void anpipe_tick(struct anpipe *p, ev_time now)
 
 void anpipe_call(struct anpipe *p, void (*fn)(void *), void *ctx)
 {
-	if (!p->threaded) {
+	if (!p->q) {
 		fn(ctx);
 		return;
 	}

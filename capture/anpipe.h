@@ -1,16 +1,12 @@
-/* The capture's hand-over to the analyzer: the same four calls as an.h (open, feed,
- * close, tick), either made directly or, with a thread, copied into chunks that an
- * analyzer thread replays in order. Reassembly and decoding then run on one core and
- * normalisation, attribution and detection on another. Every event is deep-copied (events
- * only borrow decoder memory); chunks in flight are capped in bytes and the capture waits
- * when the analyzer is that far behind (live: the kernel ring absorbs it, drops counted). */
+/* The decoders' hand-over to the analyzer: the same four calls as an.h (open, feed,
+ * close, tick), either made directly or, with a thread, copied into chunks (chq.h) that
+ * an analyzer thread replays in order. Normalisation, attribution, detection and output
+ * then run on their own core. Every event is deep-copied (events only borrow decoder
+ * memory). One producer: the capture thread, or the decoder thread (decstage.h). */
 #ifndef DBTAP_ANPIPE_H
 #define DBTAP_ANPIPE_H
 
 #include "an.h"
-
-#define ANPIPE_CHUNK (64u * 1024)	     /* bytes per chunk (bigger events get their own) */
-#define ANPIPE_MAX_INFLIGHT (2u * 1024 * 1024) /* bytes queued before the capture waits */
 
 struct anpipe;
 

@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "anpipe.h"
+#include "decstage.h"
 #include "flows.h"
 #include "l2.h"
 #include "proto.h"
@@ -47,10 +48,11 @@ struct tcpinfo {
 struct cap {
 	struct cap_config cfg;
 	struct anpipe *pipe; /* how events reach the analyzer (direct, or its own thread) */
+	struct decstage *ds; /* where decoders run (inline, or their own thread) */
 	struct flow_table flows;
 	struct v6map *v6;
 	struct cap_stats st;
-	struct proto_stats pstats; /* decoders' drop counters, summed at flow end */
+	struct proto_stats pstats; /* decoders' drop counters, added up at cap_finish */
 	pcap_t *dead;
 	int dlt;
 	int live;
@@ -97,6 +99,7 @@ void cap_config_defaults(struct cap_config *c)
 	c->kernel_buffer_mb = 64;
 	c->stats_interval_s = 60;
 	c->analyzer_thread = -1;
+	c->decoder_thread = -1;
 }
 
 void cap_config_free(struct cap_config *c)
@@ -131,13 +134,6 @@ static ev_time tv_us(const struct timeval *tv)
 
 /* ---- flows: decoder and analyzer wiring ---- */
 
-static void flow_emit(void *ctx, const struct ev *ev)
-{
-	struct flow *f = ctx;
-	if (f->sess && g_cap)
-		anpipe_feed(g_cap->pipe, f->sess, ev);
-}
-
 static void addr_text(const struct cap *c, uint32_t a, char *buf, size_t len)
 {
 	const uint8_t *v6 = v6map_lookup(c->v6, a);
@@ -151,21 +147,6 @@ static void addr_text(const struct cap *c, uint32_t a, char *buf, size_t len)
 static void flow_start_decoding(struct cap *c, struct flow *f, const struct proto_decoder *d)
 {
 	f->dec = d;
-	struct ev_sink *sink = calloc(1, sizeof(*sink));
-	if (!sink) {
-		f->ignored = 1;
-		return;
-	}
-	sink->fn = flow_emit;
-	sink->ctx = f;
-	/* The sink must outlive the decoder: keep it right after the state pointer. */
-	f->dec_state = d->open(sink, f->midstream);
-	if (!f->dec_state) {
-		free(sink);
-		f->ignored = 1;
-		return;
-	}
-	f->sink = sink;
 	struct an_flow af = {
 		.protocol = d->name,
 		.client_ip = f->cli_ip,
@@ -175,18 +156,17 @@ static void flow_start_decoding(struct cap *c, struct flow *f, const struct prot
 		.ts = f->first_ts,
 		.midstream = f->midstream,
 	};
-	f->sess = anpipe_open(c->pipe, &af);
+	f->df = decstage_open(c->ds, d, f->midstream, &af);
+	if (!f->df) {
+		f->ignored = 1;
+		return;
+	}
 	c->st.streams++;
 }
 
 static void flow_finish(struct cap *c, struct flow *f, const char *reason, enum proto_end why)
 {
-	if (f->dec && f->dec_state) {
-		if (f->dec->stats)
-			f->dec->stats(f->dec_state, &c->pstats);
-		f->dec->close(f->dec_state, why, f->last_ts);
-	}
-	if (f->sess) {
+	if (f->df) {
 		struct an_flow_end e = {
 			.ts = f->last_ts,
 			.reason = reason,
@@ -195,12 +175,11 @@ static void flow_finish(struct cap *c, struct flow *f, const char *reason, enum 
 			.gaps = f->gaps,
 			.lost_bytes = f->lost_bytes,
 		};
-		anpipe_close(c->pipe, f->sess, &e);
-		f->sess = NULL;
+		decstage_close(c->ds, f->df, why, &e);
+		f->df = NULL;
 	}
 	if (f->stream)
 		((struct tcp_stream *)f->stream)->user = NULL;
-	free(f->sink);
 	flows_remove(&c->flows, f);
 }
 
@@ -305,7 +284,7 @@ static void on_data(struct cap *c, struct tcp_stream *a, struct flow *f)
 		return; /* urgent data only */
 	}
 	flows_touch(&c->flows, f, c->now);
-	if (f->stopped || f->ignored)
+	if (f->ignored || (f->df && decstage_stopped(f->df)))
 		return; /* everything is consumed by default */
 	const uint8_t *buf = (const uint8_t *)h->data;
 	size_t len = (size_t)(h->count - h->offset);
@@ -315,20 +294,11 @@ static void on_data(struct cap *c, struct tcp_stream *a, struct flow *f)
 				nids_discard(a, 0); /* keep the bytes until we know */
 			return;
 		}
+		if (!f->df)
+			return;
 	}
-	struct proto_result r = f->dec->parse(f->dec_state, dir, buf, len, c->now);
-	size_t consumed = r.consumed > len ? len : r.consumed;
-	if (r.status == PROTO_STOP) {
-		f->stopped = 1;
-		consumed = len;
-	} else if (len - consumed > PROTO_MAX_HOLD) {
-		/* The decoder would not commit to a message this big: drop it, resync. */
-		c->st.oversize++;
-		f->dec->gap(f->dec_state, dir, c->now);
-		consumed = len;
-	}
-	if (consumed < len)
-		nids_discard(a, (int)consumed);
+	/* All of it goes to the decoding stage, which holds any message head itself. */
+	decstage_data(c->ds, f->df, dir, c->now, buf, len);
 }
 
 static void tcp_callback(struct tcp_stream *a, void **param)
@@ -603,11 +573,10 @@ static void declare_gap(struct cap *c, struct flow *f, struct tcp_stream *a, int
 		f->lost_bytes += (uint64_t)(other->count - other->offset);
 		c->st.lost_bytes += (uint64_t)(other->count - other->offset);
 	}
-	if (f->dec && f->dec_state && !f->stopped) {
-		f->dec->gap(f->dec_state, d == 0 ? PROTO_TO_SERVER : PROTO_TO_CLIENT, c->now);
-		if (other_held)
-			f->dec->gap(f->dec_state, d == 0 ? PROTO_TO_CLIENT : PROTO_TO_SERVER, c->now);
-	}
+	/* (libnids holds bytes only for flows still being probed: decoded flows hand all over,
+	 * and the decoding stage drops and counts the other direction's held head itself) */
+	if (f->df)
+		decstage_gap(c->ds, f->df, d == 0 ? PROTO_TO_SERVER : PROTO_TO_CLIENT, c->now);
 	a->user = NULL;
 	f->stream = NULL;
 	f->ooo_pkts[0] = f->ooo_pkts[1] = 0;
@@ -744,7 +713,7 @@ static void on_packet(u_char *user, const struct pcap_pkthdr *h, const u_char *b
 		check_gap(c, &t, p, n);
 	if (c->now - c->last_tick >= CAP_TICK_US) {
 		c->last_tick = c->now;
-		anpipe_tick(c->pipe, c->now);
+		decstage_tick(c->ds, c->now);
 		sweep_idle(c);
 	}
 	if (c->progress && (c->st.packets & 0xffff) == 0)
@@ -800,6 +769,18 @@ struct cap *cap_new(const struct cap_config *cfg, struct an *an, int live, char 
 		c->pipe = anpipe_new(an, 0); /* no thread: analyse inline */
 	if (!c->pipe) {
 		snprintf(err, errlen, "capture: out of memory");
+		free(c);
+		return NULL;
+	}
+	/* A third busy thread pays on three cores or more; on two it measured 13-20 % slower
+	 * except on PostgreSQL prepared traffic (contrib/bench/README.md). */
+	threaded = cfg->decoder_thread > 0 || (cfg->decoder_thread < 0 && sysconf(_SC_NPROCESSORS_ONLN) > 2);
+	c->ds = decstage_new(c->pipe, threaded);
+	if (!c->ds && threaded)
+		c->ds = decstage_new(c->pipe, 0); /* no thread: decode inline */
+	if (!c->ds) {
+		snprintf(err, errlen, "capture: out of memory");
+		anpipe_free(c->pipe);
 		free(c);
 		return NULL;
 	}
@@ -864,6 +845,7 @@ struct cap *cap_new(const struct cap_config *cfg, struct an *an, int live, char 
 	nids_register_tcp(cb.ptr);
 	return c;
 fail:
+	decstage_free(c->ds, NULL);
 	anpipe_free(c->pipe);
 	if (c->dead)
 		pcap_close(c->dead);
@@ -1079,7 +1061,7 @@ int cap_live(struct cap *c, const char *iface, const char *bpf, const char *drop
 		if (g_hup) {
 			g_hup = 0;
 			if (hooks && hooks->on_hup) /* outputs are the analyzer's: reopen in its order */
-				anpipe_call(c->pipe, hooks->on_hup, hooks->ctx);
+				decstage_call(c->ds, hooks->on_hup, hooks->ctx);
 		}
 		struct pollfd pfd = { .fd = fd, .events = POLLIN };
 		int pr = poll(&pfd, 1, 200);
@@ -1089,7 +1071,7 @@ int cap_live(struct cap *c, const char *iface, const char *bpf, const char *drop
 			break;
 		}
 		int n = pcap_dispatch(p, 10000, on_packet, (u_char *)c);
-		anpipe_flush(c->pipe); /* live: hand each batch over at once */
+		decstage_flush(c->ds); /* live: hand each batch over at once */
 		if (n == PCAP_ERROR) {
 			snprintf(err, errlen, "%s: %s", iface, pcap_geterr(p));
 			rc = -1;
@@ -1105,7 +1087,7 @@ int cap_live(struct cap *c, const char *iface, const char *bpf, const char *drop
 				c->now = wall;
 				if (c->now - c->last_tick >= CAP_TICK_US) {
 					c->last_tick = c->now;
-					anpipe_tick(c->pipe, c->now);
+					decstage_tick(c->ds, c->now);
 					sweep_idle(c);
 				}
 			}
@@ -1158,7 +1140,16 @@ void cap_finish(struct cap *c)
 	while (c->flows.lru_head)
 		flow_finish(c, c->flows.lru_head, "eof", PROTO_END_EOF);
 	nids_exit(); /* EXITING for the streams left: none is ours any more */
-	anpipe_tick(c->pipe, c->now);
+	decstage_tick(c->ds, c->now);
+	struct decstage_stats ds = { 0 };
+	decstage_free(c->ds, &ds);
+	c->ds = NULL;
+	c->pstats.stmt_evictions += ds.p.stmt_evictions;
+	c->pstats.portal_evictions += ds.p.portal_evictions;
+	c->pstats.params_dropped += ds.p.params_dropped;
+	c->pstats.pending_dropped += ds.p.pending_dropped;
+	c->st.oversize += ds.oversize;
+	c->st.lost_bytes += ds.lost_bytes;
 	anpipe_stop(c->pipe);
 }
 
@@ -1166,6 +1157,7 @@ void cap_free(struct cap *c)
 {
 	if (!c)
 		return;
+	decstage_free(c->ds, NULL);
 	anpipe_free(c->pipe);
 	flows_free(&c->flows);
 	v6map_free(c->v6);

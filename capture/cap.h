@@ -34,6 +34,9 @@ struct cap_config {
 	/* Run the analyzer on its own thread (decoding on one core, analysis on another):
 	 * 1 on, 0 off, -1 (default) on when the machine has more than one CPU. */
 	int analyzer_thread;
+	/* Run the decoders on their own thread, between capture and analyzer: 1 on, 0 off,
+	 * -1 (default) on when the machine has more than two CPUs. */
+	int decoder_thread;
 };
 
 void cap_config_defaults(struct cap_config *c);

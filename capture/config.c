@@ -112,6 +112,12 @@ static int load_capture(struct dbtap_config *c, const cJSON *v, char *err, size_
 				return -1;
 			}
 			c->cap.analyzer_thread = cJSON_IsTrue(e);
+		} else if (strcmp(k, "decoder_thread") == 0) {
+			if (!cJSON_IsBool(e)) {
+				snprintf(err, errlen, "config: %s: expected true or false", path);
+				return -1;
+			}
+			c->cap.decoder_thread = cJSON_IsTrue(e);
 		} else if (strcmp(k, "max_flows") == 0) {
 			rc = int_key(e, path, 16, 4000000, &c->cap.max_flows, err, errlen);
 		} else if (strcmp(k, "idle_timeout_s") == 0) {

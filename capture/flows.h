@@ -9,6 +9,8 @@
 #include "an.h"
 #include "proto.h"
 
+struct dflow;
+
 struct flow_key {
 	uint32_t cli_ip, srv_ip; /* network order; IPv6 flows use synthetic addresses */
 	uint16_t cli_port, srv_port;
@@ -20,14 +22,12 @@ struct flow {
 	struct flow *lru_prev, *lru_next;
 	void *stream;		     /* libnids tcp_stream while attached */
 	const struct proto_decoder *dec; /* NULL while probing */
-	void *dec_state;
-	struct ev_sink *sink;	     /* what the decoder emits into; outlives dec_state */
-	struct an_session *sess;
+	struct dflow *df;		 /* its decoder in the decoding stage */
 	ev_time first_ts, last_ts;
 	uint64_t bytes_to_server, bytes_to_client;
 	uint64_t gaps, lost_bytes;
 	uint32_t probe_bytes;
-	uint8_t midstream, stopped, ignored;
+	uint8_t midstream, ignored;
 	uint8_t ooo_pkts[2];	     /* packets seen while a direction had a hole */
 	ev_time ooo_since[2];
 	/* Copies of segments queued behind a hole, replayed after the gap is declared so

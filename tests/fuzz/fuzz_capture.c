@@ -1,6 +1,7 @@
 /* Fuzz target: a whole (mutated) capture file through the full pipeline — pcap reader,
  * link-layer shim, IPv6 translation, libnids with mid-stream pickup and gap handling,
- * both decoders (content probing on), the analyzer — with no sink. */
+ * both decoders (content probing on, inline or on the decoder thread), the analyzer — with
+ * no sink. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +27,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	cap_config_defaults(&cc);
 	cc.max_flows = 64;
 	cc.v6_map_size = 64;
+	cc.decoder_thread = data[size - 1] & 1; /* both ways of running the decoders */
 	char err[512];
 	struct cap *c = an ? cap_new(&cc, an, 0, err, sizeof err) : NULL;
 	if (c) {

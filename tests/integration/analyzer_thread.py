@@ -1,11 +1,12 @@
-"""The analyzer thread (capture.analyzer_thread) changes where the work runs, never what is
-stored: every capture we have (the bundled sample, our protocol and capture test captures,
-and the shared corpus when present) is decoded with the thread and without, and the
-sessions, statements, findings (row ids included) and run counters must be the same.
+"""The pipeline's threads (capture.analyzer_thread, capture.decoder_thread) change where
+the work runs, never what is stored: every capture we have (the bundled sample, our
+protocol and capture test captures, and the shared corpus when present) is decoded with
+both threads, with the analyzer thread only, and with neither, and the sessions,
+statements, findings (row ids included) and run counters must be the same.
 Regression: statements still open at end of file were stored in the order of libnids'
 randomly keyed stream table, so row ids changed from run to run
 (deepflow-mysql-statement.pcap); flows are now closed in our own order.
-The ASan/UBSan run of the suite checks the copies the thread path makes."""
+The ASan/UBSan run of the suite checks the copies the thread paths make."""
 import glob
 import os
 import sqlite3
@@ -18,6 +19,8 @@ import dbtest  # noqa: E402
 SRC = os.environ.get('DBTAP_SRC', os.path.join(os.path.dirname(__file__), '..', '..'))
 CORPUS = os.environ.get('DBTAP_CORPUS', os.path.join(SRC, '..', 'shared', 'corpus'))
 
+MODES = ((True, True), (True, False), (False, False))  # (analyzer_thread, decoder_thread)
+LABEL = ('both threads', 'the analyzer thread only', 'no thread')
 PORTS = {'postgresql': [5432, 8000, 15432, 60102], 'mysql': [3306, 2883, 6033, 13001, 20130, 30130]}
 
 
@@ -61,25 +64,26 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         for i, pcap in enumerate(caps):
             res = []
-            for threaded in (True, False):
-                db = os.path.join(tmp, f'{i}-{int(threaded)}.db')
+            for k, (an_t, dec_t) in enumerate(MODES):
+                db = os.path.join(tmp, f'{i}-{k}.db')
                 cfg = {'ports': PORTS, 'audit': 'all', 'keep_literals': True,
-                       'capture': {'analyzer_thread': threaded}}
+                       'capture': {'analyzer_thread': an_t, 'decoder_thread': dec_t}}
                 r = dbtest.run_dbtap(pcap, db, config=cfg, check=False)
                 res.append((r.returncode, stored(db) if os.path.exists(db) else None))
             name = os.path.relpath(pcap, SRC) if pcap.startswith(SRC) else os.path.basename(pcap)
-            same = res[0] == res[1]
             if res[0][1]:
                 rows_seen += len(res[0][1]['statements'])
-            if not same:
-                for k in ('sessions', 'statements', 'findings', 'runs'):
-                    a = (res[0][1] or {}).get(k)
-                    b = (res[1][1] or {}).get(k)
-                    if a != b:
-                        print(f'# {name}: {k} differ: with thread {len(a or [])} rows, without {len(b or [])}')
-                        print('#   with:    ' + ' | '.join(sorted(set(a or []) - set(b or [])))[:600])
-                        print('#   without: ' + ' | '.join(sorted(set(b or []) - set(a or [])))[:600])
-            c.check(same, f'{name}: same exit status and rows with and without the analyzer thread')
+            for k in (1, 2):
+                same = res[0] == res[k]
+                if not same:
+                    for t in ('sessions', 'statements', 'findings', 'runs'):
+                        a = (res[0][1] or {}).get(t)
+                        b = (res[k][1] or {}).get(t)
+                        if a != b:
+                            print(f'# {name}: {t} differ: {LABEL[0]} {len(a or [])} rows, {LABEL[k]} {len(b or [])}')
+                            print(f'#   {LABEL[0]}: ' + ' | '.join(sorted(set(a or []) - set(b or [])))[:600])
+                            print(f'#   {LABEL[k]}: ' + ' | '.join(sorted(set(b or []) - set(a or [])))[:600])
+                c.check(same, f'{name}: same exit status and rows with {LABEL[0]} as with {LABEL[k]}')
     c.check(rows_seen > 500, f'{rows_seen} statements compared')
     # the regression capture: several runs, the same row ids every time
     reg = os.path.join(CORPUS, 'mysql', 'deepflow-mysql-statement.pcap')

@@ -1,0 +1,413 @@
+/* The decoding stage (see decstage.h). Threaded, each call is a message in a chunk queue:
+ * the struct by value, then the bytes it carries (segment data, the open's addresses).
+ * The decoder thread replays them in order; the dflow belongs to that side except for
+ * its stopped flag, which the capture reads to stop handing bytes over. */
+#include "decstage.h"
+
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "chq.h"
+
+#define HOLD_KEEP_CAP (64u << 10) /* an emptied hold buffer bigger than this is freed */
+
+struct hold {
+	uint8_t *buf;
+	size_t len, cap;
+};
+
+struct dflow {
+	struct decstage *ds;
+	const struct proto_decoder *dec;
+	void *state; /* NULL: the decoder could not start; bytes are ignored */
+	struct ev_sink sink;
+	void *sess;
+	atomic_int stopped;
+	struct hold hold[2]; /* by enum proto_dir */
+	uint64_t lost;	     /* held bytes dropped at gaps */
+};
+
+struct decstage {
+	struct anpipe *pipe;
+	struct chq *q; /* NULL: inline */
+	struct decstage_stats st; /* the decoding side's */
+};
+
+enum { D_OPEN, D_DATA, D_GAP, D_CLOSE, D_TICK, D_CALL };
+
+struct dmsg {
+	uint32_t type;
+	uint32_t size; /* whole message, a multiple of 8 */
+	struct dflow *df;
+	union {
+		struct {
+			const struct proto_decoder *dec;
+			int midstream;
+			struct an_flow flow;
+		} open;
+		struct {
+			ev_time ts;
+			size_t len; /* the bytes follow the message head */
+			int dir;
+		} data;
+		struct {
+			ev_time ts;
+			int dir;
+		} gap;
+		struct {
+			int why;
+			struct an_flow_end end;
+		} close;
+		ev_time now;
+		struct {
+			void (*fn)(void *);
+			void *ctx;
+		} call;
+	} u;
+};
+
+#define HEAD chq_align8(sizeof(struct dmsg))
+
+/* ---- the decoding side ---- */
+
+static void emit(void *ctx, const struct ev *ev)
+{
+	struct dflow *df = ctx;
+	if (df->sess)
+		anpipe_feed(df->ds->pipe, df->sess, ev);
+}
+
+static void do_open(struct dflow *df, const struct proto_decoder *dec, int midstream,
+		    const struct an_flow *flow)
+{
+	df->dec = dec;
+	df->sink.fn = emit;
+	df->sink.ctx = df;
+	df->state = dec->open(&df->sink, midstream);
+	if (df->state)
+		df->sess = anpipe_open(df->ds->pipe, flow);
+}
+
+static void hold_free(struct hold *h)
+{
+	free(h->buf);
+	*h = (struct hold){ 0 };
+}
+
+/* Room for n bytes in h; -1 when out of memory. */
+static int hold_room(struct hold *h, size_t n)
+{
+	if (n <= h->cap)
+		return 0;
+	size_t cap = h->cap ? h->cap : 4096;
+	while (cap < n)
+		cap *= 2;
+	uint8_t *b = realloc(h->buf, cap);
+	if (!b)
+		return -1;
+	h->buf = b;
+	h->cap = cap;
+	return 0;
+}
+
+/* Bytes that cannot be held (out of memory) are lost like a gap's. */
+static void lose(struct dflow *df, enum proto_dir dir, ev_time ts, size_t n)
+{
+	df->lost += n;
+	df->ds->st.lost_bytes += n;
+	hold_free(&df->hold[dir]);
+	df->dec->gap(df->state, dir, ts);
+}
+
+static void do_data(struct dflow *df, enum proto_dir dir, ev_time ts, const uint8_t *p, size_t n)
+{
+	if (!df->state || atomic_load_explicit(&df->stopped, memory_order_relaxed))
+		return;
+	struct hold *h = &df->hold[dir];
+	const uint8_t *buf = p;
+	size_t len = n;
+	if (h->len) { /* a message head is waiting for these bytes */
+		if (hold_room(h, h->len + n) < 0) {
+			lose(df, dir, ts, h->len + n);
+			return;
+		}
+		memcpy(h->buf + h->len, p, n);
+		h->len += n;
+		buf = h->buf;
+		len = h->len;
+	}
+	struct proto_result r = df->dec->parse(df->state, dir, buf, len, ts);
+	size_t used = r.consumed > len ? len : r.consumed;
+	if (r.status == PROTO_STOP) {
+		atomic_store_explicit(&df->stopped, 1, memory_order_relaxed);
+		hold_free(&df->hold[0]);
+		hold_free(&df->hold[1]);
+		return;
+	}
+	if (len - used > PROTO_MAX_HOLD) {
+		/* The decoder would not commit to a message this big: drop it, resync. */
+		df->ds->st.oversize++;
+		df->dec->gap(df->state, dir, ts);
+		used = len;
+	}
+	size_t keep = len - used;
+	if (!keep) {
+		h->len = 0;
+		if (h->cap > HOLD_KEEP_CAP)
+			hold_free(h);
+		return;
+	}
+	if (buf == h->buf) {
+		memmove(h->buf, h->buf + used, keep);
+	} else if (hold_room(h, keep) < 0) {
+		lose(df, dir, ts, keep);
+		return;
+	} else {
+		memcpy(h->buf, buf + used, keep);
+	}
+	h->len = keep;
+}
+
+static void do_gap(struct dflow *df, enum proto_dir dir, ev_time ts)
+{
+	if (!df->state || atomic_load_explicit(&df->stopped, memory_order_relaxed))
+		return;
+	df->hold[dir].len = 0; /* the stuck direction's head goes with the hole */
+	df->dec->gap(df->state, dir, ts);
+	enum proto_dir other = dir == PROTO_TO_SERVER ? PROTO_TO_CLIENT : PROTO_TO_SERVER;
+	struct hold *o = &df->hold[other];
+	if (o->len) {
+		df->lost += o->len;
+		df->ds->st.lost_bytes += o->len;
+		o->len = 0;
+		df->dec->gap(df->state, other, ts);
+	}
+}
+
+static void do_close(struct dflow *df, enum proto_end why, const struct an_flow_end *end)
+{
+	if (df->state) {
+		if (df->dec->stats)
+			df->dec->stats(df->state, &df->ds->st.p);
+		df->dec->close(df->state, why, end->ts);
+	}
+	if (df->sess) {
+		struct an_flow_end e = *end;
+		e.lost_bytes += df->lost;
+		anpipe_close(df->ds->pipe, df->sess, &e);
+	}
+	hold_free(&df->hold[0]);
+	hold_free(&df->hold[1]);
+	free(df);
+}
+
+static void replay(void *ctx, unsigned char *data, size_t used)
+{
+	struct decstage *ds = ctx;
+	for (size_t off = 0; off < used;) {
+		struct dmsg *m = (struct dmsg *)(void *)(data + off);
+		off += m->size;
+		switch (m->type) {
+		case D_OPEN:
+			do_open(m->df, m->u.open.dec, m->u.open.midstream, &m->u.open.flow);
+			break;
+		case D_DATA:
+			do_data(m->df, (enum proto_dir)m->u.data.dir, m->u.data.ts,
+				(const uint8_t *)m + HEAD, m->u.data.len);
+			break;
+		case D_GAP:
+			do_gap(m->df, (enum proto_dir)m->u.gap.dir, m->u.gap.ts);
+			break;
+		case D_CLOSE:
+			do_close(m->df, (enum proto_end)m->u.close.why, &m->u.close.end);
+			break;
+		case D_TICK:
+			anpipe_tick(ds->pipe, m->u.now);
+			break;
+		case D_CALL:
+			anpipe_call(ds->pipe, m->u.call.fn, m->u.call.ctx);
+			break;
+		}
+	}
+}
+
+/* The queue ran dry: give the analyzer what the decoders produced. */
+static void idle(void *ctx)
+{
+	struct decstage *ds = ctx;
+	anpipe_flush(ds->pipe);
+}
+
+static const struct chq_ops dec_ops = { .thread_name = "dbtap-decoder", .replay = replay,
+					.idle = idle };
+
+/* ---- the capture side ---- */
+
+struct decstage *decstage_new(struct anpipe *pipe, int threaded)
+{
+	struct decstage *ds = calloc(1, sizeof *ds);
+	if (!ds)
+		return NULL;
+	ds->pipe = pipe;
+	if (threaded && !(ds->q = chq_new(&dec_ops, ds))) {
+		free(ds);
+		return NULL;
+	}
+	return ds;
+}
+
+static void stats_add(struct decstage_stats *to, const struct decstage_stats *from)
+{
+	to->p.stmt_evictions += from->p.stmt_evictions;
+	to->p.portal_evictions += from->p.portal_evictions;
+	to->p.params_dropped += from->p.params_dropped;
+	to->p.pending_dropped += from->p.pending_dropped;
+	to->oversize += from->oversize;
+	to->lost_bytes += from->lost_bytes;
+}
+
+void decstage_free(struct decstage *ds, struct decstage_stats *st)
+{
+	if (!ds)
+		return;
+	chq_free(ds->q); /* replays the rest first */
+	if (st)
+		stats_add(st, &ds->st);
+	free(ds);
+}
+
+void decstage_flush(struct decstage *ds)
+{
+	if (ds->q)
+		chq_flush(ds->q);
+	else
+		anpipe_flush(ds->pipe);
+}
+
+static struct dmsg *msg_new(struct decstage *ds, int type, struct dflow *df, size_t extra)
+{
+	size_t n = HEAD + chq_align8(extra);
+	struct dmsg *m = chq_reserve(ds->q, n);
+	if (!m)
+		return NULL;
+	m->type = (uint32_t)type;
+	m->size = (uint32_t)n;
+	m->df = df;
+	return m;
+}
+
+static const char *str_copy(char **at, const char *s)
+{
+	if (!s)
+		return NULL;
+	size_t n = strlen(s) + 1;
+	memcpy(*at, s, n);
+	const char *r = *at;
+	*at += n;
+	return r;
+}
+
+struct dflow *decstage_open(struct decstage *ds, const struct proto_decoder *dec, int midstream,
+			    const struct an_flow *flow)
+{
+	struct dflow *df = calloc(1, sizeof *df);
+	if (!df)
+		return NULL;
+	df->ds = ds;
+	atomic_init(&df->stopped, 0);
+	if (!ds->q) {
+		do_open(df, dec, midstream, flow);
+		return df;
+	}
+	size_t a = flow->client_ip ? strlen(flow->client_ip) + 1 : 0;
+	size_t b = flow->server_ip ? strlen(flow->server_ip) + 1 : 0;
+	struct dmsg *m = msg_new(ds, D_OPEN, df, a + b);
+	if (!m) {
+		free(df);
+		return NULL;
+	}
+	m->u.open.dec = dec;
+	m->u.open.midstream = midstream;
+	m->u.open.flow = *flow; /* protocol: the decoder's static name */
+	char *at = (char *)m + HEAD;
+	m->u.open.flow.client_ip = str_copy(&at, flow->client_ip);
+	m->u.open.flow.server_ip = str_copy(&at, flow->server_ip);
+	return df;
+}
+
+int decstage_stopped(const struct dflow *df)
+{
+	return atomic_load_explicit(&df->stopped, memory_order_relaxed);
+}
+
+void decstage_data(struct decstage *ds, struct dflow *df, enum proto_dir dir, ev_time ts,
+		   const uint8_t *buf, size_t len)
+{
+	if (!ds->q) {
+		do_data(df, dir, ts, buf, len);
+		return;
+	}
+	struct dmsg *m = msg_new(ds, D_DATA, df, len);
+	if (!m) { /* out of memory: these bytes are lost to the decoder */
+		decstage_gap(ds, df, dir, ts);
+		return;
+	}
+	m->u.data.ts = ts;
+	m->u.data.len = len;
+	m->u.data.dir = (int)dir;
+	memcpy((unsigned char *)m + HEAD, buf, len);
+}
+
+void decstage_gap(struct decstage *ds, struct dflow *df, enum proto_dir dir, ev_time ts)
+{
+	if (!ds->q) {
+		do_gap(df, dir, ts);
+		return;
+	}
+	struct dmsg *m = msg_new(ds, D_GAP, df, 0);
+	if (m) {
+		m->u.gap.ts = ts;
+		m->u.gap.dir = (int)dir;
+	}
+}
+
+void decstage_close(struct decstage *ds, struct dflow *df, enum proto_end why,
+		    const struct an_flow_end *end)
+{
+	if (ds->q) {
+		struct dmsg *m = msg_new(ds, D_CLOSE, df, 0);
+		if (m) {
+			m->u.close.why = (int)why;
+			m->u.close.end = *end; /* reason: a static literal */
+			return;
+		}
+		chq_drain(ds->q); /* out of memory: close here once the decoder thread is idle */
+	}
+	do_close(df, why, end);
+}
+
+void decstage_tick(struct decstage *ds, ev_time now)
+{
+	if (!ds->q) {
+		anpipe_tick(ds->pipe, now);
+		return;
+	}
+	struct dmsg *m = msg_new(ds, D_TICK, NULL, 0);
+	if (m)
+		m->u.now = now;
+}
+
+void decstage_call(struct decstage *ds, void (*fn)(void *), void *ctx)
+{
+	if (!ds->q) {
+		anpipe_call(ds->pipe, fn, ctx);
+		return;
+	}
+	struct dmsg *m = msg_new(ds, D_CALL, NULL, 0);
+	if (m) {
+		m->u.call.fn = fn;
+		m->u.call.ctx = ctx;
+	}
+	chq_flush(ds->q);
+}
