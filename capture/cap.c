@@ -565,16 +565,14 @@ static void declare_gap(struct cap *c, struct flow *f, struct tcp_stream *a, int
 	f->lost_bytes += lost;
 	c->st.gaps++;
 	c->st.lost_bytes += lost;
-	/* d is the stuck direction; the other one loses only the partial message libnids
-	 * still holds for it, if any. */
+	/* d is the stuck direction; the other one loses only the partial message held for
+	 * it, if any: by libnids while the flow is still probed, else by the decoding stage,
+	 * which drops and counts it itself. */
 	const struct half_stream *other = d == 0 ? &a->client : &a->server;
-	int other_held = other->count - other->offset > 0;
-	if (other_held) {
+	if (other->count - other->offset > 0) {
 		f->lost_bytes += (uint64_t)(other->count - other->offset);
 		c->st.lost_bytes += (uint64_t)(other->count - other->offset);
 	}
-	/* (libnids holds bytes only for flows still being probed: decoded flows hand all over,
-	 * and the decoding stage drops and counts the other direction's held head itself) */
 	if (f->df)
 		decstage_gap(c->ds, f->df, d == 0 ? PROTO_TO_SERVER : PROTO_TO_CLIENT, c->now);
 	a->user = NULL;
