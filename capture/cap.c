@@ -100,6 +100,7 @@ void cap_config_defaults(struct cap_config *c)
 	c->stats_interval_s = 60;
 	c->analyzer_thread = -1;
 	c->decoder_thread = -1;
+	c->max_held_mb = 128;
 }
 
 void cap_config_free(struct cap_config *c)
@@ -530,8 +531,9 @@ static void maybe_pickup(struct cap *c, const struct tcpinfo *t, const struct pc
 static void hold_segment(struct cap *c, struct flow *f, int d, const struct tcpinfo *t,
 			 const uint8_t *p, size_t n)
 {
-	if (f->held_bytes[d] + n > FLOW_HELD_MAX) {
-		c->st.sensor_drops++;
+	if (f->held_bytes[d] + n > FLOW_HELD_MAX ||
+	    c->flows.held + n > (uint64_t)c->cfg.max_held_mb << 20) {
+		c->st.held_segments_dropped++;
 		return;
 	}
 	struct held_seg *h = malloc(sizeof(*h) + n);
@@ -550,6 +552,7 @@ static void hold_segment(struct cap *c, struct flow *f, int d, const struct tcpi
 	h->next = *pp;
 	*pp = h;
 	f->held_bytes[d] += (uint32_t)n;
+	c->flows.held += n;
 }
 
 /* Declare the bytes before the first held segment lost: free the libnids stream (stuck
@@ -580,7 +583,8 @@ static void declare_gap(struct cap *c, struct flow *f, struct tcp_stream *a, int
 	f->ooo_pkts[0] = f->ooo_pkts[1] = 0;
 	f->ooo_since[0] = f->ooo_since[1] = 0;
 	nids_free_tcp_stream(a);
-	flow_held_clear(f, !d);
+	flow_held_clear(&c->flows, f, !d);
+	c->flows.held -= f->held_bytes[d]; /* the list is replayed and freed below */
 	f->held[d] = NULL;
 	f->held_bytes[d] = 0;
 	struct pcap_pkthdr h = { .ts = { .tv_sec = (time_t)(c->now / 1000000),
@@ -598,12 +602,30 @@ static void declare_gap(struct cap *c, struct flow *f, struct tcp_stream *a, int
 	}
 }
 
+/* libnids grows a half-stream's buffer to fit its largest delivery and never shrinks it
+ * (NOTES-libnids.md): a flood of flows that each sent one 64 KiB segment would pin
+ * 128 KiB or more apiece. Decoded flows leave nothing in it, so a big one is given back
+ * once this packet is done (libnids allocates afresh when data is NULL). */
+#define CAP_NIDS_BUF_KEEP (16 * 1024)
+static void trim_nids_buffers(struct tcp_stream *a)
+{
+	struct half_stream *hs[2] = { &a->client, &a->server };
+	for (int i = 0; i < 2; i++) {
+		if (hs[i]->bufsize > CAP_NIDS_BUF_KEEP && hs[i]->count == hs[i]->offset) {
+			free(hs[i]->data);
+			hs[i]->data = NULL;
+			hs[i]->bufsize = 0;
+		}
+	}
+}
+
 static void check_gap(struct cap *c, const struct tcpinfo *t, const uint8_t *p, size_t n)
 {
 	struct flow *f = flow_of(c, t->saddr, t->sport, t->daddr, t->dport);
 	struct tcp_stream *a = f ? f->stream : NULL;
 	if (!a || a->user != f)
 		return;
+	trim_nids_buffers(a);
 	/* d = 0: the server half (bytes the client sends); d = 1: the client half. */
 	struct half_stream *hs[2] = { &a->server, &a->client };
 	const struct half_stream *sender[2] = { &a->client, &a->server };
@@ -612,7 +634,7 @@ static void check_gap(struct cap *c, const struct tcpinfo *t, const uint8_t *p, 
 		if (!hs[d]->list && !c->bigqueue) {
 			f->ooo_pkts[d] = 0;
 			f->ooo_since[d] = 0;
-			flow_held_clear(f, d);
+			flow_held_clear(&c->flows, f, d);
 			continue;
 		}
 		uint32_t expect = sender[d]->first_data_seq + (uint32_t)hs[d]->count;
@@ -773,9 +795,10 @@ struct cap *cap_new(const struct cap_config *cfg, struct an *an, int live, char 
 	/* A third busy thread pays on three cores or more; on two it measured 13-20 % slower
 	 * except on PostgreSQL prepared traffic (contrib/bench/README.md). */
 	threaded = cfg->decoder_thread > 0 || (cfg->decoder_thread < 0 && sysconf(_SC_NPROCESSORS_ONLN) > 2);
-	c->ds = decstage_new(c->pipe, threaded);
+	size_t held_max = (size_t)cfg->max_held_mb << 20;
+	c->ds = decstage_new(c->pipe, threaded, held_max);
 	if (!c->ds && threaded)
-		c->ds = decstage_new(c->pipe, 0); /* no thread: decode inline */
+		c->ds = decstage_new(c->pipe, 0, held_max); /* no thread: decode inline */
 	if (!c->ds) {
 		snprintf(err, errlen, "capture: out of memory");
 		anpipe_free(c->pipe);
@@ -1147,6 +1170,7 @@ void cap_finish(struct cap *c)
 	c->pstats.params_dropped += ds.p.params_dropped;
 	c->pstats.pending_dropped += ds.p.pending_dropped;
 	c->st.oversize += ds.oversize;
+	c->st.held_dropped += ds.held_dropped;
 	c->st.lost_bytes += ds.lost_bytes;
 	anpipe_stop(c->pipe);
 }
@@ -1169,7 +1193,8 @@ void cap_free(struct cap *c)
 void cap_get_stats(const struct cap *c, struct cap_stats *st)
 {
 	*st = c->st;
-	st->sensor_drops = c->st.sensor_drops + c->st.evicted + c->st.oversize + c->st.v6_map_full;
+	st->sensor_drops = c->st.sensor_drops + c->st.evicted + c->st.oversize + c->st.v6_map_full +
+			   c->st.held_dropped + c->st.held_segments_dropped;
 }
 
 char *cap_stats_json(const struct cap *c)
@@ -1182,6 +1207,7 @@ char *cap_stats_json(const struct cap *c)
 		 "{\"non_ip\":%llu,\"truncated\":%llu,\"ipv6_fragments\":%llu,\"ipv6_skipped\":%llu,"
 		 "\"v6_map_full\":%llu,\"midstream_pickups\":%llu,\"gaps\":%llu,\"lost_bytes\":%llu,"
 		 "\"evicted\":%llu,\"nids_evictions\":%llu,\"idle_closed\":%llu,\"oversize\":%llu,\"nids_warnings\":%llu,"
+		 "\"held_dropped\":%llu,\"held_segments_dropped\":%llu,"
 		 "\"decoder_stmt_evictions\":%llu,\"decoder_portal_evictions\":%llu,"
 		 "\"decoder_params_dropped\":%llu,\"decoder_pending_dropped\":%llu}",
 		 (unsigned long long)t->non_ip, (unsigned long long)t->truncated,
@@ -1191,6 +1217,7 @@ char *cap_stats_json(const struct cap *c)
 		 (unsigned long long)t->evicted, (unsigned long long)t->nids_evictions,
 		 (unsigned long long)t->idle_closed,
 		 (unsigned long long)t->oversize, (unsigned long long)t->nids_warnings,
+		 (unsigned long long)t->held_dropped, (unsigned long long)t->held_segments_dropped,
 		 (unsigned long long)c->pstats.stmt_evictions, (unsigned long long)c->pstats.portal_evictions,
 		 (unsigned long long)c->pstats.params_dropped, (unsigned long long)c->pstats.pending_dropped);
 	return s;

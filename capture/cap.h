@@ -37,6 +37,9 @@ struct cap_config {
 	/* Run the decoders on their own thread, between capture and analyzer: 1 on, 0 off,
 	 * -1 (default) on when the machine has more than two CPUs. */
 	int decoder_thread;
+	/* MiB that all flows together may hold: message heads waiting for their rest, and
+	 * (separately) segments waiting behind a hole. Beyond it they are dropped, counted. */
+	int max_held_mb;
 };
 
 void cap_config_defaults(struct cap_config *c);
@@ -48,6 +51,8 @@ struct cap_stats {
 	uint64_t midstream_pickups, gaps, lost_bytes, evicted, idle_closed, oversize;
 	uint64_t nids_evictions; /* libnids dropped a live stream for room; re-picked up */
 	uint64_t nids_warnings, nids_too_many;
+	uint64_t held_dropped;	       /* message heads dropped: hold budget or memory */
+	uint64_t held_segments_dropped; /* segments behind a hole not kept: per-flow cap or budget */
 	int64_t first_ts, last_ts; /* packet times, microseconds */
 };
 

@@ -118,6 +118,8 @@ static int load_capture(struct dbtap_config *c, const cJSON *v, char *err, size_
 				return -1;
 			}
 			c->cap.decoder_thread = cJSON_IsTrue(e);
+		} else if (strcmp(k, "max_held_mb") == 0) {
+			rc = int_key(e, path, 1, 1 << 20, &c->cap.max_held_mb, err, errlen);
 		} else if (strcmp(k, "max_flows") == 0) {
 			rc = int_key(e, path, 16, 4000000, &c->cap.max_flows, err, errlen);
 		} else if (strcmp(k, "idle_timeout_s") == 0) {

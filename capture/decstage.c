@@ -32,6 +32,7 @@ struct decstage {
 	struct anpipe *pipe;
 	struct chq *q; /* NULL: inline */
 	struct decstage_stats st; /* the decoding side's */
+	size_t held, held_max;	  /* bytes of hold buffers, all flows; their cap */
 };
 
 enum { D_OPEN, D_DATA, D_GAP, D_CLOSE, D_TICK, D_CALL };
@@ -89,34 +90,37 @@ static void do_open(struct dflow *df, const struct proto_decoder *dec, int midst
 		df->sess = anpipe_open(df->ds->pipe, flow);
 }
 
-static void hold_free(struct hold *h)
+static void hold_free(struct decstage *ds, struct hold *h)
 {
+	ds->held -= h->cap;
 	free(h->buf);
 	*h = (struct hold){ 0 };
 }
 
-/* Room for n bytes in h; -1 when out of memory. */
-static int hold_room(struct hold *h, size_t n)
+/* Room for n bytes in h; -1 when out of memory or over the stage's budget. */
+static int hold_room(struct decstage *ds, struct hold *h, size_t n)
 {
 	if (n <= h->cap)
 		return 0;
 	size_t cap = h->cap ? h->cap : 4096;
 	while (cap < n)
 		cap *= 2;
+	if (ds->held - h->cap + cap > ds->held_max)
+		return -1;
 	uint8_t *b = realloc(h->buf, cap);
 	if (!b)
 		return -1;
+	ds->held += cap - h->cap;
 	h->buf = b;
 	h->cap = cap;
 	return 0;
 }
 
-/* Bytes that cannot be held (out of memory) are lost like a gap's. */
-static void lose(struct dflow *df, enum proto_dir dir, ev_time ts, size_t n)
+/* A message head that cannot be held (budget, memory) is dropped: the decoder resyncs. */
+static void drop_head(struct dflow *df, enum proto_dir dir, ev_time ts)
 {
-	df->lost += n;
-	df->ds->st.lost_bytes += n;
-	hold_free(&df->hold[dir]);
+	df->ds->st.held_dropped++;
+	hold_free(df->ds, &df->hold[dir]);
 	df->dec->gap(df->state, dir, ts);
 }
 
@@ -128,8 +132,8 @@ static void do_data(struct dflow *df, enum proto_dir dir, ev_time ts, const uint
 	const uint8_t *buf = p;
 	size_t len = n;
 	if (h->len) { /* a message head is waiting for these bytes */
-		if (hold_room(h, h->len + n) < 0) {
-			lose(df, dir, ts, h->len + n);
+		if (hold_room(df->ds, h, h->len + n) < 0) {
+			drop_head(df, dir, ts);
 			return;
 		}
 		memcpy(h->buf + h->len, p, n);
@@ -141,8 +145,8 @@ static void do_data(struct dflow *df, enum proto_dir dir, ev_time ts, const uint
 	size_t used = r.consumed > len ? len : r.consumed;
 	if (r.status == PROTO_STOP) {
 		atomic_store_explicit(&df->stopped, 1, memory_order_relaxed);
-		hold_free(&df->hold[0]);
-		hold_free(&df->hold[1]);
+		hold_free(df->ds, &df->hold[0]);
+		hold_free(df->ds, &df->hold[1]);
 		return;
 	}
 	if (len - used > PROTO_MAX_HOLD) {
@@ -155,13 +159,13 @@ static void do_data(struct dflow *df, enum proto_dir dir, ev_time ts, const uint
 	if (!keep) {
 		h->len = 0;
 		if (h->cap > HOLD_KEEP_CAP)
-			hold_free(h);
+			hold_free(df->ds, h);
 		return;
 	}
 	if (buf == h->buf) {
 		memmove(h->buf, h->buf + used, keep);
-	} else if (hold_room(h, keep) < 0) {
-		lose(df, dir, ts, keep);
+	} else if (hold_room(df->ds, h, keep) < 0) {
+		drop_head(df, dir, ts);
 		return;
 	} else {
 		memcpy(h->buf, buf + used, keep);
@@ -197,8 +201,8 @@ static void do_close(struct dflow *df, enum proto_end why, const struct an_flow_
 		e.lost_bytes += df->lost;
 		anpipe_close(df->ds->pipe, df->sess, &e);
 	}
-	hold_free(&df->hold[0]);
-	hold_free(&df->hold[1]);
+	hold_free(df->ds, &df->hold[0]);
+	hold_free(df->ds, &df->hold[1]);
 	free(df);
 }
 
@@ -244,12 +248,13 @@ static const struct chq_ops dec_ops = { .thread_name = "dbtap-decoder", .replay 
 
 /* ---- the capture side ---- */
 
-struct decstage *decstage_new(struct anpipe *pipe, int threaded)
+struct decstage *decstage_new(struct anpipe *pipe, int threaded, size_t held_max)
 {
 	struct decstage *ds = calloc(1, sizeof *ds);
 	if (!ds)
 		return NULL;
 	ds->pipe = pipe;
+	ds->held_max = held_max;
 	if (threaded && !(ds->q = chq_new(&dec_ops, ds))) {
 		free(ds);
 		return NULL;
@@ -264,6 +269,7 @@ static void stats_add(struct decstage_stats *to, const struct decstage_stats *fr
 	to->p.params_dropped += from->p.params_dropped;
 	to->p.pending_dropped += from->p.pending_dropped;
 	to->oversize += from->oversize;
+	to->held_dropped += from->held_dropped;
 	to->lost_bytes += from->lost_bytes;
 }
 

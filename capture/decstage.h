@@ -5,7 +5,9 @@
  *
  * Capture hands every reassembled byte over at once; the stage keeps what a decoder did
  * not consume (a message's head) in a per-direction buffer of at most PROTO_MAX_HOLD
- * bytes plus the newest segment. Decoder counters reach the capture at decstage_free. */
+ * bytes plus the newest segment, all flows' buffers within one budget (a flood of flows
+ * that each start a huge message cannot take the sensor's memory). Decoder counters reach
+ * the capture at decstage_free. */
 #ifndef DBTAP_DECSTAGE_H
 #define DBTAP_DECSTAGE_H
 
@@ -20,10 +22,13 @@ struct decstage_stats {
 	struct proto_stats p;	/* decoders' own drop counters */
 	uint64_t oversize;	/* messages skipped: a decoder would not commit within the hold */
 	uint64_t lost_bytes;	/* partial messages dropped with a gap in the other direction */
+	uint64_t held_dropped;	/* message heads dropped: the hold budget was spent */
 };
 
-/* threaded = 0: calls run inline. NULL when out of memory or the thread could not start. */
-struct decstage *decstage_new(struct anpipe *pipe, int threaded);
+/* threaded = 0: calls run inline. held_max bounds the hold buffers of all flows together:
+ * a head that does not fit is dropped (the decoder resyncs) and counted. NULL when out of
+ * memory or the thread could not start. */
+struct decstage *decstage_new(struct anpipe *pipe, int threaded, size_t held_max);
 /* Replay what is queued, stop the thread, add the counters to *st, free. */
 void decstage_free(struct decstage *ds, struct decstage_stats *st);
 /* Hand queued calls over now (end of a live read batch). */

@@ -88,8 +88,9 @@ struct flow *flows_add(struct flow_table *t, const struct flow_key *k)
 	return f;
 }
 
-void flow_held_clear(struct flow *f, int dir)
+void flow_held_clear(struct flow_table *t, struct flow *f, int dir)
 {
+	t->held -= f->held_bytes[dir];
 	while (f->held[dir]) {
 		struct held_seg *h = f->held[dir];
 		f->held[dir] = h->next;
@@ -100,8 +101,8 @@ void flow_held_clear(struct flow *f, int dir)
 
 void flows_remove(struct flow_table *t, struct flow *f)
 {
-	flow_held_clear(f, 0);
-	flow_held_clear(f, 1);
+	flow_held_clear(t, f, 0);
+	flow_held_clear(t, f, 1);
 	struct flow **pp = &t->bucket[key_hash(&f->key) & (t->nbuckets - 1)];
 	while (*pp && *pp != f)
 		pp = &(*pp)->hnext;

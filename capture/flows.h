@@ -46,13 +46,15 @@ struct held_seg {
 	uint8_t pkt[];
 };
 
-void flow_held_clear(struct flow *f, int dir);
+struct flow_table;
+void flow_held_clear(struct flow_table *t, struct flow *f, int dir);
 
 struct flow_table {
 	struct flow **bucket;
 	uint32_t nbuckets, count, cap;
 	struct flow *lru_head, *lru_tail; /* head = least recently active */
 	struct flow *last;		  /* the last one found (cleared when removed) */
+	uint64_t held;			  /* bytes of held segments, all flows */
 };
 
 int flows_init(struct flow_table *t, uint32_t cap);

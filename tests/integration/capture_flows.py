@@ -2,7 +2,12 @@
 tests/capture/data/base.pcap is split in two, and between its halves come 100,000
 concurrent synthetic flows (handshake + a StartupMessage, never closed) and 50,000 bare
 SYNs. With capture.max_flows = 2000 the real session must still be decoded whole, the
-flows beyond the cap counted as evicted, and peak memory stay bounded."""
+flows beyond the cap counted as evicted, and peak memory stay bounded.
+
+Then 1,000 open flows that each send one 60 KB message: whole (regression: libnids kept
+each stream's grown buffer, 114 MiB in all; it is now given back), and cut short, a head
+waiting for 900 KB more (regression: nothing bounded these heads across flows, 85 MiB;
+capture.max_held_mb caps them, the rest is dropped and counted)."""
 import os
 import struct
 import subprocess
@@ -89,4 +94,48 @@ c.check(drops['evicted'] >= 98000, f"flows beyond the cap counted as evicted ({d
 c.check(run['sensor_drops'] >= drops['evicted'], 'evictions are part of sensor_drops')
 n = dbtest.rows(db, 'SELECT count(*) AS n FROM sessions')[0]['n']
 c.check(n > 100000, f'every flow got a session row while it lived ({n})')
+
+
+def big_messages(whole):
+    """1,000 flows: handshake, StartupMessage, AuthenticationOk + ReadyForQuery, then one
+    Query of 60 KB in one segment, whole or the head of a 900 KB one."""
+    out = [hdr]
+    auth = b'R' + struct.pack('>II', 8, 0) + b'Z' + struct.pack('>I', 5) + b'I'
+    sql = b'SELECT ' + b'x' * 59990
+    body = b'Q' + struct.pack('>I', 4 + len(sql) + 1 if whole else 900000) + sql + (b'\0' if whole else b'')
+    for i in range(1000):
+        cli = bytes([10, 7, i >> 8, i & 255])
+        seq = 1001 + len(startup)
+        for k, f in enumerate((frame(cli, server, 40000, 5432, 1000, 0, 0x02),
+                               frame(server, cli, 5432, 40000, 5000, 1001, 0x12),
+                               frame(cli, server, 40000, 5432, 1001, 5001, 0x10),
+                               frame(cli, server, 40000, 5432, 1001, 5001, 0x18, startup),
+                               frame(server, cli, 5432, 40000, 5001, seq, 0x18, auth),
+                               frame(cli, server, 40000, 5432, seq, 5001 + len(auth), 0x18, body))):
+            out.append(struct.pack('<IIII', t0, k, len(f), len(f)) + f)
+    path = os.path.join(tmp, f'big-{int(whole)}.pcap')
+    with open(path, 'wb') as f:
+        f.write(b''.join(out))
+    return path
+
+
+for whole, cfg, limit in ((True, {}, 80), (False, {'capture': {'max_held_mb': 16}}, 64)):
+    what = 'whole 60 KB messages' if whole else '60 KB heads of 900 KB messages, max_held_mb 16'
+    db = os.path.join(tmp, f'big-{int(whole)}.db')
+    r = dbtest.run_dbtap(big_messages(whole), db, config=cfg, check=False,
+                         wrap=['/usr/bin/time', '-o', rss, '-f', '%M'])
+    c.eq(r.returncode, 0, f'{what}: dbtap exit status ({r.stderr.strip()})')
+    peak_kb = int(open(rss).read().split()[-1])
+    if not sanitized:
+        c.check(peak_kb < limit * 1024, f'{what}: peak RSS {peak_kb // 1024} MiB < {limit} MiB')
+    run = dbtest.rows(db, 'SELECT sensor_drops, drops FROM runs')[0]
+    drops = json.loads(run['drops'])
+    n = dbtest.rows(db, 'SELECT count(*) AS n FROM statements')[0]['n']
+    if whole:
+        c.eq(n, 1000, f'{what}: every statement decoded')
+        c.eq(drops['held_dropped'], 0, f'{what}: nothing dropped')
+    else:
+        c.check(drops['held_dropped'] >= 700,
+                f"{what}: heads beyond 16 MiB dropped and counted ({drops['held_dropped']})")
+        c.check(run['sensor_drops'] >= drops['held_dropped'], f'{what}: counted in sensor_drops')
 c.done()
