@@ -606,7 +606,7 @@ static void declare_gap(struct cap *c, struct flow *f, struct tcp_stream *a, int
  * (NOTES-libnids.md): a flood of flows that each sent one 64 KiB segment would pin
  * 128 KiB or more apiece. Decoded flows leave nothing in it, so a big one is given back
  * once this packet is done (libnids allocates afresh when data is NULL). */
-#define CAP_NIDS_BUF_KEEP (16 * 1024)
+#define CAP_NIDS_BUF_KEEP (32 * 1024)
 static void trim_nids_buffers(struct tcp_stream *a)
 {
 	struct half_stream *hs[2] = { &a->client, &a->server };
