@@ -31,12 +31,12 @@ struct cap_config {
 	 * each flow symmetrically to one member, so N sensors on one interface each see whole
 	 * flows. */
 	int fanout_group;
-	/* Run the analyzer on its own thread (decoding on one core, analysis on another):
-	 * 1 on, 0 off, -1 (default) on when the machine has more than one CPU. */
-	int analyzer_thread;
-	/* Run the decoders on their own thread, between capture and analyzer: 1 on, 0 off,
-	 * -1 (default) on when the machine has more than two CPUs. */
+	/* Run the decoders on their own thread, after libpcap and libnids: 1 on, 0 off, -1
+	 * (default) on when the machine has more than one CPU. */
 	int decoder_thread;
+	/* Run the analyzer on its own thread, after the decoders (else it runs on theirs):
+	 * 1 on, 0 off, -1 (default) on when the machine has more than two CPUs. */
+	int analyzer_thread;
 	/* MiB that all flows together may hold: message heads waiting for their rest, and
 	 * (separately) segments waiting behind a hole. Beyond it they are dropped, counted. */
 	int max_held_mb;
