@@ -31,7 +31,6 @@ struct chq {
 static void *run(void *arg)
 {
 	struct chq *q = arg;
-	pthread_setname_np(pthread_self(), q->ops->thread_name);
 	/* signals are the capture thread's business (poll wake-ups, stop flags) */
 	sigset_t all;
 	sigfillset(&all);
@@ -92,6 +91,7 @@ struct chq *chq_new(const struct chq_ops *ops, void *ctx)
 		free(q);
 		return NULL;
 	}
+	pthread_setname_np(q->thread, ops->thread_name); /* top -H, perf */
 	return q;
 }
 

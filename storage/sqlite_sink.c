@@ -481,7 +481,6 @@ out:
 static void *sq_writer(void *arg)
 {
 	struct sq_sink *q = arg;
-	pthread_setname_np(pthread_self(), "dbtap-writer"); /* top -H, perf */
 	pthread_mutex_lock(&q->mu);
 	for (;;) {
 		while (!q->q_len && !q->stop)
@@ -541,7 +540,6 @@ static int sq_wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
 static void *sq_checkpointer(void *arg)
 {
 	struct sq_sink *q = arg;
-	pthread_setname_np(pthread_self(), "dbtap-ckpt");
 	pthread_mutex_lock(&q->mu);
 	for (;;) {
 		while (!q->ck_want && !q->ck_stop)
@@ -577,6 +575,7 @@ static void sq_start_checkpointer(struct sq_sink *q)
 		return;
 	}
 	q->ck_started = 1;
+	pthread_setname_np(q->ck_thread, "dbtap-ckpt"); /* here, so it is set when open returns */
 	sqlite3_wal_hook(q->db, sq_wal_hook, q); /* replaces the automatic checkpoint */
 }
 
@@ -943,6 +942,7 @@ struct sink *sink_sqlite_open(const char *path, int batch_rows, struct sink_ids 
 		goto fail;
 	}
 	q->thread_started = 1;
+	pthread_setname_np(q->thread, "dbtap-writer"); /* top -H, perf */
 	return &q->base;
 fail:
 	sq_free(q);
