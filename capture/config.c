@@ -61,6 +61,16 @@ static int int_key(const cJSON *v, const char *path, int lo, int hi, int *out, c
 	return 0;
 }
 
+static int bool_key(const cJSON *v, const char *path, int *out, char *err, size_t errlen)
+{
+	if (!cJSON_IsBool(v)) {
+		snprintf(err, errlen, "config: %s: expected true or false", path);
+		return -1;
+	}
+	*out = cJSON_IsTrue(v);
+	return 0;
+}
+
 static int load_ports(struct dbtap_config *c, const cJSON *v, char *err, size_t errlen)
 {
 	if (!cJSON_IsObject(v)) {
@@ -101,23 +111,11 @@ static int load_capture(struct dbtap_config *c, const cJSON *v, char *err, size_
 		const char *k = e->string;
 		int rc = 0;
 		if (strcmp(k, "probe_other_ports") == 0) {
-			if (!cJSON_IsBool(e)) {
-				snprintf(err, errlen, "config: %s: expected true or false", path);
-				return -1;
-			}
-			c->cap.probe_other_ports = cJSON_IsTrue(e);
+			rc = bool_key(e, path, &c->cap.probe_other_ports, err, errlen);
 		} else if (strcmp(k, "analyzer_thread") == 0) {
-			if (!cJSON_IsBool(e)) {
-				snprintf(err, errlen, "config: %s: expected true or false", path);
-				return -1;
-			}
-			c->cap.analyzer_thread = cJSON_IsTrue(e);
+			rc = bool_key(e, path, &c->cap.analyzer_thread, err, errlen);
 		} else if (strcmp(k, "decoder_thread") == 0) {
-			if (!cJSON_IsBool(e)) {
-				snprintf(err, errlen, "config: %s: expected true or false", path);
-				return -1;
-			}
-			c->cap.decoder_thread = cJSON_IsTrue(e);
+			rc = bool_key(e, path, &c->cap.decoder_thread, err, errlen);
 		} else if (strcmp(k, "max_held_mb") == 0) {
 			rc = int_key(e, path, 1, 1 << 20, &c->cap.max_held_mb, err, errlen);
 		} else if (strcmp(k, "max_flows") == 0) {
