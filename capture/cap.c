@@ -52,7 +52,7 @@ struct cap {
 	struct flow_table flows;
 	struct v6map *v6;
 	struct cap_stats st;
-	struct proto_stats pstats; /* decoders' drop counters, added up at cap_finish */
+	struct decstage_stats dstats; /* the decoding stage's counters, added at cap_finish */
 	pcap_t *dead;
 	int dlt;
 	int live;
@@ -792,23 +792,12 @@ struct cap *cap_new(const struct cap_config *cfg, struct an *an, int live, char 
 	c->pipe = anpipe_new(an, threaded);
 	if (!c->pipe && threaded)
 		c->pipe = anpipe_new(an, 0); /* no thread: analyse inline */
-	if (!c->pipe) {
-		snprintf(err, errlen, "capture: out of memory");
-		free(c);
-		return NULL;
-	}
 	threaded = cfg->decoder_thread > 0 || (cfg->decoder_thread < 0 && ncpu > 1);
 	size_t held_max = (size_t)cfg->max_held_mb << 20;
-	c->ds = decstage_new(c->pipe, threaded, held_max);
-	if (!c->ds && threaded)
+	c->ds = c->pipe ? decstage_new(c->pipe, threaded, held_max) : NULL;
+	if (!c->ds && c->pipe && threaded)
 		c->ds = decstage_new(c->pipe, 0, held_max); /* no thread: decode inline */
-	if (!c->ds) {
-		snprintf(err, errlen, "capture: out of memory");
-		anpipe_free(c->pipe);
-		free(c);
-		return NULL;
-	}
-	if (flows_init(&c->flows, (uint32_t)cfg->max_flows) != 0 ||
+	if (!c->ds || flows_init(&c->flows, (uint32_t)cfg->max_flows) != 0 ||
 	    !(c->v6 = v6map_new((uint32_t)cfg->v6_map_size))) {
 		snprintf(err, errlen, "capture: out of memory");
 		goto fail;
@@ -1165,16 +1154,8 @@ void cap_finish(struct cap *c)
 		flow_finish(c, c->flows.lru_head, "eof", PROTO_END_EOF);
 	nids_exit(); /* EXITING for the streams left: none is ours any more */
 	decstage_tick(c->ds, c->now);
-	struct decstage_stats ds = { 0 };
-	decstage_free(c->ds, &ds);
+	decstage_free(c->ds, &c->dstats);
 	c->ds = NULL;
-	c->pstats.stmt_evictions += ds.p.stmt_evictions;
-	c->pstats.portal_evictions += ds.p.portal_evictions;
-	c->pstats.params_dropped += ds.p.params_dropped;
-	c->pstats.pending_dropped += ds.p.pending_dropped;
-	c->st.oversize += ds.oversize;
-	c->st.held_dropped += ds.held_dropped;
-	c->st.lost_bytes += ds.lost_bytes;
 	anpipe_stop(c->pipe);
 }
 
@@ -1196,8 +1177,11 @@ void cap_free(struct cap *c)
 void cap_get_stats(const struct cap *c, struct cap_stats *st)
 {
 	*st = c->st;
-	st->sensor_drops = c->st.sensor_drops + c->st.evicted + c->st.oversize + c->st.v6_map_full +
-			   c->st.held_dropped + c->st.held_segments_dropped;
+	st->oversize += c->dstats.oversize;
+	st->held_dropped += c->dstats.held_dropped;
+	st->lost_bytes += c->dstats.lost_bytes;
+	st->sensor_drops += st->evicted + st->oversize + st->v6_map_full + st->held_dropped +
+			    st->held_segments_dropped;
 }
 
 char *cap_stats_json(const struct cap *c)
@@ -1205,7 +1189,10 @@ char *cap_stats_json(const struct cap *c)
 	char *s = malloc(2048);
 	if (!s)
 		return NULL;
-	const struct cap_stats *t = &c->st;
+	struct cap_stats st;
+	cap_get_stats(c, &st);
+	const struct cap_stats *t = &st;
+	const struct proto_stats *ps = &c->dstats.p;
 	snprintf(s, 2048,
 		 "{\"non_ip\":%llu,\"truncated\":%llu,\"ipv6_fragments\":%llu,\"ipv6_skipped\":%llu,"
 		 "\"v6_map_full\":%llu,\"midstream_pickups\":%llu,\"gaps\":%llu,\"lost_bytes\":%llu,"
@@ -1221,7 +1208,7 @@ char *cap_stats_json(const struct cap *c)
 		 (unsigned long long)t->idle_closed,
 		 (unsigned long long)t->oversize, (unsigned long long)t->nids_warnings,
 		 (unsigned long long)t->held_dropped, (unsigned long long)t->held_segments_dropped,
-		 (unsigned long long)c->pstats.stmt_evictions, (unsigned long long)c->pstats.portal_evictions,
-		 (unsigned long long)c->pstats.params_dropped, (unsigned long long)c->pstats.pending_dropped);
+		 (unsigned long long)ps->stmt_evictions, (unsigned long long)ps->portal_evictions,
+		 (unsigned long long)ps->params_dropped, (unsigned long long)ps->pending_dropped);
 	return s;
 }
