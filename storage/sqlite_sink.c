@@ -707,7 +707,6 @@ static void sq_close(struct sink *s)
 		pthread_mutex_unlock(&q->mu);
 		pthread_join(q->thread, NULL);
 	}
-	sq_stop_checkpointer(q);
 	if (q->db) /* bounded: never a full ANALYZE of a huge table at shutdown */
 		sqlite3_exec(q->db, "PRAGMA analysis_limit=1000; PRAGMA optimize", NULL, NULL,
 			     NULL);
