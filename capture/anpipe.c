@@ -35,7 +35,6 @@ struct anpipe {
 	struct chq *q; /* NULL: direct calls */
 };
 
-#define align8 chq_align8
 
 /* ---- what a message points to: one walk both sizes it and copies it ---- */
 
@@ -48,7 +47,7 @@ struct wr {
 static void *wr_take(struct wr *w, size_t n)
 {
 	void *r = w->p ? w->p + w->off : NULL;
-	w->off += align8(n);
+	w->off += chq_align8(n);
 	return r;
 }
 
@@ -218,7 +217,7 @@ void anpipe_flush(struct anpipe *p)
 
 static struct msg *msg_new(struct anpipe *p, int type, struct handle *h, size_t extra)
 {
-	size_t n = align8(sizeof(struct msg)) + extra;
+	size_t n = chq_align8(sizeof(struct msg)) + extra;
 	struct msg *m = chq_reserve(p->q, n);
 	if (!m)
 		return NULL;
@@ -268,7 +267,7 @@ void *anpipe_open(struct anpipe *p, const struct an_flow *flow)
 		return NULL;
 	}
 	m->u.flow = *flow;
-	struct wr w = { (unsigned char *)m, align8(sizeof *m) };
+	struct wr w = { (unsigned char *)m, chq_align8(sizeof *m) };
 	flow_walk(&w, &m->u.flow);
 	return h;
 }
@@ -283,7 +282,7 @@ void anpipe_feed(struct anpipe *p, void *h, const struct ev *ev)
 	if (!m)
 		return; /* out of memory: the event is lost, like any allocation failure */
 	m->u.ev = *ev;
-	struct wr w = { (unsigned char *)m, align8(sizeof *m) };
+	struct wr w = { (unsigned char *)m, chq_align8(sizeof *m) };
 	ev_walk(&w, &m->u.ev);
 }
 
