@@ -173,9 +173,10 @@ void an_close(struct an *an, struct an_session *s, const struct an_flow_end *end
 void an_tick(struct an *an, ev_time now);
 void an_get_stats(const struct an *an, struct an_stats *st);
 
-/* Load the learned baseline from the findings database at db_path and keep it there (own
- * connection; changed rows are written every baseline.flush_interval_s of packet time and at
- * an_free). Call once after an_new; without it the baseline lives in memory for the run.
+/* Load the learned baseline from the findings database at db_path and keep it there: changed
+ * rows go to the sinks (REC_BASELINE, stored by the SQLite sink's writer) every
+ * baseline.flush_interval_s of packet time and at an_free, so db_path must be the SQLite
+ * sink's file. Call once after an_new; without it the baseline lives in memory for the run.
  * 0, or -errno with a one-line message in err. */
 int an_baseline_open(struct an *an, const char *db_path, char *err, unsigned long errlen);
 

@@ -1,7 +1,8 @@
 /* The learned baseline: a bounded hash table of what each principal normally does, loaded
  * from the findings database, judged against every statement and login as it arrives, and
- * written back as a delta of changed rows every flush_interval_s of packet time (never one
- * SQLite write per statement). Learning periods, acknowledgement and time zones live here. */
+ * handed back to the sink's writer as a delta of changed rows every flush_interval_s of packet
+ * time (never one SQLite write per statement). Learning periods, acknowledgement and time
+ * zones live here. */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -40,7 +41,7 @@ struct bl_entry {
 };
 
 struct bl {
-	struct bl_store *store;
+	int persist; /* changed rows go to the sinks (REC_BASELINE) */
 	struct bl_entry **slot;
 	size_t cap, n;
 	size_t n_dirty;
@@ -830,7 +831,7 @@ static int kind_of(const char *k)
 	return -1;
 }
 
-static int load_row(void *ctx, const struct bl_row *r)
+static int load_row(void *ctx, const struct rec_baseline *r)
 {
 	struct an *an = ctx;
 	struct bl *b = an->bl;
@@ -871,74 +872,72 @@ int an_baseline_open(struct an *an, const char *db_path, char *err, unsigned lon
 		snprintf(err, errlen, "baseline: out of memory");
 		return -ENOMEM;
 	}
-	if (b->store)
+	if (b->persist)
 		return 0;
-	b->store = bl_store_open(db_path, 1, err, errlen);
-	if (!b->store)
+	struct bl_store *st = bl_store_open(db_path, 1, err, errlen);
+	if (!st)
 		return -EIO;
-	if (bl_store_load(b->store, load_row, an) < 0) {
-		snprintf(err, errlen, "%s", bl_store_errmsg(b->store));
-		bl_store_close(b->store);
-		b->store = NULL;
+	int rc = bl_store_load(st, load_row, an);
+	if (rc < 0)
+		snprintf(err, errlen, "%s", bl_store_errmsg(st));
+	bl_store_close(st);
+	if (rc < 0)
 		return -EIO;
+	b->persist = 1;
+	return 0;
+}
+
+/* One changed row to every sink (the SQLite sink's writer upserts it in its own
+ * transaction). -EAGAIN: the writer is far behind; final waits for it to catch up. */
+static int put_row(struct an *an, const struct rec *rec, int final)
+{
+	for (int i = 0; i < an->n_sinks; i++) {
+		int rc = sink_put(an->sinks[i], rec);
+		if (rc == -EAGAIN && final) {
+			sink_sync(an->sinks[i]);
+			rc = sink_put(an->sinks[i], rec);
+		}
+		if (rc < 0)
+			return rc;
 	}
 	return 0;
 }
 
-/* final=0 (periodic, on the capture thread): wait at most BL_TICK_WAIT_MS for the sink's
- * writer, else try again at the next tick; final=1 (an_free): wait as long as needed. */
-#define BL_TICK_WAIT_MS 50
+/* Hand the changed rows over; the analyzer never waits for the database's lock. final=0
+ * (periodic): a row the writer cannot take now stays dirty for the next flush. */
 static void flush(struct an *an, struct bl *b, int final)
 {
-	if (!b->n_dirty)
-		return;
-	if (!b->store) {
-		for (size_t k = 0; k < b->cap; k++)
-			if (b->slot[k])
-				b->slot[k]->dirty = 0;
-		b->n_dirty = 0;
-		return;
-	}
-	int rc = bl_store_begin(b->store, final ? 10000 : BL_TICK_WAIT_MS);
-	if (rc == -EBUSY && !final)
-		return; /* rows stay dirty */
-	if (rc < 0) {
-		an->st.baseline_errors++;
-		return;
-	}
-	for (size_t k = 0; k < b->cap; k++) {
-		const struct bl_entry *e = b->slot[k];
-		if (!e || !e->dirty || e->scope == BL_PEERS)
+	for (size_t k = 0; k < b->cap && b->n_dirty; k++) {
+		struct bl_entry *e = b->slot[k];
+		if (!e || !e->dirty)
 			continue;
-		struct bl_row r = {
-			.scope = scope_names[e->scope],
-			.principal = e->principal,
-			.application = e->app,
-			.kind = kind_names[e->kind],
-			.item = e->item,
-			.detail = e->detail,
-			.first_seen = e->first,
-			.last_seen = e->last,
-			.count = e->count,
-			.rows_min = e->rows_min,
-			.rows_max = e->rows_max,
-			.learning_until = e->kind == BL_PRINCIPAL ? e->learning_until : 0,
-			.pending = e->pending,
-		};
-		if (bl_store_put(b->store, &r) < 0) {
-			bl_store_rollback(b->store);
-			an->st.baseline_errors++;
-			return; /* rows stay dirty: written at the next flush */
+		if (b->persist && e->scope != BL_PEERS) {
+			struct rec_baseline r = {
+				.scope = scope_names[e->scope],
+				.principal = e->principal,
+				.application = e->app,
+				.kind = kind_names[e->kind],
+				.item = e->item,
+				.detail = e->detail,
+				.first_seen = e->first,
+				.last_seen = e->last,
+				.count = e->count,
+				.rows_min = e->rows_min,
+				.rows_max = e->rows_max,
+				.learning_until = e->kind == BL_PRINCIPAL ? e->learning_until : 0,
+				.pending = e->pending,
+			};
+			struct rec rec = { .type = REC_BASELINE, .u.baseline = &r };
+			int rc = put_row(an, &rec, final);
+			if (rc < 0) {
+				if (rc != -EAGAIN)
+					an->st.baseline_errors++;
+				return; /* this row and the rest stay dirty */
+			}
 		}
+		e->dirty = 0;
+		b->n_dirty--;
 	}
-	if (bl_store_commit(b->store) < 0) {
-		an->st.baseline_errors++;
-		return;
-	}
-	for (size_t k = 0; k < b->cap; k++)
-		if (b->slot[k])
-			b->slot[k]->dirty = 0;
-	b->n_dirty = 0;
 }
 
 void bl_tick(struct an *an, ev_time now)
@@ -967,7 +966,6 @@ void bl_free(struct an *an)
 	free(b->slot);
 	free(b->tmp);
 	free(b->norm);
-	bl_store_close(b->store);
 	free(b);
 	an->bl = NULL;
 }

@@ -1,6 +1,7 @@
 /* The learned baseline's SQLite side: its own connection to the findings database (WAL,
- * busy_timeout, so it coexists with the sink's writer thread), load / upsert / forget / ack of
- * the `baseline` table, and the `dbtap baseline` command (list, forget, ack). */
+ * busy_timeout, so it coexists with the sink's writer thread) to create and load the
+ * `baseline` table and for the `dbtap baseline` command (list, forget, ack); the binding of
+ * one row, which the sink's writer uses to store changed rows (REC_BASELINE). */
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -18,7 +19,6 @@
 
 struct bl_store {
 	sqlite3 *db;
-	sqlite3_stmt *put;
 	char errmsg[256];
 };
 
@@ -55,14 +55,6 @@ struct bl_store *bl_store_open(const char *path, int create, char *err, size_t e
 		sqlite3_exec(b->db, "ROLLBACK", NULL, NULL, NULL);
 		goto fail;
 	}
-	if (sqlite3_prepare_v2(b->db,
-			       "INSERT OR REPLACE INTO baseline(scope, principal, application, kind, item,"
-			       " detail, first_seen, last_seen, count, rows_min, rows_max, learning_until,"
-			       " pending) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)",
-			       -1, &b->put, NULL) != SQLITE_OK) {
-		snprintf(err, errlen, "%s: baseline: %s", path, sqlite3_errmsg(b->db));
-		goto fail;
-	}
 	return b;
 fail:
 	bl_store_close(b);
@@ -73,7 +65,6 @@ void bl_store_close(struct bl_store *b)
 {
 	if (!b)
 		return;
-	sqlite3_finalize(b->put);
 	sqlite3_close(b->db);
 	free(b);
 }
@@ -112,7 +103,7 @@ static int64_t col_int(sqlite3_stmt *q, int i, int64_t dflt)
 	"SELECT scope, principal, application, kind, item, detail, first_seen, last_seen, count," \
 	" rows_min, rows_max, learning_until, pending FROM baseline"
 
-static void row_from(sqlite3_stmt *q, struct bl_row *r)
+static void row_from(sqlite3_stmt *q, struct rec_baseline *r)
 {
 	r->scope = col_text(q, 0);
 	r->principal = col_text(q, 1);
@@ -129,7 +120,7 @@ static void row_from(sqlite3_stmt *q, struct bl_row *r)
 	r->pending = (int)col_int(q, 12, 0);
 }
 
-int bl_store_load(struct bl_store *b, int (*cb)(void *ctx, const struct bl_row *r), void *ctx)
+int bl_store_load(struct bl_store *b, int (*cb)(void *ctx, const struct rec_baseline *r), void *ctx)
 {
 	sqlite3_stmt *q;
 	/* principal rows first: the others attach to them */
@@ -138,7 +129,7 @@ int bl_store_load(struct bl_store *b, int (*cb)(void *ctx, const struct bl_row *
 		return bl_fail(b, "load");
 	int rc;
 	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-		struct bl_row r;
+		struct rec_baseline r;
 		row_from(q, &r);
 		if (cb(ctx, &r) != 0)
 			break;
@@ -146,31 +137,6 @@ int bl_store_load(struct bl_store *b, int (*cb)(void *ctx, const struct bl_row *
 	int bad = rc != SQLITE_ROW && rc != SQLITE_DONE;
 	sqlite3_finalize(q);
 	return bad ? bl_fail(b, "load") : 0;
-}
-
-int bl_store_begin(struct bl_store *b, int wait_ms)
-{
-	sqlite3_busy_timeout(b->db, wait_ms);
-	int rc = sqlite3_exec(b->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
-	sqlite3_busy_timeout(b->db, BL_BUSY_MS);
-	if (rc == SQLITE_BUSY)
-		return -EBUSY;
-	return rc == SQLITE_OK ? 0 : bl_fail(b, "begin");
-}
-
-int bl_store_commit(struct bl_store *b)
-{
-	if (sqlite3_exec(b->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK)
-		return 0;
-	int rc = bl_fail(b, "commit");
-	bl_store_rollback(b);
-	return rc;
-}
-
-void bl_store_rollback(struct bl_store *b)
-{
-	if (!sqlite3_get_autocommit(b->db))
-		sqlite3_exec(b->db, "ROLLBACK", NULL, NULL, NULL);
 }
 
 static void bind_time(sqlite3_stmt *q, int i, int64_t us)
@@ -184,10 +150,8 @@ static void bind_time(sqlite3_stmt *q, int i, int64_t us)
 	sqlite3_bind_text(q, i, buf, -1, SQLITE_TRANSIENT);
 }
 
-int bl_store_put(struct bl_store *b, const struct bl_row *r)
+void bl_bind_row(sqlite3_stmt *q, const struct rec_baseline *r)
 {
-	sqlite3_stmt *q = b->put;
-	sqlite3_reset(q);
 	sqlite3_bind_text(q, 1, r->scope, -1, SQLITE_STATIC);
 	sqlite3_bind_text(q, 2, r->principal, -1, SQLITE_STATIC);
 	sqlite3_bind_text(q, 3, r->application ? r->application : "", -1, SQLITE_STATIC);
@@ -210,10 +174,6 @@ int bl_store_put(struct bl_store *b, const struct bl_row *r)
 		sqlite3_bind_null(q, 11);
 	bind_time(q, 12, r->learning_until);
 	sqlite3_bind_int(q, 13, r->pending);
-	int rc = sqlite3_step(q);
-	sqlite3_clear_bindings(q);
-	sqlite3_reset(q);
-	return rc == SQLITE_DONE ? 0 : bl_fail(b, "write");
 }
 
 static int exec_principal(struct bl_store *b, const char *sql, const char *principal, int64_t *n)
@@ -276,7 +236,7 @@ static int list_rows(struct bl_store *b, const char *principal, int json)
 		printf("scope\tprincipal\tapplication\tkind\titem\tcount\tfirst_seen\tlast_seen\trows\tstatus\tdetail\n");
 	int rc;
 	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-		struct bl_row r;
+		struct rec_baseline r;
 		char fs[40] = "", ls[40] = "", lu[40] = "";
 		row_from(q, &r);
 		if (r.first_seen)

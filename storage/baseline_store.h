@@ -1,29 +1,17 @@
 /* The learned baseline's rows in the findings database (table `baseline`, storage/SCHEMA.md):
- * load at start, upsert changed rows in one transaction, forget a principal, and the
- * `dbtap baseline` command. Uses its own SQLite connection (WAL, busy_timeout), separate from
- * the sink's writer thread; nothing else reads or writes the baseline table. */
+ * create and load at start, forget a principal, and the `dbtap baseline` command, on its own
+ * SQLite connection (WAL, busy_timeout). A run's changed rows are not written here but by the
+ * sink's writer thread (REC_BASELINE), so the analyzer never waits for the writer's lock. */
 #ifndef DBTAP_BASELINE_STORE_H
 #define DBTAP_BASELINE_STORE_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-/* One row. Strings are borrowed (valid during the call / callback). Times: us since the
- * epoch (UTC), 0 = none. rows_min/rows_max -1 = unknown. */
-struct bl_row {
-	const char *scope;	 /* "db_user" | "end_user" */
-	const char *principal;	 /* the db_user or end user */
-	const char *application; /* shapes of a db_user: the application; "" otherwise */
-	const char *kind;	 /* principal | shape | client | subnet | application | hour | table */
-	const char *item;	 /* fingerprint, address, CIDR, name, "00".."23", table; "" for principal */
-	const char *detail;	 /* shape: normalised text; may be NULL */
-	int64_t first_seen, last_seen;
-	int64_t count, rows_min, rows_max;
-	int64_t learning_until; /* principal rows: end of the automatic learning period */
-	int pending;		/* 1: alerted, waiting for acknowledgement */
-};
+#include "sink.h"
 
 struct bl_store;
+struct sqlite3_stmt;
 
 /* Open path (must exist unless create=1), create the baseline table if missing.
  * NULL with err filled on failure. */
@@ -33,14 +21,11 @@ const char *bl_store_errmsg(const struct bl_store *b);
 
 /* Call cb for every row (ordered by scope, principal, application, kind, item); a non-zero
  * return from cb stops the walk. 0 or -errno. */
-int bl_store_load(struct bl_store *b, int (*cb)(void *ctx, const struct bl_row *r), void *ctx);
+int bl_store_load(struct bl_store *b, int (*cb)(void *ctx, const struct rec_baseline *r), void *ctx);
 
-/* Upsert rows in one transaction: begin, put..., commit (rollback on failure).
- * wait_ms: how long begin may wait for another writer (the sink's thread); -EBUSY after. */
-int bl_store_begin(struct bl_store *b, int wait_ms);
-int bl_store_put(struct bl_store *b, const struct bl_row *r);
-int bl_store_commit(struct bl_store *b);
-void bl_store_rollback(struct bl_store *b);
+/* Bind one row to the statement SQ_BASELINE_UPSERT (sqlite_schema.h): the sink's writer
+ * stores the analyzer's changed rows (REC_BASELINE) with it, in its own transactions. */
+void bl_bind_row(struct sqlite3_stmt *q, const struct rec_baseline *r);
 
 /* Delete every row of principal (both scopes). *n gets the rows deleted. */
 int bl_store_forget(struct bl_store *b, const char *principal, int64_t *n);

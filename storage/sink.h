@@ -67,11 +67,30 @@ struct rec_finding {
 	const char *evidence; /* JSON */
 };
 
+/* One row of the learned baseline (storage/SCHEMA.md). Times: us since the epoch (UTC),
+ * 0 = none. rows_min/rows_max -1 = unknown. */
+struct rec_baseline {
+	const char *scope;	 /* "db_user" | "end_user" */
+	const char *principal;	 /* the db_user or end user */
+	const char *application; /* shapes of a db_user: the application; "" otherwise */
+	const char *kind;	 /* principal | shape | client | subnet | application | hour | table */
+	const char *item;	 /* fingerprint, address, CIDR, name, "00".."23", table; "" for principal */
+	const char *detail;	 /* shape: normalised text; may be NULL */
+	int64_t first_seen, last_seen;
+	int64_t count, rows_min, rows_max;
+	int64_t learning_until; /* principal rows: end of the automatic learning period */
+	int pending;		/* 1: alerted, waiting for acknowledgement */
+};
+
 enum rec_type {
 	REC_RUN,       /* insert or update by id */
 	REC_SESSION,   /* insert or update by id */
 	REC_STATEMENT, /* insert */
 	REC_FINDING,   /* insert */
+	/* upsert by (scope, principal, application, kind, item); sinks that keep no baseline
+	 * accept and ignore it. put() returns -EAGAIN, not counted as dropped, when the writer
+	 * is too far behind to take it now: keep the row and put it again later. */
+	REC_BASELINE,
 };
 
 struct rec {
@@ -81,6 +100,7 @@ struct rec {
 		const struct rec_session *session;
 		const struct rec_statement *statement;
 		const struct rec_finding *finding;
+		const struct rec_baseline *baseline;
 	} u;
 };
 

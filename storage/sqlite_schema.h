@@ -7,8 +7,9 @@
 #define SQ_STR2(x) #x
 #define SQ_STR(x) SQ_STR2(x)
 
-/* The learned baseline, created by storage/baseline_store.c (the only code that touches it)
- * when `dbtap run` or `dbtap baseline` opens a database, so older databases gain it too. */
+/* The learned baseline, created (if missing) whenever `dbtap run` or `dbtap baseline` opens
+ * a database, so older databases gain it too. Read by storage/baseline_store.c; a run's
+ * changed rows are upserted by the sink's writer. */
 #define SQ_BASELINE_SQL                                                                        \
 	"CREATE TABLE IF NOT EXISTS baseline(scope TEXT NOT NULL, principal TEXT NOT NULL,"    \
 	" application TEXT NOT NULL DEFAULT '', kind TEXT NOT NULL, item TEXT NOT NULL,"       \
@@ -19,6 +20,10 @@
 	" application, item AS fingerprint, detail AS normalized, first_seen, last_seen,"      \
 	" count, rows_min, rows_max, pending FROM baseline"                                    \
 	" WHERE scope = 'db_user' AND kind = 'shape';"
+#define SQ_BASELINE_UPSERT                                                                     \
+	"INSERT OR REPLACE INTO baseline(scope, principal, application, kind, item, detail,"   \
+	" first_seen, last_seen, count, rows_min, rows_max, learning_until, pending)"          \
+	" VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)"
 
 /* Times are ISO-8601 UTC text (sortable); no REFERENCES clauses on purpose: rows may be
  * dropped under overload and prune deletes statements that findings still name. */

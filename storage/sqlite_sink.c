@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "sink.h"
+#include "baseline_store.h"
 #include "sqlite_schema.h"
 
 /* Tunables. Memory bound: SQ_NBATCH (SQ_NBATCH_LIVE without waiting) batches of at most
@@ -42,6 +43,7 @@ struct sq_item {
 		struct rec_session session;
 		struct rec_statement statement;
 		struct rec_finding finding;
+		struct rec_baseline baseline;
 	} u;
 };
 
@@ -58,6 +60,7 @@ enum sq_stmt {
 	SQ_SESSION,
 	SQ_STATEMENT,
 	SQ_STATEMENT_MULTI, /* SQ_MULTI statement rows in one INSERT: cursors stay open */
+	SQ_BASELINE,
 	SQ_FINDING,
 	SQ_BEGIN,
 	SQ_COMMIT,
@@ -224,6 +227,13 @@ static int sq_copy(struct sq_batch *b, const struct rec *r)
 		rc |= sq_str(b, &x->sql) | sq_str(b, &x->summary) | sq_str(b, &x->evidence);
 		break;
 	}
+	case REC_BASELINE: {
+		struct rec_baseline *x = &it->u.baseline;
+		*x = *r->u.baseline;
+		rc |= sq_str(b, &x->scope) | sq_str(b, &x->principal) | sq_str(b, &x->application);
+		rc |= sq_str(b, &x->kind) | sq_str(b, &x->item) | sq_str(b, &x->detail);
+		break;
+	}
 	default:
 		return -EINVAL;
 	}
@@ -384,6 +394,10 @@ static void bind_item(struct sq_sink *q, const struct sq_item *it, sqlite3_stmt 
 		bind_str(st, i++, x->evidence);
 		break;
 	}
+	case REC_BASELINE:
+		st = q->st[SQ_BASELINE];
+		bl_bind_row(st, &it->u.baseline);
+		break;
 	}
 	*out = st;
 }
@@ -646,6 +660,8 @@ static int sq_put(struct sink *s, const struct rec *r)
 		 * overfill the batch up to the hard cap because later rows refer to them. */
 		if (r->type == REC_STATEMENT || b->n >= q->batch_rows * SQ_HARD_FACTOR ||
 		    b->bytes >= (size_t)SQ_BATCH_BYTES * SQ_HARD_FACTOR) {
+			if (r->type == REC_BASELINE)
+				return -EAGAIN; /* the analyzer keeps the row and tries later */
 			q->p_dropped++;
 			q->base.dropped++;
 			return -ENOBUFS;
@@ -886,7 +902,8 @@ struct sink *sink_sqlite_open(const char *path, int batch_rows, struct sink_ids 
 	/* Idempotent: every statement is IF NOT EXISTS, so this also adds views or indexes
 	 * that a newer dbtap defines to a database an older one created. */
 	char *msg = NULL;
-	if (sqlite3_exec(q->db, SQ_SCHEMA_SQL, NULL, NULL, &msg) != SQLITE_OK) {
+	if (sqlite3_exec(q->db, SQ_SCHEMA_SQL, NULL, NULL, &msg) != SQLITE_OK ||
+	    sqlite3_exec(q->db, "BEGIN;" SQ_BASELINE_SQL "COMMIT;", NULL, NULL, &msg) != SQLITE_OK) {
 		snprintf(err, errlen, "%s: creating schema: %s", path, msg ? msg : "error");
 		sqlite3_free(msg);
 		sqlite3_exec(q->db, "ROLLBACK", NULL, NULL, NULL);
@@ -898,6 +915,7 @@ struct sink *sink_sqlite_open(const char *path, int batch_rows, struct sink_ids 
 		[SQ_SESSION] = SQ_UPSERT_SESSION,
 		[SQ_STATEMENT] = SQ_INSERT_STATEMENT,
 		[SQ_FINDING] = SQ_INSERT_FINDING,
+		[SQ_BASELINE] = SQ_BASELINE_UPSERT,
 		[SQ_BEGIN] = "BEGIN IMMEDIATE",
 		[SQ_COMMIT] = "COMMIT",
 	};

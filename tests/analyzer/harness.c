@@ -196,11 +196,21 @@ void h_init(struct harness *h)
 
 void h_start(struct harness *h)
 {
-	static struct sink *sinks[1];
+	static struct sink *sinks[2];
 	struct sink_ids ids = { 1, 1, 1, 1 };
+	int n = 1;
 	h->sink = rec_sink_new();
 	sinks[0] = &h->sink->base;
-	h->an = an_new(&h->cfg, sinks, 1, &ids, 7);
+	if (h->db) {
+		char err[256];
+		h->db_sink = sink_sqlite_open(h->db, 0, &ids, err, sizeof err);
+		if (!h->db_sink) {
+			fprintf(stderr, "harness: %s\n", err);
+			abort();
+		}
+		sinks[n++] = h->db_sink;
+	}
+	h->an = an_new(&h->cfg, sinks, n, &ids, 7);
 }
 
 void h_end(struct harness *h)
@@ -209,6 +219,11 @@ void h_end(struct harness *h)
 		an_free(h->an);
 	h->an = NULL;
 	h->s = NULL;
+	if (h->db_sink) { /* after an_free: its last baseline rows go through this sink */
+		sink_sync(h->db_sink);
+		sink_close(h->db_sink);
+		h->db_sink = NULL;
+	}
 }
 
 void h_free(struct harness *h)

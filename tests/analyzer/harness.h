@@ -37,6 +37,8 @@ struct rec_sink {
 struct harness {
 	struct an_config cfg;
 	struct rec_sink *sink;
+	const char *db;	       /* set before h_start: also a real SQLite sink on this file */
+	struct sink *db_sink;
 	struct an *an;
 	struct an_session *s;
 	int64_t t;    /* packet time, us */
