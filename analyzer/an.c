@@ -460,7 +460,7 @@ static void normalize_cached(struct an *an, const char *text, const struct sq_to
 	struct an_scache *c = NULL;
 	uint64_t h = 0;
 	if (kl) {
-		h = sq_hash(key, kl, SQ_HASH_INIT ^ (uint64_t)d);
+		h = sq_hash_mem(key, kl, SQ_HASH_INIT ^ (uint64_t)d);
 		c = &an->scache[h & (AN_SCACHE_SLOTS - 1)];
 		if (c->key && c->h == h && c->key_len == kl && c->dialect == (int)d && memcmp(c->key, key, kl) == 0) {
 			memcpy(an->norm, c->key + kl, c->norm_len + 1);
@@ -573,7 +573,7 @@ static void complete_part(struct an *an, struct an_session *s, struct an_pending
 		struct an_ncache *c = NULL;
 		uint64_t h = 0;
 		if (p->kind == EV_Q_EXECUTE && an->ncache && len <= AN_NCACHE_MAX_TEXT) {
-			h = sq_hash(text, len, SQ_HASH_INIT);
+			h = sq_hash_mem(text, len, SQ_HASH_INIT);
 			c = &an->ncache[h % AN_NCACHE_SLOTS];
 		}
 		if (c && c->text && c->hash == h && c->len == len && c->dialect == (int)s->dialect &&

@@ -228,21 +228,9 @@ static int outside_business(const struct an_baseline_cfg *c, int mod)
 
 /* ---- the table ---- */
 
-/* In-memory only (never stored): eight bytes a step, several lookups run per statement. */
 static uint64_t mix_str(uint64_t h, const char *s)
 {
-	size_t n = strlen(s);
-	for (; n >= 8; s += 8, n -= 8) {
-		uint64_t w;
-		memcpy(&w, s, 8);
-		h = (h ^ w) * 0x9E3779B97F4A7C15ull;
-		h ^= h >> 29;
-	}
-	uint64_t w = (uint64_t)n << 56;
-	uint64_t t = 0;
-	memcpy(&t, s, n);
-	h = (h ^ w ^ t) * 0xC2B2AE3D27D4EB4Full;
-	return h ^ (h >> 32);
+	return sq_hash_mem(s, strlen(s), h);
 }
 
 static uint64_t key_hash(int scope, int kind, const char *p, const char *a, const char *i)

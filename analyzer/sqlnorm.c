@@ -71,6 +71,21 @@ uint64_t sq_hash(const void *p, size_t n, uint64_t h)
 	return h;
 }
 
+uint64_t sq_hash_mem(const void *p, size_t n, uint64_t h)
+{
+	const unsigned char *b = p;
+	for (; n >= 8; b += 8, n -= 8) {
+		uint64_t w;
+		memcpy(&w, b, 8);
+		h = (h ^ w) * 0x9E3779B97F4A7C15ull;
+		h ^= h >> 29;
+	}
+	uint64_t t = 0;
+	memcpy(&t, b, n);
+	h = (h ^ ((uint64_t)n << 56) ^ t) * 0xC2B2AE3D27D4EB4Full;
+	return h ^ (h >> 32);
+}
+
 /* The recognised words (sqlnorm.h), indexed by id; upper-cased copies for the lookup. */
 #define SQ_WORD_TEXT(id, text, kw) text,
 #define SQ_WORD_KW(id, text, kw) kw,

@@ -361,8 +361,10 @@ static inline int sq_kw_in(const struct sq_tok *t, const uint8_t *ids)
 /* The text of a recognised word as listed (keywords upper-case, others as written). */
 const char *sq_word_text(int id);
 
-/* FNV-1a 64. */
+/* FNV-1a 64: the stored fingerprints are made of it, so it never changes. */
 uint64_t sq_hash(const void *p, size_t n, uint64_t h);
 #define SQ_HASH_INIT 0xcbf29ce484222325ULL
+/* For in-memory tables only (never stored, free to change): eight bytes a step. */
+uint64_t sq_hash_mem(const void *p, size_t n, uint64_t h);
 
 #endif
