@@ -12,8 +12,9 @@
 
 /* ASCII case tables: the lexer and normaliser fold case several times per byte. Built by
  * the preprocessor from the rule, so they are constants shared by every thread. */
-#define LC_OF(c) ((c) >= 'A' && (c) <= 'Z' ? (c) + 32 : (c))
-#define UC_OF(c) ((c) >= 'a' && (c) <= 'z' ? (c) - 32 : (c))
+/* the casts: clang checks both arms of ?: for overflow, also the one never taken */
+#define LC_OF(c) ((unsigned char)((c) >= 'A' && (c) <= 'Z' ? (c) + 32 : (c)))
+#define UC_OF(c) ((unsigned char)((c) >= 'a' && (c) <= 'z' ? (c) - 32 : (c)))
 #define T4(F, b) F(b), F((b) + 1), F((b) + 2), F((b) + 3)
 #define T16(F, b) T4(F, b), T4(F, (b) + 4), T4(F, (b) + 8), T4(F, (b) + 12)
 #define T64(F, b) T16(F, b), T16(F, (b) + 16), T16(F, (b) + 32), T16(F, (b) + 48)
@@ -234,6 +235,47 @@ static size_t op_len(const char *s, size_t n)
 	}
 }
 
+/* The number starting at s[i]: decimal with '_' separators, fraction and exponent, or 0x / 0b;
+ * digits running on into word characters make a MySQL identifier (1abc). */
+static size_t scan_number(const char *s, size_t len, size_t i, struct sq_tok *t)
+{
+	unsigned char c = (unsigned char)s[i], c1 = i + 1 < len ? (unsigned char)s[i + 1] : 0;
+	size_t j;
+	t->type = SQ_NUMBER;
+	if (c == '0' && (c1 == 'x' || c1 == 'X') && i + 2 < len && is_xdigit((unsigned char)s[i + 2])) {
+		for (j = i + 2; j < len && is_xdigit((unsigned char)s[j]); j++)
+			;
+	} else if (c == '0' && (c1 == 'b' || c1 == 'B') && i + 2 < len && (s[i + 2] == '0' || s[i + 2] == '1')) {
+		for (j = i + 2; j < len && (s[j] == '0' || s[j] == '1'); j++)
+			;
+	} else {
+		j = i;
+		while (j < len && (is_digit((unsigned char)s[j]) ||
+				   (s[j] == '_' && j + 1 < len && is_digit((unsigned char)s[j + 1]))))
+			j++;
+		if (j < len && s[j] == '.') {
+			j++;
+			while (j < len && is_digit((unsigned char)s[j]))
+				j++;
+		}
+		if (j < len && (s[j] == 'e' || s[j] == 'E')) {
+			size_t k = j + 1;
+			if (k < len && (s[k] == '+' || s[k] == '-'))
+				k++;
+			if (k < len && is_digit((unsigned char)s[k])) {
+				for (j = k; j < len && is_digit((unsigned char)s[j]); j++)
+					;
+			}
+		}
+	}
+	if (j < len && is_word_char((unsigned char)s[j]) && s[j - 1] != '.') {
+		t->type = SQ_WORD;
+		while (j < len && is_word_char((unsigned char)s[j]))
+			j++;
+	}
+	return j;
+}
+
 int sq_lex(const char *s, size_t len, enum sq_dialect d, struct sq_tok *toks, int cap, int *truncated)
 {
 	size_t i = 0;
@@ -248,12 +290,12 @@ int sq_lex(const char *s, size_t len, enum sq_dialect d, struct sq_tok *toks, in
 	}
 	while (i < len) {
 		unsigned char c = (unsigned char)s[i];
-		unsigned char c1 = i + 1 < len ? (unsigned char)s[i + 1] : 0;
 		if (is_space(c)) {
 			i++;
 			continue;
 		}
-		if (c == '*' && c1 == '/' && in_exec) {
+		unsigned char c1 = i + 1 < len ? (unsigned char)s[i + 1] : 0;
+		if (in_exec && c == '*' && c1 == '/') {
 			/* end of a MySQL executable comment whose content we lexed as code */
 			in_exec = 0;
 			i += 2;
@@ -263,46 +305,58 @@ int sq_lex(const char *s, size_t len, enum sq_dialect d, struct sq_tok *toks, in
 			*truncated = 1;
 			break;
 		}
-		struct sq_tok t = { .off = (uint32_t)i, .depth = (uint16_t)(depth > 65535 ? 65535 : depth) };
+		struct sq_tok *t = &toks[n];
+		*t = (struct sq_tok){ .off = (uint32_t)i, .depth = (uint16_t)(depth > 65535 ? 65535 : depth) };
 		size_t j = i + 1;
 		int unt = 0;
-		/* words first: the most common token; no branch below takes a word-start byte */
+		/* words first: the most common token; no case below takes a word-start byte */
 		if (is_word_start(c)) {
-			t.type = SQ_WORD;
-			for (j = i + 1; j < len && is_word_char((unsigned char)s[j]); j++)
+			t->type = SQ_WORD;
+			for (; j < len && is_word_char((unsigned char)s[j]); j++)
 				;
 			size_t wl = j - i;
-			int l0 = lc(c);
-			if (j < len && s[j] == '\'' &&
-			    ((wl == 1 && (l0 == 'e' || l0 == 'x' || l0 == 'b' || l0 == 'n')) ||
-			     (d == SQ_MYSQL && c == '_'))) {
-				t.type = SQ_STRING;
-				t.flags = SQ_F_PREFIX;
-				int bs = d == SQ_MYSQL || l0 == 'e';
-				if (bs)
-					t.flags |= SQ_F_ESCAPES;
-				j = scan_quoted(s, len, j + 1, '\'', bs, &unt);
-			} else if (d == SQ_PG && wl == 1 && l0 == 'u' && j + 1 < len && s[j] == '&' &&
-				   (s[j + 1] == '\'' || s[j + 1] == '"')) {
-				char q = s[j + 1];
-				t.type = q == '\'' ? SQ_STRING : SQ_QIDENT;
-				t.flags = SQ_F_PREFIX;
-				j = scan_quoted(s, len, j + 2, q, 0, &unt);
+			if (j < len && (s[j] == '\'' || s[j] == '&')) {
+				int l0 = lc(c);
+				if (s[j] == '\'' && ((wl == 1 && (l0 == 'e' || l0 == 'x' || l0 == 'b' || l0 == 'n')) ||
+						     (d == SQ_MYSQL && c == '_'))) {
+					t->type = SQ_STRING;
+					t->flags = SQ_F_PREFIX;
+					int bs = d == SQ_MYSQL || l0 == 'e';
+					if (bs)
+						t->flags |= SQ_F_ESCAPES;
+					j = scan_quoted(s, len, j + 1, '\'', bs, &unt);
+				} else if (d == SQ_PG && wl == 1 && l0 == 'u' && s[j] == '&' && j + 1 < len &&
+					   (s[j + 1] == '\'' || s[j + 1] == '"')) {
+					char q = s[j + 1];
+					t->type = q == '\'' ? SQ_STRING : SQ_QIDENT;
+					t->flags = SQ_F_PREFIX;
+					j = scan_quoted(s, len, j + 2, q, 0, &unt);
+				}
 			}
-			if (t.type == SQ_WORD)
-				t.kw = (uint8_t)word_find(s + i, wl);
-		} else if (c == '-' && c1 == '-' &&
-			   (d != SQ_MYSQL || i + 2 >= len || (unsigned char)s[i + 2] <= ' ')) {
-			t.type = SQ_COMMENT;
-			t.flags = SQ_F_LINE;
+			if (t->type == SQ_WORD)
+				t->kw = (uint8_t)word_find(s + i, wl);
+			goto store;
+		}
+		switch (c) {
+		case '-':
+			if (c1 != '-' || (d == SQ_MYSQL && i + 2 < len && (unsigned char)s[i + 2] > ' '))
+				goto op;
+			t->type = SQ_COMMENT;
+			t->flags = SQ_F_LINE;
 			for (j = i + 2; j < len && s[j] != '\n'; j++)
 				;
-		} else if (c == '#' && d == SQ_MYSQL) {
-			t.type = SQ_COMMENT;
-			t.flags = SQ_F_LINE;
+			break;
+		case '#':
+			if (d != SQ_MYSQL)
+				goto op;
+			t->type = SQ_COMMENT;
+			t->flags = SQ_F_LINE;
 			for (j = i + 1; j < len && s[j] != '\n'; j++)
 				;
-		} else if (c == '/' && c1 == '*') {
+			break;
+		case '/': {
+			if (c1 != '*')
+				goto op;
 			if (d == SQ_MYSQL && i + 2 < len && s[i + 2] == '!' && !in_exec) {
 				/* MySQL executes the body of / *! ... * /: lex it as code */
 				j = i + 3;
@@ -313,7 +367,7 @@ int sq_lex(const char *s, size_t len, enum sq_dialect d, struct sq_tok *toks, in
 				continue;
 			}
 			int nest = 1;
-			t.type = SQ_COMMENT;
+			t->type = SQ_COMMENT;
 			j = i + 2;
 			while (j < len) {
 				if (s[j] == '*' && j + 1 < len && s[j + 1] == '/') {
@@ -332,52 +386,70 @@ int sq_lex(const char *s, size_t len, enum sq_dialect d, struct sq_tok *toks, in
 			}
 			if (nest > 0)
 				unt = 1;
-		} else if (c == '\'') {
-			t.type = SQ_STRING;
+			break;
+		}
+		case '\'':
+			t->type = SQ_STRING;
 			if (d == SQ_MYSQL)
-				t.flags |= SQ_F_ESCAPES;
+				t->flags |= SQ_F_ESCAPES;
 			j = scan_quoted(s, len, i + 1, '\'', d == SQ_MYSQL, &unt);
-		} else if (c == '"') {
+			break;
+		case '"':
 			if (d == SQ_MYSQL) {
-				t.type = SQ_STRING;
-				t.flags |= SQ_F_ESCAPES;
+				t->type = SQ_STRING;
+				t->flags |= SQ_F_ESCAPES;
 				j = scan_quoted(s, len, i + 1, '"', 1, &unt);
 			} else {
-				t.type = SQ_QIDENT;
+				t->type = SQ_QIDENT;
 				j = scan_quoted(s, len, i + 1, '"', 0, &unt);
 			}
-		} else if (c == '`' && d == SQ_MYSQL) {
-			t.type = SQ_QIDENT;
+			break;
+		case '`':
+			if (d != SQ_MYSQL)
+				goto op;
+			t->type = SQ_QIDENT;
 			j = scan_quoted(s, len, i + 1, '`', 0, &unt);
-		} else if (c == '$' && d == SQ_PG && is_digit(c1)) {
-			t.type = SQ_PARAM;
-			for (j = i + 1; j < len && is_digit((unsigned char)s[j]); j++)
-				;
-		} else if (c == '$' && d == SQ_PG && (c1 == '$' || is_word_start(c1))) {
-			size_t k = i + 1;
-			while (k < len && (is_word_start((unsigned char)s[k]) || is_digit((unsigned char)s[k])))
-				k++;
-			if (k < len && s[k] == '$') {
-				size_t tl = k + 1 - i; /* "$tag$" */
-				t.type = SQ_STRING;
-				t.flags = SQ_F_DOLLAR;
-				j = len;
-				unt = 1;
-				for (size_t m = k + 1; m + tl <= len; m++) {
-					if (s[m] == '$' && memcmp(s + m, s + i, tl) == 0) {
-						j = m + tl;
-						unt = 0;
-						break;
+			break;
+		case '$':
+			if (d != SQ_PG)
+				goto op;
+			if (is_digit(c1)) {
+				t->type = SQ_PARAM;
+				for (j = i + 1; j < len && is_digit((unsigned char)s[j]); j++)
+					;
+			} else if (c1 == '$' || is_word_start(c1)) {
+				size_t k = i + 1;
+				while (k < len && (is_word_start((unsigned char)s[k]) || is_digit((unsigned char)s[k])))
+					k++;
+				if (k < len && s[k] == '$') {
+					size_t tl = k + 1 - i; /* "$tag$" */
+					t->type = SQ_STRING;
+					t->flags = SQ_F_DOLLAR;
+					j = len;
+					unt = 1;
+					for (size_t m = k + 1; m + tl <= len; m++) {
+						if (s[m] == '$' && memcmp(s + m, s + i, tl) == 0) {
+							j = m + tl;
+							unt = 0;
+							break;
+						}
 					}
+				} else {
+					t->type = SQ_OP;
 				}
 			} else {
-				t.type = SQ_OP;
+				goto op;
 			}
-		} else if (c == '?' && d == SQ_MYSQL) {
-			t.type = SQ_PARAM;
-		} else if (c == '@' && d == SQ_MYSQL) {
-			t.type = SQ_VAR;
-			j = i + 1;
+			break;
+		case '?':
+			if (d != SQ_MYSQL)
+				goto op;
+			t->type = SQ_PARAM;
+			break;
+		case '@':
+			if (d != SQ_MYSQL)
+				goto op;
+			t->type = SQ_VAR;
 			if (j < len && s[j] == '@')
 				j++;
 			if (j < len && (s[j] == '\'' || s[j] == '"' || s[j] == '`'))
@@ -385,63 +457,41 @@ int sq_lex(const char *s, size_t len, enum sq_dialect d, struct sq_tok *toks, in
 			else
 				while (j < len && (is_word_char((unsigned char)s[j]) || s[j] == '.'))
 					j++;
-		} else if (is_digit(c) || (c == '.' && is_digit(c1) &&
-					  !(i > 0 && (is_word_char((unsigned char)s[i - 1]) ||
-						      s[i - 1] == ')' || s[i - 1] == '"' || s[i - 1] == '`')))) {
-			t.type = SQ_NUMBER;
-			if (c == '0' && (c1 == 'x' || c1 == 'X') && i + 2 < len && is_xdigit((unsigned char)s[i + 2])) {
-				for (j = i + 2; j < len && is_xdigit((unsigned char)s[j]); j++)
-					;
-			} else if (c == '0' && (c1 == 'b' || c1 == 'B') && i + 2 < len &&
-				   (s[i + 2] == '0' || s[i + 2] == '1')) {
-				for (j = i + 2; j < len && (s[j] == '0' || s[j] == '1'); j++)
-					;
-			} else {
-				j = i;
-				while (j < len && (is_digit((unsigned char)s[j]) ||
-						   (s[j] == '_' && j + 1 < len && is_digit((unsigned char)s[j + 1]))))
-					j++;
-				if (j < len && s[j] == '.') {
-					j++;
-					while (j < len && is_digit((unsigned char)s[j]))
-						j++;
-				}
-				if (j < len && (s[j] == 'e' || s[j] == 'E')) {
-					size_t k = j + 1;
-					if (k < len && (s[k] == '+' || s[k] == '-'))
-						k++;
-					if (k < len && is_digit((unsigned char)s[k])) {
-						for (j = k; j < len && is_digit((unsigned char)s[j]); j++)
-							;
-					}
-				}
+			break;
+		case '0': case '1': case '2': case '3': case '4':
+		case '5': case '6': case '7': case '8': case '9':
+			j = scan_number(s, len, i, t);
+			break;
+		case '.':
+			if (is_digit(c1) && !(i > 0 && (is_word_char((unsigned char)s[i - 1]) || s[i - 1] == ')' ||
+							s[i - 1] == '"' || s[i - 1] == '`'))) {
+				j = scan_number(s, len, i, t);
+				break;
 			}
-			if (j < len && is_word_char((unsigned char)s[j]) && s[j - 1] != '.') {
-				/* MySQL identifiers may start with digits (1abc) */
-				t.type = SQ_WORD;
-				while (j < len && is_word_char((unsigned char)s[j]))
-					j++;
-			}
-		} else if (c == '(' || c == ')' || c == ',' || c == ';' || c == '.' || c == '[' ||
-			   c == ']' || c == '{' || c == '}') {
-			t.type = SQ_PUNCT;
+			/* fall through */
+		case '(': case ')': case ',': case ';': case '[': case ']': case '{': case '}':
+			t->type = SQ_PUNCT;
 			if (c == '(') {
 				depth++;
 			} else if (c == ')') {
 				if (depth > 0)
 					depth--;
-				t.depth = (uint16_t)(depth > 65535 ? 65535 : depth);
+				t->depth = (uint16_t)(depth > 65535 ? 65535 : depth);
 			}
-		} else {
-			t.type = SQ_OP;
+			break;
+		default:
+		op:
+			t->type = SQ_OP;
 			j = i + op_len(s + i, len - i);
+			break;
 		}
+	store:
 		if (unt)
-			t.flags |= SQ_F_UNTERMINATED;
+			t->flags |= SQ_F_UNTERMINATED;
 		if (j > len)
 			j = len;
-		t.len = (uint32_t)(j - i);
-		toks[n++] = t;
+		t->len = (uint32_t)(j - i);
+		n++;
 		i = j;
 	}
 	return n;
@@ -981,8 +1031,8 @@ size_t sq_shape_key(const char *src, const struct sq_tok *t, int first, int end,
 				return 0;
 			key[o++] = k->type;
 			key[o++] = (uint8_t)k->len;
-			memcpy(key + o, p, k->len);
-			o += k->len;
+			for (uint32_t m = 0; m < k->len; m++) /* mostly one or two bytes: no call */
+				key[o++] = (uint8_t)p[m];
 			break;
 		default: /* literals, parameters, comments: the kind only */
 			key[o++] = k->type;
