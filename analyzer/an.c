@@ -34,6 +34,7 @@ struct an_pending {
 	struct sq_tok *toks; /* a single-statement simple query's tokens, lexed once */
 	int n_toks;
 	void *block;	     /* one allocation holds sql, parts, tokens and parameters */
+	size_t block_cap;
 	int data_move, data_move_to_client, data_move_part;
 	char data_move_what[AN_STR_MAX];
 	size_t bytes; /* charged against the session's pending budget */
@@ -334,16 +335,31 @@ static void lru_front(struct an *an, struct an_session *s)
 		an->lru_tail = s;
 }
 
+#define AN_PEND_KEEP 2048 /* a block up to this size is kept as the session's spare */
+
 static void pending_free(struct an_session *s, struct an_pending *p)
 {
 	s->pend_bytes -= p->bytes < s->pend_bytes ? p->bytes : s->pend_bytes;
-	free(p->block);
+	if (!s->pend_spare && p->block && p->block_cap <= AN_PEND_KEEP) {
+		s->pend_spare = p->block;
+		s->pend_spare_cap = p->block_cap;
+	} else {
+		free(p->block);
+	}
 	memset(p, 0, sizeof *p);
+}
+
+static void pend_spare_free(struct an_session *s)
+{
+	free(s->pend_spare);
+	s->pend_spare = NULL;
+	s->pend_spare_cap = 0;
 }
 
 static struct an_pending *pend_at(struct an_session *s, int i)
 {
-	return &s->pend[(s->pend_head + i) % s->pend_cap];
+	int k = s->pend_head + i; /* both below pend_cap: no division on every lookup */
+	return &s->pend[k < s->pend_cap ? k : k - s->pend_cap];
 }
 
 /* ---- attribution ---- */
@@ -409,9 +425,18 @@ static void apply_ops(struct an *an, struct an_session *s, const struct attr_op 
 int an_stmt_is_read(const struct an_stmt *st)
 {
 	const char *v = st->info ? st->info->verb : "";
-	if (st->tag[0])
-		return strncmp(st->tag, "SELECT", 6) == 0 || strncmp(st->tag, "FETCH", 5) == 0 ||
-		       (strncmp(st->tag, "COPY", 4) == 0 && st->data_move_to_client) || strncmp(st->tag, "SHOW", 4) == 0;
+	switch (st->tag[0]) { /* the command tag, when there is one, by its first letter */
+	case 0:
+		break;
+	case 'S':
+		return strncmp(st->tag, "SELECT", 6) == 0 || strncmp(st->tag, "SHOW", 4) == 0;
+	case 'F':
+		return strncmp(st->tag, "FETCH", 5) == 0;
+	case 'C':
+		return strncmp(st->tag, "COPY", 4) == 0 && st->data_move_to_client;
+	default:
+		return 0;
+	}
 	if (!strcmp(v, "SELECT") || !strcmp(v, "SHOW") || !strcmp(v, "FETCH") || !strcmp(v, "TABLE") ||
 	    !strcmp(v, "VALUES") || !strcmp(v, "DESCRIBE") || !strcmp(v, "EXPLAIN") || !strcmp(v, "CALL"))
 		return 1;
@@ -708,7 +733,7 @@ static void pend_finish(struct an *an, struct an_session *s, struct an_pending *
 static void pend_pop_done(struct an_session *s)
 {
 	while (s->pend_n > 0 && pend_at(s, 0)->n_parts == 0) {
-		s->pend_head = (s->pend_head + 1) % s->pend_cap;
+		s->pend_head = s->pend_head + 1 < s->pend_cap ? s->pend_head + 1 : 0;
 		s->pend_n--;
 	}
 }
@@ -799,7 +824,16 @@ static void on_query(struct an *an, struct an_session *s, const struct ev *e)
 	p->kind = q->kind;
 	p->ts = e->ts;
 	p->truncated = trunc || ltrunc;
-	p->block = malloc(size ? size : 1);
+	size_t need = size ? size : 1;
+	if (s->pend_spare && s->pend_spare_cap >= need) {
+		p->block = s->pend_spare;
+		p->block_cap = s->pend_spare_cap;
+		s->pend_spare = NULL;
+	} else {
+		pend_spare_free(s); /* too small: this block, rounded up, becomes the next spare */
+		p->block_cap = need < AN_PEND_KEEP / 4 ? AN_PEND_KEEP / 4 : need;
+		p->block = malloc(p->block_cap);
+	}
 	if (!p->block)
 		goto fail;
 	/* most aligned first: attr_val (pointers), tokens and offsets (4 bytes), then text */
@@ -1181,6 +1215,7 @@ struct an_session *an_open(struct an *an, const struct an_flow *flow)
 		struct an_session *old = an->lru_tail;
 		struct an_flow_end end = { .ts = old->last_ts, .reason = "timeout" };
 		pend_finish_all(an, old);
+		pend_spare_free(old);
 		free(old->pend);
 		old->pend = NULL;
 		old->pend_cap = 0;
@@ -1230,6 +1265,7 @@ void an_close(struct an *an, struct an_session *s, const struct an_flow_end *end
 		an->n_sessions--;
 	}
 	free(s->pend);
+	pend_spare_free(s);
 	free(s->client_info);
 	free(s);
 }

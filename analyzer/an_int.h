@@ -80,6 +80,10 @@ struct an_session {
 	struct an_pending *pend;
 	int pend_head, pend_n, pend_cap;
 	size_t pend_bytes;
+	/* The last finished entry's block, reused by the next query (a session that waits for
+	 * each result then needs no malloc per statement); at most AN_PEND_KEEP bytes. */
+	void *pend_spare;
+	size_t pend_spare_cap;
 
 	/* per-session detector state */
 	struct an_window err_win;

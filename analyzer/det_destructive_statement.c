@@ -14,17 +14,16 @@ static void ds_statement(struct an *an, const struct an_stmt *st)
 		return;
 	const char *verb = st->info->verb, *what = NULL;
 	int o = det_next(st, v);
-	if (!strcmp(verb, "DROP")) {
+	if (vk == SQW_DROP) { /* vk is the verb's word id: no string compares per statement */
 		if (det_word(st, o, "TABLE") || det_word(st, o, "SCHEMA") || det_word(st, o, "DATABASE"))
 			what = det_word(st, o, "TABLE") ? "DROP TABLE" : det_word(st, o, "SCHEMA") ? "DROP SCHEMA"
 												    : "DROP DATABASE";
-	} else if (!strcmp(verb, "TRUNCATE")) {
+	} else if (vk == SQW_TRUNCATE) {
 		what = "TRUNCATE";
-	} else if (!strcmp(verb, "DELETE") || !strcmp(verb, "UPDATE")) {
+	} else {
 		int depth = det_tok(st, v)->depth, where = 0;
-		for (int i = v; i < st->end; i++)
-			if (det_tok(st, i)->depth == depth && (det_word(st, i, "WHERE")))
-				where = 1;
+		for (int i = v; i < st->end && !where; i++)
+			where = det_tok(st, i)->depth == depth && sq_kw(det_tok(st, i), SQW_WHERE);
 		if (!where)
 			what = verb[0] == 'D' ? "DELETE without WHERE" : "UPDATE without WHERE";
 	}
