@@ -634,7 +634,8 @@ static void check_gap(struct cap *c, const struct tcpinfo *t, const uint8_t *p, 
 		if (!hs[d]->list && !c->bigqueue) {
 			f->ooo_pkts[d] = 0;
 			f->ooo_since[d] = 0;
-			flow_held_clear(&c->flows, f, d);
+			if (f->held[d]) /* every packet passes here: no call when nothing is held */
+				flow_held_clear(&c->flows, f, d);
 			continue;
 		}
 		uint32_t expect = sender[d]->first_data_seq + (uint32_t)hs[d]->count;
