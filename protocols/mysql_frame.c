@@ -169,6 +169,14 @@ size_t my_frame_run(struct my *m, int dir, struct my_framer *f, const uint8_t *b
 		}
 		if (len - off < 4)
 			break;
+		if (dir == TO_CLIENT && !f->cont) {
+			/* rows of a result set: counted in a tight loop, no call per row */
+			size_t k = my_rows_run(m, b + off, len - off);
+			if (k) {
+				off += k;
+				continue;
+			}
+		}
 		uint32_t plen = my_le24(b + off);
 		uint8_t seq = b[off + 3];
 		if (f->cont) {

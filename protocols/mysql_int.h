@@ -259,6 +259,7 @@ void my_anomaly(struct my *m, int dir, const char *what, int fatal);
 int my_valid_cmd(uint8_t c);
 
 /* mysql_frame.c: packet framing, resynchronisation, compression */
+size_t my_rows_run(struct my *m, const uint8_t *b, size_t len);
 size_t my_frame_run(struct my *m, int dir, struct my_framer *f, const uint8_t *b, size_t len,
 		    int inner);
 size_t my_z_run(struct my *m, int dir, const uint8_t *b, size_t len);
