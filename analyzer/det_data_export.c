@@ -10,6 +10,7 @@ static const uint8_t file_fns[] = { SQW_PG_READ_FILE, SQW_PG_READ_BINARY_FILE, S
 				    SQW_NONE };
 /* the words the other text signals need */
 static const uint8_t export_words[] = { SQW_OUTFILE, SQW_DUMPFILE, SQW_LOAD, SQW_NONE };
+static struct sq_wordset gate_words = SQ_WORDSET(export_words, file_fns);
 
 static void de_statement(struct an *an, const struct an_stmt *st)
 {
@@ -19,7 +20,7 @@ static void de_statement(struct an *an, const struct an_stmt *st)
 	const struct sq_info *in = st->info;
 	/* the words every text signal needs: most statements have none */
 	if (st->toks && in &&
-	    (in->verb_kw == SQW_COPY || sq_has_any(in, export_words) || sq_has_any(in, file_fns))) {
+	    (in->verb_kw == SQW_COPY || sq_has_set(in, &gate_words))) {
 		int v = det_verb_index(st);
 		if (v >= 0 && !strcmp(st->info->verb, "COPY")) {
 			int depth = det_tok(st, v)->depth;

@@ -83,6 +83,9 @@ static const uint8_t dangerous[] = { SQW_DROP, SQW_DELETE, SQW_UPDATE, SQW_INSER
 static const uint8_t signal_words[] = { SQW_OR, SQW__PIPES, SQW_UNION, SQW__COMMENT, SQW_WAITFOR, SQW_DBMS_LOCK,
 					SQW_MYSQL, SQW_NONE };
 
+/* every signal needs one of these */
+static struct sq_wordset gate_words = SQ_WORDSET(signal_words, delay_fns, cred_catalogs);
+
 static int word_in(const struct an_stmt *st, int i, const uint8_t *ids)
 {
 	return i >= st->first && i < st->end && sq_kw_in(&st->toks[i], ids);
@@ -135,8 +138,7 @@ static void sqli_statement(struct an *an, const struct an_stmt *st)
 	/* every signal needs one of these words, a comment, or a part stacked behind another:
 	 * most statements have none and end here */
 	const struct sq_info *in = st->info;
-	if (in && st->part == 0 && !sq_has_any(in, signal_words) && !sq_has_any(in, delay_fns) &&
-	    !sq_has_any(in, cred_catalogs))
+	if (in && st->part == 0 && !sq_has_set(in, &gate_words))
 		return;
 	const char *signals[8];
 	int ns = 0, tautologies = 0, unions = 0;

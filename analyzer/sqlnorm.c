@@ -87,6 +87,20 @@ uint64_t sq_hash_mem(const void *p, size_t n, uint64_t h)
 	return h ^ (h >> 32);
 }
 
+static pthread_mutex_t wordset_mu = PTHREAD_MUTEX_INITIALIZER;
+
+void sq_wordset_build(struct sq_wordset *s)
+{
+	pthread_mutex_lock(&wordset_mu); /* once per set; later calls see ready and return */
+	if (!atomic_load_explicit(&s->ready, memory_order_relaxed)) {
+		for (const uint8_t *const *l = s->lists; *l; l++)
+			for (const uint8_t *id = *l; *id; id++)
+				s->w[*id >> 6] |= 1ull << (*id & 63);
+		atomic_store_explicit(&s->ready, 1, memory_order_release);
+	}
+	pthread_mutex_unlock(&wordset_mu);
+}
+
 /* The recognised words (sqlnorm.h), indexed by id; upper-cased copies for the lookup. */
 #define SQ_WORD_TEXT(id, text, kw) text,
 #define SQ_WORD_KW(id, text, kw) kw,

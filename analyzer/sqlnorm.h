@@ -4,6 +4,7 @@
 #ifndef DBTAP_SQLNORM_H
 #define DBTAP_SQLNORM_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -338,13 +339,25 @@ static inline int sq_has(const struct sq_info *info, int id)
 	return (info->words[id >> 6] >> (id & 63)) & 1;
 }
 
-/* Does it contain any of ids (a list ended by SQW_NONE)? */
-static inline int sq_has_any(const struct sq_info *info, const uint8_t *ids)
+/* Word lists (each ended by SQW_NONE) as one bit set like sq_info.words, built on first use:
+ * the detectors' "does it contain any of these" gates run for every statement. */
+struct sq_wordset {
+	const uint8_t *lists[4]; /* up to three lists, then NULL */
+	atomic_int ready;
+	uint64_t w[(SQW__COUNT + 63) / 64];
+};
+#define SQ_WORDSET(...) { { __VA_ARGS__, NULL }, 0, { 0 } }
+void sq_wordset_build(struct sq_wordset *s);
+
+/* Does it contain any word of the set? */
+static inline int sq_has_set(const struct sq_info *info, struct sq_wordset *s)
 {
-	for (; *ids; ids++)
-		if (sq_has(info, *ids))
-			return 1;
-	return 0;
+	if (!atomic_load_explicit(&s->ready, memory_order_acquire))
+		sq_wordset_build(s);
+	uint64_t any = 0;
+	for (size_t k = 0; k < sizeof s->w / sizeof s->w[0]; k++)
+		any |= info->words[k] & s->w[k];
+	return any != 0;
 }
 
 /* Is the token one of ids (a list ended by SQW_NONE)? */
