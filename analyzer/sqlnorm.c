@@ -1008,6 +1008,26 @@ size_t sq_normalize(const char *src, const struct sq_tok *t, int first, int end,
 	return o.n;
 }
 
+/* n bytes of p into out with ASCII A-Z folded to a-z, eight at a time (identifiers). */
+static size_t lower_copy(uint8_t *out, const char *p, size_t n)
+{
+	const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+	size_t m = 0;
+	for (; m + 8 <= n; m += 8) {
+		uint64_t w;
+		memcpy(&w, p + m, 8);
+		/* per byte, high bit set where 'A' <= byte <= 'Z' (bytes >= 0x80 excluded) */
+		uint64_t low7 = w & ~high;
+		uint64_t ge_a = low7 + ones * (0x80 - 'A'), gt_z = low7 + ones * (0x80 - 'Z' - 1);
+		uint64_t upper = ge_a & ~gt_z & ~w & high;
+		w |= upper >> 2; /* 0x80 >> 2 = 0x20 */
+		memcpy(out + m, &w, 8);
+	}
+	for (; m < n; m++)
+		out[m] = (uint8_t)lc((unsigned char)p[m]);
+	return n;
+}
+
 size_t sq_shape_key(const char *src, const struct sq_tok *t, int first, int end, uint8_t *key, size_t cap)
 {
 	size_t o = 0;
@@ -1035,8 +1055,7 @@ size_t sq_shape_key(const char *src, const struct sq_tok *t, int first, int end,
 				return 0;
 			key[o++] = k->type;
 			key[o++] = (uint8_t)k->len;
-			for (uint32_t m = 0; m < k->len; m++)
-				key[o++] = (uint8_t)lc((unsigned char)p[m]);
+			o += lower_copy(key + o, p, k->len);
 			break;
 		case SQ_QIDENT:
 		case SQ_OP:
