@@ -40,7 +40,7 @@ struct bl_entry;
 
 /* The baseline entries of a query shape and its tables, for the session's identity: an
  * application sends the same few shapes over and over. */
-#define AN_SHAPE_MEMO 8
+#define AN_SHAPE_MEMO 16
 #define AN_SHAPE_MEMO_TABLES 4
 struct an_shape_memo {
 	uint64_t h; /* sq_info.hash */

@@ -515,6 +515,20 @@ static int64_t peer_add(struct an *an, struct bl *b, const char *table, ev_time 
 	return e->count - 1;
 }
 
+/* Free slot m for a new shape: the entry there moves to its own other slot (replacing
+ * what that holds), so the two most recent shapes of a slot stay. */
+static struct an_shape_memo *memo_make_room(struct an_session *s, struct an_shape_memo *m)
+{
+	if (!m->shape)
+		return m;
+	size_t here = (size_t)(m - s->bl_shapes), a = m->h & (AN_SHAPE_MEMO - 1),
+	       b = (m->h >> 32) & (AN_SHAPE_MEMO - 1);
+	size_t other = here == a ? b : a;
+	if (other != here)
+		s->bl_shapes[other] = *m;
+	return m;
+}
+
 void bl_shape(struct an *an, const struct an_stmt *st)
 {
 	struct bl *b = bl_get(an);
@@ -529,9 +543,21 @@ void bl_shape(struct an *an, const struct an_stmt *st)
 	p->count++;
 	const char *new_tables[SQ_MAX_TABLES], *eu_tables[SQ_MAX_TABLES];
 	int n_new = 0, n_eu = 0, new_shape;
-	/* same hash, same normalised text: same tables (unless the text was cut) */
-	struct an_shape_memo *m = !in->truncated && in->n_tables <= AN_SHAPE_MEMO_TABLES
-					  ? &s->bl_shapes[in->hash & (AN_SHAPE_MEMO - 1)] : NULL;
+	/* same hash, same normalised text: same tables (unless the text was cut). Two slots per
+	 * hash, the newer first: an application's handful of shapes rarely push each other out. */
+	struct an_shape_memo *m = NULL;
+	if (!in->truncated && in->n_tables <= AN_SHAPE_MEMO_TABLES) {
+		struct an_shape_memo *m1 = &s->bl_shapes[in->hash & (AN_SHAPE_MEMO - 1)];
+		struct an_shape_memo *m2 = &s->bl_shapes[(in->hash >> 32) & (AN_SHAPE_MEMO - 1)];
+		if (m1->shape && m1->h == in->hash)
+			m = m1;
+		else if (m2->shape && m2->h == in->hash)
+			m = m2;
+		else if (m1->shape && !m2->shape)
+			m = m2;
+		else
+			m = memo_make_room(s, m1);
+	}
 	if (m && m->shape && m->h == in->hash) {
 		e = m->shape;
 		new_shape = seen_again(an, b, p, e, ts, 1);
