@@ -177,9 +177,11 @@ static void pg_hello(struct pg *s)
 
 /* ---- pending queue ---- */
 
+/* q_cap is 16 doubled up to PG_MAX_PENDING: a power of two, so no division per lookup */
+_Static_assert((PG_MAX_PENDING & (PG_MAX_PENDING - 1)) == 0, "PG_MAX_PENDING: a power of two");
 static struct pg_pend *pend_at(struct pg *s, size_t i)
 {
-	return &s->q[(s->q_head + i) % s->q_cap];
+	return &s->q[(s->q_head + i) & (s->q_cap - 1)];
 }
 
 static void emit_result(struct pg *s, struct pg_pend *p, enum ev_outcome out, int64_t rows,
@@ -203,7 +205,7 @@ static void pend_pop(struct pg *s)
 {
 	if (!s->q_n)
 		return;
-	s->q_head = (s->q_head + 1) % s->q_cap;
+	s->q_head = (s->q_head + 1) & (s->q_cap - 1);
 	s->q_n--;
 }
 
