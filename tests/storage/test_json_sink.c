@@ -113,6 +113,10 @@ Test(json_sink, every_record_type_round_trips_with_column_names)
 			   {.type = REC_FINDING, .u.finding = &f}};
 	for (int i = 0; i < 4; i++)
 		cr_assert_eq(sink_put(s, &r[i]), 0);
+	/* baseline rows live in the database only: accepted, not written */
+	struct rec_baseline b = { .scope = "db_user", .principal = "alice", .kind = "shape", .item = "0123456789abcdef" };
+	struct rec rb = { .type = REC_BASELINE, .u.baseline = &b };
+	cr_expect_eq(sink_put(s, &rb), 0);
 	cr_expect_eq(sink_flush(s), 0);
 	sink_close(s);
 

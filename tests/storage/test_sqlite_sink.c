@@ -396,6 +396,45 @@ Test(sqlite_sink, full_queue_drops_statements_counts_them_and_keeps_sessions)
 	sqlite3_close(db);
 }
 
+static int put_baseline(struct sink *s, int item, int64_t count)
+{
+	char it[32];
+	snprintf(it, sizeof it, "t%d", item);
+	struct rec_baseline b = { .scope = "db_user", .principal = "app", .application = "", .kind = "table",
+				  .item = it, .first_seen = 1764000000000000LL, .last_seen = 1764000001000000LL,
+				  .count = count, .rows_min = -1, .rows_max = -1 };
+	struct rec r = { .type = REC_BASELINE, .u.baseline = &b };
+	return sink_put(s, &r);
+}
+
+/* The analyzer's changed baseline rows go through the writer (upserts); when the writer is
+ * far behind a row is refused with -EAGAIN, not dropped: the analyzer keeps it for later. */
+Test(sqlite_sink, baseline_rows_are_upserted_and_refused_uncounted_when_the_writer_is_behind)
+{
+	struct sink_ids ids;
+	struct sink *s = open_ok(100, &ids);
+	cr_assert_eq(sink_sqlite_set_wait(s, 0), 0);
+	cr_assert_eq(put_baseline(s, 1, 1), 0);
+	cr_assert_eq(put_baseline(s, 1, 5), 0); /* the same row again: replaces */
+	cr_assert_eq(sink_sync(s), 0, "%s", s->errmsg);
+	sqlite3 *db = db_open();
+	cr_expect_eq(q1(db, "SELECT count FROM baseline WHERE item = 't1'"), 5);
+	cr_assert_eq(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+	int i = 1, rc = 0;
+	while (rc == 0 && i < 100000) {
+		rc = put_baseline(s, ++i, 1);
+		if (i % 100 == 0)
+			sink_flush(s);
+	}
+	cr_expect_eq(rc, -EAGAIN, "a stalled writer refuses baseline rows at the queue's bound");
+	cr_expect_eq(s->dropped, 0, "refused baseline rows are not losses");
+	cr_assert_eq(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+	cr_expect_eq(sink_sync(s), 0, "%s", s->errmsg);
+	cr_expect_eq(q1(db, "SELECT count(*) FROM baseline"), i - 1, "every row accepted is stored");
+	sink_close(s);
+	sqlite3_close(db);
+}
+
 Test(sqlite_sink, default_wait_mode_stores_everything_from_a_tight_loop)
 {
 	struct sink_ids ids;
