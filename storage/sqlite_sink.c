@@ -104,6 +104,9 @@ struct sq_sink {
 
 	int64_t t_sec;	/* writer's cache: the second last formatted ... */
 	char t_buf[40]; /* ... and its text, so most rows skip gmtime + printf */
+	/* Bound times, one buffer per time parameter in flight (a row of the multi-row INSERT
+	 * each, two for a run or session), so SQLite takes them without a copy. */
+	char t_bound[SQ_MULTI + 2][28];
 };
 
 /* ---- arena ---- */
@@ -245,7 +248,8 @@ static int sq_copy(struct sq_batch *b, const struct rec *r)
 
 /* ---- writer side ---- */
 
-static void bind_time(struct sq_sink *q, sqlite3_stmt *st, int i, int64_t us)
+/* slot: which of q->t_bound holds the text until the statement runs (see there) */
+static void bind_time(struct sq_sink *q, sqlite3_stmt *st, int i, int64_t us, int slot)
 {
 	if (!us) {
 		sqlite3_bind_null(st, i);
@@ -261,20 +265,22 @@ static void bind_time(struct sq_sink *q, sqlite3_stmt *st, int i, int64_t us)
 		q->t_sec = sec;
 	}
 	/* "YYYY-MM-DDTHH:MM:SS." is 20 characters for years 0000-9999; then 6 digits and Z */
-	char buf[40];
 	size_t n = strlen(q->t_buf);
 	if (n != 27) {
+		char buf[40];
 		sink_fmt_time(us, buf, sizeof(buf));
 		sqlite3_bind_text(st, i, buf, -1, SQLITE_TRANSIENT);
 		return;
 	}
+	char *buf = q->t_bound[slot];
 	memcpy(buf, q->t_buf, 20);
 	for (int d = 25; d >= 20; d--) {
 		buf[d] = (char)('0' + frac % 10);
 		frac /= 10;
 	}
 	buf[26] = 'Z';
-	sqlite3_bind_text(st, i, buf, 27, SQLITE_TRANSIENT);
+	buf[27] = 0;
+	sqlite3_bind_text(st, i, buf, 27, SQLITE_STATIC);
 }
 
 static void bind_str(sqlite3_stmt *st, int i, const char *s)
@@ -294,12 +300,13 @@ static void bind_opt(sqlite3_stmt *st, int i, int64_t v, int64_t null_below)
 		sqlite3_bind_int64(st, i, v);
 }
 
-/* Statement rows bind 13 parameters starting at i (several rows share one INSERT). */
-static void bind_statement(struct sq_sink *q, sqlite3_stmt *st, int i, const struct rec_statement *x)
+/* Statement rows bind 13 parameters starting at i (several rows share one INSERT); row m
+ * of the INSERT keeps its time in q->t_bound[m]. */
+static void bind_statement(struct sq_sink *q, sqlite3_stmt *st, int i, const struct rec_statement *x, int m)
 {
 	sqlite3_bind_int64(st, i++, x->id);
 	bind_opt(st, i++, x->session_id, 1);
-	bind_time(q, st, i++, x->ts);
+	bind_time(q, st, i++, x->ts, m);
 	bind_str(st, i++, x->end_user);
 	bind_str(st, i++, x->end_user_source);
 	bind_str(st, i++, x->verb);
@@ -321,8 +328,8 @@ static void bind_item(struct sq_sink *q, const struct sq_item *it, sqlite3_stmt 
 		const struct rec_run *x = &it->u.run;
 		st = q->st[SQ_RUN];
 		sqlite3_bind_int64(st, i++, x->id);
-		bind_time(q, st, i++, x->started_at);
-		bind_time(q, st, i++, x->ended_at);
+		bind_time(q, st, i++, x->started_at, SQ_MULTI);
+		bind_time(q, st, i++, x->ended_at, SQ_MULTI + 1);
 		bind_str(st, i++, x->source);
 		sqlite3_bind_int64(st, i++, x->packets);
 		sqlite3_bind_int64(st, i++, x->bytes);
@@ -344,8 +351,8 @@ static void bind_item(struct sq_sink *q, const struct sq_item *it, sqlite3_stmt 
 		sqlite3_bind_int(st, i++, x->client_port);
 		bind_str(st, i++, x->server_ip);
 		sqlite3_bind_int(st, i++, x->server_port);
-		bind_time(q, st, i++, x->started_at);
-		bind_time(q, st, i++, x->ended_at);
+		bind_time(q, st, i++, x->started_at, SQ_MULTI);
+		bind_time(q, st, i++, x->ended_at, SQ_MULTI + 1);
 		bind_str(st, i++, x->db_user);
 		bind_str(st, i++, x->database);
 		bind_str(st, i++, x->application);
@@ -368,7 +375,7 @@ static void bind_item(struct sq_sink *q, const struct sq_item *it, sqlite3_stmt 
 	}
 	case REC_STATEMENT:
 		st = q->st[SQ_STATEMENT];
-		bind_statement(q, st, 1, &it->u.statement);
+		bind_statement(q, st, 1, &it->u.statement, 0);
 		break;
 	case REC_FINDING: {
 		const struct rec_finding *x = &it->u.finding;
@@ -377,7 +384,7 @@ static void bind_item(struct sq_sink *q, const struct sq_item *it, sqlite3_stmt 
 		bind_opt(st, i++, x->run_id, 1);
 		bind_opt(st, i++, x->session_id, 1);
 		bind_opt(st, i++, x->statement_id, 1);
-		bind_time(q, st, i++, x->ts);
+		bind_time(q, st, i++, x->ts, 0);
 		bind_str(st, i++, x->kind);
 		bind_str(st, i++, x->severity);
 		bind_str(st, i++, x->protocol);
@@ -445,7 +452,7 @@ static void sq_write_batch(struct sq_sink *q, struct sq_batch *b)
 				st = q->st[SQ_STATEMENT_MULTI];
 				for (size_t m = 0; m < SQ_MULTI; m++)
 					bind_statement(q, st, 1 + (int)m * SQ_STMT_COLS,
-						       &b->items[k + m].u.statement);
+						       &b->items[k + m].u.statement, (int)m);
 				rc = sq_exec_stmt(st);
 				if (rc == SQLITE_OK) {
 					k += SQ_MULTI - 1;
