@@ -501,6 +501,10 @@ static void maybe_pickup(struct cap *c, const struct tcpinfo *t, const struct pc
 {
 	if (!t->payload || !(t->flags & 0x10) || (t->flags & 0x07))
 		return;
+	/* the usual packet: a flow we know whose stream libnids has */
+	struct flow *f = flow_of(c, t->saddr, t->sport, t->daddr, t->dport);
+	if (f && f->stream)
+		return;
 	int from_client;
 	if (decoder_for_port(c, t->dport))
 		from_client = 1;
@@ -510,12 +514,11 @@ static void maybe_pickup(struct cap *c, const struct tcpinfo *t, const struct pc
 		return;
 	/* A flow we already know (its stream freed at a gap or a reset) keeps its roles, even
 	 * when both ports are database ports. */
-	struct flow *f = flow_of(c, t->saddr, t->sport, t->daddr, t->dport);
 	if (f)
 		from_client = f->key.cli_ip == t->saddr && f->key.cli_port == htons(t->sport);
 	uint32_t cli = from_client ? t->saddr : t->daddr, srv = from_client ? t->daddr : t->saddr;
 	uint16_t cport = from_client ? t->sport : t->dport, sport = from_client ? t->dport : t->sport;
-	if ((f && f->stream) || find_stream(cli, cport, srv, sport))
+	if (find_stream(cli, cport, srv, sport))
 		return;
 	uint32_t cnext = from_client ? t->seq : t->ack, snext = from_client ? t->ack : t->seq;
 	c->injecting = 1;
