@@ -597,6 +597,9 @@ static void complete_part(struct an *an, struct an_session *s, struct an_pending
 		size_t len = p->part_len[idx];
 		struct an_ncache *c = NULL;
 		uint64_t h = 0;
+		/* the tokens are read in place: the cache entry's, the pending entry's (both stay
+		 * put until this returns) or freshly lexed into an->toks */
+		const struct sq_tok *toks = an->toks;
 		if (p->kind == EV_Q_EXECUTE && an->ncache && len <= AN_NCACHE_MAX_TEXT) {
 			h = sq_hash_mem(text, len, SQ_HASH_INIT);
 			c = &an->ncache[h % AN_NCACHE_SLOTS];
@@ -604,7 +607,7 @@ static void complete_part(struct an *an, struct an_session *s, struct an_pending
 		if (c && c->text && c->hash == h && c->len == len && c->dialect == (int)s->dialect &&
 		    memcmp(c->text, text, len) == 0) {
 			n = c->n;
-			memcpy(an->toks, c->toks, (size_t)n * sizeof *an->toks);
+			toks = c->toks;
 			memcpy(an->norm, c->norm, c->norm_len + 1);
 			memcpy(an->masked, c->masked, c->masked_len + 1);
 			masked.ready = 1;
@@ -612,18 +615,18 @@ static void complete_part(struct an *an, struct an_session *s, struct an_pending
 		} else {
 			if (p->toks && idx == 0) { /* lexed when the query arrived */
 				n = p->n_toks;
-				memcpy(an->toks, p->toks, (size_t)n * sizeof *an->toks);
+				toks = p->toks;
 			} else {
 				n = sq_lex(text, len, s->dialect, an->toks, SQ_MAX_TOKENS, &trunc);
 			}
-			normalize_cached(an, text, an->toks, n, s->dialect, &info);
+			normalize_cached(an, text, toks, n, s->dialect, &info);
 			info.truncated |= trunc;
 			/* C strings: consumers read them up to the NUL */
 			if (c && !info.truncated && n <= AN_NCACHE_MAX_TOKS) {
 				/* cached: masked once for every later execute of the text */
-				mask_text(an, text, an->toks, 0, n, info.secret);
+				mask_text(an, text, toks, 0, n, info.secret);
 				masked.ready = 1;
-				ncache_put(c, h, text, len, s->dialect, an->toks, n, an->norm, strlen(an->norm),
+				ncache_put(c, h, text, len, s->dialect, toks, n, an->norm, strlen(an->norm),
 					   an->masked, strlen(an->masked), &info);
 			}
 		}
@@ -631,7 +634,7 @@ static void complete_part(struct an *an, struct an_session *s, struct an_pending
 		if (info.truncated)
 			an->st.sql_truncated++;
 		st.sql = st.base = text;
-		st.toks = an->toks;
+		st.toks = toks;
 		st.first = 0;
 		st.end = n;
 		st.info = &info;
@@ -642,12 +645,12 @@ static void complete_part(struct an *an, struct an_session *s, struct an_pending
 		/* markers set by the statement take effect when it did not fail */
 		if (st.outcome != EV_OUT_ERROR) {
 			struct attr_op ops[ATTR_MAX_OPS];
-			int nops = attr_statement(text, an->toks, 0, n, s->dialect, &an->cfg, p->params, p->n_params, ops,
+			int nops = attr_statement(text, toks, 0, n, s->dialect, &an->cfg, p->params, p->n_params, ops,
 						  ATTR_MAX_OPS);
 			apply_ops(an, s, ops, nops);
 		}
 		if (sq_has(&info, SQW__COMMENT) && /* no comment, no end user in one */
-		    attr_comment_user(text, an->toks, 0, n, &an->cfg.comment_keys, user, sizeof user, st.traceparent,
+		    attr_comment_user(text, toks, 0, n, &an->cfg.comment_keys, user, sizeof user, st.traceparent,
 				      sizeof st.traceparent)) {
 			st.end_user = user;
 			st.end_user_source = "comment";
@@ -846,10 +849,10 @@ static void on_query(struct an *an, struct an_session *s, const struct ev *e)
 		p->toks = (struct sq_tok *)(void *)m;
 		p->n_toks = (int)ntok;
 		m += ntok * sizeof(struct sq_tok);
-		for (size_t i = 0; i < ntok; i++) { /* offsets relative to the part */
-			p->toks[i] = an->toks[i];
-			p->toks[i].off -= parts[0].off;
-		}
+		memcpy(p->toks, an->toks, ntok * sizeof *p->toks);
+		if (parts[0].off) /* offsets relative to the part */
+			for (size_t i = 0; i < ntok; i++)
+				p->toks[i].off -= parts[0].off;
 	}
 	p->part_off = (uint32_t *)(void *)m;
 	m += (size_t)n_parts * sizeof(uint32_t);
