@@ -1152,8 +1152,10 @@ void an_feed(struct an *an, struct an_session *s, const struct ev *e)
 	default:
 		break;
 	}
-	for (const struct an_detector *const *d = an->det_event; *d; d++)
-		(*d)->on_event(an, s, e);
+	if (an->det_events & AN_EV_BIT(e->type)) /* queries, results and ready: usually none */
+		for (const struct an_detector *const *d = an->det_event; *d; d++)
+			if (!(*d)->events || ((*d)->events & AN_EV_BIT(e->type)))
+				(*d)->on_event(an, s, e);
 }
 
 /* ---- lifecycle ---- */
@@ -1171,8 +1173,10 @@ struct an *an_new(const struct an_config *cfg, struct sink **sinks, int n_sinks,
 			continue;
 		if (d->on_statement && ns < AN_MAX_DETECTORS)
 			an->det_stmt[ns++] = d;
-		if (d->on_event && ne < AN_MAX_DETECTORS)
+		if (d->on_event && ne < AN_MAX_DETECTORS) {
 			an->det_event[ne++] = d;
+			an->det_events |= d->events ? d->events : ~0u;
+		}
 	}
 	if (an->cfg.max_sql_bytes <= 0)
 		an->cfg.max_sql_bytes = 16384;

@@ -212,6 +212,7 @@ struct an {
 	struct bl *bl; /* learned baseline (baseline.c), created on first use */
 	/* the enabled detectors with each hook, listed once at an_new (hooks run per event) */
 	const struct an_detector *det_stmt[AN_MAX_DETECTORS + 1], *det_event[AN_MAX_DETECTORS + 1];
+	uint32_t det_events; /* the event types any of det_event wants (AN_EV_BIT) */
 };
 
 /* Detector table, shaped like the decoder table. Every entry is optional. */
@@ -222,11 +223,13 @@ struct an_detector {
 	void (*on_login)(struct an *an, struct an_session *s, int ok, const char *account, const char *code,
 			 ev_time ts);
 	void (*on_event)(struct an *an, struct an_session *s, const struct ev *ev);
+	uint32_t events; /* the event types on_event wants, AN_EV_BIT(EV_...) ORed; 0 = all */
 	void (*on_session_end)(struct an *an, struct an_session *s, ev_time ts);
 	void (*on_tick)(struct an *an, ev_time now);
 	void (*on_free)(struct an *an);
 };
 extern const struct an_detector *const an_detectors[];
+#define AN_EV_BIT(t) (1u << (t))
 
 /* Raise a finding for the statement being completed (stored after the statement). */
 void an_stmt_finding(struct an *an, const struct an_stmt *st, int kind, enum an_severity sev,

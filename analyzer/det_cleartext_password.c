@@ -23,4 +23,5 @@ const struct an_detector det_cleartext_password = {
 	.name = "cleartext_password",
 	.kind = AN_K_CLEARTEXT_PASSWORD,
 	.on_event = cp_event,
+	.events = AN_EV_BIT(EV_CLEARTEXT_PASSWORD),
 };

@@ -29,4 +29,5 @@ const struct an_detector det_protocol_anomaly = {
 	.name = "protocol_anomaly",
 	.kind = AN_K_PROTOCOL_ANOMALY,
 	.on_event = pa_event,
+	.events = AN_EV_BIT(EV_ANOMALY),
 };
