@@ -1,7 +1,7 @@
 /* The learned baseline's SQLite side: its own connection to the findings database (WAL,
  * busy_timeout, so it coexists with the sink's writer thread) to create and load the
- * `baseline` table and for the `dbtap baseline` command (list, forget, ack); the binding of
- * one row, which the sink's writer uses to store changed rows (REC_BASELINE). */
+ * `baseline` table and for the `dbtap baseline` command (list, forget, ack). A run's
+ * changed rows are stored by the sink's writer (REC_BASELINE, sqlite_sink.c). */
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -137,43 +137,6 @@ int bl_store_load(struct bl_store *b, int (*cb)(void *ctx, const struct rec_base
 	int bad = rc != SQLITE_ROW && rc != SQLITE_DONE;
 	sqlite3_finalize(q);
 	return bad ? bl_fail(b, "load") : 0;
-}
-
-static void bind_time(sqlite3_stmt *q, int i, int64_t us)
-{
-	char buf[40];
-	if (!us) {
-		sqlite3_bind_null(q, i);
-		return;
-	}
-	sink_fmt_time(us, buf, sizeof buf);
-	sqlite3_bind_text(q, i, buf, -1, SQLITE_TRANSIENT);
-}
-
-void bl_bind_row(sqlite3_stmt *q, const struct rec_baseline *r)
-{
-	sqlite3_bind_text(q, 1, r->scope, -1, SQLITE_STATIC);
-	sqlite3_bind_text(q, 2, r->principal, -1, SQLITE_STATIC);
-	sqlite3_bind_text(q, 3, r->application ? r->application : "", -1, SQLITE_STATIC);
-	sqlite3_bind_text(q, 4, r->kind, -1, SQLITE_STATIC);
-	sqlite3_bind_text(q, 5, r->item ? r->item : "", -1, SQLITE_STATIC);
-	if (r->detail)
-		sqlite3_bind_text(q, 6, r->detail, -1, SQLITE_STATIC);
-	else
-		sqlite3_bind_null(q, 6);
-	bind_time(q, 7, r->first_seen);
-	bind_time(q, 8, r->last_seen);
-	sqlite3_bind_int64(q, 9, r->count);
-	if (r->rows_min >= 0)
-		sqlite3_bind_int64(q, 10, r->rows_min);
-	else
-		sqlite3_bind_null(q, 10);
-	if (r->rows_max >= 0)
-		sqlite3_bind_int64(q, 11, r->rows_max);
-	else
-		sqlite3_bind_null(q, 11);
-	bind_time(q, 12, r->learning_until);
-	sqlite3_bind_int(q, 13, r->pending);
 }
 
 static int exec_principal(struct bl_store *b, const char *sql, const char *principal, int64_t *n)

@@ -11,7 +11,6 @@
 #include "sink.h"
 
 struct bl_store;
-struct sqlite3_stmt;
 
 /* Open path (must exist unless create=1), create the baseline table if missing.
  * NULL with err filled on failure. */
@@ -22,10 +21,6 @@ const char *bl_store_errmsg(const struct bl_store *b);
 /* Call cb for every row (ordered by scope, principal, application, kind, item); a non-zero
  * return from cb stops the walk. 0 or -errno. */
 int bl_store_load(struct bl_store *b, int (*cb)(void *ctx, const struct rec_baseline *r), void *ctx);
-
-/* Bind one row to the statement SQ_BASELINE_UPSERT (sqlite_schema.h): the sink's writer
- * stores the analyzer's changed rows (REC_BASELINE) with it, in its own transactions. */
-void bl_bind_row(struct sqlite3_stmt *q, const struct rec_baseline *r);
 
 /* Delete every row of principal (both scopes). *n gets the rows deleted. */
 int bl_store_forget(struct bl_store *b, const char *principal, int64_t *n);

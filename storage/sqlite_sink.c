@@ -12,7 +12,6 @@
 #include <unistd.h>
 
 #include "sink.h"
-#include "baseline_store.h"
 #include "sqlite_schema.h"
 
 /* Tunables. Memory bound: SQ_NBATCH (SQ_NBATCH_LIVE without waiting) batches of at most
@@ -105,8 +104,8 @@ struct sq_sink {
 	int64_t t_sec;	/* writer's cache: the second last formatted ... */
 	char t_buf[40]; /* ... and its text, so most rows skip gmtime + printf */
 	/* Bound times, one buffer per time parameter in flight (a row of the multi-row INSERT
-	 * each, two for a run or session), so SQLite takes them without a copy. */
-	char t_bound[SQ_MULTI + 2][28];
+	 * each, up to three for any other row), so SQLite takes them without a copy. */
+	char t_bound[SQ_MULTI + 3][28];
 };
 
 /* ---- arena ---- */
@@ -401,10 +400,24 @@ static void bind_item(struct sq_sink *q, const struct sq_item *it, sqlite3_stmt 
 		bind_str(st, i++, x->evidence);
 		break;
 	}
-	case REC_BASELINE:
+	case REC_BASELINE: {
+		const struct rec_baseline *x = &it->u.baseline;
 		st = q->st[SQ_BASELINE];
-		bl_bind_row(st, &it->u.baseline);
+		bind_str(st, i++, x->scope);
+		bind_str(st, i++, x->principal);
+		bind_str(st, i++, x->application ? x->application : ""); /* key columns: NOT NULL */
+		bind_str(st, i++, x->kind);
+		bind_str(st, i++, x->item ? x->item : "");
+		bind_str(st, i++, x->detail);
+		bind_time(q, st, i++, x->first_seen, SQ_MULTI);
+		bind_time(q, st, i++, x->last_seen, SQ_MULTI + 1);
+		sqlite3_bind_int64(st, i++, x->count);
+		bind_opt(st, i++, x->rows_min, 0);
+		bind_opt(st, i++, x->rows_max, 0);
+		bind_time(q, st, i++, x->learning_until, SQ_MULTI + 2);
+		sqlite3_bind_int(st, i, x->pending);
 		break;
+	}
 	}
 	*out = st;
 }
