@@ -159,19 +159,25 @@ static size_t ev_extra(const struct ev *ev)
 	return w.off;
 }
 
-/* The same for an M_OPEN: the addresses (protocol is the decoder's static name). */
+/* The same for an an_flow: the addresses (protocol is the decoder's static name). */
 static void flow_walk(struct wr *w, struct an_flow *f)
 {
 	cs_copy(w, &f->client_ip);
 	cs_copy(w, &f->server_ip);
 }
 
-static size_t flow_extra(const struct an_flow *flow)
+size_t anpipe_flow_extra(const struct an_flow *flow)
 {
 	struct an_flow f = *flow;
 	struct wr w = { NULL, 0 };
 	flow_walk(&w, &f);
 	return w.off;
+}
+
+void anpipe_flow_copy(struct an_flow *f, void *at)
+{
+	struct wr w = { at, 0 };
+	flow_walk(&w, f);
 }
 
 /* ---- the analyzer thread ---- */
@@ -261,14 +267,13 @@ void *anpipe_open(struct anpipe *p, const struct an_flow *flow)
 	struct handle *h = calloc(1, sizeof *h);
 	if (!h)
 		return NULL;
-	struct msg *m = msg_new(p, M_OPEN, h, flow_extra(flow));
+	struct msg *m = msg_new(p, M_OPEN, h, anpipe_flow_extra(flow));
 	if (!m) {
 		free(h);
 		return NULL;
 	}
 	m->u.flow = *flow;
-	struct wr w = { (unsigned char *)m, chq_align8(sizeof *m) };
-	flow_walk(&w, &m->u.flow);
+	anpipe_flow_copy(&m->u.flow, (unsigned char *)m + chq_align8(sizeof *m));
 	return h;
 }
 

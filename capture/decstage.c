@@ -305,17 +305,6 @@ static struct dmsg *msg_new(struct decstage *ds, int type, struct dflow *df, siz
 	return m;
 }
 
-static const char *str_copy(char **at, const char *s)
-{
-	if (!s)
-		return NULL;
-	size_t n = strlen(s) + 1;
-	memcpy(*at, s, n);
-	const char *r = *at;
-	*at += n;
-	return r;
-}
-
 struct dflow *decstage_open(struct decstage *ds, const struct proto_decoder *dec, int midstream,
 			    const struct an_flow *flow)
 {
@@ -329,19 +318,15 @@ struct dflow *decstage_open(struct decstage *ds, const struct proto_decoder *dec
 		do_open(df, dec, midstream, flow);
 		return df;
 	}
-	size_t a = flow->client_ip ? strlen(flow->client_ip) + 1 : 0;
-	size_t b = flow->server_ip ? strlen(flow->server_ip) + 1 : 0;
-	struct dmsg *m = msg_new(ds, D_OPEN, df, a + b);
+	struct dmsg *m = msg_new(ds, D_OPEN, df, anpipe_flow_extra(flow));
 	if (!m) {
 		free(df);
 		return NULL;
 	}
 	m->u.open.dec = dec;
 	m->u.open.midstream = midstream;
-	m->u.open.flow = *flow; /* protocol: the decoder's static name */
-	char *at = (char *)m + HEAD;
-	m->u.open.flow.client_ip = str_copy(&at, flow->client_ip);
-	m->u.open.flow.server_ip = str_copy(&at, flow->server_ip);
+	m->u.open.flow = *flow;
+	anpipe_flow_copy(&m->u.open.flow, (unsigned char *)m + HEAD);
 	return df;
 }
 
