@@ -257,9 +257,10 @@ void my_on_packet(struct my *m, int dir, const uint8_t *p, size_t n, size_t full
 void my_cont_bytes(struct my *m, int dir, uint64_t k);
 void my_anomaly(struct my *m, int dir, const char *what, int fatal);
 int my_valid_cmd(uint8_t c);
+/* The result rows at the start of b counted at once; the bytes they took (0: not in rows). */
+size_t my_rows_run(struct my *m, const uint8_t *b, size_t len);
 
 /* mysql_frame.c: packet framing, resynchronisation, compression */
-size_t my_rows_run(struct my *m, const uint8_t *b, size_t len);
 size_t my_frame_run(struct my *m, int dir, struct my_framer *f, const uint8_t *b, size_t len,
 		    int inner);
 size_t my_z_run(struct my *m, int dir, const uint8_t *b, size_t len);
