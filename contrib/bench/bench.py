@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """dbtap benchmark (issue #9): make four captures from real servers and clients on
 loopback, then time, interleaved and repeated, a bare libpcap read loop (the floor),
-dbtap with audit=findings, dbtap with audit=all and tshark on the same files.
+the same loop feeding libnids alone, dbtap with audit=findings, dbtap with audit=all and
+tshark on the same files.
 
 Captures (private PostgreSQL 15 / MariaDB started by tests/integration/dbtest.py as
 their own non-root users, on free ports; tcpdump on lo in immediate mode):
@@ -215,6 +216,8 @@ def bench_capture(cap, tools, reps, tshark_reps, work):
                     res[tool].append(run_timed([PCAP_COUNT, cap['path']], stdout=f))
                 with open(out) as f:
                     cap['packets'] = int(f.read().split()[1])
+            elif tool == 'libnids':
+                res[tool].append(run_timed([NIDS_COUNT, cap['path']]))
             elif tool == 'tshark':
                 field = 'pgsql.type' if cap['protocol'] == 'postgresql' else 'mysql.command'
                 out = os.path.join(work, 'tshark.txt')
@@ -424,9 +427,12 @@ def main():
                                       'a build before a change), its rows named after --compare-label')
     ap.add_argument('--compare-label', default='other')
     ap.add_argument('--pcap-count', required=True)
+    ap.add_argument('--nids-count', help='the libnids-only loop (nids_count.c); its row is '
+                                         'skipped without it')
     a = ap.parse_args()
-    global DBTAP, PCAP_COUNT, WORK, COMPARE
+    global DBTAP, PCAP_COUNT, NIDS_COUNT, WORK, COMPARE
     DBTAP, PCAP_COUNT = os.path.abspath(a.dbtap), os.path.abspath(a.pcap_count)
+    NIDS_COUNT = os.path.abspath(a.nids_count) if a.nids_count else None
     COMPARE = os.path.abspath(a.compare) if a.compare else None
     if a.full:
         a.pg_tpcb_tx, a.pg_select_tx, a.my_tx = 200000, 1200000, 11112
@@ -461,7 +467,7 @@ def main():
         log(f'captures made in {time.time() - t0:.0f} s')
         if a.gen_only:
             return 0
-    tools = ['libpcap', 'dbtap-findings', 'dbtap-all']
+    tools = ['libpcap'] + (['libnids'] if NIDS_COUNT else []) + ['dbtap-findings', 'dbtap-all']
     if COMPARE:
         tools += [f'{a.compare_label}-findings', f'{a.compare_label}-all']
     if a.no_tshark:
@@ -481,6 +487,7 @@ def main():
         res, chk = bench_capture(cap, tools, a.reps, a.tshark_reps, work)
         floor = statistics.median(w for w, _, _ in res['libpcap'])
         floor_cpu = statistics.median(c for _, c, _ in res['libpcap'])
+        nids = statistics.median(w for w, _, _ in res['libnids']) if res.get('libnids') else None
         for tool in tools:
             if not res[tool]:
                 continue
@@ -488,7 +495,7 @@ def main():
             cpu = statistics.median(c for _, c, _ in res[tool])
             rss = max(r for _, _, r in res[tool])
             rows.append((name, tool, len(res[tool]), cap['packets'] / wall, cap['expected'] / wall,
-                         wall / floor, cpu / floor_cpu, mib(rss), wall))
+                         wall / floor, wall / nids if nids else None, cpu / floor_cpu, mib(rss), wall))
         log(f'{name}: {cap["what"]}: {cap["packets"]} packets, {cap["expected"]} statements '
             f'({cap["derivation"]}), timed in {time.time() - t0:.0f} s')
         for key in ('findings_observed', 'all_observed', 'all_stored'):
@@ -502,12 +509,14 @@ def main():
 
     log('')
     log(f'{"capture":10} {"tool":15} {"n":>2} {"packets/s":>10} {"stmts/s":>10} '
-        f'{"x floor":>8} {"x cpu":>7} {"peak RSS":>9} {"median s":>9}')
-    for name, tool, n, pps, sps, ratio, cratio, rss, wall in rows:
+        f'{"x floor":>8} {"x nids":>7} {"x cpu":>7} {"peak RSS":>9} {"median s":>9}')
+    for name, tool, n, pps, sps, ratio, nratio, cratio, rss, wall in rows:
+        nr = f'{nratio:>6.2f}x' if nratio else f'{"-":>7}'
         log(f'{name:10} {tool:15} {n:>2} {fmt_rate(pps):>10} {fmt_rate(sps):>10} '
-            f'{ratio:>7.2f}x {cratio:>6.2f}x {rss:>6.1f} MiB {wall:>9.3f}')
-    log('(x floor: median wall time / libpcap loop median wall time; x cpu: the same with '
-        'user+sys CPU time, which counts the SQLite writer thread too)')
+            f'{ratio:>7.2f}x {nr} {cratio:>6.2f}x {rss:>6.1f} MiB {wall:>9.3f}')
+    log('(x floor: median wall time / libpcap loop median wall time; x nids: the same over '
+        'the libnids-only loop, i.e. what decoding and analysis add to reassembly; x cpu: '
+        'x floor with user+sys CPU time, which counts the SQLite writer thread too)')
 
     if caps:
         big = max((caps[n] for n in only if n in caps), key=lambda c: c.get('expected', 0))

@@ -30,7 +30,8 @@ if [ ! -f "$build/build.ninja" ]; then
 fi
 ninja -C "$build" capture/dbtap >/dev/null
 cc -O2 -Wall -Wextra -o "$build/pcap_count" "$here/pcap_count.c" -lpcap
+cc -O2 -Wall -Wextra -o "$build/nids_count" "$here/nids_count.c" -lnids -lpcap
 
 # Debian's interpreter: dbtest.py and sqlite3 come from it.
 exec /usr/bin/python3 "$here/bench.py" --dbtap "$build/capture/dbtap" \
-	--pcap-count "$build/pcap_count" "$@"
+	--pcap-count "$build/pcap_count" --nids-count "$build/nids_count" "$@"
