@@ -357,6 +357,18 @@ static void nids_log(int type, int err, struct ip *iph, void *data)
 		g_cap->st.nids_too_many++;
 }
 
+/* libnids finds a stream by mkhash() % table size, and calls mkhash through the PLT, so
+ * this definition (exported: capture/meson.build) replaces its own: a keyed byte loop of
+ * twelve divisions, ~200 instructions a call and one or two calls a packet, 12-18 % of
+ * the capture thread. Ours is the flow table's keyed hash, just as hard to flood. */
+unsigned int mkhash(unsigned int src, unsigned short sport, unsigned int dest, unsigned short dport);
+unsigned int mkhash(unsigned int src, unsigned short sport, unsigned int dest, unsigned short dport)
+{
+	/* libnids keeps the result in an int before taking it modulo its table size: a
+	 * negative one would index before the table (its own stays below 0xff100f) */
+	return flows_hash(src, sport, dest, dport) & 0x7fffffffu;
+}
+
 static void nids_nomem(char *where)
 {
 	/* libnids would crash on the next memcpy if we returned. */

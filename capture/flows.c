@@ -1,11 +1,39 @@
 /* Flow table: hash by 4-tuple plus an LRU list for idle sweeps and eviction. */
 #include "flows.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+uint64_t flows_hash_key[2];
+static pthread_once_t key_once = PTHREAD_ONCE_INIT;
+
+static void key_make(void)
+{
+	uint64_t k[2];
+	if (getrandom(k, sizeof k, 0) != (ssize_t)sizeof k) {
+		/* no entropy source: still differ per process and per run */
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		k[0] = flows_fmix64((uint64_t)ts.tv_nsec << 32 ^ (uint64_t)ts.tv_sec ^ (uintptr_t)&ts);
+		k[1] = flows_fmix64(k[0] ^ (uint64_t)getpid());
+	}
+	flows_hash_key[0] = k[0];
+	flows_hash_key[1] = k[1];
+}
+
+void flows_hash_init(void)
+{
+	/* once: libnids' table is indexed by it too, so it may never change */
+	pthread_once(&key_once, key_make);
+}
 
 int flows_init(struct flow_table *t, uint32_t cap)
 {
+	flows_hash_init();
 	memset(t, 0, sizeof(*t));
 	t->cap = cap ? cap : 1;
 	t->nbuckets = 1;
@@ -25,10 +53,7 @@ void flows_free(struct flow_table *t)
 
 static uint32_t key_hash(const struct flow_key *k)
 {
-	uint64_t h = k->cli_ip * 0x9E3779B97F4A7C15ull;
-	h ^= (uint64_t)k->srv_ip * 0xC2B2AE3D27D4EB4Full;
-	h ^= ((uint64_t)k->cli_port << 16 | k->srv_port) * 0x165667B19E3779F9ull;
-	return (uint32_t)(h ^ (h >> 29));
+	return flows_hash(k->cli_ip, k->cli_port, k->srv_ip, k->srv_port);
 }
 
 static int key_eq(const struct flow_key *a, const struct flow_key *b)

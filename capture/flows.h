@@ -57,6 +57,36 @@ struct flow_table {
 	uint64_t held;			  /* bytes of held segments, all flows */
 };
 
+/* The 4-tuple hash of the flow table and of libnids' stream table (cap.c gives it to
+ * libnids as its mkhash). Keyed by a random per-process key, so that nobody on the wire
+ * can choose addresses and ports that pile into one bucket (hash flooding); fast, not
+ * cryptographic: the key never leaves the process and buckets are not observable. */
+extern uint64_t flows_hash_key[2];
+void flows_hash_init(void); /* sets the key once per process (flows_init calls it) */
+
+static inline uint64_t flows_fmix64(uint64_t h)
+{
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdull;
+	h ^= h >> 33;
+	h *= 0xc4ceb9fe1a85ec53ull;
+	h ^= h >> 33;
+	return h;
+}
+
+static inline uint32_t flows_hash_keyed(const uint64_t key[2], uint32_t a_ip, uint16_t a_port,
+					uint32_t b_ip, uint16_t b_port)
+{
+	uint64_t h = flows_fmix64(((uint64_t)a_ip << 32 | b_ip) ^ key[0]);
+	h = flows_fmix64(h ^ ((uint64_t)a_port << 16 | b_port) ^ key[1]);
+	return (uint32_t)h;
+}
+
+static inline uint32_t flows_hash(uint32_t a_ip, uint16_t a_port, uint32_t b_ip, uint16_t b_port)
+{
+	return flows_hash_keyed(flows_hash_key, a_ip, a_port, b_ip, b_port);
+}
+
 int flows_init(struct flow_table *t, uint32_t cap);
 void flows_free(struct flow_table *t);
 struct flow *flows_find(struct flow_table *t, const struct flow_key *k);
