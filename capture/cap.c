@@ -477,24 +477,12 @@ static void inject(struct cap *c, const struct pcap_pkthdr *h, uint32_t src, uin
 }
 
 /* Our flow for a packet's addresses and ports (host-order ports), either direction. On
- * every packet this replaces libnids' lookup, whose keyed hash costs ~150 instructions a
- * call: f->stream is cleared whenever libnids lets the stream go, so a flow with a stream
- * attached is one libnids tracks. */
+ * every packet this replaces libnids' lookup: f->stream is cleared whenever libnids lets
+ * the stream go, so a flow with a stream attached is one libnids tracks. */
 static struct flow *flow_of(struct cap *c, uint32_t a_ip, uint16_t a_port, uint32_t b_ip,
 			    uint16_t b_port)
 {
-	struct flow_key k = { .cli_ip = a_ip, .srv_ip = b_ip, .cli_port = htons(a_port),
-			      .srv_port = htons(b_port) };
-	const struct flow *m = c->flows.last; /* either direction of the last flow found */
-	if (m && m->key.cli_ip == b_ip && m->key.srv_ip == a_ip && m->key.cli_port == htons(b_port) &&
-	    m->key.srv_port == htons(a_port))
-		return c->flows.last;
-	struct flow *f = flows_find(&c->flows, &k);
-	if (f)
-		return f;
-	k = (struct flow_key){ .cli_ip = b_ip, .srv_ip = a_ip, .cli_port = htons(b_port),
-			       .srv_port = htons(a_port) };
-	return flows_find(&c->flows, &k);
+	return flows_find_either(&c->flows, a_ip, htons(a_port), b_ip, htons(b_port));
 }
 
 static struct tcp_stream *find_stream(uint32_t cli, uint16_t cport, uint32_t srv, uint16_t sport)

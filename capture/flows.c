@@ -73,6 +73,32 @@ struct flow *flows_find(struct flow_table *t, const struct flow_key *k)
 	return NULL;
 }
 
+static int key_is(const struct flow_key *k, uint32_t cli_ip, uint16_t cli_port, uint32_t srv_ip, uint16_t srv_port)
+{
+	return k->cli_ip == cli_ip && k->srv_ip == srv_ip && k->cli_port == cli_port && k->srv_port == srv_port;
+}
+
+static int key_either(const struct flow_key *k, uint32_t a_ip, uint16_t a_port, uint32_t b_ip, uint16_t b_port)
+{
+	return key_is(k, a_ip, a_port, b_ip, b_port) || key_is(k, b_ip, b_port, a_ip, a_port);
+}
+
+struct flow *flows_find_either(struct flow_table *t, uint32_t a_ip, uint16_t a_port, uint32_t b_ip,
+			       uint16_t b_port)
+{
+	if (t->last && key_either(&t->last->key, a_ip, a_port, b_ip, b_port))
+		return t->last;
+	uint32_t h = flows_hash(a_ip, a_port, b_ip, b_port);
+	struct flow *rev = NULL; /* a flow with the roles the other way round, if no exact one */
+	for (struct flow *f = t->bucket[h & (t->nbuckets - 1)]; f; f = f->hnext) {
+		if (key_is(&f->key, a_ip, a_port, b_ip, b_port))
+			return t->last = f;
+		if (!rev && key_is(&f->key, b_ip, b_port, a_ip, a_port))
+			rev = f;
+	}
+	return rev ? (t->last = rev) : NULL;
+}
+
 static void lru_unlink(struct flow_table *t, struct flow *f)
 {
 	if (f->lru_prev)

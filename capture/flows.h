@@ -74,11 +74,15 @@ static inline uint64_t flows_fmix64(uint64_t h)
 	return h;
 }
 
+/* The same for both directions of a flow (the endpoints are put in order first): a
+ * packet finds its flow with one hash and one bucket, whichever way it goes. */
 static inline uint32_t flows_hash_keyed(const uint64_t key[2], uint32_t a_ip, uint16_t a_port,
 					uint32_t b_ip, uint16_t b_port)
 {
-	uint64_t h = flows_fmix64(((uint64_t)a_ip << 32 | b_ip) ^ key[0]);
-	h = flows_fmix64(h ^ ((uint64_t)a_port << 16 | b_port) ^ key[1]);
+	uint64_t a = (uint64_t)a_ip << 16 | a_port, b = (uint64_t)b_ip << 16 | b_port;
+	uint64_t lo = a < b ? a : b, hi = a < b ? b : a;
+	uint64_t h = flows_fmix64(lo ^ key[0]);
+	h = flows_fmix64(h ^ hi ^ key[1]);
 	return (uint32_t)h;
 }
 
@@ -90,6 +94,9 @@ static inline uint32_t flows_hash(uint32_t a_ip, uint16_t a_port, uint32_t b_ip,
 int flows_init(struct flow_table *t, uint32_t cap);
 void flows_free(struct flow_table *t);
 struct flow *flows_find(struct flow_table *t, const struct flow_key *k);
+/* The flow of a packet from a to b (network-order ports), whichever of them is the client. */
+struct flow *flows_find_either(struct flow_table *t, uint32_t a_ip, uint16_t a_port, uint32_t b_ip,
+			       uint16_t b_port);
 /* A new zeroed flow linked at the LRU tail; NULL when full (caller evicts first) or ENOMEM. */
 struct flow *flows_add(struct flow_table *t, const struct flow_key *k);
 void flows_remove(struct flow_table *t, struct flow *f); /* unlink and free */

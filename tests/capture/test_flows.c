@@ -112,3 +112,39 @@ Test(flows_hash, mkhash_never_looks_negative_to_libnids)
 	}
 	cr_expect_eq(all, 0x7fffffffu, "the hash does not use all 31 bits");
 }
+
+Test(flows_hash, both_directions_share_a_bucket)
+{
+	flows_hash_init();
+	uint32_t a = htonl(0x0a000001), b = htonl(0x0a000002);
+	for (uint16_t p = 1; p < 2000; p += 7) {
+		cr_assert_eq(flows_hash(a, htons(p), b, htons(5432)), flows_hash(b, htons(5432), a, htons(p)));
+		cr_assert_eq(mkhash(a, p, b, 5432), mkhash(b, 5432, a, p));
+	}
+	/* but the endpoints are not merged: swapping only the ports is another flow */
+	cr_expect_neq(flows_hash(a, htons(40000), b, htons(5432)), flows_hash(a, htons(5432), b, htons(40000)));
+}
+
+Test(flows_hash, a_packet_finds_its_flow_either_way)
+{
+	struct flow_table t;
+	cr_assert_eq(flows_init(&t, 64), 0);
+	struct flow_key k = { .cli_ip = htonl(0x0a000001), .srv_ip = htonl(0x0a000002),
+			      .cli_port = htons(40000), .srv_port = htons(5432) };
+	struct flow *f = flows_add(&t, &k);
+	cr_assert_not_null(f);
+	t.last = NULL;
+	cr_expect_eq(flows_find_either(&t, k.cli_ip, k.cli_port, k.srv_ip, k.srv_port), f);
+	t.last = NULL;
+	cr_expect_eq(flows_find_either(&t, k.srv_ip, k.srv_port, k.cli_ip, k.cli_port), f);
+	cr_expect_null(flows_find_either(&t, k.cli_ip, htons(40001), k.srv_ip, k.srv_port));
+	/* the same four-tuple with the roles the other way round: the exact one wins */
+	struct flow_key r = { .cli_ip = k.srv_ip, .srv_ip = k.cli_ip, .cli_port = k.srv_port, .srv_port = k.cli_port };
+	struct flow *g = flows_add(&t, &r);
+	cr_assert_not_null(g);
+	t.last = NULL;
+	cr_expect_eq(flows_find_either(&t, k.cli_ip, k.cli_port, k.srv_ip, k.srv_port), f);
+	t.last = NULL;
+	cr_expect_eq(flows_find_either(&t, r.cli_ip, r.cli_port, r.srv_ip, r.srv_port), g);
+	flows_free(&t);
+}
