@@ -201,6 +201,13 @@ def tshark_count(out_path, protocol):
     return n
 
 
+def paired(runs, base, k):
+    """Median, lowest and highest of runs[r][k] / base[r][k] over the rounds both ran
+    (tshark runs in the first rounds only)."""
+    q = [x[k] / y[k] for x, y in zip(runs, base) if y[k] > 0]
+    return statistics.median(q), min(q), max(q)
+
+
 def bench_capture(cap, tools, reps, tshark_reps, work):
     """Interleave the tools, reps rounds; return {tool: [(wall, cpu, rss)]} and checks."""
     res = {t: [] for t in tools}
@@ -485,17 +492,18 @@ def main():
         cap = dict(caps[name], name=name)
         t0 = time.time()
         res, chk = bench_capture(cap, tools, a.reps, a.tshark_reps, work)
-        floor = statistics.median(w for w, _, _ in res['libpcap'])
-        floor_cpu = statistics.median(c for _, c, _ in res['libpcap'])
-        nids = statistics.median(w for w, _, _ in res['libnids']) if res.get('libnids') else None
         for tool in tools:
             if not res[tool]:
                 continue
             wall = statistics.median(w for w, _, _ in res[tool])
-            cpu = statistics.median(c for _, c, _ in res[tool])
             rss = max(r for _, _, r in res[tool])
+            # Ratios are taken round by round (both ran within the same minute), then the
+            # median: the machine's speed drifts between rounds far more than within one.
+            ratio, lo, hi = paired(res[tool], res['libpcap'], 0)
+            nratio = paired(res[tool], res['libnids'], 0)[0] if res.get('libnids') else None
+            cratio = paired(res[tool], res['libpcap'], 1)[0]
             rows.append((name, tool, len(res[tool]), cap['packets'] / wall, cap['expected'] / wall,
-                         wall / floor, wall / nids if nids else None, cpu / floor_cpu, mib(rss), wall))
+                         ratio, lo, hi, nratio, cratio, mib(rss), wall))
         log(f'{name}: {cap["what"]}: {cap["packets"]} packets, {cap["expected"]} statements '
             f'({cap["derivation"]}), timed in {time.time() - t0:.0f} s')
         for key in ('findings_observed', 'all_observed', 'all_stored'):
@@ -509,14 +517,16 @@ def main():
 
     log('')
     log(f'{"capture":10} {"tool":15} {"n":>2} {"packets/s":>10} {"stmts/s":>10} '
-        f'{"x floor":>8} {"x nids":>7} {"x cpu":>7} {"peak RSS":>9} {"median s":>9}')
-    for name, tool, n, pps, sps, ratio, nratio, cratio, rss, wall in rows:
+        f'{"x floor":>8} {"(rounds)":>13} {"x nids":>7} {"x cpu":>7} {"peak RSS":>9} {"median s":>9}')
+    for name, tool, n, pps, sps, ratio, lo, hi, nratio, cratio, rss, wall in rows:
         nr = f'{nratio:>6.2f}x' if nratio else f'{"-":>7}'
+        span = f'{lo:.2f}-{hi:.2f}'
         log(f'{name:10} {tool:15} {n:>2} {fmt_rate(pps):>10} {fmt_rate(sps):>10} '
-            f'{ratio:>7.2f}x {nr} {cratio:>6.2f}x {rss:>6.1f} MiB {wall:>9.3f}')
-    log('(x floor: median wall time / libpcap loop median wall time; x nids: the same over '
-        'the libnids-only loop, i.e. what decoding and analysis add to reassembly; x cpu: '
-        'x floor with user+sys CPU time, which counts the SQLite writer thread too)')
+            f'{ratio:>7.2f}x {span:>13} {nr} {cratio:>6.2f}x {rss:>6.1f} MiB {wall:>9.3f}')
+    log('(x floor: wall time / the libpcap loop\'s in the same round, median over the rounds, '
+        'and its lowest and highest; x nids: the same over the libnids-only loop, i.e. what '
+        'decoding and analysis add to reassembly; x cpu: x floor with user+sys CPU time, which '
+        'counts the SQLite writer thread too)')
 
     if caps:
         big = max((caps[n] for n in only if n in caps), key=lambda c: c.get('expected', 0))
