@@ -2,7 +2,8 @@
 """dbtap benchmark (issue #9): make four captures from real servers and clients on
 loopback, then time, interleaved and repeated, a bare libpcap read loop (the floor),
 the same loop feeding libnids alone, dbtap with audit=findings, dbtap with audit=all and
-tshark on the same files.
+tshark on the same files (and, on the MySQL captures, pt-query-digest reading tcpdump's
+hex dump of them, as Percona documents it).
 
 Captures (private PostgreSQL 15 / MariaDB started by tests/integration/dbtest.py as
 their own non-root users, on free ports; tcpdump on lo in immediate mode):
@@ -16,6 +17,7 @@ import argparse
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import sqlite3
@@ -208,7 +210,18 @@ def paired(runs, base, k):
     return statistics.median(q), min(q), max(q)
 
 
-def bench_capture(cap, tools, reps, tshark_reps, work):
+def ptqd_count(out_path):
+    """Queries pt-query-digest's profile lists (--limit 100%: every class, plus MISC)."""
+    n = 0
+    with open(out_path) as f:
+        for line in f:
+            m = re.match(r'#\s+(\d+|MISC)\s+0x\S+\s+[\d.]+\s+[\d.]+%\s+(\d+)\s', line)
+            if m:
+                n += int(m.group(2))
+    return n
+
+
+def bench_capture(cap, tools, reps, tshark_reps, work, ptqd_reps=1):
     """Interleave the tools, reps rounds; return {tool: [(wall, cpu, rss)]} and checks."""
     res = {t: [] for t in tools}
     checks = {}
@@ -216,6 +229,8 @@ def bench_capture(cap, tools, reps, tshark_reps, work):
     for r in range(reps):
         for tool in tools:
             if tool == 'tshark' and r >= tshark_reps:
+                continue
+            if tool == 'pt-query-digest' and (r >= ptqd_reps or cap['protocol'] != 'mysql'):
                 continue
             if tool == 'libpcap':
                 out = os.path.join(work, 'count.txt')
@@ -234,6 +249,15 @@ def bench_capture(cap, tools, reps, tshark_reps, work):
                                                 f'tcp.port=={cap["port"]},{proto}', '-T', 'fields',
                                                 '-e', field], stdout=f))
                 checks['tshark_statements'] = tshark_count(out, cap['protocol'])
+            elif tool == 'pt-query-digest':
+                out = os.path.join(work, 'ptqd.txt')
+                port = int(cap['port'])
+                pipe = (f'tcpdump -r {shlex.quote(cap["path"])} -s 65535 -x -nn -q -tttt '
+                        f'"tcp port {port}" 2>/dev/null | pt-query-digest --type tcpdump '
+                        f'--watch-server 127.0.0.1:{port} --limit 100% 2>/dev/null')
+                with open(out, 'w') as f:
+                    res[tool].append(run_timed(['sh', '-c', pipe], stdout=f))
+                checks['ptqd_statements'] = ptqd_count(out)
             else:
                 audit = 'findings' if tool.endswith('-findings') else 'all'
                 ours = tool.startswith('dbtap-')
@@ -423,6 +447,10 @@ def main():
     ap.add_argument('--gen-only', action='store_true', help='make the captures and stop')
     ap.add_argument('--no-live', action='store_true')
     ap.add_argument('--no-tshark', action='store_true')
+    ap.add_argument('--ptqd-reps', type=int, default=1,
+                    help='rounds that include pt-query-digest (MySQL captures; default 1: it '
+                         'decodes a few thousand packets a second)')
+    ap.add_argument('--no-pt-query-digest', action='store_true')
     ap.add_argument('--mbps', default='1000',
                     help='tcpreplay rates for the live test, comma-separated (Mbit/s)')
     ap.add_argument('--live-audit', default='all',
@@ -483,6 +511,10 @@ def main():
         tools.append('tshark')
     else:
         log('note: tshark not installed, its column is skipped')
+    if not a.no_pt_query_digest and shutil.which('pt-query-digest') and shutil.which('tcpdump'):
+        tools.append('pt-query-digest')
+    elif not a.no_pt_query_digest:
+        log('note: pt-query-digest (percona-toolkit) not installed, its row is skipped')
 
     rows = []
     failures = []
@@ -491,7 +523,7 @@ def main():
             continue
         cap = dict(caps[name], name=name)
         t0 = time.time()
-        res, chk = bench_capture(cap, tools, a.reps, a.tshark_reps, work)
+        res, chk = bench_capture(cap, tools, a.reps, a.tshark_reps, work, a.ptqd_reps)
         for tool in tools:
             if not res[tool]:
                 continue
@@ -512,7 +544,8 @@ def main():
             if not ok:
                 failures.append(f'{name} {key}')
         log(f'  gaps {chk.get("all_gaps")}, sensor drops {chk.get("all_sensor_drops")}; '
-            f'tshark counted {chk.get("tshark_statements", "-")} statements')
+            f'tshark counted {chk.get("tshark_statements", "-")} statements' +
+            (f', pt-query-digest {chk["ptqd_statements"]}' if 'ptqd_statements' in chk else ''))
         caps[name]['checks'] = chk
 
     log('')

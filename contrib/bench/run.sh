@@ -15,11 +15,11 @@ if [ "$(id -u)" != 0 ]; then
 	exit 2
 fi
 missing=""
-for tool in pgbench sysbench tshark tcpreplay tcpdump; do
+for tool in pgbench sysbench tshark tcpreplay tcpdump pt-query-digest; do
 	command -v $tool >/dev/null 2>&1 || missing="$missing $tool"
 done
 if [ -n "$missing" ]; then
-	pkgs=$(echo "$missing" | sed 's/pgbench/postgresql-client-15/')
+	pkgs=$(echo "$missing" | sed 's/pgbench/postgresql-client-15/; s/pt-query-digest/percona-toolkit/')
 	echo "run.sh: installing$pkgs" >&2
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -q $pkgs >/dev/null 2>&1 ||
 		echo "run.sh: could not install some of:$pkgs (their rows are skipped)" >&2
