@@ -56,10 +56,14 @@ static uint32_t key_hash(const struct flow_key *k)
 	return flows_hash(k->cli_ip, k->cli_port, k->srv_ip, k->srv_port);
 }
 
+static int key_is(const struct flow_key *k, uint32_t cli_ip, uint16_t cli_port, uint32_t srv_ip, uint16_t srv_port)
+{
+	return k->cli_ip == cli_ip && k->srv_ip == srv_ip && k->cli_port == cli_port && k->srv_port == srv_port;
+}
+
 static int key_eq(const struct flow_key *a, const struct flow_key *b)
 {
-	return a->cli_ip == b->cli_ip && a->srv_ip == b->srv_ip && a->cli_port == b->cli_port &&
-	       a->srv_port == b->srv_port;
+	return key_is(a, b->cli_ip, b->cli_port, b->srv_ip, b->srv_port);
 }
 
 struct flow *flows_find(struct flow_table *t, const struct flow_key *k)
@@ -71,11 +75,6 @@ struct flow *flows_find(struct flow_table *t, const struct flow_key *k)
 		if (key_eq(&f->key, k))
 			return t->last = f;
 	return NULL;
-}
-
-static int key_is(const struct flow_key *k, uint32_t cli_ip, uint16_t cli_port, uint32_t srv_ip, uint16_t srv_port)
-{
-	return k->cli_ip == cli_ip && k->srv_ip == srv_ip && k->cli_port == cli_port && k->srv_port == srv_port;
 }
 
 static int key_either(const struct flow_key *k, uint32_t a_ip, uint16_t a_port, uint32_t b_ip, uint16_t b_port)
