@@ -599,6 +599,14 @@ int sq_split(const char *src, const struct sq_tok *toks, int n, struct sq_range 
 		int first_code = next_code(toks, start, n);
 		int routine = is_routine_start(src, toks, first_code, n);
 		int bd = 0, i = start;
+		/* The usual single statement, with or without a final ';': the first ';' byte
+		 * of the rest of the text tells where the walk below would stop, so skip it. */
+		const struct sq_tok *z = &toks[n - 1];
+		const char *semi = memchr(src + toks[start].off, ';', (size_t)(z->off + z->len - toks[start].off));
+		if (!semi)
+			i = n;
+		else if (!routine && semi == src + z->off && z->type == SQ_PUNCT && z->depth == 0)
+			i = n - 1;
 		for (; i < n; i++) {
 			const struct sq_tok *t = &toks[i];
 			if (routine && t->type == SQ_WORD) {
