@@ -35,7 +35,6 @@ struct anpipe {
 	struct chq *q; /* NULL: direct calls */
 };
 
-
 /* ---- what a message points to: one walk both sizes it and copies it ---- */
 
 /* p == NULL: only count the bytes a copy takes */
