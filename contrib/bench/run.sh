@@ -3,8 +3,8 @@
 # loop, installs the load generators if missing, then runs bench.py, which makes the
 # captures with real servers and prints the table. Not part of meson test. Run as root:
 #   contrib/bench/run.sh [--full] [--reps N] [--out DIR] [--captures DIR] [--no-live] ...
-# (all options are bench.py's; default sizes take ~1.5 min; --full = the issue's sizes, ~40 min
-# on 2 cores, a third of it tshark)
+# (all options are bench.py's; default sizes take ~1.5 min; --full = the issue's sizes, ~15 min
+# on 2 cores: 2 to make the captures, most of the rest tshark and pt-query-digest)
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
