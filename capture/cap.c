@@ -235,7 +235,7 @@ static void on_established(struct cap *c, struct tcp_stream *a)
 	flows_make_room(c);
 	f = flows_add(&c->flows, &k);
 	if (!f) {
-		c->st.sensor_drops++;
+		c->st.flows_failed++; /* out of memory: room was made above */
 		return;
 	}
 	f->stream = a;
@@ -716,7 +716,7 @@ static void on_packet(u_char *user, const struct pcap_pkthdr *h, const u_char *b
 			if (rc == V6_FRAGMENT)
 				c->st.ipv6_fragments++;
 			else if (rc == V6_MAP_FULL)
-				c->st.v6_map_full++, c->st.sensor_drops++;
+				c->st.v6_map_full++;
 			else
 				c->st.ipv6_skipped++;
 			return;
@@ -746,28 +746,46 @@ static void on_packet(u_char *user, const struct pcap_pkthdr *h, const u_char *b
 
 /* ---- set-up ---- */
 
+int cap_parse_cidr(const char *cidr, uint32_t *net, uint32_t *mask)
+{
+	char buf[64];
+	if (!cidr || strlen(cidr) >= sizeof buf)
+		return -1;
+	if (strcmp(cidr, "all") == 0) {
+		*net = *mask = 0;
+		return 0;
+	}
+	memcpy(buf, cidr, strlen(cidr) + 1);
+	long bits = 32;
+	char *slash = strchr(buf, '/');
+	if (slash) {
+		/* strictly digits: atoi read "10.0.0.0/x" as /0, every address */
+		char *end = NULL;
+		*slash = 0;
+		if (slash[1] < '0' || slash[1] > '9')
+			return -1;
+		bits = strtol(slash + 1, &end, 10);
+		if (*end || bits > 32)
+			return -1;
+	}
+	struct in_addr a;
+	if (inet_pton(AF_INET, buf, &a) != 1)
+		return -1;
+	*mask = bits ? htonl(0xffffffffu << (32 - bits)) : 0;
+	*net = a.s_addr & *mask;
+	return 0;
+}
+
 static int add_ctl(struct cap *c, const char *cidr, int action, char *err, size_t errlen)
 {
 	if (c->n_ctl >= (int)(sizeof c->ctl / sizeof c->ctl[0]))
 		return 0;
-	char buf[64];
-	snprintf(buf, sizeof buf, "%s", cidr);
-	int bits = 32;
-	char *slash = strchr(buf, '/');
-	if (slash) {
-		*slash = 0;
-		bits = atoi(slash + 1);
-	}
-	struct in_addr a;
-	if (strcmp(buf, "all") == 0) {
-		a.s_addr = 0;
-		bits = 0;
-	} else if (inet_pton(AF_INET, buf, &a) != 1 || bits < 0 || bits > 32) {
+	uint32_t net, mask;
+	if (cap_parse_cidr(cidr, &net, &mask) != 0) {
 		snprintf(err, errlen, "config: capture.checksum_bypass: '%s' is not an IPv4 CIDR", cidr);
 		return -1;
 	}
-	uint32_t mask = bits ? htonl(0xffffffffu << (32 - bits)) : 0;
-	c->ctl[c->n_ctl].netaddr = a.s_addr & mask;
+	c->ctl[c->n_ctl].netaddr = net;
 	c->ctl[c->n_ctl].mask = mask;
 	c->ctl[c->n_ctl].action = action;
 	c->n_ctl++;
@@ -900,7 +918,7 @@ static int set_filter(pcap_t *p, const char *bpf, const char *what, char *err, s
 	struct bpf_program prog;
 	if (pcap_compile(p, &prog, bpf, 1, PCAP_NETMASK_UNKNOWN) != 0) {
 		snprintf(err, errlen, "%s: bad filter '%s': %s", what, bpf, pcap_geterr(p));
-		return -1;
+		return CAP_EUSAGE;
 	}
 	int rc = pcap_setfilter(p, &prog);
 	pcap_freecode(&prog);
@@ -921,9 +939,10 @@ static int read_handle(struct cap *c, pcap_t *p, const char *name, const char *b
 		pcap_close(p);
 		return -1;
 	}
-	if (set_filter(p, bpf, name, err, errlen) != 0) {
+	int frc = set_filter(p, bpf, name, err, errlen);
+	if (frc != 0) {
 		pcap_close(p);
-		return -1;
+		return frc;
 	}
 	c->cur_file = name;
 	c->progress = progress;
@@ -953,44 +972,41 @@ static int read_handle(struct cap *c, pcap_t *p, const char *name, const char *b
 	return rc;
 }
 
-int cap_read_file(struct cap *c, const char *path, const char *bpf, int progress, char *err,
-		  size_t errlen)
+FILE *cap_open_file(const char *path, char *err, size_t errlen)
 {
-	char eb[PCAP_ERRBUF_SIZE] = "";
-	/* Our own stream: a 1 MiB buffer (4 KiB by default) and no stdio locking (libpcap
-	 * reads it with two freads per packet, and only this thread touches it). */
-	pcap_t *p = NULL;
-	FILE *fp = strcmp(path, "-") != 0 ? fopen(path, "rb") : NULL;
-	if (fp) {
-		setvbuf(fp, NULL, _IOFBF, 1u << 20);
-		__fsetlocking(fp, FSETLOCKING_BYCALLER);
-		p = pcap_fopen_offline_with_tstamp_precision(fp, PCAP_TSTAMP_PRECISION_MICRO, eb);
-		if (!p)
-			fclose(fp);
-	} else {
-		/* stdin, or libpcap's own message for a file we could not open */
-		p = pcap_open_offline_with_tstamp_precision(path, PCAP_TSTAMP_PRECISION_MICRO, eb);
+	FILE *fp = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+	if (!fp) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return NULL;
 	}
-	if (!p) {
-		snprintf(err, errlen, "%s: %s", path, eb[0] ? eb : "cannot open");
-		return -1;
-	}
-	return read_handle(c, p, path, bpf, progress, err, errlen);
+	/* a 1 MiB buffer (4 KiB by default) and no stdio locking: libpcap reads it with two
+	 * freads per packet, and only this thread touches it */
+	setvbuf(fp, NULL, _IOFBF, 1u << 20);
+	__fsetlocking(fp, FSETLOCKING_BYCALLER);
+	return fp;
 }
 
-int cap_read_fp(struct cap *c, FILE *fp, const char *name, char *err, size_t errlen)
+int cap_read_fp(struct cap *c, FILE *fp, const char *name, const char *bpf, int progress, char *err,
+		size_t errlen)
 {
 	char eb[PCAP_ERRBUF_SIZE] = "";
 	pcap_t *p = pcap_fopen_offline_with_tstamp_precision(fp, PCAP_TSTAMP_PRECISION_MICRO, eb);
 	if (!p) {
 		snprintf(err, errlen, "%s: %s", name, eb[0] ? eb : "cannot read");
 		fclose(fp);
-		return -1;
+		return CAP_ERR;
 	}
-	return read_handle(c, p, name, NULL, 0, err, errlen);
+	return read_handle(c, p, name, bpf, progress, err, errlen);
 }
 
-static int drop_privileges(const char *user, char *err, size_t errlen)
+int cap_read_file(struct cap *c, const char *path, const char *bpf, int progress, char *err,
+		  size_t errlen)
+{
+	FILE *fp = cap_open_file(path, err, errlen);
+	return fp ? cap_read_fp(c, fp, path, bpf, progress, err, errlen) : CAP_ERR;
+}
+
+int cap_drop_privileges(const char *user, char *err, size_t errlen)
 {
 	struct passwd *pw = getpwnam(user);
 	if (!pw) {
@@ -1062,10 +1078,14 @@ int cap_live(struct cap *c, const char *iface, const char *bpf, const char *drop
 		pcap_close(p);
 		return -1;
 	}
-	if (set_filter(p, bpf, iface, err, errlen) != 0 ||
-	    join_fanout(p, c->cfg.fanout_group, iface, err, errlen) != 0 ||
+	int frc = set_filter(p, bpf, iface, err, errlen);
+	if (frc != 0) {
+		pcap_close(p);
+		return frc;
+	}
+	if (join_fanout(p, c->cfg.fanout_group, iface, err, errlen) != 0 ||
 	    pcap_setnonblock(p, 1, eb) != 0 ||
-	    (drop_user && drop_privileges(drop_user, err, errlen) != 0)) {
+	    (drop_user && cap_drop_privileges(drop_user, err, errlen) != 0)) {
 		if (!err[0])
 			snprintf(err, errlen, "%s: %s", iface, eb);
 		pcap_close(p);
@@ -1185,7 +1205,7 @@ void cap_get_stats(const struct cap *c, struct cap_stats *st)
 	st->held_dropped += c->dstats.held_dropped;
 	st->lost_bytes += c->dstats.lost_bytes;
 	st->sensor_drops += st->evicted + st->oversize + st->v6_map_full + st->held_dropped +
-			    st->held_segments_dropped;
+			    st->held_segments_dropped + st->flows_failed;
 }
 
 char *cap_stats_json(const struct cap *c)
@@ -1201,7 +1221,7 @@ char *cap_stats_json(const struct cap *c)
 		 "{\"non_ip\":%llu,\"truncated\":%llu,\"ipv6_fragments\":%llu,\"ipv6_skipped\":%llu,"
 		 "\"v6_map_full\":%llu,\"midstream_pickups\":%llu,\"gaps\":%llu,\"lost_bytes\":%llu,"
 		 "\"evicted\":%llu,\"nids_evictions\":%llu,\"idle_closed\":%llu,\"oversize\":%llu,\"nids_warnings\":%llu,"
-		 "\"held_dropped\":%llu,\"held_segments_dropped\":%llu,"
+		 "\"held_dropped\":%llu,\"held_segments_dropped\":%llu,\"flows_failed\":%llu,"
 		 "\"decoder_stmt_evictions\":%llu,\"decoder_portal_evictions\":%llu,"
 		 "\"decoder_params_dropped\":%llu,\"decoder_pending_dropped\":%llu}",
 		 (unsigned long long)t->non_ip, (unsigned long long)t->truncated,
@@ -1212,6 +1232,7 @@ char *cap_stats_json(const struct cap *c)
 		 (unsigned long long)t->idle_closed,
 		 (unsigned long long)t->oversize, (unsigned long long)t->nids_warnings,
 		 (unsigned long long)t->held_dropped, (unsigned long long)t->held_segments_dropped,
+		 (unsigned long long)t->flows_failed,
 		 (unsigned long long)ps->stmt_evictions, (unsigned long long)ps->portal_evictions,
 		 (unsigned long long)ps->params_dropped, (unsigned long long)ps->pending_dropped);
 	return s;

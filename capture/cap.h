@@ -53,6 +53,7 @@ struct cap_stats {
 	uint64_t nids_warnings, nids_too_many;
 	uint64_t held_dropped;	       /* message heads dropped: hold budget or memory */
 	uint64_t held_segments_dropped; /* segments behind a hole not kept: per-flow cap or budget */
+	uint64_t flows_failed;	       /* flows not tracked: no memory for them */
 	int64_t first_ts, last_ts; /* packet times, microseconds */
 };
 
@@ -62,13 +63,28 @@ struct cap;
 struct cap *cap_new(const struct cap_config *cfg, struct an *an, int live, char *err, size_t errlen);
 void cap_free(struct cap *c);
 
-/* Read a pcap/pcapng file; several calls read several files as one capture.
- * 0, or -1 with a one-line message naming the file (what was decoded is kept). */
+/* The reading calls return 0, CAP_ERR (a runtime failure) or CAP_EUSAGE (the -f filter
+ * does not compile), each error with a one-line message naming the file or interface. */
+#define CAP_ERR (-1)
+#define CAP_EUSAGE (-2)
+
+/* Read a pcap/pcapng file ("-": standard input); several calls read several files as one
+ * capture. What was decoded before an error is kept. */
 int cap_read_file(struct cap *c, const char *path, const char *bpf, int progress, char *err,
 		  size_t errlen);
 
-/* The same from an open stream (taken over and closed), e.g. fmemopen() in the fuzzer. */
-int cap_read_fp(struct cap *c, FILE *fp, const char *name, char *err, size_t errlen);
+/* The same in two steps, so that -Z can drop privileges between them: open (NULL and a
+ * message on failure), then read the stream (taken over and closed; also fmemopen() in
+ * the fuzzer). */
+FILE *cap_open_file(const char *path, char *err, size_t errlen);
+int cap_read_fp(struct cap *c, FILE *fp, const char *name, const char *bpf, int progress, char *err,
+		size_t errlen);
+
+/* -Z: become USER (its groups too) for good, no capability left, no way back. */
+int cap_drop_privileges(const char *user, char *err, size_t errlen);
+
+/* An IPv4 CIDR ("10.0.0.0/8", "10.1.2.3") or "all", as network-order address and mask. */
+int cap_parse_cidr(const char *cidr, uint32_t *net, uint32_t *mask);
 
 /* Capture on an interface until cap_stop(). drop_user: setuid after the handle is open. */
 struct cap_live_hooks {

@@ -80,6 +80,8 @@ static int load_ports(struct dbtap_config *c, const cJSON *v, char *err, size_t 
 	const cJSON *e;
 	cJSON_ArrayForEach(e, v)
 	{
+		if (e->string[0] == '_') /* a comment, as everywhere in the file */
+			continue;
 		char path[128];
 		snprintf(path, sizeof path, "ports.%s", e->string);
 		int rc;
@@ -106,6 +108,8 @@ static int load_capture(struct dbtap_config *c, const cJSON *v, char *err, size_
 	const cJSON *e;
 	cJSON_ArrayForEach(e, v)
 	{
+		if (e->string[0] == '_')
+			continue;
 		char path[128];
 		snprintf(path, sizeof path, "capture.%s", e->string);
 		const char *k = e->string;
@@ -147,6 +151,12 @@ static int load_capture(struct dbtap_config *c, const cJSON *v, char *err, size_
 						 path, c->cap.n_checksum_bypass, CAP_MAX_CIDRS);
 					return -1;
 				}
+				uint32_t net, mask;
+				if (cap_parse_cidr(s->valuestring, &net, &mask) != 0) {
+					snprintf(err, errlen, "config: %s[%d]: '%s' is not an IPv4 CIDR or \"all\"", path,
+						 c->cap.n_checksum_bypass, s->valuestring);
+					return -1;
+				}
 				c->cap.checksum_bypass[c->cap.n_checksum_bypass++] = strdup(s->valuestring);
 			}
 		} else {
@@ -168,6 +178,8 @@ static int load_output(struct dbtap_config *c, const cJSON *v, char *err, size_t
 	const cJSON *e;
 	cJSON_ArrayForEach(e, v)
 	{
+		if (e->string[0] == '_')
+			continue;
 		if (strcmp(e->string, "json") == 0) {
 			if (!cJSON_IsString(e) || !e->valuestring[0]) {
 				snprintf(err, errlen, "config: output.json: expected a file path or \"-\"");

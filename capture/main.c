@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/time.h>
 #include <unistd.h>
 
@@ -26,7 +27,7 @@ static void usage(FILE *f)
 		"usage: dbtap run (-r FILE ... | -i IFACE) [-d DB] [-c CONFIG.json] [-f 'BPF'] [--json FILE|-]\n"
 		"                 [--learn] [-Z USER] [-q] [--fanout GROUP]\n"
 		"       dbtap report [-d DB]... [--since ISO8601 | --last 24h] [--format text|html|json] [-o FILE]\n"
-		"       dbtap prune [-d DB] --older-than 30d\n"
+		"       dbtap prune [-d DB]... --older-than 30d [--vacuum]\n"
 		"       dbtap baseline [-d DB] (--list [--json] [PRINCIPAL] | --forget PRINCIPAL | --ack PRINCIPAL)\n"
 		"       dbtap version\n");
 }
@@ -140,7 +141,39 @@ static int parse_run(int argc, char **argv, struct run_opts *o)
 		fprintf(stderr, "dbtap: --fanout needs -i IFACE\n");
 		return -1;
 	}
+	if (o->drop_user && !getpwnam(o->drop_user)) {
+		fprintf(stderr, "dbtap: -Z %s: no such user\n", o->drop_user);
+		return -1;
+	}
 	return 0;
+}
+
+/* -Z with -r: every file is opened with the caller's rights, then the hostile bytes are
+ * parsed with nothing but USER's. Returns the exit status. */
+static int read_files_as(struct cap *cap, const struct run_opts *o, int progress, char *err, size_t errlen)
+{
+	static FILE *fps[MAX_FILES];
+	struct rlimit rl; /* up to MAX_FILES descriptors at once */
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	int n = 0, status = 0;
+	for (; n < o->n_files; n++)
+		if (!(fps[n] = cap_open_file(o->files[n], err, errlen)))
+			break;
+	if (n < o->n_files || cap_drop_privileges(o->drop_user, err, errlen) != 0)
+		status = 1;
+	for (int i = 0; i < n; i++) {
+		if (status) {
+			fclose(fps[i]);
+			continue;
+		}
+		int rc = cap_read_fp(cap, fps[i], o->files[i], o->bpf, progress, err, errlen);
+		if (rc != 0)
+			status = rc == CAP_EUSAGE ? 2 : 1;
+	}
+	return status;
 }
 
 static int64_t wall_us(void)
@@ -279,18 +312,26 @@ static int cmd_run(int argc, char **argv)
 		chown_outputs(o.db, json_path, o.drop_user);
 	if (o.iface) {
 		struct cap_live_hooks hooks = { .on_hup = reopen_json, .quiet = o.quiet };
-		if (cap_live(cap, o.iface, o.bpf, o.drop_user, &hooks, err, sizeof err) != 0) {
+		int rc = cap_live(cap, o.iface, o.bpf, o.drop_user, &hooks, err, sizeof err);
+		if (rc != 0) {
 			fprintf(stderr, "dbtap: %s\n", err);
 			said = 1;
-			status = 1;
+			status = rc == CAP_EUSAGE ? 2 : 1;
+		}
+	} else if (o.drop_user) {
+		status = read_files_as(cap, &o, !o.quiet && isatty(2), err, sizeof err);
+		if (status) {
+			fprintf(stderr, "dbtap: %s\n", err);
+			said = 1;
 		}
 	} else {
 		int progress = !o.quiet && isatty(2);
 		for (int i = 0; i < o.n_files; i++) {
-			if (cap_read_file(cap, o.files[i], o.bpf, progress, err, sizeof err) != 0) {
+			int rc = cap_read_file(cap, o.files[i], o.bpf, progress, err, sizeof err);
+			if (rc != 0) {
 				fprintf(stderr, "dbtap: %s\n", err);
 				said = 1;
-				status = strstr(err, "bad filter") ? 2 : 1;
+				status = rc == CAP_EUSAGE ? 2 : 1;
 				break;
 			}
 		}

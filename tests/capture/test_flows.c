@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "cap.h"
 #include "flows.h"
 
 unsigned int mkhash(unsigned int src, unsigned short sport, unsigned int dest, unsigned short dport);
@@ -154,4 +155,24 @@ Test(flows_hash, a_packet_finds_its_flow_either_way)
 	cr_expect_eq(find_cold(&t, &k, 1), g);
 	cr_expect_eq(find_cold(&t, &r, 0), g);
 	flows_free(&t);
+}
+
+/* capture.checksum_bypass entries: exactly an IPv4 address with an optional /0-32, or
+ * "all". Regression: "10.0.0.0/x" used to parse as /0, turning the check off for all. */
+Test(cidr, strict)
+{
+	uint32_t net, mask;
+	cr_assert_eq(cap_parse_cidr("10.1.2.3/8", &net, &mask), 0);
+	cr_assert_eq(net, htonl(0x0a000000u));
+	cr_assert_eq(mask, htonl(0xff000000u));
+	cr_assert_eq(cap_parse_cidr("10.1.2.3", &net, &mask), 0);
+	cr_assert_eq(mask, 0xffffffffu);
+	cr_assert_eq(cap_parse_cidr("0.0.0.0/0", &net, &mask), 0);
+	cr_assert_eq(mask, 0u);
+	cr_assert_eq(cap_parse_cidr("all", &net, &mask), 0);
+	cr_assert_eq(mask, 0u);
+	const char *bad[] = { "10.0.0.0/x", "10.0.0.0/", "10.0.0.0/33", "10.0.0.0/-1", "10.0.0.0/8x",
+			      "10.0.0.0/ 8", "10.0.0.300", "::1", "", "ALL", "10.0.0.0/8/8" };
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+		cr_assert_neq(cap_parse_cidr(bad[i], &net, &mask), 0, "'%s' accepted", bad[i]);
 }

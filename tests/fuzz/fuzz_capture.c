@@ -31,7 +31,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char err[512];
 	struct cap *c = an ? cap_new(&cc, an, 0, err, sizeof err) : NULL;
 	if (c) {
-		if (cap_read_fp(c, fp, "fuzz", err, sizeof err) != 0 && getenv("FUZZ_VERBOSE"))
+		if (cap_read_fp(c, fp, "fuzz", NULL, 0, err, sizeof err) != 0 && getenv("FUZZ_VERBOSE"))
 			fprintf(stderr, "%s\n", err);
 		cap_finish(c);
 		if (getenv("FUZZ_VERBOSE")) {

@@ -2,7 +2,9 @@
 loss, reordering, duplicates and a forged RST, on captures of a real PostgreSQL 15
 (tests/capture/data/make_captures.py). Each must give the statements of the base capture
 as far as the data allows, and the counters must say what was lost."""
+import json
 import os
+import struct
 import sys
 import tempfile
 
@@ -46,6 +48,45 @@ db = run('ipv6')
 c.eq(statements(db), base, 'ipv6: same statements as over IPv4')
 c.eq(dbtest.rows(db, 'SELECT client_ip, server_ip FROM sessions'),
      [{'client_ip': '::1', 'server_ip': '::1'}], 'ipv6: stored with the real IPv6 addresses')
+
+# More IPv6 addresses than the map holds (capture.ipv6_addresses, at least 16): the
+# ipv6 capture 20 times over, each copy between its own two addresses. The first 8 copies
+# fill the map; the packets of the other 12 are dropped and counted once. Regression:
+# runs.sensor_drops counted each of them twice.
+def ipv6_copies(n):
+    raw = open(os.path.join(data, 'ipv6.pcap'), 'rb').read()
+    out, recs, off = [raw[:24]], [], 24
+    while off < len(raw):
+        caplen = struct.unpack('<I', raw[off + 8:off + 12])[0]
+        recs.append(bytearray(raw[off:off + 16 + caplen]))
+        off += 16 + caplen
+    loop = bytes(15) + b'\x01'
+    for k in range(n):
+        for r in recs:
+            r = bytearray(r)
+            r[0:4] = struct.pack('<I', struct.unpack('<I', r[0:4])[0] + 10 * k)  # one after the other
+            for a in (16 + 14 + 8, 16 + 14 + 24):  # Ethernet, then IPv6 source and destination
+                if bytes(r[a:a + 16]) == loop:
+                    r[a:a + 16] = bytes.fromhex('fd000000000000000000000000%04x00' % k)
+            # the server's address: its own per copy, told apart by the TCP source port
+            sport = struct.unpack('>H', r[16 + 54:16 + 56])[0]
+            srv = 16 + 14 + 8 if sport == 5432 else 16 + 14 + 24
+            r[srv + 15] = 0x02
+            out.append(bytes(r))
+    path = os.path.join(tmp, 'ipv6_many.pcap')
+    open(path, 'wb').write(b''.join(out))
+    return path
+
+
+many_db = os.path.join(tmp, 'ipv6_many.db')
+r = dbtest.run_dbtap(ipv6_copies(20), many_db, config={'capture': {'ipv6_addresses': 16}}, check=False)
+c.eq(r.returncode, 0, f'ipv6_many: exit status ({r.stderr.strip()})')
+run_row = dbtest.rows(many_db, 'SELECT sensor_drops, drops FROM runs')[0]
+full = json.loads(run_row['drops'])['v6_map_full']
+c.check(full > 0, f'ipv6_many: packets beyond the address map counted ({full})')
+c.eq(run_row['sensor_drops'], full, 'ipv6_many: each counted once in sensor_drops')
+c.eq(dbtest.rows(many_db, 'SELECT count(*) AS n FROM sessions')[0]['n'], 8,
+     'ipv6_many: the 8 copies whose addresses fit are decoded')
 
 db = run('midstream')
 st = statements(db)

@@ -78,14 +78,24 @@ for obj, path in (({'nonsense': 1}, 'nonsense'),
                   ({'keep_literals': 'yes'}, 'keep_literals'),
                   ({'service_accounts': 'app'}, 'service_accounts'),
                   ({'output': {'retention': 'forever'}}, 'output.retention'),
+                  # regression: "/x" was read as /0, no checksum checked for any address
+                  ({'capture': {'checksum_bypass': ['10.0.0.0/x']}}, 'capture.checksum_bypass[0]'),
+                  ({'capture': {'checksum_bypass': ['10.0.0.300']}}, 'capture.checksum_bypass[0]'),
                   ('{"ports": ', 'not valid JSON')):
     r = run('run', '-q', '-r', sample, '-d', db, '-c', cfg(obj))
     c.eq(r.returncode, 2, f'bad config {path}: exit 2')
     one_line(r, path, f'bad config {path}')
+    one_line(r, 'c.json', f'bad config {path}')
 r = run('run', '-q', '-r', sample, '-d', db, '-c', os.path.join(tmp, 'nocfg.json'))
 c.eq(r.returncode, 2, 'missing config file: exit 2')
 r = run('run', '-q', '-r', sample, '-d', db, '-f', 'tcp and (')
 c.eq(r.returncode, 2, 'bad BPF filter: exit 2')
+r = run('run', '-q', '-r', sample, '-d', db, '-Z', 'no-such-user-here')
+c.eq(r.returncode, 2, '-Z with an unknown user: exit 2')
+if os.geteuid() == 0:  # opening lo needs CAP_NET_RAW; the filter is compiled after that
+    r = run('run', '-q', '-i', 'lo', '-d', db, '-f', 'tcp and (')
+    c.eq(r.returncode, 2, 'bad BPF filter live: exit 2, as with -r')
+    one_line(r, 'bad filter', 'bad BPF filter live')
 
 # Regression: a JSON output that cannot be opened once crashed while closing the run.
 r = run('run', '-q', '-r', sample, '-d', db, '--json', os.path.join(tmp, 'no', 'dir', 'e.jsonl'))
