@@ -985,6 +985,14 @@ static char *client_info_json(const struct ev_startup *su)
 				bad = 1;
 		if (bad || cJSON_GetObjectItemCaseSensitive(o, k))
 			continue;
+		/* a harmless name can still carry one: options=-c my.password=..., a connection
+		 * string in an attribute. The key stays, so that it is known there was one. */
+		static const char *const secret_val[] = { "pass", "pwd", "secret", "token", NULL };
+		for (int m = 0; secret_val[m]; m++)
+			if (strcasestr(v, secret_val[m])) {
+				snprintf(v, sizeof v, "?");
+				break;
+			}
 		total += strlen(k) + strlen(v) + 6;
 		if (total > AN_CLIENT_INFO_MAX - 16)
 			break;

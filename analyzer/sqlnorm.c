@@ -861,6 +861,82 @@ static void verb_scan(const char *src, const struct sq_tok *t, int first, int en
 	info->verb[n] = 0;
 }
 
+static int prev_code(const struct sq_tok *t, int i, int first)
+{
+	i--;
+	while (i >= first && t[i].type == SQ_COMMENT)
+		i--;
+	return i;
+}
+
+/* PASSWORD and the words naming one: MASTER_PASSWORD, SOURCE_PASSWORD, OLD_PASSWORD, a
+ * hashed_password or user_passwd column, pwd, authentication_string. */
+static int password_word(const char *src, const struct sq_tok *k)
+{
+	if (k->type != SQ_WORD || k->len < 3)
+		return 0;
+	const char *p = src + k->off;
+	size_t n = k->len;
+	int last = lc((unsigned char)p[n - 1]);
+	if (last == 'g')
+		return n == 21 && strncasecmp(p, "authentication_string", 21) == 0;
+	if (last != 'd') /* what most identifiers fail at: all three below end in d */
+		return 0;
+	static const char *const tails[] = { "password", "passwd", "pwd" };
+	for (size_t m = 0; m < sizeof tails / sizeof tails[0]; m++) {
+		size_t tl = strlen(tails[m]);
+		if ((n == tl || (n > tl && p[n - tl - 1] == '_')) && strncasecmp(p + n - tl, tails[m], tl) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+/* Token i stands where a password goes: after a password word (with = or := between or
+ * not), after IDENTIFIED [WITH plugin] BY|AS, or as the argument of PASSWORD(...). */
+static int secret_position(const char *src, const struct sq_tok *t, int first, int i)
+{
+	int a = prev_code(t, i, first);
+	if (a >= first && t[a].type == SQ_OP && (src[t[a].off] == '=' || (t[a].len == 2 && src[t[a].off] == ':')))
+		a = prev_code(t, a, first);
+	if (a < first)
+		return 0;
+	if (password_word(src, &t[a]))
+		return 1;
+	if (sq_word(src, &t[a], "BY") || sq_word(src, &t[a], "AS")) {
+		for (int b = a - 1, n = 0; b >= first && n < 4; b--) {
+			if (t[b].type == SQ_COMMENT)
+				continue;
+			n++;
+			if (sq_word(src, &t[b], "IDENTIFIED"))
+				return 1;
+		}
+	}
+	if (t[a].type == SQ_PUNCT && src[t[a].off] == '(') {
+		int b = prev_code(t, a, first);
+		if (b >= first && (password_word(src, &t[b]) || sq_word(src, &t[b], "CRYPT") ||
+				   sq_word(src, &t[b], "ENCRYPT")))
+			return 1;
+	}
+	return 0;
+}
+
+/* A token of a secret statement that is masked although it is no literal: a bare word, a
+ * quoted identifier or a variable where the password goes (the server rejects the
+ * statement, but the password was on the wire). Keywords (PASSWORD EXPIRE) stay. */
+static int secret_bare(const char *src, const struct sq_tok *t, int first, int i)
+{
+	const struct sq_tok *k = &t[i];
+	if (!(k->type == SQ_WORD && !word_is_kw[k->kw]) && k->type != SQ_QIDENT && k->type != SQ_VAR)
+		return 0;
+	/* MySQL's PASSWORD EXPIRE|HISTORY|REUSE|REQUIRE options, PostgreSQL's PASSWORD NULL */
+	static const char *const options[] = { "EXPIRE", "HISTORY", "REUSE", "REQUIRE", "NULL", "DEFAULT" };
+	if (k->type == SQ_WORD)
+		for (size_t m = 0; m < sizeof options / sizeof options[0]; m++)
+			if (sq_word(src, k, options[m]))
+				return 0;
+	return secret_position(src, t, first, i);
+}
+
 /* info->words must be filled (the words anywhere in the statement). */
 static int secret_scan(const struct sq_tok *t, int first, int end, const struct sq_info *info)
 {
@@ -907,8 +983,11 @@ size_t sq_normalize(const char *src, const struct sq_tok *t, int first, int end,
 			 : k->type == SQ_VAR ? SQW__VAR
 			 : (k->type == SQ_OP && k->len == 2 && src[k->off] == '|' && src[k->off + 1] == '|') ? SQW__PIPES
 			 : SQW_NONE;
+		if (id == SQW_NONE && k->type == SQ_WORD && password_word(src, k))
+			id = SQW_PASSWORD; /* MASTER_PASSWORD='...': as secret as PASSWORD '...' */
 		info->words[id >> 6] |= 1ull << (id & 63);
 	}
+	int secret = secret_scan(t, first, end, info);
 	if (outcap)
 		out[0] = 0;
 	for (int i = first; i < end; i++) {
@@ -917,6 +996,12 @@ size_t sq_normalize(const char *src, const struct sq_tok *t, int first, int end,
 		if (k->type == SQ_COMMENT)
 			continue;
 		enum nk cur;
+		if (secret && secret_bare(src, t, first, i)) {
+			ob_space(&o, prev, NK_LIT);
+			ob_put(&o, "?", 1);
+			prev = NK_LIT;
+			continue;
+		}
 		if (k->type == SQ_OP && k->len == 1 && (p[0] == '-' || p[0] == '+') &&
 		    (prev == NK_NONE || prev == NK_OPEN || prev == NK_COMMA || prev == NK_OP || prev == NK_KW)) {
 			int nx = next_code(t, i + 1, end);
@@ -1012,7 +1097,7 @@ size_t sq_normalize(const char *src, const struct sq_tok *t, int first, int end,
 	info->fingerprint[16] = 0;
 	verb_scan(src, t, first, end, info);
 	tables_scan(src, t, first, end, info);
-	info->secret = secret_scan(t, first, end, info);
+	info->secret = secret;
 	return o.n;
 }
 
@@ -1083,14 +1168,6 @@ size_t sq_shape_key(const char *src, const struct sq_tok *t, int first, int end,
 	return o;
 }
 
-static int prev_code(const struct sq_tok *t, int i, int first)
-{
-	i--;
-	while (i >= first && t[i].type == SQ_COMMENT)
-		i--;
-	return i;
-}
-
 static int ci_contains(const char *p, size_t n, const char *needle)
 {
 	size_t nl = strlen(needle);
@@ -1114,31 +1191,7 @@ int sq_is_secret_literal(const char *src, const struct sq_tok *t, int first, int
 		if (k < end && sq_word(src, &t[k], "PASSWORD"))
 			return 1;
 	}
-	int a = prev_code(t, i, first);
-	if (a < first)
-		return 0;
-	if (t[a].type == SQ_OP && (src[t[a].off] == '=' || (t[a].len == 2 && src[t[a].off] == ':')))
-		a = prev_code(t, a, first);
-	if (a < first)
-		return 0;
-	if (sq_word(src, &t[a], "PASSWORD") || sq_word(src, &t[a], "authentication_string"))
-		return 1;
-	if (sq_word(src, &t[a], "BY") || sq_word(src, &t[a], "AS")) {
-		for (int b = a - 1, n = 0; b >= first && n < 4; b--) {
-			if (t[b].type == SQ_COMMENT)
-				continue;
-			n++;
-			if (sq_word(src, &t[b], "IDENTIFIED"))
-				return 1;
-		}
-	}
-	if (t[a].type == SQ_PUNCT && src[t[a].off] == '(') {
-		int b = prev_code(t, a, first);
-		if (b >= first && (sq_word(src, &t[b], "PASSWORD") || sq_word(src, &t[b], "OLD_PASSWORD") ||
-				   sq_word(src, &t[b], "CRYPT") || sq_word(src, &t[b], "ENCRYPT")))
-			return 1;
-	}
-	return 0;
+	return secret_position(src, t, first, i);
 }
 
 size_t sq_mask(const char *src, const struct sq_tok *t, int first, int end, int keep_literals, int secret,
@@ -1168,6 +1221,8 @@ size_t sq_mask(const char *src, const struct sq_tok *t, int first, int end, int 
 				ob_put(&o, "?", 1);
 			else
 				ob_put(&o, p, k->len);
+		} else if (secret && secret_bare(src, t, first, i)) {
+			ob_put(&o, "?", 1);
 		} else {
 			ob_put(&o, p, k->len);
 		}

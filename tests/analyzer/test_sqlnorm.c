@@ -196,6 +196,17 @@ static const char *const secrets[][2] = {
 	{ "mysql", "SET PASSWORD = 'hunter2'" },
 	{ "mysql", "GRANT ALL ON *.* TO x IDENTIFIED BY \"hunter2\"" },
 	{ "mysql", "UPDATE mysql.user SET authentication_string = 'hunter2' WHERE user = 'x'" },
+	/* regressions (a contract audit): replication passwords, password columns, and
+	 * passwords typed without quotes, which the server rejects after they crossed the wire */
+	{ "mysql", "CHANGE MASTER TO MASTER_HOST='h', MASTER_USER='r', MASTER_PASSWORD='hunter2'" },
+	{ "mysql", "CHANGE REPLICATION SOURCE TO SOURCE_PASSWORD = 'hunter2', SOURCE_PORT = 3306" },
+	{ "mysql", "UPDATE accounts SET user_passwd = 'hunter2' WHERE id = 7" },
+	{ "pg", "UPDATE accounts SET hashed_password = 'hunter2' WHERE id = 7" },
+	{ "mysql", "CREATE USER x IDENTIFIED BY hunter2" },
+	{ "pg", "ALTER USER bob PASSWORD hunter2" },
+	{ "pg", "ALTER ROLE bob WITH PASSWORD \"hunter2\"" },
+	{ "mysql", "SET PASSWORD FOR bob = PASSWORD(hunter2)" },
+	{ "mysql", "ALTER USER x IDENTIFIED BY @hunter2" },
 };
 
 Test(sqlnorm, passwords_masked_even_with_keep_literals)
@@ -205,6 +216,24 @@ Test(sqlnorm, passwords_masked_even_with_keep_literals)
 		cr_expect_null(strstr(mask(secrets[i][1], d, 1), "hunter2"), "case %zu: %s", i, mask(secrets[i][1], d, 1));
 		cr_expect_null(strstr(mask(secrets[i][1], d, 0), "hunter2"), "case %zu", i);
 	}
+}
+
+Test(sqlnorm, passwords_absent_from_the_normalised_text)
+{
+	struct sq_info info;
+	for (size_t i = 0; i < sizeof secrets / sizeof secrets[0]; i++) {
+		enum sq_dialect d = strcmp(secrets[i][0], "mysql") ? SQ_PG : SQ_MYSQL;
+		const char *got = norm(secrets[i][1], d, &info);
+		cr_expect_null(strcasestr(got, "hunter2"), "case %zu: %s", i, got);
+	}
+	/* keywords after PASSWORD are no password; ordinary words elsewhere stay */
+	cr_expect_str_eq(mask("ALTER USER x PASSWORD EXPIRE INTERVAL 90 DAY", SQ_MYSQL, 1),
+			 "ALTER USER x PASSWORD EXPIRE INTERVAL ? DAY");
+	cr_expect_str_eq(norm("ALTER USER bob PASSWORD hunter2 VALID UNTIL 'infinity'", SQ_PG, &info),
+			 "ALTER USER bob PASSWORD ? valid until ?");
+	cr_expect_str_eq(mask("ALTER ROLE r PASSWORD NULL", SQ_PG, 1), "ALTER ROLE r PASSWORD NULL");
+	cr_expect_str_eq(mask("SELECT password_hint FROM users WHERE id = 3", SQ_PG, 1),
+			 "SELECT password_hint FROM users WHERE id = 3");
 }
 
 Test(sqlnorm, passwords_absent_from_every_record_with_keep_literals)

@@ -2,8 +2,9 @@
 with cleartext, MD5 and SCRAM authentication, a wrong password, CREATE/ALTER ROLE ...
 PASSWORD; real MariaDB logins with mysql_native_password and ed25519, a wrong password,
 CREATE/ALTER USER ... IDENTIFIED BY, SET PASSWORD, GRANT ... IDENTIFIED BY, IDENTIFIED
-VIA ... USING PASSWORD(). The capture holds the secrets; no byte of the database, its WAL
-or the JSON lines may."""
+VIA ... USING PASSWORD(), replication passwords, password columns, passwords typed without
+quotes and a password in a startup parameter. The capture holds the secrets; no byte of the
+database, its WAL or the JSON lines may."""
 import json
 import os
 import re
@@ -40,7 +41,12 @@ CREATE ROLE r1 LOGIN PASSWORD '{secret('PgCreate-Role-4')}';
 ALTER ROLE r1 PASSWORD '{secret('PgAlter-Role-5')}';
 ALTER USER r1 WITH ENCRYPTED PASSWORD '{secret('PgAlter-User-6')}';
 CREATE USER r2 PASSWORD '{secret('PgCreate-User-7')}' VALID UNTIL 'infinity';
-""")
+ALTER ROLE r1 PASSWORD {secret('PgBareWord10')};
+ALTER ROLE r1 PASSWORD "{secret('PgQuotedIdent11')}";
+""")  # the last two without quotes: syntax errors, but the passwords crossed the wire
+    # a password inside a startup parameter whose name is harmless
+    pg.psql('pw_user', 'PgClear-Login-1', 'SELECT 5;',
+            extra={'PGOPTIONS': f"-c my.password={secret('PgOptSecret12')}"})
     pg.psql('admin', secret('PgWrong-Login-8'), 'SELECT 3;')
     pg.psql('pw_user', secret('PgWrong-Clear-9'), 'SELECT 4;')
 
@@ -58,14 +64,23 @@ ALTER USER 'u2'@'%' IDENTIFIED BY '{secret('MyAlter-User-4')}';
 SET PASSWORD FOR 'u2'@'%' = PASSWORD('{secret('MySet-Password-5')}');
 GRANT SELECT ON mysql.* TO 'u3'@'%' IDENTIFIED BY '{secret('MyGrant-Ident-6')}';
 CREATE USER 'u4'@'%' IDENTIFIED VIA ed25519 USING PASSWORD('{secret('MyVia-Ed-7')}');
+CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_USER='r', MASTER_PASSWORD='{secret('MyMaster-Pw-9')}';
+CHANGE REPLICATION SOURCE TO SOURCE_PASSWORD='{secret('MySource-Pw-10')}';
+CREATE USER 'u5'@'%' IDENTIFIED BY {secret('MyBareWord11')};
+CREATE DATABASE IF NOT EXISTS sec;
+CREATE TABLE sec.acct (id INT, user_passwd VARCHAR(80));
+INSERT INTO sec.acct (id, user_passwd) VALUES (1, '{secret('MyColumn-Pw-12')}');
+UPDATE sec.acct SET user_passwd = '{secret('MyColumn-Pw-13')}' WHERE id = 1;
 SELECT 1;
-""")
+""", extra=['--force'])  # SOURCE_PASSWORD is MySQL 8 syntax and the bare word a syntax error:
+    # sent all the same (--force: the client goes on after an error)
     my.client('edu', 'MyEd25519-Login-2', 'SELECT 2;')
     my.client('native', secret('MyWrong-Login-8'), 'SELECT 3;')
 
 raw = open(pgcap, 'rb').read() + open(mycap, 'rb').read()
-c.check(b'PgClear-Login-1' in raw and b'MyCreate-User-3' in raw,
-        'sanity: the captures do carry secrets in clear')
+for s in (b'PgClear-Login-1', b'MyCreate-User-3', b'PgBareWord10', b'PgOptSecret12', b'MyMaster-Pw-9',
+          b'MyBareWord11', b'MyColumn-Pw-13'):
+    c.check(s in raw, f'sanity: the captures carry {s.decode()} in clear')
 
 cfg = {'ports': {'postgresql': [pg.port], 'mysql': [my.port]}, 'keep_literals': True}
 db = os.path.join(tmp, 's.db')
