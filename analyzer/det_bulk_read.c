@@ -4,8 +4,8 @@
 
 static void br_statement(struct an *an, const struct an_stmt *st)
 {
-	int by_rows = st->rows >= an->cfg.bulk_read_rows && an_stmt_is_read(st);
-	int by_bytes = (int64_t)st->bytes >= an->cfg.bulk_read_bytes;
+	int by_rows = st->rows > an->cfg.bulk_read_rows && an_stmt_is_read(st);
+	int by_bytes = (int64_t)st->bytes > an->cfg.bulk_read_bytes;
 	if (!by_rows && !by_bytes)
 		return;
 	cJSON *ev = an_evidence_stmt(st, by_rows ? "rows" : "bytes");

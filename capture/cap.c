@@ -723,6 +723,11 @@ static void on_packet(u_char *user, const struct pcap_pkthdr *h, const u_char *b
 		}
 		p = c->v6buf;
 		n = out;
+	} else if (n >= 20 && ((p[12] & 0xf0) == 0xf0 || (p[16] & 0xf0) == 0xf0)) {
+		/* 240.0.0.0/4 is reserved and stands in for IPv6 addresses here: a real packet
+		 * from it would be stored under an IPv6 client's address */
+		c->st.ipv4_reserved++;
+		return;
 	}
 	struct tcpinfo t;
 	int is_tcp = parse_tcp(p, n, &t) == 0;
@@ -1218,13 +1223,13 @@ char *cap_stats_json(const struct cap *c)
 	const struct cap_stats *t = &st;
 	const struct proto_stats *ps = &c->dstats.p;
 	snprintf(s, 2048,
-		 "{\"non_ip\":%llu,\"truncated\":%llu,\"ipv6_fragments\":%llu,\"ipv6_skipped\":%llu,"
+		 "{\"non_ip\":%llu,\"truncated\":%llu,\"ipv4_reserved\":%llu,\"ipv6_fragments\":%llu,\"ipv6_skipped\":%llu,"
 		 "\"v6_map_full\":%llu,\"midstream_pickups\":%llu,\"gaps\":%llu,\"lost_bytes\":%llu,"
 		 "\"evicted\":%llu,\"nids_evictions\":%llu,\"idle_closed\":%llu,\"oversize\":%llu,\"nids_warnings\":%llu,"
 		 "\"held_dropped\":%llu,\"held_segments_dropped\":%llu,\"flows_failed\":%llu,"
 		 "\"decoder_stmt_evictions\":%llu,\"decoder_portal_evictions\":%llu,"
 		 "\"decoder_params_dropped\":%llu,\"decoder_pending_dropped\":%llu}",
-		 (unsigned long long)t->non_ip, (unsigned long long)t->truncated,
+		 (unsigned long long)t->non_ip, (unsigned long long)t->truncated, (unsigned long long)t->ipv4_reserved,
 		 (unsigned long long)t->ipv6_fragments, (unsigned long long)t->ipv6_skipped,
 		 (unsigned long long)t->v6_map_full, (unsigned long long)t->midstream_pickups,
 		 (unsigned long long)t->gaps, (unsigned long long)t->lost_bytes,

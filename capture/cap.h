@@ -48,6 +48,7 @@ void cap_config_free(struct cap_config *c);
 struct cap_stats {
 	uint64_t packets, bytes, kernel_drops, sensor_drops, streams;
 	uint64_t non_ip, truncated, ipv6_fragments, ipv6_skipped, v6_map_full;
+	uint64_t ipv4_reserved; /* IPv4 packets from or to 240.0.0.0/4 (our IPv6 stand-ins): skipped */
 	uint64_t midstream_pickups, gaps, lost_bytes, evicted, idle_closed, oversize;
 	uint64_t nids_evictions; /* libnids dropped a live stream for room; re-picked up */
 	uint64_t nids_warnings, nids_too_many;

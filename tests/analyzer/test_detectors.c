@@ -412,12 +412,15 @@ Test(bulk_read, rows_or_bytes_over_threshold)
 	h_result_bytes(&h, id, 20000, 0, "UPDATE 20000");
 	id = h_query(&h, EV_Q_SIMPLE, "SELECT * FROM small", NULL, 0);
 	h_result_bytes(&h, id, 9999, 100, "SELECT 9999");
+	/* exactly at the thresholds: not more than them (regression: >= fired here) */
+	id = h_query(&h, EV_Q_SIMPLE, "SELECT * FROM edge", NULL, 0);
+	h_result_bytes(&h, id, 10000, 50ull << 20, "SELECT 10000");
 	id = h_query(&h, EV_Q_SIMPLE, "SELECT blob FROM files", NULL, 0);
 	h_result_bytes(&h, id, 3, 60ull << 20, "SELECT 3");
 	h_end(&h);
 	cr_expect_eq(rec_sink_count_kind(h.sink, "bulk_read"), 2);
 	cr_expect_not_null(strstr(h.sink->f[0].evidence, "\"threshold_rows\":10000"));
-	cr_expect_eq(h.sink->last_session.rows_returned, 20000 + 9999 + 3);
+	cr_expect_eq(h.sink->last_session.rows_returned, 20000 + 9999 + 10000 + 3);
 	h_free(&h);
 }
 

@@ -88,6 +88,31 @@ c.eq(run_row['sensor_drops'], full, 'ipv6_many: each counted once in sensor_drop
 c.eq(dbtest.rows(many_db, 'SELECT count(*) AS n FROM sessions')[0]['n'], 8,
      'ipv6_many: the 8 copies whose addresses fit are decoded')
 
+# Real IPv4 traffic from 240.0.0.0/4, the range our IPv6 stand-ins use, must not pass as an
+# IPv6 client: the ipv4 capture (raw IP) rewritten to 240.0.0.1, which maps to ::1 here,
+# read after the ipv6 one. Regression: it was stored as a second session from ::1.
+raw = open(os.path.join(data, 'ipv4.pcap'), 'rb').read()
+out, off, n_spoof = [raw[:24]], 24, 0
+while off < len(raw):
+    caplen = struct.unpack('<I', raw[off + 8:off + 12])[0]
+    r = bytearray(raw[off:off + 16 + caplen])
+    r[0:4] = struct.pack('<I', struct.unpack('<I', r[0:4])[0] + 100000)
+    for a in (16 + 12, 16 + 16):
+        if bytes(r[a:a + 4]) == bytes([127, 0, 0, 1]):
+            r[a:a + 4] = bytes([240, 0, 0, 1])
+    out.append(bytes(r))
+    off += 16 + caplen
+    n_spoof += 1
+spoof = os.path.join(tmp, 'spoof240.pcap')
+open(spoof, 'wb').write(b''.join(out))
+spoof_db = os.path.join(tmp, 'spoof240.db')
+r = dbtest.run_dbtap([os.path.join(data, 'ipv6.pcap'), spoof], spoof_db, check=False)
+c.eq(r.returncode, 0, f'spoof240: exit status ({r.stderr.strip()})')
+c.eq(dbtest.rows(spoof_db, 'SELECT client_ip FROM sessions'), [{'client_ip': '::1'}],
+     'spoof240: only the real IPv6 session; 240.0.0.1 is not taken for ::1')
+c.eq(json.loads(dbtest.rows(spoof_db, 'SELECT drops FROM runs')[0]['drops'])['ipv4_reserved'], n_spoof,
+     'spoof240: its packets counted as ipv4_reserved')
+
 db = run('midstream')
 st = statements(db)
 s = dbtest.rows(db, 'SELECT midstream, login FROM sessions')
