@@ -869,8 +869,20 @@ static int prev_code(const struct sq_tok *t, int i, int first)
 	return i;
 }
 
+/* p[0..n) is tail, alone or after an underscore (any case; tail in lower case). */
+static int ends_with_word(const char *p, size_t n, const char *tail, size_t tl)
+{
+	if (n < tl || (n > tl && p[n - tl - 1] != '_'))
+		return 0;
+	for (size_t i = 0; i < tl; i++)
+		if (lc((unsigned char)p[n - tl + i]) != tail[i])
+			return 0;
+	return 1;
+}
+
 /* PASSWORD and the words naming one: MASTER_PASSWORD, SOURCE_PASSWORD, OLD_PASSWORD, a
- * hashed_password or user_passwd column, pwd, authentication_string. */
+ * hashed_password or user_passwd column, pwd, authentication_string. Runs on every
+ * identifier of every statement: most fail at the last letter or the first compare. */
 static int password_word(const char *src, const struct sq_tok *k)
 {
 	if (k->type != SQ_WORD || k->len < 3)
@@ -879,16 +891,9 @@ static int password_word(const char *src, const struct sq_tok *k)
 	size_t n = k->len;
 	int last = lc((unsigned char)p[n - 1]);
 	if (last == 'g')
-		return n == 21 && strncasecmp(p, "authentication_string", 21) == 0;
-	if (last != 'd') /* what most identifiers fail at: all three below end in d */
-		return 0;
-	static const char *const tails[] = { "password", "passwd", "pwd" };
-	for (size_t m = 0; m < sizeof tails / sizeof tails[0]; m++) {
-		size_t tl = strlen(tails[m]);
-		if ((n == tl || (n > tl && p[n - tl - 1] == '_')) && strncasecmp(p + n - tl, tails[m], tl) == 0)
-			return 1;
-	}
-	return 0;
+		return ends_with_word(p, n, "authentication_string", 21);
+	return last == 'd' && (ends_with_word(p, n, "password", 8) || ends_with_word(p, n, "passwd", 6) ||
+			       ends_with_word(p, n, "pwd", 3));
 }
 
 /* Token i stands where a password goes: after a password word (with = or := between or
