@@ -1,6 +1,8 @@
 /* sql_injection: token-stream heuristics on the statement text (never on bound parameters,
- * which are data): OR-tautologies, UNION SELECT probes, credential catalog reads by service
- * accounts, time-delay functions, dangerous stacked statements, comment truncation. */
+ * which are data): OR-tautologies, UNION SELECT probes (padding, system functions,
+ * catalogs, or an application SELECT emptied on purpose in front), credential catalog
+ * reads by service accounts, time-delay functions, dangerous stacked statements,
+ * comment truncation. */
 #include <stdlib.h>
 #include <strings.h>
 
@@ -67,6 +69,50 @@ static int tautology_at(const struct an_stmt *st, int i)
 	return -1;
 }
 
+/* Is the comparison at i always false (FALSE, NOT TRUE, 1=2, 'a'='b', 1<>1)? */
+static int falsehood_at(const struct an_stmt *st, int i)
+{
+	char a[64], b[64];
+	int an_, bn;
+	if (det_word(st, i, "FALSE"))
+		return 1;
+	if (det_word(st, i, "NOT") && det_word(st, det_next(st, i), "TRUE"))
+		return 1;
+	int op = det_next(st, i), rhs = det_next(st, op);
+	if (!operand(st, i, a, sizeof a, &an_) || op >= st->end || det_tok(st, op)->type != SQ_OP ||
+	    !operand(st, rhs, b, sizeof b, &bn))
+		return 0;
+	double x = strtod(a, NULL), y = strtod(b, NULL);
+	int eq = (an_ && bn) ? x == y : strcmp(a, b) == 0;
+	if (det_op(st, op, "=") || det_op(st, op, "<=>"))
+		return !eq;
+	if (det_op(st, op, "<>") || det_op(st, op, "!="))
+		return eq;
+	return 0;
+}
+
+/* Does [from, to) empty its own result on purpose, the way a UNION-based extraction
+ * starts: AND 1=2 (or another always-false comparison), or a column equal to a negative
+ * number (id=-1)? Only counted in front of a UNION. */
+static int emptied(const struct an_stmt *st, int from, int to)
+{
+	for (int j = from; j < to; j++) {
+		if (det_word(st, j, "AND") || det_word(st, j, "WHERE")) {
+			int k = det_next(st, j);
+			while (k < to && det_punct(st, k, '('))
+				k = det_next(st, k);
+			if (k < to && falsehood_at(st, k))
+				return 1;
+		}
+		if (det_op(st, j, "=") && j > from && det_tok(st, det_prev(st, j))->type == SQ_WORD) {
+			int m = det_next(st, j), v = det_next(st, m);
+			if (m < to && v < to && det_op(st, m, "-") && det_tok(st, v)->type == SQ_NUMBER)
+				return 1;
+		}
+	}
+	return 0;
+}
+
 /* Word lists by id (sqlnorm.h), each ended by SQW_NONE. */
 static const uint8_t delay_fns[] = { SQW_PG_SLEEP, SQW_PG_SLEEP_FOR, SQW_PG_SLEEP_UNTIL, SQW_SLEEP, SQW_BENCHMARK,
 				     SQW_NONE };
@@ -76,6 +122,9 @@ static const uint8_t sys_fns[] = { SQW_VERSION, SQW_USER, SQW_CURRENT_USER, SQW_
 static const uint8_t cred_catalogs[] = { SQW_PG_SHADOW, SQW_PG_AUTHID, SQW_PG_USER_MAPPINGS, SQW_NONE };
 static const uint8_t catalogs[] = { SQW_PG_CATALOG, SQW_INFORMATION_SCHEMA, SQW_PG_SHADOW, SQW_PG_AUTHID, SQW_MYSQL,
 				    SQW_PG_USER, SQW_PG_ROLES, SQW_PG_TABLES, SQW_PERFORMANCE_SCHEMA, SQW_NONE };
+/* stacked behind a write, what an application never sends in the same message */
+static const uint8_t after_write[] = { SQW_DROP, SQW_TRUNCATE, SQW_ALTER, SQW_CREATE, SQW_GRANT, SQW_REVOKE,
+				       SQW_COPY, SQW_SHUTDOWN, SQW_LOAD, SQW_RENAME, SQW_DO, SQW_NONE };
 static const uint8_t dangerous[] = { SQW_DROP, SQW_DELETE, SQW_UPDATE, SQW_INSERT, SQW_TRUNCATE, SQW_ALTER, SQW_CREATE,
 				     SQW_GRANT, SQW_REVOKE, SQW_COPY, SQW_SHUTDOWN, SQW_LOAD, SQW_EXEC, SQW_EXECUTE,
 				     SQW_CALL, SQW_DO, SQW_RENAME, SQW_REPLACE, SQW_NONE };
@@ -195,7 +244,8 @@ static void sqli_statement(struct an *an, const struct an_stmt *st)
 				/* catalog queries that union catalogs (psql's \d, ORM introspection)
 				 * are tools, not injection: only a UNION added to a non-catalog read counts */
 				int tool = reads_catalog(st, st->first, i, 0);
-				if (!tool && ((items >= 1 && lits == items) || sys || reads_catalog(st, k, upto, 0)))
+				if (!tool && ((items >= 1 && lits == items) || sys || reads_catalog(st, k, upto, 0) ||
+					      emptied(st, st->first, i)))
 					unions++;
 				else
 					unions += 0x100; /* plain UNION: counts only with another signal */
@@ -227,6 +277,14 @@ static void sqli_statement(struct an *an, const struct an_stmt *st)
 		int v = det_verb_index(st);
 		/* a piggy-backed write, or a catalog read (schema discovery) behind a SELECT */
 		if ((v >= 0 && word_in(st, v, dangerous)) || reads_catalog(st, st->first, st->end, 0))
+			stacked++;
+	} else if (st->part > 0 && st->first_verb &&
+		   (!strcmp(st->first_verb, "UPDATE") || !strcmp(st->first_verb, "INSERT") ||
+		    !strcmp(st->first_verb, "DELETE"))) {
+		/* DDL or a grant behind an application's write (UPDATE ... '; DROP TABLE ...);
+		 * writes behind writes are batches and stay quiet */
+		int v = det_verb_index(st);
+		if (v >= 0 && word_in(st, v, after_write))
 			stacked++;
 	}
 	int strong = tautologies || delay || trunc_comment || stacked || cred || (unions & 0xff);

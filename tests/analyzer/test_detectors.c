@@ -53,6 +53,11 @@ static const char *const sqli_pos[][2] = {
 	{ "mysql", "SELECT * FROM users WHERE name = 'admin' -- ' AND pw = 'x'" },
 	{ "postgresql", "SELECT * FROM pg_catalog.pg_shadow" },
 	{ "mysql", "SELECT user, authentication_string FROM mysql.user" },
+	/* regressions (a DESIGN.md audit): a UNION reading another table behind an application
+	 * SELECT emptied on purpose */
+	{ "postgresql", "SELECT name FROM products WHERE id = -1 UNION ALL SELECT card_number FROM payments" },
+	{ "mysql", "SELECT name FROM products WHERE id = 5 AND 1=2 UNION SELECT password FROM users" },
+	{ "postgresql", "SELECT name FROM products WHERE (false) UNION SELECT secret FROM vault" },
 };
 
 Test(sql_injection, fires_on_classic_payloads)
@@ -81,6 +86,12 @@ static const char *const sqli_neg[][2] = {
 			"p.oid = pr.prpubid WHERE pr.prrelid = '16384' UNION SELECT pubname FROM "
 			"pg_catalog.pg_publication p WHERE p.puballtables ORDER BY 1" },
 	{ "postgresql", "SELECT c.relname FROM pg_catalog.pg_class c UNION ALL SELECT NULL" },
+	{ "postgresql", "SELECT a FROM t1 WHERE x = 'a' AND 1=1 UNION SELECT a FROM t2" },
+	{ "postgresql", "SELECT a FROM t1 WHERE b > -1 UNION SELECT a FROM t2" },
+	{ "postgresql", "SELECT a FROM t WHERE b = -1" },
+	{ "postgresql", "INSERT INTO t VALUES (1); INSERT INTO t VALUES (2)" },
+	{ "postgresql", "UPDATE t SET a = 1 WHERE id = 2; DELETE FROM q WHERE id = 3" },
+	{ "postgresql", "CREATE TABLE t (a int); CREATE INDEX ON t (a)" },
 };
 
 Test(sql_injection, benign_look_alikes_do_not_fire)
@@ -105,6 +116,20 @@ Test(sql_injection, stacked_dangerous_statement_after_select)
 	cr_expect_not_null(strstr(f->evidence, "stacked_statement"));
 	cr_expect_eq(f->statement_id, h.sink->st[1].id);
 	cr_expect_eq(rec_sink_count_kind(h.sink, "destructive_statement"), 1);
+	h_free(&h);
+}
+
+Test(sql_injection, stacked_ddl_after_a_write)
+{
+	start_as("postgresql", "app_svc", NULL);
+	h_simple(&h, "UPDATE t SET a = 'x'; DROP TABLE users; --'", 2, 'I');
+	h_simple(&h, "INSERT INTO log VALUES (1); GRANT ALL ON users TO PUBLIC", 2, 'I');
+	h_end(&h);
+	cr_expect_eq(rec_sink_count_kind(h.sink, "sql_injection"), 2);
+	const struct h_finding *f = rec_sink_find(h.sink, "sql_injection");
+	cr_assert_not_null(f);
+	cr_expect_not_null(strstr(f->evidence, "stacked_statement"));
+	cr_expect_not_null(strstr(f->evidence, "\"stacked_after\":\"UPDATE\""));
 	h_free(&h);
 }
 
