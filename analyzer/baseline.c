@@ -810,6 +810,16 @@ void bl_hours(struct an *an, struct an_session *s, const struct an_stmt *st, ev_
 	bl_raise(an, s, st, AN_K_OFF_HOURS, ts, summary, ev);
 }
 
+int bl_shape_known(struct an *an, const struct an_stmt *st)
+{
+	struct bl *b = an->bl;
+	if (!b || !st->info || !st->info->fingerprint[0] || !st->s->db_user[0])
+		return 0;
+	const struct bl_entry *e =
+		lookup(b, BL_DBUSER, BL_SHAPE, st->s->db_user, st->s->application, st->info->fingerprint);
+	return e && !e->pending;
+}
+
 int bl_known_without(struct an *an, const struct an_stmt *st, int from, int to, char *fp)
 {
 	struct bl *b = an->bl;

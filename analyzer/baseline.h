@@ -18,6 +18,8 @@ int bl_hour_of(const struct an_baseline_cfg *c, ev_time ts, int *minute_of_day);
  * added UNION SELECT) a shape this db_user/application is known to send? fp (17 bytes) gets
  * that shape's fingerprint. 1 known, 0 not. */
 int bl_known_without(struct an *an, const struct an_stmt *st, int from, int to, char *fp);
+/* Is the statement's own shape one this db_user/application is known to send? */
+int bl_shape_known(struct an *an, const struct an_stmt *st);
 
 /* The detectors' halves (det_baseline.c): each judges one aspect and records it.
  * st may be NULL for session-level activity (a successful login). */

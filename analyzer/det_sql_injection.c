@@ -244,8 +244,10 @@ static void sqli_statement(struct an *an, const struct an_stmt *st)
 				/* catalog queries that union catalogs (psql's \d, ORM introspection)
 				 * are tools, not injection: only a UNION added to a non-catalog read counts */
 				int tool = reads_catalog(st, st->first, i, 0);
+				/* an emptied SELECT in front: a UNION the application is not known to send
+				 * (a tree query's parent_id = -1 would be, once learned) */
 				if (!tool && ((items >= 1 && lits == items) || sys || reads_catalog(st, k, upto, 0) ||
-					      emptied(st, st->first, i)))
+					      (emptied(st, st->first, i) && !bl_shape_known(an, st))))
 					unions++;
 				else
 					unions += 0x100; /* plain UNION: counts only with another signal */

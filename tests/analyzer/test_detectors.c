@@ -101,6 +101,17 @@ Test(sql_injection, benign_look_alikes_do_not_fire)
 			     sqli_neg[i][1]);
 }
 
+Test(sql_injection, an_emptied_union_the_application_is_known_to_send_is_quiet)
+{
+	start_as("postgresql", "app_svc", NULL);
+	const char *tree = "SELECT name FROM nodes WHERE parent_id = -1 UNION SELECT name FROM archived_nodes";
+	h_simple(&h, tree, 1, 'I'); /* first seen: a new shape, judged */
+	h_simple(&h, tree, 1, 'I'); /* now a shape this account sends: quiet */
+	h_end(&h);
+	cr_expect_eq(rec_sink_count_kind(h.sink, "sql_injection"), 1);
+	h_free(&h);
+}
+
 Test(sql_injection, dba_reading_pg_authid_is_not_injection)
 {
 	cr_expect_eq(fires("postgresql", "postgres", "SELECT rolname FROM pg_authid", "sql_injection"), 0);
