@@ -1004,13 +1004,6 @@ int cap_read_fp(struct cap *c, FILE *fp, const char *name, const char *bpf, int 
 	return read_handle(c, p, name, bpf, progress, err, errlen);
 }
 
-int cap_read_file(struct cap *c, const char *path, const char *bpf, int progress, char *err,
-		  size_t errlen)
-{
-	FILE *fp = cap_open_file(path, err, errlen);
-	return fp ? cap_read_fp(c, fp, path, bpf, progress, err, errlen) : CAP_ERR;
-}
-
 int cap_drop_privileges(const char *user, char *err, size_t errlen)
 {
 	struct passwd *pw = getpwnam(user);

@@ -69,14 +69,10 @@ void cap_free(struct cap *c);
 #define CAP_ERR (-1)
 #define CAP_EUSAGE (-2)
 
-/* Read a pcap/pcapng file ("-": standard input); several calls read several files as one
- * capture. What was decoded before an error is kept. */
-int cap_read_file(struct cap *c, const char *path, const char *bpf, int progress, char *err,
-		  size_t errlen);
-
-/* The same in two steps, so that -Z can drop privileges between them: open (NULL and a
- * message on failure), then read the stream (taken over and closed; also fmemopen() in
- * the fuzzer). */
+/* Read a pcap/pcapng file ("-": standard input) in two steps, so that -Z can drop
+ * privileges between them: open (NULL and a message on failure), then read the stream
+ * (taken over and closed; also fmemopen() in the fuzzer). Several reads make one capture;
+ * what was decoded before an error is kept. */
 FILE *cap_open_file(const char *path, char *err, size_t errlen);
 int cap_read_fp(struct cap *c, FILE *fp, const char *name, const char *bpf, int progress, char *err,
 		size_t errlen);

@@ -148,32 +148,37 @@ static int parse_run(int argc, char **argv, struct run_opts *o)
 	return 0;
 }
 
-/* -Z with -r: every file is opened with the caller's rights, then the hostile bytes are
- * parsed with nothing but USER's. Returns the exit status. */
-static int read_files_as(struct cap *cap, const struct run_opts *o, int progress, char *err, size_t errlen)
+/* Reads the -r files in order as one capture; returns the exit status (the message is in
+ * err). With -Z every file is opened first, with the caller's rights, and the hostile
+ * bytes are then parsed with nothing but USER's. */
+static int read_files(struct cap *cap, const struct run_opts *o, char *err, size_t errlen)
 {
 	static FILE *fps[MAX_FILES];
-	struct rlimit rl; /* up to MAX_FILES descriptors at once */
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &rl);
-	}
-	int n = 0, status = 0;
-	for (; n < o->n_files; n++)
-		if (!(fps[n] = cap_open_file(o->files[n], err, errlen)))
-			break;
-	if (n < o->n_files || cap_drop_privileges(o->drop_user, err, errlen) != 0)
-		status = 1;
-	for (int i = 0; i < n; i++) {
-		if (status) {
-			fclose(fps[i]);
-			continue;
+	int progress = !o->quiet && isatty(2), n_open = 0;
+	if (o->drop_user) {
+		struct rlimit rl; /* up to MAX_FILES descriptors at once */
+		if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+			rl.rlim_cur = rl.rlim_max;
+			setrlimit(RLIMIT_NOFILE, &rl);
 		}
-		int rc = cap_read_fp(cap, fps[i], o->files[i], o->bpf, progress, err, errlen);
-		if (rc != 0)
-			status = rc == CAP_EUSAGE ? 2 : 1;
+		while (n_open < o->n_files && (fps[n_open] = cap_open_file(o->files[n_open], err, errlen)))
+			n_open++;
+		if (n_open < o->n_files || cap_drop_privileges(o->drop_user, err, errlen) != 0) {
+			while (n_open > 0)
+				fclose(fps[--n_open]);
+			return 1;
+		}
 	}
-	return status;
+	for (int i = 0; i < o->n_files; i++) {
+		FILE *fp = i < n_open ? fps[i] : cap_open_file(o->files[i], err, errlen);
+		int rc = fp ? cap_read_fp(cap, fp, o->files[i], o->bpf, progress, err, errlen) : CAP_ERR;
+		if (rc != 0) {
+			while (n_open > i + 1)
+				fclose(fps[--n_open]);
+			return rc == CAP_EUSAGE ? 2 : 1;
+		}
+	}
+	return 0;
 }
 
 static int64_t wall_us(void)
@@ -318,23 +323,9 @@ static int cmd_run(int argc, char **argv)
 			said = 1;
 			status = rc == CAP_EUSAGE ? 2 : 1;
 		}
-	} else if (o.drop_user) {
-		status = read_files_as(cap, &o, !o.quiet && isatty(2), err, sizeof err);
-		if (status) {
-			fprintf(stderr, "dbtap: %s\n", err);
-			said = 1;
-		}
-	} else {
-		int progress = !o.quiet && isatty(2);
-		for (int i = 0; i < o.n_files; i++) {
-			int rc = cap_read_file(cap, o.files[i], o.bpf, progress, err, sizeof err);
-			if (rc != 0) {
-				fprintf(stderr, "dbtap: %s\n", err);
-				said = 1;
-				status = rc == CAP_EUSAGE ? 2 : 1;
-				break;
-			}
-		}
+	} else if ((status = read_files(cap, &o, err, sizeof err)) != 0) {
+		fprintf(stderr, "dbtap: %s\n", err);
+		said = 1;
 	}
 	cap_finish(cap);
 
