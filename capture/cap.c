@@ -723,11 +723,16 @@ static void on_packet(u_char *user, const struct pcap_pkthdr *h, const u_char *b
 		}
 		p = c->v6buf;
 		n = out;
-	} else if (n >= 20 && ((p[12] & 0xf0) == 0xf0 || (p[16] & 0xf0) == 0xf0)) {
-		/* 240.0.0.0/4 is reserved and stands in for IPv6 addresses here: a real packet
-		 * from it would be stored under an IPv6 client's address */
-		c->st.ipv4_reserved++;
-		return;
+	} else if (n >= 20) {
+		/* the range that stands in for IPv6 addresses (reserved 240.0.0.0/4): a real
+		 * packet from it would be stored under an IPv6 client's address */
+		uint32_t src, dst;
+		memcpy(&src, p + 12, 4);
+		memcpy(&dst, p + 16, 4);
+		if (v6map_is_synthetic(src) || v6map_is_synthetic(dst)) {
+			c->st.ipv4_reserved++;
+			return;
+		}
 	}
 	struct tcpinfo t;
 	int is_tcp = parse_tcp(p, n, &t) == 0;
@@ -754,13 +759,14 @@ static void on_packet(u_char *user, const struct pcap_pkthdr *h, const u_char *b
 int cap_parse_cidr(const char *cidr, uint32_t *net, uint32_t *mask)
 {
 	char buf[64];
-	if (!cidr || strlen(cidr) >= sizeof buf)
+	size_t n = cidr ? strlen(cidr) : sizeof buf;
+	if (n >= sizeof buf)
 		return -1;
 	if (strcmp(cidr, "all") == 0) {
 		*net = *mask = 0;
 		return 0;
 	}
-	memcpy(buf, cidr, strlen(cidr) + 1);
+	memcpy(buf, cidr, n + 1);
 	long bits = 32;
 	char *slash = strchr(buf, '/');
 	if (slash) {

@@ -105,8 +105,6 @@ struct v6map {
 	uint8_t (*keys)[16];
 };
 
-#define V6_SYNTH_BASE 0xF0000000u /* 240.0.0.0/4: reserved, never routed */
-
 struct v6map *v6map_new(uint32_t cap)
 {
 	if (cap == 0 || cap > (1u << 27))
@@ -173,11 +171,6 @@ uint32_t v6map_get(struct v6map *m, const uint8_t addr[16])
 	memcpy(m->keys[m->used], addr, 16);
 	m->bucket[i] = ++m->used;
 	return to_be(V6_SYNTH_BASE + m->used);
-}
-
-int v6map_is_synthetic(uint32_t addr_be)
-{
-	return (from_be(addr_be) & 0xF0000000u) == V6_SYNTH_BASE;
 }
 
 const uint8_t *v6map_lookup(const struct v6map *m, uint32_t synth_be)

@@ -6,6 +6,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 /* DLT values we accept (from pcap/dlt.h, repeated so this header needs no pcap.h). */
 #define L2_DLT_NULL 0
@@ -46,7 +47,14 @@ void v6map_free(struct v6map *m);
 uint32_t v6map_get(struct v6map *m, const uint8_t addr[16]);
 /* The real address for a synthetic one; NULL if it is not ours. */
 const uint8_t *v6map_lookup(const struct v6map *m, uint32_t synth_be);
-int v6map_is_synthetic(uint32_t addr_be);
+/* Inline: the capture asks it of both addresses of every IPv4 packet. */
+#define V6_SYNTH_BASE 0xF0000000u /* 240.0.0.0/4: reserved, never routed */
+static inline int v6map_is_synthetic(uint32_t addr_be)
+{
+	uint8_t b[4]; /* the first octet in network order carries the /4 */
+	memcpy(b, &addr_be, 4);
+	return ((uint32_t)b[0] << 24 & 0xF0000000u) == V6_SYNTH_BASE;
+}
 
 enum v6_status {
 	V6_OK = 0,
