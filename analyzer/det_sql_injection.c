@@ -27,11 +27,37 @@ static int operand(const struct an_stmt *st, int i, char *buf, size_t cap, int *
 	return 1;
 }
 
-/* Is the comparison starting at i always true? Returns the index after it, or -1. */
-static int tautology_at(const struct an_stmt *st, int i)
+/* literal op literal at i: 1 always true, 0 always false, -1 no such comparison or one
+ * not judged (>= and <= only when both sides are equal; > and < only between numbers and
+ * only when true). */
+static int literal_cmp(const struct an_stmt *st, int i)
 {
 	char a[64], b[64];
 	int an_, bn;
+	int op = det_next(st, i), rhs = det_next(st, op);
+	if (!operand(st, i, a, sizeof a, &an_) || op >= st->end || det_tok(st, op)->type != SQ_OP ||
+	    !operand(st, rhs, b, sizeof b, &bn))
+		return -1;
+	double x = strtod(a, NULL), y = strtod(b, NULL);
+	int eq = (an_ && bn) ? x == y : strcmp(a, b) == 0;
+	if (det_op(st, op, "=") || det_op(st, op, "<=>"))
+		return eq;
+	if (det_op(st, op, ">=") || det_op(st, op, "<="))
+		return eq ? 1 : -1;
+	if (det_op(st, op, "<>") || det_op(st, op, "!="))
+		return !eq;
+	if (an_ && bn && det_op(st, op, ">"))
+		return x > y ? 1 : -1;
+	if (an_ && bn && det_op(st, op, "<"))
+		return x < y ? 1 : -1;
+	return -1;
+}
+
+/* Is the comparison starting at i always true? Returns the index after it, or -1. */
+static int tautology_at(const struct an_stmt *st, int i)
+{
+	char a[64];
+	int an_;
 	if (det_word(st, i, "TRUE"))
 		return det_next(st, i);
 	if (det_word(st, i, "NOT") && det_word(st, det_next(st, i), "FALSE"))
@@ -46,19 +72,7 @@ static int tautology_at(const struct an_stmt *st, int i)
 				return op;
 			return -1;
 		}
-		if (!operand(st, rhs, b, sizeof b, &bn))
-			return -1;
-		double x = strtod(a, NULL), y = strtod(b, NULL);
-		int eq = (an_ && bn) ? x == y : strcmp(a, b) == 0;
-		if (det_op(st, op, "=") || det_op(st, op, "<=>") || det_op(st, op, ">=") || det_op(st, op, "<="))
-			return eq ? det_next(st, rhs) : -1;
-		if (det_op(st, op, "<>") || det_op(st, op, "!="))
-			return !eq ? det_next(st, rhs) : -1;
-		if (an_ && bn && det_op(st, op, ">"))
-			return x > y ? det_next(st, rhs) : -1;
-		if (an_ && bn && det_op(st, op, "<"))
-			return x < y ? det_next(st, rhs) : -1;
-		return -1;
+		return literal_cmp(st, i) == 1 ? det_next(st, rhs) : -1;
 	}
 	/* x = x with the same bare identifier on both sides */
 	if (i < st->end && det_tok(st, i)->type == SQ_WORD && det_op(st, op, "=") && rhs < st->end &&
@@ -72,23 +86,8 @@ static int tautology_at(const struct an_stmt *st, int i)
 /* Is the comparison at i always false (FALSE, NOT TRUE, 1=2, 'a'='b', 1<>1)? */
 static int falsehood_at(const struct an_stmt *st, int i)
 {
-	char a[64], b[64];
-	int an_, bn;
-	if (det_word(st, i, "FALSE"))
-		return 1;
-	if (det_word(st, i, "NOT") && det_word(st, det_next(st, i), "TRUE"))
-		return 1;
-	int op = det_next(st, i), rhs = det_next(st, op);
-	if (!operand(st, i, a, sizeof a, &an_) || op >= st->end || det_tok(st, op)->type != SQ_OP ||
-	    !operand(st, rhs, b, sizeof b, &bn))
-		return 0;
-	double x = strtod(a, NULL), y = strtod(b, NULL);
-	int eq = (an_ && bn) ? x == y : strcmp(a, b) == 0;
-	if (det_op(st, op, "=") || det_op(st, op, "<=>"))
-		return !eq;
-	if (det_op(st, op, "<>") || det_op(st, op, "!="))
-		return eq;
-	return 0;
+	return det_word(st, i, "FALSE") || (det_word(st, i, "NOT") && det_word(st, det_next(st, i), "TRUE")) ||
+	       literal_cmp(st, i) == 0;
 }
 
 /* Does [from, to) empty its own result on purpose, the way a UNION-based extraction
