@@ -1,7 +1,7 @@
 /* The decoder table: one entry per database protocol. Capture feeds each direction's
  * reassembled bytes to parse(); a decoder consumes whole messages and says how many
  * bytes it consumed, so capture can discard them (decoders keep no reassembly buffer).
- * Decoders include libc and analyzer/ev.h only, so they can be fuzzed on byte arrays. */
+ * Decoders include libc and ev.h (this folder) only, so they can be fuzzed on byte arrays. */
 #ifndef DBTAP_PROTO_H
 #define DBTAP_PROTO_H
 

@@ -1,6 +1,6 @@
 /* PostgreSQL v3 wire-protocol decoder: handshake (SSL/GSS/startup/auth), simple and
  * extended query protocol with a bounded statement cache and FIFO response matching,
- * COPY, function calls, and mid-stream resynchronisation. Emits analyzer/ev.h events.
+ * COPY, function calls, and mid-stream resynchronisation. Emits ev.h events.
  * Only whole messages are consumed; oversized ones are counted and skipped piecewise. */
 #include <stdio.h>
 #include <stdlib.h>
