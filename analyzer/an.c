@@ -1245,7 +1245,7 @@ struct an_session *an_open(struct an *an, const struct an_flow *flow)
 		return NULL;
 	s->id = an->next_session++;
 	snprintf(s->protocol, sizeof s->protocol, "%s", flow->protocol ? flow->protocol : "");
-	s->dialect = (flow->protocol && !strcmp(flow->protocol, "mysql")) ? SQ_MYSQL : SQ_PG;
+	s->dialect = flow->dialect == EV_DIALECT_MYSQL ? SQ_MYSQL : SQ_PG;
 	snprintf(s->client_ip, sizeof s->client_ip, "%s", flow->client_ip ? flow->client_ip : "");
 	s->ident_gen++;
 	snprintf(s->server_ip, sizeof s->server_ip, "%s", flow->server_ip ? flow->server_ip : "");

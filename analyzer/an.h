@@ -130,6 +130,7 @@ int an_config_set(struct an_config *c, const char *key, const void *cjson_item, 
 /* What capture knows about a flow when it hands it over. */
 struct an_flow {
 	const char *protocol; /* decoder name */
+	enum ev_dialect dialect;
 	const char *client_ip, *server_ip;
 	int client_port, server_port;
 	ev_time ts;

@@ -85,10 +85,9 @@ void cap_hup(void)
 void cap_config_defaults(struct cap_config *c)
 {
 	memset(c, 0, sizeof(*c));
-	c->pg_ports[0] = 5432;
-	c->n_pg_ports = 1;
-	c->my_ports[0] = 3306;
-	c->n_my_ports = 1;
+	for (int i = 0; proto_registry[i]; i++)
+		for (int j = 0; j < PROTO_MAX_DEFAULT_PORTS && proto_registry[i]->default_ports[j]; j++)
+			c->ports[i].port[c->ports[i].n++] = proto_registry[i]->default_ports[j];
 	c->probe_other_ports = 1;
 	c->max_flows = 16384;
 	c->idle_timeout_s = 3600;
@@ -121,10 +120,9 @@ static int port_in(const int *v, int n, int port)
 /* The decoder a server port is configured for, or NULL. */
 static const struct proto_decoder *decoder_for_port(const struct cap *c, int port)
 {
-	if (port_in(c->cfg.pg_ports, c->cfg.n_pg_ports, port))
-		return &proto_pgsql;
-	if (port_in(c->cfg.my_ports, c->cfg.n_my_ports, port))
-		return &proto_mysql;
+	for (int i = 0; proto_registry[i]; i++)
+		if (port_in(c->cfg.ports[i].port, c->cfg.ports[i].n, port))
+			return proto_registry[i];
 	return NULL;
 }
 
@@ -150,6 +148,7 @@ static void flow_start_decoding(struct cap *c, struct flow *f, const struct prot
 	f->dec = d;
 	struct an_flow af = {
 		.protocol = d->name,
+		.dialect = d->dialect,
 		.client_ip = f->cli_ip,
 		.server_ip = f->srv_ip,
 		.client_port = ntohs(f->key.cli_port),
@@ -1040,12 +1039,10 @@ void cap_default_filter(const struct cap_config *cfg, char *buf, size_t len)
 	if (!cfg->probe_other_ports) {
 		size_t n = 0;
 		p[0] = 0;
-		for (int i = 0; i < cfg->n_pg_ports + cfg->n_my_ports; i++) {
-			int port = i < cfg->n_pg_ports ? cfg->pg_ports[i] : cfg->my_ports[i - cfg->n_pg_ports];
-			n += (size_t)snprintf(p + n, sizeof p - n, "%stcp port %d", n ? " or " : "", port);
-			if (n >= sizeof p)
-				break;
-		}
+		for (int d = 0; d < PROTO_MAX && n < sizeof p; d++)
+			for (int i = 0; i < cfg->ports[d].n && n < sizeof p; i++)
+				n += (size_t)snprintf(p + n, sizeof p - n, "%stcp port %d", n ? " or " : "",
+						      cfg->ports[d].port[i]);
 		if (!p[0])
 			snprintf(p, sizeof p, "tcp");
 	}

@@ -8,13 +8,17 @@
 #include <stdio.h>
 
 #include "an.h"
+#include "proto.h"
 
 #define CAP_MAX_PORTS 16
 #define CAP_MAX_CIDRS 32
 
 struct cap_config {
-	int pg_ports[CAP_MAX_PORTS], n_pg_ports;
-	int my_ports[CAP_MAX_PORTS], n_my_ports;
+	/* Server ports per decoder, indexed like proto_registry (its default_ports unless the
+	 * config's ports.<name> sets them). */
+	struct cap_ports {
+		int port[CAP_MAX_PORTS], n;
+	} ports[PROTO_MAX];
 	int probe_other_ports; /* decode flows on other ports whose first bytes are unmistakable */
 	int max_flows;	       /* concurrent TCP flows tracked (libnids table sized from it) */
 	int idle_timeout_s;    /* packet time without traffic before a flow is closed */

@@ -29,6 +29,15 @@ static inline int strv_eq(struct strv a, const char *lit)
 	return a.n == n && (n == 0 || memcmp(a.p, lit, n) == 0);
 }
 
+/* The language a protocol's statement text is written in, so the analyzer lexes it with
+ * the right rules (quotes, comments, identifiers). NONE: not SQL (the analyzer still
+ * masks its quoted strings and numbers, with PostgreSQL's lexing rules). */
+enum ev_dialect {
+	EV_DIALECT_NONE,
+	EV_DIALECT_POSTGRESQL,
+	EV_DIALECT_MYSQL,
+};
+
 /* Packet time, microseconds since the Unix epoch (UTC). */
 typedef int64_t ev_time;
 

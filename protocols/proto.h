@@ -52,8 +52,18 @@ struct proto_stats {
 	uint64_t pending_dropped;  /* requests that could not be queued for matching */
 };
 
+/* Everything capture and the analyzer need to know of a protocol is in its entry: adding
+ * a protocol is a subfolder of protocols/ plus one line in registry.c (or one
+ * proto_register() call before the capture starts). */
+#define PROTO_MAX 8		/* decoders in the registry, built-in and registered */
+#define PROTO_MAX_DEFAULT_PORTS 4
+
 struct proto_decoder {
-	const char *name; /* 'postgresql' | 'mysql': stored as sessions.protocol */
+	const char *name; /* 'postgresql' | 'mysql': sessions.protocol and the config's ports key */
+	/* Server ports decoded without probing unless the config's ports.<name> says
+	 * otherwise; 0-terminated. */
+	uint16_t default_ports[PROTO_MAX_DEFAULT_PORTS];
+	enum ev_dialect dialect; /* how the analyzer lexes its statement text */
 	/* Look at the first bytes of a direction of an unknown flow. */
 	enum proto_verdict (*probe)(enum proto_dir dir, const uint8_t *buf, size_t len);
 	/* New per-flow state; midstream=1 when the handshake was not seen. NULL on ENOMEM. */
@@ -73,9 +83,14 @@ struct proto_decoder {
 extern const struct proto_decoder proto_pgsql;
 extern const struct proto_decoder proto_mysql;
 
-/* Flat registry, NULL-terminated. */
-extern const struct proto_decoder *const proto_registry[];
+/* Flat registry, NULL-terminated: the built-in decoders, then registered ones. */
+extern const struct proto_decoder *proto_registry[PROTO_MAX + 1];
 
 const struct proto_decoder *proto_by_name(const char *name);
+/* Position of d in proto_registry, or -1. */
+int proto_index(const struct proto_decoder *d);
+/* Add a decoder (a test's or a plugin's) before capture starts. 0, or -ENOSPC when the
+ * registry is full, -EEXIST when the name is taken. Not thread-safe: call at start-up. */
+int proto_register(const struct proto_decoder *d);
 
 #endif

@@ -84,13 +84,11 @@ static int load_ports(struct dbtap_config *c, const cJSON *v, char *err, size_t 
 			continue;
 		char path[128];
 		snprintf(path, sizeof path, "ports.%s", e->string);
-		int rc;
-		if (strcmp(e->string, "postgresql") == 0)
-			rc = port_list(e, path, c->cap.pg_ports, &c->cap.n_pg_ports, err, errlen);
-		else if (strcmp(e->string, "mysql") == 0)
-			rc = port_list(e, path, c->cap.my_ports, &c->cap.n_my_ports, err, errlen);
-		else {
-			snprintf(err, errlen, "config: %s: unknown key", path);
+		int rc, d = proto_index(proto_by_name(e->string));
+		if (d >= 0) {
+			rc = port_list(e, path, c->cap.ports[d].port, &c->cap.ports[d].n, err, errlen);
+		} else {
+			snprintf(err, errlen, "config: %s: unknown key (a protocol name)", path);
 			rc = -1;
 		}
 		if (rc)

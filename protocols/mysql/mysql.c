@@ -1597,6 +1597,8 @@ static void my_close(void *st, enum proto_end why, ev_time ts)
 
 const struct proto_decoder proto_mysql = {
 	.name = "mysql",
+	.default_ports = { 3306 },
+	.dialect = EV_DIALECT_MYSQL,
 	.probe = my_probe,
 	.open = my_open,
 	.parse = my_parse,

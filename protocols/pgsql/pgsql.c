@@ -1572,6 +1572,8 @@ static void pg_close(void *st, enum proto_end why, ev_time ts)
 
 const struct proto_decoder proto_pgsql = {
 	.name = "postgresql",
+	.default_ports = { 5432 },
+	.dialect = EV_DIALECT_POSTGRESQL,
 	.probe = pg_probe,
 	.open = pg_open,
 	.parse = pg_parse,

@@ -237,8 +237,12 @@ void h_free(struct harness *h)
 struct an_session *h_open(struct harness *h, const char *proto, const char *client_ip)
 {
 	static int port = 40000;
-	struct an_flow f = { proto, client_ip ? client_ip : "10.0.0.5", "10.0.0.1", port++,
-			     strcmp(proto, "mysql") ? 5432 : 3306, h->t, 0 };
+	int my = !strcmp(proto, "mysql");
+	struct an_flow f = { .protocol = proto,
+			     .dialect = my ? EV_DIALECT_MYSQL : EV_DIALECT_POSTGRESQL,
+			     .client_ip = client_ip ? client_ip : "10.0.0.5",
+			     .server_ip = "10.0.0.1", .client_port = port++,
+			     .server_port = my ? 3306 : 5432, .ts = h->t };
 	h->s = an_open(h->an, &f);
 	return h->s;
 }

@@ -803,7 +803,9 @@ Test(core, midstream_and_tls_sessions)
 {
 	h_init(&h);
 	h_start(&h);
-	struct an_flow f = { "postgresql", "10.0.0.9", "10.0.0.1", 50000, 5432, h.t, 1 };
+	struct an_flow f = { .protocol = "postgresql", .dialect = EV_DIALECT_POSTGRESQL,
+			     .client_ip = "10.0.0.9", .server_ip = "10.0.0.1", .client_port = 50000,
+			     .server_port = 5432, .ts = h.t, .midstream = 1 };
 	h.s = an_open(h.an, &f);
 	h_simple(&h, "SELECT 1", 1, 'I');
 	cr_expect_null(h.sink->st[0].end_user);

@@ -35,7 +35,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		struct sink_ids ids = { 1, 1, 1, 1 };
 		struct an *an = an_new(&cfg, sinks, 1, &ids, 1);
 		if (an) {
-			struct an_flow f = { "postgresql", "10.1.2.3", "10.0.0.1", 40000, 5432, 1000, 0 };
+			struct an_flow f = { .protocol = "postgresql", .dialect = EV_DIALECT_POSTGRESQL,
+					     .client_ip = "10.1.2.3", .server_ip = "10.0.0.1",
+					     .client_port = 40000, .server_port = 5432, .ts = 1000 };
 			struct an_session *s = an_open(an, &f);
 			struct ev st = { .type = EV_STARTUP, .ts = 1000, .to_server = 1 };
 			st.u.startup.user = STRV_LIT("dba");

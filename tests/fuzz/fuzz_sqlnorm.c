@@ -110,7 +110,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	cfg.service_accounts.n = 1;
 	struct an *an = an_new(&cfg, sinks, 1, &ids, 1);
 	if (an) {
-		struct an_flow f = { d == SQ_MYSQL ? "mysql" : "postgresql", "10.0.0.5", "10.0.0.1", 40000, 5432, 1000, 0 };
+		struct an_flow f = { .protocol = d == SQ_MYSQL ? "mysql" : "postgresql",
+				     .dialect = d == SQ_MYSQL ? EV_DIALECT_MYSQL : EV_DIALECT_POSTGRESQL,
+				     .client_ip = "10.0.0.5", .server_ip = "10.0.0.1", .client_port = 40000,
+				     .server_port = 5432, .ts = 1000 };
 		struct an_session *s = an_open(an, &f);
 		struct ev e = { .type = EV_STARTUP, .ts = 1000, .to_server = 1 };
 		e.u.startup.user = STRV_LIT("app_svc");
