@@ -1,0 +1,526 @@
+/* `dbtap report`: the findings databases attached read-only to an in-memory database,
+ * the window aggregated with SQL and gathered into the one report document. */
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <math.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "jsonw.h"
+#include "report_int.h"
+#include "dbtap_version.h"
+#include "sink.h"
+
+const char *const sev_names[] = {"critical", "high", "medium", "low", "info"};
+
+/* ---- SQL helpers ---- */
+
+int rp_fail(struct rp *r, const char *path, const char *what)
+{
+	int code = sqlite3_errcode(r->db);
+	const char *why = code == SQLITE_NOTADB ? "file is not a database" : sqlite3_errmsg(r->db);
+	snprintf(r->err, r->errlen, "%s: %s: %s", path ? path : "report", what, why);
+	return -1;
+}
+
+static int rp_prepare_tail(struct rp *r, const char *sql, int src, sqlite3_stmt **st,
+			   const char **tail)
+{
+	if (sqlite3_prepare_v2(r->db, sql, -1, st, tail) != SQLITE_OK)
+		return -1;
+	if (!*st)
+		return 0;
+	int i;
+	if ((i = sqlite3_bind_parameter_index(*st, ":since")))
+		sqlite3_bind_text(*st, i, r->since, -1, SQLITE_STATIC);
+	if ((i = sqlite3_bind_parameter_index(*st, ":until")))
+		sqlite3_bind_text(*st, i, r->until, -1, SQLITE_STATIC);
+	if ((i = sqlite3_bind_parameter_index(*st, ":src")))
+		sqlite3_bind_int(*st, i, src);
+	if ((i = sqlite3_bind_parameter_index(*st, ":blen")))
+		sqlite3_bind_int(*st, i, r->blen);
+	if ((i = sqlite3_bind_parameter_index(*st, ":top")))
+		sqlite3_bind_int(*st, i, RP_TOP);
+	if ((i = sqlite3_bind_parameter_index(*st, ":list")))
+		sqlite3_bind_int(*st, i, RP_LIST);
+	return 0;
+}
+
+static int rp_prepare(struct rp *r, const char *sql, int src, sqlite3_stmt **st)
+{
+	return rp_prepare_tail(r, sql, src, st, NULL);
+}
+
+/* Run a statement to completion (several ';'-separated statements allowed). */
+static int rp_exec(struct rp *r, const char *sql, int src, const char *path)
+{
+	const char *tail = sql;
+	while (tail && *tail) {
+		sqlite3_stmt *st = NULL;
+		const char *next = NULL;
+		if (rp_prepare_tail(r, tail, src, &st, &next) < 0)
+			return rp_fail(r, path, "query");
+		if (!st) /* trailing whitespace */
+			break;
+		int rc;
+		while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+			;
+		sqlite3_finalize(st);
+		if (rc != SQLITE_DONE)
+			return rp_fail(r, path, "query");
+		tail = next;
+	}
+	return 0;
+}
+
+static cJSON *rp_value(sqlite3_stmt *st, int c)
+{
+	switch (sqlite3_column_type(st, c)) {
+	case SQLITE_INTEGER: return cJSON_CreateNumber((double)sqlite3_column_int64(st, c));
+	case SQLITE_FLOAT: return cJSON_CreateNumber(sqlite3_column_double(st, c));
+	case SQLITE_NULL: return cJSON_CreateNull();
+	default: {
+		const char *t = (const char *)sqlite3_column_text(st, c);
+		char *clean = u8_clean_dup(t ? t : "");
+		cJSON *v = clean ? cJSON_CreateString(clean) : cJSON_CreateNull();
+		free(clean);
+		return v;
+	}
+	}
+}
+
+/* Rows of a query as an array of objects keyed by column name. */
+static cJSON *rp_rows(struct rp *r, const char *sql)
+{
+	sqlite3_stmt *st;
+	if (rp_prepare(r, sql, 0, &st) < 0) {
+		rp_fail(r, NULL, "query");
+		return NULL;
+	}
+	cJSON *arr = cJSON_CreateArray();
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		cJSON *o = cJSON_CreateObject();
+		for (int c = 0; c < sqlite3_column_count(st); c++)
+			cJSON_AddItemToObject(o, sqlite3_column_name(st, c), rp_value(st, c));
+		cJSON_AddItemToArray(arr, o);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		rp_fail(r, NULL, "query");
+		cJSON_Delete(arr);
+		return NULL;
+	}
+	return arr;
+}
+
+/* The first row of a query as an object (columns -> values). */
+static cJSON *rp_row(struct rp *r, const char *sql)
+{
+	cJSON *arr = rp_rows(r, sql);
+	if (!arr)
+		return NULL;
+	cJSON *o = cJSON_DetachItemFromArray(arr, 0);
+	cJSON_Delete(arr);
+	return o ? o : cJSON_CreateObject();
+}
+
+/* ---- gathering ---- */
+
+const char rp_tables_sql[] =
+	"CREATE TABLE r_runs(src, id, started_at, ended_at, source, packets, bytes, kernel_drops,"
+	" sensor_drops, streams, version);"
+	"CREATE TABLE a_sess(src, hour, protocol, db_user, login, tls, midstream, gapped, n,"
+	" statements, errors, rows_returned);"
+	"CREATE TABLE a_fail(src, client_ip, db_user, n, first, last, last_error);"
+	"CREATE TABLE a_stmt(hour, end_user, verb, outcome, n);"
+	"CREATE TABLE a_find(hour, kind, severity, db_user, end_user, n);"
+	"CREATE TABLE a_misc(src, key, n);"
+	"CREATE TABLE l_shapes(src, ts, db_user, application, end_user, fingerprint, sql,"
+	" summary);"
+	"CREATE TABLE l_top(src, ts, kind, severity, sevrank, db_user, end_user, client_ip,"
+	" application, summary, sql);"
+	"CREATE TABLE b(t TEXT PRIMARY KEY);";
+
+#define RP_SEVRANK                                                                             \
+	"CASE severity WHEN 'critical' THEN 5 WHEN 'high' THEN 4 WHEN 'medium' THEN 3"         \
+	" WHEN 'low' THEN 2 WHEN 'info' THEN 1 ELSE 0 END"
+
+/* Per database: aggregate the window into the in-memory tables (sums merge sensors). */
+static const char rp_gather_sql[] =
+	"INSERT INTO r_runs SELECT :src, id, started_at, ended_at, source, packets, bytes,"
+	" kernel_drops, sensor_drops, streams, version FROM src.runs"
+	" WHERE (started_at < :until AND coalesce(ended_at, '9999') >= :since)"
+	" OR id IN (SELECT run_id FROM src.sessions WHERE started_at >= :since"
+	" AND started_at < :until);"
+	"INSERT INTO a_sess SELECT :src, substr(started_at, 1, 13), protocol, db_user, login,"
+	" tls, midstream, coalesce(gaps, 0) > 0, count(*), sum(statements), sum(errors),"
+	" sum(rows_returned) FROM src.sessions WHERE started_at >= :since AND started_at < :until"
+	" GROUP BY 2, 3, 4, 5, 6, 7, 8;"
+	"INSERT INTO a_fail SELECT :src, client_ip, db_user, count(*), min(started_at),"
+	" max(started_at), max(login_error) FROM src.sessions WHERE login = 'failed'"
+	" AND started_at >= :since AND started_at < :until GROUP BY client_ip, db_user;"
+	"INSERT INTO a_stmt SELECT substr(ts, 1, 13), end_user, verb, outcome, count(*)"
+	" FROM src.statements WHERE ts >= :since AND ts < :until GROUP BY 1, 2, 3, 4;"
+	"INSERT INTO a_find SELECT substr(ts, 1, 13), kind, severity, db_user, end_user, count(*)"
+	" FROM src.findings WHERE ts >= :since AND ts < :until GROUP BY 1, 2, 3, 4, 5;"
+	"INSERT INTO a_misc SELECT :src, 'anomaly_sessions', count(DISTINCT session_id)"
+	" FROM src.findings WHERE kind = 'protocol_anomaly' AND ts >= :since AND ts < :until;"
+	"INSERT INTO l_shapes SELECT :src, ts, db_user, application, end_user, fingerprint, sql,"
+	" summary FROM src.findings WHERE kind = 'new_query_shape' AND ts >= :since"
+	" AND ts < :until ORDER BY ts DESC LIMIT :list;"
+	"INSERT INTO l_top SELECT :src, ts, kind, severity, " RP_SEVRANK ", db_user, end_user,"
+	" client_ip, application, summary, sql FROM src.findings WHERE ts >= :since"
+	" AND ts < :until ORDER BY 5 DESC, ts DESC LIMIT :list;";
+
+/* URI for ATTACH with mode=ro: percent-encode anything that could end the path. */
+static char *rp_uri(const char *path)
+{
+	size_t n = strlen(path);
+	char *u = malloc(n * 3 + 32);
+	if (!u)
+		return NULL;
+	char *o = u + sprintf(u, "file:");
+	for (const unsigned char *p = (const unsigned char *)path; *p; p++) {
+		if (*p == '?' || *p == '#' || *p == '%' || *p < 0x21 || *p >= 0x7f)
+			o += sprintf(o, "%%%02X", *p);
+		else
+			*o++ = (char)*p;
+	}
+	sprintf(o, "?mode=ro");
+	return u;
+}
+
+static int rp_attach(struct rp *r, const char *path)
+{
+	struct stat sb;
+	if (stat(path, &sb) != 0) {
+		snprintf(r->err, r->errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (!S_ISREG(sb.st_mode)) {
+		snprintf(r->err, r->errlen, "%s: not a regular file", path);
+		return -1;
+	}
+	char *uri = rp_uri(path);
+	sqlite3_stmt *st;
+	if (!uri || sqlite3_prepare_v2(r->db, "ATTACH ?1 AS src", -1, &st, NULL) != SQLITE_OK) {
+		free(uri);
+		return rp_fail(r, path, "attach");
+	}
+	sqlite3_bind_text(st, 1, uri, -1, SQLITE_TRANSIENT);
+	free(uri);
+	int rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return rp_fail(r, path, "open");
+	if (sqlite3_prepare_v2(r->db, "SELECT count(*) FROM src.sqlite_master WHERE type = 'table'"
+				      " AND name IN ('runs', 'sessions', 'statements', 'findings')",
+			       -1, &st, NULL) != SQLITE_OK) {
+		rp_fail(r, path, "reading schema");
+		sqlite3_exec(r->db, "DETACH src", NULL, NULL, NULL);
+		return -1;
+	}
+	rc = sqlite3_step(st);
+	int n = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
+	sqlite3_finalize(st);
+	if (n != 4) {
+		if (n < 0)
+			rp_fail(r, path, "reading schema");
+		else
+			snprintf(r->err, r->errlen, "%s: not a dbtap database (tables missing)", path);
+		sqlite3_exec(r->db, "DETACH src", NULL, NULL, NULL);
+		return -1;
+	}
+	return 0;
+}
+
+static void rp_detach(struct rp *r)
+{
+	sqlite3_exec(r->db, "DETACH src", NULL, NULL, NULL);
+}
+
+/* Newest and oldest packet time in the attached database as text ("" when empty). */
+static int rp_newest(struct rp *r, const char *path, char *out, size_t outlen, char *old,
+		     size_t oldlen)
+{
+	sqlite3_stmt *st;
+	const char *sql = "SELECT max(t), min(o) FROM (SELECT max(ts) AS t, min(ts) AS o"
+			  " FROM src.statements UNION ALL SELECT max(ts), min(ts) FROM src.findings"
+			  " UNION ALL SELECT max(started_at), min(started_at) FROM src.sessions)";
+	if (sqlite3_prepare_v2(r->db, sql, -1, &st, NULL) != SQLITE_OK)
+		return rp_fail(r, path, "query");
+	int rc = sqlite3_step(st);
+	const char *t = rc == SQLITE_ROW ? (const char *)sqlite3_column_text(st, 0) : NULL;
+	snprintf(out, outlen, "%s", t ? t : "");
+	t = rc == SQLITE_ROW ? (const char *)sqlite3_column_text(st, 1) : NULL;
+	snprintf(old, oldlen, "%s", t ? t : "");
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW)
+		return rp_fail(r, path, "query");
+	return 0;
+}
+
+/* Chart buckets covering the window (hours, days or months). */
+static int rp_buckets(struct rp *r, int64_t since, int64_t until)
+{
+	int64_t span = until - since;
+	int64_t step = 3600 * US_PER_S;
+	r->blen = 13;
+	if (span > 72 * 3600 * US_PER_S) {
+		r->blen = 10;
+		step = 86400 * US_PER_S;
+	}
+	if (span / step > RP_MAX_BUCKETS) {
+		r->blen = 7;
+		step = 86400 * US_PER_S;
+	}
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(r->db, "INSERT OR IGNORE INTO b VALUES(?1)", -1, &st, NULL) !=
+	    SQLITE_OK)
+		return rp_fail(r, NULL, "buckets");
+	char buf[40];
+	/* walk from the bucket containing since; the last bucket contains until - 1 */
+	for (int64_t t = since;; t += step) {
+		if (t >= until)
+			t = until - 1;
+		sink_fmt_time(t, buf, sizeof(buf));
+		sqlite3_bind_text(st, 1, buf, r->blen, SQLITE_TRANSIENT);
+		sqlite3_step(st);
+		sqlite3_reset(st);
+		if (t == until - 1)
+			break;
+	}
+	sqlite3_finalize(st);
+	return 0;
+}
+
+void rp_add(cJSON *o, const char *key, cJSON *v)
+{
+	if (v)
+		cJSON_AddItemToObject(o, key, v);
+}
+
+double rp_num(const cJSON *o, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+	return cJSON_IsNumber(v) ? v->valuedouble : 0;
+}
+
+const char *rp_strv(const cJSON *o, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+	return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+int rp_gather(struct rp *r, cJSON *root)
+{
+	const struct report_opts *o = r->o;
+	char newest[40] = "", oldest[40] = "";
+	cJSON *dbs = cJSON_AddArrayToObject(root, "databases");
+	/* pass 1: check every database and find the newest packet time */
+	for (int i = 0; i < o->n_dbs; i++) {
+		char t[40], old[40];
+		if (rp_attach(r, o->dbs[i]) < 0)
+			return -1;
+		int rc = rp_newest(r, o->dbs[i], t, sizeof(t), old, sizeof(old));
+		rp_detach(r);
+		if (rc < 0)
+			return -1;
+		if (strcmp(t, newest) > 0)
+			snprintf(newest, sizeof(newest), "%s", t);
+		if (old[0] && (!oldest[0] || strcmp(old, oldest) < 0))
+			snprintf(oldest, sizeof(oldest), "%s", old);
+		cJSON *d = cJSON_CreateObject();
+		char *clean = u8_clean_dup(o->dbs[i]);
+		cJSON_AddStringToObject(d, "path", clean ? clean : "?");
+		free(clean);
+		if (t[0])
+			cJSON_AddStringToObject(d, "newest", t);
+		else
+			cJSON_AddNullToObject(d, "newest");
+		cJSON_AddItemToArray(dbs, d);
+	}
+
+	int64_t newest_us = 0, since, until;
+	if (newest[0] && report_parse_time(newest, &newest_us) < 0)
+		newest_us = 0;
+	cJSON *win = cJSON_AddObjectToObject(root, "window");
+	if (newest[0])
+		cJSON_AddStringToObject(win, "newest_packet", newest);
+	else
+		cJSON_AddNullToObject(win, "newest_packet");
+	if (o->since_set || o->since_us) {
+		since = o->since_us;
+		until = newest_us + 1 > since ? newest_us + 1 : since + 1;
+	} else {
+		until = newest_us ? newest_us + 1 : 1;
+		since = until - (o->last_us ? o->last_us : RP_DEFAULT_WINDOW);
+	}
+	r->have_window = newest[0] != 0;
+	sink_fmt_time(since, r->since, sizeof(r->since));
+	sink_fmt_time(until, r->until, sizeof(r->until));
+	cJSON_AddStringToObject(win, "since", r->since);
+	cJSON_AddStringToObject(win, "until", r->until);
+	/* charts start at the oldest data when the window reaches further back */
+	int64_t oldest_us = 0, chart_from = since;
+	if (oldest[0] && report_parse_time(oldest, &oldest_us) == 0 && oldest_us > since &&
+	    oldest_us < until)
+		chart_from = oldest_us;
+	if (rp_buckets(r, chart_from, until) < 0)
+		return -1;
+	cJSON_AddStringToObject(win, "bucket", r->blen == 13 ? "hour" : r->blen == 10 ? "day"
+										   : "month");
+
+	/* pass 2: aggregate */
+	for (int i = 0; i < o->n_dbs; i++) {
+		if (rp_attach(r, o->dbs[i]) < 0)
+			return -1;
+		int rc = rp_exec(r, rp_gather_sql, i, o->dbs[i]);
+		rp_detach(r);
+		if (rc < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* Final numbers from the aggregate tables, as the JSON document. */
+int rp_compute(struct rp *r, cJSON *root)
+{
+	cJSON *v;
+#define Q_ROW(key, sql)                                                                        \
+	do {                                                                                   \
+		if (!(v = rp_row(r, sql)))                                                     \
+			return -1;                                                             \
+		rp_add(root, key, v);                                                          \
+	} while (0)
+#define Q_ROWS(obj, key, sql)                                                                  \
+	do {                                                                                   \
+		if (!(v = rp_rows(r, sql)))                                                    \
+			return -1;                                                             \
+		rp_add(obj, key, v);                                                           \
+	} while (0)
+
+	Q_ROW("capture", "SELECT count(*) AS runs, coalesce(sum(packets), 0) AS packets,"
+			 " coalesce(sum(bytes), 0) AS bytes,"
+			 " coalesce(sum(kernel_drops), 0) AS kernel_drops,"
+			 " coalesce(sum(sensor_drops), 0) AS sensor_drops,"
+			 " coalesce(sum(streams), 0) AS streams,"
+			 " group_concat(DISTINCT source) AS sources FROM r_runs");
+	Q_ROW("sessions", "SELECT coalesce(sum(n), 0) AS total,"
+			  " coalesce(sum(CASE WHEN login = 'ok' THEN n END), 0) AS login_ok,"
+			  " coalesce(sum(CASE WHEN login = 'failed' THEN n END), 0) AS login_failed,"
+			  " coalesce(sum(CASE WHEN login IS NOT 'ok' AND login IS NOT 'failed'"
+			  " THEN n END), 0) AS login_unknown,"
+			  " coalesce(sum(statements), 0) AS statements_observed,"
+			  " coalesce(sum(errors), 0) AS errors_observed,"
+			  " coalesce(sum(rows_returned), 0) AS rows_returned FROM a_sess");
+	cJSON *sess = cJSON_GetObjectItemCaseSensitive(root, "sessions");
+	Q_ROWS(sess, "by_protocol", "SELECT protocol, sum(n) AS sessions FROM a_sess"
+				    " GROUP BY protocol ORDER BY 2 DESC");
+	Q_ROW("statements", "SELECT coalesce(sum(n), 0) AS stored,"
+			    " coalesce(sum(CASE WHEN outcome = 'error' THEN n END), 0) AS errors"
+			    " FROM a_stmt");
+	cJSON *stm = cJSON_GetObjectItemCaseSensitive(root, "statements");
+	Q_ROWS(stm, "by_verb", "SELECT verb, sum(n) AS statements FROM a_stmt GROUP BY verb"
+			       " ORDER BY 2 DESC, 1 LIMIT :top");
+
+	Q_ROW("findings", "SELECT coalesce(sum(n), 0) AS total,"
+			  " coalesce(sum(CASE WHEN severity = 'critical' THEN n END), 0) AS critical,"
+			  " coalesce(sum(CASE WHEN severity = 'high' THEN n END), 0) AS high,"
+			  " coalesce(sum(CASE WHEN severity = 'medium' THEN n END), 0) AS medium,"
+			  " coalesce(sum(CASE WHEN severity = 'low' THEN n END), 0) AS low,"
+			  " coalesce(sum(CASE WHEN severity = 'info' THEN n END), 0) AS info"
+			  " FROM a_find");
+	cJSON *fnd = cJSON_GetObjectItemCaseSensitive(root, "findings");
+#define SEV_COLS                                                                               \
+	" coalesce(sum(CASE WHEN f.severity = 'critical' THEN f.n END), 0) AS critical,"       \
+	" coalesce(sum(CASE WHEN f.severity = 'high' THEN f.n END), 0) AS high,"               \
+	" coalesce(sum(CASE WHEN f.severity = 'medium' THEN f.n END), 0) AS medium,"           \
+	" coalesce(sum(CASE WHEN f.severity = 'low' THEN f.n END), 0) AS low,"                 \
+	" coalesce(sum(CASE WHEN f.severity = 'info' THEN f.n END), 0) AS info"
+	Q_ROWS(fnd, "by_kind", "SELECT f.kind AS kind, sum(f.n) AS total," SEV_COLS
+			       " FROM a_find f GROUP BY f.kind ORDER BY 2 DESC, 1");
+	Q_ROWS(fnd, "timeline", "SELECT b.t AS t, coalesce(sum(f.n), 0) AS total," SEV_COLS
+				" FROM b LEFT JOIN a_find f ON substr(f.hour, 1, :blen) = b.t"
+				" GROUP BY b.t ORDER BY b.t");
+	Q_ROWS(fnd, "most_severe", "SELECT ts, kind, severity, db_user, end_user, client_ip,"
+				   " application, summary, sql FROM l_top"
+				   " ORDER BY sevrank DESC, ts DESC LIMIT :list");
+
+	Q_ROWS(root, "activity",
+	       "SELECT b.t AS t,"
+	       " coalesce((SELECT sum(n) FROM a_stmt WHERE substr(hour, 1, :blen) = b.t), 0)"
+	       " AS statements,"
+	       " coalesce((SELECT sum(n) FROM a_sess WHERE substr(hour, 1, :blen) = b.t), 0)"
+	       " AS sessions,"
+	       " coalesce((SELECT sum(n) FROM a_find WHERE substr(hour, 1, :blen) = b.t), 0)"
+	       " AS findings FROM b ORDER BY b.t");
+
+	Q_ROWS(root, "top_db_users",
+	       "WITH s AS (SELECT db_user, sum(n) AS sessions, sum(statements) AS statements,"
+	       " sum(errors) AS errors, sum(CASE WHEN login = 'failed' THEN n ELSE 0 END)"
+	       " AS failed_logins FROM a_sess GROUP BY db_user),"
+	       " f AS (SELECT db_user, sum(n) AS findings FROM a_find GROUP BY db_user),"
+	       " u AS (SELECT db_user FROM s UNION SELECT db_user FROM f)"
+	       " SELECT u.db_user AS db_user, coalesce(s.sessions, 0) AS sessions,"
+	       " coalesce(s.statements, 0) AS statements, coalesce(s.errors, 0) AS errors,"
+	       " coalesce(s.failed_logins, 0) AS failed_logins,"
+	       " coalesce(f.findings, 0) AS findings FROM u"
+	       " LEFT JOIN s ON s.db_user IS u.db_user LEFT JOIN f ON f.db_user IS u.db_user"
+	       " ORDER BY 3 DESC, 2 DESC, 6 DESC, 1 LIMIT :top");
+	Q_ROWS(root, "top_end_users",
+	       "WITH s AS (SELECT end_user, sum(n) AS statements,"
+	       " sum(CASE WHEN outcome = 'error' THEN n ELSE 0 END) AS errors FROM a_stmt"
+	       " WHERE end_user IS NOT NULL GROUP BY end_user),"
+	       " f AS (SELECT end_user, sum(n) AS findings FROM a_find WHERE end_user IS NOT NULL"
+	       " GROUP BY end_user),"
+	       " u AS (SELECT end_user FROM s UNION SELECT end_user FROM f)"
+	       " SELECT u.end_user AS end_user, coalesce(s.statements, 0) AS statements,"
+	       " coalesce(s.errors, 0) AS errors, coalesce(f.findings, 0) AS findings FROM u"
+	       " LEFT JOIN s ON s.end_user = u.end_user LEFT JOIN f ON f.end_user = u.end_user"
+	       " ORDER BY 2 DESC, 4 DESC, 1 LIMIT :top");
+
+	Q_ROW("new_shapes", "SELECT coalesce(sum(n), 0) AS total FROM a_find"
+			    " WHERE kind = 'new_query_shape'");
+	Q_ROWS(cJSON_GetObjectItemCaseSensitive(root, "new_shapes"), "items",
+	       "SELECT ts, db_user, application, end_user, fingerprint, sql, summary"
+	       " FROM l_shapes ORDER BY ts DESC LIMIT :list");
+
+	Q_ROW("failed_logins", "SELECT coalesce(sum(n), 0) AS total,"
+			       " count(DISTINCT client_ip) AS clients FROM a_fail");
+	Q_ROWS(cJSON_GetObjectItemCaseSensitive(root, "failed_logins"), "by_client",
+	       "SELECT client_ip, db_user, coalesce(client_ip, '?') || ' / '"
+	       " || coalesce(db_user, '?') AS label, sum(n) AS count, min(first) AS first,"
+	       " max(last) AS last, max(last_error) AS error FROM a_fail"
+	       " GROUP BY client_ip, db_user ORDER BY count DESC, client_ip, db_user LIMIT :top");
+
+	Q_ROW("blind_spots",
+	      "SELECT coalesce(sum(n), 0) AS sessions,"
+	      " coalesce(sum(CASE WHEN tls THEN n END), 0) AS tls,"
+	      " coalesce(sum(CASE WHEN midstream THEN n END), 0) AS midstream,"
+	      " coalesce(sum(CASE WHEN gapped THEN n END), 0) AS with_gaps,"
+	      " (SELECT coalesce(sum(n), 0) FROM a_misc WHERE key = 'anomaly_sessions')"
+	      " AS undecodable,"
+	      " (SELECT coalesce(sum(packets), 0) FROM r_runs) AS packets,"
+	      " (SELECT coalesce(sum(kernel_drops), 0) FROM r_runs) AS kernel_drops,"
+	      " (SELECT coalesce(sum(sensor_drops), 0) FROM r_runs) AS sensor_drops FROM a_sess");
+	cJSON *bs = cJSON_GetObjectItemCaseSensitive(root, "blind_spots");
+	double ns = rp_num(bs, "sessions");
+	static const char *const shares[][2] = {{"tls", "tls_share"},
+						 {"midstream", "midstream_share"},
+						 {"with_gaps", "gaps_share"},
+						 {"undecodable", "undecodable_share"}};
+	for (size_t i = 0; i < sizeof(shares) / sizeof(shares[0]); i++)
+		cJSON_AddNumberToObject(bs, shares[i][1], ns > 0 ? rp_num(bs, shares[i][0]) / ns : 0);
+	double pk = rp_num(bs, "packets"), dr = rp_num(bs, "kernel_drops") + rp_num(bs, "sensor_drops");
+	cJSON_AddNumberToObject(bs, "drop_share", pk + dr > 0 ? dr / (pk + dr) : 0);
+	return 0;
+#undef Q_ROW
+#undef Q_ROWS
+}
+

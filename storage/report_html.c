@@ -1,0 +1,408 @@
+/* `dbtap report --format html`: the report document as one self-contained HTML file
+ * with inline SVG charts (no script, no network). */
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <math.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "jsonw.h"
+#include "dbtap_version.h"
+#include "report_int.h"
+
+/* ---- rendering: HTML with inline SVG ---- */
+
+static const char *const sev_colors[] = {"#b71c1c", "#ef6c00", "#f9a825", "#1e88e5", "#90a4ae"};
+
+static void ht_label(struct jw *w, const char *s, size_t max)
+{
+	/* truncate by code points, then escape */
+	struct jw t = {0};
+	jw_text(&t, s ? s : "(unknown)", max);
+	jw_html(w, t.buf ? t.buf : "");
+	jw_free(&t);
+}
+
+/* An axis maximum divisible into 4 round steps (1, 2, 5 x 10^k each). */
+static double nice_max(double v)
+{
+	if (v <= 0)
+		return 4;
+	double q = v / 4, p = 1;
+	while (p * 10 <= q)
+		p *= 10;
+	double step = q <= p ? p : q <= 2 * p ? 2 * p : q <= 5 * p ? 5 * p : 10 * p;
+	if (step < 1)
+		step = 1;
+	return 4 * step;
+}
+
+/* A stored time as "2026-11-27 09:15:02" for tables. */
+static void ht_time(struct jw *w, const char *ts)
+{
+	char b[20];
+	snprintf(b, sizeof(b), "%.19s", ts ? ts : "");
+	if (b[0] && b[10] == 'T')
+		b[10] = ' ';
+	jw_puts(w, "<td class=\"t\">");
+	jw_html(w, b);
+	jw_puts(w, "</td>");
+}
+
+/* Columns over time, stacked by the named series. */
+static void svg_columns(struct jw *w, const cJSON *rows, const char *const *series,
+			const char *const *colors, int nser, const char *title)
+{
+	int n = cJSON_GetArraySize(rows);
+	const int W = 920, H = 240, L = 56, R = 10, T = 28, B = 40;
+	double max = 0;
+	const cJSON *it;
+	cJSON_ArrayForEach(it, rows)
+	{
+		double s = 0;
+		for (int k = 0; k < nser; k++)
+			s += rp_num(it, series[k]);
+		if (s > max)
+			max = s;
+	}
+	max = nice_max(max);
+	jw_printf(w, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\""
+		     " viewBox=\"0 0 %d %d\" role=\"img\"><title>", W, H, W, H);
+	jw_html(w, title);
+	jw_puts(w, "</title>");
+	int pw = W - L - R, ph = H - T - B;
+	for (int g = 0; g <= 4; g++) {
+		double y = T + ph - ph * g / 4.0;
+		jw_printf(w, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" class=\"grid\"/>"
+			     "<text x=\"%d\" y=\"%.1f\" class=\"ax\" text-anchor=\"end\">%.0f</text>",
+			  L, y, W - R, y, L - 6, y + 4, max * g / 4);
+	}
+	double bw = n ? (double)pw / n : pw;
+	int every = n > 24 ? (n + 23) / 24 : 1;
+	int i = 0;
+	cJSON_ArrayForEach(it, rows)
+	{
+		double x = L + i * bw, y = T + ph;
+		for (int k = 0; k < nser; k++) {
+			double v = rp_num(it, series[k]);
+			if (v <= 0)
+				continue;
+			double h = ph * v / max;
+			y -= h;
+			jw_printf(w, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\""
+				     " fill=\"%s\"><title>",
+				  x + bw * 0.1, y, bw * 0.8, h, colors[k]);
+			jw_html(w, rp_strv(it, "t"));
+			jw_printf(w, " %s: %.0f</title></rect>", series[k], v);
+		}
+		if (i % every == 0) {
+			const char *t = rp_or(rp_strv(it, "t"), "");
+			size_t tl = strlen(t);
+			/* hours show as "09h", days as "11-27", months as is */
+			const char *lab = tl == 13 ? t + 11 : tl == 10 ? t + 5 : t;
+			jw_printf(w, "<text x=\"%.1f\" y=\"%d\" class=\"ax\" text-anchor=\"middle\">",
+				  x + bw / 2, T + ph + 16);
+			jw_html(w, lab);
+			jw_puts(w, tl == 13 ? "h</text>" : "</text>");
+		}
+		i++;
+	}
+	if (n) {
+		/* first and last bucket spelled out under the axis */
+		jw_printf(w, "<text x=\"%d\" y=\"%d\" class=\"ax\">", L, H - 6);
+		jw_html(w, rp_strv(cJSON_GetArrayItem(rows, 0), "t"));
+		jw_printf(w, "</text><text x=\"%d\" y=\"%d\" class=\"ax\" text-anchor=\"end\">",
+			  W - R, H - 6);
+		jw_html(w, rp_strv(cJSON_GetArrayItem(rows, n - 1), "t"));
+		jw_puts(w, "</text>");
+	}
+	int lx = L;
+	for (int k = 0; k < nser && nser > 1; k++) {
+		jw_printf(w, "<rect x=\"%d\" y=\"8\" width=\"10\" height=\"10\" fill=\"%s\"/>"
+			     "<text x=\"%d\" y=\"17\" class=\"ax\">%s</text>",
+			  lx, colors[k], lx + 14, series[k]);
+		lx += 14 + 8 * (int)strlen(series[k]) + 16;
+	}
+	jw_puts(w, "</svg>\n");
+}
+
+/* Horizontal bars, stacked by series, one row per item labelled by label_key. */
+static void svg_hbars(struct jw *w, const cJSON *rows, const char *label_key,
+		      const char *const *series, const char *const *colors, int nser,
+		      const char *title, int percent)
+{
+	int n = cJSON_GetArraySize(rows);
+	if (!n) {
+		jw_puts(w, "<p class=\"none\">none</p>\n");
+		return;
+	}
+	const int W = 920, L = 230, R = 90, row = 22;
+	int T = nser > 1 ? 26 : 6;
+	int H = T + n * row + 8;
+	double max = percent ? 1 : 0;
+	const cJSON *it;
+	if (!percent) {
+		cJSON_ArrayForEach(it, rows)
+		{
+			double s = 0;
+			for (int k = 0; k < nser; k++)
+				s += rp_num(it, series[k]);
+			if (s > max)
+				max = s;
+		}
+	}
+	if (max <= 0)
+		max = 1;
+	jw_printf(w, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\""
+		     " viewBox=\"0 0 %d %d\" role=\"img\"><title>", W, H, W, H);
+	jw_html(w, title);
+	jw_puts(w, "</title>");
+	int i = 0, pw = W - L - R, lx = L;
+	for (int k = 0; k < nser && nser > 1; k++) {
+		jw_printf(w, "<rect x=\"%d\" y=\"6\" width=\"10\" height=\"10\" fill=\"%s\"/>"
+			     "<text x=\"%d\" y=\"15\" class=\"ax\">%s</text>",
+			  lx, colors[k], lx + 14, series[k]);
+		lx += 14 + 8 * (int)strlen(series[k]) + 16;
+	}
+	cJSON_ArrayForEach(it, rows)
+	{
+		double y = T + i * row, x = L, total = 0;
+		jw_printf(w, "<text x=\"%d\" y=\"%.1f\" class=\"lb\" text-anchor=\"end\">", L - 8,
+			  y + 15);
+		ht_label(w, rp_strv(it, label_key), 30);
+		jw_puts(w, "</text>");
+		if (percent)
+			jw_printf(w, "<rect x=\"%d\" y=\"%.1f\" width=\"%d\" height=\"16\""
+				     " class=\"track\"/>", L, y + 3, pw);
+		for (int k = 0; k < nser; k++) {
+			double v = rp_num(it, series[k]);
+			total += v;
+			if (v <= 0)
+				continue;
+			double bw = pw * v / max;
+			if (bw < 1)
+				bw = 1;
+			jw_printf(w, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"16\""
+				     " fill=\"%s\"><title>%s: %.0f</title></rect>",
+				  x, y + 3, bw, colors[k], series[k], v);
+			x += bw;
+		}
+		if (percent)
+			jw_printf(w, "<text x=\"%d\" y=\"%.1f\" class=\"lb\">%.1f%%</text>",
+				  W - R + 6, y + 15, total * 100);
+		else
+			jw_printf(w, "<text x=\"%.1f\" y=\"%.1f\" class=\"lb\">%.0f</text>", x + 6,
+				  y + 15, total);
+		i++;
+	}
+	jw_puts(w, "</svg>\n");
+}
+
+static void ht_num(struct jw *w, const cJSON *o, const char *key)
+{
+	jw_printf(w, "<td class=\"n\">%lld</td>", NUM(o, key));
+}
+
+static void ht_cell(struct jw *w, const char *s, size_t max)
+{
+	jw_puts(w, "<td>");
+	ht_label(w, s, max);
+	jw_puts(w, "</td>");
+}
+
+static void ht_card(struct jw *w, const char *label, long long v, const char *cls)
+{
+	jw_printf(w, "<div class=\"card %s\"><div class=\"v\">%lld</div><div class=\"l\">%s</div>"
+		     "</div>", cls, v, label);
+}
+
+void rp_html(const cJSON *root, struct jw *w)
+{
+	const struct rp_parts d = rp_parts_of(root);
+	const cJSON *win = d.win, *cap = d.cap, *ses = d.ses, *stm = d.stm, *fnd = d.fnd, *bs = d.bs,
+		    *fl = d.fl, *ns = d.ns;
+	const cJSON *it;
+
+	jw_puts(w, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+		   "<meta name=\"viewport\" content=\"width=device-width\">"
+		   "<title>dbtap report</title><style>"
+		   "body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#222;max-width:960px}"
+		   "h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px;"
+		   "border-bottom:1px solid #ddd;padding-bottom:4px}"
+		   ".meta{color:#555}.cards{display:flex;flex-wrap:wrap;gap:10px;margin:14px 0}"
+		   ".card{border:1px solid #ddd;border-radius:6px;padding:8px 14px;min-width:110px}"
+		   ".card .v{font-size:22px;font-weight:600}.card .l{color:#555;font-size:12px}"
+		   ".card.bad .v{color:#b71c1c}"
+		   "table{border-collapse:collapse;width:100%;font-size:13px}"
+		   "th,td{border-bottom:1px solid #eee;padding:3px 6px;text-align:left;"
+		   "vertical-align:top}td.t{white-space:nowrap}td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}"
+		   "code{font-size:12px;word-break:break-all}"
+		   "svg{display:block;max-width:100%;height:auto}"
+		   "svg .ax{font-size:11px;fill:#555}svg .lb{font-size:12px;fill:#222}"
+		   "svg .grid{stroke:#eee}svg .track{fill:#f1f1f1}.none{color:#777}"
+		   ".sev-critical{color:#b71c1c;font-weight:600}.sev-high{color:#ef6c00}"
+		   "</style></head><body>\n");
+	jw_puts(w, "<h1>dbtap report</h1><p class=\"meta\">Packet time ");
+	jw_html(w, rp_strv(win, "since"));
+	jw_puts(w, " &ndash; ");
+	jw_html(w, rp_strv(win, "until"));
+	jw_puts(w, "<br>Databases: ");
+	int k = 0;
+	cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(root, "databases"))
+	{
+		if (k++)
+			jw_puts(w, ", ");
+		jw_puts(w, "<code>");
+		jw_html(w, rp_strv(it, "path"));
+		jw_puts(w, "</code>");
+	}
+	jw_printf(w, "<br>Capture: %lld runs, %lld packets, %lld kernel drops, %lld sensor drops"
+		     "</p>\n",
+		  NUM(cap, "runs"), NUM(cap, "packets"), NUM(cap, "kernel_drops"),
+		  NUM(cap, "sensor_drops"));
+
+	jw_puts(w, "<div class=\"cards\">");
+	ht_card(w, "sessions", NUM(ses, "total"), "");
+	ht_card(w, "statements stored", NUM(stm, "stored"), "");
+	ht_card(w, "statement errors", NUM(stm, "errors"), "");
+	ht_card(w, "findings", NUM(fnd, "total"), "");
+	ht_card(w, "critical + high", NUM(fnd, "critical") + NUM(fnd, "high"),
+		NUM(fnd, "critical") + NUM(fnd, "high") ? "bad" : "");
+	ht_card(w, "failed logins", NUM(fl, "total"), NUM(fl, "total") ? "bad" : "");
+	ht_card(w, "new query shapes", NUM(ns, "total"), "");
+	jw_puts(w, "</div>\n");
+
+	jw_puts(w, "<h2>Findings by severity over time</h2>\n");
+	svg_columns(w, cJSON_GetObjectItemCaseSensitive(fnd, "timeline"), sev_names, sev_colors,
+		    N_SEV, "Findings per bucket by severity");
+	jw_puts(w, "<h2>Findings by kind</h2>\n");
+	svg_hbars(w, cJSON_GetObjectItemCaseSensitive(fnd, "by_kind"), "kind", sev_names,
+		  sev_colors, N_SEV, "Findings by kind and severity", 0);
+
+	jw_puts(w, "<h2>Most severe findings</h2>\n<table><tr><th>time</th><th>severity</th>"
+		   "<th>kind</th><th>principal</th><th>client</th><th>summary</th></tr>");
+	k = 0;
+	cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(fnd, "most_severe"))
+	{
+		if (k++ >= 15)
+			break;
+		jw_puts(w, "<tr>");
+		ht_time(w, rp_strv(it, "ts"));
+		jw_puts(w, "<td class=\"sev-");
+		jw_html(w, rp_strv(it, "severity"));
+		jw_puts(w, "\">");
+		jw_html(w, rp_strv(it, "severity"));
+		jw_puts(w, "</td>");
+		ht_cell(w, rp_strv(it, "kind"), 40);
+		ht_cell(w, rp_strv(it, "end_user") ? rp_strv(it, "end_user") : rp_strv(it, "db_user"),
+			40);
+		ht_cell(w, rp_strv(it, "client_ip"), 40);
+		ht_cell(w, rp_strv(it, "summary"), 200);
+		jw_puts(w, "</tr>");
+	}
+	jw_puts(w, "</table>\n");
+	if (!k)
+		jw_puts(w, "<p class=\"none\">none</p>\n");
+
+	const cJSON *act = cJSON_GetObjectItemCaseSensitive(root, "activity");
+	static const char *const act_s[] = {"statements"}, *const act_c[] = {"#3949ab"};
+	static const char *const ses_s[] = {"sessions"}, *const ses_c[] = {"#00897b"};
+	jw_printf(w, "<h2>Activity per %s</h2>\n<p class=\"meta\">Statements stored</p>",
+		  rp_or(rp_strv(win, "bucket"), "hour"));
+	svg_columns(w, act, act_s, act_c, 1, "Statements stored per bucket");
+	jw_puts(w, "<p class=\"meta\">Sessions started</p>");
+	svg_columns(w, act, ses_s, ses_c, 1, "Sessions started per bucket");
+
+	static const char *const du_s[] = {"statements"}, *const du_c[] = {"#3949ab"};
+	jw_puts(w, "<h2>Top principals</h2>\n<p class=\"meta\">Database users by statements"
+		   " observed</p>");
+	svg_hbars(w, cJSON_GetObjectItemCaseSensitive(root, "top_db_users"), "db_user", du_s,
+		  du_c, 1, "Top database users", 0);
+	jw_puts(w, "<table><tr><th>db_user</th><th class=\"n\">sessions</th>"
+		   "<th class=\"n\">statements</th><th class=\"n\">errors</th>"
+		   "<th class=\"n\">failed logins</th><th class=\"n\">findings</th></tr>");
+	cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(root, "top_db_users"))
+	{
+		jw_puts(w, "<tr>");
+		ht_cell(w, rp_strv(it, "db_user"), 60);
+		ht_num(w, it, "sessions");
+		ht_num(w, it, "statements");
+		ht_num(w, it, "errors");
+		ht_num(w, it, "failed_logins");
+		ht_num(w, it, "findings");
+		jw_puts(w, "</tr>");
+	}
+	jw_puts(w, "</table>\n<p class=\"meta\">End users (attributed) by statements stored</p>");
+	static const char *const eu_s[] = {"statements", "findings"},
+			     *const eu_c[] = {"#00897b", "#ef6c00"};
+	svg_hbars(w, cJSON_GetObjectItemCaseSensitive(root, "top_end_users"), "end_user", eu_s,
+		  eu_c, 2, "Top end users", 0);
+
+	jw_printf(w, "<h2>New query shapes (%lld)</h2>\n<table><tr><th>time</th><th>db_user</th>"
+		     "<th>application</th><th>fingerprint</th><th>sql</th></tr>",
+		  NUM(ns, "total"));
+	k = 0;
+	cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(ns, "items"))
+	{
+		if (k++ >= 20)
+			break;
+		jw_puts(w, "<tr>");
+		ht_time(w, rp_strv(it, "ts"));
+		ht_cell(w, rp_strv(it, "db_user"), 40);
+		ht_cell(w, rp_strv(it, "application"), 40);
+		ht_cell(w, rp_strv(it, "fingerprint"), 16);
+		jw_puts(w, "<td><code>");
+		ht_label(w, rp_strv(it, "sql"), 300);
+		jw_puts(w, "</code></td></tr>");
+	}
+	jw_puts(w, "</table>\n");
+
+	jw_printf(w, "<h2>Failed logins (%lld from %lld clients)</h2>\n", NUM(fl, "total"),
+		  NUM(fl, "clients"));
+	static const char *const fl_s[] = {"count"}, *const fl_c[] = {"#b71c1c"};
+	svg_hbars(w, cJSON_GetObjectItemCaseSensitive(fl, "by_client"), "label", fl_s, fl_c, 1,
+		  "Failed logins by client", 0);
+	jw_puts(w, "<table><tr><th>client</th><th>db_user</th><th class=\"n\">count</th>"
+		   "<th>first</th><th>last</th><th>error</th></tr>");
+	cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(fl, "by_client"))
+	{
+		jw_puts(w, "<tr>");
+		ht_cell(w, rp_strv(it, "client_ip"), 40);
+		ht_cell(w, rp_strv(it, "db_user"), 40);
+		ht_num(w, it, "count");
+		ht_time(w, rp_strv(it, "first"));
+		ht_time(w, rp_strv(it, "last"));
+		ht_cell(w, rp_strv(it, "error"), 120);
+		jw_puts(w, "</tr>");
+	}
+	jw_puts(w, "</table>\n");
+
+	/* blind spots as shares of sessions (and of packets for drops) */
+	jw_printf(w, "<h2>Blind spots</h2>\n<p class=\"meta\">What dbtap could not see: shares of"
+		     " %lld sessions; drops as a share of %lld packets.</p>",
+		  NUM(bs, "sessions"), NUM(bs, "packets"));
+	cJSON *rows = cJSON_CreateArray();
+	static const char *const bl[][2] = {{"TLS (encrypted)", "tls_share"},
+					     {"picked up mid-stream", "midstream_share"},
+					     {"capture gaps", "gaps_share"},
+					     {"undecodable traffic", "undecodable_share"},
+					     {"packets dropped", "drop_share"}};
+	for (size_t i = 0; i < sizeof(bl) / sizeof(bl[0]); i++) {
+		cJSON *o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "label", bl[i][0]);
+		cJSON_AddNumberToObject(o, "share", rp_num(bs, bl[i][1]));
+		cJSON_AddItemToArray(rows, o);
+	}
+	static const char *const bs_s[] = {"share"}, *const bs_c[] = {"#6d4c41"};
+	svg_hbars(w, rows, "label", bs_s, bs_c, 1, "Blind spots", 1);
+	cJSON_Delete(rows);
+	jw_printf(w, "<p class=\"meta\">TLS %lld, mid-stream %lld, with gaps %lld, undecodable %lld;"
+		     " kernel drops %lld, sensor drops %lld.</p>\n",
+		  NUM(bs, "tls"), NUM(bs, "midstream"), NUM(bs, "with_gaps"), NUM(bs, "undecodable"),
+		  NUM(bs, "kernel_drops"), NUM(bs, "sensor_drops"));
+	jw_puts(w, "<p class=\"meta\">Generated by dbtap " DBTAP_VERSION ".</p></body></html>\n");
+}
+

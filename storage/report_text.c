@@ -1,0 +1,198 @@
+/* `dbtap report --format text`: the report document as plain text for a terminal. */
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <math.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "jsonw.h"
+#include "report_int.h"
+
+/* ---- rendering: text ---- */
+
+const char *rp_or(const char *s, const char *dflt)
+{
+	return s ? s : dflt;
+}
+
+static void tx_pad(struct jw *w, const char *s, size_t width)
+{
+	size_t start = w->len;
+	jw_text(w, s, width);
+	/* count code points written to pad to width */
+	size_t cols = 0;
+	for (size_t i = start; i < w->len; i++)
+		if (((unsigned char)w->buf[i] & 0xc0) != 0x80)
+			cols++;
+	for (; cols < width; cols++)
+		jw_putc(w, ' ');
+}
+
+static void tx_bar(struct jw *w, double v, double max, int width)
+{
+	int n = max > 0 ? (int)(v / max * width + 0.5) : 0;
+	if (v > 0 && n == 0)
+		n = 1;
+	for (int i = 0; i < width; i++)
+		jw_putc(w, i < n ? '#' : ' ');
+}
+
+
+struct rp_parts rp_parts_of(const cJSON *root)
+{
+	struct rp_parts d = {
+		cJSON_GetObjectItemCaseSensitive(root, "window"),
+		cJSON_GetObjectItemCaseSensitive(root, "capture"),
+		cJSON_GetObjectItemCaseSensitive(root, "sessions"),
+		cJSON_GetObjectItemCaseSensitive(root, "statements"),
+		cJSON_GetObjectItemCaseSensitive(root, "findings"),
+		cJSON_GetObjectItemCaseSensitive(root, "blind_spots"),
+		cJSON_GetObjectItemCaseSensitive(root, "failed_logins"),
+		cJSON_GetObjectItemCaseSensitive(root, "new_shapes"),
+	};
+	return d;
+}
+
+void rp_text(const cJSON *root, struct jw *w)
+{
+	const struct rp_parts d = rp_parts_of(root);
+	const cJSON *win = d.win, *cap = d.cap, *ses = d.ses, *stm = d.stm, *fnd = d.fnd, *bs = d.bs,
+		    *fl = d.fl, *ns = d.ns;
+	const cJSON *it;
+
+	jw_printf(w, "dbtap report (packet time)\n  window   %s .. %s\n", rp_strv(win, "since"),
+		  rp_strv(win, "until"));
+	cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(root, "databases"))
+	{
+		jw_puts(w, "  database ");
+		jw_text(w, rp_strv(it, "path"), 0);
+		jw_printf(w, " (newest %s)\n", rp_or(rp_strv(it, "newest"), "empty"));
+	}
+	jw_printf(w, "  capture  %lld runs, %lld packets, %lld kernel drops, %lld sensor drops\n\n",
+		  NUM(cap, "runs"), NUM(cap, "packets"), NUM(cap, "kernel_drops"),
+		  NUM(cap, "sensor_drops"));
+
+	jw_puts(w, "SUMMARY\n");
+	jw_printf(w, "  sessions          %lld (login ok %lld, failed %lld, unknown %lld)\n",
+		  NUM(ses, "total"), NUM(ses, "login_ok"), NUM(ses, "login_failed"),
+		  NUM(ses, "login_unknown"));
+	jw_printf(w, "  statements        %lld stored, %lld errors; %lld observed in sessions\n",
+		  NUM(stm, "stored"), NUM(stm, "errors"), NUM(ses, "statements_observed"));
+	jw_printf(w, "  findings          %lld (critical %lld, high %lld, medium %lld, low %lld,"
+		     " info %lld)\n\n",
+		  NUM(fnd, "total"), NUM(fnd, "critical"), NUM(fnd, "high"), NUM(fnd, "medium"),
+		  NUM(fnd, "low"), NUM(fnd, "info"));
+
+	jw_puts(w, "FINDINGS BY KIND\n  kind                    total  crit  high   med   low  info\n");
+	cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(fnd, "by_kind"))
+	{
+		jw_puts(w, "  ");
+		tx_pad(w, rp_or(rp_strv(it, "kind"), "(none)"), 22);
+		jw_printf(w, "%7lld %5lld %5lld %5lld %5lld %5lld\n", NUM(it, "total"),
+			  NUM(it, "critical"), NUM(it, "high"), NUM(it, "medium"), NUM(it, "low"),
+			  NUM(it, "info"));
+	}
+	jw_puts(w, "\nMOST SEVERE FINDINGS\n");
+	int k = 0;
+	cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(fnd, "most_severe"))
+	{
+		if (k++ >= 20)
+			break;
+		jw_printf(w, "  %.19s  ", rp_or(rp_strv(it, "ts"), "-"));
+		tx_pad(w, rp_strv(it, "severity"), 8);
+		jw_putc(w, ' ');
+		tx_pad(w, rp_strv(it, "kind"), 21);
+		jw_putc(w, ' ');
+		jw_text(w, rp_strv(it, "end_user") ? rp_strv(it, "end_user") : rp_strv(it, "db_user"),
+			24);
+		jw_puts(w, "@");
+		jw_text(w, rp_strv(it, "client_ip"), 40);
+		jw_puts(w, "\n      ");
+		jw_text(w, rp_strv(it, "summary"), 100);
+		jw_putc(w, '\n');
+	}
+	if (!k)
+		jw_puts(w, "  none\n");
+
+	jw_printf(w, "\nACTIVITY PER %s\n  %-13s %10s %8s %8s\n",
+		  strcmp(rp_or(rp_strv(win, "bucket"), "hour"), "hour") ? "DAY" : "HOUR", "time",
+		  "statements", "sessions", "findings");
+	double amax = 0;
+	cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(root, "activity"))
+	{
+		if (rp_num(it, "statements") > amax)
+			amax = rp_num(it, "statements");
+	}
+	cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(root, "activity"))
+	{
+		jw_printf(w, "  %-13s %10lld %8lld %8lld  ", rp_or(rp_strv(it, "t"), ""),
+			  NUM(it, "statements"), NUM(it, "sessions"), NUM(it, "findings"));
+		tx_bar(w, rp_num(it, "statements"), amax, 30);
+		while (w->len && w->buf[w->len - 1] == ' ')
+			w->buf[--w->len] = 0;
+		jw_putc(w, '\n');
+	}
+
+	jw_puts(w, "\nTOP DATABASE USERS\n  db_user                 sessions statements   errors"
+		   " failed findings\n");
+	cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(root, "top_db_users"))
+	{
+		jw_puts(w, "  ");
+		tx_pad(w, rp_or(rp_strv(it, "db_user"), "(unknown)"), 22);
+		jw_printf(w, " %9lld %10lld %8lld %6lld %8lld\n", NUM(it, "sessions"),
+			  NUM(it, "statements"), NUM(it, "errors"), NUM(it, "failed_logins"),
+			  NUM(it, "findings"));
+	}
+	jw_puts(w, "\nTOP END USERS\n  end_user                statements   errors findings\n");
+	k = 0;
+	cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(root, "top_end_users"))
+	{
+		k++;
+		jw_puts(w, "  ");
+		tx_pad(w, rp_strv(it, "end_user"), 22);
+		jw_printf(w, " %10lld %8lld %8lld\n", NUM(it, "statements"), NUM(it, "errors"),
+			  NUM(it, "findings"));
+	}
+	if (!k)
+		jw_puts(w, "  none attributed\n");
+
+	jw_printf(w, "\nFAILED LOGINS: %lld from %lld clients\n", NUM(fl, "total"),
+		  NUM(fl, "clients"));
+	cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(fl, "by_client"))
+	{
+		jw_puts(w, "  ");
+		tx_pad(w, rp_strv(it, "client_ip"), 24);
+		jw_putc(w, ' ');
+		tx_pad(w, rp_or(rp_strv(it, "db_user"), "(unknown)"), 18);
+		jw_printf(w, " %6lld  last %.19s  ", NUM(it, "count"), rp_or(rp_strv(it, "last"), "-"));
+		jw_text(w, rp_strv(it, "error"), 60);
+		jw_putc(w, '\n');
+	}
+
+	jw_printf(w, "\nNEW QUERY SHAPES: %lld\n", NUM(ns, "total"));
+	cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(ns, "items"))
+	{
+		jw_printf(w, "  %.19s  ", rp_or(rp_strv(it, "ts"), "-"));
+		tx_pad(w, rp_or(rp_strv(it, "db_user"), "(unknown)"), 16);
+		jw_putc(w, ' ');
+		jw_text(w, rp_strv(it, "sql"), 90);
+		jw_putc(w, '\n');
+	}
+
+	jw_puts(w, "\nBLIND SPOTS (what dbtap could not see)\n");
+	jw_printf(w, "  TLS sessions          %lld of %lld (%.1f%%)\n", NUM(bs, "tls"),
+		  NUM(bs, "sessions"), 100 * rp_num(bs, "tls_share"));
+	jw_printf(w, "  picked up mid-stream  %lld (%.1f%%)\n", NUM(bs, "midstream"),
+		  100 * rp_num(bs, "midstream_share"));
+	jw_printf(w, "  with capture gaps     %lld (%.1f%%)\n", NUM(bs, "with_gaps"),
+		  100 * rp_num(bs, "gaps_share"));
+	jw_printf(w, "  undecodable traffic   %lld (%.1f%%)\n", NUM(bs, "undecodable"),
+		  100 * rp_num(bs, "undecodable_share"));
+	jw_printf(w, "  packets dropped       %lld kernel + %lld sensor of %lld (%.3f%%)\n",
+		  NUM(bs, "kernel_drops"), NUM(bs, "sensor_drops"), NUM(bs, "packets"),
+		  100 * rp_num(bs, "drop_share"));
+}
+
