@@ -190,6 +190,12 @@ struct ev_sink {
 	void *ctx;
 };
 
+/* Deep copy (ev_copy.c): the bytes everything e points to takes, 8-byte aligned; then copy
+ * them to at (that many bytes, 8-byte aligned) and aim e's pointers there. e is a shallow
+ * copy of the original, which must still be valid during the call. */
+size_t ev_copy_size(const struct ev *e);
+void ev_copy_into(struct ev *e, void *at);
+
 static inline void ev_emit(const struct ev_sink *s, const struct ev *e)
 {
 	if (s && s->fn)

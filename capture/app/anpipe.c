@@ -35,7 +35,7 @@ struct anpipe {
 	struct chq *q; /* NULL: direct calls */
 };
 
-/* ---- what a message points to: one walk both sizes it and copies it ---- */
+/* ---- what a flow message points to (events copy themselves: ev_copy.c) ---- */
 
 /* p == NULL: only count the bytes a copy takes */
 struct wr {
@@ -50,19 +50,6 @@ static void *wr_take(struct wr *w, size_t n)
 	return r;
 }
 
-static void sv_copy(struct wr *w, struct strv *v)
-{
-	if (!v->p)
-		return; /* "unknown" stays NULL */
-	char *d = wr_take(w, v->n + 1);
-	if (!d)
-		return;
-	if (v->n)
-		memcpy(d, v->p, v->n);
-	d[v->n] = 0;
-	v->p = d;
-}
-
 static void cs_copy(struct wr *w, const char **s)
 {
 	if (!*s)
@@ -73,89 +60,6 @@ static void cs_copy(struct wr *w, const char **s)
 		return;
 	memcpy(d, *s, n + 1);
 	*s = d;
-}
-
-/* Copy (or count) everything e points to, aiming e's pointers at the copies. */
-static void ev_walk(struct wr *w, struct ev *e)
-{
-	switch (e->type) {
-	case EV_STARTUP:
-		sv_copy(w, &e->u.startup.user);
-		sv_copy(w, &e->u.startup.database);
-		sv_copy(w, &e->u.startup.application);
-		if (e->u.startup.params) {
-			size_t np = e->u.startup.n_params;
-			struct ev_kv *kv = wr_take(w, np * sizeof *kv);
-			for (size_t i = 0; i < np; i++) {
-				struct ev_kv x = e->u.startup.params[i];
-				sv_copy(w, &x.key);
-				sv_copy(w, &x.val);
-				if (kv)
-					kv[i] = x;
-			}
-			if (kv)
-				e->u.startup.params = kv;
-		}
-		break;
-	case EV_SERVER_HELLO:
-		sv_copy(w, &e->u.hello.version);
-		break;
-	case EV_AUTH:
-		cs_copy(w, &e->u.auth.method);
-		break;
-	case EV_LOGIN:
-		sv_copy(w, &e->u.login.error_code);
-		sv_copy(w, &e->u.login.error_msg);
-		break;
-	case EV_PARAM:
-		sv_copy(w, &e->u.param.name);
-		sv_copy(w, &e->u.param.value);
-		break;
-	case EV_USER_CHANGE:
-		sv_copy(w, &e->u.user_change.user);
-		sv_copy(w, &e->u.user_change.database);
-		break;
-	case EV_DB_CHANGE:
-		sv_copy(w, &e->u.database);
-		break;
-	case EV_QUERY:
-		sv_copy(w, &e->u.query.sql);
-		sv_copy(w, &e->u.query.stmt_name);
-		if (e->u.query.params) {
-			size_t np = e->u.query.n_params;
-			struct ev_bind *b = wr_take(w, np * sizeof *b);
-			for (size_t i = 0; i < np; i++) {
-				struct ev_bind x = e->u.query.params[i];
-				sv_copy(w, &x.text);
-				if (b)
-					b[i] = x;
-			}
-			if (b)
-				e->u.query.params = b;
-		}
-		break;
-	case EV_RESULT:
-		sv_copy(w, &e->u.result.tag);
-		sv_copy(w, &e->u.result.error_code);
-		sv_copy(w, &e->u.result.error_msg);
-		break;
-	case EV_DATA_MOVE:
-		sv_copy(w, &e->u.data_move.what);
-		break;
-	case EV_ANOMALY:
-		cs_copy(w, &e->u.anomaly.what);
-		break;
-	default:
-		break;
-	}
-}
-
-static size_t ev_extra(const struct ev *ev)
-{
-	struct ev e = *ev;
-	struct wr w = { NULL, 0 };
-	ev_walk(&w, &e);
-	return w.off;
 }
 
 /* The same for an an_flow: the addresses (protocol is the decoder's static name). */
@@ -282,12 +186,11 @@ void anpipe_feed(struct anpipe *p, void *h, const struct ev *ev)
 		an_feed(p->an, h, ev);
 		return;
 	}
-	struct msg *m = msg_new(p, M_FEED, h, ev_extra(ev));
+	struct msg *m = msg_new(p, M_FEED, h, ev_copy_size(ev));
 	if (!m)
 		return; /* out of memory: the event is lost, like any allocation failure */
 	m->u.ev = *ev;
-	struct wr w = { (unsigned char *)m, chq_align8(sizeof *m) };
-	ev_walk(&w, &m->u.ev);
+	ev_copy_into(&m->u.ev, (unsigned char *)m + chq_align8(sizeof *m));
 }
 
 void anpipe_close(struct anpipe *p, void *h, const struct an_flow_end *end)
