@@ -31,6 +31,8 @@ struct an_pending {
 	struct attr_val *params;
 	int n_params;
 	char *param_buf;
+	char *msg_user; /* a split message's end user (AN_STR_MAX bytes in the block), else NULL */
+	uint8_t msg_src; /* enum an_src of msg_user; 0: not decided yet */
 	struct sq_tok *toks; /* a single-statement simple query's tokens, lexed once */
 	int n_toks;
 	void *block;	     /* one allocation holds sql, parts, tokens and parameters */
@@ -382,30 +384,46 @@ static void marker_set(struct an_marker *m, enum an_src src, const char *v)
 	m->src = m->value[0] ? src : AN_SRC_NONE;
 }
 
-static void apply_ops(struct an *an, struct an_session *s, const struct attr_op *ops, int n)
+static void marker_unknown(struct an_marker *m)
+{
+	m->value[0] = 0;
+	m->src = AN_SRC_UNKNOWN;
+}
+
+/* failed: the statement setting them failed; the application meant a new value, so a user
+ * marker becomes unknown rather than keep the old name (DETECTORS.md, attribution). */
+static void apply_ops(struct an *an, struct an_session *s, const struct attr_op *ops, int n, int failed)
 {
 	for (int i = 0; i < n; i++) {
 		const struct attr_op *o = &ops[i];
 		struct an_marker *m = o->scope == ATTR_TXN ? &s->txn_marker : &s->sess_marker;
 		char user[AN_STR_MAX];
+		if (failed && o->kind != ATTR_USER)
+			continue;
+		if (m == &s->sess_marker)
+			s->sess_changed = 1;
 		switch (o->kind) {
 		case ATTR_USER:
-			if (o->clear) {
-				if (m->src == AN_SRC_SESSVAR)
+			if (o->unknown || failed) {
+				marker_unknown(m);
+				if (failed && m == &s->sess_marker) /* not undone by a rollback either */
+					marker_unknown(&s->sess_at_idle);
+			} else if (o->clear) {
+				if (m->src == AN_SRC_SESSVAR || m->src == AN_SRC_UNKNOWN)
 					m->src = AN_SRC_NONE;
 			} else {
 				marker_set(m, AN_SRC_SESSVAR, o->value);
 			}
 			break;
 		case ATTR_APPNAME:
-			if (!o->clear && app_pattern_user(an, o->value, user, sizeof user))
+			if (!o->clear && !o->unknown && app_pattern_user(an, o->value, user, sizeof user))
 				marker_set(m, AN_SRC_APPNAME, user);
 			else if (m->src == AN_SRC_APPNAME)
 				m->src = AN_SRC_NONE;
 			break;
 		case ATTR_ROLE: {
 			char *r = o->scope == ATTR_TXN ? s->txn_role : s->role;
-			if (o->clear)
+			if (o->clear || o->unknown)
 				r[0] = 0;
 			else
 				snprintf(r, AN_STR_MAX, "%s", o->value);
@@ -559,6 +577,41 @@ const char *an_stmt_masked(const struct an_stmt *st)
 	return m->an->masked;
 }
 
+static int txn_verb(const char *v)
+{
+	switch (v[0]) {
+	case 'B': return !strcmp(v, "BEGIN");
+	case 'S': return !strcmp(v, "START") || !strcmp(v, "SET") || !strcmp(v, "SAVEPOINT");
+	case 'C': return !strcmp(v, "COMMIT");
+	case 'E': return !strcmp(v, "END");
+	case 'R': return !strcmp(v, "ROLLBACK") || !strcmp(v, "RESET") || !strcmp(v, "RELEASE");
+	case 'D': return !strcmp(v, "DISCARD");
+	default: return 0;
+	}
+}
+
+static enum an_src src_of(const char *name)
+{
+	for (int i = AN_SRC_COMMENT; i <= AN_SRC_DBUSER; i++)
+		if (!strcmp(an_src_name((enum an_src)i), name))
+			return (enum an_src)i;
+	return AN_SRC_UNKNOWN;
+}
+
+/* A PostgreSQL statement whose tag is ROLLBACK: the whole transaction (restored at the
+ * next idle ReadyForQuery), or back to a savepoint, after which a session marker set in
+ * the transaction may or may not hold: unknown. */
+static void rollback_seen(struct an_session *s, const struct sq_tok *t, int n, const char *b)
+{
+	for (int i = 0; i < n && i < 4; i++)
+		if (sq_word(b, &t[i], "TO")) {
+			if (s->sess_changed)
+				marker_unknown(&s->sess_marker);
+			return;
+		}
+	s->rolled_back = 1;
+}
+
 /* Complete part idx of p with result r (NULL: outcome unknown). */
 static void complete_part(struct an *an, struct an_session *s, struct an_pending *p, int idx, const struct ev *r)
 {
@@ -590,7 +643,7 @@ static void complete_part(struct an *an, struct an_session *s, struct an_pending
 	}
 	an->n_drafts = 0;
 	an->norm[0] = an->masked[0] = 0;
-	int n = 0;
+	int n = 0, nops = 0;
 	if (p->sql) {
 		int trunc = 0;
 		const char *text = p->sql + p->part_off[idx];
@@ -642,31 +695,44 @@ static void complete_part(struct an *an, struct an_session *s, struct an_pending
 		st.masked = &masked;
 		if (idx == 0)
 			an_strcpy(p->first_verb, sizeof p->first_verb, info.verb);
-		/* markers set by the statement take effect when it did not fail */
-		if (st.outcome != EV_OUT_ERROR) {
-			struct attr_op ops[ATTR_MAX_OPS];
-			int nops = attr_statement(text, toks, 0, n, s->dialect, &an->cfg, p->params, p->n_params, ops,
-						  ATTR_MAX_OPS);
-			apply_ops(an, s, ops, nops);
-		}
-		if (sq_has(&info, SQW__COMMENT) && /* no comment, no end user in one */
+		/* markers set by the statement take effect when it did not fail; a failed one
+		 * leaves the marker unknown */
+		struct attr_op ops[ATTR_MAX_OPS];
+		nops = attr_statement(text, toks, 0, n, s->dialect, &an->cfg, p->params, p->n_params, ops,
+				      ATTR_MAX_OPS);
+		apply_ops(an, s, ops, nops, st.outcome == EV_OUT_ERROR);
+		if (s->dialect == SQ_PG && st.tag[0] == 'R' && !strcmp(st.tag, "ROLLBACK"))
+			rollback_seen(s, toks, n, text);
+		if (p->msg_src != AN_SRC_COMMENT && sq_has(&info, SQW__COMMENT) && /* no comment, no end user in one */
 		    attr_comment_user(text, toks, 0, n, &an->cfg.comment_keys, user, sizeof user, st.traceparent,
 				      sizeof st.traceparent)) {
 			st.end_user = user;
 			st.end_user_source = "comment";
 		}
 	}
-	if (!st.end_user) {
+	if (!st.end_user && p->msg_src) { /* the message's attribution (below) */
+		if (p->msg_src != AN_SRC_UNKNOWN) {
+			st.end_user = p->msg_user;
+			st.end_user_source = an_src_name(p->msg_src);
+		}
+	} else if (!st.end_user) {
 		const struct an_marker *m = s->txn_marker.src ? &s->txn_marker
 					  : s->sess_marker.src ? &s->sess_marker
 					  : s->attr_marker.src ? &s->attr_marker : NULL;
-		if (m) {
+		if (m && m->src != AN_SRC_UNKNOWN) {
 			st.end_user = m->value;
 			st.end_user_source = an_src_name(m->src);
 		} else if (s->db_user[0] && !an_is_service_account(&an->cfg, s->db_user)) {
 			st.end_user = s->db_user;
 			st.end_user_source = "db_user";
 		}
+	}
+	/* One message, one attribution: from the first statement of a split message that is
+	 * not a marker or transaction statement, its end user is every later part's (a stacked
+	 * statement cannot rename itself) */
+	if (p->msg_user && !p->msg_src && !nops && !txn_verb(info.verb)) {
+		an_strcpy(p->msg_user, AN_STR_MAX, st.end_user ? st.end_user : "");
+		p->msg_src = st.end_user ? src_of(st.end_user_source) : AN_SRC_UNKNOWN;
 	}
 	/* counters */
 	s->statements++;
@@ -803,11 +869,11 @@ static void on_query(struct an *an, struct an_session *s, const struct ev *e)
 	/* Split a simple query first (tokens in an->toks), so one allocation can be sized. */
 	const char *sql = q->sql_known && q->sql.p ? q->sql.p : NULL;
 	struct sq_range parts[SQ_MAX_PARTS];
-	int n_parts = 1, ltrunc = 0, keep_toks = 0;
+	int n_parts = 1, ltrunc = 0, keep_toks = 0, n_toks = 0;
 	parts[0] = (struct sq_range){ 0, (uint32_t)len, 0, 0 };
 	if (sql && q->kind == EV_Q_SIMPLE) {
 		int more = 0;
-		int n = sq_lex(sql, len, s->dialect, an->toks, SQ_MAX_TOKENS, &ltrunc);
+		int n = n_toks = sq_lex(sql, len, s->dialect, an->toks, SQ_MAX_TOKENS, &ltrunc);
 		n_parts = sq_split(sql, an->toks, n, parts, SQ_MAX_PARTS, &more);
 		if (n_parts == 0)
 			return; /* only comments or whitespace: nothing is executed */
@@ -820,7 +886,8 @@ static void on_query(struct an *an, struct an_session *s, const struct ev *e)
 	size_t ntok = keep_toks ? (size_t)parts[0].tok_end : 0;
 	size_t nparam = q->n_params;
 	size_t size = nparam * sizeof(struct attr_val) + ntok * sizeof(struct sq_tok) +
-		      2 * (size_t)n_parts * sizeof(uint32_t) + (nparam ? pbytes : 0) + (sql ? len + 1 : 0);
+		      2 * (size_t)n_parts * sizeof(uint32_t) + (nparam ? pbytes : 0) + (sql ? len + 1 : 0) +
+		      (n_parts > 1 ? AN_STR_MAX : 0);
 	struct an_pending *p = pend_at(s, s->pend_n);
 	memset(p, 0, sizeof *p);
 	p->id = q->id;
@@ -866,6 +933,19 @@ static void on_query(struct an *an, struct an_session *s, const struct ev *e)
 	if (nparam) {
 		p->param_buf = m;
 		m += pbytes;
+	}
+	if (n_parts > 1) {
+		/* a comment anywhere in a split message names the end user of all its parts */
+		p->msg_user = m;
+		m += AN_STR_MAX;
+		p->msg_user[0] = 0;
+		for (int i = 0; i < n_toks; i++)
+			if (an->toks[i].type == SQ_COMMENT) {
+				if (attr_comment_user(sql, an->toks, 0, n_toks, &an->cfg.comment_keys, p->msg_user,
+						      AN_STR_MAX, NULL, 0))
+					p->msg_src = AN_SRC_COMMENT;
+				break;
+			}
 	}
 	if (sql) {
 		p->sql = m;
@@ -949,6 +1029,15 @@ static void on_ready(struct an *an, struct an_session *s, const struct ev *e)
 	if (e->u.ready.txn == 'I') {
 		s->txn_marker.src = AN_SRC_NONE;
 		s->txn_role[0] = 0;
+		if (s->sess_changed || s->rolled_back) {
+			/* a transaction that rolled back (ROLLBACK, or COMMIT of a failed one) undid
+			 * the session SETs made in it */
+			if (s->dialect == SQ_PG && (s->rolled_back || s->txn == 'E'))
+				s->sess_marker = s->sess_at_idle;
+			else
+				s->sess_at_idle = s->sess_marker;
+			s->sess_changed = s->rolled_back = 0;
+		}
 	}
 	s->txn = e->u.ready.txn;
 	/* ReadyForQuery ends the oldest simple query: its unmatched parts are completed as unknown
@@ -1131,6 +1220,12 @@ void an_feed(struct an *an, struct an_session *s, const struct ev *e)
 		}
 		break;
 	}
+	case EV_SESSION_RESET:
+		/* user variables, roles and prepared statements are gone; the account stays */
+		s->sess_marker.src = s->txn_marker.src = AN_SRC_NONE;
+		s->sess_at_idle.src = AN_SRC_NONE;
+		s->role[0] = s->txn_role[0] = 0;
+		break;
 	case EV_DB_CHANGE:
 		scopy(s->database, sizeof s->database, e->u.database);
 		s->dirty = 1;

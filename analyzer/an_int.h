@@ -15,7 +15,10 @@
 #define AN_ERR_RING 64		 /* error timestamps kept per window (caps error_burst) */
 #define AN_KEYED_MAX 4096	 /* keyed windows (clients, accounts, end users) */
 
-enum an_src { AN_SRC_NONE, AN_SRC_COMMENT, AN_SRC_APPNAME, AN_SRC_SESSVAR, AN_SRC_CONNATTR, AN_SRC_DBUSER };
+/* AN_SRC_UNKNOWN: a marker set to a value we could not read (or by a failed SET): it hides
+ * the markers below it and names nobody. */
+enum an_src { AN_SRC_NONE, AN_SRC_COMMENT, AN_SRC_APPNAME, AN_SRC_SESSVAR, AN_SRC_CONNATTR, AN_SRC_DBUSER,
+	      AN_SRC_UNKNOWN };
 const char *an_src_name(enum an_src s);
 
 /* An end-user marker and where it came from. */
@@ -75,6 +78,10 @@ struct an_session {
 	/* attribution state */
 	struct an_marker txn_marker, sess_marker, attr_marker;
 	char txn;
+	/* PostgreSQL undoes a session SET inside a transaction that rolls back: the session
+	 * marker as of the last idle ReadyForQuery, and whether it changed since */
+	struct an_marker sess_at_idle;
+	uint8_t sess_changed, rolled_back;
 
 	/* pending statements: a ring of max_pending entries */
 	struct an_pending *pend;

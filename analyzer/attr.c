@@ -214,7 +214,7 @@ static int value_at(const char *b, const struct sq_tok *t, int first, int k, enu
 		return 1;
 	}
 	if (v->type == SQ_WORD) {
-		if (sq_word(b, v, "DEFAULT"))
+		if (sq_word(b, v, "DEFAULT") || sq_word(b, v, "NULL"))
 			return 2;
 		sq_literal_text(b, v, out, cap);
 		return 1;
@@ -243,7 +243,8 @@ static int value_at(const char *b, const struct sq_tok *t, int first, int k, enu
  * parameter (optionally cast) is a value; a bare word there is a column, not a name. */
 static int lone_value(const char *b, const struct sq_tok *t, int k, int end)
 {
-	if (k >= end || !(sq_is_literal(&t[k]) || t[k].type == SQ_PARAM))
+	if (k >= end || !(sq_is_literal(&t[k]) || t[k].type == SQ_PARAM || sq_word(b, &t[k], "NULL") ||
+			  sq_word(b, &t[k], "DEFAULT")))
 		return 0;
 	k = nc(t, k + 1, end);
 	if (k + 1 < end && op_is(b, &t[k], "::") && t[k + 1].type == SQ_WORD)
@@ -285,10 +286,22 @@ static int add_op(struct attr_op *ops, int *n, int cap, enum attr_kind kind, enu
 	o->kind = kind;
 	o->scope = scope;
 	o->clear = clear || !value || !value[0];
+	o->unknown = 0;
 	o->value[0] = 0;
 	if (!o->clear)
 		attr_clean(o->value, sizeof o->value, value, strlen(value));
 	return 0;
+}
+
+/* Ops [from, to) set a marker to a value that could not be read. */
+static void mark_unknown(struct attr_op *ops, int from, int to)
+{
+	for (int i = from; i < to; i++)
+		if (ops[i].kind != ATTR_RESET_ALL) {
+			ops[i].unknown = 1;
+			ops[i].clear = 0;
+			ops[i].value[0] = 0;
+		}
 }
 
 static int in_list_ci(const struct an_strlist *l, const char *v, int strip_at)
@@ -408,8 +421,7 @@ int attr_statement(const char *b, const struct sq_tok *t, int first, int end, en
 				k2 = nc(t, k2 + 1, end);
 				if (k2 < end) {
 					int r = value_at(b, t, first, k2, d, params, n_params, val, VALBUF);
-					if (r)
-						add_op(ops, &n, cap, ATTR_ROLE, ATTR_SESSION, r == 2, val);
+					add_op(ops, &n, cap, ATTR_ROLE, ATTR_SESSION, r != 1, val);
 				}
 				goto done;
 			}
@@ -419,9 +431,7 @@ int attr_statement(const char *b, const struct sq_tok *t, int first, int end, en
 			int k2 = nc(t, k + 1, end);
 			if (k2 < end && !(t[k2].type == SQ_OP && (op_is(b, &t[k2], "=")))) {
 				int r = value_at(b, t, first, k2, d, params, n_params, val, VALBUF);
-				if (r)
-					add_op(ops, &n, cap, ATTR_ROLE, scope,
-					       r == 2 || strcasecmp(val, "none") == 0, val);
+				add_op(ops, &n, cap, ATTR_ROLE, scope, r != 1 || strcasecmp(val, "none") == 0, val);
 				goto done;
 			}
 		}
@@ -454,13 +464,19 @@ int attr_statement(const char *b, const struct sq_tok *t, int first, int end, en
 			int lone = nx >= end || punct(b, &t[nx], ',') || punct(b, &t[nx], ';');
 			if (t[k].type == SQ_VAR && !lone_value(b, t, vk, end))
 				r = 0; /* @var = expression or column */
-			if (r && lone && name[0]) {
+			if (!lone)
+				r = 0;
+			/* a followed marker set to what we cannot read is unknown: never the old name */
+			if (name[0]) {
+				int n0 = n;
 				if (t[k].type == SQ_VAR) {
 					if (in_list_ci(&cfg->mysql_vars, name, 1))
-						add_op(ops, &n, cap, ATTR_USER, ATTR_SESSION, r == 2, val);
+						add_op(ops, &n, cap, ATTR_USER, ATTR_SESSION, r != 1, val);
 				} else {
-					setting(cfg, name, r == 2 ? "" : val, r == 2, scope, ops, &n, cap);
+					setting(cfg, name, r == 1 ? val : "", r != 1, scope, ops, &n, cap);
 				}
+				if (!r)
+					mark_unknown(ops, n0, n);
 			}
 			/* next assignment */
 			while (nx < end && !(punct(b, &t[nx], ',') && t[nx].depth == t[i].depth))
@@ -480,7 +496,8 @@ int attr_statement(const char *b, const struct sq_tok *t, int first, int end, en
 			while (j < end && m < 3) {
 				a[m++] = j;
 				/* skip to the next top-level comma or the closing parenthesis */
-				while (j < end && !((punct(b, &t[j], ',') || punct(b, &t[j], ')')) && t[j].depth == depth))
+				while (j < end && !(punct(b, &t[j], ',') && t[j].depth == depth) &&
+				       !(punct(b, &t[j], ')') && t[j].depth < depth)) /* a ')' has its '(''s depth */
 					j++;
 				if (j >= end || punct(b, &t[j], ')'))
 					break;
@@ -489,29 +506,43 @@ int attr_statement(const char *b, const struct sq_tok *t, int first, int end, en
 			if (m < 3)
 				continue;
 			int third_word = sq_word(b, &t[a[2]], "TRUE") || sq_word(b, &t[a[2]], "FALSE");
-			if (!lone_value(b, t, a[0], end) || !lone_value(b, t, a[1], end) ||
-			    !(third_word || lone_value(b, t, a[2], end)))
+			if (!lone_value(b, t, a[0], end))
 				continue;
 			int r1 = value_at(b, t, first, a[0], d, params, n_params, name, sizeof name);
 			for (char *c = name; *c; c++)
 				*c = (char)((*c >= 'A' && *c <= 'Z') ? *c + 32 : *c);
-			char loc[16];
-			int r3 = value_at(b, t, first, a[2], d, params, n_params, loc, sizeof loc);
-			int r2 = value_at(b, t, first, a[1], d, params, n_params, val, VALBUF);
-			if (r1 != 1 || r3 != 1 || !r2)
+			if (r1 != 1)
 				continue;
+			char loc[16];
+			int r3 = (third_word || lone_value(b, t, a[2], end))
+					 ? value_at(b, t, first, a[2], d, params, n_params, loc, sizeof loc)
+					 : 0;
+			int r2 = lone_value(b, t, a[1], end) ? value_at(b, t, first, a[1], d, params, n_params, val, VALBUF)
+							     : 0;
 			enum attr_scope sc = (strcasecmp(loc, "true") == 0 || strcasecmp(loc, "t") == 0 ||
 					      strcasecmp(loc, "on") == 0 || strcmp(loc, "1") == 0 ||
 					      strcasecmp(loc, "yes") == 0)
 						     ? ATTR_TXN
 						     : ATTR_SESSION;
-			setting(cfg, name, val, r2 == 2, sc, ops, &n, cap);
-		} else if (t[k].type == SQ_VAR && k + 2 < end && op_is(b, &t[k + 1], ":=") &&
-			   lone_value(b, t, nc(t, k + 2, end), end)) {
+			int n0 = n;
+			if (r3 != 1) { /* scope unknown: both scopes lose what they had */
+				setting(cfg, name, "", 1, ATTR_TXN, ops, &n, cap);
+				sc = ATTR_SESSION;
+			}
+			setting(cfg, name, r2 == 1 ? val : "", r2 != 1, sc, ops, &n, cap);
+			if (!r2 || r3 != 1)
+				mark_unknown(ops, n0, n);
+		} else if (t[k].type == SQ_VAR && k + 2 < end && op_is(b, &t[k + 1], ":=")) {
 			var_name(b, &t[k], name, sizeof name);
-			int r = value_at(b, t, first, nc(t, k + 2, end), d, params, n_params, val, VALBUF);
-			if (r && name[0] && in_list_ci(&cfg->mysql_vars, name, 1))
-				add_op(ops, &n, cap, ATTR_USER, ATTR_SESSION, r == 2, val);
+			int r = lone_value(b, t, nc(t, k + 2, end), end)
+					? value_at(b, t, first, nc(t, k + 2, end), d, params, n_params, val, VALBUF)
+					: 0;
+			if (name[0] && in_list_ci(&cfg->mysql_vars, name, 1)) {
+				int n0 = n;
+				add_op(ops, &n, cap, ATTR_USER, ATTR_SESSION, r != 1, val);
+				if (!r)
+					mark_unknown(ops, n0, n);
+			}
 		}
 	}
 done:

@@ -29,7 +29,8 @@ enum attr_scope { ATTR_SESSION, ATTR_TXN };
 struct attr_op {
 	enum attr_kind kind;
 	enum attr_scope scope;
-	int clear; /* DEFAULT / RESET / empty value: the marker is unset */
+	int clear;   /* DEFAULT / NULL / RESET / empty value: the marker is unset */
+	int unknown; /* set to a value we cannot read (an expression): no name, not the old one */
 	char value[ATTR_VAL_MAX];
 };
 

@@ -57,6 +57,7 @@ enum ev_type {
 	EV_DATA_MOVE,	       /* server asks for a client file (LOCAL INFILE), COPY direction */
 	EV_CANCEL,	       /* PG CancelRequest targeting another session */
 	EV_ANOMALY,	       /* malformed or desynchronised traffic */
+	EV_SESSION_RESET,      /* the server reset the session's state (COM_RESET_CONNECTION) */
 };
 
 /* A key/value pair (startup parameters, connect attributes). */

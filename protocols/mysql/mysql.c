@@ -1313,6 +1313,8 @@ static int resp_one(struct my *m, struct my_pend *q, const uint8_t *p, size_t n,
 				emit(m, &e, TO_CLIENT);
 			} else if (q->cmd == 0x1f) {
 				stmt_clear(m);
+				struct ev e = { .type = EV_SESSION_RESET };
+				emit(m, &e, TO_CLIENT);
 			}
 		} else if (p[0] != 0xff && p[0] != 0xfe) {
 			my_anomaly(m, TO_CLIENT, "mysql: unexpected reply", 0);

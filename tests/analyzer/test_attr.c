@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "an.h"
+#include "an_int.h"
 #include "attr.h"
 #include "harness.h"
 #include "sqlnorm.h"
@@ -310,5 +311,127 @@ Test(attr, statements_after_an_error_in_one_message_are_not_stored)
 	cr_expect_str_eq(h.sink->st[1].outcome, "error");
 	cr_expect_str_eq(h.sink->st[1].error_code, "42P01");
 	cr_expect_str_eq(h.sink->st[1].sql, "SELECT x FROM nope");
+	h_free(&h);
+}
+
+/* ---- resets (issue #18): after a reset, nobody is named from that marker ---- */
+
+Test(attr, mysql_resets_end_the_marker)
+{
+	const char *resets[] = { "SET @app_user = NULL", "SET @app_user = ''", "SET @app_user = DEFAULT",
+				 "SET @app_user := NULL", "SELECT @app_user := NULL",
+				 "SET @app_user = (SELECT name FROM users LIMIT 1)" };
+	for (size_t i = 0; i < sizeof resets / sizeof resets[0]; i++) {
+		start("mysql", "app_svc", NULL);
+		h_simple(&h, "SET @app_user = 'alice'", 1, 'I');
+		h_simple(&h, "SELECT 1", 1, 'I');
+		expect_user("alice", "session_variable");
+		h_simple(&h, resets[i], 1, 'I');
+		h_simple(&h, "START TRANSACTION", 1, 'T');
+		expect_user(NULL, NULL);
+		h_simple(&h, "COMMIT", 1, 'I');
+		expect_user(NULL, NULL);
+		h_free(&h);
+	}
+}
+
+Test(attr, pg_resets_end_the_marker)
+{
+	const char *resets[] = { "RESET app.user", "RESET ALL", "DISCARD ALL", "SET app.user TO DEFAULT",
+				 "SET app.user = DEFAULT", "SELECT set_config('app.user', '', false)",
+				 "SELECT set_config('app.user', NULL, false)",
+				 "SELECT set_config('app.user', current_setting('x.y'), false)" };
+	for (size_t i = 0; i < sizeof resets / sizeof resets[0]; i++) {
+		start("postgresql", "app_svc", NULL);
+		h_simple(&h, "SET app.user = 'alice'", 1, 'I');
+		h_simple(&h, "SELECT 1", 1, 'I');
+		expect_user("alice", "session_variable");
+		h_simple(&h, resets[i], 1, 'I');
+		h_simple(&h, "SELECT 2", 1, 'I');
+		cr_expect_null(last()->end_user, "after %s", resets[i]);
+		h_free(&h);
+	}
+}
+
+Test(attr, role_resets)
+{
+	const char *resets[] = { "RESET ROLE", "SET SESSION AUTHORIZATION DEFAULT", "SET ROLE NONE", "RESET ALL" };
+	for (size_t i = 0; i < sizeof resets / sizeof resets[0]; i++) {
+		start("postgresql", "app_svc", NULL);
+		h_simple(&h, "SET ROLE auditor", 1, 'I');
+		cr_expect_str_eq(h.s->role, "auditor");
+		h_simple(&h, resets[i], 1, 'I');
+		cr_expect_str_eq(h.s->role, "", "%s", resets[i]);
+		h_free(&h);
+	}
+}
+
+Test(attr, failed_set_leaves_nobody_named)
+{
+	start("postgresql", "app_svc", NULL);
+	h_simple(&h, "SET app.user = 'alice'", 1, 'I');
+	uint64_t id = h_query(&h, EV_Q_SIMPLE, "SET app.user = 'bob'", NULL, 0);
+	h_result(&h, id, EV_OUT_ERROR, -1, "25P02");
+	h_ready(&h, 'I');
+	h_simple(&h, "SELECT 1", 1, 'I');
+	expect_user(NULL, NULL);
+	h_free(&h);
+}
+
+Test(attr, rollback_undoes_a_session_set_in_the_transaction)
+{
+	start("postgresql", "app_svc", NULL);
+	h_simple(&h, "SET app.user = 'alice'", 1, 'I');
+	h_simple(&h, "BEGIN", 1, 'T');
+	h_simple(&h, "SET app.user = 'bob'", 1, 'T');
+	h_simple(&h, "SELECT 1", 1, 'T');
+	expect_user("bob", "session_variable");
+	uint64_t id = h_query(&h, EV_Q_SIMPLE, "ROLLBACK", NULL, 0);
+	h_result_bytes(&h, id, 0, 0, "ROLLBACK");
+	h_ready(&h, 'I');
+	h_simple(&h, "SELECT 2", 1, 'I');
+	expect_user("alice", "session_variable");
+	/* an error aborts the transaction; its COMMIT is a rollback too */
+	h_simple(&h, "BEGIN; SET app.user = 'carl'", 2, 'T');
+	id = h_query(&h, EV_Q_SIMPLE, "SELECT x FROM nope", NULL, 0);
+	h_result(&h, id, EV_OUT_ERROR, -1, "42P01");
+	h_ready(&h, 'E');
+	id = h_query(&h, EV_Q_SIMPLE, "COMMIT", NULL, 0);
+	h_result_bytes(&h, id, 0, 0, "ROLLBACK");
+	h_ready(&h, 'I');
+	h_simple(&h, "SELECT 3", 1, 'I');
+	expect_user("alice", "session_variable");
+	/* committed: it holds */
+	h_simple(&h, "BEGIN; SET app.user = 'dora'; COMMIT", 3, 'I');
+	h_simple(&h, "SELECT 4", 1, 'I');
+	expect_user("dora", "session_variable");
+	h_free(&h);
+}
+
+Test(attr, mysql_reset_connection)
+{
+	start("mysql", "app_svc", NULL);
+	h_simple(&h, "SET @app_user = 'alice'", 1, 'I');
+	struct ev e = { .type = EV_SESSION_RESET, .ts = h.t };
+	h_event(&h, &e);
+	h_simple(&h, "SELECT 1", 1, 'I');
+	expect_user(NULL, NULL);
+	h_free(&h);
+}
+
+Test(attr, stacked_statements_share_the_message_attribution)
+{
+	start("postgresql", "app_svc", NULL);
+	h_simple(&h, "/*app_user='mallory'*/ SELECT name FROM t WHERE name = 'x'; DROP TABLE tmp_import;-- -", 2, 'I');
+	cr_assert_eq(h.sink->n_st, 2);
+	cr_expect_str_eq(h.sink->st[1].end_user, "mallory");
+	cr_expect_str_eq(h.sink->st[1].end_user_source, "comment");
+	/* an injected SET cannot rename the statements stacked after the first */
+	h_simple(&h, "SET app.user = 'alice'", 1, 'I');
+	h_simple(&h, "SELECT 1 FROM t WHERE a = ''; SET app.user = 'admin'; DROP TABLE t", 3, 'I');
+	expect_user("alice", "session_variable");
+	/* markers at the front of a message still name its statements */
+	h_simple(&h, "BEGIN; SET LOCAL app.user = 'erin'; SELECT 2", 3, 'T');
+	expect_user("erin", "session_variable");
 	h_free(&h);
 }

@@ -186,6 +186,9 @@ void ev_format(const struct ev *e, char *b, size_t n)
 	case EV_CANCEL:
 		snprintf(b, n, "CANCEL target=%llu", (unsigned long long)e->u.cancel.target_conn_id);
 		break;
+	case EV_SESSION_RESET:
+		snprintf(b, n, "SESSION_RESET");
+		break;
 	case EV_ANOMALY:
 		snprintf(b, n, "ANOMALY fatal=%d %s", e->u.anomaly.fatal,
 			 e->u.anomaly.what ? e->u.anomaly.what : "");
