@@ -173,31 +173,70 @@ int report_run(const struct report_opts *o, char *err, size_t errlen)
 	if (rp_gather(&r, root) < 0 || rp_compute(&r, root) < 0)
 		goto out;
 
-	switch (o->format) {
-	case REPORT_JSON: {
-		char *s = cJSON_Print(root);
-		if (!s) {
-			snprintf(err, errlen, "report: out of memory");
-			goto out;
-		}
-		jw_puts(&w, s);
-		jw_putc(&w, '\n');
-		free(s);
-		break;
-	}
-	case REPORT_HTML: rp_html(root, &w); break;
-	default: rp_text(root, &w); break;
-	}
-	if (w.oom) {
-		snprintf(err, errlen, "report: out of memory");
+	/* one computation, every format rendered from it */
+	unsigned fm = o->formats ? o->formats : REPORT_FMT(o->format);
+	int several = (fm & (fm - 1)) != 0;
+	static const char *const names[REPORT_NFORMATS] = { "report.txt", "report.html", "report.json" };
+	if (several && o->out && strcmp(o->out, "-") != 0 && mkdir(o->out, 0750) != 0 && errno != EEXIST) {
+		snprintf(err, errlen, "%s: %s", o->out, strerror(errno));
 		goto out;
 	}
-	rc = rp_write_out(o->out, w.buf ? w.buf : "", w.len, err, errlen);
+	rc = 0;
+	for (int f = 0; f < REPORT_NFORMATS && rc == 0; f++) {
+		if (!(fm & REPORT_FMT(f)))
+			continue;
+		jw_free(&w);
+		memset(&w, 0, sizeof w);
+		if (f == REPORT_JSON) {
+			char *s = cJSON_Print(root);
+			if (s) {
+				jw_puts(&w, s);
+				jw_putc(&w, '\n');
+				free(s);
+			} else {
+				w.oom = 1;
+			}
+		} else if (f == REPORT_HTML) {
+			rp_html(root, &w);
+		} else {
+			rp_text(root, &w);
+		}
+		if (w.oom) {
+			snprintf(err, errlen, "report: out of memory");
+			rc = -1;
+			break;
+		}
+		char path[4096];
+		const char *dest = o->out;
+		if (several && o->out && strcmp(o->out, "-") != 0) {
+			snprintf(path, sizeof path, "%s/%s", o->out, names[f]);
+			dest = path;
+		}
+		rc = rp_write_out(dest, w.buf ? w.buf : "", w.len, err, errlen);
+	}
 out:
 	cJSON_Delete(root);
 	jw_free(&w);
 	sqlite3_close(r.db);
 	return rc;
+}
+
+int report_parse_formats(const char *s, unsigned *mask)
+{
+	static const char *const names[REPORT_NFORMATS] = { "text", "html", "json" };
+	*mask = 0;
+	while (*s) {
+		size_t n = strcspn(s, ",");
+		int f = REPORT_NFORMATS;
+		for (int i = 0; i < REPORT_NFORMATS; i++)
+			if (strlen(names[i]) == n && !strncmp(s, names[i], n))
+				f = i;
+		if (f == REPORT_NFORMATS)
+			return -1;
+		*mask |= REPORT_FMT(f);
+		s += n + (s[n] == ',');
+	}
+	return *mask ? 0 : -1;
 }
 
 #define RP_MAX_DBS 64
@@ -209,7 +248,7 @@ static int rp_usage(const char *word, const char *msg)
 		fprintf(stderr, "usage: dbtap prune [-d DB]... --older-than 30d [--vacuum]\n");
 	else
 		fprintf(stderr, "usage: dbtap report [-d DB]... [--since ISO8601 | --last 24h]"
-				" [--format text|html|json] [-o FILE]\n");
+				" [--until ISO8601|now] [--format text|html|json[,...]] [-o FILE|DIR]\n");
 	return 2;
 }
 
@@ -249,15 +288,21 @@ int report_main(int argc, char **argv)
 					 val ? val : "(missing)");
 				return rp_usage(word, msg);
 			}
+		} else if (!prune && !strcmp(a, "--until")) {
+			o.until_set = 1;
+			if (val && !strcmp(val, "now")) {
+				struct timespec now;
+				clock_gettime(CLOCK_REALTIME, &now);
+				o.until_us = (int64_t)now.tv_sec * US_PER_S + now.tv_nsec / 1000;
+			} else if (!val || report_parse_time(val, &o.until_us) < 0) {
+				snprintf(msg, sizeof(msg), "--until: not an ISO-8601 time or 'now': %.200s",
+					 val ? val : "(missing)");
+				return rp_usage(word, msg);
+			}
 		} else if (!prune && !strcmp(a, "--format")) {
-			if (val && !strcmp(val, "text"))
-				o.format = REPORT_TEXT;
-			else if (val && !strcmp(val, "html"))
-				o.format = REPORT_HTML;
-			else if (val && !strcmp(val, "json"))
-				o.format = REPORT_JSON;
-			else
-				return rp_usage(word, "--format must be text, html or json");
+			if (!val || report_parse_formats(val, &o.formats) < 0)
+				return rp_usage(word, "--format takes text, html or json, or several"
+						      " separated by commas");
 		} else if (!prune && (!strcmp(a, "-o") || !strcmp(a, "--output"))) {
 			if (!val)
 				return rp_usage(word, "-o needs a file name");
@@ -280,6 +325,8 @@ int report_main(int argc, char **argv)
 	}
 	if (o.since_set && o.last_us)
 		return rp_usage(word, "--since and --last exclude each other");
+	if (o.since_set && o.until_set && o.until_us <= o.since_us)
+		return rp_usage(word, "--until must be later than --since");
 	if (!o.n_dbs)
 		dbs[o.n_dbs++] = "dbtap.db";
 

@@ -6,23 +6,33 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum report_format { REPORT_TEXT, REPORT_HTML, REPORT_JSON };
+enum report_format { REPORT_TEXT, REPORT_HTML, REPORT_JSON, REPORT_NFORMATS };
+#define REPORT_FMT(f) (1u << (f))
 
 struct report_opts {
 	const char *const *dbs; /* one or more database paths (several sensors merge) */
 	int n_dbs;
 	int64_t since_us;  /* window start; 0 = derive from last_us */
-	int64_t last_us;   /* window length back from the newest packet time; 0 = 24 h */
-	enum report_format format;
-	const char *out;   /* NULL or "-" = stdout */
+	int64_t last_us;   /* window length back from its end; 0 = 24 h */
+	int64_t until_us;  /* window end (exclusive) when until_set; else the newest packet */
+	int until_set;
+	enum report_format format; /* used when formats is 0 */
+	unsigned formats;  /* REPORT_FMT() bits: each rendered from one computation */
+	/* NULL or "-" = stdout; with several formats a directory that gets report.txt,
+	 * report.html and report.json (created when missing). */
+	const char *out;
 	int since_set;     /* since_us given (it may be 0: 1970-01-01) */
 };
+
+/* "text", "html,json", ...: REPORT_FMT bits in *mask; -1 when a name is unknown. */
+int report_parse_formats(const char *s, unsigned *mask);
 
 /* 0 on success; -1 with a one-line message in err (exit 1). */
 int report_run(const struct report_opts *o, char *err, size_t errlen);
 
 /* The CLI of both words: argv[0] is "report" or "prune"; the rest as in DESIGN.md §2:
- *   report [-d DB]... [--since ISO8601 | --last 24h] [--format text|html|json] [-o FILE]
+ *   report [-d DB]... [--since ISO8601 | --last 24h] [--until ISO8601|now]
+ *          [--format text|html|json[,...]] [-o FILE|DIR]
  *   prune  [-d DB]... --older-than 30d [--vacuum]
  * Returns the exit status: 0 ok, 1 runtime error (one line on stderr naming the file),
  * 2 usage error. */

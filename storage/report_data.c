@@ -144,7 +144,13 @@ const char rp_tables_sql[] =
 	" summary);"
 	"CREATE TABLE l_top(src, ts, kind, severity, sevrank, db_user, end_user, client_ip,"
 	" application, summary, sql);"
-	"CREATE TABLE b(t TEXT PRIMARY KEY);";
+	"CREATE TABLE b(t TEXT PRIMARY KEY);"
+	/* workload: one pass over the window's statements with their session's identity */
+	"CREATE TABLE a_w(fingerprint, verb, outcome, error_code, end_user, db_user, database,"
+	" application, client_ip, n, dur_n, dur_sum, dur_max, dur_min, rows, example);"
+	"CREATE TABLE a_sec(sec, n);"
+	"CREATE TABLE l_slow(src, ts, duration_us, verb, db_user, end_user, fingerprint, sql);"
+	"CREATE TABLE l_err(src, ts, error_code, db_user, end_user, sql);";
 
 #define RP_SEVRANK                                                                             \
 	"CASE severity WHEN 'critical' THEN 5 WHEN 'high' THEN 4 WHEN 'medium' THEN 3"         \
@@ -157,16 +163,16 @@ static const char rp_gather_sql[] =
 	" WHERE (started_at < :until AND coalesce(ended_at, '9999') >= :since)"
 	" OR id IN (SELECT run_id FROM src.sessions WHERE started_at >= :since"
 	" AND started_at < :until);"
-	"INSERT INTO a_sess SELECT :src, substr(started_at, 1, 13), protocol, db_user, login,"
+	"INSERT INTO a_sess SELECT :src, substr(started_at, 1, :blen), protocol, db_user, login,"
 	" tls, midstream, coalesce(gaps, 0) > 0, count(*), sum(statements), sum(errors),"
 	" sum(rows_returned) FROM src.sessions WHERE started_at >= :since AND started_at < :until"
 	" GROUP BY 2, 3, 4, 5, 6, 7, 8;"
 	"INSERT INTO a_fail SELECT :src, client_ip, db_user, count(*), min(started_at),"
 	" max(started_at), max(login_error) FROM src.sessions WHERE login = 'failed'"
 	" AND started_at >= :since AND started_at < :until GROUP BY client_ip, db_user;"
-	"INSERT INTO a_stmt SELECT substr(ts, 1, 13), end_user, verb, outcome, count(*)"
+	"INSERT INTO a_stmt SELECT substr(ts, 1, :blen), end_user, verb, outcome, count(*)"
 	" FROM src.statements WHERE ts >= :since AND ts < :until GROUP BY 1, 2, 3, 4;"
-	"INSERT INTO a_find SELECT substr(ts, 1, 13), kind, severity, db_user, end_user, count(*)"
+	"INSERT INTO a_find SELECT substr(ts, 1, :blen), kind, severity, db_user, end_user, count(*)"
 	" FROM src.findings WHERE ts >= :since AND ts < :until GROUP BY 1, 2, 3, 4, 5;"
 	"INSERT INTO a_misc SELECT :src, 'anomaly_sessions', count(DISTINCT session_id)"
 	" FROM src.findings WHERE kind = 'protocol_anomaly' AND ts >= :since AND ts < :until;"
@@ -175,7 +181,23 @@ static const char rp_gather_sql[] =
 	" AND ts < :until ORDER BY ts DESC LIMIT :list;"
 	"INSERT INTO l_top SELECT :src, ts, kind, severity, " RP_SEVRANK ", db_user, end_user,"
 	" client_ip, application, summary, sql FROM src.findings WHERE ts >= :since"
-	" AND ts < :until ORDER BY 5 DESC, ts DESC LIMIT :list;";
+	" AND ts < :until ORDER BY 5 DESC, ts DESC LIMIT :list;"
+	/* durations count only where the capture saw request and completion (not NULL) */
+	"INSERT INTO a_w SELECT s.fingerprint, s.verb, s.outcome, s.error_code, s.end_user,"
+	" x.db_user, x.database, x.application, x.client_ip, count(*), count(s.duration_us),"
+	" sum(s.duration_us), max(s.duration_us), min(s.duration_us), sum(s.rows), max(s.sql)"
+	" FROM src.statements s LEFT JOIN src.sessions x ON x.id = s.session_id"
+	" WHERE s.ts >= :since AND s.ts < :until GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9;"
+	"INSERT INTO a_sec SELECT substr(ts, 1, 19), count(*) FROM src.statements"
+	" WHERE ts >= :since AND ts < :until GROUP BY 1;"
+	"INSERT INTO l_slow SELECT :src, s.ts, s.duration_us, s.verb, x.db_user, s.end_user,"
+	" s.fingerprint, s.sql FROM src.statements s LEFT JOIN src.sessions x"
+	" ON x.id = s.session_id WHERE s.ts >= :since AND s.ts < :until"
+	" AND s.duration_us IS NOT NULL ORDER BY s.duration_us DESC LIMIT :list;"
+	"INSERT INTO l_err SELECT :src, s.ts, s.error_code, x.db_user, s.end_user, s.sql"
+	" FROM src.statements s LEFT JOIN src.sessions x ON x.id = s.session_id"
+	" WHERE s.ts >= :since AND s.ts < :until AND s.outcome = 'error'"
+	" ORDER BY s.ts DESC LIMIT :list;";
 
 /* URI for ATTACH with mode=ro: percent-encode anything that could end the path. */
 static char *rp_uri(const char *path)
@@ -271,7 +293,10 @@ static int rp_buckets(struct rp *r, int64_t since, int64_t until)
 	int64_t span = until - since;
 	int64_t step = 3600 * US_PER_S;
 	r->blen = 13;
-	if (span > 72 * 3600 * US_PER_S) {
+	if (span <= 3 * 3600 * US_PER_S) { /* a short window or a burst: minutes */
+		r->blen = 16;
+		step = 60 * US_PER_S;
+	} else if (span > 72 * 3600 * US_PER_S) {
 		r->blen = 10;
 		step = 86400 * US_PER_S;
 	}
@@ -356,11 +381,14 @@ int rp_gather(struct rp *r, cJSON *root)
 		cJSON_AddNullToObject(win, "newest_packet");
 	if (o->since_set || o->since_us) {
 		since = o->since_us;
-		until = newest_us + 1 > since ? newest_us + 1 : since + 1;
+		until = o->until_set ? o->until_us : newest_us + 1 > since ? newest_us + 1 : since + 1;
 	} else {
-		until = newest_us ? newest_us + 1 : 1;
+		until = o->until_set ? o->until_us : newest_us ? newest_us + 1 : 1;
 		since = until - (o->last_us ? o->last_us : RP_DEFAULT_WINDOW);
 	}
+	/* say how the window was chosen: a missed night is rebuilt with --until */
+	cJSON_AddStringToObject(win, "basis", o->until_set ? "until given" :
+					      "ends at the newest packet time");
 	r->have_window = newest[0] != 0;
 	sink_fmt_time(since, r->since, sizeof(r->since));
 	sink_fmt_time(until, r->until, sizeof(r->until));
@@ -373,8 +401,8 @@ int rp_gather(struct rp *r, cJSON *root)
 		chart_from = oldest_us;
 	if (rp_buckets(r, chart_from, until) < 0)
 		return -1;
-	cJSON_AddStringToObject(win, "bucket", r->blen == 13 ? "hour" : r->blen == 10 ? "day"
-										   : "month");
+	cJSON_AddStringToObject(win, "bucket", r->blen == 16 ? "minute" : r->blen == 13 ? "hour"
+									: r->blen == 10 ? "day" : "month");
 
 	/* pass 2: aggregate */
 	for (int i = 0; i < o->n_dbs; i++) {
@@ -444,7 +472,8 @@ int rp_compute(struct rp *r, cJSON *root)
 	" coalesce(sum(CASE WHEN f.severity = 'low' THEN f.n END), 0) AS low,"                 \
 	" coalesce(sum(CASE WHEN f.severity = 'info' THEN f.n END), 0) AS info"
 	Q_ROWS(fnd, "by_kind", "SELECT f.kind AS kind, sum(f.n) AS total," SEV_COLS
-			       " FROM a_find f GROUP BY f.kind ORDER BY 2 DESC, 1");
+			       " FROM a_find f GROUP BY f.kind"
+			       " ORDER BY 3 DESC, 4 DESC, 5 DESC, 6 DESC, 7 DESC, 1");
 	Q_ROWS(fnd, "timeline", "SELECT b.t AS t, coalesce(sum(f.n), 0) AS total," SEV_COLS
 				" FROM b LEFT JOIN a_find f ON substr(f.hour, 1, :blen) = b.t"
 				" GROUP BY b.t ORDER BY b.t");
@@ -519,6 +548,66 @@ int rp_compute(struct rp *r, cJSON *root)
 		cJSON_AddNumberToObject(bs, shares[i][1], ns > 0 ? rp_num(bs, shares[i][0]) / ns : 0);
 	double pk = rp_num(bs, "packets"), dr = rp_num(bs, "kernel_drops") + rp_num(bs, "sensor_drops");
 	cJSON_AddNumberToObject(bs, "drop_share", pk + dr > 0 ? dr / (pk + dr) : 0);
+
+	/* the DBA's page: what ran, how long it took, what failed, who sent it */
+	Q_ROW("workload", "SELECT coalesce(sum(n), 0) AS statements,"
+			  " coalesce(sum(dur_n), 0) AS timed,"
+			  " coalesce(sum(dur_sum), 0) AS total_us,"
+			  " (SELECT count(DISTINCT fingerprint) FROM a_w) AS shapes,"
+			  " (SELECT sum(n) FROM a_sec GROUP BY sec ORDER BY 1 DESC LIMIT 1) AS peak_per_s,"
+			  " (SELECT sec FROM a_sec GROUP BY sec ORDER BY sum(n) DESC, sec LIMIT 1)"
+			  " AS peak_at FROM a_w");
+	cJSON *wl = cJSON_GetObjectItemCaseSensitive(root, "workload");
+#define SHAPE_COLS                                                                             	"SELECT fingerprint, max(verb) AS verb, sum(n) AS count,"                              	" sum(CASE WHEN outcome = 'error' THEN n ELSE 0 END) AS errors, sum(dur_n) AS timed,"  	" sum(dur_sum) AS total_us, CAST(sum(dur_sum) / max(sum(dur_n), 1) AS INTEGER)"        	" AS mean_us, min(dur_min) AS min_us, max(dur_max) AS max_us, sum(rows) AS rows,"      	" count(DISTINCT db_user) AS db_users, max(example) AS example FROM a_w"               	" GROUP BY fingerprint"
+	Q_ROWS(wl, "top_by_count", SHAPE_COLS " ORDER BY count DESC, fingerprint LIMIT :top");
+	Q_ROWS(wl, "top_by_time", SHAPE_COLS " HAVING timed > 0 ORDER BY total_us DESC,"
+					     " fingerprint LIMIT :top");
+	Q_ROWS(wl, "top_by_rows", SHAPE_COLS " HAVING rows > 0 ORDER BY rows DESC, fingerprint"
+					     " LIMIT :top");
+#undef SHAPE_COLS
+	Q_ROWS(wl, "slowest", "SELECT ts, duration_us, verb, db_user, end_user, fingerprint, sql"
+			      " FROM l_slow ORDER BY duration_us DESC, ts LIMIT :list");
+	Q_ROWS(wl, "errors_by_code",
+	       "SELECT coalesce(error_code, '?') AS error_code, sum(n) AS count,"
+	       " count(DISTINCT fingerprint) AS shapes, count(DISTINCT db_user) AS db_users,"
+	       " max(example) AS example FROM a_w WHERE outcome = 'error' GROUP BY 1"
+	       " ORDER BY 2 DESC, 1 LIMIT :top");
+	Q_ROWS(wl, "recent_errors", "SELECT ts, error_code, db_user, end_user, sql FROM l_err"
+				    " ORDER BY ts DESC LIMIT :list");
+	static const char *const dims[][2] = { { "database", "by_database" },
+					       { "application", "by_application" },
+					       { "client_ip", "by_client" },
+					       { "db_user", "by_db_user" },
+					       { "end_user", "by_end_user" } };
+	for (size_t i = 0; i < sizeof dims / sizeof *dims; i++) {
+		char sql[512];
+		snprintf(sql, sizeof sql,
+			 "SELECT %s AS value, sum(n) AS statements,"
+			 " sum(CASE WHEN outcome = 'error' THEN n ELSE 0 END) AS errors,"
+			 " sum(dur_sum) AS total_us, sum(rows) AS rows,"
+			 " count(DISTINCT fingerprint) AS shapes FROM a_w GROUP BY 1"
+			 " ORDER BY 2 DESC, 1 LIMIT :top", dims[i][0]);
+		Q_ROWS(wl, dims[i][1], sql);
+	}
+	/* no silent truncation: how many each capped list had in all */
+	Q_ROW("list_totals",
+	      "SELECT (SELECT count(DISTINCT fingerprint) FROM a_w) AS shapes,"
+	      " (SELECT count(DISTINCT coalesce(error_code, '?')) FROM a_w WHERE outcome = 'error')"
+	      " AS error_codes,"
+	      " (SELECT coalesce(sum(n), 0) FROM a_w WHERE outcome = 'error') AS errors,"
+	      " (SELECT coalesce(sum(dur_n), 0) FROM a_w) AS timed,"
+	      " (SELECT count(DISTINCT database) FROM a_w) AS databases,"
+	      " (SELECT count(DISTINCT application) FROM a_w) AS applications,"
+	      " (SELECT count(DISTINCT client_ip) FROM a_w) AS clients,"
+	      " (SELECT count(DISTINCT db_user) FROM a_w) AS db_users,"
+	      " (SELECT count(DISTINCT end_user) FROM a_w) AS end_users,"
+	      " (SELECT coalesce(sum(n), 0) FROM a_find) AS findings,"
+	      " (SELECT coalesce(sum(n), 0) FROM a_find WHERE kind = 'new_query_shape')"
+	      " AS new_shapes,"
+	      " (SELECT count(*) FROM (SELECT DISTINCT client_ip, db_user FROM a_fail))"
+	      " AS failed_login_pairs");
+	cJSON_AddNumberToObject(root, "list_limit", RP_LIST);
+	cJSON_AddNumberToObject(root, "top_limit", RP_TOP);
 	return 0;
 #undef Q_ROW
 #undef Q_ROWS

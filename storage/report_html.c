@@ -26,18 +26,19 @@ static void ht_label(struct jw *w, const char *s, size_t max)
 	jw_free(&t);
 }
 
-/* An axis maximum divisible into 4 round steps (1, 2, 5 x 10^k each). */
-static double nice_max(double v)
+/* A round tick step (1, 2, 2.5, 5 x 10^k; whole numbers: these are counts) giving about
+ * four ticks up to v; the axis then ends at the first tick at or above v (84 -> 0..100 by
+ * 25, not 0..200 by 50). */
+static double nice_step(double v)
 {
-	if (v <= 0)
-		return 4;
-	double q = v / 4, p = 1;
-	while (p * 10 <= q)
-		p *= 10;
-	double step = q <= p ? p : q <= 2 * p ? 2 * p : q <= 5 * p ? 5 * p : 10 * p;
-	if (step < 1)
-		step = 1;
-	return 4 * step;
+	if (v <= 4)
+		return 1;
+	double raw = v / 4, mag = 1;
+	while (mag * 10 <= raw)
+		mag *= 10;
+	double f = raw / mag;
+	double step = f <= 1 ? 1 : f <= 2 ? 2 : (f <= 2.5 && mag >= 10) ? 2.5 : f <= 5 ? 5 : 10;
+	return step * mag;
 }
 
 /* A stored time as "2026-11-27 09:15:02" for tables. */
@@ -68,20 +69,28 @@ static void svg_columns(struct jw *w, const cJSON *rows, const char *const *seri
 		if (s > max)
 			max = s;
 	}
-	max = nice_max(max);
+	double step = nice_step(max);
+	int ticks = max > 0 ? (int)((max + step - 1e-9) / step) : 4;
+	if (ticks < 1)
+		ticks = 1;
+	max = step * ticks;
 	jw_printf(w, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\""
 		     " viewBox=\"0 0 %d %d\" role=\"img\"><title>", W, H, W, H);
 	jw_html(w, title);
 	jw_puts(w, "</title>");
 	int pw = W - L - R, ph = H - T - B;
-	for (int g = 0; g <= 4; g++) {
-		double y = T + ph - ph * g / 4.0;
+	for (int g = 0; g <= ticks; g++) {
+		double y = T + ph - ph * g / (double)ticks;
 		jw_printf(w, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" class=\"grid\"/>"
-			     "<text x=\"%d\" y=\"%.1f\" class=\"ax\" text-anchor=\"end\">%.0f</text>",
-			  L, y, W - R, y, L - 6, y + 4, max * g / 4);
+			     "<text x=\"%d\" y=\"%.1f\" class=\"ax\" text-anchor=\"end\">%g</text>",
+			  L, y, W - R, y, L - 6, y + 4, step * g);
 	}
 	double bw = n ? (double)pw / n : pw;
-	int every = n > 24 ? (n + 23) / 24 : 1;
+	/* label every k-th column so labels never touch: ~6.5 px a character at 11 px, plus
+	 * a gap; the widest label is the bucket's shortened form (+1 for the "h") */
+	size_t t0 = n ? strlen(rp_or(rp_strv(cJSON_GetArrayItem(rows, 0), "t"), "")) : 0;
+	double lw = 6.5 * (t0 == 16 ? 5 : t0 == 13 ? 3 : t0 == 10 ? 5 : 7) + 10;
+	int every = bw >= lw ? 1 : (int)(lw / bw) + 1;
 	int i = 0;
 	cJSON_ArrayForEach(it, rows)
 	{
@@ -101,8 +110,8 @@ static void svg_columns(struct jw *w, const cJSON *rows, const char *const *seri
 		if (i % every == 0) {
 			const char *t = rp_or(rp_strv(it, "t"), "");
 			size_t tl = strlen(t);
-			/* hours show as "09h", days as "11-27", months as is */
-			const char *lab = tl == 13 ? t + 11 : tl == 10 ? t + 5 : t;
+			/* minutes show as "09:15", hours as "09h", days as "11-27", months as is */
+			const char *lab = tl == 16 || tl == 13 ? t + 11 : tl == 10 ? t + 5 : t;
 			jw_printf(w, "<text x=\"%.1f\" y=\"%d\" class=\"ax\" text-anchor=\"middle\">",
 				  x + bw / 2, T + ph + 16);
 			jw_html(w, lab);
@@ -213,6 +222,137 @@ static void ht_cell(struct jw *w, const char *s, size_t max)
 	jw_puts(w, "</td>");
 }
 
+/* "N more" under a cut list, saying where the rest is. */
+static void ht_more(struct jw *w, long long shown, long long total, const char *where)
+{
+	if (total > shown)
+		jw_printf(w, "<p class=\"more\">&hellip; %lld more (%s)</p>\n", total - shown, where);
+}
+
+static void ht_dur(struct jw *w, double us)
+{
+	jw_puts(w, "<td class=\"n\">");
+	if (us >= 60e6)
+		jw_printf(w, "%.1f min", us / 60e6);
+	else if (us >= 1e6)
+		jw_printf(w, "%.2f s", us / 1e6);
+	else if (us >= 1e3)
+		jw_printf(w, "%.1f ms", us / 1e3);
+	else
+		jw_printf(w, "%.0f &micro;s", us);
+	jw_puts(w, "</td>");
+}
+
+static void ht_shapes(struct jw *w, const char *title, const cJSON *rows, long long total)
+{
+	const cJSON *it;
+	jw_printf(w, "<h3>%s</h3>\n<table><tr><th class=\"n\">count</th><th class=\"n\">errors</th>"
+		     "<th class=\"n\">total</th><th class=\"n\">mean</th><th class=\"n\">max</th>"
+		     "<th class=\"n\">rows</th><th>shape</th></tr>", title);
+	cJSON_ArrayForEach(it, rows)
+	{
+		jw_puts(w, "<tr>");
+		ht_num(w, it, "count");
+		ht_num(w, it, "errors");
+		if (rp_num(it, "timed") > 0) {
+			ht_dur(w, rp_num(it, "total_us"));
+			ht_dur(w, rp_num(it, "mean_us"));
+			ht_dur(w, rp_num(it, "max_us"));
+		} else {
+			jw_puts(w, "<td class=\"n\">-</td><td class=\"n\">-</td><td class=\"n\">-</td>");
+		}
+		ht_num(w, it, "rows");
+		jw_puts(w, "<td><code>");
+		ht_label(w, rp_strv(it, "example"), 200);
+		jw_puts(w, "</code></td></tr>");
+	}
+	jw_puts(w, "</table>\n");
+	if (!cJSON_GetArraySize(rows))
+		jw_puts(w, "<p class=\"none\">none</p>\n");
+	ht_more(w, cJSON_GetArraySize(rows), total, "all shapes: report --format json");
+}
+
+static void ht_workload(struct jw *w, const cJSON *root)
+{
+	const cJSON *wl = cJSON_GetObjectItemCaseSensitive(root, "workload");
+	const cJSON *lt = cJSON_GetObjectItemCaseSensitive(root, "list_totals");
+	const cJSON *it;
+	jw_printf(w, "<h2 id=\"workload\">Workload</h2>\n<p class=\"meta\">%lld statements in %lld"
+		     " shapes; durations only where the capture saw the request and its completion"
+		     " (%lld statements). Peak %lld statements/s at ",
+		  NUM(wl, "statements"), NUM(wl, "shapes"), NUM(wl, "timed"), NUM(wl, "peak_per_s"));
+	jw_html(w, rp_or(rp_strv(wl, "peak_at"), "-"));
+	jw_puts(w, ".</p>\n");
+	long long shapes = NUM(lt, "shapes");
+	ht_shapes(w, "Top shapes by count", cJSON_GetObjectItemCaseSensitive(wl, "top_by_count"), shapes);
+	ht_shapes(w, "Top shapes by total time", cJSON_GetObjectItemCaseSensitive(wl, "top_by_time"),
+		  shapes);
+	ht_shapes(w, "Top shapes by rows", cJSON_GetObjectItemCaseSensitive(wl, "top_by_rows"), shapes);
+
+	jw_puts(w, "<h3>Slowest statements</h3>\n<table><tr><th>time</th><th class=\"n\">duration</th>"
+		   "<th>principal</th><th>sql</th></tr>");
+	int k = 0;
+	cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(wl, "slowest"))
+	{
+		if (k++ >= 15)
+			break;
+		jw_puts(w, "<tr>");
+		ht_time(w, rp_strv(it, "ts"));
+		ht_dur(w, rp_num(it, "duration_us"));
+		ht_cell(w, rp_strv(it, "end_user") ? rp_strv(it, "end_user") : rp_strv(it, "db_user"), 40);
+		jw_puts(w, "<td><code>");
+		ht_label(w, rp_strv(it, "sql"), 200);
+		jw_puts(w, "</code></td></tr>");
+	}
+	jw_puts(w, "</table>\n");
+	ht_more(w, k, NUM(lt, "timed"), "the statements table, ORDER BY duration_us DESC");
+
+	jw_puts(w, "<h3>Errors by code</h3>\n<table><tr><th>code</th><th class=\"n\">count</th>"
+		   "<th class=\"n\">shapes</th><th>example</th></tr>");
+	const cJSON *errs = cJSON_GetObjectItemCaseSensitive(wl, "errors_by_code");
+	cJSON_ArrayForEach(it, errs)
+	{
+		jw_puts(w, "<tr>");
+		ht_cell(w, rp_strv(it, "error_code"), 12);
+		ht_num(w, it, "count");
+		ht_num(w, it, "shapes");
+		jw_puts(w, "<td><code>");
+		ht_label(w, rp_strv(it, "example"), 200);
+		jw_puts(w, "</code></td></tr>");
+	}
+	jw_puts(w, "</table>\n");
+	if (!cJSON_GetArraySize(errs))
+		jw_puts(w, "<p class=\"none\">none</p>\n");
+	ht_more(w, cJSON_GetArraySize(errs), NUM(lt, "error_codes"), "report --format json");
+
+	static const char *const dims[][3] = {
+		{ "by_database", "database", "databases" },
+		{ "by_application", "application", "applications" },
+		{ "by_client", "client", "clients" },
+		{ "by_db_user", "database user", "db_users" },
+		{ "by_end_user", "end user", "end_users" },
+	};
+	for (size_t i = 0; i < sizeof dims / sizeof *dims; i++) {
+		const cJSON *rows = cJSON_GetObjectItemCaseSensitive(wl, dims[i][0]);
+		jw_printf(w, "<h3>By %s</h3>\n<table><tr><th>%s</th><th class=\"n\">statements</th>"
+			     "<th class=\"n\">errors</th><th class=\"n\">time</th><th class=\"n\">rows</th>"
+			     "<th class=\"n\">shapes</th></tr>", dims[i][1], dims[i][1]);
+		cJSON_ArrayForEach(it, rows)
+		{
+			jw_puts(w, "<tr>");
+			ht_cell(w, rp_or(rp_strv(it, "value"), "(unknown)"), 60);
+			ht_num(w, it, "statements");
+			ht_num(w, it, "errors");
+			ht_dur(w, rp_num(it, "total_us"));
+			ht_num(w, it, "rows");
+			ht_num(w, it, "shapes");
+			jw_puts(w, "</tr>");
+		}
+		jw_puts(w, "</table>\n");
+		ht_more(w, cJSON_GetArraySize(rows), NUM(lt, dims[i][2]), "report --format json");
+	}
+}
+
 static void ht_card(struct jw *w, const char *label, long long v, const char *cls)
 {
 	jw_printf(w, "<div class=\"card %s\"><div class=\"v\">%lld</div><div class=\"l\">%s</div>"
@@ -244,6 +384,7 @@ void rp_html(const cJSON *root, struct jw *w)
 		   "svg .ax{font-size:11px;fill:#555}svg .lb{font-size:12px;fill:#222}"
 		   "svg .grid{stroke:#eee}svg .track{fill:#f1f1f1}.none{color:#777}"
 		   ".sev-critical{color:#b71c1c;font-weight:600}.sev-high{color:#ef6c00}"
+		   "h3{font-size:15px;margin:18px 0 6px}.more{color:#555;font-style:italic}"
 		   "</style></head><body>\n");
 	jw_puts(w, "<h1>dbtap report</h1><p class=\"meta\">Packet time ");
 	jw_html(w, rp_strv(win, "since"));
@@ -306,6 +447,7 @@ void rp_html(const cJSON *root, struct jw *w)
 	jw_puts(w, "</table>\n");
 	if (!k)
 		jw_puts(w, "<p class=\"none\">none</p>\n");
+	ht_more(w, k > 15 ? 15 : k, NUM(fnd, "total"), "dbtap findings, or the findings table");
 
 	const cJSON *act = cJSON_GetObjectItemCaseSensitive(root, "activity");
 	static const char *const act_s[] = {"statements"}, *const act_c[] = {"#3949ab"};
@@ -335,11 +477,29 @@ void rp_html(const cJSON *root, struct jw *w)
 		ht_num(w, it, "findings");
 		jw_puts(w, "</tr>");
 	}
-	jw_puts(w, "</table>\n<p class=\"meta\">End users (attributed) by statements stored</p>");
-	static const char *const eu_s[] = {"statements", "findings"},
-			     *const eu_c[] = {"#00897b", "#ef6c00"};
+	jw_puts(w, "</table>\n");
+	const cJSON *lt = cJSON_GetObjectItemCaseSensitive(root, "list_totals");
+	ht_more(w, cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(root, "top_db_users")),
+		NUM(lt, "db_users"), "report --format json");
+	/* one measure per chart: statements here, findings per end user in the table */
+	jw_puts(w, "<p class=\"meta\">End users (attributed) by statements stored</p>");
+	static const char *const eu_s[] = {"statements"}, *const eu_c[] = {"#00897b"};
 	svg_hbars(w, cJSON_GetObjectItemCaseSensitive(root, "top_end_users"), "end_user", eu_s,
-		  eu_c, 2, "Top end users", 0);
+		  eu_c, 1, "Top end users", 0);
+	jw_puts(w, "<table><tr><th>end user</th><th class=\"n\">statements</th>"
+		   "<th class=\"n\">errors</th><th class=\"n\">findings</th></tr>");
+	cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(root, "top_end_users"))
+	{
+		jw_puts(w, "<tr>");
+		ht_cell(w, rp_strv(it, "end_user"), 60);
+		ht_num(w, it, "statements");
+		ht_num(w, it, "errors");
+		ht_num(w, it, "findings");
+		jw_puts(w, "</tr>");
+	}
+	jw_puts(w, "</table>\n");
+	ht_more(w, cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(root, "top_end_users")),
+		NUM(lt, "end_users"), "report --format json");
 
 	jw_printf(w, "<h2>New query shapes (%lld)</h2>\n<table><tr><th>time</th><th>db_user</th>"
 		     "<th>application</th><th>fingerprint</th><th>sql</th></tr>",
@@ -359,6 +519,7 @@ void rp_html(const cJSON *root, struct jw *w)
 		jw_puts(w, "</code></td></tr>");
 	}
 	jw_puts(w, "</table>\n");
+	ht_more(w, k > 20 ? 20 : k, NUM(ns, "total"), "findings WHERE kind = 'new_query_shape'");
 
 	jw_printf(w, "<h2>Failed logins (%lld from %lld clients)</h2>\n", NUM(fl, "total"),
 		  NUM(fl, "clients"));
@@ -379,6 +540,8 @@ void rp_html(const cJSON *root, struct jw *w)
 		jw_puts(w, "</tr>");
 	}
 	jw_puts(w, "</table>\n");
+	ht_more(w, cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(fl, "by_client")),
+		NUM(lt, "failed_login_pairs"), "sessions WHERE login = 'failed'");
 
 	/* blind spots as shares of sessions (and of packets for drops) */
 	jw_printf(w, "<h2>Blind spots</h2>\n<p class=\"meta\">What dbtap could not see: shares of"
@@ -403,6 +566,7 @@ void rp_html(const cJSON *root, struct jw *w)
 		     " kernel drops %lld, sensor drops %lld.</p>\n",
 		  NUM(bs, "tls"), NUM(bs, "midstream"), NUM(bs, "with_gaps"), NUM(bs, "undecodable"),
 		  NUM(bs, "kernel_drops"), NUM(bs, "sensor_drops"));
+	ht_workload(w, root);
 	jw_puts(w, "<p class=\"meta\">Generated by dbtap " DBTAP_VERSION ".</p></body></html>\n");
 }
 
