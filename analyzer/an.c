@@ -223,8 +223,14 @@ static void put_session(struct an *an, struct an_session *s, const struct an_flo
 static void put_finding(struct an *an, struct an_session *s, int64_t stmt_id, ev_time ts, int kind,
 			enum an_severity sev, const char *summary, const char *evidence, const struct an_stmt *st)
 {
+	int64_t id = an->next_finding, count = 1;
+	int repeat = an_repeat_of(an, kind, s, st, ts, &sev, &id, &count);
+	if (!repeat)
+		an->next_finding++;
 	struct rec_finding f = {
-		.id = an->next_finding++,
+		.id = id,
+		.count = count,
+		.last_seen = ts,
 		.run_id = an->run_id,
 		.session_id = s ? s->id : 0,
 		.statement_id = stmt_id,
@@ -246,7 +252,8 @@ static void put_finding(struct an *an, struct an_session *s, int64_t stmt_id, ev
 	};
 	struct rec rec = { .type = REC_FINDING, .u.finding = &f };
 	put_all(an, &rec);
-	an->st.findings++;
+	if (!repeat)
+		an->st.findings++;
 }
 
 void an_stmt_finding(struct an *an, const struct an_stmt *st, int kind, enum an_severity sev, const char *summary,
@@ -1438,6 +1445,7 @@ void an_free(struct an *an)
 	free(an->masked);
 	free(an->bf);
 	free(an->eb);
+	an_repeat_free(an);
 	free(an);
 }
 

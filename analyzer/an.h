@@ -115,6 +115,10 @@ struct an_config {
 	struct an_sensitive sensitive[AN_MAX_SENSITIVE];
 	int n_sensitive;
 	struct an_baseline_cfg baseline; /* issue #7: the "baseline" key (analyzer/baseline.c) */
+	/* issue #19: a repeat of (kind, actor, object) within this many seconds of packet time
+	 * updates the first row's count and last_seen (0: every finding is a row) */
+	int repeat_interval_s;
+	int anomaly_per_client; /* protocol_anomaly findings per client address per repeat interval */
 };
 
 /* Defaults as documented in contrib/dbtap.example.json. */

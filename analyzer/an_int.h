@@ -217,6 +217,8 @@ struct an {
 	struct an_keyed *eb;  /* error_burst: end users */
 	int n_bf, n_eb, cap_bf, cap_eb; /* grown on demand up to AN_KEYED_MAX */
 	struct bl *bl; /* learned baseline (baseline.c), created on first use */
+	struct sqli_state *sqli; /* sql_injection scratch and known slots (det_sql_injection.c) */
+	struct an_repeat *rep;	  /* finding repeats (repeat.c) */
 	/* the enabled detectors with each hook, listed once at an_new (hooks run per event) */
 	const struct an_detector *det_stmt[AN_MAX_DETECTORS + 1], *det_event[AN_MAX_DETECTORS + 1];
 	uint32_t det_events; /* the event types any of det_event wants (AN_EV_BIT) */
@@ -241,6 +243,12 @@ extern const struct an_detector *const an_detectors[];
 /* Raise a finding for the statement being completed (stored after the statement). */
 void an_stmt_finding(struct an *an, const struct an_stmt *st, int kind, enum an_severity sev,
 		     const char *summary, void *cjson_evidence);
+/* Is this finding a repeat of one raised within repeat_interval_s (same kind, actor,
+ * object)? 1: *id and *count are the first row's id and the new count, *sev the higher
+ * severity. 0: a new row; *id (the new row's id) is remembered. (repeat.c) */
+int an_repeat_of(struct an *an, int kind, const struct an_session *s, const struct an_stmt *st, ev_time ts,
+		 enum an_severity *sev, int64_t *id, int64_t *count);
+void an_repeat_free(struct an *an);
 /* Raise a finding not tied to a statement (login, anomaly, tick). s may be NULL. */
 void an_session_finding(struct an *an, struct an_session *s, int kind, enum an_severity sev, ev_time ts,
 			const char *summary, void *cjson_evidence);

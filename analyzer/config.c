@@ -93,6 +93,8 @@ void an_config_defaults(struct an_config *c)
 	c->bulk_read_rows = 10000;
 	c->bulk_read_bytes = 50LL * 1024 * 1024;
 	c->anomaly_per_session = 3;
+	c->repeat_interval_s = 300;
+	c->anomaly_per_client = 10;
 	for (int k = 0; k < AN_K_COUNT; k++)
 		c->severity[k] = def_sev[k];
 	c->admin_policy = AN_ADMIN_DOWNGRADE;
@@ -301,10 +303,16 @@ static int set_thresholds(struct an_config *c, const cJSON *obj, char *err, unsi
 			if (get_posint(e, path, INT64_C(1) << 52, &v, err, len) < 0)
 				return -1;
 			c->bulk_read_bytes = v;
-		} else if (strcmp(k, "anomaly_per_session") == 0) {
+		} else if (strcmp(k, "anomaly_per_session") == 0 || strcmp(k, "anomaly_per_client") == 0) {
 			if (get_posint(e, path, 1000, &v, err, len) < 0)
 				return -1;
-			c->anomaly_per_session = (int)v;
+			*(k[13] == 'e' ? &c->anomaly_per_session : &c->anomaly_per_client) = (int)v;
+		} else if (strcmp(k, "repeat_interval_s") == 0) {
+			/* 0 is allowed: every finding its own row */
+			if (!cJSON_IsNumber(e) || e->valuedouble < 0 || e->valuedouble > 86400 ||
+			    e->valuedouble != (double)(int)e->valuedouble)
+				return fail(err, len, "%s: expected an integer 0..86400", path);
+			c->repeat_interval_s = (int)e->valuedouble;
 		} else {
 			return fail(err, len, "%s: unknown key", path);
 		}

@@ -166,6 +166,9 @@ static void js_finding(struct jw *w, const struct rec_finding *x)
 	jw_kstr(w, "sql", x->sql);
 	jw_kstr(w, "summary", x->summary);
 	jw_kstr(w, "evidence", x->evidence);
+	/* a repeat (count > 1) updates the finding with this id: same id, newer count */
+	jw_kint(w, "count", x->count > 0 ? x->count : 1);
+	jw_ktime(w, "last_seen", x->last_seen ? x->last_seen : x->ts);
 }
 
 static int js_put(struct sink *s, const struct rec *r)

@@ -8,7 +8,7 @@
 
 #include <stdint.h>
 
-#define SINK_SCHEMA_VERSION 1
+#define SINK_SCHEMA_VERSION 2
 
 struct rec_run {
 	int64_t id;
@@ -65,6 +65,10 @@ struct rec_finding {
 	const char *end_user, *end_user_source, *fingerprint, *sql;
 	const char *summary;
 	const char *evidence; /* JSON */
+	/* issue #19: a repeat within the repeat interval is put again with the first row's id:
+	 * the SQLite sink updates count, last_seen, severity, summary and evidence of that row */
+	int64_t count;	   /* 0 stores 1 */
+	int64_t last_seen; /* 0 stores ts */
 };
 
 /* One row of the learned baseline (storage/SCHEMA.md). Times: us since the epoch (UTC),
@@ -86,7 +90,7 @@ enum rec_type {
 	REC_RUN,       /* insert or update by id */
 	REC_SESSION,   /* insert or update by id */
 	REC_STATEMENT, /* insert */
-	REC_FINDING,   /* insert */
+	REC_FINDING,   /* insert, or update count/last_seen/... of the row with that id */
 	/* upsert by (scope, principal, application, kind, item); sinks that keep no baseline
 	 * accept and ignore it. put() returns -EAGAIN, not counted as dropped, when the writer
 	 * is too far behind to take it now: keep the row and put it again later. */

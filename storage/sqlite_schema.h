@@ -46,7 +46,7 @@
 	" session_id INTEGER, statement_id INTEGER, ts TEXT, kind TEXT, severity TEXT,"        \
 	" protocol TEXT, client_ip TEXT, server_ip TEXT, db_user TEXT, database TEXT,"         \
 	" application TEXT, end_user TEXT, end_user_source TEXT, fingerprint TEXT, sql TEXT,"  \
-	" summary TEXT, evidence TEXT);"                                                       \
+	" summary TEXT, evidence TEXT, count INTEGER NOT NULL DEFAULT 1, last_seen TEXT);"     \
 	"CREATE INDEX IF NOT EXISTS sessions_started ON sessions(started_at);"                 \
 	"CREATE INDEX IF NOT EXISTS sessions_db_user ON sessions(db_user, started_at);"        \
 	"CREATE INDEX IF NOT EXISTS sessions_client ON sessions(client_ip, started_at);"       \
@@ -123,10 +123,20 @@
 	" fingerprint, sql, params, outcome, error_code, rows, duration_us)"                   \
 	" VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)"
 
+/* A repeat (issue #19) comes with the first row's id: count, last_seen, severity, summary
+ * and evidence follow it; the first row's time, statement and context stay. */
 #define SQ_INSERT_FINDING                                                                      \
 	"INSERT INTO findings(id, run_id, session_id, statement_id, ts, kind, severity,"       \
 	" protocol, client_ip, server_ip, db_user, database, application, end_user,"           \
-	" end_user_source, fingerprint, sql, summary, evidence)"                               \
-	" VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+	" end_user_source, fingerprint, sql, summary, evidence, count, last_seen)"             \
+	" VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"                                    \
+	" ON CONFLICT(id) DO UPDATE SET count=excluded.count, last_seen=excluded.last_seen,"  \
+	" severity=excluded.severity, summary=excluded.summary, evidence=excluded.evidence"
+
+/* Columns added after version 1, each with the ALTER that adds it to an older database
+ * (checked by name, so migrations of other versions can interleave). */
+#define SQ_MIGRATIONS(X)                                                                       \
+	X("findings", "count", "ALTER TABLE findings ADD COLUMN count INTEGER NOT NULL DEFAULT 1") \
+	X("findings", "last_seen", "ALTER TABLE findings ADD COLUMN last_seen TEXT")
 
 #endif

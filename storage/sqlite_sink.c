@@ -398,6 +398,8 @@ static void bind_item(struct sq_sink *q, const struct sq_item *it, sqlite3_stmt 
 		bind_str(st, i++, x->sql);
 		bind_str(st, i++, x->summary);
 		bind_str(st, i++, x->evidence);
+		sqlite3_bind_int64(st, i++, x->count > 0 ? x->count : 1);
+		bind_time(q, st, i++, x->last_seen ? x->last_seen : x->ts, SQ_MULTI + 1);
 		break;
 	}
 	case REC_BASELINE: {
@@ -922,9 +924,23 @@ struct sink *sink_sqlite_open(const char *path, int batch_rows, struct sink_ids 
 		sq_fail(q, "synchronous", err, errlen);
 		goto fail;
 	}
+	/* Columns added since: ALTER an older database before the schema text runs (its
+	 * CREATE TABLE IF NOT EXISTS would not add them). */
+	char *msg = NULL;
+	if (ntables > 0) {
+#define SQ_MIGRATE(table, column, alter)                                                                       \
+	if (sq_scalar(q->db, "SELECT count(*) FROM pragma_table_info('" table "') WHERE name = '" column "'",   \
+		      &rc) == 0 &&                                                                              \
+	    rc == SQLITE_OK && sqlite3_exec(q->db, alter, NULL, NULL, &msg) != SQLITE_OK) {                     \
+		snprintf(err, errlen, "%s: migrating schema: %s", path, msg ? msg : "error");                 \
+		sqlite3_free(msg);                                                                             \
+		goto fail;                                                                                     \
+	}
+		SQ_MIGRATIONS(SQ_MIGRATE)
+#undef SQ_MIGRATE
+	}
 	/* Idempotent: every statement is IF NOT EXISTS, so this also adds views or indexes
 	 * that a newer dbtap defines to a database an older one created. */
-	char *msg = NULL;
 	if (sqlite3_exec(q->db, SQ_SCHEMA_SQL, NULL, NULL, &msg) != SQLITE_OK ||
 	    sqlite3_exec(q->db, "BEGIN;" SQ_BASELINE_SQL "COMMIT;", NULL, NULL, &msg) != SQLITE_OK) {
 		snprintf(err, errlen, "%s: creating schema: %s", path, msg ? msg : "error");

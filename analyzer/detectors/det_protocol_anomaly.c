@@ -1,5 +1,7 @@
 /* protocol_anomaly: malformed or desynchronised traffic reported by a decoder (EV_ANOMALY),
- * at most anomaly_per_session findings per session (the rest are counted, not reported). */
+ * at most anomaly_per_session findings per session and anomaly_per_client per client address
+ * within repeat_interval_s (hydra opens a session per guess); the rest are counted, not
+ * reported. Repeats of one client's anomaly also update one row (repeat.c). */
 #include "det.h"
 
 static void pa_event(struct an *an, struct an_session *s, const struct ev *e)
@@ -10,6 +12,17 @@ static void pa_event(struct an *an, struct an_session *s, const struct ev *e)
 		s->anomalies_suppressed++;
 		return;
 	}
+	/* per client, across its sessions (keyed windows shared with error_burst, own kind) */
+	int per_client = an->cfg.anomaly_per_client < AN_ERR_RING ? an->cfg.anomaly_per_client : AN_ERR_RING;
+	ev_time win = (ev_time)(an->cfg.repeat_interval_s > 0 ? an->cfg.repeat_interval_s : 300) * 1000000LL;
+	struct an_keyed *k = s->client_ip[0] ? an_keyed_get(&an->eb, &an->n_eb, &an->cap_eb, 0x50a, s->client_ip, e->ts)
+					     : NULL;
+	if (k && an_window_count(&k->w, e->ts, win) >= per_client) {
+		s->anomalies_suppressed++;
+		return;
+	}
+	if (k)
+		an_window_add(&k->w, e->ts, win);
 	s->anomalies++;
 	const char *what = e->u.anomaly.what ? e->u.anomaly.what : "unknown";
 	cJSON *ev = cJSON_CreateObject();
@@ -18,6 +31,7 @@ static void pa_event(struct an *an, struct an_session *s, const struct ev *e)
 	cJSON_AddBoolToObject(ev, "fatal", e->u.anomaly.fatal);
 	cJSON_AddBoolToObject(ev, "to_server", e->to_server);
 	cJSON_AddNumberToObject(ev, "per_session_limit", an->cfg.anomaly_per_session);
+	cJSON_AddNumberToObject(ev, "per_client_limit", per_client);
 	char summary[256];
 	an_fmt(summary, sizeof summary, "%s traffic %s %s: %s%s", s->protocol, e->to_server ? "from" : "to",
 		 s->client_ip, what, e->u.anomaly.fatal ? " (decoding stopped)" : "");

@@ -1,8 +1,21 @@
 /* sql_injection: token-stream heuristics on the statement text (never on bound parameters,
- * which are data): OR-tautologies, UNION SELECT probes (padding, system functions,
- * catalogs, or an application SELECT emptied on purpose in front), credential catalog
- * reads by service accounts, time-delay functions, dangerous stacked statements,
- * comment truncation. */
+ * which are data): OR-tautologies and constant predicates behind AND/OR (sqlmap's boolean
+ * probes), UNION SELECT probes (padding, system functions, catalogs, or an application SELECT
+ * emptied on purpose in front), blind-extraction functions (ORD(MID(, ASCII(SUBSTRING(),
+ * CHR()|| chains and 0x markers inside CONCAT, error-based forms (FLOOR(RAND(0)*2),
+ * EXTRACTVALUE, UPDATEXML, GTID_SUBSET, JSON_KEYS, EXP(~), ORDER BY n column probes,
+ * catalog reads inside a subquery, credential catalog reads by service accounts,
+ * time-delay functions, dangerous stacked statements, comment truncation.
+ *
+ * And by structure: a service account's (or an application's) statements have few shapes.
+ * Each clean shape it sends is indexed by the tokens in front of each literal slot; a later
+ * statement that starts like a known shape up to a slot and ends like it after the slot,
+ * but holds code where the literal was (a subquery, a boolean tail, ORDER BY, UNION, a
+ * stacked statement, or a comment that cut the rest off), names the slot and what
+ * replaced it.
+ *
+ * Cost: one pass over the tokens; UNIONs judged in full are capped (SQLI_MAX_UNIONS) and
+ * comments need no look-around, so hostile statements stay linear. */
 #include <stdlib.h>
 #include <strings.h>
 
@@ -90,6 +103,183 @@ static int falsehood_at(const struct an_stmt *st, int i)
 	       literal_cmp(st, i) == 0;
 }
 
+
+/* ---- constant predicates: 2407=2407, 'OBZv'='OBZv', 1::int=1, 1 IN (1), 2-1=1,
+ * 1 BETWEEN 0 AND 2, 0x61='a', CAST(1 AS int)=1 ---- */
+
+/* A constant operand at i (literal, signed, cast, parenthesised, arithmetic of constants).
+ * Returns the index after it, or -1. Bounded nesting. */
+static int const_operand(const struct an_stmt *st, int i, int nest)
+{
+	if (nest > 4 || i >= st->end)
+		return -1;
+	if (det_op(st, i, "-") || det_op(st, i, "+") || det_op(st, i, "~"))
+		i = det_next(st, i);
+	int j;
+	if (i < st->end && sq_is_literal(det_tok(st, i))) {
+		j = det_next(st, i);
+	} else if (det_punct(st, i, '(')) {
+		j = const_operand(st, det_next(st, i), nest + 1);
+		if (j < 0 || !det_punct(st, j, ')'))
+			return -1;
+		j = det_next(st, j);
+	} else if (det_word(st, i, "CAST") && det_punct(st, det_next(st, i), '(')) {
+		j = const_operand(st, det_next(st, det_next(st, i)), nest + 1);
+		if (j < 0 || !det_word(st, j, "AS"))
+			return -1;
+		j = det_next(st, det_next(st, j)); /* the type name */
+		if (det_punct(st, j, '(')) /* VARCHAR(10) */
+			j = det_next(st, det_next(st, det_next(st, j)));
+		if (!det_punct(st, j, ')'))
+			return -1;
+		j = det_next(st, j);
+	} else {
+		return -1;
+	}
+	for (int steps = 0; steps < 8 && j < st->end; steps++) {
+		if (det_op(st, j, "::")) { /* ::int, ::text */
+			j = det_next(st, j);
+			if (j >= st->end || det_tok(st, j)->type != SQ_WORD)
+				return -1;
+			j = det_next(st, j);
+			continue;
+		}
+		if (det_op(st, j, "+") || det_op(st, j, "-") || det_op(st, j, "*") || det_op(st, j, "/") ||
+		    det_op(st, j, "%") || (st->s->dialect == SQ_PG && det_op(st, j, "||"))) {
+			int k = const_operand(st, det_next(st, j), nest + 1);
+			if (k < 0)
+				return -1;
+			j = k;
+			continue;
+		}
+		break;
+	}
+	return j;
+}
+
+static int is_cmp_op(const struct an_stmt *st, int i)
+{
+	static const char *const ops[] = { "=", "<>", "!=", "<", ">", "<=", ">=", "<=>", "==" };
+	if (i >= st->end || det_tok(st, i)->type != SQ_OP)
+		return 0;
+	for (size_t k = 0; k < sizeof ops / sizeof ops[0]; k++)
+		if (det_op(st, i, ops[k]))
+			return 1;
+	return 0;
+}
+
+/* Is the token a small number (0 or 1)? Query builders write 1=1 and 1=0. */
+static int tiny(const struct an_stmt *st, int i)
+{
+	const struct sq_tok *t = det_tok(st, i);
+	if (t->type != SQ_NUMBER || t->len != 1)
+		return 0;
+	char c = st->base[t->off];
+	return c == '0' || c == '1';
+}
+
+/* A predicate made only of constants at i. Returns the index after it or -1; *simple: the
+ * plain literal-op-literal form (literal_cmp can judge it), *small: both operands 0/1. */
+static int const_pred(const struct an_stmt *st, int i, int *simple, int *small)
+{
+	*simple = *small = 0;
+	int a = const_operand(st, i, 0);
+	if (a < 0)
+		return -1;
+	if (is_cmp_op(st, a) || det_word(st, a, "LIKE")) {
+		int b = const_operand(st, det_next(st, a), 0);
+		if (b < 0)
+			return -1;
+		*simple = det_next(st, i) == a && det_next(st, det_next(st, a)) == b && !det_word(st, a, "LIKE");
+		*small = *simple && tiny(st, i) && tiny(st, det_next(st, a));
+		/* a hex literal against a string is MySQL's 0x61='a': not judged as text */
+		if (*simple && det_tok(st, i)->type != det_tok(st, det_next(st, a))->type)
+			*simple = 0;
+		return b;
+	}
+	int k = a;
+	if (det_word(st, k, "NOT"))
+		k = det_next(st, k);
+	if (det_word(st, k, "IN") && det_punct(st, det_next(st, k), '(')) {
+		int j = det_next(st, det_next(st, k));
+		for (int n = 0; n < 16; n++) {
+			j = const_operand(st, j, 0);
+			if (j < 0)
+				return -1;
+			if (det_punct(st, j, ')'))
+				return det_next(st, j);
+			if (!det_punct(st, j, ','))
+				return -1;
+			j = det_next(st, j);
+		}
+		return -1;
+	}
+	if (det_word(st, k, "BETWEEN")) {
+		int j = const_operand(st, det_next(st, k), 0);
+		if (j < 0 || !det_word(st, j, "AND"))
+			return -1;
+		return const_operand(st, det_next(st, j), 0);
+	}
+	return -1;
+}
+
+/* ---- word tests by text, for functions the lexer has no id for ---- */
+static int word_is(const struct an_stmt *st, int i, const char *const *list)
+{
+	if (i < st->first || i >= st->end || det_tok(st, i)->type != SQ_WORD)
+		return 0;
+	for (int k = 0; list[k]; k++)
+		if (sq_word(st->base, det_tok(st, i), list[k]))
+			return 1;
+	return 0;
+}
+
+static const char *const extract_outer[] = { "ORD", "ASCII", "UNICODE", NULL };
+static const char *const extract_inner[] = { "MID", "SUBSTR", "SUBSTRING", "LEFT", "RIGHT", NULL };
+static const char *const concat_fns[] = { "CONCAT", "CONCAT_WS", "MAKE_SET", "ELT", NULL };
+static const char *const xml_err_fns[] = { "EXTRACTVALUE", "UPDATEXML", NULL };
+/* catalogs and system functions beyond the lexer's ids: what fingerprinting reads */
+static const char *const more_catalogs[] = { "pg_attribute", "pg_class", "pg_namespace", "pg_database", "pg_proc",
+					     "pg_stat_activity", "pg_settings", "sysibm", "sqlite_master", NULL };
+static const char *const more_sys_fns[] = { "current_schema", "current_schemas", "database", "schema", "user",
+					    "current_setting", "inet_client_addr", "pg_backend_pid", "connection_id",
+					    "uuid", "aurora_version", "quote_ident", NULL };
+
+/* Does the word look like a credentials column (password, pwd, hash, token, secret...)? */
+static int credential_word(const struct an_stmt *st, int i)
+{
+	static const char *const parts[] = { "pass", "pwd", "hash", "secret", "token", "salt", "credential",
+					     "authentication_string", "api_key", "apikey", NULL };
+	const struct sq_tok *t = det_tok(st, i);
+	if ((t->type != SQ_WORD && t->type != SQ_QIDENT) || t->len > 64)
+		return 0;
+	char w[65];
+	for (uint32_t k = 0; k < t->len; k++) {
+		char c = st->base[t->off + k];
+		w[k] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+	}
+	w[t->len] = 0;
+	for (int k = 0; parts[k]; k++)
+		if (strstr(w, parts[k]))
+			return 1;
+	return 0;
+}
+
+/* A hex literal whose bytes are printable text (sqlmap's 0x71766a7a71 markers). */
+static int hex_text(const struct an_stmt *st, int i)
+{
+	const struct sq_tok *t = det_tok(st, i);
+	const char *p = st->base + t->off;
+	if (t->type != SQ_NUMBER || t->len < 4 || p[0] != '0' || (p[1] != 'x' && p[1] != 'X') || (t->len - 2) % 2)
+		return 0;
+	for (uint32_t k = 2; k + 1 < t->len; k += 2) {
+		char hx[3] = { p[k], p[k + 1], 0 };
+		long v = strtol(hx, NULL, 16);
+		if (v < 0x20 || v > 0x7e)
+			return 0;
+	}
+	return 1;
+}
 /* Does [from, to) empty its own result on purpose, the way a UNION-based extraction
  * starts: AND 1=2 (or another always-false comparison), or a column equal to a negative
  * number (id=-1)? Only counted in front of a UNION. */
@@ -112,7 +302,6 @@ static int emptied(const struct an_stmt *st, int from, int to)
 	return 0;
 }
 
-/* Word lists by id (sqlnorm.h), each ended by SQW_NONE. */
 static const uint8_t delay_fns[] = { SQW_PG_SLEEP, SQW_PG_SLEEP_FOR, SQW_PG_SLEEP_UNTIL, SQW_SLEEP, SQW_BENCHMARK,
 				     SQW_NONE };
 static const uint8_t sys_fns[] = { SQW_VERSION, SQW_USER, SQW_CURRENT_USER, SQW_SESSION_USER, SQW_SYSTEM_USER,
@@ -127,13 +316,7 @@ static const uint8_t after_write[] = { SQW_DROP, SQW_TRUNCATE, SQW_ALTER, SQW_CR
 static const uint8_t dangerous[] = { SQW_DROP, SQW_DELETE, SQW_UPDATE, SQW_INSERT, SQW_TRUNCATE, SQW_ALTER, SQW_CREATE,
 				     SQW_GRANT, SQW_REVOKE, SQW_COPY, SQW_SHUTDOWN, SQW_LOAD, SQW_EXEC, SQW_EXECUTE,
 				     SQW_CALL, SQW_DO, SQW_RENAME, SQW_REPLACE, SQW_NONE };
-/* what the other signals look for, besides delay functions and credential catalogs */
-static const uint8_t signal_words[] = { SQW_OR, SQW__PIPES, SQW_UNION, SQW__COMMENT, SQW_WAITFOR, SQW_DBMS_LOCK,
-					SQW_MYSQL, SQW_NONE };
-
 /* every signal needs one of these */
-static struct sq_wordset gate_words = SQ_WORDSET(signal_words, delay_fns, cred_catalogs);
-
 static int word_in(const struct an_stmt *st, int i, const uint8_t *ids)
 {
 	return i >= st->first && i < st->end && sq_kw_in(&st->toks[i], ids);
@@ -179,31 +362,446 @@ static void mask_comment(const struct an_stmt *st, const struct sq_tok *t, char 
 	}
 }
 
+
+/* ---- known slots, by identity ---- */
+
+#define SQLI_SLOTS (1u << 15)	/* slot index entries (open addressing, never more than 3/4 full) */
+#define SQLI_SHAPES (1u << 13)	/* indexed shapes */
+#define SQLI_MAX_SLOTS_SHAPE 16 /* slots indexed per shape */
+#define SQLI_MAX_UNIONS 8	/* UNIONs judged in full per statement (cost stays linear) */
+#define SQLI_CAMPAIGN 10	/* injections from one actor within 60 s: an attack in progress */
+#define SQLI_HP 0x100000001b3ull
+
+struct sqli_slot {
+	uint64_t key; /* identity x tokens in front of the slot; 0 = empty */
+	uint64_t sfx; /* hash of the tokens after the slot */
+	uint64_t shape;
+	uint32_t after; /* tokens after the slot */
+	uint16_t ord;	/* which literal of the shape (1-based) */
+};
+
+struct sqli_state {
+	struct sqli_slot *slots;
+	uint64_t *shapes;
+	unsigned n_slots, n_shapes;
+	uint64_t *ph, *gh; /* per-statement scratch: prefix / suffix hashes */
+	int *idx;	   /* non-comment token -> token index */
+	int cap;
+};
+
+static uint64_t mix(uint64_t a, uint64_t b)
+{
+	uint64_t h = (a ^ (b + 0x9e3779b97f4a7c15ull + (a << 6) + (a >> 2))) * 0xff51afd7ed558ccdull;
+	h ^= h >> 33;
+	return h ? h : 1;
+}
+
+static uint64_t text_hash(const char *p, size_t n, int fold)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)p[i];
+		if (fold && c >= 'A' && c <= 'Z')
+			c += 32;
+		h = (h ^ c) * SQLI_HP;
+	}
+	return h;
+}
+
+static uint64_t tok_hash(const struct an_stmt *st, int i)
+{
+	const struct sq_tok *t = det_tok(st, i);
+	if (sq_is_literal(t) || t->type == SQ_PARAM)
+		return 0x3f3f3f3full;
+	return text_hash(st->base + t->off, t->len, t->type == SQ_WORD);
+}
+
+/* Whose shapes: a service account, or an application that is not an interactive tool. */
+static uint64_t identity(const struct an *an, const struct an_session *s)
+{
+	static const char *const tools[] = { "psql", "mysql", "mariadb", "pgcli", "mycli", "pgAdmin", "DBeaver",
+					     "DataGrip", "MySQL Workbench", "HeidiSQL", "pg_dump", "mysqldump", NULL };
+	if (!s->db_user[0])
+		return 0;
+	if (!an_is_service_account(&an->cfg, s->db_user)) {
+		if (!s->application[0])
+			return 0;
+		for (int i = 0; tools[i]; i++)
+			if (!strncasecmp(s->application, tools[i], strlen(tools[i])))
+				return 0;
+	}
+	return mix(text_hash(s->db_user, strlen(s->db_user), 0), text_hash(s->application, strlen(s->application), 0));
+}
+
+static struct sqli_state *state(struct an *an, int ntok)
+{
+	struct sqli_state *q = an->sqli;
+	if (!q) {
+		q = an->sqli = calloc(1, sizeof *q);
+		if (!q)
+			return NULL;
+	}
+	if (ntok + 1 > q->cap) {
+		int cap = ntok + 1 < 256 ? 256 : ntok + 1;
+		uint64_t *ph = realloc(q->ph, sizeof *ph * (size_t)cap);
+		if (ph)
+			q->ph = ph;
+		uint64_t *gh = realloc(q->gh, sizeof *gh * (size_t)cap);
+		if (gh)
+			q->gh = gh;
+		int *idx = realloc(q->idx, sizeof *idx * (size_t)cap);
+		if (idx)
+			q->idx = idx;
+		if (!ph || !gh || !idx)
+			return NULL;
+		q->cap = cap;
+	}
+	return q;
+}
+
+static int shape_seen(struct sqli_state *q, uint64_t key, int add)
+{
+	if (!q->shapes && !(q->shapes = calloc(SQLI_SHAPES, sizeof *q->shapes)))
+		return 0;
+	for (unsigned i = (unsigned)key & (SQLI_SHAPES - 1), n = 0; n < 64; i = (i + 1) & (SQLI_SHAPES - 1), n++) {
+		if (q->shapes[i] == key)
+			return 1;
+		if (!q->shapes[i]) {
+			if (add && q->n_shapes < SQLI_SHAPES * 3 / 4) {
+				q->shapes[i] = key;
+				q->n_shapes++;
+			}
+			return 0;
+		}
+	}
+	return 0;
+}
+
+/* Hash the statement's non-comment tokens: q->ph[j] covers tokens [0, j), q->gh[j] [j, n). */
+static int hash_tokens(const struct an_stmt *st, struct sqli_state *q)
+{
+	int n = 0;
+	for (int i = st->first; i < st->end; i++)
+		if (det_tok(st, i)->type != SQ_COMMENT)
+			q->idx[n++] = i;
+	q->ph[0] = 0;
+	for (int j = 0; j < n; j++)
+		q->ph[j + 1] = q->ph[j] * SQLI_HP + tok_hash(st, q->idx[j]);
+	q->gh[n] = 0;
+	for (int j = n - 1; j >= 0; j--)
+		q->gh[j] = q->gh[j + 1] * SQLI_HP + tok_hash(st, q->idx[j]);
+	return n;
+}
+
+static void index_shape(struct sqli_state *q, uint64_t id, uint64_t shape, int n, const struct an_stmt *st)
+{
+	if (!q->slots && !(q->slots = calloc(SQLI_SLOTS, sizeof *q->slots)))
+		return;
+	int ord = 0;
+	for (int j = 0; j < n && ord < SQLI_MAX_SLOTS_SHAPE; j++) {
+		const struct sq_tok *t = det_tok(st, q->idx[j]);
+		if (!sq_is_literal(t) && t->type != SQ_PARAM)
+			continue;
+		ord++;
+		if (q->n_slots >= SQLI_SLOTS * 3 / 4)
+			return;
+		uint64_t key = mix(id, q->ph[j]);
+		for (unsigned i = (unsigned)key & (SQLI_SLOTS - 1), k = 0; k < 64; i = (i + 1) & (SQLI_SLOTS - 1), k++) {
+			struct sqli_slot *e = &q->slots[i];
+			if (e->key == key && e->sfx == q->gh[j + 1])
+				break;
+			if (!e->key) {
+				*e = (struct sqli_slot){ .key = key, .sfx = q->gh[j + 1], .shape = shape,
+							 .after = (uint32_t)(n - j - 1), .ord = (uint16_t)ord };
+				q->n_slots++;
+				break;
+			}
+		}
+	}
+}
+
+/* Does the replacement [a, b) (non-comment positions) hold code rather than data? What a
+ * query builder adds (AND col = ?, LIMIT ?) is data-shaped; a subquery, a function call, a
+ * constant predicate, UNION, ORDER BY n, a stacked statement or || is code. */
+static const char *code_in(const struct an_stmt *st, const struct sqli_state *q, int a, int b, int cut)
+{
+	for (int j = a; j < b; j++) {
+		int i = q->idx[j];
+		const struct sq_tok *t = det_tok(st, i);
+		if (det_word(st, i, "UNION"))
+			return "union";
+		if (det_word(st, i, "SELECT"))
+			return "subquery";
+		if (det_punct(st, i, ';'))
+			return "stacked";
+		if (det_word(st, i, "ORDER") && j + 2 < b && det_tok(st, q->idx[j + 2])->type == SQ_NUMBER)
+			return "order_by";
+		if ((det_word(st, i, "AND") || det_word(st, i, "OR") || det_word(st, i, "NOT")) && j + 1 < b) {
+			int simple, small, k = q->idx[j + 1];
+			while (det_punct(st, k, '(') || det_word(st, k, "NOT"))
+				k = det_next(st, k);
+			if (const_pred(st, k, &simple, &small) >= 0)
+				return "boolean_tail";
+		}
+		if (t->type == SQ_WORD && j + 1 < b && det_punct(st, q->idx[j + 1], '(') && !det_word(st, i, "IN") &&
+		    !det_word(st, i, "VALUES"))
+			return "expression";
+		if (det_op(st, i, "||") || det_word(st, i, "CASE"))
+			return "expression";
+		/* 1322-1321 where a number was: arithmetic the server evaluates */
+		if (t->type == SQ_OP && j > a && j + 1 < b && sq_is_literal(det_tok(st, q->idx[j - 1])) &&
+		    sq_is_literal(det_tok(st, q->idx[j + 1])) &&
+		    (det_op(st, i, "+") || det_op(st, i, "-") || det_op(st, i, "*") || det_op(st, i, "/") ||
+		     det_op(st, i, "%")))
+			return "expression";
+	}
+	return cut ? "comment_truncated_rest" : NULL;
+}
+
+/* Errors that a broken or probed literal slot provokes (syntax, types, unknown columns or
+ * functions, casts of extracted text, duplicate keys of FLOOR(RAND(0)*2), UNION arity). */
+static int injection_error(const char *code)
+{
+	static const char *const codes[] = { "42601", "42883", "22P02", "42804", "42P01", "42703", "22003", "42P18",
+					     "1064", "1054", "1062", "1105", "1690", "1222", "1241", "1367", "1139",
+					     "1146", "1305", "1292", "1242", NULL };
+	for (int i = 0; codes[i]; i++)
+		if (!strcmp(code, codes[i]))
+			return 1;
+	return 0;
+}
+
+struct slot_hit {
+	const char *what;
+	int from, to; /* token indexes of the replacement */
+	const struct sqli_slot *e;
+};
+
+/* The known shape this statement is, with one slot replaced; 0 when none. */
+static int slot_replaced(struct an *an, const struct an_stmt *st, struct sqli_state *q, uint64_t id, int n,
+			 int cut, int errored, struct slot_hit *hit)
+{
+	if (!q->slots)
+		return 0;
+	for (int j = 0; j < n; j++) {
+		uint64_t key = mix(id, q->ph[j]);
+		for (unsigned i = (unsigned)key & (SQLI_SLOTS - 1), k = 0; k < 64; i = (i + 1) & (SQLI_SLOTS - 1), k++) {
+			const struct sqli_slot *e = &q->slots[i];
+			if (!e->key)
+				break;
+			if (e->key != key)
+				continue;
+			int end = n - (int)e->after;
+			int whole = end > j && q->gh[end] == e->sfx; /* the shape's rest follows */
+			int rest_cut = cut && e->after > 0;	     /* a comment cut the rest off */
+			if (!whole && !rest_cut && !errored)
+				continue;
+			if (!whole)
+				end = n;
+			/* a quote left open at the slot ran to the end: the server refused it */
+			int open_quote = errored && (det_tok(st, q->idx[j])->flags & SQ_F_UNTERMINATED);
+			if (end - j < 2 && !open_quote)
+				continue;
+			const char *what = code_in(st, q, j, end, rest_cut && !whole);
+			/* the server could not run the slot's new content (a quote or parenthesis
+			 * that breaks the shape, a type probe): what sqlmap's first requests do */
+			if (!what && errored)
+				what = "broken_syntax";
+			if (!what)
+				continue;
+			hit->what = what;
+			hit->from = q->idx[j];
+			hit->to = q->idx[end - 1] + 1;
+			hit->e = e;
+				return 1;
+		}
+	}
+	return 0;
+}
+
+/* Is token i a catalog or system-function reference (what fingerprinting reads)? */
+static int catalog_ref(const struct an_stmt *st, int i)
+{
+	const struct sq_tok *t = det_tok(st, i);
+	if (t->type == SQ_VAR && t->len > 2 && st->base[t->off + 1] == '@')
+		return 1; /* @@version, @@hostname */
+	if (t->type != SQ_WORD)
+		return 0;
+	if (word_in(st, i, catalogs) && !det_word(st, i, "mysql"))
+		return 1;
+	if (det_word(st, i, "mysql") && det_punct(st, det_next(st, i), '.'))
+		return 1;
+	if (word_is(st, i, more_catalogs))
+		return 1;
+	if ((word_in(st, i, sys_fns) || word_is(st, i, more_sys_fns)) && det_punct(st, det_next(st, i), '('))
+		return 1;
+	/* PostgreSQL's CURRENT_USER / CURRENT_SCHEMA without parentheses */
+	return (det_word(st, i, "current_user") || det_word(st, i, "session_user") ||
+		det_word(st, i, "current_schema")) && !det_op(st, det_prev(st, i), "=");
+}
+
+/* What the injected part [from, to) reaches: another table, a credentials column, the
+ * catalog. Fills the evidence; returns 1 when any (critical). */
+static int damage(const struct an_stmt *st, int from, int to, cJSON *ev)
+{
+	int cat = 0, cred = 0, tab = 0;
+	char table[64] = "", column[64] = "";
+	for (int i = from; i < to; i++) {
+		const struct sq_tok *t = det_tok(st, i);
+		if (t->type == SQ_COMMENT)
+			continue;
+		if (!cat && catalog_ref(st, i))
+			cat = 1;
+		if (!cred && credential_word(st, i)) {
+			cred = 1;
+			snprintf(column, sizeof column, "%.*s", (int)(t->len < 63 ? t->len : 63), st->base + t->off);
+		}
+		if (!tab && det_word(st, i, "FROM")) {
+			int k = det_next(st, i);
+			if (k < to && (det_tok(st, k)->type == SQ_WORD || det_tok(st, k)->type == SQ_QIDENT) &&
+			    !det_punct(st, det_next(st, k), '(') && !sq_is_keyword(st->base + det_tok(st, k)->off, det_tok(st, k)->len)) {
+				int e = k;
+				if (det_punct(st, det_next(st, k), '.'))
+					e = det_next(st, det_next(st, k));
+				tab = 1;
+				int len = (int)(det_tok(st, e)->off + det_tok(st, e)->len - det_tok(st, k)->off);
+				snprintf(table, sizeof table, "%.*s", len < 63 ? len : 63, st->base + det_tok(st, k)->off);
+			}
+		}
+	}
+	if (!cat && !cred && !tab)
+		return 0;
+	cJSON *d = cJSON_AddArrayToObject(ev, "reaches");
+	if (tab)
+		cJSON_AddItemToArray(d, cJSON_CreateString("table"));
+	if (cred)
+		cJSON_AddItemToArray(d, cJSON_CreateString("credentials_column"));
+	if (cat)
+		cJSON_AddItemToArray(d, cJSON_CreateString("catalog"));
+	if (table[0])
+		cJSON_AddStringToObject(ev, "table", table);
+	if (column[0])
+		cJSON_AddStringToObject(ev, "column", column);
+	return 1;
+}
+
+#define SIG(name)                                                           \
+	do {                                                                \
+		int dup_ = 0;                                               \
+		for (int s_ = 0; s_ < ns; s_++)                             \
+			dup_ |= !strcmp(signals[s_], name);                 \
+		if (!dup_ && ns < (int)(sizeof signals / sizeof signals[0])) \
+			signals[ns++] = name;                               \
+	} while (0)
+
 static void sqli_statement(struct an *an, const struct an_stmt *st)
 {
 	if (!st->toks || st->end <= st->first)
 		return;
-	/* every signal needs one of these words, a comment, or a part stacked behind another:
-	 * most statements have none and end here */
 	const struct sq_info *in = st->info;
-	if (in && st->part == 0 && !sq_has_set(in, &gate_words))
-		return;
-	const char *signals[8];
-	int ns = 0, tautologies = 0, unions = 0;
+	const char *signals[16];
+	int ns = 0, tautologies = 0, unions = 0, n_unions = 0;
 	int trunc_comment = 0, delay = 0, stacked = 0, cred = 0;
 	char taut_text[64] = "", cut[96] = "";
 	int taut_at = -1, taut_end = -1, union_at = -1, union_end = -1; /* for the baseline check */
+	int region = st->end; /* where the injected part starts: damage is judged from there */
+	int open_at[64];      /* '(' index by depth, for "argument of which function" */
+	int last_real = st->first - 1, order_probe = -1, cat_top = 0;
+	int svc = an_is_service_account(&an->cfg, st->s->db_user);
+	for (int i = st->end - 1; i >= st->first; i--)
+		if (det_tok(st, i)->type != SQ_COMMENT) {
+			last_real = i;
+			break;
+		}
 
 	for (int i = st->first; i < st->end; i++) {
 		const struct sq_tok *t = det_tok(st, i);
+		switch (t->type) {
+		case SQ_PUNCT:
+			if (st->base[t->off] == '(' && t->depth < 64)
+				open_at[t->depth] = i;
+			continue;
+		case SQ_STRING:
+		case SQ_PARAM:
+		case SQ_QIDENT:
+			continue;
+		case SQ_NUMBER:
+			/* 0x71766a7a71 (text as hex) as an argument of CONCAT(...) */
+			if (t->depth > 0 && t->depth <= 64 && hex_text(st, i) &&
+			    word_is(st, det_prev(st, open_at[t->depth - 1]), concat_fns)) {
+				SIG("marker_concat");
+				region = region < i ? region : det_prev(st, open_at[t->depth - 1]);
+			}
+			continue;
+		case SQ_COMMENT: {
+			if (i <= last_real)
+				continue;
+			/* a comment that ends the statement right after a literal: the rest of the
+			 * application's text (its closing quote) was cut off */
+			int p = last_real;
+			int unterminated_block = !(t->flags & SQ_F_LINE) && (t->flags & SQ_F_UNTERMINATED);
+			if (p < st->first || !((t->flags & SQ_F_LINE) || unterminated_block))
+				continue;
+			const struct sq_tok *q = det_tok(st, p);
+			int quotes = 0;
+			for (uint32_t k = 0; k < t->len; k++)
+				quotes += st->base[t->off + k] == '\'' || st->base[t->off + k] == '"';
+			if (q->type == SQ_STRING) {
+				int adjacent = q->off + q->len == t->off;
+				if ((adjacent || quotes || unterminated_block) && !trunc_comment++)
+					mask_comment(st, t, cut, sizeof cut);
+			} else if ((quotes & 1) && (svc || sq_is_literal(q) || det_punct(st, p, ')')) && !trunc_comment++) {
+				mask_comment(st, t, cut, sizeof cut); /* ... AND 2407=2407-- x' ORDER BY ... */
+			}
+			/* ORDER BY 3-- fpvC: a column probe ends in a short tag or the cut-off quote;
+			 * a reporting query's "-- newest first" is prose */
+			if (order_probe >= 0 && (t->flags & SQ_F_LINE)) {
+				uint32_t b = st->base[t->off] == '#' ? 1 : 2, e = t->len, words = 0;
+				while (b < e && (st->base[t->off + b] == ' ' || st->base[t->off + b] == '\t'))
+					b++;
+				while (e > b && (st->base[t->off + e - 1] == ' ' || st->base[t->off + e - 1] == '\r'))
+					e--;
+				for (uint32_t k = b; k < e; k++)
+					words += st->base[t->off + k] == ' ';
+				if (quotes || (e - b <= 8 && !words))
+					SIG("order_by_probe");
+			}
+			continue;
+		}
+		default:
+			break;
+		}
+		if (t->depth == 0 && catalog_ref(st, i) && det_word(st, det_prev(st, i), "FROM"))
+			cat_top = 1;
 		/* OR <always-true>: WHERE 1=1 AND ... (query builders) deliberately does not count */
-		if (is_or(st, i)) {
-			int k = det_next(st, i);
-			while (det_punct(st, k, '('))
+		int is_and = det_word(st, i, "AND"), is_orr = !is_and && is_or(st, i);
+		if (is_orr || is_and) {
+			int k = det_next(st, i), neg = 0;
+			while (det_punct(st, k, '(') || det_word(st, k, "NOT")) {
+				neg ^= det_word(st, k, "NOT");
 				k = det_next(st, k);
-			int after = tautology_at(st, k);
+			}
+			int after = is_orr ? tautology_at(st, k) : -1, simple, small;
+			if (after < 0) {
+				int e = const_pred(st, k, &simple, &small);
+				if (e >= 0) {
+					int truth = simple ? literal_cmp(st, k) : -1;
+					if (truth >= 0 && neg)
+						truth = !truth;
+					if (is_orr && !(truth == 0 && small)) /* OR 2407=2407, OR 1::int=1 */
+						after = e;
+					else if (is_and && !small && !det_word(st, det_prev(st, i), "BETWEEN")) {
+						SIG("boolean_probe"); /* AND 2407=2407, AND 'OBZv'='OBZv', AND NOT 1=2 */
+						region = region < i ? region : i;
+						if (!taut_text[0])
+							sq_mask(st->base, st->toks, i, e, an->cfg.keep_literals,
+								st->info && st->info->secret, taut_text, sizeof taut_text);
+					}
+				}
+			}
 			if (after >= 0) {
 				tautologies++;
+				region = region < i ? region : i;
 				if (taut_at < 0)
 					taut_at = i, taut_end = after;
 				int last = det_prev(st, after);
@@ -212,7 +810,7 @@ static void sqli_statement(struct an *an, const struct an_stmt *st)
 						st->info && st->info->secret, taut_text, sizeof taut_text);
 			}
 		}
-		if (det_word(st, i, "UNION")) {
+		if (det_word(st, i, "UNION") && n_unions++ < SQLI_MAX_UNIONS) {
 			int k = det_next(st, i);
 			if (det_word(st, k, "ALL") || det_word(st, k, "DISTINCT"))
 				k = det_next(st, k);
@@ -246,34 +844,75 @@ static void sqli_statement(struct an *an, const struct an_stmt *st)
 				/* an emptied SELECT in front: a UNION the application is not known to send
 				 * (a tree query's parent_id = -1 would be, once learned) */
 				if (!tool && ((items >= 1 && lits == items) || sys || reads_catalog(st, k, upto, 0) ||
-					      (emptied(st, st->first, i) && !bl_shape_known(an, st))))
+					      (emptied(st, st->first, i) && !bl_shape_known(an, st)))) {
 					unions++;
-				else
+					region = region < i ? region : i;
+				} else {
 					unions += 0x100; /* plain UNION: counts only with another signal */
+				}
 			}
 		}
-		if (t->type == SQ_WORD && word_in(st, i, delay_fns) && det_punct(st, det_next(st, i), '('))
+		if (t->type != SQ_WORD && t->type != SQ_OP)
+			continue;
+		int call = det_punct(st, det_next(st, i), '(');
+		if (call && word_in(st, i, delay_fns)) {
 			delay++;
+			region = region < i ? region : i;
+		}
 		if (det_word(st, i, "WAITFOR") && det_word(st, det_next(st, i), "DELAY"))
 			delay++;
 		if (det_word(st, i, "dbms_lock") && det_punct(st, det_next(st, i), '.'))
 			delay++;
-		if (t->type == SQ_COMMENT) {
-			int p = det_prev(st, i);
-			int after = det_next(st, i);
-			int unterminated_block = !(t->flags & SQ_F_LINE) && (t->flags & SQ_F_UNTERMINATED);
-			if (p >= st->first && det_tok(st, p)->type == SQ_STRING && after >= st->end &&
-			    ((t->flags & SQ_F_LINE) || unterminated_block)) {
-				const struct sq_tok *q = det_tok(st, p);
-				int adjacent = q->off + q->len == t->off;
-				int quoted = memchr(st->base + t->off, '\'', t->len) || memchr(st->base + t->off, '"', t->len);
-				if ((adjacent || quoted || unterminated_block) && !trunc_comment++)
-					mask_comment(st, t, cut, sizeof cut);
+		if (!call && !(t->type == SQ_WORD && det_word(st, i, "ORDER")) && !det_op(st, i, "||"))
+			continue;
+		int a1 = det_next(st, det_next(st, i)); /* first token inside the parentheses */
+		if (word_is(st, i, extract_outer) && word_is(st, a1, extract_inner) && det_punct(st, det_next(st, a1), '(') &&
+		    det_punct(st, det_next(st, det_next(st, a1)), '(')) {
+			SIG("blind_extraction"); /* ORD(MID((SELECT ...),1,1)), ASCII(SUBSTRING((...)::text FROM 1 FOR 1)) */
+			region = region < i ? region : i;
+		} else if (det_word(st, i, "CHR") && det_op(st, det_next(st, det_next(st, det_next(st, det_next(st, i)))), "||") &&
+			   det_word(st, det_next(st, det_next(st, det_next(st, det_next(st, det_next(st, i))))), "CHR")) {
+			/* CHR(113)||CHR(120)||...: text built from character codes */
+			int n = 0, j = i;
+			while (n < 3 && det_word(st, j, "CHR")) {
+				n++;
+				j = det_next(st, det_next(st, det_next(st, det_next(st, j))));
+				if (det_op(st, j, "||"))
+					j = det_next(st, j);
 			}
+			if (n >= 3) {
+				SIG("char_concat");
+				region = region < i ? region : i;
+			}
+		} else if (word_is(st, i, xml_err_fns) && a1 < st->end && (det_tok(st, a1)->type == SQ_NUMBER ||
+									  word_is(st, a1, concat_fns))) {
+			SIG("error_based"); /* EXTRACTVALUE(4312, CONCAT(0x5c, ...)) */
+			region = region < i ? region : i;
+		} else if ((det_word(st, i, "FLOOR") && det_word(st, a1, "RAND") && det_punct(st, det_next(st, a1), '(') &&
+			    det_tok(st, det_next(st, det_next(st, a1)))->type == SQ_NUMBER) ||
+			   (det_word(st, i, "GTID_SUBSET") && word_is(st, a1, concat_fns)) ||
+			   (det_word(st, i, "JSON_KEYS") && det_punct(st, a1, '(') && det_word(st, det_next(st, a1), "SELECT")) ||
+			   (det_word(st, i, "EXP") && det_op(st, a1, "~"))) {
+			SIG("error_based"); /* FLOOR(RAND(0)*2) ... GROUP BY, GTID_SUBSET(CONCAT(...)), EXP(~(...)) */
+			region = region < i ? region : i;
+		} else if (det_word(st, i, "ORDER") && det_word(st, det_next(st, i), "BY") &&
+			   det_tok(st, det_next(st, det_next(st, i)))->type == SQ_NUMBER &&
+			   det_next(st, det_next(st, det_next(st, i))) > last_real) {
+			order_probe = i; /* ORDER BY 3-- -: judged at the comment */
+			region = region < i ? region : i;
 		}
 	}
-	if (an_is_service_account(&an->cfg, st->s->db_user) && reads_catalog(st, st->first, st->end, 1))
+	if (svc && reads_catalog(st, st->first, st->end, 1))
 		cred++;
+	/* a catalog or system function inside a subquery of a statement that reads no catalog
+	 * at its top (schema discovery through an injected subquery) */
+	if (!cat_top && (ns || tautologies || unions)) {
+		for (int i = st->first; i < st->end; i++)
+			if (det_tok(st, i)->depth > 0 && det_tok(st, i)->type == SQ_WORD && catalog_ref(st, i)) {
+				SIG("catalog_subquery");
+				break;
+			}
+	}
 	if (st->part > 0 && st->first_verb && (!strcmp(st->first_verb, "SELECT") || !strcmp(st->first_verb, "WITH"))) {
 		int v = det_verb_index(st);
 		/* a piggy-backed write, or a catalog read (schema discovery) behind a SELECT */
@@ -288,21 +927,58 @@ static void sqli_statement(struct an *an, const struct an_stmt *st)
 		if (v >= 0 && word_in(st, v, after_write))
 			stacked++;
 	}
-	int strong = tautologies || delay || trunc_comment || stacked || cred || (unions & 0xff);
-	if (!strong)
+	if (stacked || delay || cred)
+		region = st->first < region ? st->first : region;
+
+	/* by structure: a known shape of this identity with a slot replaced by code */
+	struct slot_hit hit = { 0 };
+	int structural = 0;
+	uint64_t id = st->part == 0 && in && !in->truncated ? identity(an, st->s) : 0;
+	struct sqli_state *q = id ? state(an, st->end - st->first) : NULL;
+	uint64_t shape_key = q ? mix(id, in->hash) : 0;
+	/* a failed statement is judged even when its shape is known: an open quote at a slot
+	 * normalises like the clean literal */
+	int n_real = 0, known_shape = q && st->outcome != EV_OUT_ERROR ? shape_seen(q, shape_key, 0) : 0;
+	if (q && !known_shape) {
+		n_real = hash_tokens(st, q);
+		structural = slot_replaced(an, st, q, id, n_real, trunc_comment || (last_real < st->end - 1 &&
+								 (det_tok(st, st->end - 1)->flags & SQ_F_LINE)),
+					   st->outcome == EV_OUT_ERROR && injection_error(st->error_code), &hit);
+		if (structural)
+			region = region < hit.from ? region : hit.from;
+	}
+
+	int strong = tautologies || delay || trunc_comment || stacked || cred || (unions & 0xff) || ns || structural;
+	if (!strong) {
+		/* a clean statement: its slots become known (not after an error: probes fail; not
+		 * the head of a stacked message: 'books';SELECT ... leaves 'books' alone) */
+		if (q && !known_shape && st->outcome != EV_OUT_ERROR && st->n_parts <= 1) {
+			shape_seen(q, shape_key, 1);
+			index_shape(q, id, in->hash, n_real, st);
+		}
 		return;
+	}
+	const char *extra[16];
+	int ne = 0;
+	for (int i = 0; i < ns; i++)
+		extra[ne++] = signals[i];
+	ns = 0;
+	if (structural)
+		SIG("slot_replaced");
 	if (tautologies)
-		signals[ns++] = "tautology";
+		SIG("tautology");
 	if (unions & 0xff || (unions && strong))
-		signals[ns++] = "union_select";
+		SIG("union_select");
 	if (delay)
-		signals[ns++] = "time_delay";
+		SIG("time_delay");
 	if (trunc_comment)
-		signals[ns++] = "comment_truncation";
+		SIG("comment_truncation");
 	if (stacked)
-		signals[ns++] = "stacked_statement";
+		SIG("stacked_statement");
 	if (cred)
-		signals[ns++] = "credential_catalog";
+		SIG("credential_catalog");
+	for (int i = 0; i < ne; i++)
+		SIG(extra[i]);
 
 	cJSON *ev = an_evidence_stmt(st, signals[0]);
 	cJSON *arr = cJSON_AddArrayToObject(ev, "signals");
@@ -314,29 +990,85 @@ static void sqli_statement(struct an *an, const struct an_stmt *st)
 		cJSON_AddStringToObject(ev, "truncating_comment", cut);
 	if (stacked && st->first_verb)
 		cJSON_AddStringToObject(ev, "stacked_after", st->first_verb);
+	if (structural) {
+		char before[96], repl[160], shape[17];
+		int b0 = hit.from;
+		for (int k = 0; k < 3 && det_prev(st, b0) >= st->first; k++)
+			b0 = det_prev(st, b0);
+		sq_mask(st->base, st->toks, b0, hit.from, 0, 0, before, sizeof before);
+		sq_mask(st->base, st->toks, hit.from, hit.to, an->cfg.keep_literals, st->info && st->info->secret, repl,
+			sizeof repl);
+		snprintf(shape, sizeof shape, "%016llx", (unsigned long long)hit.e->shape);
+		cJSON *o = cJSON_AddObjectToObject(ev, "slot");
+		cJSON_AddNumberToObject(o, "literal", hit.e->ord);
+		cJSON_AddStringToObject(o, "after", before);
+		cJSON_AddStringToObject(o, "replaced_by", hit.what);
+		cJSON_AddStringToObject(o, "replacement", repl);
+		cJSON_AddStringToObject(o, "known_shape", shape);
+	}
+	/* severity follows the damage: reaching another table, a credentials column or the
+	 * catalog is critical; a probe stays at the configured severity (high) */
+	enum an_severity sev = an->cfg.severity[AN_K_SQL_INJECTION];
+	int harm = damage(st, region < st->first ? st->first : region, st->end, ev) || cred ||
+		   (stacked && !delay);
 	/* a shape this db_user/application normally sends, plus the tautology or UNION: far
 	 * stronger evidence than either alone (learned baseline) */
-	enum an_severity sev = an->cfg.severity[AN_K_SQL_INJECTION];
 	char known_fp[17];
 	if ((taut_at >= 0 && bl_known_without(an, st, taut_at, taut_end, known_fp)) ||
 	    (union_at >= 0 && bl_known_without(an, st, union_at, union_end, known_fp))) {
 		cJSON_AddStringToObject(ev, "baseline_shape", known_fp);
-		cJSON_AddStringToObject(ev, "confidence", "high");
 		if (sev < AN_SEV_CRITICAL)
 			sev++;
 	}
+	if (structural || cJSON_GetObjectItemCaseSensitive(ev, "baseline_shape"))
+		cJSON_AddStringToObject(ev, "confidence", "high");
+	/* one actor's sequence is one attack: past SQLI_CAMPAIGN injections within a minute it
+	 * is a tool working through its payloads (sqlmap sends hundreds), about to read data */
+	char actor[AN_STR_MAX];
+	if (st->end_user)
+		an_fmt(actor, sizeof actor, "%s", st->end_user);
+	else
+		an_fmt(actor, sizeof actor, "%s|%s|%s", st->s->client_ip, st->s->db_user, st->s->application);
+	struct an_keyed *k = an_keyed_get(&an->eb, &an->n_eb, &an->cap_eb, 0x51, actor, st->done_ts);
+	if (k) {
+		an_window_add(&k->w, st->done_ts, 60 * 1000000LL);
+		int n = an_window_count(&k->w, st->done_ts, 60 * 1000000LL);
+		cJSON_AddNumberToObject(ev, "actor_injections_60s", n);
+		if (n >= SQLI_CAMPAIGN) {
+			cJSON_AddItemToArray(arr, cJSON_CreateString("campaign"));
+			harm = 1;
+		}
+	}
+	if (harm)
+		sev = AN_SEV_CRITICAL;
 	char summary[256], sig[96] = "", sql[120];
 	for (int i = 0; i < ns; i++) {
 		strncat(sig, i ? ", " : "", sizeof sig - strlen(sig) - 1);
 		strncat(sig, signals[i], sizeof sig - strlen(sig) - 1);
 	}
 	det_sql_excerpt(st, sql, sizeof sql);
-	an_fmt(summary, sizeof summary, "possible SQL injection (%s) by %s: %s", sig, det_who(st), sql);
+	an_fmt(summary, sizeof summary, "%s SQL injection (%s) by %s: %s", harm ? "data-reading" : "possible", sig,
+	       det_who(st), sql);
 	an_stmt_finding(an, st, AN_K_SQL_INJECTION, sev, summary, ev);
+}
+
+static void sqli_free(struct an *an)
+{
+	struct sqli_state *q = an->sqli;
+	if (!q)
+		return;
+	free(q->slots);
+	free(q->shapes);
+	free(q->ph);
+	free(q->gh);
+	free(q->idx);
+	free(q);
+	an->sqli = NULL;
 }
 
 const struct an_detector det_sql_injection = {
 	.name = "sql_injection",
 	.kind = AN_K_SQL_INJECTION,
 	.on_statement = sqli_statement,
+	.on_free = sqli_free,
 };

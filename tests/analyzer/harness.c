@@ -169,12 +169,18 @@ int rec_sink_absent(const struct rec_sink *r, const char *needle)
 	return 1;
 }
 
+/* Rows, not puts: a repeat within repeat_interval_s is put again with the first row's id. */
 int rec_sink_count_kind(const struct rec_sink *r, const char *kind)
 {
 	int n = 0;
-	for (int i = 0; i < r->n_f; i++)
-		if (!strcmp(r->f[i].kind, kind))
-			n++;
+	for (int i = 0; i < r->n_f; i++) {
+		if (strcmp(r->f[i].kind, kind))
+			continue;
+		int seen = 0;
+		for (int j = 0; j < i && !seen; j++)
+			seen = r->f[j].id == r->f[i].id;
+		n += !seen;
+	}
 	return n;
 }
 

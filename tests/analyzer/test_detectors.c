@@ -101,6 +101,139 @@ Test(sql_injection, benign_look_alikes_do_not_fire)
 			     sqli_neg[i][1]);
 }
 
+/* issue #19: what sqlmap 1.7.2 sends (payloads as captured by make_attack_captures.py), and
+ * issue #20's tautology forms */
+static const char *const sqlmap_pos[][2] = {
+	{ "postgresql", "SELECT a FROM p WHERE id = 1 AND 2407=2407" },
+	{ "postgresql", "SELECT a FROM p WHERE category = 'books' AND 'OBZv'='OBZv'" },
+	{ "postgresql", "SELECT a FROM p WHERE id = 1 AND NOT 4512=4513" },
+	{ "mysql", "SELECT a FROM p WHERE category = 'books' AND 2407=2407-- ZXMA' ORDER BY price" },
+	{ "mysql", "SELECT a FROM p WHERE id = 7 AND ORD(MID((SELECT IFNULL(CAST(email AS NCHAR),0x20) FROM "
+		   "shop.customers ORDER BY email LIMIT 0,1),12,1))>109" },
+	{ "postgresql", "SELECT a FROM p WHERE id = 1 AND ASCII(SUBSTRING((COALESCE(CAST(CURRENT_USER AS "
+			"VARCHAR(10000))::text,(CHR(32)))) FROM 1 FOR 1))>64" },
+	{ "postgresql", "SELECT a FROM p WHERE id = 1 AND 7799=CAST((CHR(113)||CHR(120)||CHR(98)||CHR(107)||CHR(113))||"
+			"(SELECT (CASE WHEN (7799=7799) THEN 1 ELSE 0 END))::text||(CHR(113)||CHR(118)) AS NUMERIC)" },
+	{ "mysql", "SELECT a FROM p WHERE id = 1 AND (SELECT 2282 FROM(SELECT COUNT(*),CONCAT(0x71766a7a71,(SELECT "
+		   "(ELT(2282=2282,1))),0x71766b6271,FLOOR(RAND(0)*2))x FROM INFORMATION_SCHEMA.PLUGINS GROUP BY x)a)" },
+	{ "mysql", "SELECT a FROM p WHERE id = 1 AND EXTRACTVALUE(4312,CONCAT(0x5c,0x71766a7a71,(SELECT "
+		   "(ELT(4312=4312,1))),0x71766b6271))" },
+	{ "mysql", "SELECT a FROM p WHERE id = 1 AND UPDATEXML(1,CONCAT(0x2e,0x71,(SELECT user())),1)" },
+	{ "mysql", "SELECT a FROM p WHERE id = 1 AND GTID_SUBSET(CONCAT(0x71766a7a71,(SELECT 1)),5236)" },
+	{ "mysql", "SELECT a FROM p WHERE id = 1 AND JSON_KEYS((SELECT CONVERT((SELECT CONCAT(0x71,(SELECT 1)))"
+		   " USING utf8)))" },
+	{ "mysql", "SELECT a FROM p WHERE id = 1 AND EXP(~(SELECT * FROM (SELECT CONCAT(0x71,0x71))x))" },
+	{ "mysql", "SELECT a FROM p WHERE id = 1 UNION ALL SELECT NULL,CONCAT(0x71766a7a71,JSON_ARRAYAGG(CONCAT_WS("
+		   "0x7a,password_hash)),0x71) FROM shop.customers-- -" },
+	{ "postgresql", "SELECT a FROM p WHERE id = 1 ORDER BY 3-- -" },
+	{ "mysql", "SELECT a FROM p WHERE category = 'books' ORDER BY 4587#' ORDER BY price" },
+	/* issue #20: tautologies the rules missed */
+	{ "postgresql", "SELECT * FROM users WHERE name = 'x' OR 1::int=1" },
+	{ "postgresql", "SELECT * FROM users WHERE name = 'x' OR 1 IN (1)" },
+	{ "postgresql", "SELECT * FROM users WHERE name = 'x' OR 2 BETWEEN 1 AND 3" },
+	{ "postgresql", "SELECT * FROM users WHERE name = 'x' OR NOT 1=2" },
+	{ "postgresql", "SELECT * FROM users WHERE name = 'x' OR 2-1=1" },
+	{ "mysql", "SELECT * FROM users WHERE name = 'x' OR 0x61='a'" },
+};
+
+Test(sql_injection, sqlmap_forms_fire_first_seen)
+{
+	for (size_t i = 0; i < sizeof sqlmap_pos / sizeof sqlmap_pos[0]; i++)
+		cr_expect_eq(fires(sqlmap_pos[i][0], "app_svc", sqlmap_pos[i][1], "sql_injection"), 1, "case %zu: %s", i,
+			     sqlmap_pos[i][1]);
+}
+
+/* Benign look-alikes of every new rule: ORM SQL, reporting tools' ORDER BY 2, JSON
+ * aggregation, query builders' 1=1 / 1=0, text functions over columns, admin catalog reads. */
+static const char *const sqlmap_neg[][2] = {
+	{ "postgresql", "SELECT products.id AS products_id FROM products WHERE products.id IN (1, 2) ORDER BY products.id"
+			" LIMIT 20 OFFSET 0" },
+	{ "postgresql", "SELECT category, count(*), sum(price) FROM products GROUP BY 1 ORDER BY 2 DESC" },
+	{ "postgresql", "SELECT name, price FROM products WHERE price BETWEEN 1 AND 30 ORDER BY 2, 1" },
+	{ "postgresql", "SELECT json_agg(json_build_object('id', id, 'name', name)) FROM products WHERE category = 'x'" },
+	{ "mysql", "SELECT JSON_ARRAYAGG(JSON_OBJECT('id', id, 'name', name)) FROM products WHERE category = 'x'" },
+	{ "postgresql", "SELECT * FROM t WHERE a IN (NULL) AND (1 != 1)" },
+	{ "postgresql", "SELECT * FROM t WHERE a = 5 AND 1=1" },
+	{ "mysql", "SELECT ASCII(SUBSTRING(name, 1, 1)) AS initial FROM customers" },
+	{ "mysql", "SELECT CONCAT(first_name, ' ', last_name) FROM customers WHERE id = 3" },
+	{ "mysql", "SELECT CONCAT('#', LPAD(HEX(id), 6, '0')) FROM colors" },
+	{ "mysql", "SELECT id FROM samples ORDER BY RAND() LIMIT 10" },
+	{ "mysql", "SELECT FLOOR(RAND()*10) AS bucket, count(*) FROM t GROUP BY bucket" },
+	{ "mysql", "SELECT EXTRACTVALUE(doc, '/order/id') FROM xml_orders WHERE id = 4" },
+	{ "postgresql", "SELECT CAST(price AS NUMERIC) FROM products WHERE id = 9" },
+	{ "postgresql", "SELECT id, name FROM products WHERE name LIKE '%cable 1=1%' OR note LIKE '%/* gift */%'" },
+	{ "postgresql", "SELECT id, name, email FROM customers WHERE name = 'o''reilly'" },
+	{ "postgresql", "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'" },
+	{ "postgresql", "SELECT attname FROM pg_attribute WHERE attrelid = 'customers'::regclass AND attnum > 0" },
+	{ "postgresql", "SELECT version(), current_user, current_schema()" },
+	{ "postgresql", "SELECT a FROM t WHERE d > now() - interval '2 days' AND 1=1" },
+	{ "postgresql", "SELECT a FROM t WHERE b = 1 -- ORDER BY 2" },
+	{ "postgresql", "SELECT a FROM t ORDER BY 2 -- newest first" },
+	{ "postgresql", "SELECT x FROM t WHERE a BETWEEN 1 AND 2 AND b = 3" },
+};
+
+Test(sql_injection, sqlmap_rule_look_alikes_do_not_fire)
+{
+	for (size_t i = 0; i < sizeof sqlmap_neg / sizeof sqlmap_neg[0]; i++)
+		cr_expect_eq(fires(sqlmap_neg[i][0], "app_svc", sqlmap_neg[i][1], "sql_injection"), 0, "case %zu: %s", i,
+			     sqlmap_neg[i][1]);
+}
+
+/* By structure: the application's clean shape first, then the same shape with a slot
+ * replaced; a query builder's extra filter is data-shaped and stays quiet. */
+Test(sql_injection, a_known_shape_with_a_slot_replaced)
+{
+	start_as("postgresql", "app_svc", NULL);
+	h_simple(&h, "SELECT id, name FROM products WHERE category = 'books' ORDER BY price", 1, 'I');
+	h_simple(&h, "SELECT id, name FROM products WHERE id = 4", 1, 'I');
+	h_simple(&h, "SELECT id, name FROM products WHERE id = 4 AND price < 3", 1, 'I');		/* builder */
+	h_simple(&h, "SELECT id, name FROM products WHERE category = 'toys' AND stock > 0 ORDER BY price", 1, 'I');
+	cr_expect_eq(rec_sink_count_kind(h.sink, "sql_injection"), 0);
+	h_simple(&h, "SELECT id, name FROM products WHERE id = 1322-1321", 1, 'I');
+	h_simple(&h, "SELECT id, name FROM products WHERE id = (SELECT max(id) FROM orders)", 1, 'I');
+	h_simple(&h, "SELECT id, name FROM products WHERE category = 'books' ORDER BY 1-- x", 1, 'I');
+	uint64_t q = h_query(&h, EV_Q_SIMPLE, "SELECT id, name FROM products WHERE category = 'books\"))(())),'' ORDER BY price",
+			     NULL, 0);
+	h_result(&h, q, EV_OUT_ERROR, -1, "42601");
+	h_ready(&h, 'I');
+	h_end(&h);
+	cr_expect_eq(rec_sink_count_kind(h.sink, "sql_injection"), 4);
+	const struct h_finding *f = rec_sink_find(h.sink, "sql_injection");
+	cr_expect_not_null(strstr(f->evidence, "\"slot_replaced\""), "%s", f->evidence);
+	cr_expect_not_null(strstr(f->evidence, "\"replaced_by\":\"expression\""), "%s", f->evidence);
+	cr_expect_not_null(strstr(f->evidence, "\"after\":\"WHERE id =\""), "%s", f->evidence);
+	int sub = 0, broken = 0;
+	for (int i = 0; i < h.sink->n_f; i++) {
+		sub += strstr(h.sink->f[i].evidence, "\"replaced_by\":\"subquery\"") != NULL;
+		broken += strstr(h.sink->f[i].evidence, "\"replaced_by\":\"broken_syntax\"") != NULL;
+	}
+	cr_expect_eq(sub, 1);
+	cr_expect_eq(broken, 1);
+	h_free(&h);
+}
+
+/* Severity follows the damage: a probe is high, reading another table, a credentials
+ * column or the catalog is critical. */
+Test(sql_injection, severity_follows_damage)
+{
+	start_as("mysql", "app_svc", NULL);
+	h_simple(&h, "SELECT a FROM p WHERE id = 1 AND 2407=2407", 1, 'I');
+	h_simple(&h, "SELECT a FROM p WHERE id = 1 UNION ALL SELECT CONCAT(0x71,password_hash) FROM customers-- -", 1, 'I');
+	h_simple(&h, "SELECT a FROM p WHERE id = 1 AND ORD(MID((SELECT IFNULL(CAST(schema_name AS NCHAR),0x20) FROM "
+		     "INFORMATION_SCHEMA.SCHEMATA LIMIT 0,1),1,1))>64", 1, 'I');
+	h_end(&h);
+	cr_expect_eq(h.sink->n_f >= 3, 1);
+	int crit = 0, high = 0;
+	for (int i = 0; i < h.sink->n_f; i++)
+		if (!strcmp(h.sink->f[i].kind, "sql_injection")) {
+			crit += !strcmp(h.sink->f[i].severity, "critical");
+			high += !strcmp(h.sink->f[i].severity, "high");
+		}
+	cr_expect_eq(high, 1);
+	cr_expect_eq(crit, 2);
+	h_free(&h);
+}
+
 Test(sql_injection, an_emptied_union_the_application_is_known_to_send_is_quiet)
 {
 	start_as("postgresql", "app_svc", NULL);
@@ -130,7 +263,9 @@ Test(sql_injection, stacked_dangerous_statements)
 	cr_expect_not_null(strstr(f->evidence, "stacked_statement"));
 	cr_expect_eq(f->statement_id, h.sink->st[1].id);
 	cr_expect_eq(rec_sink_count_kind(h.sink, "sql_injection"), 3);
-	cr_expect_eq(rec_sink_count_kind(h.sink, "destructive_statement"), 3); /* two DROPs, an UPDATE without WHERE */
+	/* two DROPs (the same statement from the same actor: one row, count 2), an UPDATE
+	 * without WHERE */
+	cr_expect_eq(rec_sink_count_kind(h.sink, "destructive_statement"), 2);
 	int after_update = 0;
 	for (int k = 0; k < h.sink->n_f; k++)
 		after_update |= strstr(h.sink->f[k].evidence, "\"stacked_after\":\"UPDATE\"") != NULL;
@@ -198,7 +333,10 @@ Test(error_burst, one_finding_per_burst)
 	h_sleep(&h, 120);
 	errors(10, "42501", 1);
 	h_end(&h);
-	cr_expect_eq(rec_sink_count_kind(h.sink, "error_burst"), 2);
+	/* the second burst is within repeat_interval_s (300 s): it updates the first row */
+	cr_expect_eq(rec_sink_count_kind(h.sink, "error_burst"), 1);
+	cr_expect_eq(h.sink->n_f, 2);
+	cr_expect_eq(h.sink->f[1].id, h.sink->f[0].id);
 	const struct h_finding *f = rec_sink_find(h.sink, "error_burst");
 	cr_expect_not_null(strstr(f->evidence, "\"threshold\":10"));
 	h_free(&h);
@@ -207,11 +345,11 @@ Test(error_burst, one_finding_per_burst)
 Test(error_burst, below_threshold_or_other_errors_do_not_fire)
 {
 	start_as("postgresql", "app_svc", NULL);
-	errors(9, "42601", 1);
+	errors(4, "42601", 1);	  /* syntax errors weigh 2: 8 < 10 */
 	errors(30, "23505", 0.1); /* unique violations are application bugs, not probing */
 	h_free(&h);
 	start_as("mysql", "app_svc", NULL);
-	errors(20, "1064", 10); /* spread out: never 10 within 60 s */
+	errors(20, "1064", 20); /* spread out: never weight 10 within 60 s */
 	h_end(&h);
 	cr_expect_eq(rec_sink_count_kind(h.sink, "error_burst"), 0);
 	h_free(&h);
@@ -494,7 +632,13 @@ Test(data_export, server_file_request_event)
 
 Test(data_export, data_move_belongs_to_the_executing_statement)
 {
-	start_as("postgresql", "app_svc", NULL);
+	h_init(&h);
+	svc(&h, "app_svc");
+	h.cfg.repeat_interval_s = 0; /* two rows, each naming its statement */
+	h_start(&h);
+	h_open(&h, "postgresql", NULL);
+	h_startup(&h, "app_svc", "shop", "web");
+	h_login(&h, 1);
 	uint64_t a = h_query(&h, EV_Q_EXECUTE, "SELECT 1", NULL, 0);
 	uint64_t b = h_query(&h, EV_Q_EXECUTE, "SELECT 2", NULL, 0);
 	struct ev e = { .type = EV_DATA_MOVE, .ts = h.t };
@@ -600,9 +744,30 @@ Test(protocol_anomaly, rate_limited_per_session)
 	for (int i = 0; i < 10; i++)
 		h_event(&h, &e);
 	h_end(&h);
-	cr_expect_eq(rec_sink_count_kind(h.sink, "protocol_anomaly"), 3);
+	/* 3 per session reported, and those repeats update one row */
+	cr_expect_eq(h.sink->n_f, 3);
+	cr_expect_eq(rec_sink_count_kind(h.sink, "protocol_anomaly"), 1);
 	cr_expect_not_null(strstr(h.sink->f[0].summary, "message length"));
 	cr_expect_str_eq(h.sink->f[0].severity, "low");
+	h_free(&h);
+}
+
+/* hydra opens a session per guess: per client across its sessions, and one row per repeat */
+Test(protocol_anomaly, rate_limited_per_client_and_repeats_update_one_row)
+{
+	h_init(&h);
+	h_start(&h);
+	for (int s = 0; s < 50; s++) {
+		h_open(&h, "mysql", "10.0.0.9");
+		struct ev e = { .type = EV_ANOMALY, .ts = h.t, .to_server = 1 };
+		e.u.anomaly.what = "mysql: handshake response truncated";
+		h_event(&h, &e);
+		h_close(&h, h.s);
+		h_sleep(&h, 0.5);
+	}
+	h_end(&h);
+	cr_expect_eq(h.sink->n_f, 10); /* anomaly_per_client */
+	cr_expect_eq(rec_sink_count_kind(h.sink, "protocol_anomaly"), 1);
 	h_free(&h);
 }
 

@@ -492,6 +492,46 @@ Test(sqlite_sink, foreign_sqlite_database_is_refused)
 	expect_one_line(err, path, "not a dbtap database");
 }
 
+/* issue #19: a version-1 database gains findings.count and last_seen; a repeat (same id)
+ * updates count, last_seen and severity of the first row and keeps its time. */
+Test(sqlite_sink, version_1_database_is_migrated_and_repeats_update_one_row)
+{
+	sqlite3 *db;
+	cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
+	cr_assert_eq(sqlite3_exec(db,
+				  "CREATE TABLE findings(id INTEGER PRIMARY KEY, run_id INTEGER, session_id INTEGER,"
+				  " statement_id INTEGER, ts TEXT, kind TEXT, severity TEXT, protocol TEXT, client_ip TEXT,"
+				  " server_ip TEXT, db_user TEXT, database TEXT, application TEXT, end_user TEXT,"
+				  " end_user_source TEXT, fingerprint TEXT, sql TEXT, summary TEXT, evidence TEXT);"
+				  "INSERT INTO findings(id, kind) VALUES(1, 'old');"
+				  "PRAGMA user_version = 1",
+				  NULL, NULL, NULL),
+		     SQLITE_OK);
+	sqlite3_close(db);
+	struct sink_ids ids;
+	struct sink *s = open_ok(0, &ids);
+	cr_expect_eq(ids.finding, 2);
+	struct rec_finding f = { .id = 2, .ts = T0, .kind = "protocol_anomaly", .severity = "low", .summary = "a" };
+	struct rec r = { .type = REC_FINDING, .u.finding = &f };
+	put_ok(s, &r);
+	f.count = 7;
+	f.last_seen = T0 + 5000000;
+	f.severity = "medium";
+	f.summary = "b";
+	put_ok(s, &r);
+	cr_assert_eq(sink_sync(s), 0);
+	sink_close(s);
+	db = db_open();
+	cr_expect_eq(q1(db, "PRAGMA user_version"), SINK_SCHEMA_VERSION);
+	cr_expect_eq(q1(db, "SELECT count FROM findings WHERE id = 1"), 1);
+	cr_expect_eq(q1(db, "SELECT count(*) FROM findings"), 2);
+	cr_expect_eq(q1(db, "SELECT count FROM findings WHERE id = 2"), 7);
+	char *v = qs(db, "SELECT ts || ' ' || last_seen || ' ' || severity || ' ' || summary FROM findings WHERE id = 2");
+	cr_expect_str_eq(v, "2026-11-27T09:15:02.123456Z 2026-11-27T09:15:07.123456Z medium b");
+	free(v);
+	sqlite3_close(db);
+}
+
 Test(sqlite_sink, newer_schema_version_is_refused)
 {
 	sqlite3 *db;
