@@ -219,6 +219,7 @@ struct an {
 	struct bl *bl; /* learned baseline (baseline.c), created on first use */
 	struct sqli_state *sqli; /* sql_injection scratch and known slots (det_sql_injection.c) */
 	struct an_repeat *rep;	  /* finding repeats (repeat.c) */
+	struct bf_state *bf_ext;  /* auth_bruteforce: names per burst (det_auth_bruteforce.c) */
 	/* the enabled detectors with each hook, listed once at an_new (hooks run per event) */
 	const struct an_detector *det_stmt[AN_MAX_DETECTORS + 1], *det_event[AN_MAX_DETECTORS + 1];
 	uint32_t det_events; /* the event types any of det_event wants (AN_EV_BIT) */

@@ -184,6 +184,14 @@ int rec_sink_count_kind(const struct rec_sink *r, const char *kind)
 	return n;
 }
 
+const struct h_finding *rec_sink_last(const struct rec_sink *r, const char *kind)
+{
+	for (int i = r->n_f - 1; i >= 0; i--)
+		if (!strcmp(r->f[i].kind, kind))
+			return &r->f[i];
+	return NULL;
+}
+
 const struct h_finding *rec_sink_find(const struct rec_sink *r, const char *kind)
 {
 	for (int i = 0; i < r->n_f; i++)

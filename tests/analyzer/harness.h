@@ -51,6 +51,8 @@ void rec_sink_free(struct rec_sink *r);
 int rec_sink_absent(const struct rec_sink *r, const char *needle);
 int rec_sink_count_kind(const struct rec_sink *r, const char *kind);
 const struct h_finding *rec_sink_find(const struct rec_sink *r, const char *kind);
+/* The latest put of that kind: a repeat/update of a row carries its newest state. */
+const struct h_finding *rec_sink_last(const struct rec_sink *r, const char *kind);
 
 /* h_init sets defaults; change h->cfg, then h_start. */
 void h_init(struct harness *h);

@@ -394,13 +394,17 @@ Test(auth_bruteforce, one_finding_per_burst_with_the_count)
 	h_start(&h);
 	for (int i = 0; i < 12; i++)
 		failed_login("203.0.113.9", i % 2 ? "admin" : "root");
-	cr_expect_eq(rec_sink_count_kind(h.sink, "auth_bruteforce"), 0); /* burst still going */
+	/* raised when the threshold is crossed, while the burst goes on */
+	cr_expect_eq(rec_sink_count_kind(h.sink, "auth_bruteforce"), 1);
+	cr_expect_not_null(strstr(rec_sink_find(h.sink, "auth_bruteforce")->evidence, "\"failures\":5"));
 	h_sleep(&h, 200);
 	cr_expect_eq(rec_sink_count_kind(h.sink, "auth_bruteforce"), 1);
 	h_end(&h);
+	/* then the same row is updated with the count */
 	cr_expect_eq(rec_sink_count_kind(h.sink, "auth_bruteforce"), 1);
-	const struct h_finding *f = rec_sink_find(h.sink, "auth_bruteforce");
+	const struct h_finding *f = rec_sink_last(h.sink, "auth_bruteforce");
 	cr_expect_not_null(strstr(f->evidence, "\"failures\":12"), "%s", f->evidence);
+	cr_expect_not_null(strstr(f->evidence, "\"accounts\":[\"root\",\"admin\"]"), "%s", f->evidence);
 	cr_expect_not_null(strstr(f->summary, "203.0.113.9"));
 	cr_expect_str_eq(f->severity, "high");
 	h_free(&h);
@@ -447,10 +451,52 @@ Test(auth_bruteforce, success_after_burst_raises_severity)
 	h_startup(&h, "admin", "shop", "psql");
 	h_login(&h, 1);
 	h_end(&h);
-	const struct h_finding *f = rec_sink_find(h.sink, "auth_bruteforce");
+	const struct h_finding *f = rec_sink_last(h.sink, "auth_bruteforce");
 	cr_assert_not_null(f);
 	cr_expect_str_eq(f->severity, "critical");
 	cr_expect_not_null(strstr(f->evidence, "\"login_succeeded_after\":true"));
+	cr_expect_not_null(strstr(f->summary, "then a login as admin"), "%s", f->summary);
+	cr_expect_eq(rec_sink_count_kind(h.sink, "auth_bruteforce"), 1);
+	h_free(&h);
+}
+
+/* hydra against two accounts with 200 guesses: every account named, exact counts, and the
+ * PostgreSQL and MariaDB bursts of one client are counted apart */
+Test(auth_bruteforce, names_every_account_and_counts_per_protocol)
+{
+	h_init(&h);
+	h_start(&h);
+	char acct[32];
+	for (int i = 0; i < 200; i++) {
+		snprintf(acct, sizeof acct, "user%d", i % 40);
+		h_open(&h, "postgresql", "203.0.113.77");
+		h_startup(&h, acct, "shop", "hydra");
+		h_login(&h, 0);
+		h_close(&h, h.s);
+		h_sleep(&h, 0.05);
+	}
+	for (int i = 0; i < 6; i++) {
+		h_open(&h, "mysql", "203.0.113.77");
+		h_startup(&h, "root", "", "hydra");
+		h_login(&h, 0);
+		h_close(&h, h.s);
+	}
+	h_end(&h);
+	cr_expect_eq(rec_sink_count_kind(h.sink, "auth_bruteforce"), 2);
+	const struct h_finding *f = NULL;
+	for (int i = 0; i < h.sink->n_f; i++)
+		if (strstr(h.sink->f[i].evidence, "\"protocol\":\"postgresql\""))
+			f = &h.sink->f[i];
+	cr_assert_not_null(f);
+	cr_expect_not_null(strstr(f->evidence, "\"failures\":200"), "%s", f->evidence);
+	cr_expect_not_null(strstr(f->evidence, "\"distinct_accounts\":40"), "%s", f->evidence);
+	cr_expect_not_null(strstr(f->evidence, "\"user31\""), "%s", f->evidence);
+	cr_expect_null(strstr(f->evidence, "\"user32\""), "%s", f->evidence); /* names kept up to 32 */
+	/* updated while it went on: at most once a second of packet time */
+	int puts = 0;
+	for (int i = 0; i < h.sink->n_f; i++)
+		puts += strstr(h.sink->f[i].evidence, "\"protocol\":\"postgresql\"") != NULL;
+	cr_expect(puts >= 5 && puts <= 13, "%d puts", puts);
 	h_free(&h);
 }
 

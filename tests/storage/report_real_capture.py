@@ -57,7 +57,15 @@ def check_json_lines(db, path):
             line = raw.decode("utf-8")  # must be valid UTF-8
             check(line.endswith("\n") and "\n" not in line[:-1], "one object per line")
             obj = json.loads(line)
-            last[(obj["event_type"], obj["id"])] = obj
+            key = (obj["event_type"], obj["id"])
+            if obj["event_type"] == "finding" and key in last:
+                # a repeat folded into the row (issue #19): these columns follow it, the
+                # first line's time, statement and context stay
+                first = dict(last[key])
+                for col in ("count", "last_seen", "severity", "summary", "evidence"):
+                    first[col] = obj[col]
+                obj = first
+            last[key] = obj
     check(n > 0, f"{path}: no JSON lines")
     counts = {}
     for (etype, rid), obj in last.items():
