@@ -144,6 +144,8 @@ const char rp_tables_sql[] =
 	" summary);"
 	"CREATE TABLE l_top(src, ts, kind, severity, sevrank, db_user, end_user, client_ip,"
 	" application, summary, sql);"
+	"CREATE TABLE l_attack(kind, client_ip, db_user, application, end_user, n, sevrank,"
+	" first, last);"
 	"CREATE TABLE b(t TEXT PRIMARY KEY);"
 	/* workload: one pass over the window's statements with their session's identity */
 	"CREATE TABLE a_w(fingerprint, verb, outcome, error_code, end_user, db_user, database,"
@@ -197,7 +199,12 @@ static const char rp_gather_sql[] =
 	"INSERT INTO l_err SELECT :src, s.ts, s.error_code, x.db_user, s.end_user, s.sql"
 	" FROM src.statements s LEFT JOIN src.sessions x ON x.id = s.session_id"
 	" WHERE s.ts >= :since AND s.ts < :until AND s.outcome = 'error'"
-	" ORDER BY s.ts DESC LIMIT :list;";
+	" ORDER BY s.ts DESC LIMIT :list;"
+	/* issue #19: an actor's injection statements and probing errors are one attack */
+	"INSERT INTO l_attack SELECT kind, client_ip, db_user, application, coalesce(end_user, ''),"
+	" count(*), max(" RP_SEVRANK "), min(ts), max(ts) FROM src.findings"
+	" WHERE kind IN ('sql_injection', 'error_burst') AND ts >= :since AND ts < :until"
+	" GROUP BY 1, 2, 3, 4, 5;";
 
 /* URI for ATTACH with mode=ro: percent-encode anything that could end the path. */
 static char *rp_uri(const char *path)
@@ -477,6 +484,11 @@ int rp_compute(struct rp *r, cJSON *root)
 	Q_ROWS(fnd, "timeline", "SELECT b.t AS t, coalesce(sum(f.n), 0) AS total," SEV_COLS
 				" FROM b LEFT JOIN a_find f ON substr(f.hour, 1, :blen) = b.t"
 				" GROUP BY b.t ORDER BY b.t");
+	Q_ROWS(fnd, "attacks", "SELECT kind, client_ip, db_user, application, nullif(end_user, '') AS end_user,"
+			       " sum(n) AS findings, CASE max(sevrank) WHEN 5 THEN 'critical' WHEN 4 THEN 'high'"
+			       " WHEN 3 THEN 'medium' WHEN 2 THEN 'low' ELSE 'info' END AS severity,"
+			       " min(first) AS first, max(last) AS last FROM l_attack GROUP BY 1, 2, 3, 4, 5"
+			       " ORDER BY max(sevrank) DESC, 6 DESC LIMIT :list");
 	Q_ROWS(fnd, "most_severe", "SELECT ts, kind, severity, db_user, end_user, client_ip,"
 				   " application, summary, sql FROM l_top"
 				   " ORDER BY sevrank DESC, ts DESC LIMIT :list");

@@ -222,8 +222,27 @@ void rp_text(const cJSON *root, struct jw *w)
 			  NUM(it, "critical"), NUM(it, "high"), NUM(it, "medium"), NUM(it, "low"),
 			  NUM(it, "info"));
 	}
-	jw_puts(w, "\nMOST SEVERE FINDINGS\n");
 	int k = 0;
+	cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(fnd, "attacks"))
+	{
+		if (k++ == 0)
+			jw_puts(w, "\nATTACKS BY ACTOR (injection statements, probing bursts)\n");
+		if (k > 20)
+			break;
+		jw_puts(w, "  ");
+		tx_pad(w, rp_strv(it, "severity"), 8);
+		jw_putc(w, ' ');
+		tx_pad(w, rp_strv(it, "kind"), 13);
+		jw_printf(w, "%6lld  ", NUM(it, "findings"));
+		jw_text(w, rp_strv(it, "end_user") ? rp_strv(it, "end_user") : rp_strv(it, "db_user"), 24);
+		jw_puts(w, "@");
+		jw_text(w, rp_strv(it, "client_ip"), 40);
+		jw_puts(w, " ");
+		jw_text(w, rp_strv(it, "application"), 24);
+		jw_printf(w, "  %.19s .. %.19s\n", rp_or(rp_strv(it, "first"), "-"), rp_or(rp_strv(it, "last"), "-"));
+	}
+	jw_puts(w, "\nMOST SEVERE FINDINGS\n");
+	k = 0;
 	cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(fnd, "most_severe"))
 	{
 		if (k++ >= 20)

@@ -1,10 +1,28 @@
 /* bulk_read: one statement returned more rows, or more result bytes, than the thresholds
- * (defaults 10000 rows / 50 MiB). Rows affected by writes do not count. */
+ * (defaults 10000 rows / 50 MiB). Rows affected by writes do not count, nor rows a SELECT
+ * wrote INTO OUTFILE/DUMPFILE/@var on the server (none reached the client). */
 #include "det.h"
+
+/* SELECT ... INTO OUTFILE/DUMPFILE (or INTO @var): the server reports the rows it wrote, none
+ * went to the client (data_export judges the file) */
+static int into_server_side(const struct an_stmt *st)
+{
+	if (!st->info || !st->toks || (!sq_has(st->info, SQW_OUTFILE) && !sq_has(st->info, SQW_DUMPFILE) &&
+					!sq_has(st->info, SQW__VAR)))
+		return 0;
+	for (int i = st->first; i < st->end; i++)
+		if (det_word(st, i, "INTO") && det_tok(st, i)->depth == 0) {
+			int k = det_next(st, i);
+			if (det_word(st, k, "OUTFILE") || det_word(st, k, "DUMPFILE") ||
+			    (k < st->end && det_tok(st, k)->type == SQ_VAR))
+				return 1;
+		}
+	return 0;
+}
 
 static void br_statement(struct an *an, const struct an_stmt *st)
 {
-	int by_rows = st->rows > an->cfg.bulk_read_rows && an_stmt_is_read(st);
+	int by_rows = st->rows > an->cfg.bulk_read_rows && an_stmt_is_read(st) && !into_server_side(st);
 	int by_bytes = (int64_t)st->bytes > an->cfg.bulk_read_bytes;
 	if (!by_rows && !by_bytes)
 		return;

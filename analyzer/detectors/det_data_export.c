@@ -64,6 +64,23 @@ static void de_statement(struct an *an, const struct an_stmt *st)
 			}
 		}
 	}
+	/* mysqldump reads each table with SELECT (!40001 SQL_NO_CACHE) * FROM t (the hint a
+	 * comment, or code once versioned comments are lexed as code): a whole table leaves,
+	 * whatever its row count. pg_dump's COPY ... TO stdout is copy_to above. */
+	const char *tool = NULL;
+	if (!signal && st->toks && in && in->verb_kw == SQW_SELECT) {
+		for (int i = st->first; i < st->end && i < st->first + 4 && !tool; i++) {
+			const struct sq_tok *t = det_tok(st, i);
+			if ((t->type == SQ_COMMENT && t->len >= 22 && !memcmp(st->base + t->off, "/*!40001 SQL_NO_CACHE", 21)) ||
+			    sq_word(st->base, t, "SQL_NO_CACHE"))
+				tool = "mysqldump";
+		}
+		if (tool) {
+			signal = "dump_tool";
+			target = "stdout";
+			to_stdout = 1;
+		}
+	}
 	if (!signal && st->data_move) {
 		signal = st->data_move_to_client ? "copy_out" : st->data_move_what[0] ? "local_infile_request" : NULL;
 		to_stdout = st->data_move_to_client;
@@ -82,6 +99,10 @@ static void de_statement(struct an *an, const struct an_stmt *st)
 		cJSON_AddStringToObject(ev, "target", target);
 	if (fn[0])
 		cJSON_AddStringToObject(ev, "function", fn);
+	if (tool)
+		cJSON_AddStringToObject(ev, "tool", tool);
+	if (st->s->application[0])
+		cJSON_AddStringToObject(ev, "application", st->s->application); /* program_name, application_name */
 	if (st->data_move_what[0])
 		cJSON_AddStringToObject(ev, "file", st->data_move_what);
 	if (st->rows >= 0)

@@ -906,7 +906,7 @@ static void sqli_statement(struct an *an, const struct an_stmt *st)
 		cred++;
 	/* a catalog or system function inside a subquery of a statement that reads no catalog
 	 * at its top (schema discovery through an injected subquery) */
-	if (!cat_top && (ns || tautologies || unions)) {
+	if (!cat_top && (ns || tautologies || (unions & 0xff) || delay)) {
 		for (int i = st->first; i < st->end; i++)
 			if (det_tok(st, i)->depth > 0 && det_tok(st, i)->type == SQ_WORD && catalog_ref(st, i)) {
 				SIG("catalog_subquery");
@@ -963,8 +963,6 @@ static void sqli_statement(struct an *an, const struct an_stmt *st)
 	for (int i = 0; i < ns; i++)
 		extra[ne++] = signals[i];
 	ns = 0;
-	if (structural)
-		SIG("slot_replaced");
 	if (tautologies)
 		SIG("tautology");
 	if (unions & 0xff || (unions && strong))
@@ -979,6 +977,8 @@ static void sqli_statement(struct an *an, const struct an_stmt *st)
 		SIG("credential_catalog");
 	for (int i = 0; i < ne; i++)
 		SIG(extra[i]);
+	if (structural)
+		SIG("slot_replaced");
 
 	cJSON *ev = an_evidence_stmt(st, signals[0]);
 	cJSON *arr = cJSON_AddArrayToObject(ev, "signals");

@@ -164,4 +164,46 @@ for r, ss in sorted(runs.items()):
     pos = next((i for i, s in enumerate(ss) if flagged.get(s['id'], {}).get('severity') == 'critical'), None)
     c.check(bool(crit), f'sqlmap run {r}: a critical finding within the first 20 of {len(ss)} injected '
                         f'statements (first at #{pos})')
+# the same attack as one sequence per actor: the report groups it
+for r in dbtest.rows(db, "SELECT client_ip, db_user, application, count(*) AS n, max(severity = 'critical') AS crit"
+                         " FROM findings WHERE kind = 'sql_injection' GROUP BY 1, 2, 3"):
+    print('  actor', r)
+
+# ---- hydra: MariaDB by hydra 9.4, PostgreSQL md5/scram guesses (see make_attack_captures.py)
+hdb = os.path.join(tmp, 'hydra.db')
+for p in (hdb, hdb + '-wal', hdb + '-shm'):
+    if os.path.exists(p):
+        os.unlink(p)
+dbtest.run_dbtap(unpack('hydra.pcap'), hdb, config=CFG)
+bf = dbtest.rows(hdb, "SELECT * FROM findings WHERE kind = 'auth_bruteforce'")
+for f in bf:
+    print('  bruteforce:', f['severity'], f['count'], f['summary'])
+for proto, accounts in (('mysql', {'shop_svc', 'nobody'}), ('postgresql', {'shop_md5', 'shop_svc'})):
+    rows_ = [f for f in bf if f['protocol'] == proto and 'per_client' in f['evidence']]
+    c.eq(len(rows_), 1, f'hydra {proto}: one auth_bruteforce row for the client')
+    if rows_:
+        ev = json.loads(rows_[0]['evidence'])
+        c.check(accounts <= set(ev['accounts']), f'hydra {proto}: every account named ({ev["accounts"]})')
+        c.eq(rows_[0]['severity'], 'critical', f'hydra {proto}: the login after the failures is critical')
+        c.check(rows_[0]['count'] > 1, f'hydra {proto}: updated in place (count {rows_[0]["count"]})')
+for kind, most in (('protocol_anomaly', 2), ('cleartext_password', 1)):
+    n = len(dbtest.rows(hdb, 'SELECT id FROM findings WHERE kind = ?', (kind,)))
+    c.check(n <= most, f'hydra: {kind} rows {n} <= {most} (no flood)')
+
+# ---- dumps: pg_dump, mysqldump, COPY TO STDOUT, INTO OUTFILE, pg_read_file
+ddb = os.path.join(tmp, 'dumps.db')
+for p in (ddb, ddb + '-wal', ddb + '-shm'):
+    if os.path.exists(p):
+        os.unlink(p)
+dbtest.run_dbtap(unpack('dumps.pcap'), ddb, config=dict(CFG, admin_hosts=[]))
+de = dbtest.rows(ddb, "SELECT f.*, se.application AS app FROM findings f JOIN sessions se ON se.id = f.session_id"
+                      " WHERE kind = 'data_export'")
+sig = {(json.loads(f['evidence'])['signal'], f['app']) for f in de}
+print('  data_export:', sorted(sig))
+c.check(('dump_tool', 'mysqldump') in sig, 'mysqldump: data_export (dump_tool) for a 5-row table')
+c.check(('copy_to', 'pg_dump') in sig, 'pg_dump: data_export (copy_to)')
+c.check(any(s_ == 'into_outfile' for s_, _ in sig), 'INTO OUTFILE: data_export')
+c.check(any(s_ == 'file_function' for s_, _ in sig), 'pg_read_file: data_export')
+c.eq(len(dbtest.rows(ddb, "SELECT id FROM findings WHERE kind IN ('bulk_read', 'sql_injection')")), 0,
+     "dumps: no bulk_read, no sql_injection (pg_dump's catalog queries)")
 c.done()

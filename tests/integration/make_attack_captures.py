@@ -10,7 +10,12 @@ which records every statement the web app executed (the exact SQL text and who c
 `benign`, or `sqlmap` with `injected` true when the request's parameter was not the
 original value). attack_tools.py replays them through dbtap and checks the findings.
 
-Run as root: python3 tests/integration/make_attack_captures.py [OUT]  (about 10 minutes)
+Run as root: python3 tests/integration/make_attack_captures.py [OUT] [--only hydra,dumps]
+(about 12 minutes; --only remakes just those captures and keeps labels.json.gz)
+
+Debian's hydra 9.4 postgres module connects and closes without a startup message (no
+libpq in that build), so the PostgreSQL guesses (md5 and scram accounts) are made by a
+psycopg2 loop in the same capture, as hydra would make them.
 """
 import gzip
 import json
@@ -46,7 +51,9 @@ if flask is None:
     dbtest.skip('python3-flask, python3-psycopg2 and python3-pymysql are needed')
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-OUT = sys.argv[1] if len(sys.argv) > 1 else os.path.join(HERE, 'data', 'attacks')
+ONLY = set(sys.argv[sys.argv.index('--only') + 1].split(',')) if '--only' in sys.argv else None
+args = [a for i, a in enumerate(sys.argv[1:], 1) if a != '--only' and sys.argv[i - 1] != '--only']
+OUT = args[0] if args else os.path.join(HERE, 'data', 'attacks')
 os.makedirs(OUT, exist_ok=True)
 PW = 'Shop-Svc-Pw-7'
 DBA_PW = 'Dba-Pw-9'
@@ -129,6 +136,8 @@ def run(db, sql, args=None):
 
 
 app = flask.Flask('shop')
+import logging  # noqa: E402
+logging.getLogger('werkzeug').setLevel(logging.ERROR)
 
 
 @app.before_request
@@ -234,6 +243,8 @@ def admin_reads():
 
 
 def capture(name, fn):
+    if ONLY is not None and name not in ONLY:
+        return
     path = os.path.join(tmp, name + '.pcap')
     with dbtest.Capture(path, [pg.port, my.port]):
         fn()
@@ -301,8 +312,9 @@ def sqlmap_runs(db):
 capture('sqlmap-pg', lambda: sqlmap_runs('pg'))
 capture('sqlmap-my', lambda: sqlmap_runs('my'))
 
-with gzip.open(os.path.join(OUT, 'labels.json.gz'), 'wt') as f:
-    json.dump({'learn': labels[:learn_labels], 'attack': labels[learn_labels:]}, f)
+if ONLY is None:
+    with gzip.open(os.path.join(OUT, 'labels.json.gz'), 'wt') as f:
+        json.dump({'learn': labels[:learn_labels], 'attack': labels[learn_labels:]}, f)
 
 # ---- brute force and dumps --------------------------------------------------------------
 words = os.path.join(tmp, 'words.txt')
@@ -311,10 +323,17 @@ with open(words, 'w') as f:
 
 
 def hydra():
-    for user, svc, port in (('shop_md5', 'postgres', pg.port), ('shop_svc', 'postgres', pg.port),
-                            ('shop_svc', 'mysql', my.port), ('nobody', 'mysql', my.port)):
+    for user, svc, port in (('shop_svc', 'mysql', my.port), ('nobody', 'mysql', my.port)):
         subprocess.run(['hydra', '-l', user, '-P', words, '-t', '4', '-s', str(port), '-f',
                         '127.0.0.1', svc], capture_output=True, text=True, timeout=300)
+    # PostgreSQL md5 (shop_md5) and scram (shop_svc): 60 wrong guesses each, then the right one
+    for user, right in (('shop_md5', 'Md5-Pw-3'), ('shop_svc', PW)):
+        for guess in [f'guess{i}' for i in range(60)] + [right]:
+            try:
+                psycopg2.connect(host='127.0.0.1', port=pg.port, user=user, password=guess,
+                                 dbname='postgres', connect_timeout=5).close()
+            except psycopg2.OperationalError:
+                pass
 
 
 capture('hydra', hydra)
