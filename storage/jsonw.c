@@ -307,3 +307,16 @@ char *u8_clean_dup(const char *s)
 	d[o] = 0;
 	return d;
 }
+
+void jw_text_pad(struct jw *w, const char *s, size_t width)
+{
+	size_t start = w->len;
+	jw_text(w, s, width);
+	/* count code points written to pad to width */
+	size_t cols = 0;
+	for (size_t i = start; i < w->len; i++)
+		if (((unsigned char)w->buf[i] & 0xc0) != 0x80)
+			cols++;
+	for (; cols < width; cols++)
+		jw_putc(w, ' ');
+}

@@ -36,6 +36,8 @@ void jw_html(struct jw *w, const char *s);
 /* Text for terminals: invalid UTF-8 and control characters (escape sequences!) become '?',
  * at most max_cols characters (0 = no limit), an ellipsis when cut. */
 void jw_text(struct jw *w, const char *s, size_t max_cols);
+/* jw_text, then spaces up to width code points (columns of a text table). */
+void jw_text_pad(struct jw *w, const char *s, size_t width);
 /* A malloc'd copy with invalid UTF-8 replaced by U+FFFD (for cJSON); NULL on OOM. */
 char *u8_clean_dup(const char *s);
 

@@ -16,6 +16,7 @@
 #include "dbtap_version.h"
 #include "jsonw.h"
 #include "report.h"
+#include "findings.h"
 #include "report_int.h"
 #include "sink.h"
 
@@ -146,6 +147,39 @@ static int rp_write_out(const char *out, const char *data, size_t len, char *err
 	return rc;
 }
 
+/* Remember this report's window in the first database, for "new since the last report". */
+static int rp_record(struct rp *r, unsigned formats)
+{
+	const char *path = r->o->dbs[0];
+	sqlite3 *db;
+	char at[40];
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	sink_fmt_time((int64_t)now.tv_sec * US_PER_S + now.tv_nsec / 1000, at, sizeof at);
+	int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL);
+	sqlite3_busy_timeout(db, 10000);
+	if (rc == SQLITE_OK && findings_schema(db, r->err, r->errlen) < 0) {
+		sqlite3_close(db);
+		return -1;
+	}
+	sqlite3_stmt *st = NULL;
+	if (rc == SQLITE_OK)
+		rc = sqlite3_prepare_v2(db, "INSERT INTO report_runs(at, since, until, formats)"
+					    " VALUES(?1, ?2, ?3, ?4)", -1, &st, NULL);
+	if (rc == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, at, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, r->since, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, r->until, -1, SQLITE_STATIC);
+		sqlite3_bind_int(st, 4, (int)formats);
+		rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : SQLITE_ERROR;
+	}
+	if (rc != SQLITE_OK)
+		snprintf(r->err, r->errlen, "%s: recording the report: %s", path, sqlite3_errmsg(db));
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return rc == SQLITE_OK ? 0 : -1;
+}
+
 int report_run(const struct report_opts *o, char *err, size_t errlen)
 {
 	struct rp r = {.o = o, .err = err, .errlen = errlen};
@@ -163,6 +197,7 @@ int report_run(const struct report_opts *o, char *err, size_t errlen)
 		goto out;
 	}
 	sqlite3_busy_timeout(r.db, 10000);
+	findings_register_sql(r.db);
 	if (sqlite3_exec(r.db, rp_tables_sql, NULL, NULL, NULL) != SQLITE_OK) {
 		rp_fail(&r, NULL, "setup");
 		goto out;
@@ -214,6 +249,8 @@ int report_run(const struct report_opts *o, char *err, size_t errlen)
 		}
 		rc = rp_write_out(dest, w.buf ? w.buf : "", w.len, err, errlen);
 	}
+	if (rc == 0 && o->record)
+		rc = rp_record(&r, fm);
 out:
 	cJSON_Delete(root);
 	jw_free(&w);
@@ -248,7 +285,7 @@ static int rp_usage(const char *word, const char *msg)
 		fprintf(stderr, "usage: dbtap prune [-d DB]... --older-than 30d [--vacuum]\n");
 	else
 		fprintf(stderr, "usage: dbtap report [-d DB]... [--since ISO8601 | --last 24h]"
-				" [--until ISO8601|now] [--format text|html|json[,...]] [-o FILE|DIR]\n");
+				" [--until ISO8601|now] [--format text|html|json[,...]] [-o FILE|DIR] [--record]\n");
 	return 2;
 }
 
@@ -299,6 +336,9 @@ int report_main(int argc, char **argv)
 					 val ? val : "(missing)");
 				return rp_usage(word, msg);
 			}
+		} else if (!prune && !strcmp(a, "--record")) {
+			o.record = 1;
+			takes = 0;
 		} else if (!prune && !strcmp(a, "--format")) {
 			if (!val || report_parse_formats(val, &o.formats) < 0)
 				return rp_usage(word, "--format takes text, html or json, or several"

@@ -22,6 +22,9 @@ struct report_opts {
 	 * report.html and report.json (created when missing). */
 	const char *out;
 	int since_set;     /* since_us given (it may be 0: 1970-01-01) */
+	/* Record this report in the first database (table report_runs), so the next one can
+	 * say which finding groups are new since. */
+	int record;
 };
 
 /* "text", "html,json", ...: REPORT_FMT bits in *mask; -1 when a name is unknown. */

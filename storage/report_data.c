@@ -13,6 +13,7 @@
 #include "jsonw.h"
 #include "report_int.h"
 #include "dbtap_version.h"
+#include "findings.h"
 #include "sink.h"
 
 const char *const sev_names[] = {"critical", "high", "medium", "low", "info"};
@@ -47,6 +48,8 @@ static int rp_prepare_tail(struct rp *r, const char *sql, int src, sqlite3_stmt 
 		sqlite3_bind_int(*st, i, RP_TOP);
 	if ((i = sqlite3_bind_parameter_index(*st, ":list")))
 		sqlite3_bind_int(*st, i, RP_LIST);
+	if ((i = sqlite3_bind_parameter_index(*st, ":prev")))
+		sqlite3_bind_text(*st, i, r->prev[0] ? r->prev : "9999", -1, SQLITE_STATIC);
 	return 0;
 }
 
@@ -152,7 +155,9 @@ const char rp_tables_sql[] =
 	" application, client_ip, n, dur_n, dur_sum, dur_max, dur_min, rows, example);"
 	"CREATE TABLE a_sec(sec, n);"
 	"CREATE TABLE l_slow(src, ts, duration_us, verb, db_user, end_user, fingerprint, sql);"
-	"CREATE TABLE l_err(src, ts, error_code, db_user, end_user, sql);";
+	"CREATE TABLE l_err(src, ts, error_code, db_user, end_user, sql);"
+	"CREATE TABLE l_groups(src, id, state, reopened, severity, kind, principal, object, count,"
+	" clients, first, last, summary, sql, triage_state, triage_by, triage_at, triage_note);";
 
 #define RP_SEVRANK                                                                             \
 	"CASE severity WHEN 'critical' THEN 5 WHEN 'high' THEN 4 WHEN 'medium' THEN 3"         \
@@ -294,6 +299,18 @@ static int rp_newest(struct rp *r, const char *path, char *out, size_t outlen, c
 	return 0;
 }
 
+/* The previous recorded report's window end, when the first database has one. */
+static void rp_previous(struct rp *r)
+{
+	sqlite3_stmt *st;
+	r->prev[0] = 0;
+	if (sqlite3_prepare_v2(r->db, "SELECT max(until) FROM src.report_runs", -1, &st, NULL) != SQLITE_OK)
+		return; /* no report recorded yet */
+	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
+		snprintf(r->prev, sizeof r->prev, "%s", (const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+}
+
 /* Chart buckets covering the window (hours, days or months). */
 static int rp_buckets(struct rp *r, int64_t since, int64_t until)
 {
@@ -331,6 +348,41 @@ static int rp_buckets(struct rp *r, int64_t since, int64_t until)
 	return 0;
 }
 
+/* Finding groups of the attached database in the window, with their triage state (see
+ * findings.h), into l_groups. The group query runs on the attached schema "src". */
+static int rp_groups(struct rp *r, int src, const char *path)
+{
+	sqlite3_stmt *st;
+	int has_count = 0, has_last = 0, has_triage = 0;
+	if (sqlite3_prepare_v2(r->db, "SELECT (SELECT count(*) FROM pragma_table_info('findings', 'src')"
+				      " WHERE name = 'count'), (SELECT count(*) FROM"
+				      " pragma_table_info('findings', 'src') WHERE name = 'last_seen'),"
+				      " (SELECT count(*) FROM src.sqlite_master WHERE name = 'triage')",
+			       -1, &st, NULL) != SQLITE_OK)
+		return rp_fail(r, path, "reading schema");
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		has_count = sqlite3_column_int(st, 0);
+		has_last = sqlite3_column_int(st, 1);
+		has_triage = sqlite3_column_int(st, 2);
+	}
+	sqlite3_finalize(st);
+	char *groups = findings_group_sql("src.", has_count, has_last, has_triage,
+					  "ts >= :since AND ts < :until");
+	char *sql = groups ? sqlite3_mprintf("INSERT INTO l_groups SELECT :src, id, state, reopened,"
+					     " severity, kind, principal, object, count, clients, first,"
+					     " last, summary, sql, triage_state, triage_by, triage_at,"
+					     " triage_note FROM (%s)", groups)
+			   : NULL;
+	sqlite3_free(groups);
+	if (!sql) {
+		snprintf(r->err, r->errlen, "report: out of memory");
+		return -1;
+	}
+	int rc = rp_exec(r, sql, src, path);
+	sqlite3_free(sql);
+	return rc;
+}
+
 void rp_add(cJSON *o, const char *key, cJSON *v)
 {
 	if (v)
@@ -360,6 +412,8 @@ int rp_gather(struct rp *r, cJSON *root)
 		if (rp_attach(r, o->dbs[i]) < 0)
 			return -1;
 		int rc = rp_newest(r, o->dbs[i], t, sizeof(t), old, sizeof(old));
+		if (rc == 0 && i == 0)
+			rp_previous(r);
 		rp_detach(r);
 		if (rc < 0)
 			return -1;
@@ -399,6 +453,10 @@ int rp_gather(struct rp *r, cJSON *root)
 	r->have_window = newest[0] != 0;
 	sink_fmt_time(since, r->since, sizeof(r->since));
 	sink_fmt_time(until, r->until, sizeof(r->until));
+	if (r->prev[0])
+		cJSON_AddStringToObject(win, "previous_report_until", r->prev);
+	else
+		cJSON_AddNullToObject(win, "previous_report_until");
 	cJSON_AddStringToObject(win, "since", r->since);
 	cJSON_AddStringToObject(win, "until", r->until);
 	/* charts start at the oldest data when the window reaches further back */
@@ -416,6 +474,8 @@ int rp_gather(struct rp *r, cJSON *root)
 		if (rp_attach(r, o->dbs[i]) < 0)
 			return -1;
 		int rc = rp_exec(r, rp_gather_sql, i, o->dbs[i]);
+		if (rc == 0)
+			rc = rp_groups(r, i, o->dbs[i]);
 		rp_detach(r);
 		if (rc < 0)
 			return -1;
@@ -618,6 +678,25 @@ int rp_compute(struct rp *r, cJSON *root)
 	      " AS new_shapes,"
 	      " (SELECT count(*) FROM (SELECT DISTINCT client_ip, db_user FROM a_fail))"
 	      " AS failed_login_pairs");
+	/* triage: open groups (new or worse) first, known ones collapsed into counts */
+	Q_ROW("groups", "SELECT count(*) AS total,"
+			" coalesce(sum(state = 'open'), 0) AS open,"
+			" coalesce(sum(state = 'open' AND reopened), 0) AS reopened,"
+			" coalesce(sum(state = 'acknowledged'), 0) AS acknowledged,"
+			" coalesce(sum(state = 'false_positive'), 0) AS false_positive,"
+			" coalesce(sum(state = 'resolved'), 0) AS resolved,"
+			" coalesce(sum(first >= :prev), 0) AS new FROM l_groups");
+	cJSON *grp = cJSON_GetObjectItemCaseSensitive(root, "groups");
+	Q_ROWS(grp, "open_groups",
+	       "SELECT id, state, reopened, first >= :prev AS new, severity, kind, principal, object,"
+	       " count, clients, first,"
+	       " last, summary, sql, triage_state, triage_by, triage_at, triage_note FROM l_groups"
+	       " WHERE state = 'open' ORDER BY " FG_SEVRANK("severity") " DESC, count DESC, id"
+	       " LIMIT :list");
+	Q_ROWS(grp, "collapsed",
+	       "SELECT id, state, severity, kind, principal, count, last, summary, triage_by,"
+	       " triage_at, triage_note FROM l_groups WHERE state <> 'open'"
+	       " ORDER BY " FG_SEVRANK("severity") " DESC, count DESC, id LIMIT :list");
 	cJSON_AddNumberToObject(root, "list_limit", RP_LIST);
 	cJSON_AddNumberToObject(root, "top_limit", RP_TOP);
 	return 0;

@@ -416,6 +416,44 @@ void rp_html(const cJSON *root, struct jw *w)
 	ht_card(w, "new query shapes", NUM(ns, "total"), "");
 	jw_puts(w, "</div>\n");
 
+	const cJSON *grp = cJSON_GetObjectItemCaseSensitive(root, "groups");
+	jw_printf(w, "<h2 id=\"triage\">Finding groups to triage</h2>\n<p class=\"meta\">Findings"
+		     " of one kind, principal and shape (or client) are one group: %lld groups, %lld"
+		     " open (%lld again, %lld new since the last recorded report), %lld acknowledged,"
+		     " %lld false positive, %lld resolved. Triage with <code>dbtap findings</code>.</p>\n"
+		     "<table><tr><th>group</th><th></th><th>severity</th><th>kind</th><th>principal</th>"
+		     "<th class=\"n\">count</th><th>last</th><th>summary</th></tr>",
+		  NUM(grp, "total"), NUM(grp, "open"), NUM(grp, "reopened"), NUM(grp, "new"),
+		  NUM(grp, "acknowledged"), NUM(grp, "false_positive"), NUM(grp, "resolved"));
+	int g = 0;
+	cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(grp, "open_groups"))
+	{
+		if (g++ >= 15)
+			break;
+		jw_puts(w, "<tr><td><code>");
+		jw_html(w, rp_or(rp_strv(it, "id"), "?"));
+		jw_printf(w, "</code></td><td>%s</td><td class=\"sev-",
+			  rp_num(it, "reopened") ? "again" : rp_num(it, "new") ? "new" : "");
+		jw_html(w, rp_strv(it, "severity"));
+		jw_puts(w, "\">");
+		jw_html(w, rp_strv(it, "severity"));
+		jw_puts(w, "</td>");
+		ht_cell(w, rp_strv(it, "kind"), 40);
+		ht_cell(w, rp_strv(it, "principal"), 40);
+		ht_num(w, it, "count");
+		ht_time(w, rp_strv(it, "last"));
+		ht_cell(w, rp_strv(it, "summary"), 160);
+		jw_puts(w, "</tr>");
+	}
+	jw_puts(w, "</table>\n");
+	if (!g)
+		jw_puts(w, "<p class=\"none\">no open group</p>\n");
+	ht_more(w, g > 15 ? 15 : g, NUM(grp, "open"), "dbtap findings --list --state open");
+	if (NUM(grp, "total") > NUM(grp, "open"))
+		jw_printf(w, "<p class=\"more\">%lld triaged groups collapsed; they reopen when they get"
+			     " worse or come back (dbtap findings --list).</p>\n",
+			  NUM(grp, "total") - NUM(grp, "open"));
+
 	jw_puts(w, "<h2>Findings by severity over time</h2>\n");
 	svg_columns(w, cJSON_GetObjectItemCaseSensitive(fnd, "timeline"), sev_names, sev_colors,
 		    N_SEV, "Findings per bucket by severity");

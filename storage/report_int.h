@@ -21,6 +21,7 @@ struct rp {
 	const struct report_opts *o;
 	sqlite3 *db;
 	char since[40], until[40]; /* window as stored text: since <= t < until */
+	char prev[40]; /* window end of the previous recorded report ("" unknown) */
 	int have_window;
 	int blen; /* bucket prefix length: 13 hour, 10 day, 7 month */
 	char *err;

@@ -18,18 +18,6 @@ const char *rp_or(const char *s, const char *dflt)
 	return s ? s : dflt;
 }
 
-static void tx_pad(struct jw *w, const char *s, size_t width)
-{
-	size_t start = w->len;
-	jw_text(w, s, width);
-	/* count code points written to pad to width */
-	size_t cols = 0;
-	for (size_t i = start; i < w->len; i++)
-		if (((unsigned char)w->buf[i] & 0xc0) != 0x80)
-			cols++;
-	for (; cols < width; cols++)
-		jw_putc(w, ' ');
-}
 
 static void tx_bar(struct jw *w, double v, double max, int width)
 {
@@ -122,7 +110,7 @@ static void tx_workload(struct jw *w, const cJSON *root)
 		jw_printf(w, "  %.19s ", rp_or(rp_strv(it, "ts"), "-"));
 		tx_dur(w, rp_num(it, "duration_us"), 9);
 		jw_putc(w, ' ');
-		tx_pad(w, rp_or(rp_strv(it, "end_user"), rp_or(rp_strv(it, "db_user"), "?")), 16);
+		jw_text_pad(w, rp_or(rp_strv(it, "end_user"), rp_or(rp_strv(it, "db_user"), "?")), 16);
 		jw_putc(w, ' ');
 		jw_text(w, rp_strv(it, "sql"), 80);
 		jw_putc(w, '\n');
@@ -136,7 +124,7 @@ static void tx_workload(struct jw *w, const cJSON *root)
 	cJSON_ArrayForEach(it, errs)
 	{
 		jw_puts(w, "  ");
-		tx_pad(w, rp_strv(it, "error_code"), 8);
+		jw_text_pad(w, rp_strv(it, "error_code"), 8);
 		jw_printf(w, " %8lld  ", NUM(it, "count"));
 		jw_text(w, rp_strv(it, "example"), 80);
 		jw_putc(w, '\n');
@@ -159,7 +147,7 @@ static void tx_workload(struct jw *w, const cJSON *root)
 		cJSON_ArrayForEach(it, rows)
 		{
 			jw_puts(w, "  ");
-			tx_pad(w, rp_or(rp_strv(it, "value"), "(unknown)"), 30);
+			jw_text_pad(w, rp_or(rp_strv(it, "value"), "(unknown)"), 30);
 			jw_printf(w, " %10lld %8lld ", NUM(it, "statements"), NUM(it, "errors"));
 			tx_dur(w, rp_num(it, "total_us"), 10);
 			jw_printf(w, " %10lld\n", NUM(it, "rows"));
@@ -213,11 +201,40 @@ void rp_text(const cJSON *root, struct jw *w)
 		  NUM(fnd, "total"), NUM(fnd, "critical"), NUM(fnd, "high"), NUM(fnd, "medium"),
 		  NUM(fnd, "low"), NUM(fnd, "info"));
 
+	const cJSON *grp = cJSON_GetObjectItemCaseSensitive(root, "groups");
+	jw_printf(w, "FINDING GROUPS (kind, principal, shape or client): %lld, %lld open (%lld again,"
+		     " %lld new since the last recorded report), %lld acknowledged, %lld false"
+		     " positive, %lld resolved\n",
+		  NUM(grp, "total"), NUM(grp, "open"), NUM(grp, "reopened"), NUM(grp, "new"),
+		  NUM(grp, "acknowledged"), NUM(grp, "false_positive"), NUM(grp, "resolved"));
+	int g = 0;
+	cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(grp, "open_groups"))
+	{
+		if (g++ >= 20)
+			break;
+		jw_printf(w, "  %s %-5s %-8s ", rp_or(rp_strv(it, "id"), "?"),
+			  rp_num(it, "reopened") ? "AGAIN" : rp_num(it, "new") ? "NEW" : "",
+			  rp_or(rp_strv(it, "severity"), "?"));
+		jw_text_pad(w, rp_strv(it, "kind"), 21);
+		jw_putc(w, ' ');
+		jw_text_pad(w, rp_strv(it, "principal"), 16);
+		jw_printf(w, " x%-5lld last %.19s\n      ", NUM(it, "count"), rp_or(rp_strv(it, "last"), "-"));
+		jw_text(w, rp_strv(it, "summary"), 100);
+		jw_putc(w, '\n');
+	}
+	if (!g)
+		jw_puts(w, "  no open group\n");
+	tx_more(w, g > 20 ? 20 : g, NUM(grp, "open"), "dbtap findings --list --state open");
+	if (NUM(grp, "total") > NUM(grp, "open"))
+		jw_printf(w, "  %lld triaged groups collapsed (they reopen when they get worse or come"
+			     " back): dbtap findings --list\n", NUM(grp, "total") - NUM(grp, "open"));
+	jw_puts(w, "\n");
+
 	jw_puts(w, "FINDINGS BY KIND\n  kind                    total  crit  high   med   low  info\n");
 	cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(fnd, "by_kind"))
 	{
 		jw_puts(w, "  ");
-		tx_pad(w, rp_or(rp_strv(it, "kind"), "(none)"), 22);
+		jw_text_pad(w, rp_or(rp_strv(it, "kind"), "(none)"), 22);
 		jw_printf(w, "%7lld %5lld %5lld %5lld %5lld %5lld\n", NUM(it, "total"),
 			  NUM(it, "critical"), NUM(it, "high"), NUM(it, "medium"), NUM(it, "low"),
 			  NUM(it, "info"));
@@ -248,9 +265,9 @@ void rp_text(const cJSON *root, struct jw *w)
 		if (k++ >= 20)
 			break;
 		jw_printf(w, "  %.19s  ", rp_or(rp_strv(it, "ts"), "-"));
-		tx_pad(w, rp_strv(it, "severity"), 8);
+		jw_text_pad(w, rp_strv(it, "severity"), 8);
 		jw_putc(w, ' ');
-		tx_pad(w, rp_strv(it, "kind"), 21);
+		jw_text_pad(w, rp_strv(it, "kind"), 21);
 		jw_putc(w, ' ');
 		jw_text(w, rp_strv(it, "end_user") ? rp_strv(it, "end_user") : rp_strv(it, "db_user"),
 			24);
@@ -309,7 +326,7 @@ void rp_text(const cJSON *root, struct jw *w)
 	cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(root, "top_db_users"))
 	{
 		jw_puts(w, "  ");
-		tx_pad(w, rp_or(rp_strv(it, "db_user"), "(unknown)"), 22);
+		jw_text_pad(w, rp_or(rp_strv(it, "db_user"), "(unknown)"), 22);
 		jw_printf(w, " %9lld %10lld %8lld %6lld %8lld\n", NUM(it, "sessions"),
 			  NUM(it, "statements"), NUM(it, "errors"), NUM(it, "failed_logins"),
 			  NUM(it, "findings"));
@@ -322,7 +339,7 @@ void rp_text(const cJSON *root, struct jw *w)
 	{
 		k++;
 		jw_puts(w, "  ");
-		tx_pad(w, rp_strv(it, "end_user"), 22);
+		jw_text_pad(w, rp_strv(it, "end_user"), 22);
 		jw_printf(w, " %10lld %8lld %8lld\n", NUM(it, "statements"), NUM(it, "errors"),
 			  NUM(it, "findings"));
 	}
@@ -336,9 +353,9 @@ void rp_text(const cJSON *root, struct jw *w)
 	cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(fl, "by_client"))
 	{
 		jw_puts(w, "  ");
-		tx_pad(w, rp_strv(it, "client_ip"), 24);
+		jw_text_pad(w, rp_strv(it, "client_ip"), 24);
 		jw_putc(w, ' ');
-		tx_pad(w, rp_or(rp_strv(it, "db_user"), "(unknown)"), 18);
+		jw_text_pad(w, rp_or(rp_strv(it, "db_user"), "(unknown)"), 18);
 		jw_printf(w, " %6lld  last %.19s  ", NUM(it, "count"), rp_or(rp_strv(it, "last"), "-"));
 		jw_text(w, rp_strv(it, "error"), 60);
 		jw_putc(w, '\n');
@@ -351,7 +368,7 @@ void rp_text(const cJSON *root, struct jw *w)
 	cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(ns, "items"))
 	{
 		jw_printf(w, "  %.19s  ", rp_or(rp_strv(it, "ts"), "-"));
-		tx_pad(w, rp_or(rp_strv(it, "db_user"), "(unknown)"), 16);
+		jw_text_pad(w, rp_or(rp_strv(it, "db_user"), "(unknown)"), 16);
 		jw_putc(w, ' ');
 		jw_text(w, rp_strv(it, "sql"), 90);
 		jw_putc(w, '\n');

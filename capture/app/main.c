@@ -16,6 +16,7 @@
 #include "cap.h"
 #include "config.h"
 #include "dbtap_version.h"
+#include "findings.h"
 #include "report.h"
 #include "sink.h"
 
@@ -26,7 +27,10 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: dbtap run (-r FILE ... | -i IFACE) [-d DB] [-c CONFIG.json] [-f 'BPF'] [--json FILE|-]\n"
 		"                 [--learn] [-Z USER] [-q] [--fanout GROUP]\n"
-		"       dbtap report [-d DB]... [--since ISO8601 | --last 24h] [--format text|html|json] [-o FILE]\n"
+		"       dbtap report [-d DB]... [--since ISO8601 | --last 24h] [--until ISO8601|now]\n"
+		"                    [--format text|html|json[,...]] [-o FILE|DIR]\n"
+		"       dbtap findings [-d DB] [--list] [--state S] [--kind K] [--json]\n"
+		"       dbtap findings [-d DB] (--ack|--fp|--resolve|--reopen) GROUP [--note TEXT]\n"
 		"       dbtap prune [-d DB]... --older-than 30d [--vacuum]\n"
 		"       dbtap baseline [-d DB] (--list [--json] [PRINCIPAL] | --forget PRINCIPAL | --ack PRINCIPAL)\n"
 		"       dbtap version\n");
@@ -399,6 +403,8 @@ int main(int argc, char **argv)
 		return cmd_run(argc - 1, argv + 1);
 	if (strcmp(cmd, "report") == 0 || strcmp(cmd, "prune") == 0)
 		return report_main(argc - 1, argv + 1);
+	if (strcmp(cmd, "findings") == 0)
+		return findings_main(argc - 1, argv + 1);
 	if (strcmp(cmd, "baseline") == 0)
 		return baseline_main(argc - 1, argv + 1);
 	if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
