@@ -247,9 +247,9 @@ void rp_text(const cJSON *root, struct jw *w)
 		if (k > 20)
 			break;
 		jw_puts(w, "  ");
-		tx_pad(w, rp_strv(it, "severity"), 8);
+		jw_text_pad(w, rp_strv(it, "severity"), 8);
 		jw_putc(w, ' ');
-		tx_pad(w, rp_strv(it, "kind"), 13);
+		jw_text_pad(w, rp_strv(it, "kind"), 13);
 		jw_printf(w, "%6lld  ", NUM(it, "findings"));
 		jw_text(w, rp_strv(it, "end_user") ? rp_strv(it, "end_user") : rp_strv(it, "db_user"), 24);
 		jw_puts(w, "@");
