@@ -423,3 +423,36 @@ Test(report, parsers_accept_iso_times_and_durations)
 	cr_expect_lt(report_parse_duration("1hh", &us), 0);
 	cr_expect_lt(report_parse_duration("99999999999999999w", &us), 0);
 }
+
+/* Golden report: a fixed database (demo_fill is deterministic in its seed) over a fixed
+ * window gives exactly tests/storage/data/report_golden.json, paths and version aside.
+ * A deliberate change regenerates it: DBTAP_UPDATE_GOLDEN=1, then review the diff. */
+Test(report, golden_json)
+{
+	fill(db1, T_2026_11_26_03, 30, 11);
+	const char *extra[] = { "--since", "2026-11-26T00:00:00Z", "--until", "2026-11-27T12:00:00Z" };
+	const char *dbs[] = { db1 };
+	cJSON *j = report_json(extra, 4, dbs, 1);
+	cJSON_DeleteItemFromObjectCaseSensitive(j, "version");
+	cJSON *d;
+	cJSON_ArrayForEach(d, cJSON_GetObjectItemCaseSensitive(j, "databases"))
+		cJSON_ReplaceItemInObjectCaseSensitive(d, "path", cJSON_CreateString("a.db"));
+	char *got = cJSON_Print(j);
+	cJSON_Delete(j);
+	char golden[1024];
+	const char *src = getenv("DBTAP_SRC");
+	snprintf(golden, sizeof golden, "%s/tests/storage/data/report_golden.json", src ? src : ".");
+	if (getenv("DBTAP_UPDATE_GOLDEN")) {
+		FILE *f = fopen(golden, "w");
+		cr_assert_not_null(f, "%s", golden);
+		fprintf(f, "%s\n", got);
+		fclose(f);
+	}
+	char *want = slurp(golden);
+	size_t n = strlen(want);
+	if (n && want[n - 1] == '\n')
+		want[n - 1] = 0;
+	cr_expect_str_eq(got, want, "report differs from %s (DBTAP_UPDATE_GOLDEN=1 to regenerate)", golden);
+	free(got);
+	free(want);
+}
