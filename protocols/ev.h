@@ -196,6 +196,13 @@ struct ev_sink {
  * copy of the original, which must still be valid during the call. */
 size_t ev_copy_size(const struct ev *e);
 void ev_copy_into(struct ev *e, void *at);
+/* The walk's cursor, for copying a record that carries strings the same way (p NULL:
+ * only count): ev_copy_cstr copies *s there (8-byte aligned) and aims *s at the copy. */
+struct ev_copier {
+	unsigned char *p;
+	size_t off;
+};
+void ev_copy_cstr(struct ev_copier *w, const char **s);
 
 static inline void ev_emit(const struct ev_sink *s, const struct ev *e)
 {

@@ -6,20 +6,14 @@
 
 #include "ev.h"
 
-/* p == NULL: only count the bytes a copy takes */
-struct wr {
-	unsigned char *p;
-	size_t off;
-};
-
-static void *wr_take(struct wr *w, size_t n)
+static void *wr_take(struct ev_copier *w, size_t n)
 {
 	void *r = w->p ? w->p + w->off : NULL;
 	w->off += (n + 7) & ~(size_t)7; /* keeps every copy 8-byte aligned */
 	return r;
 }
 
-static void sv_copy(struct wr *w, struct strv *v)
+static void sv_copy(struct ev_copier *w, struct strv *v)
 {
 	if (!v->p)
 		return; /* "unknown" stays NULL */
@@ -32,7 +26,7 @@ static void sv_copy(struct wr *w, struct strv *v)
 	v->p = d;
 }
 
-static void cs_copy(struct wr *w, const char **s)
+void ev_copy_cstr(struct ev_copier *w, const char **s)
 {
 	if (!*s)
 		return;
@@ -45,7 +39,7 @@ static void cs_copy(struct wr *w, const char **s)
 }
 
 /* Copy (or count) everything e points to, aiming e's pointers at the copies. */
-static void ev_walk(struct wr *w, struct ev *e)
+static void ev_walk(struct ev_copier *w, struct ev *e)
 {
 	switch (e->type) {
 	case EV_STARTUP:
@@ -70,7 +64,7 @@ static void ev_walk(struct wr *w, struct ev *e)
 		sv_copy(w, &e->u.hello.version);
 		break;
 	case EV_AUTH:
-		cs_copy(w, &e->u.auth.method);
+		ev_copy_cstr(w, &e->u.auth.method);
 		break;
 	case EV_LOGIN:
 		sv_copy(w, &e->u.login.error_code);
@@ -112,7 +106,7 @@ static void ev_walk(struct wr *w, struct ev *e)
 		sv_copy(w, &e->u.data_move.what);
 		break;
 	case EV_ANOMALY:
-		cs_copy(w, &e->u.anomaly.what);
+		ev_copy_cstr(w, &e->u.anomaly.what);
 		break;
 	default:
 		break;
@@ -122,13 +116,13 @@ static void ev_walk(struct wr *w, struct ev *e)
 size_t ev_copy_size(const struct ev *ev)
 {
 	struct ev e = *ev;
-	struct wr w = { NULL, 0 };
+	struct ev_copier w = { NULL, 0 };
 	ev_walk(&w, &e);
 	return w.off;
 }
 
 void ev_copy_into(struct ev *e, void *at)
 {
-	struct wr w = { at, 0 };
+	struct ev_copier w = { at, 0 };
 	ev_walk(&w, e);
 }

@@ -120,11 +120,23 @@ char *findings_group_sql(const char *schema, int has_count, int has_last, int ha
 			     " NULL AS last_id, NULL AS by_user, NULL AS at, NULL AS note WHERE 0)");
 }
 
-/* The group query over the main database (see findings_group_sql). */
-static char *group_sql(sqlite3 *db, const char *where)
+/* Prepare "SELECT <cols> FROM (the groups of the main database) <tail>" (see
+ * findings_group_sql); NULL with a message naming path on failure. */
+static sqlite3_stmt *group_query(sqlite3 *db, const char *path, const char *cols, const char *tail)
 {
-	return findings_group_sql("", has_column(db, "findings", "count"),
-				  has_column(db, "findings", "last_seen"), has_table(db, "triage"), where);
+	char *sql = findings_group_sql("", has_column(db, "findings", "count"),
+				       has_column(db, "findings", "last_seen"), has_table(db, "triage"),
+				       NULL);
+	char *full = sql ? sqlite3_mprintf("SELECT %s FROM (%s) %s", cols, sql, tail) : NULL;
+	sqlite3_free(sql);
+	sqlite3_stmt *st = NULL;
+	int rc = full ? sqlite3_prepare_v2(db, full, -1, &st, NULL) : SQLITE_NOMEM;
+	sqlite3_free(full);
+	if (rc != SQLITE_OK) {
+		fprintf(stderr, "dbtap findings: %s: %s\n", path, sqlite3_errmsg(db));
+		return NULL;
+	}
+	return st;
 }
 
 static int fg_usage(const char *msg)
@@ -151,18 +163,13 @@ static void now_text(char *buf, size_t n)
 
 static int fg_list(sqlite3 *db, const char *path, const char *where, const char *state, int json)
 {
-	char *sql = group_sql(db, where);
-	char *full = sql ? sqlite3_mprintf("SELECT * FROM (%s) WHERE ?1 IS NULL OR state = ?1"
-					   " ORDER BY " FG_SEVRANK("severity") " DESC, count DESC, id", sql)
-			 : NULL;
-	sqlite3_free(sql);
-	sqlite3_stmt *st = NULL;
-	int prc = full ? sqlite3_prepare_v2(db, full, -1, &st, NULL) : SQLITE_NOMEM;
-	sqlite3_free(full);
-	if (prc != SQLITE_OK) {
-		fprintf(stderr, "dbtap findings: %s: %s\n", path, sqlite3_errmsg(db));
+	char *tail = sqlite3_mprintf("WHERE (?1 IS NULL OR state = ?1) AND id IN (SELECT " FG_ID
+				     " FROM findings WHERE %s) ORDER BY " FG_SEVRANK("severity")
+				     " DESC, count DESC, id", where && *where ? where : "1");
+	sqlite3_stmt *st = tail ? group_query(db, path, "*", tail) : NULL;
+	sqlite3_free(tail);
+	if (!st)
 		return 1;
-	}
 	if (state)
 		sqlite3_bind_text(st, 1, state, -1, SQLITE_STATIC);
 	struct jw w = { 0 };
@@ -204,7 +211,7 @@ static int fg_list(sqlite3 *db, const char *path, const char *where, const char 
 		jw_text_pad(&w, (const char *)sqlite3_column_text(st, 5), 16);
 		jw_printf(&w, " %7lld  %.19s  ", (long long)sqlite3_column_int64(st, 7),
 			  (const char *)sqlite3_column_text(st, 10));
-		jw_text(&w, (const char *)sqlite3_column_text(st, 11), 90);
+		jw_text(&w, (const char *)sqlite3_column_text(st, 12), 90); /* summary */
 		jw_putc(&w, '\n');
 	}
 	sqlite3_finalize(st);
@@ -230,18 +237,10 @@ static int fg_set(sqlite3 *db, const char *path, const char *id, const char *sta
 		fprintf(stderr, "dbtap findings: %s: %s\n", path, err);
 		return 1;
 	}
-	char *sql = group_sql(db, NULL);
-	char *full = sql ? sqlite3_mprintf("SELECT kind, principal, object, severity, last, last_id"
-					   " FROM (%s) WHERE id = ?1", sql)
-			 : NULL;
-	sqlite3_free(sql);
-	sqlite3_stmt *st = NULL;
-	int prc = full ? sqlite3_prepare_v2(db, full, -1, &st, NULL) : SQLITE_NOMEM;
-	sqlite3_free(full);
-	if (prc != SQLITE_OK) {
-		fprintf(stderr, "dbtap findings: %s: %s\n", path, sqlite3_errmsg(db));
+	sqlite3_stmt *st = group_query(db, path, "kind, principal, object, severity, last, last_id",
+				       "WHERE id = ?1");
+	if (!st)
 		return 1;
-	}
 	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
 	if (sqlite3_step(st) != SQLITE_ROW) {
 		sqlite3_finalize(st);

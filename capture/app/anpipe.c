@@ -37,49 +37,24 @@ struct anpipe {
 
 /* ---- what a flow message points to (events copy themselves: ev_copy.c) ---- */
 
-/* p == NULL: only count the bytes a copy takes */
-struct wr {
-	unsigned char *p;
-	size_t off;
-};
-
-static void *wr_take(struct wr *w, size_t n)
-{
-	void *r = w->p ? w->p + w->off : NULL;
-	w->off += chq_align8(n);
-	return r;
-}
-
-static void cs_copy(struct wr *w, const char **s)
-{
-	if (!*s)
-		return;
-	size_t n = strlen(*s);
-	char *d = wr_take(w, n + 1);
-	if (!d)
-		return;
-	memcpy(d, *s, n + 1);
-	*s = d;
-}
-
 /* The same for an an_flow: the addresses (protocol is the decoder's static name). */
-static void flow_walk(struct wr *w, struct an_flow *f)
+static void flow_walk(struct ev_copier *w, struct an_flow *f)
 {
-	cs_copy(w, &f->client_ip);
-	cs_copy(w, &f->server_ip);
+	ev_copy_cstr(w, &f->client_ip);
+	ev_copy_cstr(w, &f->server_ip);
 }
 
 size_t anpipe_flow_extra(const struct an_flow *flow)
 {
 	struct an_flow f = *flow;
-	struct wr w = { NULL, 0 };
+	struct ev_copier w = { NULL, 0 };
 	flow_walk(&w, &f);
 	return w.off;
 }
 
 void anpipe_flow_copy(struct an_flow *f, void *at)
 {
-	struct wr w = { at, 0 };
+	struct ev_copier w = { at, 0 };
 	flow_walk(&w, f);
 }
 

@@ -98,6 +98,9 @@ check(log == ['acknowledged', 'resolved', 'false_positive', 'open'], f'triage hi
 
 run('findings', '-d', db, '--ack', 'ffffffffffff', code=1)
 run('findings', '-d', db, '--list', '--state', 'bogus', code=2)
+listing = run('findings', '-d', db, '--list').stdout
+check(any(gid in l and 'rows in one statement' in l for l in listing.splitlines()),
+      'the text listing shows the group with its summary')
 h = run('findings', '--help')
 check('usage: dbtap findings' in h.stdout, 'findings --help on stdout')
 
