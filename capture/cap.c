@@ -32,18 +32,11 @@
 #include "l2.h"
 #include "proto.h"
 #include "rd.h"
+#include "tcpnorm.h"
 
 #define CAP_SNAPLEN 262144
 #define CAP_PROBE_LIMIT 4096 /* bytes an unknown-port flow may show before we give up on it */
 #define CAP_TICK_US 1000000  /* analyzer tick and idle sweep period, packet time */
-
-struct tcpinfo {
-	uint32_t saddr, daddr; /* network order */
-	uint16_t sport, dport;
-	uint32_t seq, ack;
-	uint8_t flags;
-	uint32_t payload;
-};
 
 struct cap {
 	struct cap_config cfg;
@@ -59,6 +52,7 @@ struct cap {
 	ev_time now, last_tick;
 	int injecting;
 	int bigqueue; /* libnids pruned an out-of-order queue during the current packet */
+	int replaying; /* declare_gap is feeding held segments again */
 	struct nids_chksum_ctl ctl[CAP_MAX_CIDRS + 4];
 	int n_ctl;
 	uint8_t v6buf[65536 + 64];
@@ -388,7 +382,7 @@ static int parse_tcp(const uint8_t *p, size_t n, struct tcpinfo *t)
 	uint16_t tot = rd_be16(&r);
 	rd_skip(&r, 2);
 	uint16_t frag = rd_be16(&r);
-	rd_skip(&r, 1);
+	uint8_t ttl = rd_u8(&r);
 	uint8_t proto = rd_u8(&r);
 	rd_skip(&r, 2);
 	struct strv s = rd_bytes(&r, 4), d = rd_bytes(&r, 4);
@@ -396,6 +390,7 @@ static int parse_tcp(const uint8_t *p, size_t n, struct tcpinfo *t)
 		return -1;
 	memcpy(&t->saddr, s.p, 4);
 	memcpy(&t->daddr, d.p, 4);
+	t->ttl = ttl;
 	r = rd_make(p + ihl, tot - ihl);
 	t->sport = rd_be16(&r);
 	t->dport = rd_be16(&r);
@@ -407,6 +402,7 @@ static int parse_tcp(const uint8_t *p, size_t n, struct tcpinfo *t)
 	if (r.err || hl < 20 || hl > tot - ihl)
 		return -1;
 	t->payload = (uint32_t)(tot - ihl - hl);
+	t->off = (uint16_t)(ihl + hl);
 	return 0;
 }
 
@@ -529,33 +525,8 @@ static void maybe_pickup(struct cap *c, const struct tcpinfo *t, const struct pc
 		c->st.midstream_pickups++;
 }
 
-/* Keep a copy of a segment libnids queued behind a hole (sorted by sequence). */
-static void hold_segment(struct cap *c, struct flow *f, int d, const struct tcpinfo *t,
-			 const uint8_t *p, size_t n)
-{
-	if (f->held_bytes[d] + n > FLOW_HELD_MAX ||
-	    c->flows.held + n > (uint64_t)c->cfg.max_held_mb << 20) {
-		c->st.held_segments_dropped++;
-		return;
-	}
-	struct held_seg *h = malloc(sizeof(*h) + n);
-	if (!h)
-		return;
-	h->seq = t->seq;
-	h->len = (uint32_t)n;
-	memcpy(h->pkt, p, n);
-	struct held_seg **pp = &f->held[d];
-	while (*pp && (int32_t)((*pp)->seq - t->seq) < 0)
-		pp = &(*pp)->next;
-	if (*pp && (*pp)->seq == t->seq) { /* a duplicate of a held segment */
-		free(h);
-		return;
-	}
-	h->next = *pp;
-	*pp = h;
-	f->held_bytes[d] += (uint32_t)n;
-	c->flows.held += n;
-}
+static void tcp_packet(struct cap *c, const struct tcpinfo *t, const struct pcap_pkthdr *h,
+		       const uint8_t *p, size_t n);
 
 /* Declare the bytes before the first held segment lost: free the libnids stream (stuck
  * behind the hole for good), tell the decoder, then start a new stream at the first held
@@ -591,17 +562,20 @@ static void declare_gap(struct cap *c, struct flow *f, struct tcp_stream *a, int
 	f->held_bytes[d] = 0;
 	struct pcap_pkthdr h = { .ts = { .tv_sec = (time_t)(c->now / 1000000),
 					 .tv_usec = (suseconds_t)(c->now % 1000000) } };
+	/* the normal path again: the first one picks the flow up at its sequence, the others
+	 * are in order after it or wait behind the next hole */
+	int was = c->replaying;
+	c->replaying = 1;
 	while (list) {
 		struct held_seg *next = list->next;
 		struct tcpinfo t;
 		h.caplen = h.len = list->len;
-		if (parse_tcp(list->pkt, list->len, &t) == 0) {
-			maybe_pickup(c, &t, &h);
-			nids_pcap_handler(NULL, &h, list->pkt);
-		}
+		if (parse_tcp(list->pkt, list->len, &t) == 0)
+			tcp_packet(c, &t, &h, list->pkt, list->len);
 		free(list);
 		list = next;
 	}
+	c->replaying = was;
 }
 
 /* libnids grows a half-stream's buffer to fit its largest delivery and never shrinks it
@@ -621,37 +595,135 @@ static void trim_nids_buffers(struct tcp_stream *a)
 	}
 }
 
-static void check_gap(struct cap *c, const struct tcpinfo *t, const uint8_t *p, size_t n)
+static void feed_nids(const struct pcap_pkthdr *h, const uint8_t *p, size_t n)
+{
+	struct pcap_pkthdr h2 = *h;
+	h2.caplen = (bpf_u_int32)n;
+	h2.len = (bpf_u_int32)n;
+	nids_pcap_handler(NULL, &h2, (u_char *)p);
+}
+
+/* Evasion is reported once per flow, into its session (tcpnorm.h). */
+static void tn_report(struct cap *c, struct flow *f, int d, const char *what)
+{
+	if (!what || f->tn.flagged)
+		return;
+	f->tn.flagged = 1;
+	c->st.evasion_flows++;
+	if (f->df)
+		decstage_anomaly(c->ds, f->df, d == 0 ? PROTO_TO_SERVER : PROTO_TO_CLIENT, c->now, what);
+}
+
+/* The flow of t with its libnids stream attached, or NULL. */
+static struct flow *tracked(struct cap *c, const struct tcpinfo *t, struct tcp_stream **a)
 {
 	struct flow *f = flow_of(c, t->saddr, t->sport, t->daddr, t->dport);
-	struct tcp_stream *a = f ? f->stream : NULL;
-	if (!a || a->user != f)
-		return;
-	trim_nids_buffers(a);
-	/* d = 0: the server half (bytes the client sends); d = 1: the client half. */
-	struct half_stream *hs[2] = { &a->server, &a->client };
-	const struct half_stream *sender[2] = { &a->client, &a->server };
-	int pkt_d = (t->saddr == a->addr.saddr && t->sport == a->addr.source) ? 0 : 1;
-	for (int d = 0; d < 2; d++) {
-		if (!hs[d]->list && !c->bigqueue) {
-			f->ooo_pkts[d] = 0;
-			f->ooo_since[d] = 0;
-			if (f->held[d]) /* every packet passes here: no call when nothing is held */
-				flow_held_clear(&c->flows, f, d);
-			continue;
+	*a = f ? f->stream : NULL;
+	return *a && (*a)->user == f ? f : NULL;
+}
+
+/* Hand libnids the held segments of direction d that are now in order (Linux's
+ * tcp_ofo_queue): libnids trims what it already has, so earlier bytes win. */
+static void drain_held(struct cap *c, const struct tcpinfo *t, int d)
+{
+	struct tcp_stream *a;
+	struct flow *f;
+	while ((f = tracked(c, t, &a)) && f->held[d]) {
+		struct held_seg *h = f->held[d];
+		uint32_t expect = tn_expect(a, d);
+		if ((int32_t)(h->seq - expect) > 0)
+			break;
+		f->held[d] = h->next;
+		if (f->held[d])
+			f->held[d]->cont = 0;
+		f->held_bytes[d] -= h->len;
+		c->flows.held -= h->len;
+		if ((int32_t)(h->seq + h->dlen + h->fin - expect) > 0) {
+			struct pcap_pkthdr ph = { .ts = { .tv_sec = (time_t)(c->now / 1000000),
+							  .tv_usec = (suseconds_t)(c->now % 1000000) } };
+			feed_nids(&ph, h->pkt, h->len);
 		}
-		uint32_t expect = sender[d]->first_data_seq + (uint32_t)hs[d]->count;
-		if (d == pkt_d && t->payload && t->seq - expect - 1 < 0x3fffffffu)
-			hold_segment(c, f, d, t, p, n);
-		if (!f->ooo_since[d])
+		free(h);
+	}
+}
+
+/* A hole in direction d is declared lost when the receiver acknowledged past it (it got
+ * bytes the capture missed: SPAN loss, never retransmitted), or, when the receiver has
+ * said nothing since the hole opened (a one-way capture), after gap_timeout_ms or
+ * gap_max_packets. While the receiver answers with duplicate ACKs it is waiting for the
+ * retransmission as the server does, and so do we, bounded by memory (tn_hold). */
+static int hole_lost(struct cap *c, struct flow *f, const struct tcp_stream *a, int d)
+{
+	uint32_t expect = tn_expect(a, d);
+	if ((int32_t)(tn_receiver_ack(a, d) - expect) > 0 || c->bigqueue)
+		return 1;
+	if (f->tn.rcv_seen[d])
+		return 0;
+	return f->ooo_pkts[d] >= c->cfg.gap_max_packets ||
+	       c->now - f->ooo_since[d] >= (ev_time)c->cfg.gap_timeout_ms * 1000;
+}
+
+/* One TCP segment: pick the flow up if needed, judge it as the server would (tcpnorm.c),
+ * then libnids, in order, or our out-of-order queue. */
+static void tcp_packet(struct cap *c, const struct tcpinfo *t, const struct pcap_pkthdr *h,
+		       const uint8_t *p, size_t n)
+{
+	maybe_pickup(c, t, h);
+	c->bigqueue = 0;
+	struct tcp_stream *a;
+	struct flow *f = tracked(c, t, &a);
+	if (!f) {
+		feed_nids(h, p, n);
+		return;
+	}
+	int d = (t->saddr == a->addr.saddr && t->sport == a->addr.source) ? 0 : 1;
+	const char *why = NULL;
+	enum tn_verdict v = tn_check(f, a, d, t, p, &why);
+	if (v == TN_HOLD) {
+		if (!f->held[d]) {
 			f->ooo_since[d] = c->now;
+			f->ooo_pkts[d] = 0;
+			f->tn.rcv_seen[d] = 0;
+		}
 		if (f->ooo_pkts[d] < 255)
 			f->ooo_pkts[d]++;
-		int stuck = c->bigqueue || f->ooo_pkts[d] >= c->cfg.gap_max_packets ||
-			    c->now - f->ooo_since[d] >= (ev_time)c->cfg.gap_timeout_ms * 1000;
-		if (stuck) {
-			declare_gap(c, f, a, d, expect);
-			break;
+		if (tn_hold(&c->flows, (uint64_t)c->cfg.max_held_mb << 20, f, d, t, p, n, &why) != 0) {
+			/* the queue is full: the bytes before it are lost, then this one again */
+			tn_report(c, f, d, why);
+			if (c->replaying || !f->held[d]) {
+				c->st.held_segments_dropped++;
+				return;
+			}
+			declare_gap(c, f, a, d, tn_expect(a, d));
+			tcp_packet(c, t, h, p, n);
+			return;
+		}
+	} else if (v == TN_PASS && t->payload && f->held[d]) {
+		tn_compare_held(f, d, t, p, &why);
+	}
+	tn_report(c, f, d, why);
+	if (v == TN_DROP) {
+		c->st.normalised_drops++;
+		return;
+	}
+	if (v == TN_PASS)
+		feed_nids(h, p, n);
+	if (!(f = tracked(c, t, &a)))
+		return;
+	trim_nids_buffers(a);
+	if (f->held[d])
+		drain_held(c, t, d);
+	if (c->replaying || !(f = tracked(c, t, &a)))
+		return;
+	for (int x = 0; x < 2; x++) {
+		if (!f->held[x]) {
+			f->ooo_pkts[x] = 0;
+			f->ooo_since[x] = 0;
+			continue;
+		}
+		if (hole_lost(c, f, a, x)) {
+			declare_gap(c, f, a, x, tn_expect(a, x));
+			return;
 		}
 	}
 }
@@ -734,16 +806,10 @@ static void on_packet(u_char *user, const struct pcap_pkthdr *h, const u_char *b
 		}
 	}
 	struct tcpinfo t;
-	int is_tcp = parse_tcp(p, n, &t) == 0;
-	if (is_tcp)
-		maybe_pickup(c, &t, h);
-	struct pcap_pkthdr h2 = *h;
-	h2.caplen = (bpf_u_int32)n;
-	h2.len = (bpf_u_int32)n;
-	c->bigqueue = 0;
-	nids_pcap_handler(NULL, &h2, (u_char *)p);
-	if (is_tcp)
-		check_gap(c, &t, p, n);
+	if (parse_tcp(p, n, &t) == 0)
+		tcp_packet(c, &t, h, p, n);
+	else
+		feed_nids(h, p, n);
 	if (c->now - c->last_tick >= CAP_TICK_US) {
 		c->last_tick = c->now;
 		decstage_tick(c->ds, c->now);
@@ -1163,13 +1229,11 @@ void cap_finish(struct cap *c)
 		struct tcp_stream *a = f ? f->stream : NULL;
 		if (!a)
 			continue;
-		for (int d = 0; d < 2; d++) {
-			if (!f->held[d])
-				continue;
-			const struct half_stream *sender = d == 0 ? &a->client : &a->server;
-			const struct half_stream *h = d == 0 ? &a->server : &a->client;
-			declare_gap(c, f, a, d, sender->first_data_seq + (uint32_t)h->count);
-			break;
+		/* each round skips one hole; what waits behind the next is held again */
+		for (int round = 0; round < 64 && f && (a = f->stream) && (f->held[0] || f->held[1]); round++) {
+			int d = f->held[0] ? 0 : 1;
+			declare_gap(c, f, a, d, tn_expect(a, d));
+			f = flows_find(&c->flows, &keys[i]);
 		}
 	}
 	free(keys);
@@ -1224,7 +1288,8 @@ char *cap_stats_json(const struct cap *c)
 		 "\"evicted\":%llu,\"nids_evictions\":%llu,\"idle_closed\":%llu,\"oversize\":%llu,\"nids_warnings\":%llu,"
 		 "\"held_dropped\":%llu,\"held_segments_dropped\":%llu,\"flows_failed\":%llu,"
 		 "\"decoder_stmt_evictions\":%llu,\"decoder_portal_evictions\":%llu,"
-		 "\"decoder_params_dropped\":%llu,\"decoder_pending_dropped\":%llu}",
+		 "\"decoder_params_dropped\":%llu,\"decoder_pending_dropped\":%llu,"
+		 "\"normalised_drops\":%llu,\"evasion_flows\":%llu}",
 		 (unsigned long long)t->non_ip, (unsigned long long)t->truncated, (unsigned long long)t->ipv4_reserved,
 		 (unsigned long long)t->ipv6_fragments, (unsigned long long)t->ipv6_skipped,
 		 (unsigned long long)t->v6_map_full, (unsigned long long)t->midstream_pickups,
@@ -1235,6 +1300,7 @@ char *cap_stats_json(const struct cap *c)
 		 (unsigned long long)t->held_dropped, (unsigned long long)t->held_segments_dropped,
 		 (unsigned long long)t->flows_failed,
 		 (unsigned long long)ps->stmt_evictions, (unsigned long long)ps->portal_evictions,
-		 (unsigned long long)ps->params_dropped, (unsigned long long)ps->pending_dropped);
+		 (unsigned long long)ps->params_dropped, (unsigned long long)ps->pending_dropped,
+		 (unsigned long long)t->normalised_drops, (unsigned long long)t->evasion_flows);
 	return s;
 }

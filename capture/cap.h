@@ -22,8 +22,12 @@ struct cap_config {
 	int probe_other_ports; /* decode flows on other ports whose first bytes are unmistakable */
 	int max_flows;	       /* concurrent TCP flows tracked (libnids table sized from it) */
 	int idle_timeout_s;    /* packet time without traffic before a flow is closed */
-	int gap_timeout_ms;    /* a hole older than this (packet time) is declared lost */
-	int gap_max_packets;   /* ... or after this many packets arrived behind it */
+	/* A hole is declared lost at once when the receiver acknowledges past it; while the
+	 * receiver waits for it (duplicate ACKs) so do we, within max_held_mb. Only when the
+	 * receiver has said nothing since it opened (one-way capture): after this long
+	 * (packet time) or this many packets behind it. */
+	int gap_timeout_ms;
+	int gap_max_packets;
 	int v6_map_size;       /* distinct IPv6 addresses tracked */
 	/* Source CIDRs (IPv4) whose TCP checksums are not verified; n = -1 means "defaults":
 	 * everything for files, loopback and the interface's own addresses when live. */
@@ -59,6 +63,8 @@ struct cap_stats {
 	uint64_t held_dropped;	       /* message heads dropped: hold budget or memory */
 	uint64_t held_segments_dropped; /* segments behind a hole not kept: per-flow cap or budget */
 	uint64_t flows_failed;	       /* flows not tracked: no memory for them */
+	uint64_t normalised_drops;     /* segments the server would discard (tcpnorm.c) */
+	uint64_t evasion_flows;	       /* flows with an evasion anomaly */
 	int64_t first_ts, last_ts; /* packet times, microseconds */
 };
 

@@ -34,6 +34,14 @@ struct flow {
 	 * only the missing bytes are lost. Bounded by FLOW_HELD_MAX bytes per direction. */
 	struct held_seg *held[2];
 	uint32_t held_bytes[2];
+	/* tcpnorm.c's view of each direction (0: client to server) */
+	struct {
+		uint32_t snd_end[2];  /* highest sequence sent + 1 (SYN/FIN count) */
+		uint8_t end_set[2];
+		uint8_t ttl[2], ttl_set[2]; /* the flow's first TTL each way */
+		uint8_t rcv_seen[2];	    /* the receiver spoke since the hole in d opened */
+		uint8_t flagged;	    /* evasion reported (once per flow) */
+	} tn;
 	char cli_ip[46], srv_ip[46];
 };
 
@@ -42,7 +50,11 @@ struct flow {
 struct held_seg {
 	struct held_seg *next;
 	uint32_t seq;
-	uint32_t len; /* of pkt: a whole IPv4 packet as fed to libnids */
+	uint32_t len;  /* of pkt: a whole IPv4 packet as fed to libnids */
+	uint32_t dlen; /* payload bytes, at pkt + doff */
+	uint16_t doff;
+	uint8_t fin;
+	uint8_t cont; /* merged into the segment before it, as Linux coalesces adjacent ones */
 	uint8_t pkt[];
 };
 

@@ -233,7 +233,7 @@ int l2_v6_to_v4(struct v6map *m, const uint8_t *ip6, size_t len, uint8_t *out, s
 	out[0] = 0x45;
 	out[2] = (uint8_t)(tot >> 8);
 	out[3] = (uint8_t)tot;
-	out[8] = 64;
+	out[8] = ip6[7]; /* the hop limit: tcpnorm.c compares TTLs */
 	out[9] = 6;
 	memcpy(out + 12, &s4, 4);
 	memcpy(out + 16, &d4, 4);

@@ -37,7 +37,7 @@ struct decstage {
 	size_t held, held_max;	  /* bytes of hold buffers, all flows; their cap */
 };
 
-enum { D_OPEN, D_DATA, D_GAP, D_CLOSE, D_TICK, D_CALL };
+enum { D_OPEN, D_DATA, D_GAP, D_CLOSE, D_TICK, D_CALL, D_ANOMALY };
 
 struct dmsg {
 	uint32_t type;
@@ -58,6 +58,11 @@ struct dmsg {
 			ev_time ts;
 			int dir;
 		} gap;
+		struct {
+			ev_time ts;
+			int dir;
+			const char *what; /* static */
+		} anomaly;
 		struct {
 			int why;
 			struct an_flow_end end;
@@ -191,6 +196,13 @@ static void do_gap(struct dflow *df, enum proto_dir dir, ev_time ts)
 	}
 }
 
+static void do_anomaly(struct dflow *df, enum proto_dir dir, ev_time ts, const char *what)
+{
+	struct ev e = { .type = EV_ANOMALY, .ts = ts, .to_server = dir == PROTO_TO_SERVER };
+	e.u.anomaly.what = what;
+	emit(df, &e);
+}
+
 static void do_close(struct dflow *df, enum proto_end why, const struct an_flow_end *end)
 {
 	if (df->state) {
@@ -224,6 +236,9 @@ static void replay(void *ctx, unsigned char *data, size_t used)
 			break;
 		case D_GAP:
 			do_gap(m->df, (enum proto_dir)m->u.gap.dir, m->u.gap.ts);
+			break;
+		case D_ANOMALY:
+			do_anomaly(m->df, (enum proto_dir)m->u.anomaly.dir, m->u.anomaly.ts, m->u.anomaly.what);
 			break;
 		case D_CLOSE:
 			do_close(m->df, (enum proto_end)m->u.close.why, &m->u.close.end);
@@ -363,6 +378,21 @@ void decstage_gap(struct decstage *ds, struct dflow *df, enum proto_dir dir, ev_
 	if (m) {
 		m->u.gap.ts = ts;
 		m->u.gap.dir = (int)dir;
+	}
+}
+
+void decstage_anomaly(struct decstage *ds, struct dflow *df, enum proto_dir dir, ev_time ts,
+		      const char *what)
+{
+	if (!ds->q) {
+		do_anomaly(df, dir, ts, what);
+		return;
+	}
+	struct dmsg *m = msg_new(ds, D_ANOMALY, df, 0);
+	if (m) {
+		m->u.anomaly.ts = ts;
+		m->u.anomaly.dir = (int)dir;
+		m->u.anomaly.what = what;
 	}
 }
 

@@ -44,6 +44,10 @@ void decstage_data(struct decstage *ds, struct dflow *df, enum proto_dir dir, ev
 /* Bytes were lost in dir: the decoder resynchronises; the other direction's held message
  * head, if any, is dropped and counted in the session's lost bytes. */
 void decstage_gap(struct decstage *ds, struct dflow *df, enum proto_dir dir, ev_time ts);
+/* The capture saw something wrong in the flow's packets (what: a static text): an
+ * EV_ANOMALY into the session, in order with its data. */
+void decstage_anomaly(struct decstage *ds, struct dflow *df, enum proto_dir dir, ev_time ts,
+		      const char *what);
 /* The flow is over: the decoder emits what is pending, the session closes with *end
  * (plus the bytes dropped at gaps), and df is gone. */
 void decstage_close(struct decstage *ds, struct dflow *df, enum proto_end why,

@@ -1,0 +1,183 @@
+"""TCP evasion (issue #20 item 3): an attacker who knows dbtap is watching crafts segments
+that a Linux server treats otherwise than libnids. Each case rewrites the client's last
+query (`DROP TABLE t`, frame 46 of tests/capture/data/base.pcap, a real PostgreSQL 15
+session) and must still give the statements the server executed, with one
+protocol_anomaly (evasion) finding naming the flow where the segments were crafted.
+
+What Linux does (net/ipv4/tcp_input.c, kernel 6.x), and so what the server executed:
+  ooo10         the query in 10 segments, 2..10 then 1, each answered by a duplicate ACK:
+                tcp_data_queue_ofo queues them, the first fills the hole: DROP executed
+  late          the same with the first segment 2.5 s late: Linux keeps out-of-order data
+                while the connection lives (pruned only under memory pressure)
+  noack         a decoy without ACK at the query's sequence: discarded ("!th->ack")
+  unsent_ack    a decoy acknowledging bytes the server never sent: tcp_ack() < 0, discarded
+  ofo_new       out of order, a shorter decoy then the real bytes at the same sequence:
+                the longer one replaces it (rb_replace_node); libnids kept the first
+  ofo_old       out of order, the real bytes then a shorter decoy inside them: dropped
+                ("all the bits are present")
+  rst_window    an RST in the window at the wrong sequence (RFC 5961: challenge ACK),
+                then the query: the session goes on, the DROP keeps its db_user
+  ttl1          a decoy with TTL 1 (it dies at the next hop, before the server)
+  rst_exact     control: an RST at the exact sequence ends the session
+"""
+import os
+import struct
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import dbtest  # noqa: E402
+
+src = os.environ.get('DBTAP_SRC', os.path.join(os.path.dirname(__file__), '..', '..'))
+base = os.path.join(src, 'tests', 'capture', 'data', 'base.pcap')
+tmp = tempfile.mkdtemp(prefix='dbtap-evasion-')
+c = dbtest.Checks()
+
+raw = open(base, 'rb').read()
+hdr, off, recs = raw[:24], 24, []
+while off + 16 <= len(raw):
+    sec, usec, incl, orig = struct.unpack('<IIII', raw[off:off + 16])
+    recs.append([sec * 1000000 + usec, raw[off + 16:off + 16 + incl]])
+    off += 16 + incl
+
+
+def fields(f):
+    ip = f[14:]
+    ihl = (ip[0] & 15) * 4
+    tcp = ip[ihl:]
+    doff = (tcp[12] >> 4) * 4
+    sport, dport, seq, ack = struct.unpack('>HHII', tcp[:12])
+    return dict(sport=sport, seq=seq, ack=ack, flags=tcp[13], payload=tcp[doff:], ihl=ihl, doff=doff)
+
+
+def csum(b):
+    if len(b) & 1:
+        b += b'\0'
+    s = sum(struct.unpack('>%dH' % (len(b) // 2), b))
+    while s >> 16:
+        s = (s & 0xffff) + (s >> 16)
+    return ~s & 0xffff
+
+
+def seg(f, seq=None, ack=None, flags=None, payload=None, ttl=None):
+    """A copy of frame f (Ethernet/IPv4/TCP, options kept) with fields replaced and valid
+    checksums."""
+    x = fields(f)
+    eth, ip = f[:14], bytearray(f[14:14 + x['ihl']])
+    tcp = bytearray(f[14 + x['ihl']:14 + x['ihl'] + x['doff']])
+    payload = x['payload'] if payload is None else payload
+    struct.pack_into('>II', tcp, 4, x['seq'] if seq is None else seq & 0xffffffff,
+                     x['ack'] if ack is None else ack & 0xffffffff)
+    if flags is not None:
+        tcp[13] = flags
+    tcp[16:18] = b'\0\0'
+    struct.pack_into('>H', ip, 2, len(ip) + len(tcp) + len(payload))
+    if ttl is not None:
+        ip[8] = ttl
+    ip[10:12] = b'\0\0'
+    struct.pack_into('>H', ip, 10, csum(bytes(ip)))
+    pseudo = bytes(ip[12:20]) + struct.pack('>BBH', 0, 6, len(tcp) + len(payload))
+    struct.pack_into('>H', tcp, 16, csum(pseudo + bytes(tcp) + payload))
+    return eth + bytes(ip) + bytes(tcp) + payload
+
+
+qi = next(i for i, (_, f) in enumerate(recs) if b'DROP TABLE t' in fields(f)['payload'])
+qts, qf = recs[qi]
+q = fields(qf)
+Q = q['payload']
+srv = next(f for _, f in reversed(recs[:qi]) if fields(f)['sport'] == 5432)
+dupack = seg(srv, seq=q['ack'], ack=q['seq'], flags=0x10, payload=b'')
+decoy = b'Q\0\0\0\x12SELECT 12345;\0'
+assert len(decoy) == len(Q)
+
+
+def write(name, frames, shift_after=0):
+    """base.pcap with the query frame replaced by frames ((dt_us, frame) pairs); frames
+    after them are shifted by shift_after us."""
+    out = [hdr]
+
+    def rec(ts, f):
+        out.append(struct.pack('<IIII', ts // 1000000, ts % 1000000, len(f), len(f)) + f)
+    for ts, f in recs[:qi]:
+        rec(ts, f)
+    for dt, f in frames:
+        rec(qts + dt, f)
+    for ts, f in recs[qi + 1:]:
+        rec(ts + shift_after, f)
+    path = os.path.join(tmp, name + '.pcap')
+    open(path, 'wb').write(b''.join(out))
+    return path
+
+
+def pieces(n):
+    step = (len(Q) + n - 1) // n
+    return [(q['seq'] + k, Q[k:k + step]) for k in range(0, len(Q), step)]
+
+
+def ooo(late_us):
+    ps = pieces(10)
+    fr = []
+    for k, (s, p) in enumerate(ps[1:]):
+        fr += [(k * 10, seg(qf, seq=s, payload=p)), (k * 10 + 5, dupack)]
+    fr.append((late_us, seg(qf, seq=ps[0][0], payload=ps[0][1])))
+    return fr
+
+
+cases = {
+    'ooo10': (ooo(200), 0, False),
+    'late': (ooo(2500000), 2500000, False),
+    'noack': ([(0, seg(qf, flags=0x08, payload=decoy)), (1, qf)], 0, True),
+    'unsent_ack': ([(0, seg(qf, ack=q['ack'] + 50000, payload=decoy)), (1, qf)], 0, True),
+    'ofo_new': ([(0, seg(qf, seq=q['seq'] + 5, payload=decoy[5:-2])), (1, dupack),
+                 (2, seg(qf, seq=q['seq'] + 5, payload=Q[5:])), (3, dupack),
+                 (4, seg(qf, payload=Q[:5]))], 0, True),
+    'ofo_old': ([(0, seg(qf, seq=q['seq'] + 5, payload=Q[5:])), (1, dupack),
+                 (2, seg(qf, seq=q['seq'] + 5, payload=decoy[5:-2])), (3, dupack),
+                 (4, seg(qf, payload=Q[:5]))], 0, True),
+    'rst_window': ([(0, seg(qf, seq=q['seq'] + 1000, flags=0x14, payload=b'')), (1, qf)], 0, True),
+    'ttl1': ([(0, seg(qf, payload=decoy, ttl=1)), (1, qf)], 0, True),
+}
+
+
+def run(path):
+    db = path[:-5] + '.db'
+    r = dbtest.run_dbtap(path, db, check=False)
+    c.eq(r.returncode, 0, f'{os.path.basename(path)}: exit status ({r.stderr.strip()})')
+    return db
+
+
+def stmts(db):
+    return dbtest.rows(db, 'SELECT s.sql, se.db_user FROM statements s JOIN sessions se'
+                           ' ON se.id = s.session_id ORDER BY s.id')
+
+
+def evasion(db):
+    return dbtest.rows(db, "SELECT f.summary, se.client_port FROM findings f JOIN sessions se"
+                           " ON se.id = f.session_id WHERE f.kind = 'protocol_anomaly'"
+                           " AND f.summary LIKE '%tcp evasion%'")
+
+
+want = stmts(run(write('plain', [(0, qf)])))
+c.eq(want[-1], {'sql': 'DROP TABLE t', 'db_user': 'tester'}, 'plain: the DROP is stored with its user')
+cport = q['sport']
+for name, (frames, shift, flagged) in cases.items():
+    db = run(write(name, frames, shift))
+    got = stmts(db)
+    c.check(got == want, f'{name}: the statements the server executed'
+            + ('' if got == want else f': got {got[len(want) - 2:]!r}'))
+    ev = evasion(db)
+    if flagged:
+        c.eq(len(ev), 1, f'{name}: one evasion finding for the flow ({[e["summary"] for e in ev]})')
+        c.check(all(e['client_port'] == cport for e in ev), f'{name}: it names the flow')
+    else:
+        c.eq(ev, [], f'{name}: no evasion finding (reordering is not evasion)')
+    run_row = dbtest.rows(db, 'SELECT drops FROM runs')[0]
+    c.check('"gaps":0,' in run_row['drops'], f'{name}: no gap declared')
+
+# Control: an RST at the exact sequence ends the session (then the query starts another,
+# picked up mid-stream, as the server would answer it with a reset of its own).
+db = run(write('rst_exact', [(0, seg(qf, flags=0x14, payload=b'')), (1, qf)]))
+c.eq(dbtest.rows(db, 'SELECT end_reason FROM sessions ORDER BY id')[0]['end_reason'], 'reset',
+     'rst_exact: the exact RST ends the session')
+c.eq(evasion(db), [], 'rst_exact: no evasion finding')
+c.done()
