@@ -214,7 +214,12 @@ static void put_session(struct an *an, struct an_session *s, const struct an_flo
 		.bytes_to_client = end ? (int64_t)end->bytes_to_client : 0,
 		.gaps = end ? (int64_t)end->gaps : 0,
 		.lost_bytes = end ? (int64_t)end->lost_bytes : 0,
+		.ts = end ? end->ts : s->last_ts,
 	};
+	r.state = end ? "end" : !s->put_start ? "start" : s->login && !s->put_login ? "login" : "update";
+	s->put_start = 1;
+	if (s->login && !end)
+		s->put_login = 1;
 	struct rec rec = { .type = REC_SESSION, .u.session = &r };
 	put_all(an, &rec);
 	s->dirty = 0;
@@ -249,6 +254,8 @@ static void put_finding(struct an *an, struct an_session *s, int64_t stmt_id, ev
 		.sql = st ? an_stmt_masked(st) : NULL,
 		.summary = summary,
 		.evidence = evidence,
+		.client_port = s ? s->client_port : 0,
+		.server_port = s ? s->server_port : 0,
 	};
 	struct rec rec = { .type = REC_FINDING, .u.finding = &f };
 	put_all(an, &rec);
@@ -778,6 +785,9 @@ static void complete_part(struct an *an, struct an_session *s, struct an_pending
 			.db_user = nz(s->db_user),
 			.database = nz(s->database),
 			.application = nz(s->application),
+			.client_port = s->client_port,
+			.server_ip = s->server_ip,
+			.server_port = s->server_port,
 		};
 		struct rec rec = { .type = REC_STATEMENT, .u.statement = &rs };
 		put_all(an, &rec);

@@ -67,6 +67,7 @@ struct an_session {
 	int replication;
 	int64_t statements, errors, rows_returned;
 	int dirty; /* identity changed since the last session put */
+	int put_start, put_login; /* the start / login event was put (session state) */
 	/* bumped whenever db_user, application or client_ip changes; the baseline entries
 	 * of that identity (baseline.c) are kept while bl_gen == ident_gen + 1 */
 	uint32_t ident_gen, bl_gen;

@@ -3,10 +3,10 @@
 # Usage: contrib/deps.sh build|test
 set -eu
 build="meson ninja-build pkg-config gcc libpcap-dev libnids-dev libsqlite3-dev sqlite3
-  libcjson-dev zlib1g-dev libzstd-dev"
+  libcjson-dev zlib1g-dev libzstd-dev libssl-dev"
 test="$build libcriterion-dev postgresql-15 postgresql-client-15 mariadb-server mariadb-client
   python3 python3-psycopg2 python3-pymysql tcpdump tcpreplay openssl iproute2 ethtool clang time
-  chromium"
+  chromium python3-jsonschema rsyslog"
 case "${1:-build}" in
 build) want=$build ;;
 test) want=$test ;;

@@ -8,7 +8,7 @@
 
 #include <stdint.h>
 
-#define SINK_SCHEMA_VERSION 2
+#define SINK_SCHEMA_VERSION 3
 
 struct rec_run {
 	int64_t id;
@@ -18,6 +18,7 @@ struct rec_run {
 	const char *version;
 	const char *config; /* JSON of the effective config */
 	const char *drops;  /* JSON breakdown of sensor_drops and other counters */
+	const char *sensor; /* the sensor's name (output.sensor, default the host name) */
 };
 
 struct rec_session {
@@ -39,6 +40,9 @@ struct rec_session {
 	const char *end_reason; /* NULL while open */
 	int64_t statements, errors, rows_returned, bytes_to_server, bytes_to_client;
 	int64_t gaps, lost_bytes; /* capture losses within this session */
+	/* for the event sinks (not columns): why this put happened and when */
+	const char *state; /* "start" | "login" | "update" | "end" */
+	int64_t ts;	   /* time of the event behind this put */
 };
 
 struct rec_statement {
@@ -55,6 +59,8 @@ struct rec_statement {
 	int64_t duration_us; /* -1 stores NULL */
 	/* context copied for the JSON sink (not columns of statements) */
 	const char *protocol, *client_ip, *db_user, *database, *application;
+	int client_port, server_port;
+	const char *server_ip;
 };
 
 struct rec_finding {
@@ -69,6 +75,7 @@ struct rec_finding {
 	 * the SQLite sink updates count, last_seen, severity, summary and evidence of that row */
 	int64_t count;	   /* 0 stores 1 */
 	int64_t last_seen; /* 0 stores ts */
+	int client_port, server_port; /* for the event sinks (not columns) */
 };
 
 /* One row of the learned baseline (storage/SCHEMA.md). Times: us since the epoch (UTC),
@@ -169,8 +176,11 @@ struct sink *sink_sqlite_open(const char *path, int batch_rows, struct sink_ids 
  * Returns 0, or -EINVAL for a sink that is not SQLite. */
 int sink_sqlite_set_wait(struct sink *s, int wait);
 
-/* JSON-lines sink: one object per record with "event_type"; path "-" is stdout. */
+/* JSON-lines sink: one object per record, one line each; path "-" is stdout. */
 struct sink *sink_json_open(const char *path, char *err, size_t errlen);
+/* The line format (0 dbtap, 1 ocsf: enum evl_format) and the sensor name on every line
+ * (copied); before the first put. 0 or -errno. */
+int sink_json_set_format(struct sink *s, int format, const char *sensor);
 /* Reopen the file (SIGHUP / logrotate). */
 int sink_json_reopen(struct sink *s);
 

@@ -31,7 +31,8 @@
 	"BEGIN;"                                                                               \
 	"CREATE TABLE IF NOT EXISTS runs(id INTEGER PRIMARY KEY, started_at TEXT, ended_at TEXT," \
 	" source TEXT, packets INTEGER, bytes INTEGER, kernel_drops INTEGER,"                  \
-	" sensor_drops INTEGER, streams INTEGER, version TEXT, config TEXT, drops TEXT);"      \
+	" sensor_drops INTEGER, streams INTEGER, version TEXT, config TEXT, drops TEXT,"       \
+	" sensor TEXT);"                                                                       \
 	"CREATE TABLE IF NOT EXISTS sessions(id INTEGER PRIMARY KEY, run_id INTEGER,"          \
 	" protocol TEXT, client_ip TEXT, client_port INTEGER, server_ip TEXT,"                 \
 	" server_port INTEGER, started_at TEXT, ended_at TEXT, db_user TEXT, database TEXT,"   \
@@ -91,12 +92,14 @@
 
 #define SQ_UPSERT_RUN                                                                          \
 	"INSERT INTO runs(id, started_at, ended_at, source, packets, bytes, kernel_drops,"     \
-	" sensor_drops, streams, version, config, drops) VALUES(?,?,?,?,?,?,?,?,?,?,?,?)"      \
+	" sensor_drops, streams, version, config, drops, sensor)"                              \
+	" VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)"                                                   \
 	" ON CONFLICT(id) DO UPDATE SET started_at=excluded.started_at,"                       \
 	" ended_at=excluded.ended_at, source=excluded.source, packets=excluded.packets,"       \
 	" bytes=excluded.bytes, kernel_drops=excluded.kernel_drops,"                           \
 	" sensor_drops=excluded.sensor_drops, streams=excluded.streams,"                       \
-	" version=excluded.version, config=excluded.config, drops=excluded.drops"
+	" version=excluded.version, config=excluded.config, drops=excluded.drops,"            \
+	" sensor=excluded.sensor"
 
 #define SQ_UPSERT_SESSION                                                                      \
 	"INSERT INTO sessions(id, run_id, protocol, client_ip, client_port, server_ip,"        \
@@ -137,6 +140,7 @@
  * (checked by name, so migrations of other versions can interleave). */
 #define SQ_MIGRATIONS(X)                                                                       \
 	X("findings", "count", "ALTER TABLE findings ADD COLUMN count INTEGER NOT NULL DEFAULT 1") \
-	X("findings", "last_seen", "ALTER TABLE findings ADD COLUMN last_seen TEXT")
+	X("findings", "last_seen", "ALTER TABLE findings ADD COLUMN last_seen TEXT")          \
+	X("runs", "sensor", "ALTER TABLE runs ADD COLUMN sensor TEXT") /* 3: issue #24 */
 
 #endif

@@ -196,7 +196,7 @@ static int sq_copy(struct sq_batch *b, const struct rec *r)
 		struct rec_run *x = &it->u.run;
 		*x = *r->u.run;
 		rc |= sq_str(b, &x->source) | sq_str(b, &x->version) | sq_str(b, &x->config) |
-		      sq_str(b, &x->drops);
+		      sq_str(b, &x->drops) | sq_str(b, &x->sensor);
 		break;
 	}
 	case REC_SESSION: {
@@ -338,6 +338,7 @@ static void bind_item(struct sq_sink *q, const struct sq_item *it, sqlite3_stmt 
 		bind_str(st, i++, x->version);
 		bind_str(st, i++, x->config);
 		bind_str(st, i++, x->drops);
+		bind_str(st, i++, x->sensor);
 		break;
 	}
 	case REC_SESSION: {

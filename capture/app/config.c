@@ -22,8 +22,12 @@ void dbtap_config_free(struct dbtap_config *c)
 	cap_config_free(&c->cap);
 	an_config_free(&c->an);
 	free(c->json_path);
+	free(c->json_format);
+	free(c->sensor);
+	free(c->syslog);
 	free(c->effective);
 	c->json_path = c->effective = NULL;
+	c->json_format = c->sensor = c->syslog = NULL;
 }
 
 static int port_list(const cJSON *v, const char *path, int *out, int *n, char *err, size_t errlen)
@@ -185,6 +189,17 @@ static int load_output(struct dbtap_config *c, const cJSON *v, char *err, size_t
 			}
 			free(c->json_path);
 			c->json_path = strdup(e->valuestring);
+		} else if (strcmp(e->string, "json_format") == 0 || strcmp(e->string, "sensor") == 0 ||
+			   strcmp(e->string, "syslog") == 0) {
+			char **dst = e->string[0] == 'j' ? &c->json_format : e->string[1] == 'e' ? &c->sensor : &c->syslog;
+			if (!cJSON_IsString(e) || !e->valuestring[0] ||
+			    (dst == &c->json_format && strcmp(e->valuestring, "dbtap") && strcmp(e->valuestring, "ocsf"))) {
+				snprintf(err, errlen, "config: output.%s: expected %s", e->string,
+					 dst == &c->json_format ? "\"dbtap\" or \"ocsf\"" : "a non-empty string");
+				return -1;
+			}
+			free(*dst);
+			*dst = strdup(e->valuestring);
 		} else if (strcmp(e->string, "retention") == 0) {
 			if (!cJSON_IsString(e) || report_parse_duration(e->valuestring, &c->retention_us) != 0 ||
 			    c->retention_us <= 0) {

@@ -14,6 +14,9 @@ struct dbtap_config {
 	struct cap_config cap;
 	struct an_config an;
 	char *json_path;   /* output.json: JSON-lines file ("-" = stdout) */
+	char *json_format; /* output.json_format: "dbtap" | "ocsf" (NULL = dbtap) */
+	char *sensor;	   /* output.sensor: this sensor's name (NULL = the host name) */
+	char *syslog;	   /* output.syslog: unix:PATH | udp://HOST:PORT | tcp://HOST:PORT */
 	int batch_rows;	   /* output.batch_rows: rows per SQLite transaction */
 	int64_t retention_us; /* output.retention ("30d"): statements older are pruned at start; 0 keeps all */
 	char *effective;   /* the file's JSON text, stored in runs.config */

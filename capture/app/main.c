@@ -26,7 +26,8 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: dbtap run (-r FILE ... | -i IFACE) [-d DB] [-c CONFIG.json] [-f 'BPF'] [--json FILE|-]\n"
-		"                 [--learn] [-Z USER] [-q] [--fanout GROUP]\n"
+		"                 [--json-format dbtap|ocsf] [--syslog unix:PATH|udp://HOST:PORT|tcp://HOST:PORT]\n"
+		"                 [--sensor NAME] [--learn] [-Z USER] [-q] [--fanout GROUP]\n"
 		"       dbtap report [-d DB]... [--since ISO8601 | --last 24h] [--until ISO8601|now]\n"
 		"                    [--format text|html|json[,...]] [-o FILE|DIR]\n"
 		"       dbtap findings [-d DB] [--list] [--state S] [--kind K] [--json]\n"
@@ -40,6 +41,7 @@ struct run_opts {
 	const char *files[MAX_FILES];
 	int n_files;
 	const char *iface, *db, *config, *bpf, *json, *drop_user;
+	const char *json_format, *sensor, *syslog;
 	int learn, quiet;
 	int fanout; /* PACKET_FANOUT group, 0 = none */
 };
@@ -76,6 +78,9 @@ static int parse_run(int argc, char **argv, struct run_opts *o)
 		{ "json", required_argument, NULL, 'J' },
 		{ "learn", no_argument, NULL, 'L' },
 		{ "fanout", required_argument, NULL, 'F' },
+		{ "json-format", required_argument, NULL, 'j' },
+		{ "sensor", required_argument, NULL, 'S' },
+		{ "syslog", required_argument, NULL, 'Y' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -106,6 +111,23 @@ static int parse_run(int argc, char **argv, struct run_opts *o)
 			break;
 		case 'J':
 			o->json = optarg;
+			break;
+		case 'j':
+			if (strcmp(optarg, "dbtap") != 0 && strcmp(optarg, "ocsf") != 0) {
+				fprintf(stderr, "dbtap: --json-format: dbtap or ocsf, not '%s'\n", optarg);
+				return -1;
+			}
+			o->json_format = optarg;
+			break;
+		case 'S':
+			if (!optarg[0]) {
+				fprintf(stderr, "dbtap: --sensor: a name, not empty\n");
+				return -1;
+			}
+			o->sensor = optarg;
+			break;
+		case 'Y':
+			o->syslog = optarg;
 			break;
 		case 'L':
 			o->learn = 1;
@@ -226,6 +248,15 @@ static int cmd_run(int argc, char **argv)
 	}
 	cfg.an.learn = o.learn;
 	const char *json_path = o.json ? o.json : cfg.json_path;
+	const char *fmt_name = o.json_format ? o.json_format : cfg.json_format ? cfg.json_format : "dbtap";
+	int json_format = strcmp(fmt_name, "ocsf") == 0; /* enum evl_format */
+	char host[256] = "";
+	const char *sensor = o.sensor ? o.sensor : cfg.sensor;
+	if (!sensor) {
+		if (gethostname(host, sizeof host - 1) != 0 || !host[0])
+			snprintf(host, sizeof host, "dbtap");
+		sensor = host;
+	}
 
 	int status = 0, said = 0;
 	struct sink *sinks[2] = { NULL, NULL };
@@ -268,6 +299,7 @@ static int cmd_run(int argc, char **argv)
 		}
 		g_json = sinks[1];
 		n_sinks = 2;
+		sink_json_set_format(sinks[1], json_format, sensor);
 	}
 
 	if (o.iface)
@@ -281,6 +313,7 @@ static int cmd_run(int argc, char **argv)
 	run.source = source;
 	run.version = DBTAP_VERSION;
 	run.config = cfg.effective;
+	run.sensor = sensor;
 	for (int i = 0; i < n_sinks; i++)
 		if (sink_put(sinks[i], &rr) != 0) {
 			status = sink_failed(sinks[i], &said);

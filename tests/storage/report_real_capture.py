@@ -79,6 +79,8 @@ def check_json_lines(db, path):
             continue
         for col, val in r[0].items():
             check(col in obj, f"{etype} line lacks column {col}")
+            if col in ("client_info", "params", "evidence") and val is not None:
+                val = json.loads(val)  # JSON text in SQLite, nested in the line (v2)
             check(obj.get(col) == val,
                   f"{etype} {rid} {col}: json {obj.get(col)!r} != db {val!r}")
     for etype, table in tables.items():

@@ -128,7 +128,10 @@ Test(json_sink, every_record_type_round_trips_with_column_names)
 	cr_expect(is_null(l[0], "ended_at"));
 	cr_expect_str_eq(S(l[0], "source"), "iface:eth1");
 	cr_expect_eq(N(l[0], "sensor_drops"), 2);
-	cr_expect_str_eq(S(l[0], "config"), "{\"audit\":\"all\"}");
+	/* v2: JSON columns are nested objects, not JSON text in a string */
+	cr_expect_str_eq(S(cJSON_GetObjectItemCaseSensitive(l[0], "config"), "audit"), "all");
+	cr_expect_eq(N(l[0], "schema_version"), 2);
+	cr_expect_str_eq(S(l[0], "timestamp"), "2026-11-27T09:15:02.123456Z");
 
 	cr_expect_str_eq(S(l[1], "event_type"), "session");
 	cr_expect_str_eq(S(l[1], "client_ip"), "2001:db8::5");
@@ -153,7 +156,8 @@ Test(json_sink, every_record_type_round_trips_with_column_names)
 	cr_expect_str_eq(S(l[3], "event_type"), "finding");
 	cr_expect_str_eq(S(l[3], "kind"), "bulk_read");
 	cr_expect(is_null(l[3], "statement_id"));
-	cr_expect_str_eq(S(l[3], "evidence"), "{\"rows\":1}");
+	cr_expect_eq(N(cJSON_GetObjectItemCaseSensitive(l[3], "evidence"), "rows"), 1);
+	cr_expect_str_eq(S(l[3], "timestamp"), "2026-11-27T09:15:02.124056Z");
 	for (int i = 0; i < 4; i++)
 		cJSON_Delete(l[i]);
 
@@ -256,4 +260,93 @@ Test(json_sink, reopen_refuses_a_sink_of_another_kind)
 	cr_assert_not_null(s, "%s", err);
 	cr_expect_lt(sink_json_reopen(s), 0);
 	sink_close(s);
+}
+
+/* Community ID v1: the spec's published vectors (corelight/community-id-spec,
+ * baseline/baseline_deflt.json and baseline_seed1.json), both directions, TCP/UDP, v4/v6. */
+#include "evline.h"
+
+Test(json_sink, community_id_matches_the_spec_vectors)
+{
+	static const struct {
+		const char *sa, *da;
+		int sp, dp, proto, seed;
+		const char *want;
+	} v[] = {
+		{ "128.232.110.120", "66.35.250.204", 34855, 80, 6, 0, "1:LQU9qZlK+B5F3KDmev6m5PMibrg=" },
+		{ "66.35.250.204", "128.232.110.120", 80, 34855, 6, 0, "1:LQU9qZlK+B5F3KDmev6m5PMibrg=" },
+		{ "128.232.110.120", "66.35.250.204", 34855, 80, 6, 1, "1:3V71V58M3Ksw/yuFALMcW0LAHvc=" },
+		{ "2001:470:e5bf:dead:4957:2174:e82c:4887", "2607:f8b0:400c:c03::1a", 63943, 25, 6, 0,
+		  "1:/qFaeAR+gFe1KYjMzVDsMv+wgU4=" },
+		{ "2607:f8b0:400c:c03::1a", "2001:470:e5bf:dead:4957:2174:e82c:4887", 25, 63943, 6, 1,
+		  "1:eJYTW6AOzFLlSUoESovMjnu7rMw=" },
+		{ "192.168.1.52", "8.8.8.8", 54585, 53, 17, 0, "1:d/FP5EW3wiY1vCndhwleRRKHowQ=" },
+		{ "8.8.8.8", "192.168.1.52", 53, 54585, 17, 1, "1:Q9We8WO3piVF8yEQBNJF4uiSVrI=" },
+		{ "192.168.170.8", "192.168.170.56", 7, 7, 132, 0, "1:MP2EtRCAUIZvTw6MxJHLV7N7JDs=" },
+	};
+	char out[40];
+	for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+		cr_assert_eq(evl_community_id(v[i].sa, v[i].sp, v[i].da, v[i].dp, v[i].proto,
+					      (uint16_t)v[i].seed, out, sizeof out), 0);
+		cr_expect_str_eq(out, v[i].want, "vector %zu", i);
+	}
+	/* what does not parse gives no id, never a wrong one */
+	cr_expect_eq(evl_community_id("10.0.0.1", 1, "::1", 2, 6, 0, out, sizeof out), -1);
+	cr_expect_str_eq(out, "");
+	cr_expect_eq(evl_community_id("not an ip", 1, "10.0.0.2", 2, 6, 0, out, sizeof out), -1);
+	cr_expect_eq(evl_community_id(NULL, 1, "10.0.0.2", 2, 6, 0, out, sizeof out), -1);
+}
+
+/* The OCSF format: class, activity from the verb, severity, ATT&CK, evidences -> statement. */
+Test(json_sink, ocsf_classes_and_mapping)
+{
+	char err[256];
+	struct sink *s = sink_json_open(path, err, sizeof(err));
+	cr_assert_not_null(s, "%s", err);
+	cr_assert_eq(sink_json_set_format(s, EVL_OCSF, "edge-1"), 0);
+	struct rec_run run = {.id = 1, .started_at = T0, .source = "iface:eth1", .version = "0.1.0"};
+	struct rec_session se = {.id = 5, .run_id = 1, .protocol = "mysql", .client_ip = "10.0.0.9",
+				 .client_port = 40000, .server_ip = "10.0.0.1", .server_port = 3306,
+				 .started_at = T0, .db_user = "root", .auth_method = "mysql_native_password",
+				 .login = "failed", .login_error = "1045: Access denied", .state = "login",
+				 .ts = T0 + 10};
+	struct rec_session upd = se;
+	upd.state = "update";
+	struct rec_statement st = {.id = 9, .session_id = 5, .ts = T0 + 500, .verb = "DELETE",
+				   .sql = "DELETE FROM t WHERE ?", .outcome = "error", .error_code = "1142",
+				   .rows = -1, .duration_us = 2000, .protocol = "mysql",
+				   .client_ip = "10.0.0.9", .client_port = 40000, .server_ip = "10.0.0.1",
+				   .server_port = 3306, .db_user = "root"};
+	struct rec_finding f = {.id = 2, .run_id = 1, .session_id = 5, .statement_id = 9,
+				.ts = T0 + 600, .kind = "auth_bruteforce", .severity = "high",
+				.client_ip = "10.0.0.9", .server_ip = "10.0.0.1", .db_user = "root",
+				.summary = "20 failed logins", .evidence = "{\"failures\":20}"};
+	struct rec r[5] = {{.type = REC_RUN, .u.run = &run},
+			   {.type = REC_SESSION, .u.session = &se},
+			   {.type = REC_SESSION, .u.session = &upd},
+			   {.type = REC_STATEMENT, .u.statement = &st},
+			   {.type = REC_FINDING, .u.finding = &f}};
+	for (int i = 0; i < 5; i++)
+		cr_assert_eq(sink_put(s, &r[i]), 0);
+	sink_close(s);
+	cJSON *l[8];
+	cr_assert_eq(read_lines(path, l, 8), 3, "no OCSF line for the run and the session update");
+	cr_expect_eq(N(l[0], "class_uid"), 3002);
+	cr_expect_eq(N(l[0], "status_id"), 2);
+	cr_expect_eq(N(l[0], "time"), (double)((T0 + 10) / 1000));
+	cr_expect_str_eq(S(cJSON_GetObjectItemCaseSensitive(l[0], "user"), "name"), "root");
+	cr_expect_eq(N(l[1], "class_uid"), 6005);
+	cr_expect_eq(N(l[1], "activity_id"), 7);
+	cr_expect_eq(N(l[1], "type_uid"), 600507);
+	cr_expect_eq(N(l[1], "status_id"), 2);
+	cr_expect_str_eq(S(cJSON_GetObjectItemCaseSensitive(l[1], "metadata"), "uid"), "edge-1:statement:9");
+	cr_expect_eq(N(l[2], "class_uid"), 2004);
+	cr_expect_eq(N(l[2], "severity_id"), 4);
+	const cJSON *fi = cJSON_GetObjectItemCaseSensitive(l[2], "finding_info");
+	const cJSON *at = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(fi, "attacks"), 0);
+	cr_expect_str_eq(S(cJSON_GetObjectItemCaseSensitive(at, "technique"), "uid"), "T1110");
+	const cJSON *ev = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(l[2], "evidences"), 0);
+	cr_expect_str_eq(S(cJSON_GetObjectItemCaseSensitive(ev, "data"), "statement_uid"), "edge-1:statement:9");
+	for (int i = 0; i < 3; i++)
+		cJSON_Delete(l[i]);
 }
