@@ -184,6 +184,14 @@ int sink_json_set_format(struct sink *s, int format, const char *sensor);
 /* Reopen the file (SIGHUP / logrotate). */
 int sink_json_reopen(struct sink *s);
 
+/* Syslog sink (RFC 5424 messages, MSG = the JSON sink's line in format 0 dbtap / 1 ocsf)
+ * to "unix:PATH", "udp://HOST:PORT" or "tcp://HOST:PORT" (octet counting). put() never
+ * waits: messages queue (bounded) for a sender thread that reconnects with backoff; what is
+ * lost is counted in s->dropped. sync() waits while the receiver takes messages (at most
+ * a few seconds without progress). NULL with *err on a malformed URL. */
+struct sink *sink_syslog_open(const char *url, int format, const char *sensor, char *err,
+			      size_t errlen);
+
 /* ISO-8601 UTC with microseconds: 2026-11-27T09:15:02.123456Z (buf >= 32). */
 void sink_fmt_time(int64_t us, char *buf, unsigned long len);
 

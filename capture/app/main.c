@@ -259,7 +259,7 @@ static int cmd_run(int argc, char **argv)
 	}
 
 	int status = 0, said = 0;
-	struct sink *sinks[2] = { NULL, NULL };
+	struct sink *sinks[3] = { NULL, NULL, NULL };
 	int n_sinks = 0;
 	struct an *an = NULL;
 	struct cap *cap = NULL;
@@ -300,6 +300,16 @@ static int cmd_run(int argc, char **argv)
 		g_json = sinks[1];
 		n_sinks = 2;
 		sink_json_set_format(sinks[1], json_format, sensor);
+	}
+	const char *syslog_url = o.syslog ? o.syslog : cfg.syslog;
+	if (syslog_url) {
+		sinks[n_sinks] = sink_syslog_open(syslog_url, json_format, sensor, err, sizeof err);
+		if (!sinks[n_sinks]) {
+			fprintf(stderr, "dbtap: %s\n", err);
+			status = 2;
+			goto out;
+		}
+		n_sinks++;
 	}
 
 	if (o.iface)

@@ -196,6 +196,56 @@ def dbtap_binary():
     return os.path.join(build, 'capture', 'dbtap')
 
 
+SCHEMA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', 'storage', 'schema')
+_validators = {}
+
+
+def _validator(name):
+    """The published JSON Schema (storage/schema/NAME.schema.json) as a validator."""
+    if name not in _validators:
+        import jsonschema  # python3-jsonschema (contrib/deps.sh test)
+        with open(os.path.join(SCHEMA_DIR, name + '.schema.json')) as f:
+            schema = json.load(f)
+        cls = jsonschema.Draft202012Validator
+        cls.check_schema(schema)
+        _validators[name] = cls(schema, format_checker=cls.FORMAT_CHECKER)
+    return _validators[name]
+
+
+def json_line_errors(path):
+    """Every line dbtap wrote, validated against the published schema of its format (an
+    OCSF line has class_uid): a list of 'line N: message' (empty when all validate)."""
+    errs = []
+    if not os.path.exists(path):
+        return [f'{path}: missing']
+    with open(path, 'rb') as f:
+        for i, raw in enumerate(f, 1):
+            try:
+                obj = json.loads(raw.decode('utf-8'))
+            except ValueError as e:
+                errs.append(f'line {i}: not JSON: {e}')
+                continue
+            v = _validator('ocsf-1.3-subset' if 'class_uid' in obj else 'dbtap-v2')
+            for e in v.iter_errors(obj):
+                errs.append(f'line {i}: {e.message[:300]} at {list(e.absolute_path)}')
+    return errs
+
+
+def check_json_file(path):
+    """Raise when a line of path does not validate against its published schema."""
+    errs = json_line_errors(path)
+    if errs:
+        raise AssertionError(f'{path}: {len(errs)} schema errors: ' + '; '.join(errs[:5]))
+
+
+def _json_arg(cmd):
+    """The --json FILE of a dbtap command line (not '-'), or None."""
+    for i, a in enumerate(cmd[:-1]):
+        if a == '--json' and cmd[i + 1] != '-':
+            return cmd[i + 1]
+    return None
+
+
 def run_dbtap(pcaps, db, config=None, extra=None, check=True, wrap=None):
     cmd = list(wrap or []) + [dbtap_binary(), 'run', '-q', '-d', db]
     for p in ([pcaps] if isinstance(pcaps, str) else pcaps):
@@ -209,6 +259,9 @@ def run_dbtap(pcaps, db, config=None, extra=None, check=True, wrap=None):
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     if check and r.returncode != 0:
         raise AssertionError(f'dbtap failed ({r.returncode}): {r.stderr}')
+    js = _json_arg(cmd)
+    if js and os.path.exists(js):
+        check_json_file(js)  # every JSON line any test makes dbtap write validates
     return r
 
 

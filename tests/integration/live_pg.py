@@ -65,4 +65,5 @@ c.check('privilege_change' in kinds, 'ALTER ROLE ... PASSWORD is a privilege cha
 c.check('destructive_statement' in kinds, 'DELETE without WHERE is destructive')
 for secret in ('Live-Secret-123', 'Rotated-Secret-456', 'Wrong-Secret-789'):
     dbtest.assert_secret_absent(c, secret, db, js)
+    c.eq(dbtest.json_line_errors(js), [], 'every JSON line validates against storage/schema')
 c.done()

@@ -57,6 +57,9 @@ c.eq(sq(new), ['SELECT ?'], 'statements after the rotation in the new file')
 st = dbtest.rows(db, 'SELECT count(*) AS n FROM statements')[0]['n']
 c.eq(st, 3, 'all three statements stored by the unprivileged process')
 dbtest.assert_secret_absent(c, 'Priv-Secret-1', db, js, js + '.1')
+for p in (js, js + '.1'):
+    if os.path.exists(p):
+        c.eq(dbtest.json_line_errors(p), [], f'{os.path.basename(p)}: every line validates against storage/schema')
 
 # -Z with -r: the files are opened with root's rights (this FIFO is root's, 0600), then
 # parsed as nobody. Regression: -Z used to drop privileges only with -i.

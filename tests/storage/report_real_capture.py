@@ -16,6 +16,9 @@ import subprocess
 import sys
 import tempfile
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
+import dbtest  # noqa: E402  (the published-schema validation)
+
 dbtap, samples = sys.argv[1], sys.argv[2]
 failures = []
 
@@ -67,6 +70,8 @@ def check_json_lines(db, path):
                 obj = first
             last[key] = obj
     check(n > 0, f"{path}: no JSON lines")
+    errs = dbtest.json_line_errors(path)
+    check(not errs, f"{path}: lines that do not validate against storage/schema: {errs[:5]}")
     counts = {}
     for (etype, rid), obj in last.items():
         counts[etype] = counts.get(etype, 0) + 1
