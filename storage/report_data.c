@@ -146,7 +146,8 @@ const char rp_tables_sql[] =
 	"CREATE TABLE l_shapes(src, ts, db_user, application, end_user, fingerprint, sql,"
 	" summary);"
 	"CREATE TABLE l_top(src, ts, kind, severity, sevrank, db_user, end_user, client_ip,"
-	" application, summary, sql);"
+	" application, summary, sql, id);"
+	"CREATE TABLE r_sensor(src INTEGER PRIMARY KEY, sensor);"
 	"CREATE TABLE l_attack(kind, client_ip, db_user, application, end_user, n, sevrank,"
 	" first, last);"
 	"CREATE TABLE b(t TEXT PRIMARY KEY);"
@@ -187,7 +188,7 @@ static const char rp_gather_sql[] =
 	" summary FROM src.findings WHERE kind = 'new_query_shape' AND ts >= :since"
 	" AND ts < :until ORDER BY ts DESC LIMIT :list;"
 	"INSERT INTO l_top SELECT :src, ts, kind, severity, " RP_SEVRANK ", db_user, end_user,"
-	" client_ip, application, summary, sql FROM src.findings WHERE ts >= :since"
+	" client_ip, application, summary, sql, id FROM src.findings WHERE ts >= :since"
 	" AND ts < :until ORDER BY 5 DESC, ts DESC LIMIT :list;"
 	/* durations count only where the capture saw request and completion (not NULL) */
 	"INSERT INTO a_w SELECT s.fingerprint, s.verb, s.outcome, s.error_code, s.end_user,"
@@ -276,6 +277,39 @@ static int rp_attach(struct rp *r, const char *path)
 static void rp_detach(struct rp *r)
 {
 	sqlite3_exec(r->db, "DETACH src", NULL, NULL, NULL);
+}
+
+/* The attached database's sensor (its newest run's runs.sensor; the file name without
+ * directory and extension for a database older than schema 3), kept as r_sensor(src): ids
+ * are per database, so merged reports name a record SENSOR:ID. */
+static int rp_sensor(struct rp *r, int src, const char *path, cJSON *d)
+{
+	sqlite3_stmt *st;
+	char name[256] = "";
+	if (sqlite3_prepare_v2(r->db, "SELECT sensor FROM src.runs WHERE sensor <> ''"
+				      " ORDER BY id DESC LIMIT 1", -1, &st, NULL) == SQLITE_OK) {
+		if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
+			snprintf(name, sizeof name, "%s", (const char *)sqlite3_column_text(st, 0));
+		sqlite3_finalize(st);
+	}
+	if (!name[0]) {
+		const char *b = strrchr(path, '/');
+		snprintf(name, sizeof name, "%s", b ? b + 1 : path);
+		char *dot = strrchr(name, '.');
+		if (dot && dot != name)
+			*dot = 0;
+	}
+	char *clean = u8_clean_dup(name);
+	cJSON_AddStringToObject(d, "sensor", clean ? clean : "?");
+	free(clean);
+	if (sqlite3_prepare_v2(r->db, "INSERT OR REPLACE INTO r_sensor VALUES(?1, ?2)", -1, &st,
+			       NULL) != SQLITE_OK)
+		return rp_fail(r, path, "query");
+	sqlite3_bind_int(st, 1, src);
+	sqlite3_bind_text(st, 2, name, -1, SQLITE_TRANSIENT);
+	int rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : rp_fail(r, path, "query");
 }
 
 /* Newest and oldest packet time in the attached database as text ("" when empty). */
@@ -411,17 +445,21 @@ int rp_gather(struct rp *r, cJSON *root)
 		char t[40], old[40];
 		if (rp_attach(r, o->dbs[i]) < 0)
 			return -1;
+		cJSON *d = cJSON_CreateObject();
 		int rc = rp_newest(r, o->dbs[i], t, sizeof(t), old, sizeof(old));
 		if (rc == 0 && i == 0)
 			rp_previous(r);
+		if (rc == 0)
+			rc = rp_sensor(r, i, o->dbs[i], d);
 		rp_detach(r);
-		if (rc < 0)
+		if (rc < 0) {
+			cJSON_Delete(d);
 			return -1;
+		}
 		if (strcmp(t, newest) > 0)
 			snprintf(newest, sizeof(newest), "%s", t);
 		if (old[0] && (!oldest[0] || strcmp(old, oldest) < 0))
 			snprintf(oldest, sizeof(oldest), "%s", old);
-		cJSON *d = cJSON_CreateObject();
 		char *clean = u8_clean_dup(o->dbs[i]);
 		cJSON_AddStringToObject(d, "path", clean ? clean : "?");
 		free(clean);
@@ -549,8 +587,9 @@ int rp_compute(struct rp *r, cJSON *root)
 			       " WHEN 3 THEN 'medium' WHEN 2 THEN 'low' ELSE 'info' END AS severity,"
 			       " min(first) AS first, max(last) AS last FROM l_attack GROUP BY 1, 2, 3, 4, 5"
 			       " ORDER BY max(sevrank) DESC, 6 DESC LIMIT :list");
-	Q_ROWS(fnd, "most_severe", "SELECT ts, kind, severity, db_user, end_user, client_ip,"
-				   " application, summary, sql FROM l_top"
+	Q_ROWS(fnd, "most_severe", "SELECT s.sensor || ':' || l.id AS id, s.sensor AS sensor,"
+				   " ts, kind, severity, db_user, end_user, client_ip,"
+				   " application, summary, sql FROM l_top l LEFT JOIN r_sensor s USING (src)"
 				   " ORDER BY sevrank DESC, ts DESC LIMIT :list");
 
 	Q_ROWS(root, "activity",

@@ -398,7 +398,9 @@ void rp_html(const cJSON *root, struct jw *w)
 			jw_puts(w, ", ");
 		jw_puts(w, "<code>");
 		jw_html(w, rp_strv(it, "path"));
-		jw_puts(w, "</code>");
+		jw_puts(w, "</code> (sensor ");
+		jw_html(w, rp_strv(it, "sensor"));
+		jw_puts(w, ")");
 	}
 	jw_printf(w, "<br>Capture: %lld runs, %lld packets, %lld kernel drops, %lld sensor drops"
 		     "</p>\n",
@@ -462,7 +464,7 @@ void rp_html(const cJSON *root, struct jw *w)
 		  sev_colors, N_SEV, "Findings by kind and severity", 0);
 
 	jw_puts(w, "<h2>Most severe findings</h2>\n<table><tr><th>time</th><th>severity</th>"
-		   "<th>kind</th><th>principal</th><th>client</th><th>summary</th></tr>");
+		   "<th>kind</th><th>principal</th><th>client</th><th>summary</th><th>id</th></tr>");
 	k = 0;
 	cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(fnd, "most_severe"))
 	{
@@ -480,6 +482,7 @@ void rp_html(const cJSON *root, struct jw *w)
 			40);
 		ht_cell(w, rp_strv(it, "client_ip"), 40);
 		ht_cell(w, rp_strv(it, "summary"), 200);
+		ht_cell(w, rp_strv(it, "id"), 80); /* SENSOR:ID: unambiguous across databases */
 		jw_puts(w, "</tr>");
 	}
 	jw_puts(w, "</table>\n");

@@ -184,7 +184,9 @@ void rp_text(const cJSON *root, struct jw *w)
 	{
 		jw_puts(w, "  database ");
 		jw_text(w, rp_strv(it, "path"), 0);
-		jw_printf(w, " (newest %s)\n", rp_or(rp_strv(it, "newest"), "empty"));
+		jw_puts(w, " (sensor ");
+		jw_text(w, rp_strv(it, "sensor"), 64);
+		jw_printf(w, ", newest %s)\n", rp_or(rp_strv(it, "newest"), "empty"));
 	}
 	jw_printf(w, "  capture  %lld runs, %lld packets, %lld kernel drops, %lld sensor drops\n\n",
 		  NUM(cap, "runs"), NUM(cap, "packets"), NUM(cap, "kernel_drops"),
@@ -273,7 +275,9 @@ void rp_text(const cJSON *root, struct jw *w)
 			24);
 		jw_puts(w, "@");
 		jw_text(w, rp_strv(it, "client_ip"), 40);
-		jw_puts(w, "\n      ");
+		jw_puts(w, "\n      [");
+		jw_text(w, rp_strv(it, "id"), 80); /* SENSOR:ID: unambiguous across databases */
+		jw_puts(w, "] ");
 		jw_text(w, rp_strv(it, "summary"), 100);
 		jw_putc(w, '\n');
 	}
