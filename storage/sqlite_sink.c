@@ -930,8 +930,9 @@ struct sink *sink_sqlite_open(const char *path, int batch_rows, struct sink_ids 
 	char *msg = NULL;
 	if (ntables > 0) {
 #define SQ_MIGRATE(table, column, alter)                                                                       \
-	if (sq_scalar(q->db, "SELECT count(*) FROM pragma_table_info('" table "') WHERE name = '" column "'",   \
-		      &rc) == 0 &&                                                                              \
+	if (sq_scalar(q->db, "SELECT EXISTS (SELECT 1 FROM pragma_table_info('" table "')) AND NOT EXISTS"   \
+			     " (SELECT 1 FROM pragma_table_info('" table "') WHERE name = '" column "')",       \
+		      &rc) == 1 && /* a missing table is created whole by the schema text */                   \
 	    rc == SQLITE_OK && sqlite3_exec(q->db, alter, NULL, NULL, &msg) != SQLITE_OK) {                     \
 		snprintf(err, errlen, "%s: migrating schema: %s", path, msg ? msg : "error");                 \
 		sqlite3_free(msg);                                                                             \
