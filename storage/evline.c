@@ -72,9 +72,22 @@ int evl_community_id(const char *saddr, int sport, const char *daddr, int dport,
 	return 0;
 }
 
-static const char *cid(char *buf, size_t len, const char *cip, int cport, const char *sip, int sport)
+/* The flow's Community ID, remembered for the next line of the same flow. */
+static const char *cid_of(struct evl_opts *o, const char *cip, int cport, const char *sip, int sport)
 {
-	return evl_community_id(cip, cport, sip, sport, 6, 0, buf, len) == 0 ? buf : NULL;
+	if (!cip || !sip)
+		return NULL;
+	if (cport != o->cid_cport || sport != o->cid_sport || strcmp(cip, o->cid_cip) ||
+	    strcmp(sip, o->cid_sip)) {
+		if (strlen(cip) >= sizeof o->cid_cip || strlen(sip) >= sizeof o->cid_sip)
+			return NULL; /* not an address */
+		evl_community_id(cip, cport, sip, sport, 6, 0, o->cid, sizeof o->cid);
+		strcpy(o->cid_cip, cip);
+		strcpy(o->cid_sip, sip);
+		o->cid_cport = cport;
+		o->cid_sport = sport;
+	}
+	return o->cid[0] ? o->cid : NULL;
 }
 
 /* ---- helpers ---- */
@@ -143,7 +156,7 @@ static int64_t ms(int64_t us)
 
 /* ---- dbtap v2 ---- */
 
-static void d_head(struct jw *w, const struct evl_opts *o, const char *type, int64_t ts)
+static void d_head(struct jw *w, struct evl_opts *o, const char *type, int64_t ts)
 {
 	jw_puts(w, "{\"event_type\":");
 	jw_str(w, type);
@@ -160,7 +173,7 @@ static void d_id(struct jw *w, const char *key, int64_t id)
 		jw_knull(w, key);
 }
 
-static void d_run(struct jw *w, const struct evl_opts *o, const struct rec_run *x)
+static void d_run(struct jw *w, struct evl_opts *o, const struct rec_run *x)
 {
 	d_head(w, o, "run", x->ended_at ? x->ended_at : x->started_at);
 	jw_kstr(w, "state", x->ended_at ? "end" : "start");
@@ -178,12 +191,11 @@ static void d_run(struct jw *w, const struct evl_opts *o, const struct rec_run *
 	jw_kjson(w, "drops", x->drops);
 }
 
-static void d_session(struct jw *w, const struct evl_opts *o, const struct rec_session *x)
+static void d_session(struct jw *w, struct evl_opts *o, const struct rec_session *x)
 {
-	char c[40];
 	d_head(w, o, "session", x->ts ? x->ts : x->started_at);
 	jw_kstr(w, "state", x->state ? x->state : "update");
-	jw_kstr(w, "community_id", cid(c, sizeof c, x->client_ip, x->client_port, x->server_ip, x->server_port));
+	jw_kstr(w, "community_id", cid_of(o, x->client_ip, x->client_port, x->server_ip, x->server_port));
 	jw_kint(w, "id", x->id);
 	d_id(w, "run_id", x->run_id);
 	jw_kstr(w, "protocol", x->protocol);
@@ -213,11 +225,10 @@ static void d_session(struct jw *w, const struct evl_opts *o, const struct rec_s
 	jw_kint(w, "lost_bytes", x->lost_bytes);
 }
 
-static void d_statement(struct jw *w, const struct evl_opts *o, const struct rec_statement *x)
+static void d_statement(struct jw *w, struct evl_opts *o, const struct rec_statement *x)
 {
-	char c[40];
 	d_head(w, o, "statement", x->ts);
-	jw_kstr(w, "community_id", cid(c, sizeof c, x->client_ip, x->client_port, x->server_ip, x->server_port));
+	jw_kstr(w, "community_id", cid_of(o, x->client_ip, x->client_port, x->server_ip, x->server_port));
 	jw_kint(w, "id", x->id);
 	d_id(w, "session_id", x->session_id);
 	jw_ktime(w, "ts", x->ts);
@@ -247,11 +258,10 @@ static void d_statement(struct jw *w, const struct evl_opts *o, const struct rec
 	jw_kstr(w, "application", x->application);
 }
 
-static void d_finding(struct jw *w, const struct evl_opts *o, const struct rec_finding *x)
+static void d_finding(struct jw *w, struct evl_opts *o, const struct rec_finding *x)
 {
-	char c[40];
 	d_head(w, o, "finding", x->last_seen > x->ts ? x->last_seen : x->ts);
-	jw_kstr(w, "community_id", cid(c, sizeof c, x->client_ip, x->client_port, x->server_ip, x->server_port));
+	jw_kstr(w, "community_id", cid_of(o, x->client_ip, x->client_port, x->server_ip, x->server_port));
 	jw_kint(w, "id", x->id);
 	d_id(w, "run_id", x->run_id);
 	d_id(w, "session_id", x->session_id);
@@ -314,7 +324,7 @@ static int sev_index(const char *s)
 }
 
 /* "sensor:kind:id", the fleet-wide id of a dbtap record, as a JSON string */
-static void o_uid(struct jw *w, const struct evl_opts *o, const char *kind, int64_t id)
+static void o_uid(struct jw *w, struct evl_opts *o, const char *kind, int64_t id)
 {
 	char buf[64];
 	snprintf(buf, sizeof buf, ":%s:%lld", kind, (long long)id);
@@ -327,7 +337,7 @@ static void o_uid(struct jw *w, const struct evl_opts *o, const char *kind, int6
 	jw_free(&tmp);
 }
 
-static void o_head(struct jw *w, const struct evl_opts *o, const struct o_class *c, int activity_id,
+static void o_head(struct jw *w, struct evl_opts *o, const struct o_class *c, int activity_id,
 		   const char *activity, int64_t ts_us, int sev_id, const char *sev, const char *kind,
 		   int64_t id, const char *community_id)
 {
@@ -428,12 +438,11 @@ static int o_verb_activity(const char *verb, const char **name)
 	return id;
 }
 
-static void o_statement(struct jw *w, const struct evl_opts *o, const struct rec_statement *x)
+static void o_statement(struct jw *w, struct evl_opts *o, const struct rec_statement *x)
 {
-	char c[40];
 	const char *an;
 	int act = o_verb_activity(x->verb, &an);
-	const char *cidv = cid(c, sizeof c, x->client_ip, x->client_port, x->server_ip, x->server_port);
+	const char *cidv = cid_of(o, x->client_ip, x->client_port, x->server_ip, x->server_port);
 	o_head(w, o, &O_DATASTORE, act, an, x->ts, 1, "Informational", "statement", x->id, cidv);
 	int st = x->outcome && !strcmp(x->outcome, "ok") ? 1 : x->outcome && !strcmp(x->outcome, "error") ? 2 : 0;
 	jw_kint(w, "status_id", st);
@@ -469,15 +478,14 @@ static void o_statement(struct jw *w, const struct evl_opts *o, const struct rec
 	jw_putc(w, '}');
 }
 
-static int o_session(struct jw *w, const struct evl_opts *o, const struct rec_session *x)
+static int o_session(struct jw *w, struct evl_opts *o, const struct rec_session *x)
 {
 	const char *state = x->state ? x->state : "update";
 	int logon = !strcmp(state, "login"), logoff = !strcmp(state, "end");
 	int failed = x->login && !strcmp(x->login, "failed");
 	if (!logon && !(logoff && !failed))
 		return 0; /* a failed login's end adds nothing; starts and updates are dbtap's */
-	char c[40];
-	const char *cidv = cid(c, sizeof c, x->client_ip, x->client_port, x->server_ip, x->server_port);
+	const char *cidv = cid_of(o, x->client_ip, x->client_port, x->server_ip, x->server_port);
 	int ok = x->login && !strcmp(x->login, "ok");
 	o_head(w, o, &O_AUTH, logon ? 1 : 2, logon ? "Logon" : "Logoff", x->ts ? x->ts : x->started_at,
 	       logon && failed ? 3 : 1, logon && failed ? "Medium" : "Informational", "session", x->id, cidv);
@@ -559,10 +567,9 @@ static const struct {
 	{ "protocol_anomaly", NULL, NULL, NULL, NULL, 0 },
 };
 
-static void o_finding(struct jw *w, const struct evl_opts *o, const struct rec_finding *x, int si)
+static void o_finding(struct jw *w, struct evl_opts *o, const struct rec_finding *x, int si)
 {
-	char c[40];
-	const char *cidv = cid(c, sizeof c, x->client_ip, x->client_port, x->server_ip, x->server_port);
+	const char *cidv = cid_of(o, x->client_ip, x->client_port, x->server_ip, x->server_port);
 	int sev_id = si >= 0 ? sev_map[si].ocsf : 0;
 	int64_t last = x->last_seen > x->ts ? x->last_seen : x->ts;
 	int repeat = x->count > 1; /* the same finding again: an Update of the same uid */
@@ -638,7 +645,7 @@ static void o_finding(struct jw *w, const struct evl_opts *o, const struct rec_f
 	jw_putc(w, '}');
 }
 
-int evl_format_rec(struct jw *w, const struct evl_opts *o, const struct rec *r, int *sev)
+int evl_format_rec(struct jw *w, struct evl_opts *o, const struct rec *r, int *sev)
 {
 	int s = 6, wrote = 1;
 	size_t mark = w->len;

@@ -16,6 +16,9 @@ enum evl_format { EVL_DBTAP, EVL_OCSF };
 struct evl_opts {
 	enum evl_format format;
 	const char *sensor; /* on every line; NULL = none */
+	/* the last flow's Community ID: a session's statements come in a row */
+	char cid_cip[48], cid_sip[48], cid[40];
+	int cid_cport, cid_sport;
 };
 
 /* "dbtap" / "ocsf" -> 0 and *f; -1 otherwise. */
@@ -25,7 +28,7 @@ int evl_parse_format(const char *s, enum evl_format *f);
  * when the record has no line in this format (baseline rows; in OCSF the run rows and the
  * session updates that are neither a login nor an end), -ENOMEM when w ran out of memory.
  * *sev (may be NULL) gets the syslog severity (RFC 5424: 2 crit .. 6 info). */
-int evl_format_rec(struct jw *w, const struct evl_opts *o, const struct rec *r, int *sev);
+int evl_format_rec(struct jw *w, struct evl_opts *o, const struct rec *r, int *sev);
 
 /* Community ID v1 (github.com/corelight/community-id-spec) of a flow between two textual
  * IPv4/IPv6 addresses: "1:" + base64(SHA1(seed, addresses, proto, 0, ports)), ordered so

@@ -5,6 +5,7 @@
  * (bounded); a sender thread connects, writes, and reconnects with backoff. What does not
  * fit the queue, or cannot be sent, is counted in s->dropped, never silent. */
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <poll.h>
 #include <pthread.h>
@@ -28,6 +29,8 @@
 #define SL_BACKOFF_MAX_MS 5000
 #define SL_SEND_STALL_MS 5000		/* no progress this long: the receiver is gone */
 #define SL_DRAIN_MS 5000		/* sync/close wait at most this long without progress */
+#define SL_SYNC_MAX_MS 30000		/* and at most this long in all */
+#define SL_CONNECT_MS 2000		/* a connect that takes longer has failed */
 #define SL_DGRAM_MAX 65000		/* a UDP datagram (RFC 5426) */
 #define SL_FACILITY 16			/* local0 */
 
@@ -96,11 +99,24 @@ static int sl_connect(struct sl_sink *l)
 		return -errno;
 	struct timeval tv = { .tv_sec = SL_SEND_STALL_MS / 1000 };
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+	/* a receiver whose accept queue is full never answers: connect with a timeout */
+	int fl = fcntl(fd, F_GETFL);
+	fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+	int e = 0;
 	if (connect(fd, (struct sockaddr *)&l->addr, l->addrlen) != 0) {
-		int e = errno;
+		e = errno;
+		if (e == EINPROGRESS) {
+			struct pollfd p = { .fd = fd, .events = POLLOUT };
+			socklen_t el = sizeof e;
+			if (poll(&p, 1, SL_CONNECT_MS) != 1 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &el) != 0)
+				e = ETIMEDOUT;
+		}
+	}
+	if (e) {
 		close(fd);
 		return -e;
 	}
+	fcntl(fd, F_SETFL, fl);
 	l->fd = fd;
 	return 0;
 }
@@ -265,9 +281,10 @@ static int sl_sync(struct sink *s)
 	pthread_mutex_lock(&l->mu);
 	pthread_cond_broadcast(&l->cv_work); /* a sender waiting out a backoff tries now */
 	uint64_t seen = l->sent;
-	int64_t last = now_ms();
+	int64_t last = now_ms(), start = last;
 	int wait = l->gave_up ? 300 : SL_DRAIN_MS;
-	while ((l->n || l->sending) && l->thread_started && now_ms() - last < wait) {
+	while ((l->n || l->sending) && l->thread_started && now_ms() - last < wait &&
+	       now_ms() - start < SL_SYNC_MAX_MS) {
 		struct timespec ts;
 		abs_in(&ts, 100);
 		pthread_cond_timedwait(&l->cv_idle, &l->mu, &ts);

@@ -119,7 +119,7 @@ def ts(s):
 
 by_proto = {}
 for fid, ups in seen.items():
-    ev = json.loads(ups[-1][1]['evidence'])
+    ev = ups[-1][1]['evidence']  # nested object in JSON lines v2
     by_proto.setdefault(ev.get('protocol'), []).append((fid, ups, ev))
 print('hydra ran', round(hydra_end - hydra_start, 1), 's;', {k: len(v) for k, v in by_proto.items()})
 for proto in ('mysql', 'postgresql'):
@@ -135,7 +135,7 @@ for proto in ('mysql', 'postgresql'):
     c.check(lag <= 10, f'{proto}: raised within 10 s of the threshold crossing ({lag:.1f} s)')
     if proto == 'mysql':
         c.check(first_wall < hydra_end, f'{proto}: raised while hydra still ran')
-    counts = [json.loads(o['evidence'])['failures'] for _, o in ups]
+    counts = [o['evidence']['failures'] for _, o in ups]
     c.check(len(ups) >= 2 and counts == sorted(counts) and counts[-1] > counts[0],
             f'{proto}: the same finding updated with a growing count ({counts[0]} .. {counts[-1]})')
     want = {'ops', 'svc'} if proto == 'mysql' else {'md5user', 'scramuser'}

@@ -350,3 +350,37 @@ Test(json_sink, ocsf_classes_and_mapping)
 	for (int i = 0; i < 3; i++)
 		cJSON_Delete(l[i]);
 }
+
+/* --syslog to a receiver that accepts and never reads: put() never waits (the queue is
+ * bounded), what does not fit is counted, and close returns after its drain wait. */
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+Test(json_sink, syslog_slow_receiver_never_blocks_and_counts_drops, .timeout = 60)
+{
+	int ls = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t sl = sizeof sa;
+	cr_assert_eq(bind(ls, (struct sockaddr *)&sa, sizeof sa), 0);
+	cr_assert_eq(listen(ls, 1), 0);
+	cr_assert_eq(getsockname(ls, (struct sockaddr *)&sa, &sl), 0);
+	char url[64], err[256];
+	snprintf(url, sizeof url, "tcp://127.0.0.1:%d", ntohs(sa.sin_port));
+	struct sink *s = sink_syslog_open(url, EVL_DBTAP, "slow-test", err, sizeof err);
+	cr_assert_not_null(s, "%s", err);
+	static char sql[4096];
+	memset(sql, 'x', sizeof sql - 1);
+	struct rec_statement st = { .id = 1, .session_id = 1, .ts = T0, .sql = sql, .rows = -1,
+				    .duration_us = -1, .client_ip = "10.0.0.1", .server_ip = "10.0.0.2",
+				    .client_port = 1000, .server_port = 5432 };
+	struct rec r = { .type = REC_STATEMENT, .u.statement = &st };
+	for (int i = 0; i < 20000; i++) { /* 80 MB against a 32 MiB queue and a full socket */
+		st.id = i + 1;
+		cr_assert_eq(sink_put(s, &r), 0);
+	}
+	cr_expect_eq(sink_sync(s), 0, "a stalled receiver is not an error of the run");
+	cr_expect_gt(s->dropped, 0, "drops are counted");
+	cr_expect_lt(s->dropped, 20000, "the receiver's socket buffers took some");
+	sink_close(s);
+	close(ls);
+}
