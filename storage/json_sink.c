@@ -113,6 +113,8 @@ static void js_session(struct jw *w, const struct rec_session *x)
 	jw_kint(w, "bytes_to_client", x->bytes_to_client);
 	jw_kint(w, "gaps", x->gaps);
 	jw_kint(w, "lost_bytes", x->lost_bytes);
+	jw_kint(w, "resumed", x->resumed);
+	jw_kint(w, "restored", x->restored);
 }
 
 static void js_statement(struct jw *w, const struct rec_statement *x)
@@ -181,6 +183,7 @@ static int js_put(struct sink *s, const struct rec *r)
 	case REC_STATEMENT: js_statement(&j->buf, r->u.statement); break;
 	case REC_FINDING: js_finding(&j->buf, r->u.finding); break;
 	case REC_BASELINE: return 0; /* the baseline lives in the database only */
+	case REC_STATE: return 0;    /* so does saved session state */
 	default: return -EINVAL;
 	}
 	jw_mem(&j->buf, "}\n", 2);

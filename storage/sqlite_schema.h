@@ -25,6 +25,14 @@
 	" first_seen, last_seen, count, rows_min, rows_max, learning_until, pending)"          \
 	" VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)"
 
+/* Session state saved for a restart (issue #18; storage/SCHEMA.md), created if missing
+ * like the baseline; sessions' resumed/restored columns are added to older databases. */
+#define SQ_STATE_SQL                                                                           \
+	"CREATE TABLE IF NOT EXISTS session_state(key TEXT PRIMARY KEY, session_id INTEGER"    \
+	" NOT NULL, last_ts TEXT, saved_at TEXT, state TEXT NOT NULL) WITHOUT ROWID;"
+#define SQ_STATE_UPSERT "INSERT OR REPLACE INTO session_state(key, session_id, last_ts, saved_at, state) VALUES(?,?,?,?,?)"
+#define SQ_STATE_DELETE "DELETE FROM session_state WHERE key = ?"
+
 /* Times are ISO-8601 UTC text (sortable); no REFERENCES clauses on purpose: rows may be
  * dropped under overload and prune deletes statements that findings still name. */
 #define SQ_SCHEMA_SQL                                                                          \
@@ -103,7 +111,8 @@
 	" server_port, started_at, ended_at, db_user, database, application, client_info,"     \
 	" server_version, tls, auth_method, login, login_error, midstream, end_reason,"        \
 	" statements, errors, rows_returned, bytes_to_server, bytes_to_client, gaps,"          \
-	" lost_bytes) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"           \
+	" lost_bytes, resumed, restored)"                                                      \
+	" VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"                   \
 	" ON CONFLICT(id) DO UPDATE SET run_id=excluded.run_id, protocol=excluded.protocol,"   \
 	" client_ip=excluded.client_ip, client_port=excluded.client_port,"                     \
 	" server_ip=excluded.server_ip, server_port=excluded.server_port,"                     \
@@ -116,7 +125,8 @@
 	" end_reason=excluded.end_reason, statements=excluded.statements,"                     \
 	" errors=excluded.errors, rows_returned=excluded.rows_returned,"                       \
 	" bytes_to_server=excluded.bytes_to_server, bytes_to_client=excluded.bytes_to_client," \
-	" gaps=excluded.gaps, lost_bytes=excluded.lost_bytes"
+	" gaps=excluded.gaps, lost_bytes=excluded.lost_bytes, resumed=excluded.resumed,"       \
+	" restored=excluded.restored"
 
 #define SQ_INSERT_STATEMENT                                                                    \
 	"INSERT INTO statements(id, session_id, ts, end_user, end_user_source, verb,"          \
