@@ -910,8 +910,7 @@ void an_ps_free(struct an *an, struct an_session *s)
 /* An application executes the same few statements: the last one found is tried first. */
 static const struct an_ps *ps_find(struct an_session *s, struct strv name)
 {
-	for (int k = 0; k < s->n_ps; k++) {
-		int i = (s->ps_last + k) % s->n_ps;
+	for (int k = 0, i = s->ps_last < s->n_ps ? s->ps_last : 0; k < s->n_ps; k++, i = i + 1 < s->n_ps ? i + 1 : 0) {
 		if (s->ps[i].name_len == name.n && memcmp(s->ps[i].buf, name.p, name.n) == 0) {
 			s->ps_last = i;
 			return &s->ps[i];

@@ -46,7 +46,8 @@
 	" application TEXT, client_info TEXT, server_version TEXT, tls INTEGER,"               \
 	" auth_method TEXT, login TEXT, login_error TEXT, midstream INTEGER, end_reason TEXT," \
 	" statements INTEGER, errors INTEGER, rows_returned INTEGER, bytes_to_server INTEGER," \
-	" bytes_to_client INTEGER, gaps INTEGER, lost_bytes INTEGER);"                         \
+	" bytes_to_client INTEGER, gaps INTEGER, lost_bytes INTEGER,"                          \
+	" resumed INTEGER NOT NULL DEFAULT 0, restored INTEGER NOT NULL DEFAULT 0);"           \
 	"CREATE TABLE IF NOT EXISTS statements(id INTEGER PRIMARY KEY, session_id INTEGER,"    \
 	" ts TEXT, end_user TEXT, end_user_source TEXT, verb TEXT, fingerprint TEXT, sql TEXT,"\
 	" params TEXT, outcome TEXT, error_code TEXT, rows INTEGER, duration_us INTEGER);"     \
@@ -147,6 +148,8 @@
  * (checked by name, so migrations of other versions can interleave). */
 #define SQ_MIGRATIONS(X)                                                                       \
 	X("findings", "count", "ALTER TABLE findings ADD COLUMN count INTEGER NOT NULL DEFAULT 1") \
-	X("findings", "last_seen", "ALTER TABLE findings ADD COLUMN last_seen TEXT")
+	X("findings", "last_seen", "ALTER TABLE findings ADD COLUMN last_seen TEXT")               \
+	X("sessions", "resumed", "ALTER TABLE sessions ADD COLUMN resumed INTEGER NOT NULL DEFAULT 0") \
+	X("sessions", "restored", "ALTER TABLE sessions ADD COLUMN restored INTEGER NOT NULL DEFAULT 0")
 
 #endif

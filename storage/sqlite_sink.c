@@ -862,21 +862,6 @@ static void sq_global_config(void)
 	sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
 }
 
-/* Migration by content, not version number: a column a newer dbtap added is created in
- * an older database (INTEGER NOT NULL DEFAULT 0). 0, or -1 with *msg set. */
-static int sq_add_column(sqlite3 *db, const char *table, const char *col, char **msg)
-{
-	char sql[256];
-	sqlite3_stmt *st = NULL;
-	snprintf(sql, sizeof sql, "SELECT %s FROM %s LIMIT 0", col, table);
-	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
-		sqlite3_finalize(st);
-		return 0;
-	}
-	snprintf(sql, sizeof sql, "ALTER TABLE %s ADD COLUMN %s INTEGER NOT NULL DEFAULT 0", table, col);
-	return sqlite3_exec(db, sql, NULL, NULL, msg) == SQLITE_OK ? 0 : -1;
-}
-
 struct sink *sink_sqlite_open(const char *path, int batch_rows, struct sink_ids *next, char *err,
 			      size_t errlen)
 {
@@ -969,6 +954,8 @@ struct sink *sink_sqlite_open(const char *path, int batch_rows, struct sink_ids 
 #define SQ_MIGRATE(table, column, alter)                                                                       \
 	if (sq_scalar(q->db, "SELECT count(*) FROM pragma_table_info('" table "') WHERE name = '" column "'",   \
 		      &rc) == 0 &&                                                                              \
+	    /* a missing table is created whole by the schema text below */                              \
+	    sq_scalar(q->db, "SELECT count(*) FROM sqlite_master WHERE name = '" table "'", &rc) == 1 &&        \
 	    rc == SQLITE_OK && sqlite3_exec(q->db, alter, NULL, NULL, &msg) != SQLITE_OK) {                     \
 		snprintf(err, errlen, "%s: migrating schema: %s", path, msg ? msg : "error");                 \
 		sqlite3_free(msg);                                                                             \
@@ -980,9 +967,7 @@ struct sink *sink_sqlite_open(const char *path, int batch_rows, struct sink_ids 
 	/* Idempotent: every statement is IF NOT EXISTS, so this also adds views or indexes
 	 * that a newer dbtap defines to a database an older one created. */
 	if (sqlite3_exec(q->db, SQ_SCHEMA_SQL, NULL, NULL, &msg) != SQLITE_OK ||
-	    sqlite3_exec(q->db, "BEGIN;" SQ_BASELINE_SQL SQ_STATE_SQL "COMMIT;", NULL, NULL, &msg) != SQLITE_OK ||
-	    sq_add_column(q->db, "sessions", "resumed", &msg) != 0 ||
-	    sq_add_column(q->db, "sessions", "restored", &msg) != 0) {
+	    sqlite3_exec(q->db, "BEGIN;" SQ_BASELINE_SQL SQ_STATE_SQL "COMMIT;", NULL, NULL, &msg) != SQLITE_OK) {
 		snprintf(err, errlen, "%s: creating schema: %s", path, msg ? msg : "error");
 		sqlite3_free(msg);
 		sqlite3_exec(q->db, "ROLLBACK", NULL, NULL, NULL);
