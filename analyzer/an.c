@@ -188,7 +188,7 @@ static void put_session(struct an *an, struct an_session *s, const struct an_flo
 {
 	struct rec_session r = {
 		.id = s->id,
-		.run_id = an->run_id,
+		.run_id = s->run_id ? s->run_id : an->run_id,
 		.protocol = s->protocol,
 		.client_ip = s->client_ip,
 		.client_port = s->client_port,
@@ -215,6 +215,8 @@ static void put_session(struct an *an, struct an_session *s, const struct an_flo
 		.gaps = end ? (int64_t)end->gaps : 0,
 		.lost_bytes = end ? (int64_t)end->lost_bytes : 0,
 		.ts = end ? end->ts : s->last_ts,
+		.resumed = s->resumed,
+		.restored = s->restored,
 	};
 	r.state = end ? "end" : !s->put_start ? "start" : s->login && !s->put_login ? "login" : "update";
 	s->put_start = 1;
@@ -223,6 +225,11 @@ static void put_session(struct an *an, struct an_session *s, const struct an_flo
 	struct rec rec = { .type = REC_SESSION, .u.session = &r };
 	put_all(an, &rec);
 	s->dirty = 0;
+}
+
+void an_put_session(struct an *an, struct an_session *s, const struct an_flow_end *end)
+{
+	put_session(an, s, end);
 }
 
 static void put_finding(struct an *an, struct an_session *s, int64_t stmt_id, ev_time ts, int kind,
@@ -447,6 +454,7 @@ static void apply_ops(struct an *an, struct an_session *s, const struct attr_op 
 			s->sess_marker.src = AN_SRC_NONE;
 			s->txn_marker.src = AN_SRC_NONE;
 			s->role[0] = s->txn_role[0] = 0;
+			an_ps_free(an, s); /* DISCARD ALL deallocates them too */
 			break;
 		}
 	}
@@ -835,6 +843,92 @@ static void pend_finish_all(struct an *an, struct an_session *s)
 	s->pend_head = 0;
 }
 
+/* ---- prepared statements (issue #18) ---- */
+
+/* Learnt from executions of named statements whose text the decoder knows (PostgreSQL
+ * statement names, MySQL statement ids), so nothing in the decoders changes. Entries are
+ * replaced oldest first. Bounded per
+ * session (AN_PS_MAX, max_sql_bytes each) and, over all sessions, by limits.max_parked_mb. */
+void an_ps_put(struct an *an, struct an_session *s, const char *name, size_t nlen, const char *text, size_t tlen,
+	       int trunc)
+{
+	if (nlen == 0 || nlen > 255)
+		return;
+	if (tlen > (size_t)an->cfg.max_sql_bytes) {
+		tlen = (size_t)an->cfg.max_sql_bytes;
+		trunc = 1;
+	}
+	int slot = -1;
+	for (int i = 0; i < s->n_ps; i++)
+		if (s->ps[i].name_len == nlen && memcmp(s->ps[i].buf, name, nlen) == 0) {
+			slot = i;
+			break;
+		}
+	if (slot < 0 && s->n_ps < AN_PS_MAX) {
+		if (!s->ps && !(s->ps = calloc(AN_PS_MAX, sizeof *s->ps))) {
+			an->st.prepared_dropped++;
+			return;
+		}
+		slot = s->n_ps++;
+	} else if (slot < 0) {
+		uint32_t oldest = UINT32_MAX;
+		for (int i = 0; i < s->n_ps; i++)
+			if (s->ps[i].used < oldest) {
+				oldest = s->ps[i].used;
+				slot = i;
+			}
+		an->st.prepared_dropped++;
+	}
+	struct an_ps *p = &s->ps[slot];
+	uint64_t cap = (uint64_t)an->cfg.max_parked_mb << 20;
+	if (an->ps_bytes - (p->buf ? p->name_len + p->text_len + 2 : 0) + nlen + tlen + 2 > cap) {
+		an->st.prepared_dropped++;
+		return;
+	}
+	char *buf = malloc(nlen + tlen + 2);
+	if (!buf) {
+		an->st.prepared_dropped++;
+		return;
+	}
+	if (p->buf)
+		an->ps_bytes -= p->name_len + p->text_len + 2;
+	free(p->buf);
+	memcpy(buf, name, nlen);
+	buf[nlen] = 0;
+	memcpy(buf + nlen + 1, text, tlen);
+	buf[nlen + 1 + tlen] = 0;
+	p->buf = buf;
+	p->name_len = (uint32_t)nlen;
+	p->text_len = (uint32_t)tlen;
+	p->trunc = (uint8_t)(trunc != 0);
+	p->used = ++s->ps_clock;
+	an->ps_bytes += nlen + tlen + 2;
+	s->state_dirty = 1;
+}
+
+void an_ps_free(struct an *an, struct an_session *s)
+{
+	for (int i = 0; i < s->n_ps; i++) {
+		an->ps_bytes -= s->ps[i].name_len + s->ps[i].text_len + 2;
+		free(s->ps[i].buf);
+	}
+	free(s->ps);
+	s->ps = NULL;
+	s->n_ps = 0;
+}
+
+/* An application executes the same few statements: the last one found is tried first. */
+static const struct an_ps *ps_find(struct an_session *s, struct strv name)
+{
+	for (int k = 0, i = s->ps_last < s->n_ps ? s->ps_last : 0; k < s->n_ps; k++, i = i + 1 < s->n_ps ? i + 1 : 0) {
+		if (s->ps[i].name_len == name.n && memcmp(s->ps[i].buf, name.p, name.n) == 0) {
+			s->ps_last = i;
+			return &s->ps[i];
+		}
+	}
+	return NULL;
+}
+
 /* The pending ring starts at 8 entries and doubles up to max_pending: a session waiting
  * for one result at a time costs 2 KiB, not 70 KiB (256 entries). Entries hold no pointers
  * into the ring, so they move by copy; nothing holds an entry across on_query. */
@@ -858,8 +952,19 @@ static int pend_grow(struct an_session *s, int max)
 static void on_query(struct an *an, struct an_session *s, const struct ev *e)
 {
 	const struct ev_query *q = &e->u.query;
+	struct strv qsql = q->sql_known && q->sql.p ? q->sql : STRV_NULL;
+	int qtrunc = q->truncated;
 	if (q->kind == EV_Q_PREPARE)
 		return;
+	if (q->kind == EV_Q_EXECUTE && q->stmt_name.n) {
+		const struct an_ps *ps = ps_find(s, q->stmt_name);
+		if (qsql.p && (!ps || ps->text_len != qsql.n || memcmp(ps->buf + ps->name_len + 1, qsql.p, qsql.n)))
+			an_ps_put(an, s, q->stmt_name.p, q->stmt_name.n, qsql.p, qsql.n, qtrunc);
+		else if (!qsql.p && ps) { /* prepared before the decoder (re)started: parked, restored */
+			qsql = (struct strv){ ps->buf + ps->name_len + 1, ps->text_len };
+			qtrunc = ps->trunc;
+		}
+	}
 	int max = an->cfg.max_pending > 0 ? an->cfg.max_pending : 1;
 	if (!s->pend || (s->pend_n >= s->pend_cap && s->pend_cap < max)) {
 		if (pend_grow(s, max) != 0) {
@@ -867,8 +972,8 @@ static void on_query(struct an *an, struct an_session *s, const struct ev *e)
 			return;
 		}
 	}
-	size_t len = q->sql_known && q->sql.p ? q->sql.n : 0;
-	int trunc = q->truncated;
+	size_t len = qsql.n;
+	int trunc = qtrunc;
 	if (len > (size_t)an->cfg.max_sql_bytes) {
 		len = (size_t)an->cfg.max_sql_bytes;
 		trunc = 1;
@@ -884,7 +989,7 @@ static void on_query(struct an *an, struct an_session *s, const struct ev *e)
 		return;
 	}
 	/* Split a simple query first (tokens in an->toks), so one allocation can be sized. */
-	const char *sql = q->sql_known && q->sql.p ? q->sql.p : NULL;
+	const char *sql = qsql.p;
 	struct sq_range parts[SQ_MAX_PARTS];
 	int n_parts = 1, ltrunc = 0, keep_toks = 0, n_toks = 0;
 	parts[0] = (struct sq_range){ 0, (uint32_t)len, 0, 0 };
@@ -1163,6 +1268,7 @@ void an_feed(struct an *an, struct an_session *s, const struct ev *e)
 	if (e->ts > an->now)
 		an->now = e->ts;
 	s->last_ts = e->ts;
+	s->state_dirty = 1;
 	lru_front(an, s);
 	switch (e->type) {
 	case EV_STARTUP:
@@ -1230,7 +1336,9 @@ void an_feed(struct an *an, struct an_session *s, const struct ev *e)
 			if (e->u.user_change.database.n)
 				scopy(s->database, sizeof s->database, e->u.user_change.database);
 			s->sess_marker.src = s->txn_marker.src = s->attr_marker.src = AN_SRC_NONE;
+			s->sess_at_idle.src = AN_SRC_NONE;
 			s->role[0] = s->txn_role[0] = 0;
+			an_ps_free(an, s);
 			s->dirty = 1;
 		} else if (e->u.user_change.ok != 0) {
 			snprintf(s->role, sizeof s->role, "%s", user);
@@ -1242,6 +1350,7 @@ void an_feed(struct an *an, struct an_session *s, const struct ev *e)
 		s->sess_marker.src = s->txn_marker.src = AN_SRC_NONE;
 		s->sess_at_idle.src = AN_SRC_NONE;
 		s->role[0] = s->txn_role[0] = 0;
+		an_ps_free(an, s);
 		break;
 	case EV_DB_CHANGE:
 		scopy(s->database, sizeof s->database, e->u.database);
@@ -1347,6 +1456,8 @@ struct an_session *an_open(struct an *an, const struct an_flow *flow)
 		old->pend = NULL;
 		old->pend_cap = 0;
 		put_session(an, old, &end);
+		an_state_forget(an, old);
+		an_ps_free(an, old);
 		lru_unlink(an, old);
 		old->evicted = 1;
 		an->n_sessions--;
@@ -1355,7 +1466,6 @@ struct an_session *an_open(struct an *an, const struct an_flow *flow)
 	struct an_session *s = calloc(1, sizeof *s);
 	if (!s)
 		return NULL;
-	s->id = an->next_session++;
 	snprintf(s->protocol, sizeof s->protocol, "%s", flow->protocol ? flow->protocol : "");
 	s->dialect = flow->dialect == EV_DIALECT_MYSQL ? SQ_MYSQL : SQ_PG;
 	snprintf(s->client_ip, sizeof s->client_ip, "%s", flow->client_ip ? flow->client_ip : "");
@@ -1366,8 +1476,12 @@ struct an_session *an_open(struct an *an, const struct an_flow *flow)
 	s->started_at = s->last_ts = flow->ts;
 	s->midstream = flow->midstream;
 	s->txn = '?';
+	s->state_dirty = 1;
 	if (flow->ts > an->now)
 		an->now = flow->ts;
+	/* the same connection speaking again after parking or a restart: the same row */
+	if (!an_unpark(an, s, flow))
+		s->id = an->next_session++;
 	lru_front(an, s);
 	an->n_sessions++;
 	an->st.sessions++;
@@ -1379,18 +1493,50 @@ void an_close(struct an *an, struct an_session *s, const struct an_flow_end *end
 {
 	if (!an || !s)
 		return;
+	if (!s->evicted && end && end->reason && !strcmp(end->reason, "idle") &&
+	    (s->login > 0 || s->statements > 0 || s->pend_n > 0)) {
+		/* idle sweep: the connection did not end; its session is parked, not ended (one
+		 * that never logged in nor sent a statement has nothing worth keeping) */
+		if (end->ts > an->now)
+			an->now = end->ts;
+		pend_finish_all(an, s);
+		lru_unlink(an, s);
+		an->n_sessions--;
+		if (an_park(an, s) != 0) { /* parking off or out of memory: it ends as before */
+			struct an_flow_end to = *end;
+			to.reason = "timeout";
+			put_session(an, s, &to);
+			an_state_forget(an, s);
+		}
+		goto free_it;
+	}
 	if (!s->evicted) {
 		if (end && end->ts > an->now)
 			an->now = end->ts;
+		struct an_flow_end idle_end;
+		if (end && end->reason && !strcmp(end->reason, "idle")) { /* not parked: ends as before */
+			idle_end = *end;
+			idle_end.reason = "timeout";
+			end = &idle_end;
+		}
 		pend_finish_all(an, s);
 		for (int i = 0; an_detectors[i]; i++)
 			if (an_detectors[i]->on_session_end && !an->cfg.detector_off[an_detectors[i]->kind])
 				an_detectors[i]->on_session_end(an, s, end ? end->ts : an->now);
 		struct an_flow_end def = { .ts = s->last_ts, .reason = "eof" };
-		put_session(an, s, end ? end : &def);
+		const struct an_flow_end *e = end ? end : &def;
+		/* the end of the capture (or a stop) does not end the connection: its state is
+		 * saved for the next run; a close, reset or timeout does */
+		if (!strcmp(e->reason, "eof"))
+			an_checkpoint_one(an, s);
+		else
+			an_state_forget(an, s);
+		put_session(an, s, e);
 		lru_unlink(an, s);
 		an->n_sessions--;
 	}
+free_it:
+	an_ps_free(an, s);
 	free(s->pend);
 	pend_spare_free(s);
 	free(s->client_info);
@@ -1424,6 +1570,11 @@ void an_tick(struct an *an, ev_time now)
 		}
 		an->last_sweep = an->now;
 	}
+	if (an->save_state && an->now - an->last_checkpoint >= (ev_time)an->cfg.checkpoint_interval_s * 1000000LL) {
+		if (an->last_checkpoint)
+			an_checkpoint(an, 0);
+		an->last_checkpoint = an->now;
+	}
 	if (an->now - an->last_flush >= 1000000LL) {
 		flush_sinks(an);
 		an->last_flush = an->now;
@@ -1438,6 +1589,7 @@ void an_free(struct an *an)
 		struct an_flow_end end = { .ts = an->lru_head->last_ts, .reason = "eof" };
 		an_close(an, an->lru_head, &end);
 	}
+	an_park_free(an); /* parked rows end 'timeout'; their saved state stays */
 	for (int i = 0; an_detectors[i]; i++)
 		if (an_detectors[i]->on_free)
 			an_detectors[i]->on_free(an);

@@ -111,6 +111,10 @@ struct an_config {
 	int detector_off[AN_K_COUNT];	    /* 1: detector disabled */
 	int anomaly_per_session;	    /* protocol_anomaly findings per session */
 	int max_sql_bytes;		    /* statement text kept per statement */
+	/* issue #18: idle sessions parked (not ended) and saved across restarts */
+	int max_parked, max_parked_mb;	    /* parked session records: count and MiB */
+	int checkpoint_interval_s;	    /* packet time between saves of session state */
+	int state_max_age_s;		    /* saved/parked state older than this is not resumed */
 	int max_pending_bytes;		    /* statement text pending per session */
 	struct an_sensitive sensitive[AN_MAX_SENSITIVE];
 	int n_sensitive;
@@ -160,6 +164,13 @@ struct an_stats {
 	uint64_t events_after_evict; /* events for evicted sessions, ignored */
 	uint64_t baseline_dropped;   /* baseline items not kept: max_entries reached */
 	uint64_t baseline_errors;    /* baseline writes that failed (retried at the next flush) */
+	uint64_t sessions_parked;    /* idle sessions parked instead of ended */
+	uint64_t sessions_resumed;   /* parked sessions that spoke again (same row) */
+	uint64_t sessions_restored;  /* sessions resumed from state saved by an earlier run */
+	uint64_t parked_evicted;     /* parked records ended for room (count or bytes cap) */
+	uint64_t prepared_dropped;   /* prepared statement texts not kept: caps */
+	uint64_t state_rejected;     /* saved state rows not loaded (malformed, too old) */
+	uint64_t parked_bytes;	     /* bytes held by parked records now */
 };
 
 struct an;
@@ -177,6 +188,13 @@ void an_close(struct an *an, struct an_session *s, const struct an_flow_end *end
 /* Periodic work on packet time (windows, flushes). */
 void an_tick(struct an *an, ev_time now);
 void an_get_stats(const struct an *an, struct an_stats *st);
+
+/* Load the session state saved by earlier runs (table session_state of the findings
+ * database at db_path, issue #18): a flow picked up mid-stream on a saved 4-tuple resumes
+ * that session. Rows that do not validate, or are older than limits.state_max_age_s, are
+ * skipped with one warning line in err (return 1); 0 when all loaded; -1 when the table
+ * cannot be read (a clean start, message in err). */
+int an_state_open(struct an *an, const char *db_path, char *err, unsigned long errlen);
 
 /* Load the learned baseline from the findings database at db_path and keep it there: changed
  * rows go to the sinks (REC_BASELINE, stored by the SQLite sink's writer) every

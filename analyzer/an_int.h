@@ -50,6 +50,18 @@ struct an_shape_memo {
 	struct bl_entry *shape, *table[AN_SHAPE_MEMO_TABLES];
 };
 
+/* A named prepared statement's text, kept by the analyzer so that a session resumed after
+ * parking or a restart (its decoder starting mid-stream) still knows what it executes.
+ * buf: name, NUL, text, NUL. */
+#define AN_PS_MAX 64 /* per session; least recently used replaced */
+struct an_ps {
+	char *buf;
+	uint32_t name_len, text_len, used;
+	uint8_t trunc;
+};
+
+struct an_parked; /* state.c */
+
 struct an_session {
 	struct an_session *prev, *next; /* LRU list, most recent first */
 	int64_t id;
@@ -92,6 +104,15 @@ struct an_session {
 	 * each result then needs no malloc per statement); at most AN_PEND_KEEP bytes. */
 	void *pend_spare;
 	size_t pend_spare_cap;
+
+	/* issue #18: named prepared statements, resume facts */
+	struct an_ps *ps;
+	int n_ps;
+	uint32_t ps_clock;
+	int ps_last; /* index of the last one found */
+	int64_t run_id; /* the run the session's row belongs to (kept when resumed) */
+	int resumed, restored;
+	int state_dirty; /* changed since its state was last saved */
 
 	/* per-session detector state */
 	struct an_window err_win;
@@ -223,6 +244,14 @@ struct an {
 	struct bf_state *bf_ext;  /* auth_bruteforce: names per burst (det_auth_bruteforce.c) */
 	/* the enabled detectors with each hook, listed once at an_new (hooks run per event) */
 	const struct an_detector *det_stmt[AN_MAX_DETECTORS + 1], *det_event[AN_MAX_DETECTORS + 1];
+	/* issue #18: parked sessions by 4-tuple (state.c) */
+	struct an_parked **park_tab;
+	size_t park_mask;
+	struct an_parked *park_head, *park_tail; /* LRU, most recent first */
+	int n_parked;
+	uint64_t ps_bytes; /* prepared statement text held by open sessions */
+	ev_time last_checkpoint;
+	int save_state; /* an_state_open was called: state goes to the database */
 	uint32_t det_events; /* the event types any of det_event wants (AN_EV_BIT) */
 };
 
@@ -274,6 +303,22 @@ int an_in_list(const struct an_strlist *l, const char *v);
 int an_ip_in_cidrs(const struct an_strlist *cidrs, const char *ip);
 /* A keyed window slot for key (created or LRU-evicted when absent). */
 struct an_keyed *an_keyed_get(struct an_keyed **tab, int *n, int *cap, int kind, const char *key, ev_time now);
+
+/* Sessions (an.c) and their parked/saved state (state.c). */
+void an_put_session(struct an *an, struct an_session *s, const struct an_flow_end *end);
+void an_ps_free(struct an *an, struct an_session *s);
+void an_ps_put(struct an *an, struct an_session *s, const char *name, size_t nlen, const char *text,
+	       size_t tlen, int trunc);
+/* Park s (its row stays open) and free it; 0, or -1 when it could not be parked (ended). */
+int an_park(struct an *an, struct an_session *s);
+/* A parked/saved session for this flow, taken out of the table into s (same id); 1 when
+ * resumed, 0 when none (a SYN-opened flow ends a parked one on its 4-tuple). */
+int an_unpark(struct an *an, struct an_session *s, const struct an_flow *flow);
+/* Save every open session's changed state; at_end: all of them, then end parked rows. */
+void an_checkpoint(struct an *an, int at_end);
+void an_checkpoint_one(struct an *an, struct an_session *s);
+void an_state_forget(struct an *an, const struct an_session *s); /* the connection ended */
+void an_park_free(struct an *an);
 
 /* The detectors. */
 extern const struct an_detector det_sql_injection, det_error_burst, det_auth_bruteforce, det_privilege_change,

@@ -101,6 +101,10 @@ void an_config_defaults(struct an_config *c)
 	c->max_sessions = 65536;
 	c->idle_timeout_s = 3600;
 	c->max_pending = 256;
+	c->max_parked = 100000;
+	c->max_parked_mb = 64;
+	c->checkpoint_interval_s = 60;
+	c->state_max_age_s = 7 * 86400;
 	c->max_sql_bytes = 16384;
 	c->max_pending_bytes = 1 << 20;
 	bl_config_defaults(c);
@@ -345,6 +349,14 @@ static int set_limits(struct an_config *c, const cJSON *obj, char *err, unsigned
 			dst = &c->max_sql_bytes, max = 1 << 20;
 		else if (strcmp(k, "max_pending_bytes") == 0)
 			dst = &c->max_pending_bytes, max = 1 << 30;
+		else if (strcmp(k, "max_parked") == 0)
+			dst = &c->max_parked, max = 10000000;
+		else if (strcmp(k, "max_parked_mb") == 0)
+			dst = &c->max_parked_mb, max = 1 << 20;
+		else if (strcmp(k, "checkpoint_interval_s") == 0)
+			dst = &c->checkpoint_interval_s, max = 86400;
+		else if (strcmp(k, "state_max_age_s") == 0)
+			dst = &c->state_max_age_s, max = 366 * 86400;
 		else
 			return fail(err, len, "%s: unknown key", path);
 		if (get_posint(e, path, max, &v, err, len) < 0)

@@ -737,7 +737,7 @@ static void sweep_idle(struct cap *c)
 			nids_free_tcp_stream(f->stream);
 		f->stream = NULL;
 		c->st.idle_closed++;
-		flow_finish(c, f, "timeout", PROTO_END_TIMEOUT);
+		flow_finish(c, f, "idle", PROTO_END_TIMEOUT); /* the analyzer parks its session */
 	}
 }
 

@@ -681,6 +681,7 @@ int evl_format_rec(struct jw *w, struct evl_opts *o, const struct rec *r, int *s
 		break;
 	}
 	case REC_BASELINE:
+	case REC_STATE: /* the baseline and saved session state live in the database only */
 		wrote = 0;
 		break;
 	default:

@@ -75,6 +75,29 @@ int report_prune_db(const char *path, int64_t cutoff_us, int vacuum, int64_t *de
 	}
 	sqlite3_finalize(st);
 	st = NULL;
+	/* Saved session state (issue #18) not refreshed since the cutoff goes too: a restart
+	 * would not take it up anyway once it is older than state_max_age_s. */
+	if (sqlite3_prepare_v2(db, "SELECT count(*) FROM sqlite_master WHERE type='table' AND name='session_state'",
+			       -1, &st, NULL) != SQLITE_OK || sqlite3_step(st) != SQLITE_ROW) {
+		prune_fail(db, path, "reading schema", err, errlen);
+		goto out;
+	}
+	int have_state = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	st = NULL;
+	if (have_state) {
+		if (sqlite3_prepare_v2(db, "DELETE FROM session_state WHERE saved_at < ?1", -1, &st, NULL) != SQLITE_OK) {
+			prune_fail(db, path, "prepare", err, errlen);
+			goto out;
+		}
+		sqlite3_bind_text(st, 1, cutoff, -1, SQLITE_TRANSIENT);
+		if (sqlite3_step(st) != SQLITE_DONE) {
+			prune_fail(db, path, "delete", err, errlen);
+			goto out;
+		}
+		sqlite3_finalize(st);
+		st = NULL;
+	}
 	/* Freed pages go on SQLite's free list, reused by the next rows. VACUUM rewrites the
 	 * file to return them; incremental_vacuum does it cheaply in databases that older
 	 * dbtaps created with auto_vacuum=INCREMENTAL (a no-op elsewhere). */

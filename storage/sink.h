@@ -43,6 +43,18 @@ struct rec_session {
 	/* for the event sinks (not columns): why this put happened and when */
 	const char *state; /* "start" | "login" | "update" | "end" */
 	int64_t ts;	   /* time of the event behind this put */
+	int resumed;  /* times the session spoke again after being parked idle (issue #18) */
+	int restored; /* times it was taken up from state an earlier run saved */
+};
+
+/* Saved state of an open or parked session (issue #18), so a restart resumes it. Stored in
+ * session_state by key; state NULL deletes the row (the connection ended). */
+struct rec_state {
+	const char *key; /* "protocol client_ip client_port server_ip server_port" */
+	int64_t session_id;
+	int64_t last_ts;  /* packet time of the session's last activity */
+	int64_t saved_at; /* wall clock */
+	const char *state; /* JSON (analyzer/state.c), or NULL */
 };
 
 struct rec_statement {
@@ -102,6 +114,7 @@ enum rec_type {
 	 * accept and ignore it. put() returns -EAGAIN, not counted as dropped, when the writer
 	 * is too far behind to take it now: keep the row and put it again later. */
 	REC_BASELINE,
+	REC_STATE, /* upsert or delete by key; sinks without a database accept and ignore it */
 };
 
 struct rec {
@@ -112,6 +125,7 @@ struct rec {
 		const struct rec_statement *statement;
 		const struct rec_finding *finding;
 		const struct rec_baseline *baseline;
+		const struct rec_state *state;
 	} u;
 };
 

@@ -25,6 +25,14 @@
 	" first_seen, last_seen, count, rows_min, rows_max, learning_until, pending)"          \
 	" VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)"
 
+/* Session state saved for a restart (issue #18; storage/SCHEMA.md), created if missing
+ * like the baseline; sessions' resumed/restored columns are added to older databases. */
+#define SQ_STATE_SQL                                                                           \
+	"CREATE TABLE IF NOT EXISTS session_state(key TEXT PRIMARY KEY, session_id INTEGER"    \
+	" NOT NULL, last_ts TEXT, saved_at TEXT, state TEXT NOT NULL) WITHOUT ROWID;"
+#define SQ_STATE_UPSERT "INSERT OR REPLACE INTO session_state(key, session_id, last_ts, saved_at, state) VALUES(?,?,?,?,?)"
+#define SQ_STATE_DELETE "DELETE FROM session_state WHERE key = ?"
+
 /* Times are ISO-8601 UTC text (sortable); no REFERENCES clauses on purpose: rows may be
  * dropped under overload and prune deletes statements that findings still name. */
 #define SQ_SCHEMA_SQL                                                                          \
@@ -39,7 +47,8 @@
 	" application TEXT, client_info TEXT, server_version TEXT, tls INTEGER,"               \
 	" auth_method TEXT, login TEXT, login_error TEXT, midstream INTEGER, end_reason TEXT," \
 	" statements INTEGER, errors INTEGER, rows_returned INTEGER, bytes_to_server INTEGER," \
-	" bytes_to_client INTEGER, gaps INTEGER, lost_bytes INTEGER);"                         \
+	" bytes_to_client INTEGER, gaps INTEGER, lost_bytes INTEGER,"                          \
+	" resumed INTEGER NOT NULL DEFAULT 0, restored INTEGER NOT NULL DEFAULT 0);"           \
 	"CREATE TABLE IF NOT EXISTS statements(id INTEGER PRIMARY KEY, session_id INTEGER,"    \
 	" ts TEXT, end_user TEXT, end_user_source TEXT, verb TEXT, fingerprint TEXT, sql TEXT,"\
 	" params TEXT, outcome TEXT, error_code TEXT, rows INTEGER, duration_us INTEGER);"     \
@@ -106,7 +115,8 @@
 	" server_port, started_at, ended_at, db_user, database, application, client_info,"     \
 	" server_version, tls, auth_method, login, login_error, midstream, end_reason,"        \
 	" statements, errors, rows_returned, bytes_to_server, bytes_to_client, gaps,"          \
-	" lost_bytes) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"           \
+	" lost_bytes, resumed, restored)"                                                      \
+	" VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"                   \
 	" ON CONFLICT(id) DO UPDATE SET run_id=excluded.run_id, protocol=excluded.protocol,"   \
 	" client_ip=excluded.client_ip, client_port=excluded.client_port,"                     \
 	" server_ip=excluded.server_ip, server_port=excluded.server_port,"                     \
@@ -119,7 +129,8 @@
 	" end_reason=excluded.end_reason, statements=excluded.statements,"                     \
 	" errors=excluded.errors, rows_returned=excluded.rows_returned,"                       \
 	" bytes_to_server=excluded.bytes_to_server, bytes_to_client=excluded.bytes_to_client," \
-	" gaps=excluded.gaps, lost_bytes=excluded.lost_bytes"
+	" gaps=excluded.gaps, lost_bytes=excluded.lost_bytes, resumed=excluded.resumed,"       \
+	" restored=excluded.restored"
 
 #define SQ_INSERT_STATEMENT                                                                    \
 	"INSERT INTO statements(id, session_id, ts, end_user, end_user_source, verb,"          \
@@ -140,7 +151,9 @@
  * (checked by name, so migrations of other versions can interleave). */
 #define SQ_MIGRATIONS(X)                                                                       \
 	X("findings", "count", "ALTER TABLE findings ADD COLUMN count INTEGER NOT NULL DEFAULT 1") \
-	X("findings", "last_seen", "ALTER TABLE findings ADD COLUMN last_seen TEXT")          \
-	X("runs", "sensor", "ALTER TABLE runs ADD COLUMN sensor TEXT") /* 3: issue #24 */
+	X("findings", "last_seen", "ALTER TABLE findings ADD COLUMN last_seen TEXT")                    \
+	X("runs", "sensor", "ALTER TABLE runs ADD COLUMN sensor TEXT") /* 3: issue #24 */               \
+	X("sessions", "resumed", "ALTER TABLE sessions ADD COLUMN resumed INTEGER NOT NULL DEFAULT 0")  \
+	X("sessions", "restored", "ALTER TABLE sessions ADD COLUMN restored INTEGER NOT NULL DEFAULT 0")
 
 #endif

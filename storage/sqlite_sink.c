@@ -43,6 +43,7 @@ struct sq_item {
 		struct rec_statement statement;
 		struct rec_finding finding;
 		struct rec_baseline baseline;
+		struct rec_state state;
 	} u;
 };
 
@@ -61,6 +62,8 @@ enum sq_stmt {
 	SQ_STATEMENT_MULTI, /* SQ_MULTI statement rows in one INSERT: cursors stay open */
 	SQ_BASELINE,
 	SQ_FINDING,
+	SQ_STATE_PUT,
+	SQ_STATE_DEL,
 	SQ_BEGIN,
 	SQ_COMMIT,
 	SQ_NSTMT
@@ -229,6 +232,12 @@ static int sq_copy(struct sq_batch *b, const struct rec *r)
 		rc |= sq_str(b, &x->sql) | sq_str(b, &x->summary) | sq_str(b, &x->evidence);
 		break;
 	}
+	case REC_STATE: {
+		struct rec_state *x = &it->u.state;
+		*x = *r->u.state;
+		rc |= sq_str(b, &x->key) | sq_str(b, &x->state);
+		break;
+	}
 	case REC_BASELINE: {
 		struct rec_baseline *x = &it->u.baseline;
 		*x = *r->u.baseline;
@@ -371,6 +380,20 @@ static void bind_item(struct sq_sink *q, const struct sq_item *it, sqlite3_stmt 
 		sqlite3_bind_int64(st, i++, x->bytes_to_client);
 		sqlite3_bind_int64(st, i++, x->gaps);
 		sqlite3_bind_int64(st, i++, x->lost_bytes);
+		sqlite3_bind_int(st, i++, x->resumed);
+		sqlite3_bind_int(st, i++, x->restored);
+		break;
+	}
+	case REC_STATE: {
+		const struct rec_state *x = &it->u.state;
+		st = q->st[x->state ? SQ_STATE_PUT : SQ_STATE_DEL];
+		bind_str(st, i++, x->key);
+		if (x->state) {
+			sqlite3_bind_int64(st, i++, x->session_id);
+			bind_time(q, st, i++, x->last_ts, SQ_MULTI);
+			bind_time(q, st, i++, x->saved_at, SQ_MULTI + 1);
+			bind_str(st, i++, x->state);
+		}
 		break;
 	}
 	case REC_STATEMENT:
@@ -944,7 +967,7 @@ struct sink *sink_sqlite_open(const char *path, int batch_rows, struct sink_ids 
 	/* Idempotent: every statement is IF NOT EXISTS, so this also adds views or indexes
 	 * that a newer dbtap defines to a database an older one created. */
 	if (sqlite3_exec(q->db, SQ_SCHEMA_SQL, NULL, NULL, &msg) != SQLITE_OK ||
-	    sqlite3_exec(q->db, "BEGIN;" SQ_BASELINE_SQL "COMMIT;", NULL, NULL, &msg) != SQLITE_OK) {
+	    sqlite3_exec(q->db, "BEGIN;" SQ_BASELINE_SQL SQ_STATE_SQL "COMMIT;", NULL, NULL, &msg) != SQLITE_OK) {
 		snprintf(err, errlen, "%s: creating schema: %s", path, msg ? msg : "error");
 		sqlite3_free(msg);
 		sqlite3_exec(q->db, "ROLLBACK", NULL, NULL, NULL);
@@ -957,6 +980,8 @@ struct sink *sink_sqlite_open(const char *path, int batch_rows, struct sink_ids 
 		[SQ_STATEMENT] = SQ_INSERT_STATEMENT,
 		[SQ_FINDING] = SQ_INSERT_FINDING,
 		[SQ_BASELINE] = SQ_BASELINE_UPSERT,
+		[SQ_STATE_PUT] = SQ_STATE_UPSERT,
+		[SQ_STATE_DEL] = SQ_STATE_DELETE,
 		[SQ_BEGIN] = "BEGIN IMMEDIATE",
 		[SQ_COMMIT] = "COMMIT",
 	};

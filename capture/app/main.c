@@ -343,6 +343,9 @@ static int cmd_run(int argc, char **argv)
 		status = 1;
 		goto out;
 	}
+	/* issue #18: sessions saved by an earlier run resume; a bad row is a warning, not a stop */
+	if (an_state_open(an, o.db, err, sizeof err) != 0)
+		fprintf(stderr, "dbtap: warning: %s\n", err);
 	cfg.cap.fanout_group = o.fanout;
 	cap = cap_new(&cfg.cap, an, o.iface != NULL, err, sizeof err);
 	if (!cap) {
@@ -405,12 +408,17 @@ out:;
 		snprintf(drops, sizeof drops,
 			 "%.*s%s\"sessions_evicted\":%llu,\"statements_dropped\":%llu,"
 			 "\"statements_skipped\":%llu,\"sql_truncated\":%llu,\"sink_dropped\":%llu,"
-			 "\"baseline_dropped\":%llu,\"baseline_errors\":%llu}",
+			 "\"baseline_dropped\":%llu,\"baseline_errors\":%llu,\"sessions_parked\":%llu,"
+			 "\"sessions_resumed\":%llu,\"sessions_restored\":%llu,\"parked_evicted\":%llu,"
+			 "\"prepared_dropped\":%llu,\"state_rejected\":%llu}",
 			 cl > 1 ? (int)(cl - 1) : 1, cap_json ? cap_json : "{", cl > 2 ? "," : "",
 			 (unsigned long long)as.sessions_evicted, (unsigned long long)as.pending_dropped,
 			 (unsigned long long)as.statements_skipped, (unsigned long long)as.sql_truncated,
 			 (unsigned long long)sink_dropped, (unsigned long long)as.baseline_dropped,
-			 (unsigned long long)as.baseline_errors);
+			 (unsigned long long)as.baseline_errors, (unsigned long long)as.sessions_parked,
+			 (unsigned long long)as.sessions_resumed, (unsigned long long)as.sessions_restored,
+			 (unsigned long long)as.parked_evicted, (unsigned long long)as.prepared_dropped,
+			 (unsigned long long)as.state_rejected);
 		run.ended_at = wall_us();
 		if (cs.first_ts) {
 			run.started_at = cs.first_ts;

@@ -3,7 +3,11 @@
 statements naming nobody; a stacked injection under the application's comment and its
 findings name the comment's end user; COM_CHANGE_USER makes the new account the principal.
 No server is needed: the captures are read with -r."""
+import json
 import os
+import sqlite3
+import struct
+import subprocess
 import sys
 import tempfile
 
@@ -58,5 +62,102 @@ c.eq(one("SELECT 'after pg stacked'").get('end_user'), None, 'the comment names 
 wrong = [r for r in st if r['end_user'] and r['sql'].startswith("SELECT 'after") and r['sql'] != "SELECT 'after pg t3'"
          and r['sql'] != "SELECT 'after my c'"]
 c.eq(wrong, [], 'no statement after a reset is attributed to a previous end user')
+
+# ---- a pool connection idling past the idle timeout: parked, resumed on the same row ----
+POOL = os.path.join(DATA, 'pool_idle.pcap')
+with open(os.path.join(DATA, 'pool_idle.json')) as f:
+    meta = json.load(f)
+PCFG = dict(CFG, ports={'postgresql': [meta['pg_port']], 'mysql': [meta['my_port']]},
+            capture={'idle_timeout_s': meta['idle_timeout_s']})
+SESS = ('SELECT id, run_id, protocol, db_user, application, statements, end_reason, resumed, restored'
+        ' FROM sessions ORDER BY id')
+STMTS = 'SELECT session_id, end_user, end_user_source, sql FROM statements ORDER BY id'
+
+
+def pool_checks(db, what, key):
+    ss = dbtest.rows(db, SESS)
+    pool = [r for r in ss if r['application'] == 'pool-web']
+    c.eq(len(ss), 3, f'{what}: one session row per connection (2 pooled + heartbeat)')
+    c.eq(sorted(r['protocol'] for r in pool), ['mysql', 'postgresql'], f'{what}: both pool connections')
+    for r in pool:
+        c.eq((r['db_user'], r['statements'], r[key]), ('app_svc', 16, 1),
+             f'{what}: {r["protocol"]} row keeps its identity, all statements, {key}=1')
+    st = dbtest.rows(db, STMTS)
+    late = [r for r in st if r['end_user'] in ('cat', 'dan')]
+    c.eq(len(late), 12, f'{what}: requests after the idle period are attributed')
+    c.eq([r for r in late if not r['sql']], [], f'{what}: prepared statement text known after the idle period')
+    sets = [r for r in st if r['sql'] and (r['sql'].startswith('RESET') or '= NULL' in r['sql'])]
+    c.check(len(sets) == 8 and all(r['end_user'] is None for r in sets), f'{what}: resets name nobody')
+    return ss, st
+
+
+db1 = os.path.join(tmp, 'pool1.db')
+dbtest.run_dbtap(POOL, db1, config=PCFG)
+ss1, st1 = pool_checks(db1, 'idle', 'resumed')
+drops = json.loads(dbtest.rows(db1, 'SELECT drops FROM runs')[0]['drops'])
+c.eq((drops['sessions_parked'], drops['sessions_resumed']), (2, 2), 'parked and resumed are counted')
+
+
+def split_pcap(src, at_s, out1, out2):
+    """Cut a pcap file at at_s seconds after its first packet."""
+    with open(src, 'rb') as f:
+        hdr = f.read(24)
+        magic = struct.unpack('<I', hdr[:4])[0]
+        e = '<' if magic in (0xa1b2c3d4, 0xa1b23c4d) else '>'
+        div = 1e9 if magic in (0xa1b23c4d, 0x4d3cb2a1) else 1e6
+        recs = []
+        while True:
+            rh = f.read(16)
+            if len(rh) < 16:
+                break
+            sec, frac, incl, _ = struct.unpack(e + 'IIII', rh)
+            recs.append((sec + frac / div, rh + f.read(incl)))
+    with open(out1, 'wb') as a, open(out2, 'wb') as b:
+        a.write(hdr)
+        b.write(hdr)
+        for t, r in recs:
+            (a if t - recs[0][0] < at_s else b).write(r)
+
+
+# ---- the same capture cut in two and read as two runs (a restart), and as two -r files ----
+pa, pb = os.path.join(tmp, 'pool_a.pcap'), os.path.join(tmp, 'pool_b.pcap')
+split_pcap(POOL, meta['split_after_s'], pa, pb)
+db2 = os.path.join(tmp, 'pool2.db')
+dbtest.run_dbtap(pa, db2, config=PCFG)
+saved = dbtest.rows(db2, 'SELECT key, state FROM session_state')
+c.eq(len(saved), 3, 'state of the three open connections saved at the end of the first run')
+dbtest.run_dbtap(pb, db2, config=PCFG)
+ss2, st2 = pool_checks(db2, 'restart', 'restored')
+strip = ('resumed', 'restored')
+c.eq([{k: v for k, v in r.items() if k not in strip} for r in ss2],
+     [{k: v for k, v in r.items() if k not in strip} for r in ss1], 'two runs: the same session rows as one')
+c.eq(st2, st1, 'two runs: the same statements, attributed the same')
+c.eq(dbtest.rows(db2, 'SELECT count(*) AS n FROM session_state')[0]['n'], 0, 'closed connections leave no state')
+db3 = os.path.join(tmp, 'pool3.db')
+dbtest.run_dbtap([pa, pb], db3, config=PCFG)
+ss3, st3 = pool_checks(db3, 'two files', 'resumed')
+c.eq(st3, st1, 'two -r files: the same statements as one')
+
+# ---- saved state older than state_max_age_s is not taken up ----
+db4 = os.path.join(tmp, 'pool4.db')
+dbtest.run_dbtap(pa, db4, config=PCFG)
+con = sqlite3.connect(db4)
+con.execute("UPDATE session_state SET saved_at = '2020-01-01T00:00:00.000000Z'")
+con.commit()
+con.close()
+dbtest.run_dbtap(pb, db4, config=PCFG)
+c.eq(dbtest.rows(db4, 'SELECT count(*) AS n FROM sessions WHERE restored > 0')[0]['n'], 0,
+     'state older than state_max_age_s is not resumed')
+
+# ---- dbtap prune removes saved state with the statements it removes ----
+db5 = os.path.join(tmp, 'pool5.db')
+dbtest.run_dbtap(pa, db5, config=PCFG)
+con = sqlite3.connect(db5)
+con.execute("UPDATE session_state SET saved_at = '2020-01-01T00:00:00.000000Z'")
+con.commit()
+con.close()
+r = subprocess.run([dbtest.dbtap_binary(), 'prune', '-d', db5, '--older-than', '1d'], capture_output=True, text=True)
+c.eq(r.returncode, 0, f'prune runs: {r.stderr.strip()}')
+c.eq(dbtest.rows(db5, 'SELECT count(*) AS n FROM session_state')[0]['n'], 0, 'prune removes saved state')
 
 c.done()
