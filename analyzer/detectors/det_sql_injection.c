@@ -273,8 +273,14 @@ static int hex_text(const struct an_stmt *st, int i)
 	if (t->type != SQ_NUMBER || t->len < 4 || p[0] != '0' || (p[1] != 'x' && p[1] != 'X') || (t->len - 2) % 2)
 		return 0;
 	for (uint32_t k = 2; k + 1 < t->len; k += 2) {
-		char hx[3] = { p[k], p[k + 1], 0 };
-		long v = strtol(hx, NULL, 16);
+		int v = 0;
+		for (int d = 0; d < 2; d++) {
+			char c = p[k + (uint32_t)d];
+			int x = c >= '0' && c <= '9' ? c - '0' : (c | 0x20) >= 'a' && (c | 0x20) <= 'f' ? (c | 0x20) - 'a' + 10 : -1;
+			if (x < 0)
+				return 0;
+			v = v * 16 + x;
+		}
 		if (v < 0x20 || v > 0x7e)
 			return 0;
 	}
@@ -373,7 +379,7 @@ static void mask_comment(const struct an_stmt *st, const struct sq_tok *t, char 
 #define SQLI_SLOTS (1u << 15)	/* slot index entries (open addressing, never more than 3/4 full) */
 #define SQLI_SHAPES (1u << 13)	/* indexed shapes */
 #define SQLI_MAX_SLOTS_SHAPE 16 /* slots indexed per shape */
-#define SQLI_MAX_UNIONS 8	/* UNIONs judged in full per statement (cost stays linear) */
+#define SQLI_MAX_UNIONS 4	/* UNIONs judged in full per statement (cost stays linear) */
 #define SQLI_CAMPAIGN 10	/* injections from one actor within 60 s: an attack in progress */
 #define SQLI_HP 0x100000001b3ull
 
@@ -631,7 +637,9 @@ static int slot_replaced(struct an *an, const struct an_stmt *st, struct sqli_st
 	return 0;
 }
 
-/* Is token i a catalog or system-function reference (what fingerprinting reads)? */
+/* Is token i a catalog or system-function reference (what fingerprinting reads)? Words the
+ * lexer knows by id are compared as integers; text lists only for pg_/sys/sqlite names and
+ * for calls. */
 static int catalog_ref(const struct an_stmt *st, int i)
 {
 	const struct sq_tok *t = det_tok(st, i);
@@ -639,17 +647,22 @@ static int catalog_ref(const struct an_stmt *st, int i)
 		return 1; /* @@version, @@hostname */
 	if (t->type != SQ_WORD)
 		return 0;
-	if (word_in(st, i, catalogs) && !det_word(st, i, "mysql"))
+	if (t->kw != SQW_NONE) {
+		if (t->kw == SQW_MYSQL)
+			return det_punct(st, det_next(st, i), '.');
+		if (sq_kw_in(t, catalogs))
+			return 1;
+		if (sq_kw_in(t, sys_fns) && det_punct(st, det_next(st, i), '('))
+			return 1;
+		/* PostgreSQL's CURRENT_USER / SESSION_USER without parentheses */
+		return (t->kw == SQW_CURRENT_USER || t->kw == SQW_SESSION_USER) && !det_op(st, det_prev(st, i), "=");
+	}
+	if (t->len < 4)
+		return 0;
+	char c0 = (char)(st->base[t->off] | 0x20), c1 = (char)(st->base[t->off + 1] | 0x20);
+	if (((c0 == 'p' && c1 == 'g') || (c0 == 's' && (c1 == 'y' || c1 == 'q'))) && word_is(st, i, more_catalogs))
 		return 1;
-	if (det_word(st, i, "mysql") && det_punct(st, det_next(st, i), '.'))
-		return 1;
-	if (word_is(st, i, more_catalogs))
-		return 1;
-	if ((word_in(st, i, sys_fns) || word_is(st, i, more_sys_fns)) && det_punct(st, det_next(st, i), '('))
-		return 1;
-	/* PostgreSQL's CURRENT_USER / CURRENT_SCHEMA without parentheses */
-	return (det_word(st, i, "current_user") || det_word(st, i, "session_user") ||
-		det_word(st, i, "current_schema")) && !det_op(st, det_prev(st, i), "=");
+	return det_punct(st, det_next(st, i), '(') && word_is(st, i, more_sys_fns);
 }
 
 /* What the injected part [from, to) reaches: another table, a credentials column, the
@@ -664,7 +677,9 @@ static int damage(const struct an_stmt *st, int from, int to, cJSON *ev)
 			continue;
 		if (!cat && catalog_ref(st, i))
 			cat = 1;
-		if (!cred && credential_word(st, i)) {
+		if (cat && cred && tab)
+			break;
+		if (!cred && t->kw == SQW_NONE && credential_word(st, i)) {
 			cred = 1;
 			snprintf(column, sizeof column, "%.*s", (int)(t->len < 63 ? t->len : 63), st->base + t->off);
 		}
@@ -747,7 +762,7 @@ static void sqli_statement(struct an *an, const struct an_stmt *st)
 	int taut_at = -1, taut_end = -1, union_at = -1, union_end = -1; /* for the baseline check */
 	int region = st->end; /* where the injected part starts: damage is judged from there */
 	int open_at[64];      /* '(' index by depth, for "argument of which function" */
-	int last_real = st->first - 1, order_probe = -1, cat_top = 0;
+	int last_real = st->first - 1, order_probe = -1, cat_top = 0, marker = 0;
 	int svc = hint && an_is_service_account(&an->cfg, st->s->db_user);
 	for (int i = st->end - 1; i >= st->first; i--)
 		if (det_tok(st, i)->type != SQ_COMMENT) {
@@ -768,9 +783,10 @@ static void sqli_statement(struct an *an, const struct an_stmt *st)
 			continue;
 		case SQ_NUMBER:
 			/* 0x71766a7a71 (text as hex) as an argument of CONCAT(...) */
-			if (t->depth > 0 && t->depth <= 64 && hex_text(st, i) &&
+			if (!marker && t->depth > 0 && t->depth <= 64 && hex_text(st, i) &&
 			    word_is(st, det_prev(st, open_at[t->depth - 1]), concat_fns)) {
 				SIG("marker_concat");
+				marker = 1;
 				region = region < i ? region : det_prev(st, open_at[t->depth - 1]);
 			}
 			continue;
@@ -816,6 +832,8 @@ static void sqli_statement(struct an *an, const struct an_stmt *st)
 			cat_top = 1;
 		/* OR <always-true>: WHERE 1=1 AND ... (query builders) deliberately does not count */
 		int is_and = sq_kw(t, SQW_AND), is_orr = !is_and && is_or(st, i);
+		if (is_and && taut_text[0])
+			is_and = 0; /* one boolean probe named is enough: the rest add no evidence */
 		if (is_orr || is_and) {
 			int k = det_next(st, i), neg = 0;
 			while (det_punct(st, k, '(') || det_word(st, k, "NOT")) {
@@ -826,7 +844,7 @@ static void sqli_statement(struct an *an, const struct an_stmt *st)
 			if (after < 0) {
 				int e = const_pred(st, k, &simple, &small);
 				if (e >= 0) {
-					int truth = simple ? literal_cmp(st, k) : -1;
+					int truth = simple && is_orr ? literal_cmp(st, k) : -1;
 					if (truth >= 0 && neg)
 						truth = !truth;
 					if (is_orr && !(truth == 0 && small)) /* OR 2407=2407, OR 1::int=1 */
