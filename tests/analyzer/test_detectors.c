@@ -1048,7 +1048,7 @@ Test(core, session_authorization_sets_the_effective_role)
  * (UNION SELECT repeated: every UNION rescanned from the start; /x x/ and # comments: each
  * walked all the later ones) next to ordinary SQL of the same size. These tests only check
  * the verdicts; the cost ratio is measured with callgrind on each test alone
- * (build-x/tests/test_detectors --filter 'complexity/*' -j1; see the commit message). */
+ * (build-x/tests/test_detectors --filter 'complexity/<name>' -j1; see the commit message). */
 static void run50(const char *proto, const char *head, const char *unit, const char *tail)
 {
 	size_t cap = 16 * 1024 + 256;
