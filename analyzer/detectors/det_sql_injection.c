@@ -273,8 +273,14 @@ static int hex_text(const struct an_stmt *st, int i)
 	if (t->type != SQ_NUMBER || t->len < 4 || p[0] != '0' || (p[1] != 'x' && p[1] != 'X') || (t->len - 2) % 2)
 		return 0;
 	for (uint32_t k = 2; k + 1 < t->len; k += 2) {
-		char hx[3] = { p[k], p[k + 1], 0 };
-		long v = strtol(hx, NULL, 16);
+		int v = 0;
+		for (int d = 0; d < 2; d++) {
+			char c = p[k + (uint32_t)d];
+			int x = c >= '0' && c <= '9' ? c - '0' : (c | 0x20) >= 'a' && (c | 0x20) <= 'f' ? (c | 0x20) - 'a' + 10 : -1;
+			if (x < 0)
+				return 0;
+			v = v * 16 + x;
+		}
 		if (v < 0x20 || v > 0x7e)
 			return 0;
 	}
@@ -317,6 +323,11 @@ static const uint8_t dangerous[] = { SQW_DROP, SQW_DELETE, SQW_UPDATE, SQW_INSER
 				     SQW_GRANT, SQW_REVOKE, SQW_COPY, SQW_SHUTDOWN, SQW_LOAD, SQW_EXEC, SQW_EXECUTE,
 				     SQW_CALL, SQW_DO, SQW_RENAME, SQW_REPLACE, SQW_NONE };
 /* every signal needs one of these */
+/* what the word-based signals look for, besides delay functions and credential catalogs */
+static const uint8_t signal_words[] = { SQW_OR, SQW__PIPES, SQW_UNION, SQW__COMMENT, SQW_WAITFOR, SQW_DBMS_LOCK,
+					SQW_MYSQL, SQW_NONE };
+static struct sq_wordset gate_words = SQ_WORDSET(signal_words, delay_fns, cred_catalogs);
+
 static int word_in(const struct an_stmt *st, int i, const uint8_t *ids)
 {
 	return i >= st->first && i < st->end && sq_kw_in(&st->toks[i], ids);
@@ -368,7 +379,7 @@ static void mask_comment(const struct an_stmt *st, const struct sq_tok *t, char 
 #define SQLI_SLOTS (1u << 15)	/* slot index entries (open addressing, never more than 3/4 full) */
 #define SQLI_SHAPES (1u << 13)	/* indexed shapes */
 #define SQLI_MAX_SLOTS_SHAPE 16 /* slots indexed per shape */
-#define SQLI_MAX_UNIONS 8	/* UNIONs judged in full per statement (cost stays linear) */
+#define SQLI_MAX_UNIONS 4	/* UNIONs judged in full per statement (cost stays linear) */
 #define SQLI_CAMPAIGN 10	/* injections from one actor within 60 s: an attack in progress */
 #define SQLI_HP 0x100000001b3ull
 
@@ -381,6 +392,11 @@ struct sqli_slot {
 };
 
 struct sqli_state {
+	struct { /* identity() by session id and identity generation (pools interleave sessions) */
+		int64_t sid;
+		uint32_t gen;
+		uint64_t id;
+	} idc[64];
 	struct sqli_slot *slots;
 	uint64_t *shapes;
 	unsigned n_slots, n_shapes;
@@ -583,7 +599,8 @@ static int slot_replaced(struct an *an, const struct an_stmt *st, struct sqli_st
 {
 	if (!q->slots)
 		return 0;
-	for (int j = 0; j < n; j++) {
+	int judged = 0; /* replacements scanned: each is O(n), so at most SQLI_MAX_SLOTS_SHAPE */
+	for (int j = 0; j < n && judged < SQLI_MAX_SLOTS_SHAPE; j++) {
 		uint64_t key = mix(id, q->ph[j]);
 		for (unsigned i = (unsigned)key & (SQLI_SLOTS - 1), k = 0; k < 64; i = (i + 1) & (SQLI_SLOTS - 1), k++) {
 			const struct sqli_slot *e = &q->slots[i];
@@ -602,6 +619,7 @@ static int slot_replaced(struct an *an, const struct an_stmt *st, struct sqli_st
 			int open_quote = errored && (det_tok(st, q->idx[j])->flags & SQ_F_UNTERMINATED);
 			if (end - j < 2 && !open_quote)
 				continue;
+			judged++;
 			const char *what = code_in(st, q, j, end, rest_cut && !whole);
 			/* the server could not run the slot's new content (a quote or parenthesis
 			 * that breaks the shape, a type probe): what sqlmap's first requests do */
@@ -619,7 +637,9 @@ static int slot_replaced(struct an *an, const struct an_stmt *st, struct sqli_st
 	return 0;
 }
 
-/* Is token i a catalog or system-function reference (what fingerprinting reads)? */
+/* Is token i a catalog or system-function reference (what fingerprinting reads)? Words the
+ * lexer knows by id are compared as integers; text lists only for pg_/sys/sqlite names and
+ * for calls. */
 static int catalog_ref(const struct an_stmt *st, int i)
 {
 	const struct sq_tok *t = det_tok(st, i);
@@ -627,17 +647,22 @@ static int catalog_ref(const struct an_stmt *st, int i)
 		return 1; /* @@version, @@hostname */
 	if (t->type != SQ_WORD)
 		return 0;
-	if (word_in(st, i, catalogs) && !det_word(st, i, "mysql"))
+	if (t->kw != SQW_NONE) {
+		if (t->kw == SQW_MYSQL)
+			return det_punct(st, det_next(st, i), '.');
+		if (sq_kw_in(t, catalogs))
+			return 1;
+		if (sq_kw_in(t, sys_fns) && det_punct(st, det_next(st, i), '('))
+			return 1;
+		/* PostgreSQL's CURRENT_USER / SESSION_USER without parentheses */
+		return (t->kw == SQW_CURRENT_USER || t->kw == SQW_SESSION_USER) && !det_op(st, det_prev(st, i), "=");
+	}
+	if (t->len < 4)
+		return 0;
+	char c0 = (char)(st->base[t->off] | 0x20), c1 = (char)(st->base[t->off + 1] | 0x20);
+	if (((c0 == 'p' && c1 == 'g') || (c0 == 's' && (c1 == 'y' || c1 == 'q'))) && word_is(st, i, more_catalogs))
 		return 1;
-	if (det_word(st, i, "mysql") && det_punct(st, det_next(st, i), '.'))
-		return 1;
-	if (word_is(st, i, more_catalogs))
-		return 1;
-	if ((word_in(st, i, sys_fns) || word_is(st, i, more_sys_fns)) && det_punct(st, det_next(st, i), '('))
-		return 1;
-	/* PostgreSQL's CURRENT_USER / CURRENT_SCHEMA without parentheses */
-	return (det_word(st, i, "current_user") || det_word(st, i, "session_user") ||
-		det_word(st, i, "current_schema")) && !det_op(st, det_prev(st, i), "=");
+	return det_punct(st, det_next(st, i), '(') && word_is(st, i, more_sys_fns);
 }
 
 /* What the injected part [from, to) reaches: another table, a credentials column, the
@@ -652,7 +677,9 @@ static int damage(const struct an_stmt *st, int from, int to, cJSON *ev)
 			continue;
 		if (!cat && catalog_ref(st, i))
 			cat = 1;
-		if (!cred && credential_word(st, i)) {
+		if (cat && cred && tab)
+			break;
+		if (!cred && t->kw == SQW_NONE && credential_word(st, i)) {
 			cred = 1;
 			snprintf(column, sizeof column, "%.*s", (int)(t->len < 63 ? t->len : 63), st->base + t->off);
 		}
@@ -694,11 +721,40 @@ static int damage(const struct an_stmt *st, int from, int to, cJSON *ev)
 			signals[ns++] = name;                               \
 	} while (0)
 
+/* Functions whose call the token rules judge (by text: the lexer has no id for them). */
+static const char *const hint_fns[] = { "ORD", "ASCII", "UNICODE", "CHR", "CONCAT", "CONCAT_WS", "ELT", "MAKE_SET",
+					"EXTRACTVALUE", "UPDATEXML", "FLOOR", "GTID_SUBSET", "JSON_KEYS", "EXP", NULL };
+
+/* Could any token rule fire? One tight pass over token types for what the word set of
+ * sq_info cannot tell: a literal compared with a literal (2407=2407), a call of one of
+ * hint_fns, ORDER BY <number>. Most statements have none and skip the full pass. */
+static int quick_hint(const struct an_stmt *st)
+{
+	for (int i = st->first + 1; i + 1 < st->end; i++) {
+		const struct sq_tok *t = &st->toks[i];
+		if (t->type == SQ_OP) {
+			if (sq_is_literal(t - 1) && sq_is_literal(t + 1))
+				return 1;
+		} else if (t->type == SQ_WORD && t->len >= 3 && t->len <= 12 && t[1].type == SQ_PUNCT &&
+			   st->base[t[1].off] == '(') {
+			char c = (char)(st->base[t->off] & ~0x20);
+			if ((c == 'O' || c == 'A' || c == 'U' || c == 'C' || c == 'E' || c == 'M' || c == 'F' || c == 'G' ||
+			     c == 'J') &&
+			    word_is(st, i, hint_fns))
+				return 1;
+		} else if (t->type == SQ_NUMBER && i >= st->first + 2 && sq_kw(t - 1, SQW_BY) && sq_kw(t - 2, SQW_ORDER)) {
+			return 1;
+		}
+	}
+	return 0;
+}
+
 static void sqli_statement(struct an *an, const struct an_stmt *st)
 {
 	if (!st->toks || st->end <= st->first)
 		return;
 	const struct sq_info *in = st->info;
+	int hint = st->part > 0 || !in || sq_has_set(in, &gate_words) || quick_hint(st);
 	const char *signals[16];
 	int ns = 0, tautologies = 0, unions = 0, n_unions = 0;
 	int trunc_comment = 0, delay = 0, stacked = 0, cred = 0;
@@ -706,15 +762,15 @@ static void sqli_statement(struct an *an, const struct an_stmt *st)
 	int taut_at = -1, taut_end = -1, union_at = -1, union_end = -1; /* for the baseline check */
 	int region = st->end; /* where the injected part starts: damage is judged from there */
 	int open_at[64];      /* '(' index by depth, for "argument of which function" */
-	int last_real = st->first - 1, order_probe = -1, cat_top = 0;
-	int svc = an_is_service_account(&an->cfg, st->s->db_user);
+	int last_real = st->first - 1, order_probe = -1, cat_top = 0, marker = 0;
+	int svc = hint && an_is_service_account(&an->cfg, st->s->db_user);
 	for (int i = st->end - 1; i >= st->first; i--)
 		if (det_tok(st, i)->type != SQ_COMMENT) {
 			last_real = i;
 			break;
 		}
 
-	for (int i = st->first; i < st->end; i++) {
+	for (int i = hint ? st->first : st->end; i < st->end; i++) {
 		const struct sq_tok *t = det_tok(st, i);
 		switch (t->type) {
 		case SQ_PUNCT:
@@ -727,9 +783,10 @@ static void sqli_statement(struct an *an, const struct an_stmt *st)
 			continue;
 		case SQ_NUMBER:
 			/* 0x71766a7a71 (text as hex) as an argument of CONCAT(...) */
-			if (t->depth > 0 && t->depth <= 64 && hex_text(st, i) &&
+			if (!marker && t->depth > 0 && t->depth <= 64 && hex_text(st, i) &&
 			    word_is(st, det_prev(st, open_at[t->depth - 1]), concat_fns)) {
 				SIG("marker_concat");
+				marker = 1;
 				region = region < i ? region : det_prev(st, open_at[t->depth - 1]);
 			}
 			continue;
@@ -771,10 +828,12 @@ static void sqli_statement(struct an *an, const struct an_stmt *st)
 		default:
 			break;
 		}
-		if (t->depth == 0 && catalog_ref(st, i) && det_word(st, det_prev(st, i), "FROM"))
+		if (t->depth == 0 && sq_kw(t, SQW_FROM) && det_next(st, i) < st->end && catalog_ref(st, det_next(st, i)))
 			cat_top = 1;
 		/* OR <always-true>: WHERE 1=1 AND ... (query builders) deliberately does not count */
-		int is_and = det_word(st, i, "AND"), is_orr = !is_and && is_or(st, i);
+		int is_and = sq_kw(t, SQW_AND), is_orr = !is_and && is_or(st, i);
+		if (is_and && taut_text[0])
+			is_and = 0; /* one boolean probe named is enough: the rest add no evidence */
 		if (is_orr || is_and) {
 			int k = det_next(st, i), neg = 0;
 			while (det_punct(st, k, '(') || det_word(st, k, "NOT")) {
@@ -785,7 +844,7 @@ static void sqli_statement(struct an *an, const struct an_stmt *st)
 			if (after < 0) {
 				int e = const_pred(st, k, &simple, &small);
 				if (e >= 0) {
-					int truth = simple ? literal_cmp(st, k) : -1;
+					int truth = simple && is_orr ? literal_cmp(st, k) : -1;
 					if (truth >= 0 && neg)
 						truth = !truth;
 					if (is_orr && !(truth == 0 && small)) /* OR 2407=2407, OR 1::int=1 */
@@ -810,7 +869,7 @@ static void sqli_statement(struct an *an, const struct an_stmt *st)
 						st->info && st->info->secret, taut_text, sizeof taut_text);
 			}
 		}
-		if (det_word(st, i, "UNION") && n_unions++ < SQLI_MAX_UNIONS) {
+		if (sq_kw(t, SQW_UNION) && n_unions++ < SQLI_MAX_UNIONS) {
 			int k = det_next(st, i);
 			if (det_word(st, k, "ALL") || det_word(st, k, "DISTINCT"))
 				k = det_next(st, k);
@@ -902,7 +961,7 @@ static void sqli_statement(struct an *an, const struct an_stmt *st)
 			region = region < i ? region : i;
 		}
 	}
-	if (svc && reads_catalog(st, st->first, st->end, 1))
+	if (hint && svc && reads_catalog(st, st->first, st->end, 1))
 		cred++;
 	/* a catalog or system function inside a subquery of a statement that reads no catalog
 	 * at its top (schema discovery through an injected subquery) */
@@ -933,7 +992,21 @@ static void sqli_statement(struct an *an, const struct an_stmt *st)
 	/* by structure: a known shape of this identity with a slot replaced by code */
 	struct slot_hit hit = { 0 };
 	int structural = 0;
-	uint64_t id = st->part == 0 && in && !in->truncated ? identity(an, st->s) : 0;
+	uint64_t id = 0;
+	if (st->part == 0 && in && !in->truncated) {
+		struct sqli_state *c = an->sqli ? an->sqli : state(an, 0);
+		unsigned slot = (unsigned)st->s->id & 63;
+		if (c && c->idc[slot].sid == st->s->id && c->idc[slot].gen == st->s->ident_gen) {
+			id = c->idc[slot].id;
+		} else {
+			id = identity(an, st->s);
+			if (c) {
+				c->idc[slot].sid = st->s->id;
+				c->idc[slot].gen = st->s->ident_gen;
+				c->idc[slot].id = id;
+			}
+		}
+	}
 	struct sqli_state *q = id ? state(an, st->end - st->first) : NULL;
 	uint64_t shape_key = q ? mix(id, in->hash) : 0;
 	/* a failed statement is judged even when its shape is known: an open quote at a slot

@@ -1042,3 +1042,69 @@ Test(core, session_authorization_sets_the_effective_role)
 	cr_expect_eq(rec_sink_count_kind(h.sink, "privilege_change"), 1);
 	h_free(&h);
 }
+
+/* ---- issue #20: the detectors' cost stays linear in hostile statements ----
+ * 50 statements of ~16 KiB each: the shapes that were quadratic in det_sql_injection.c
+ * (UNION SELECT repeated: every UNION rescanned from the start; /x x/ and # comments: each
+ * walked all the later ones) next to ordinary SQL of the same size. These tests only check
+ * the verdicts; the cost ratio is measured with callgrind on each test alone
+ * (build-x/tests/test_detectors --filter 'complexity/<name>' -j1; see the commit message). */
+static void run50(const char *proto, const char *head, const char *unit, const char *tail)
+{
+	size_t cap = 16 * 1024 + 256;
+	char *sql = malloc(cap);
+	cr_assert_not_null(sql);
+	size_t n = (size_t)snprintf(sql, cap, "%s", head);
+	while (n + strlen(unit) + strlen(tail) + 1 < 16 * 1024)
+		n += (size_t)snprintf(sql + n, cap - n, "%s", unit);
+	snprintf(sql + n, cap - n, "%s", tail);
+	start_as(proto, "app_svc", NULL);
+	for (int i = 0; i < 50; i++)
+		h_simple(&h, sql, 1, 'I');
+	h_end(&h);
+	free(sql);
+}
+
+Test(complexity, ordinary_sql)
+{
+	run50("postgresql", "SELECT a, b FROM t WHERE x = 1", " AND col_name = 'value' OR other_col < 42", "");
+	cr_expect_eq(rec_sink_count_kind(h.sink, "sql_injection"), 0);
+	h_free(&h);
+}
+
+Test(complexity, union_select_repeated)
+{
+	run50("postgresql", "SELECT a FROM t WHERE id = 1", " UNION SELECT b", "");
+	h_free(&h);
+}
+
+Test(complexity, nested_union_subqueries)
+{
+	run50("postgresql", "SELECT a FROM t WHERE id IN (SELECT b FROM u", " UNION (SELECT b FROM u", ")");
+	h_free(&h);
+}
+
+Test(complexity, block_comments_repeated)
+{
+	run50("postgresql", "SELECT a FROM t WHERE id = 1", "/**/", "");
+	h_free(&h);
+}
+
+Test(complexity, mysql_hash_comments)
+{
+	run50("mysql", "SELECT a FROM t WHERE id = 1 ", "#x\n", "");
+	h_free(&h);
+}
+
+Test(complexity, boolean_probes_repeated)
+{
+	run50("mysql", "SELECT a FROM t WHERE id = 1", " AND 2407=2407", "");
+	cr_expect_eq(rec_sink_count_kind(h.sink, "sql_injection"), 50);
+	h_free(&h);
+}
+
+Test(complexity, concat_hex_repeated)
+{
+	run50("mysql", "SELECT a FROM t WHERE id = 1 AND 1=CONCAT(0x71", ",CONCAT(0x7171", ")");
+	h_free(&h);
+}
