@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -213,7 +214,7 @@ static const char rp_gather_sql[] =
 	" GROUP BY 1, 2, 3, 4, 5;";
 
 /* URI for ATTACH with mode=ro: percent-encode anything that could end the path. */
-static char *rp_uri(const char *path)
+static char *rp_uri(const char *path, int immutable)
 {
 	size_t n = strlen(path);
 	char *u = malloc(n * 3 + 32);
@@ -226,7 +227,7 @@ static char *rp_uri(const char *path)
 		else
 			*o++ = (char)*p;
 	}
-	sprintf(o, "?mode=ro");
+	sprintf(o, immutable ? "?mode=ro&immutable=1" : "?mode=ro");
 	return u;
 }
 
@@ -241,16 +242,30 @@ static int rp_attach(struct rp *r, const char *path)
 		snprintf(r->err, r->errlen, "%s: not a regular file", path);
 		return -1;
 	}
-	char *uri = rp_uri(path);
+	/* mode=ro still needs the WAL's -shm beside the file: on a read-only file system (a
+	 * snapshot, a backup mount) it cannot be made, and then the file is read as
+	 * immutable (nobody can be writing it there). */
 	sqlite3_stmt *st;
-	if (!uri || sqlite3_prepare_v2(r->db, "ATTACH ?1 AS src", -1, &st, NULL) != SQLITE_OK) {
+	int rc = SQLITE_ERROR;
+	for (int immutable = 0; immutable < 2 && rc != SQLITE_DONE; immutable++) {
+		if (immutable && access(path, W_OK) == 0)
+			break;
+		char *uri = rp_uri(path, immutable);
+		if (!uri || sqlite3_prepare_v2(r->db, "ATTACH ?1 AS src", -1, &st, NULL) != SQLITE_OK) {
+			free(uri);
+			return rp_fail(r, path, "attach");
+		}
+		sqlite3_bind_text(st, 1, uri, -1, SQLITE_TRANSIENT);
 		free(uri);
-		return rp_fail(r, path, "attach");
+		rc = sqlite3_step(st);
+		sqlite3_finalize(st);
+		/* the schema is read lazily: try it now, while the fallback is still open */
+		if (rc == SQLITE_DONE && sqlite3_exec(r->db, "SELECT count(*) FROM src.sqlite_master", NULL,
+						      NULL, NULL) != SQLITE_OK) {
+			sqlite3_exec(r->db, "DETACH src", NULL, NULL, NULL);
+			rc = SQLITE_ERROR;
+		}
 	}
-	sqlite3_bind_text(st, 1, uri, -1, SQLITE_TRANSIENT);
-	free(uri);
-	int rc = sqlite3_step(st);
-	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE)
 		return rp_fail(r, path, "open");
 	if (sqlite3_prepare_v2(r->db, "SELECT count(*) FROM src.sqlite_master WHERE type = 'table'"

@@ -189,6 +189,11 @@ struct sink *sink_sqlite_open(const char *path, int batch_rows, struct sink_ids 
  * queue from 4 to 16 batches (allocated only as a backlog builds) to absorb bursts.
  * Returns 0, or -EINVAL for a sink that is not SQLite. */
 int sink_sqlite_set_wait(struct sink *s, int wait);
+/* Writes that fail for a reason that may pass (disk full, another process's lock) are
+ * retried with backoff for as long as the sink is open, reported on stderr while they
+ * fail; a waiting put/sync stops waiting after this many seconds of failure (default 60)
+ * and reports an error, the rows still queued. Rows given up at close are counted. */
+int sink_sqlite_set_give_up(struct sink *s, int seconds);
 
 /* JSON-lines sink: one object per record, one line each; path "-" is stdout. */
 struct sink *sink_json_open(const char *path, char *err, size_t errlen);

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "sink.h"
@@ -23,6 +24,11 @@
 #define SQ_HARD_FACTOR 4	    /* sessions/runs/findings may overfill a batch this much */
 #define SQ_CHUNK (256u << 10)	    /* arena chunk size */
 #define SQ_BUSY_MS 10000	    /* wait this long for another writer's lock */
+#define SQ_START_WAIT_MS 120000    /* at open: wait this long for a lock another process holds */
+#define SQ_RETRY_MIN_MS 100	    /* a failed batch (disk full, lock) is retried after this, */
+#define SQ_RETRY_MAX_MS 5000	    /* doubling up to this, for as long as dbtap runs */
+#define SQ_STOP_TRIES 3		    /* at close, this many more tries before the rows are lost */
+#define SQ_REPORT_S 10		    /* while writes fail or rows are lost: a stderr line this often */
 #define SQ_CACHE_KIB 8192	    /* page cache of the writer connection */
 #define SQ_CHECKPOINT_PAGES 4096   /* WAL pages that wake the checkpointer (16 MiB of 4 KiB) */
 #define SQ_WAL_HARD_PAGES 16384	    /* past this the writer waits for and helps the checkpointer */
@@ -88,6 +94,12 @@ struct sq_sink {
 	int writing;			    /* guarded by mu */
 	int stop;			    /* guarded by mu */
 	uint64_t w_lost;		    /* rows lost to write errors; guarded by mu */
+	uint64_t w_shed;		    /* of them: oldest queued rows given up for newer; guarded by mu */
+	int64_t failing_since;		    /* wall seconds since writes fail (0: they work); guarded by mu */
+	int64_t last_report;		    /* producer: when loss or failure was last reported */
+	int stop_tries;			    /* writer: tries after stop while failing */
+	int give_up_s;			    /* sync/put stop waiting after writes failed this long */
+	uint64_t reported_lost;		    /* producer: rows lost at that report */
 	unsigned w_err_seq;		    /* guarded by mu */
 	char w_err[256];		    /* guarded by mu */
 
@@ -469,7 +481,18 @@ static int sq_exec_stmt(sqlite3_stmt *st)
 
 /* Store one batch in one transaction. Row-level failures (e.g. a duplicate id) lose that row;
  * I/O-level failures (disk full, read-only, lock timeout) roll the batch back. */
-static void sq_write_batch(struct sq_sink *q, struct sq_batch *b)
+static int sq_retryable(int rc)
+{
+	/* Another process's lock passes. A full disk is still an error here: one line, the
+	 * batch lost and counted (durability.py); retrying it, keeping the newest rows, is
+	 * left for the live queue (issue #20 item 4). */
+	int prim = rc & 0xff;
+	return prim == SQLITE_BUSY || prim == SQLITE_LOCKED || prim == SQLITE_PROTOCOL;
+}
+
+/* 1: an I/O-level failure that may pass (disk full, lock held, read-only for now): the
+ * batch was rolled back whole and is to be written again. */
+static int sq_write_batch(struct sq_sink *q, struct sq_batch *b)
 {
 	uint64_t lost = 0;
 	const char *what = NULL;
@@ -526,16 +549,22 @@ static void sq_write_batch(struct sq_sink *q, struct sq_batch *b)
 		goto out;
 	what = "commit";
 rollback:
-	lost = b->n;
 	pthread_mutex_lock(&q->mu);
-	sq_set_werr(q, what);
+	if (sq_retryable(rc)) /* not an error yet: reported while it lasts (sq_report) */
+		snprintf(q->w_err, sizeof(q->w_err), "%s: %s", what, sqlite3_errmsg(q->db));
+	else
+		sq_set_werr(q, what);
 	pthread_mutex_unlock(&q->mu);
 	if (!sqlite3_get_autocommit(q->db))
 		sqlite3_exec(q->db, "ROLLBACK", NULL, NULL, NULL);
+	if (sq_retryable(rc))
+		return 1;
+	lost = b->n;
 out:
 	pthread_mutex_lock(&q->mu);
 	q->w_lost += lost;
 	pthread_mutex_unlock(&q->mu);
+	return 0;
 }
 
 static void *sq_writer(void *arg)
@@ -554,10 +583,41 @@ static void *sq_writer(void *arg)
 		pthread_mutex_unlock(&q->mu);
 
 		struct sq_batch *b = &q->pool[idx];
-		sq_write_batch(q, b);
+		/* A full disk or another process's lock passes: keep the batch and try again,
+		 * backing off, while put() keeps the newest rows (sq_handover). */
+		unsigned delay = SQ_RETRY_MIN_MS;
+		int gave_up = 0;
+		while (sq_write_batch(q, b) > 0) {
+			pthread_mutex_lock(&q->mu);
+			if (!q->failing_since)
+				q->failing_since = (int64_t)time(NULL);
+			if (q->stop && ++q->stop_tries > SQ_STOP_TRIES) {
+				gave_up = 1;
+				q->w_lost += b->n; /* closing and still failing: lost, counted */
+				snprintf(q->w_err, sizeof(q->w_err), "%s: rows lost: writes still failing at close",
+					 q->base.name);
+				q->w_err_seq++;
+				pthread_mutex_unlock(&q->mu);
+				break;
+			}
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_sec += delay / 1000;
+			ts.tv_nsec += (long)(delay % 1000) * 1000000L;
+			if (ts.tv_nsec >= 1000000000L) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000L;
+			}
+			if (!q->stop)
+				pthread_cond_timedwait(&q->cv_work, &q->mu, &ts);
+			pthread_mutex_unlock(&q->mu);
+			delay = delay * 2 > SQ_RETRY_MAX_MS ? SQ_RETRY_MAX_MS : delay * 2;
+		}
 		sq_batch_reset(b);
 
 		pthread_mutex_lock(&q->mu);
+		if (q->failing_since && !gave_up)
+			q->failing_since = 0; /* written: the failure is over */
 		q->writing = 0;
 		q->free_idx[q->n_free++] = idx;
 		pthread_cond_broadcast(&q->cv_done);
@@ -655,6 +715,35 @@ static void sq_stop_checkpointer(struct sq_sink *q)
 
 /* ---- producer side ---- */
 
+static void sq_report(struct sq_sink *q);
+
+/* With mu held: wait up to a second for the writer, reporting while writes fail. -1 when
+ * they have failed for SQ_WAIT_FAILING_S (a waiting caller then stops waiting: close
+ * gives the rest up, counted, rather than hang on a disk that stays full). */
+#define SQ_WAIT_FAILING_S 60
+static int sq_wait_done(struct sq_sink *q)
+{
+	if (q->failing_since && time(NULL) - q->failing_since >= q->give_up_s) {
+		char why[256];
+		snprintf(why, sizeof why, "%s", q->w_err);
+		snprintf(q->w_err, sizeof(q->w_err), "%s: writes failing for %llds (%.100s); %d batches not stored yet, still retried",
+			 q->base.name, (long long)(time(NULL) - q->failing_since), why,
+			 q->q_len + q->writing);
+		q->w_err_seq++;
+		return -1;
+	}
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += 1;
+	pthread_cond_timedwait(&q->cv_done, &q->mu, &ts);
+	if (q->failing_since) {
+		pthread_mutex_unlock(&q->mu);
+		sq_report(q);
+		pthread_mutex_lock(&q->mu);
+	}
+	return 0;
+}
+
 /* Queue the current batch if it has rows and a free batch can replace it. With wait set,
  * block until one is free (sync/close only; capture never waits). */
 static int sq_handover(struct sq_sink *q, int wait)
@@ -664,7 +753,19 @@ static int sq_handover(struct sq_sink *q, int wait)
 		return 0;
 	pthread_mutex_lock(&q->mu);
 	while (!q->n_free && wait)
-		pthread_cond_wait(&q->cv_done, &q->mu);
+		if (sq_wait_done(q) < 0)
+			break;
+	if (!q->n_free && q->failing_since && q->q_len > 1) {
+		/* Writes fail and every batch is queued: give up the oldest queued rows, not
+		 * the newest (counted; the stderr report says so). */
+		int old = q->queue[q->q_head];
+		q->q_head = (q->q_head + 1) % SQ_NBATCH_LIVE;
+		q->q_len--;
+		q->w_lost += q->pool[old].n;
+		q->w_shed += q->pool[old].n;
+		sq_batch_reset(&q->pool[old]);
+		q->free_idx[q->n_free++] = old;
+	}
 	if (!q->n_free) {
 		pthread_mutex_unlock(&q->mu);
 		return -EAGAIN;
@@ -689,8 +790,43 @@ static int sq_collect(struct sq_sink *q)
 		rc = -EIO;
 	}
 	q->base.dropped = q->p_dropped + q->w_lost;
+	if (rc && q->seen_err_seq == 1) {
+		/* the caller prints this first error: it stands for the loss so far */
+		q->reported_lost = q->base.dropped;
+		q->last_report = (int64_t)time(NULL);
+	}
 	pthread_mutex_unlock(&q->mu);
+	sq_report(q);
 	return rc;
+}
+
+/* Loss is never silent: while writes fail or rows are being lost, a stderr line every
+ * SQ_REPORT_S seconds with the counts (they are in runs.drops at the end too). Producer
+ * thread, mu not held. */
+static void sq_report(struct sq_sink *q)
+{
+	pthread_mutex_lock(&q->mu);
+	uint64_t lost = q->p_dropped + q->w_lost;
+	int64_t failing = q->failing_since, now = (int64_t)time(NULL);
+	uint64_t shed = q->w_shed;
+	int queued = q->q_len;
+	char why[256];
+	snprintf(why, sizeof why, "%s", q->w_err);
+	pthread_mutex_unlock(&q->mu);
+	/* reading files, rows are lost only with an error the caller prints */
+	if (((failing && now - failing >= 2) || (!q->wait && lost != q->reported_lost)) &&
+	    now - q->last_report >= SQ_REPORT_S) {
+		q->last_report = now;
+		if (failing)
+			fprintf(stderr, "dbtap: %s: writes failing for %llds (%s), retrying; %d batches queued; %llu rows lost so far (%llu oldest given up for newer)\n",
+				q->base.name, (long long)(now - failing), why, queued,
+				(unsigned long long)lost, (unsigned long long)shed);
+		else
+			fprintf(stderr, "dbtap: %s: %llu rows not stored so far (%llu since the last report)\n",
+				q->base.name, (unsigned long long)lost,
+				(unsigned long long)(lost - q->reported_lost));
+		q->reported_lost = lost;
+	}
 }
 
 static int sq_put(struct sink *s, const struct rec *r)
@@ -735,7 +871,8 @@ static int sq_sync(struct sink *s)
 	sq_handover(q, 1);
 	pthread_mutex_lock(&q->mu);
 	while (q->q_len || q->writing)
-		pthread_cond_wait(&q->cv_done, &q->mu);
+		if (sq_wait_done(q) < 0)
+			break;
 	pthread_mutex_unlock(&q->mu);
 	return sq_collect(q);
 }
@@ -796,6 +933,17 @@ int sink_sqlite_set_wait(struct sink *s, int wait)
 	return 0;
 }
 
+int sink_sqlite_set_give_up(struct sink *s, int seconds)
+{
+	if (!s || s->ops != &sq_ops || seconds < 0)
+		return -EINVAL;
+	struct sq_sink *q = (struct sq_sink *)s;
+	pthread_mutex_lock(&q->mu);
+	q->give_up_s = seconds;
+	pthread_mutex_unlock(&q->mu);
+	return 0;
+}
+
 /* ---- open ---- */
 
 static int sq_fail(struct sq_sink *q, const char *what, char *err, size_t errlen)
@@ -826,6 +974,51 @@ static int64_t sq_scalar(sqlite3 *db, const char *sql, int *rc)
 		*rc = SQLITE_OK;
 	}
 	sqlite3_finalize(st);
+	return v;
+}
+
+/* At open, another process may hold the lock (a report, a prune, sqlite3 in a shell):
+ * SQLite's busy handler does not cover every case (a journal-mode change, a read lock
+ * upgraded inside a transaction answer SQLITE_BUSY at once), so wait here, saying so,
+ * up to SQ_START_WAIT_MS, instead of failing the start. */
+static int sq_busy(int rc)
+{
+	return (rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED;
+}
+
+static int sq_wait_lock(sqlite3 *db, const char *path, int rc, int64_t *waited_ms)
+{
+	if (!sq_busy(rc) || *waited_ms >= SQ_START_WAIT_MS)
+		return 0;
+	if (!sqlite3_get_autocommit(db))
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	if (*waited_ms == 0)
+		fprintf(stderr, "dbtap: %s: locked by another process; waiting up to %d s\n", path,
+			SQ_START_WAIT_MS / 1000);
+	usleep(200 * 1000);
+	*waited_ms += 200;
+	return 1;
+}
+
+static int sq_exec_wait(sqlite3 *db, const char *path, const char *sql, char **msg,
+			int64_t *waited_ms)
+{
+	int rc;
+	do {
+		sqlite3_free(*msg);
+		*msg = NULL;
+		rc = sqlite3_exec(db, sql, NULL, NULL, msg);
+	} while (rc != SQLITE_OK && sq_wait_lock(db, path, sqlite3_extended_errcode(db), waited_ms));
+	return rc;
+}
+
+static int64_t sq_scalar_wait(sqlite3 *db, const char *path, const char *sql, int *rc,
+			      int64_t *waited_ms)
+{
+	int64_t v;
+	do
+		v = sq_scalar(db, sql, rc);
+	while (*rc != SQLITE_OK && sq_wait_lock(db, path, *rc, waited_ms));
 	return v;
 }
 
@@ -869,6 +1062,8 @@ struct sink *sink_sqlite_open(const char *path, int batch_rows, struct sink_ids 
 	pthread_once(&sq_once, sq_global_config);
 	struct sq_sink *q = calloc(1, sizeof(*q));
 	int rc;
+	int64_t waited = 0; /* for another process's lock (sq_wait_lock) */
+	char *msg = NULL;
 	if (!q || !(q->base.name = strdup(path))) {
 		snprintf(err, errlen, "%s: out of memory", path);
 		free(q);
@@ -877,6 +1072,7 @@ struct sink *sink_sqlite_open(const char *path, int batch_rows, struct sink_ids 
 	q->base.ops = &sq_ops;
 	q->batch_rows = batch_rows > 0 ? (size_t)batch_rows : SQ_BATCH_ROWS_DEFAULT;
 	q->wait = 1; /* exact by default; live capture opts into dropping */
+	q->give_up_s = SQ_WAIT_FAILING_S;
 	pthread_mutex_init(&q->mu, NULL);
 	pthread_cond_init(&q->cv_work, NULL);
 	pthread_cond_init(&q->cv_done, NULL);
@@ -893,12 +1089,12 @@ struct sink *sink_sqlite_open(const char *path, int batch_rows, struct sink_ids 
 	sqlite3_extended_result_codes(q->db, 1);
 	sqlite3_busy_timeout(q->db, SQ_BUSY_MS);
 
-	int64_t version = sq_scalar(q->db, "PRAGMA user_version", &rc);
+	int64_t version = sq_scalar_wait(q->db, path, "PRAGMA user_version", &rc, &waited);
 	if (rc != SQLITE_OK) {
 		sq_fail(q, NULL, err, errlen);
 		goto fail;
 	}
-	int64_t ntables = sq_scalar(q->db, "SELECT count(*) FROM sqlite_master", &rc);
+	int64_t ntables = sq_scalar_wait(q->db, path, "SELECT count(*) FROM sqlite_master", &rc, &waited);
 	if (rc != SQLITE_OK) {
 		sq_fail(q, NULL, err, errlen);
 		goto fail;
@@ -917,19 +1113,22 @@ struct sink *sink_sqlite_open(const char *path, int batch_rows, struct sink_ids 
 	 * rows). Pages freed by prune are reused by later rows; prune --vacuum shrinks the
 	 * file. Databases made by older dbtaps keep their incremental mode. */
 	if (ntables == 0 &&
-	    sqlite3_exec(q->db, "PRAGMA auto_vacuum=NONE", NULL, NULL, NULL) != SQLITE_OK) {
+	    sq_exec_wait(q->db, path, "PRAGMA auto_vacuum=NONE", &msg, &waited) != SQLITE_OK) {
 		sq_fail(q, "auto_vacuum", err, errlen);
 		goto fail;
 	}
 	sqlite3_stmt *jm;
-	if (sqlite3_prepare_v2(q->db, "PRAGMA journal_mode=WAL", -1, &jm, NULL) != SQLITE_OK) {
-		sq_fail(q, "journal_mode", err, errlen);
-		goto fail;
-	}
-	rc = sqlite3_step(jm);
-	int wal = rc == SQLITE_ROW &&
-		  sqlite3_stricmp((const char *)sqlite3_column_text(jm, 0), "wal") == 0;
-	sqlite3_finalize(jm);
+	int wal;
+	do {
+		if (sqlite3_prepare_v2(q->db, "PRAGMA journal_mode=WAL", -1, &jm, NULL) != SQLITE_OK) {
+			sq_fail(q, "journal_mode", err, errlen);
+			goto fail;
+		}
+		rc = sqlite3_step(jm);
+		wal = rc == SQLITE_ROW &&
+		      sqlite3_stricmp((const char *)sqlite3_column_text(jm, 0), "wal") == 0;
+		sqlite3_finalize(jm);
+	} while (rc != SQLITE_ROW && sq_wait_lock(q->db, path, rc, &waited));
 	if (!wal) {
 		if (rc == SQLITE_ROW)
 			snprintf(err, errlen, "%s: cannot switch to WAL mode", path);
@@ -942,34 +1141,31 @@ struct sink *sink_sqlite_open(const char *path, int batch_rows, struct sink_ids 
 	 * temp_store=MEMORY: each multi-row INSERT keeps a statement journal (the pages it
 	 * changes, to undo it alone); past 64 KiB SQLite spills that to a file in /var/tmp,
 	 * 1.2 write syscalls per statement row stored. In memory it is a few pages. */
-	if (sqlite3_exec(q->db, "PRAGMA synchronous=NORMAL; PRAGMA temp_store=MEMORY; PRAGMA cache_size=-" SQ_STR(SQ_CACHE_KIB)
+	if (sq_exec_wait(q->db, path, "PRAGMA synchronous=NORMAL; PRAGMA temp_store=MEMORY; PRAGMA cache_size=-" SQ_STR(SQ_CACHE_KIB)
 			 "; PRAGMA wal_autocheckpoint=" SQ_STR(SQ_CHECKPOINT_PAGES),
-			 NULL, NULL, NULL) != SQLITE_OK) {
+			 &msg, &waited) != SQLITE_OK) {
 		sq_fail(q, "synchronous", err, errlen);
 		goto fail;
 	}
 	/* Columns added since: ALTER an older database before the schema text runs (its
 	 * CREATE TABLE IF NOT EXISTS would not add them). */
-	char *msg = NULL;
 	if (ntables > 0) {
 #define SQ_MIGRATE(table, column, alter)                                                                       \
-	if (sq_scalar(q->db, "SELECT EXISTS (SELECT 1 FROM pragma_table_info('" table "')) AND NOT EXISTS"   \
-			     " (SELECT 1 FROM pragma_table_info('" table "') WHERE name = '" column "')",       \
-		      &rc) == 1 && /* a missing table is created whole by the schema text */                   \
-	    rc == SQLITE_OK && sqlite3_exec(q->db, alter, NULL, NULL, &msg) != SQLITE_OK) {                     \
+	if (sq_scalar_wait(q->db, path, "SELECT EXISTS (SELECT 1 FROM pragma_table_info('" table "')) AND NOT EXISTS" \
+			   " (SELECT 1 FROM pragma_table_info('" table "') WHERE name = '" column "')",            \
+			   &rc, &waited) == 1 && /* a missing table is created whole by the schema text */      \
+	    rc == SQLITE_OK && sq_exec_wait(q->db, path, alter, &msg, &waited) != SQLITE_OK) {                  \
 		snprintf(err, errlen, "%s: migrating schema: %s", path, msg ? msg : "error");                 \
-		sqlite3_free(msg);                                                                             \
-		goto fail;                                                                                     \
+		goto fail; /* msg is freed there */                                                                                    \
 	}
 		SQ_MIGRATIONS(SQ_MIGRATE)
 #undef SQ_MIGRATE
 	}
 	/* Idempotent: every statement is IF NOT EXISTS, so this also adds views or indexes
 	 * that a newer dbtap defines to a database an older one created. */
-	if (sqlite3_exec(q->db, SQ_SCHEMA_SQL, NULL, NULL, &msg) != SQLITE_OK ||
-	    sqlite3_exec(q->db, "BEGIN;" SQ_BASELINE_SQL SQ_STATE_SQL "COMMIT;", NULL, NULL, &msg) != SQLITE_OK) {
+	if (sq_exec_wait(q->db, path, SQ_SCHEMA_SQL, &msg, &waited) != SQLITE_OK ||
+	    sq_exec_wait(q->db, path, "BEGIN IMMEDIATE;" SQ_BASELINE_SQL SQ_STATE_SQL "COMMIT;", &msg, &waited) != SQLITE_OK) {
 		snprintf(err, errlen, "%s: creating schema: %s", path, msg ? msg : "error");
-		sqlite3_free(msg);
 		sqlite3_exec(q->db, "ROLLBACK", NULL, NULL, NULL);
 		goto fail;
 	}
@@ -1026,8 +1222,10 @@ struct sink *sink_sqlite_open(const char *path, int batch_rows, struct sink_ids 
 	}
 	q->thread_started = 1;
 	pthread_setname_np(q->thread, "dbtap-writer"); /* top -H, perf */
+	sqlite3_free(msg);
 	return &q->base;
 fail:
+	sqlite3_free(msg);
 	sq_free(q);
 	return NULL;
 }
