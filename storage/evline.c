@@ -223,6 +223,8 @@ static void d_session(struct jw *w, struct evl_opts *o, const struct rec_session
 	jw_kint(w, "bytes_to_client", x->bytes_to_client);
 	jw_kint(w, "gaps", x->gaps);
 	jw_kint(w, "lost_bytes", x->lost_bytes);
+	jw_kint(w, "resumed", x->resumed);
+	jw_kint(w, "restored", x->restored);
 }
 
 static void d_statement(struct jw *w, struct evl_opts *o, const struct rec_statement *x)
