@@ -29,22 +29,24 @@ if [ -z "$mirrors" ]; then
 fi
 
 base=$cache/base-$suite.tar
-if [ ! -s "$base" ] || [ -n "$(find "$base" -mtime +6)" ]; then
+# (mmdebstrap picks the format from the name: the new tarball is made under a .tar name)
+if [ ! -f "$base" ] || [ ! -s "$base" ] || [ -n "$(find "$base" -mtime +6)" ]; then
+	rm -rf "$base"
 	echo "fresh root: making the base system ($base)"
 	oldifs=$IFS
 	IFS='
 '
 	# shellcheck disable=SC2086
 	if ! mmdebstrap --quiet --variant=apt --include=git,ca-certificates --skip=cleanup/apt/lists \
-		"$suite" "$base.tmp" $mirrors >"$cache/mmdebstrap.log" 2>&1; then
+		"$suite" "$cache/new-$suite.tar" $mirrors >"$cache/mmdebstrap.log" 2>&1; then
 		IFS=$oldifs
 		cat "$cache/mmdebstrap.log" >&2
-		rm -f "$base.tmp"
+		rm -rf "$cache/new-$suite.tar"
 		echo "fresh root: mmdebstrap failed (above)" >&2
 		exit 1
 	fi
 	IFS=$oldifs
-	mv "$base.tmp" "$base"
+	mv "$cache/new-$suite.tar" "$base"
 fi
 
 root=$(mktemp -d /var/tmp/dbtap-root.XXXXXX)
