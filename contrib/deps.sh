@@ -1,12 +1,15 @@
 #!/bin/sh
 # Install what dbtap needs on Debian 12, skipping what is already there.
 # Usage: contrib/deps.sh build|test
+#   build: what contrib/quickstart.sh needs (compiler, libraries, the sqlite3 shell);
+#   test:  what contrib/test.sh needs on top (Criterion, the servers and clients the
+#          integration tests drive, clang for fuzzing, mmdebstrap for the fresh-root check).
 set -eu
-build="meson ninja-build pkg-config gcc libpcap-dev libnids-dev libsqlite3-dev sqlite3
+build="meson ninja-build pkg-config gcc libc6-dev libpcap-dev libnids-dev libsqlite3-dev sqlite3
   libcjson-dev zlib1g-dev libzstd-dev libssl-dev"
 test="$build libcriterion-dev postgresql-15 postgresql-client-15 mariadb-server mariadb-client
   python3 python3-psycopg2 python3-pymysql tcpdump tcpreplay openssl iproute2 ethtool clang time
-  chromium python3-jsonschema rsyslog"
+  chromium python3-jsonschema rsyslog mmdebstrap"
 case "${1:-build}" in
 build) want=$build ;;
 test) want=$test ;;
@@ -29,5 +32,13 @@ if [ ! -e /usr/sbin/policy-rc.d ]; then
 	chmod +x /usr/sbin/policy-rc.d
 	trap 'rm -f /usr/sbin/policy-rc.d' EXIT
 fi
-apt-get update -qq
-apt-get install -y -qq --no-install-recommends $missing >/dev/null
+# Another apt run (an unattended upgrade, a second checkout) holds the lock: wait for it.
+lock="-o DPkg::Lock::Timeout=600"
+log=$(mktemp)
+if ! { apt-get $lock update -qq && apt-get $lock install -y -qq --no-install-recommends $missing; } >"$log" 2>&1; then
+	cat "$log" >&2
+	rm -f "$log"
+	echo "dbtap: apt-get could not install:$missing (its output is above)" >&2
+	exit 1
+fi
+rm -f "$log"

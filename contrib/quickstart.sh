@@ -1,11 +1,28 @@
 #!/bin/sh
 # Build dbtap and run it on the bundled sample capture (no database server needed).
 # Installs missing build dependencies with apt (as root), writes demo.db, prints a summary.
+# A failed step prints its own output and leaves no half-made build folder behind.
 set -eu
 cd "$(dirname "$0")/.."
 contrib/deps.sh build
-[ -d build ] || meson setup build --buildtype=debugoptimized >/dev/null
-ninja -C build capture/dbtap >/dev/null
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+# A folder without build.ninja is what an interrupted or failed setup leaves: start over.
+[ -f build/build.ninja ] || rm -rf build
+if [ ! -d build ]; then
+	# The test suites need Criterion, which the quick start does not install.
+	if ! meson setup build --buildtype=debugoptimized -Dtests=disabled >"$log" 2>&1; then
+		cat "$log" >&2
+		rm -rf build
+		echo "dbtap: quickstart: 'meson setup build' failed (above); nothing was left in build/" >&2
+		exit 1
+	fi
+fi
+if ! ninja -C build capture/dbtap >"$log" 2>&1; then
+	cat "$log" >&2
+	echo "dbtap: quickstart: the build failed (above)" >&2
+	exit 1
+fi
 rm -f demo.db demo.db-wal demo.db-shm
 ./build/capture/dbtap run -q -r contrib/samples/pg-sample.pcap -d demo.db
 echo "== sessions"

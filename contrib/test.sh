@@ -20,9 +20,23 @@ run_suite() {
 }
 
 echo "== build and test (debugoptimized)"
-run_suite build-test --buildtype=debugoptimized
+run_suite build-test --buildtype=debugoptimized -Dtests=enabled
 echo "== build and test (ASan + UBSan)"
-run_suite build-asan --buildtype=debug -Db_sanitize=address,undefined -Db_lundef=false
+run_suite build-asan --buildtype=debug -Db_sanitize=address,undefined -Db_lundef=false -Dtests=enabled
+
+# README's first command in a fresh Debian 12 root (contrib/fresh_root.sh): what a new
+# user gets from contrib/quickstart.sh, not what this machine's installed packages allow.
+# FRESH_ROOT=0 skips it.
+if [ "${FRESH_ROOT:-1}" != 0 ]; then
+	echo "== quickstart in a fresh Debian 12 root"
+	t0=$(date +%s)
+	if contrib/fresh_root.sh; then
+		echo "Ok: 1 fresh_root ($(($(date +%s) - t0)) s)" | tee -a "$log"
+	else
+		echo "Fail: 1 fresh_root" | tee -a "$log"
+		status=1
+	fi
+fi
 
 # A short fuzz smoke run of every target (libFuzzer under clang, ASan+UBSan); new inputs
 # go to a scratch folder, the committed corpus is only read. FUZZ_SECONDS=0 skips it.
