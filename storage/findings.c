@@ -237,13 +237,21 @@ static int fg_set(sqlite3 *db, const char *path, const char *id, const char *sta
 		fprintf(stderr, "dbtap findings: %s: %s\n", path, err);
 		return 1;
 	}
+	/* the group's state and its history change together */
+	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+		fprintf(stderr, "dbtap findings: %s: %s\n", path, sqlite3_errmsg(db));
+		return 1;
+	}
 	sqlite3_stmt *st = group_query(db, path, "kind, principal, object, severity, last, last_id",
 				       "WHERE id = ?1");
-	if (!st)
+	if (!st) {
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 		return 1;
+	}
 	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
 	if (sqlite3_step(st) != SQLITE_ROW) {
 		sqlite3_finalize(st);
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 		fprintf(stderr, "dbtap findings: %s: no finding group %s (see dbtap findings --list)\n",
 			path, id);
 		return 1;
@@ -273,18 +281,17 @@ static int fg_set(sqlite3 *db, const char *path, const char *id, const char *sta
 		sqlite3_finalize(up);
 	}
 	sqlite3_finalize(st);
+	/* the history row is the state row just written, in the same transaction */
 	if (rc == SQLITE_OK &&
 	    sqlite3_prepare_v2(db, "INSERT INTO triage_log(group_id, state, by_user, at, note)"
-				   " VALUES(?1, ?2, ?3, ?4, ?5)", -1, &up, NULL) == SQLITE_OK) {
+				   " SELECT group_id, state, by_user, at, note FROM triage"
+				   " WHERE group_id = ?1", -1, &up, NULL) == SQLITE_OK) {
 		sqlite3_bind_text(up, 1, id, -1, SQLITE_STATIC);
-		sqlite3_bind_text(up, 2, state, -1, SQLITE_STATIC);
-		sqlite3_bind_text(up, 3, by, -1, SQLITE_STATIC);
-		sqlite3_bind_text(up, 4, at, -1, SQLITE_STATIC);
-		if (note)
-			sqlite3_bind_text(up, 5, note, -1, SQLITE_STATIC);
 		rc = sqlite3_step(up) == SQLITE_DONE ? SQLITE_OK : SQLITE_ERROR;
 		sqlite3_finalize(up);
 	}
+	if (sqlite3_exec(db, rc == SQLITE_OK ? "COMMIT" : "ROLLBACK", NULL, NULL, NULL) != SQLITE_OK)
+		rc = SQLITE_ERROR;
 	if (rc != SQLITE_OK) {
 		fprintf(stderr, "dbtap findings: %s: %s\n", path, sqlite3_errmsg(db));
 		return 1;
