@@ -15,213 +15,13 @@
  * replaced it.
  *
  * Cost: one pass over the tokens; UNIONs judged in full are capped (SQLI_MAX_UNIONS) and
- * comments need no look-around, so hostile statements stay linear. */
+ * comments need no look-around, so hostile statements stay linear. The constant predicates
+ * are in sqli_predicates.c, the index of known shapes in sqli_shapes.c. */
 #include <stdlib.h>
 #include <strings.h>
 
 #include "baseline.h"
-#include "det.h"
-
-static int is_or(const struct an_stmt *st, int i)
-{
-	return det_word(st, i, "OR") || (st->s->dialect == SQ_MYSQL && det_op(st, i, "||"));
-}
-
-/* Literal operand at i: its text and whether it is a number. */
-static int operand(const struct an_stmt *st, int i, char *buf, size_t cap, int *num)
-{
-	if (i < st->first || i >= st->end)
-		return 0;
-	const struct sq_tok *t = det_tok(st, i);
-	if (!sq_is_literal(t))
-		return 0;
-	sq_literal_text(st->base, t, buf, cap);
-	*num = t->type == SQ_NUMBER;
-	return 1;
-}
-
-/* literal op literal at i: 1 always true, 0 always false, -1 no such comparison or one
- * not judged (>= and <= only when both sides are equal; > and < only between numbers and
- * only when true). */
-static int literal_cmp(const struct an_stmt *st, int i)
-{
-	char a[64], b[64];
-	int an_, bn;
-	int op = det_next(st, i), rhs = det_next(st, op);
-	if (!operand(st, i, a, sizeof a, &an_) || op >= st->end || det_tok(st, op)->type != SQ_OP ||
-	    !operand(st, rhs, b, sizeof b, &bn))
-		return -1;
-	double x = strtod(a, NULL), y = strtod(b, NULL);
-	int eq = (an_ && bn) ? x == y : strcmp(a, b) == 0;
-	if (det_op(st, op, "=") || det_op(st, op, "<=>"))
-		return eq;
-	if (det_op(st, op, ">=") || det_op(st, op, "<="))
-		return eq ? 1 : -1;
-	if (det_op(st, op, "<>") || det_op(st, op, "!="))
-		return !eq;
-	if (an_ && bn && det_op(st, op, ">"))
-		return x > y ? 1 : -1;
-	if (an_ && bn && det_op(st, op, "<"))
-		return x < y ? 1 : -1;
-	return -1;
-}
-
-/* Is the comparison starting at i always true? Returns the index after it, or -1. */
-static int tautology_at(const struct an_stmt *st, int i)
-{
-	char a[64];
-	int an_;
-	if (det_word(st, i, "TRUE"))
-		return det_next(st, i);
-	if (det_word(st, i, "NOT") && det_word(st, det_next(st, i), "FALSE"))
-		return det_next(st, det_next(st, i));
-	int op = det_next(st, i);
-	int rhs = det_next(st, op);
-	if (operand(st, i, a, sizeof a, &an_)) {
-		if (op >= st->end || det_tok(st, op)->type != SQ_OP) {
-			/* OR 1 alone: a non-zero number as a boolean */
-			if (an_ && strtod(a, NULL) != 0 &&
-			    (op >= st->end || det_punct(st, op, ')') || det_punct(st, op, ';')))
-				return op;
-			return -1;
-		}
-		return literal_cmp(st, i) == 1 ? det_next(st, rhs) : -1;
-	}
-	/* x = x with the same bare identifier on both sides */
-	if (i < st->end && det_tok(st, i)->type == SQ_WORD && det_op(st, op, "=") && rhs < st->end &&
-	    det_tok(st, rhs)->type == SQ_WORD && det_tok(st, i)->len == det_tok(st, rhs)->len &&
-	    strncasecmp(st->base + det_tok(st, i)->off, st->base + det_tok(st, rhs)->off, det_tok(st, i)->len) == 0 &&
-	    !sq_is_keyword(st->base + det_tok(st, i)->off, det_tok(st, i)->len))
-		return det_next(st, rhs);
-	return -1;
-}
-
-/* Is the comparison at i always false (FALSE, NOT TRUE, 1=2, 'a'='b', 1<>1)? */
-static int falsehood_at(const struct an_stmt *st, int i)
-{
-	return det_word(st, i, "FALSE") || (det_word(st, i, "NOT") && det_word(st, det_next(st, i), "TRUE")) ||
-	       literal_cmp(st, i) == 0;
-}
-
-
-/* ---- constant predicates: 2407=2407, 'OBZv'='OBZv', 1::int=1, 1 IN (1), 2-1=1,
- * 1 BETWEEN 0 AND 2, 0x61='a', CAST(1 AS int)=1 ---- */
-
-/* A constant operand at i (literal, signed, cast, parenthesised, arithmetic of constants).
- * Returns the index after it, or -1. Bounded nesting. */
-static int const_operand(const struct an_stmt *st, int i, int nest)
-{
-	if (nest > 4 || i >= st->end)
-		return -1;
-	if (det_op(st, i, "-") || det_op(st, i, "+") || det_op(st, i, "~"))
-		i = det_next(st, i);
-	int j;
-	if (i < st->end && sq_is_literal(det_tok(st, i))) {
-		j = det_next(st, i);
-	} else if (det_punct(st, i, '(')) {
-		j = const_operand(st, det_next(st, i), nest + 1);
-		if (j < 0 || !det_punct(st, j, ')'))
-			return -1;
-		j = det_next(st, j);
-	} else if (det_word(st, i, "CAST") && det_punct(st, det_next(st, i), '(')) {
-		j = const_operand(st, det_next(st, det_next(st, i)), nest + 1);
-		if (j < 0 || !det_word(st, j, "AS"))
-			return -1;
-		j = det_next(st, det_next(st, j)); /* the type name */
-		if (det_punct(st, j, '(')) /* VARCHAR(10) */
-			j = det_next(st, det_next(st, det_next(st, j)));
-		if (!det_punct(st, j, ')'))
-			return -1;
-		j = det_next(st, j);
-	} else {
-		return -1;
-	}
-	for (int steps = 0; steps < 8 && j < st->end; steps++) {
-		if (det_op(st, j, "::")) { /* ::int, ::text */
-			j = det_next(st, j);
-			if (j >= st->end || det_tok(st, j)->type != SQ_WORD)
-				return -1;
-			j = det_next(st, j);
-			continue;
-		}
-		if (det_op(st, j, "+") || det_op(st, j, "-") || det_op(st, j, "*") || det_op(st, j, "/") ||
-		    det_op(st, j, "%") || (st->s->dialect == SQ_PG && det_op(st, j, "||"))) {
-			int k = const_operand(st, det_next(st, j), nest + 1);
-			if (k < 0)
-				return -1;
-			j = k;
-			continue;
-		}
-		break;
-	}
-	return j;
-}
-
-static int is_cmp_op(const struct an_stmt *st, int i)
-{
-	static const char *const ops[] = { "=", "<>", "!=", "<", ">", "<=", ">=", "<=>", "==" };
-	if (i >= st->end || det_tok(st, i)->type != SQ_OP)
-		return 0;
-	for (size_t k = 0; k < sizeof ops / sizeof ops[0]; k++)
-		if (det_op(st, i, ops[k]))
-			return 1;
-	return 0;
-}
-
-/* Is the token a small number (0 or 1)? Query builders write 1=1 and 1=0. */
-static int tiny(const struct an_stmt *st, int i)
-{
-	const struct sq_tok *t = det_tok(st, i);
-	if (t->type != SQ_NUMBER || t->len != 1)
-		return 0;
-	char c = st->base[t->off];
-	return c == '0' || c == '1';
-}
-
-/* A predicate made only of constants at i. Returns the index after it or -1; *simple: the
- * plain literal-op-literal form (literal_cmp can judge it), *small: both operands 0/1. */
-static int const_pred(const struct an_stmt *st, int i, int *simple, int *small)
-{
-	*simple = *small = 0;
-	int a = const_operand(st, i, 0);
-	if (a < 0)
-		return -1;
-	if (is_cmp_op(st, a) || det_word(st, a, "LIKE")) {
-		int b = const_operand(st, det_next(st, a), 0);
-		if (b < 0)
-			return -1;
-		*simple = det_next(st, i) == a && det_next(st, det_next(st, a)) == b && !det_word(st, a, "LIKE");
-		*small = *simple && tiny(st, i) && tiny(st, det_next(st, a));
-		/* a hex literal against a string is MySQL's 0x61='a': not judged as text */
-		if (*simple && det_tok(st, i)->type != det_tok(st, det_next(st, a))->type)
-			*simple = 0;
-		return b;
-	}
-	int k = a;
-	if (det_word(st, k, "NOT"))
-		k = det_next(st, k);
-	if (det_word(st, k, "IN") && det_punct(st, det_next(st, k), '(')) {
-		int j = det_next(st, det_next(st, k));
-		for (int n = 0; n < 16; n++) {
-			j = const_operand(st, j, 0);
-			if (j < 0)
-				return -1;
-			if (det_punct(st, j, ')'))
-				return det_next(st, j);
-			if (!det_punct(st, j, ','))
-				return -1;
-			j = det_next(st, j);
-		}
-		return -1;
-	}
-	if (det_word(st, k, "BETWEEN")) {
-		int j = const_operand(st, det_next(st, k), 0);
-		if (j < 0 || !det_word(st, j, "AND"))
-			return -1;
-		return const_operand(st, det_next(st, j), 0);
-	}
-	return -1;
-}
+#include "sqli_int.h"
 
 /* ---- word tests by text, for functions the lexer has no id for ---- */
 static int word_is(const struct an_stmt *st, int i, const char *const *list)
@@ -296,7 +96,7 @@ static int emptied(const struct an_stmt *st, int from, int to)
 			int k = det_next(st, j);
 			while (k < to && det_punct(st, k, '('))
 				k = det_next(st, k);
-			if (k < to && falsehood_at(st, k))
+			if (k < to && sqli_falsehood_at(st, k))
 				return 1;
 		}
 		if (det_op(st, j, "=") && j > from && det_tok(st, det_prev(st, j))->type == SQ_WORD) {
@@ -373,269 +173,6 @@ static void mask_comment(const struct an_stmt *st, const struct sq_tok *t, char 
 	}
 }
 
-
-/* ---- known slots, by identity ---- */
-
-#define SQLI_SLOTS (1u << 15)	/* slot index entries (open addressing, never more than 3/4 full) */
-#define SQLI_SHAPES (1u << 13)	/* indexed shapes */
-#define SQLI_MAX_SLOTS_SHAPE 16 /* slots indexed per shape */
-#define SQLI_MAX_UNIONS 4	/* UNIONs judged in full per statement (cost stays linear) */
-#define SQLI_CAMPAIGN 10	/* injections from one actor within 60 s: an attack in progress */
-#define SQLI_HP 0x100000001b3ull
-
-struct sqli_slot {
-	uint64_t key; /* identity x tokens in front of the slot; 0 = empty */
-	uint64_t sfx; /* hash of the tokens after the slot */
-	uint64_t shape;
-	uint32_t after; /* tokens after the slot */
-	uint16_t ord;	/* which literal of the shape (1-based) */
-};
-
-struct sqli_state {
-	struct { /* identity() by session id and identity generation (pools interleave sessions) */
-		int64_t sid;
-		uint32_t gen;
-		uint64_t id;
-	} idc[64];
-	struct sqli_slot *slots;
-	uint64_t *shapes;
-	unsigned n_slots, n_shapes;
-	uint64_t *ph, *gh; /* per-statement scratch: prefix / suffix hashes */
-	int *idx;	   /* non-comment token -> token index */
-	int cap;
-};
-
-static uint64_t mix(uint64_t a, uint64_t b)
-{
-	uint64_t h = (a ^ (b + 0x9e3779b97f4a7c15ull + (a << 6) + (a >> 2))) * 0xff51afd7ed558ccdull;
-	h ^= h >> 33;
-	return h ? h : 1;
-}
-
-static uint64_t text_hash(const char *p, size_t n, int fold)
-{
-	uint64_t h = 0xcbf29ce484222325ull;
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)p[i];
-		if (fold && c >= 'A' && c <= 'Z')
-			c += 32;
-		h = (h ^ c) * SQLI_HP;
-	}
-	return h;
-}
-
-static uint64_t tok_hash(const struct an_stmt *st, int i)
-{
-	const struct sq_tok *t = det_tok(st, i);
-	if (sq_is_literal(t) || t->type == SQ_PARAM)
-		return 0x3f3f3f3full;
-	return text_hash(st->base + t->off, t->len, t->type == SQ_WORD);
-}
-
-/* Whose shapes: a service account, or an application that is not an interactive tool. */
-static uint64_t identity(const struct an *an, const struct an_session *s)
-{
-	static const char *const tools[] = { "psql", "mysql", "mariadb", "pgcli", "mycli", "pgAdmin", "DBeaver",
-					     "DataGrip", "MySQL Workbench", "HeidiSQL", "pg_dump", "mysqldump", NULL };
-	if (!s->db_user[0])
-		return 0;
-	if (!an_is_service_account(&an->cfg, s->db_user)) {
-		if (!s->application[0])
-			return 0;
-		for (int i = 0; tools[i]; i++)
-			if (!strncasecmp(s->application, tools[i], strlen(tools[i])))
-				return 0;
-	}
-	return mix(text_hash(s->db_user, strlen(s->db_user), 0), text_hash(s->application, strlen(s->application), 0));
-}
-
-static struct sqli_state *state(struct an *an, int ntok)
-{
-	struct sqli_state *q = an->sqli;
-	if (!q) {
-		q = an->sqli = calloc(1, sizeof *q);
-		if (!q)
-			return NULL;
-	}
-	if (ntok + 1 > q->cap) {
-		int cap = ntok + 1 < 256 ? 256 : ntok + 1;
-		uint64_t *ph = realloc(q->ph, sizeof *ph * (size_t)cap);
-		if (ph)
-			q->ph = ph;
-		uint64_t *gh = realloc(q->gh, sizeof *gh * (size_t)cap);
-		if (gh)
-			q->gh = gh;
-		int *idx = realloc(q->idx, sizeof *idx * (size_t)cap);
-		if (idx)
-			q->idx = idx;
-		if (!ph || !gh || !idx)
-			return NULL;
-		q->cap = cap;
-	}
-	return q;
-}
-
-static int shape_seen(struct sqli_state *q, uint64_t key, int add)
-{
-	if (!q->shapes && !(q->shapes = calloc(SQLI_SHAPES, sizeof *q->shapes)))
-		return 0;
-	for (unsigned i = (unsigned)key & (SQLI_SHAPES - 1), n = 0; n < 64; i = (i + 1) & (SQLI_SHAPES - 1), n++) {
-		if (q->shapes[i] == key)
-			return 1;
-		if (!q->shapes[i]) {
-			if (add && q->n_shapes < SQLI_SHAPES * 3 / 4) {
-				q->shapes[i] = key;
-				q->n_shapes++;
-			}
-			return 0;
-		}
-	}
-	return 0;
-}
-
-/* Hash the statement's non-comment tokens: q->ph[j] covers tokens [0, j), q->gh[j] [j, n). */
-static int hash_tokens(const struct an_stmt *st, struct sqli_state *q)
-{
-	int n = 0;
-	for (int i = st->first; i < st->end; i++)
-		if (det_tok(st, i)->type != SQ_COMMENT)
-			q->idx[n++] = i;
-	q->ph[0] = 0;
-	for (int j = 0; j < n; j++)
-		q->ph[j + 1] = q->ph[j] * SQLI_HP + tok_hash(st, q->idx[j]);
-	q->gh[n] = 0;
-	for (int j = n - 1; j >= 0; j--)
-		q->gh[j] = q->gh[j + 1] * SQLI_HP + tok_hash(st, q->idx[j]);
-	return n;
-}
-
-static void index_shape(struct sqli_state *q, uint64_t id, uint64_t shape, int n, const struct an_stmt *st)
-{
-	if (!q->slots && !(q->slots = calloc(SQLI_SLOTS, sizeof *q->slots)))
-		return;
-	int ord = 0;
-	for (int j = 0; j < n && ord < SQLI_MAX_SLOTS_SHAPE; j++) {
-		const struct sq_tok *t = det_tok(st, q->idx[j]);
-		if (!sq_is_literal(t) && t->type != SQ_PARAM)
-			continue;
-		ord++;
-		if (q->n_slots >= SQLI_SLOTS * 3 / 4)
-			return;
-		uint64_t key = mix(id, q->ph[j]);
-		for (unsigned i = (unsigned)key & (SQLI_SLOTS - 1), k = 0; k < 64; i = (i + 1) & (SQLI_SLOTS - 1), k++) {
-			struct sqli_slot *e = &q->slots[i];
-			if (e->key == key && e->sfx == q->gh[j + 1])
-				break;
-			if (!e->key) {
-				*e = (struct sqli_slot){ .key = key, .sfx = q->gh[j + 1], .shape = shape,
-							 .after = (uint32_t)(n - j - 1), .ord = (uint16_t)ord };
-				q->n_slots++;
-				break;
-			}
-		}
-	}
-}
-
-/* Does the replacement [a, b) (non-comment positions) hold code rather than data? What a
- * query builder adds (AND col = ?, LIMIT ?) is data-shaped; a subquery, a function call, a
- * constant predicate, UNION, ORDER BY n, a stacked statement or || is code. */
-static const char *code_in(const struct an_stmt *st, const struct sqli_state *q, int a, int b, int cut)
-{
-	for (int j = a; j < b; j++) {
-		int i = q->idx[j];
-		const struct sq_tok *t = det_tok(st, i);
-		if (det_word(st, i, "UNION"))
-			return "union";
-		if (det_word(st, i, "SELECT"))
-			return "subquery";
-		if (det_punct(st, i, ';'))
-			return "stacked";
-		if (det_word(st, i, "ORDER") && j + 2 < b && det_tok(st, q->idx[j + 2])->type == SQ_NUMBER)
-			return "order_by";
-		if ((det_word(st, i, "AND") || det_word(st, i, "OR") || det_word(st, i, "NOT")) && j + 1 < b) {
-			int simple, small, k = q->idx[j + 1];
-			while (det_punct(st, k, '(') || det_word(st, k, "NOT"))
-				k = det_next(st, k);
-			if (const_pred(st, k, &simple, &small) >= 0)
-				return "boolean_tail";
-		}
-		if (t->type == SQ_WORD && j + 1 < b && det_punct(st, q->idx[j + 1], '(') && !det_word(st, i, "IN") &&
-		    !det_word(st, i, "VALUES"))
-			return "expression";
-		if (det_op(st, i, "||") || det_word(st, i, "CASE"))
-			return "expression";
-		/* 1322-1321 where a number was: arithmetic the server evaluates */
-		if (t->type == SQ_OP && j > a && j + 1 < b && sq_is_literal(det_tok(st, q->idx[j - 1])) &&
-		    sq_is_literal(det_tok(st, q->idx[j + 1])) &&
-		    (det_op(st, i, "+") || det_op(st, i, "-") || det_op(st, i, "*") || det_op(st, i, "/") ||
-		     det_op(st, i, "%")))
-			return "expression";
-	}
-	return cut ? "comment_truncated_rest" : NULL;
-}
-
-/* Errors that a broken or probed literal slot provokes (syntax, types, unknown columns or
- * functions, casts of extracted text, duplicate keys of FLOOR(RAND(0)*2), UNION arity). */
-static int injection_error(const char *code)
-{
-	static const char *const codes[] = { "42601", "42883", "22P02", "42804", "42P01", "42703", "22003", "42P18",
-					     "1064", "1054", "1062", "1105", "1690", "1222", "1241", "1367", "1139",
-					     "1146", "1305", "1292", "1242", NULL };
-	for (int i = 0; codes[i]; i++)
-		if (!strcmp(code, codes[i]))
-			return 1;
-	return 0;
-}
-
-struct slot_hit {
-	const char *what;
-	int from, to; /* token indexes of the replacement */
-	const struct sqli_slot *e;
-};
-
-/* The known shape this statement is, with one slot replaced; 0 when none. */
-static int slot_replaced(struct an *an, const struct an_stmt *st, struct sqli_state *q, uint64_t id, int n,
-			 int cut, int errored, struct slot_hit *hit)
-{
-	if (!q->slots)
-		return 0;
-	int judged = 0; /* replacements scanned: each is O(n), so at most SQLI_MAX_SLOTS_SHAPE */
-	for (int j = 0; j < n && judged < SQLI_MAX_SLOTS_SHAPE; j++) {
-		uint64_t key = mix(id, q->ph[j]);
-		for (unsigned i = (unsigned)key & (SQLI_SLOTS - 1), k = 0; k < 64; i = (i + 1) & (SQLI_SLOTS - 1), k++) {
-			const struct sqli_slot *e = &q->slots[i];
-			if (!e->key)
-				break;
-			if (e->key != key)
-				continue;
-			int end = n - (int)e->after;
-			int whole = end > j && q->gh[end] == e->sfx; /* the shape's rest follows */
-			int rest_cut = cut && e->after > 0;	     /* a comment cut the rest off */
-			if (!whole && !rest_cut && !errored)
-				continue;
-			if (!whole)
-				end = n;
-			/* a quote left open at the slot ran to the end: the server refused it */
-			int open_quote = errored && (det_tok(st, q->idx[j])->flags & SQ_F_UNTERMINATED);
-			if (end - j < 2 && !open_quote)
-				continue;
-			judged++;
-			const char *what = code_in(st, q, j, end, rest_cut && !whole);
-			/* the server could not run the slot's new content (a quote or parenthesis
-			 * that breaks the shape, a type probe): what sqlmap's first requests do */
-			if (!what && errored)
-				what = "broken_syntax";
-			if (!what)
-				continue;
-			hit->what = what;
-			hit->from = q->idx[j];
-			hit->to = q->idx[end - 1] + 1;
-			hit->e = e;
-				return 1;
-		}
-	}
-	return 0;
-}
 
 /* Is token i a catalog or system-function reference (what fingerprinting reads)? Words the
  * lexer knows by id are compared as integers; text lists only for pg_/sys/sqlite names and
@@ -831,7 +368,7 @@ static void sqli_statement(struct an *an, const struct an_stmt *st)
 		if (t->depth == 0 && sq_kw(t, SQW_FROM) && det_next(st, i) < st->end && catalog_ref(st, det_next(st, i)))
 			cat_top = 1;
 		/* OR <always-true>: WHERE 1=1 AND ... (query builders) deliberately does not count */
-		int is_and = sq_kw(t, SQW_AND), is_orr = !is_and && is_or(st, i);
+		int is_and = sq_kw(t, SQW_AND), is_orr = !is_and && sqli_is_or(st, i);
 		if (is_and && taut_text[0])
 			is_and = 0; /* one boolean probe named is enough: the rest add no evidence */
 		if (is_orr || is_and) {
@@ -840,11 +377,11 @@ static void sqli_statement(struct an *an, const struct an_stmt *st)
 				neg ^= det_word(st, k, "NOT");
 				k = det_next(st, k);
 			}
-			int after = is_orr ? tautology_at(st, k) : -1, simple, small;
+			int after = is_orr ? sqli_tautology_at(st, k) : -1, simple, small;
 			if (after < 0) {
-				int e = const_pred(st, k, &simple, &small);
+				int e = sqli_const_pred(st, k, &simple, &small);
 				if (e >= 0) {
-					int truth = simple && is_orr ? literal_cmp(st, k) : -1;
+					int truth = simple && is_orr ? sqli_literal_cmp(st, k) : -1;
 					if (truth >= 0 && neg)
 						truth = !truth;
 					if (is_orr && !(truth == 0 && small)) /* OR 2407=2407, OR 1::int=1 */
@@ -994,12 +531,12 @@ static void sqli_statement(struct an *an, const struct an_stmt *st)
 	int structural = 0;
 	uint64_t id = 0;
 	if (st->part == 0 && in && !in->truncated) {
-		struct sqli_state *c = an->sqli ? an->sqli : state(an, 0);
+		struct sqli_state *c = an->sqli ? an->sqli : sqli_state_get(an, 0);
 		unsigned slot = (unsigned)st->s->id & 63;
 		if (c && c->idc[slot].sid == st->s->id && c->idc[slot].gen == st->s->ident_gen) {
 			id = c->idc[slot].id;
 		} else {
-			id = identity(an, st->s);
+			id = sqli_identity(an, st->s);
 			if (c) {
 				c->idc[slot].sid = st->s->id;
 				c->idc[slot].gen = st->s->ident_gen;
@@ -1007,16 +544,16 @@ static void sqli_statement(struct an *an, const struct an_stmt *st)
 			}
 		}
 	}
-	struct sqli_state *q = id ? state(an, st->end - st->first) : NULL;
-	uint64_t shape_key = q ? mix(id, in->hash) : 0;
+	struct sqli_state *q = id ? sqli_state_get(an, st->end - st->first) : NULL;
+	uint64_t shape_key = q ? sqli_mix(id, in->hash) : 0;
 	/* a failed statement is judged even when its shape is known: an open quote at a slot
 	 * normalises like the clean literal */
-	int n_real = 0, known_shape = q && st->outcome != EV_OUT_ERROR ? shape_seen(q, shape_key, 0) : 0;
+	int n_real = 0, known_shape = q && st->outcome != EV_OUT_ERROR ? sqli_shape_seen(q, shape_key, 0) : 0;
 	if (q && !known_shape) {
-		n_real = hash_tokens(st, q);
-		structural = slot_replaced(an, st, q, id, n_real, trunc_comment || (last_real < st->end - 1 &&
+		n_real = sqli_hash_tokens(st, q);
+		structural = sqli_slot_replaced(an, st, q, id, n_real, trunc_comment || (last_real < st->end - 1 &&
 								 (det_tok(st, st->end - 1)->flags & SQ_F_LINE)),
-					   st->outcome == EV_OUT_ERROR && injection_error(st->error_code), &hit);
+					   st->outcome == EV_OUT_ERROR && sqli_injection_error(st->error_code), &hit);
 		if (structural)
 			region = region < hit.from ? region : hit.from;
 	}
@@ -1026,8 +563,8 @@ static void sqli_statement(struct an *an, const struct an_stmt *st)
 		/* a clean statement: its slots become known (not after an error: probes fail; not
 		 * the head of a stacked message: 'books';SELECT ... leaves 'books' alone) */
 		if (q && !known_shape && st->outcome != EV_OUT_ERROR && st->n_parts <= 1) {
-			shape_seen(q, shape_key, 1);
-			index_shape(q, id, in->hash, n_real, st);
+			sqli_shape_seen(q, shape_key, 1);
+			sqli_index_shape(q, id, in->hash, n_real, st);
 		}
 		return;
 	}
@@ -1125,19 +662,6 @@ static void sqli_statement(struct an *an, const struct an_stmt *st)
 	an_stmt_finding(an, st, AN_K_SQL_INJECTION, sev, summary, ev);
 }
 
-static void sqli_free(struct an *an)
-{
-	struct sqli_state *q = an->sqli;
-	if (!q)
-		return;
-	free(q->slots);
-	free(q->shapes);
-	free(q->ph);
-	free(q->gh);
-	free(q->idx);
-	free(q);
-	an->sqli = NULL;
-}
 
 const struct an_detector det_sql_injection = {
 	.name = "sql_injection",
