@@ -25,6 +25,7 @@ struct an_pending {
 	size_t sql_len;
 	int truncated;
 	uint32_t *part_off, *part_len;
+	uint8_t *part_mode; /* per part: lexer mode (SQ_M_*) | PART_ALT | PART_CUT */
 	int n_parts, next;
 	int got_result;
 	char first_verb[24];
@@ -41,6 +42,8 @@ struct an_pending {
 	char data_move_what[AN_STR_MAX];
 	size_t bytes; /* charged against the session's pending budget */
 };
+#define PART_ALT 0x10 /* part_mode: from the other reading of a setting not known */
+#define PART_CUT 0x20 /* part_mode: text cut at the budget */
 
 const char *an_src_name(enum an_src s)
 {
@@ -554,7 +557,7 @@ static void normalize_cached(struct an *an, const char *text, const struct sq_to
 
 /* Remember one statement's derived outputs in slot c (replacing what was there); on
  * allocation failure the slot stays empty, which only costs the next lookup a miss. */
-static void ncache_put(struct an_ncache *c, uint64_t h, const char *text, size_t len, enum sq_dialect d,
+static void ncache_put(struct an_ncache *c, uint64_t h, const char *text, size_t len, int d,
 		       const struct sq_tok *toks, int n, const char *norm, size_t norm_len, const char *masked,
 		       size_t masked_len, const struct sq_info *info)
 {
@@ -634,6 +637,42 @@ static void rollback_seen(struct an_session *s, const struct sq_tok *t, int n, c
 	s->rolled_back = 1;
 }
 
+/* A SET of sql_mode that ran: how the server reads the session's next messages. */
+static void sql_mode_seen(struct an_session *s, const char *text, const struct sq_tok *toks, int n, int ok)
+{
+	unsigned m = s->lexmode;
+	int r = sq_sets_sql_mode(text, toks, 0, n, &m);
+	if (r == 1 && ok) {
+		s->lexmode = (uint8_t)m;
+		s->lexmode_unknown = 0;
+	} else if (r != 0) { /* an expression, DEFAULT (the global value) or an outcome not seen */
+		s->lexmode = (uint8_t)m;
+		s->lexmode_unknown = SQ_M_ALL;
+	}
+}
+
+/* A statement that exists only in the other reading of a setting we do not know: the
+ * server may have run it. Raised once per statement, with the reading named. */
+static void alt_reading_finding(struct an *an, const struct an_stmt *st, unsigned pm)
+{
+	const char *how = st->s->dialect == SQ_PG ? "standard_conforming_strings = off"
+			  : (pm & SQ_M_ANSI_QUOTES) != (st->s->lexmode & SQ_M_ANSI_QUOTES) ? "sql_mode ANSI_QUOTES"
+			  : "sql_mode NO_BACKSLASH_ESCAPES";
+	if (st->s->dialect == SQ_PG && !(pm & SQ_M_BACKSLASH))
+		how = "standard_conforming_strings = on";
+	else if (st->s->dialect == SQ_MYSQL && (pm & SQ_M_BACKSLASH) && !strcmp(how, "sql_mode NO_BACKSLASH_ESCAPES"))
+		how = "sql_mode without NO_BACKSLASH_ESCAPES";
+	cJSON *ev = an_evidence_stmt(st, "lexer_differential");
+	if (ev)
+		cJSON_AddStringToObject(ev, "reading", how);
+	char summary[256], sql[120];
+	const char *mt = an_stmt_masked(st);
+	an_excerpt(sql, sizeof sql, mt ? mt : "", mt ? strlen(mt) : 0);
+	an_fmt(summary, sizeof summary, "statement boundaries depend on a session setting not seen (%s): %s", how,
+	       sql);
+	an_stmt_finding(an, st, AN_K_PROTOCOL_ANOMALY, an->cfg.severity[AN_K_PROTOCOL_ANOMALY], summary, ev);
+}
+
 /* Complete part idx of p with result r (NULL: outcome unknown). */
 static void complete_part(struct an *an, struct an_session *s, struct an_pending *p, int idx, const struct ev *r)
 {
@@ -675,11 +714,13 @@ static void complete_part(struct an *an, struct an_session *s, struct an_pending
 		/* the tokens are read in place: the cache entry's, the pending entry's (both stay
 		 * put until this returns) or freshly lexed into an->toks */
 		const struct sq_tok *toks = an->toks;
+		unsigned pm = p->part_mode ? p->part_mode[idx] : s->lexmode, lm = pm & SQ_M_ALL;
+		int dkey = (int)s->dialect | (int)(lm << 4); /* the cache's texts were read in this mode */
 		if (p->kind == EV_Q_EXECUTE && an->ncache && len <= AN_NCACHE_MAX_TEXT) {
 			h = sq_hash_mem(text, len, SQ_HASH_INIT);
 			c = &an->ncache[h % AN_NCACHE_SLOTS];
 		}
-		if (c && c->text && c->hash == h && c->len == len && c->dialect == (int)s->dialect &&
+		if (c && c->text && c->hash == h && c->len == len && c->dialect == dkey &&
 		    memcmp(c->text, text, len) == 0) {
 			n = c->n;
 			toks = c->toks;
@@ -692,16 +733,16 @@ static void complete_part(struct an *an, struct an_session *s, struct an_pending
 				n = p->n_toks;
 				toks = p->toks;
 			} else {
-				n = sq_lex(text, len, s->dialect, an->toks, SQ_MAX_TOKENS, &trunc);
+				n = sq_lex_mode(text, len, s->dialect, lm, an->toks, SQ_MAX_TOKENS, &trunc);
 			}
 			normalize_cached(an, text, toks, n, s->dialect, &info);
-			info.truncated |= trunc;
+			info.truncated |= trunc | !!(pm & PART_CUT);
 			/* C strings: consumers read them up to the NUL */
 			if (c && !info.truncated && n <= AN_NCACHE_MAX_TOKS) {
 				/* cached: masked once for every later execute of the text */
 				mask_text(an, text, toks, 0, n, info.secret);
 				masked.ready = 1;
-				ncache_put(c, h, text, len, s->dialect, toks, n, an->norm, strlen(an->norm),
+				ncache_put(c, h, text, len, dkey, toks, n, an->norm, strlen(an->norm),
 					   an->masked, strlen(an->masked), &info);
 			}
 		}
@@ -717,6 +758,8 @@ static void complete_part(struct an *an, struct an_session *s, struct an_pending
 		st.masked = &masked;
 		if (idx == 0)
 			an_strcpy(p->first_verb, sizeof p->first_verb, info.verb);
+		if (s->dialect == SQ_MYSQL && info.verb_kw == SQW_SET && st.outcome != EV_OUT_ERROR)
+			sql_mode_seen(s, text, toks, n, st.outcome == EV_OUT_OK);
 		/* markers set by the statement take effect when it did not fail; a failed one
 		 * leaves the marker unknown */
 		struct attr_op ops[ATTR_MAX_OPS];
@@ -765,6 +808,8 @@ static void complete_part(struct an *an, struct an_session *s, struct an_pending
 
 	for (const struct an_detector *const *d = an->det_stmt; *d; d++)
 		(*d)->on_statement(an, &st);
+	if (p->part_mode && (p->part_mode[idx] & PART_ALT) && p->sql)
+		alt_reading_finding(an, &st, p->part_mode[idx]);
 
 	int64_t sid = 0;
 	if (an->cfg.audit == AN_AUDIT_ALL || an->n_drafts > 0) {
@@ -819,8 +864,14 @@ static void pend_finish(struct an *an, struct an_session *s, struct an_pending *
 	if (execute_rest)
 		for (; p->next < p->n_parts; p->next++)
 			complete_part(an, s, p, p->next, NULL);
-	else if (p->next < p->n_parts)
-		an->st.statements_skipped += (uint64_t)(p->n_parts - p->next);
+	else
+		for (; p->next < p->n_parts; p->next++) {
+			/* the other reading's parts: the error may belong to that reading */
+			if (p->part_mode && (p->part_mode[p->next] & PART_ALT))
+				complete_part(an, s, p, p->next, NULL);
+			else
+				an->st.statements_skipped++;
+		}
 	pending_free(s, p);
 }
 
@@ -949,6 +1000,123 @@ static int pend_grow(struct an_session *s, int max)
 	return 0;
 }
 
+/* Split sql[0..len) read with lexer mode `mode` into out (offsets into sql), each part's
+ * mode into omode. The whole text is split, past the token cap too: lexing resumes after the
+ * last token (a statement longer than the cap ends there: the safe side, more statements
+ * seen, never fewer). MySQL parses each statement after running the previous one, so a
+ * SET sql_mode changes how the rest is read. *single: one pass covered everything, an->toks
+ * hold its tokens. */
+static int split_pass(struct an *an, struct an_session *s, const char *sql, size_t len, unsigned mode,
+		      struct sq_range *out, uint8_t *omode, int *single, int *ntok)
+{
+	int np = 0, cont = 0;
+	size_t off = 0;
+	*single = 1;
+	while (off < len && np < AN_MAX_PARTS) {
+		int tr = 0, more = 0;
+		int n = sq_lex_mode(sql + off, len - off, s->dialect, mode, an->toks, SQ_MAX_TOKENS, &tr);
+		int k = sq_split(sql + off, an->toks, n, out + np, AN_MAX_PARTS - np, &more);
+		*ntok = n;
+		if (cont && k > 0 && out[np].tok_first == 0) {
+			/* the statement cut at the token cap goes on up to the first ';' */
+			out[np - 1].len = (uint32_t)(off + out[np].off + out[np].len - out[np - 1].off);
+			memmove(out + np, out + np + 1, (size_t)(k - 1) * sizeof *out);
+			k--;
+			cont = 0;
+			if (k == 0 && tr) {
+				const struct sq_tok *z = &an->toks[n - 1];
+				out[np - 1].len = (uint32_t)(off + z->off + z->len - out[np - 1].off);
+				cont = 1;
+				*single = 0;
+				off += z->off + z->len;
+				continue;
+			}
+		}
+		cont = 0;
+		size_t next = len;
+		if (tr && n > 0) {
+			const struct sq_tok *z = &an->toks[n - 1];
+			next = off + z->off + z->len; /* where lexing stopped */
+			if (k > 1 && !more) {
+				k--; /* the last part may go on: lex it again from its start */
+				next = off + out[np + k].off;
+			} else if (k >= 1) {
+				struct sq_range *r = &out[np + k - 1];
+				r->len = z->off + z->len - r->off;
+				cont = !more;
+			}
+		}
+		for (int i = 0; i < k; i++) {
+			out[np + i].off += (uint32_t)off;
+			omode[np + i] = (uint8_t)mode;
+		}
+		if (s->dialect == SQ_MYSQL) {
+			for (int i = 0; i < k; i++) {
+				unsigned m = mode;
+				const struct sq_range *r = &out[np + i];
+				if (!(i + 1 < k || next < len) || sq_sets_sql_mode(sql + off, an->toks, r->tok_first,
+										   r->tok_end, &m) != 1 || m == mode)
+					continue;
+				mode = m; /* read the rest again */
+				k = i + 1;
+				next = r->off + r->len;
+				break;
+			}
+		}
+		np += k;
+		if (next <= off || more || next >= len)
+			break;
+		*single = 0;
+		off = next;
+	}
+	return np;
+}
+
+/* The parts of a simple query into an->parts / an->part_mode: the session's reading, and
+ * where a setting that changes lexing is not known (the server's initial sql_mode, a
+ * standard_conforming_strings not yet reported) the other reading's parts that differ,
+ * marked PART_ALT: a statement the server may run is never lost to our guess. */
+static int split_reading(struct an *an, struct an_session *s, const char *sql, size_t len, int *single,
+			 int *ntok)
+{
+	int n_alt = 0, alt_single, n_run[2] = { 0, 0 };
+	unsigned mode = s->lexmode, unk = s->lexmode_unknown;
+	static const unsigned bits[] = { SQ_M_BACKSLASH, SQ_M_ANSI_QUOTES };
+	for (size_t b = 0; b < 2; b++) {
+		if (!(unk & bits[b]) || (bits[b] == SQ_M_ANSI_QUOTES && s->dialect != SQ_MYSQL) ||
+		    !memchr(sql, bits[b] == SQ_M_BACKSLASH ? '\\' : '"', len))
+			continue;
+		int k = split_pass(an, s, sql, len, mode ^ bits[b], an->parts, an->part_mode, &alt_single, ntok);
+		for (int i = 0; i < k && n_alt < AN_MAX_PARTS; i++) {
+			an->alt_parts[n_alt] = an->parts[i];
+			an->alt_mode[n_alt++] = an->part_mode[i];
+			n_run[b]++;
+		}
+	}
+	int np = split_pass(an, s, sql, len, mode, an->parts, an->part_mode, single, ntok);
+	/* A statement of the other reading that starts where none of ours does: the server may
+	 * run it. Each list runs in text order, so merge walks find them (the parts appended
+	 * from the first reading are walked too, so that both readings add it once). */
+	int np0 = np, i = 0;
+	for (int r = 0; r < 2; r++) {
+		int j = 0, np1 = np, j1 = np0;
+		for (int e = i + n_run[r]; i < e; i++) {
+			const struct sq_range *a = &an->alt_parts[i];
+			while (j < np0 && an->parts[j].off < a->off)
+				j++;
+			while (r == 1 && j1 < np1 && an->parts[j1].off < a->off)
+				j1++;
+			if ((j < np0 && an->parts[j].off == a->off) || (r == 1 && j1 < np1 && an->parts[j1].off == a->off) ||
+			    np >= AN_MAX_PARTS)
+				continue;
+			an->parts[np] = *a;
+			an->part_mode[np++] = (uint8_t)(an->alt_mode[i] | PART_ALT);
+			*single = 0;
+		}
+	}
+	return np;
+}
+
 static void on_query(struct an *an, struct an_session *s, const struct ev *e)
 {
 	const struct ev_query *q = &e->u.query;
@@ -972,50 +1140,68 @@ static void on_query(struct an *an, struct an_session *s, const struct ev *e)
 			return;
 		}
 	}
-	size_t len = qsql.n;
+	const char *sql = qsql.p;
+	size_t full = sql ? qsql.n : 0, len = full;
 	int trunc = qtrunc;
-	if (len > (size_t)an->cfg.max_sql_bytes) {
-		len = (size_t)an->cfg.max_sql_bytes;
-		trunc = 1;
-	}
 	size_t pbytes = 0;
 	for (size_t i = 0; i < q->n_params; i++)
 		pbytes += q->params[i].text.n < PARAM_ONE_MAX ? q->params[i].text.n + 1 : PARAM_ONE_MAX + 1;
 	if (pbytes > PARAM_BYTES_MAX)
 		pbytes = PARAM_BYTES_MAX;
+	/* Split a simple query first (the whole text, beyond max_sql_bytes too), so one
+	 * allocation can be sized; each part then keeps what the text budget allows. */
+	struct sq_range *parts = an->parts;
+	int n_parts = 1, keep_toks = 0, n_toks = 0;
+	size_t stored = 0, cap = (size_t)an->cfg.max_sql_bytes;
+	size_t head = AN_PART_HEAD < cap ? AN_PART_HEAD : cap;
+	if (sql && q->kind == EV_Q_SIMPLE) {
+		int single = 0, tr;
+		n_parts = split_reading(an, s, sql, full, &single, &n_toks);
+		if (n_parts == 0)
+			return; /* only comments or whitespace: nothing is executed */
+		/* the message's comments name its end user (below): its tokens, the first
+		 * SQ_MAX_TOKENS of them when the split took several passes */
+		if (n_parts > 1 && !single)
+			n_toks = sq_lex_mode(sql, full, s->dialect, s->lexmode, an->toks, SQ_MAX_TOKENS, &tr);
+		/* the usual case, one statement: keep its tokens for complete_part */
+		keep_toks = single && n_parts == 1 && parts[0].tok_first == 0 && parts[0].tok_end <= AN_PEND_MAX_TOKS &&
+			    parts[0].len <= cap && !(an->part_mode[0] & PART_ALT);
+		for (int i = 0; i < n_parts; i++) {
+			size_t keep = parts[i].len, left = stored < cap ? cap - stored : 0;
+			if (keep > left) /* what the budget leaves, at least the head (verb, first bytes) */
+				keep = left > head ? left : head < keep ? head : keep;
+			if (keep < parts[i].len || (trunc && i == n_parts - 1))
+				an->part_mode[i] |= PART_CUT;
+			parts[i].len = (uint32_t)keep;
+			stored += keep;
+		}
+		len = stored;
+	} else {
+		parts[0] = (struct sq_range){ 0, (uint32_t)len, 0, 0 };
+		an->part_mode[0] = s->lexmode;
+		if (len > cap) {
+			len = cap;
+			trunc = 1;
+			parts[0].len = (uint32_t)len;
+		}
+		stored = len;
+	}
 	size_t cost = len + pbytes + sizeof(struct an_pending);
 	if (s->pend_n >= s->pend_cap || s->pend_bytes + cost > (size_t)an->cfg.max_pending_bytes) {
 		an->st.pending_dropped++;
 		return;
 	}
-	/* Split a simple query first (tokens in an->toks), so one allocation can be sized. */
-	const char *sql = qsql.p;
-	struct sq_range parts[SQ_MAX_PARTS];
-	int n_parts = 1, ltrunc = 0, keep_toks = 0, n_toks = 0;
-	parts[0] = (struct sq_range){ 0, (uint32_t)len, 0, 0 };
-	if (sql && q->kind == EV_Q_SIMPLE) {
-		int more = 0;
-		int n = n_toks = sq_lex(sql, len, s->dialect, an->toks, SQ_MAX_TOKENS, &ltrunc);
-		n_parts = sq_split(sql, an->toks, n, parts, SQ_MAX_PARTS, &more);
-		if (n_parts == 0)
-			return; /* only comments or whitespace: nothing is executed */
-		if (ltrunc) /* tokens stopped early: the untokenised tail belongs to the last part */
-			parts[n_parts - 1].len = (uint32_t)(len - parts[n_parts - 1].off);
-		/* the usual case, one statement: keep its tokens for complete_part */
-		keep_toks = n_parts == 1 && !ltrunc && parts[0].tok_first == 0 &&
-			    parts[0].tok_end <= AN_PEND_MAX_TOKS;
-	}
 	size_t ntok = keep_toks ? (size_t)parts[0].tok_end : 0;
 	size_t nparam = q->n_params;
 	size_t size = nparam * sizeof(struct attr_val) + ntok * sizeof(struct sq_tok) +
-		      2 * (size_t)n_parts * sizeof(uint32_t) + (nparam ? pbytes : 0) + (sql ? len + 1 : 0) +
-		      (n_parts > 1 ? AN_STR_MAX : 0);
+		      2 * (size_t)n_parts * sizeof(uint32_t) + (size_t)n_parts + (nparam ? pbytes : 0) +
+		      (sql ? len + 1 : 0) + (n_parts > 1 ? AN_STR_MAX : 0);
 	struct an_pending *p = pend_at(s, s->pend_n);
 	memset(p, 0, sizeof *p);
 	p->id = q->id;
 	p->kind = q->kind;
 	p->ts = e->ts;
-	p->truncated = trunc || ltrunc;
+	p->truncated = q->kind != EV_Q_SIMPLE && trunc;
 	size_t need = size ? size : 1;
 	if (s->pend_spare && s->pend_spare_cap >= need) {
 		p->block = s->pend_spare;
@@ -1047,11 +1233,9 @@ static void on_query(struct an *an, struct an_session *s, const struct ev *e)
 	m += (size_t)n_parts * sizeof(uint32_t);
 	p->part_len = (uint32_t *)(void *)m;
 	m += (size_t)n_parts * sizeof(uint32_t);
+	p->part_mode = (uint8_t *)m;
+	m += (size_t)n_parts;
 	p->n_parts = n_parts;
-	for (int i = 0; i < n_parts; i++) {
-		p->part_off[i] = parts[i].off;
-		p->part_len[i] = parts[i].len;
-	}
 	if (nparam) {
 		p->param_buf = m;
 		m += pbytes;
@@ -1070,11 +1254,21 @@ static void on_query(struct an *an, struct an_session *s, const struct ev *e)
 			}
 	}
 	if (sql) {
+		/* each part's kept bytes, one after the other */
 		p->sql = m;
-		memcpy(p->sql, sql, len);
-		p->sql[len] = 0;
-		p->sql_len = len;
+		size_t o = 0;
+		for (int i = 0; i < n_parts; i++) {
+			memcpy(p->sql + o, sql + parts[i].off, parts[i].len);
+			p->part_off[i] = (uint32_t)o;
+			p->part_len[i] = parts[i].len;
+			o += parts[i].len;
+		}
+		p->sql[o] = 0;
+		p->sql_len = o;
+	} else {
+		p->part_off[0] = p->part_len[0] = 0;
 	}
+	memcpy(p->part_mode, an->part_mode, (size_t)n_parts);
 	if (nparam > 0) {
 		size_t o = 0;
 		for (size_t i = 0; i < nparam; i++)
@@ -1316,6 +1510,13 @@ void an_feed(struct an *an, struct an_session *s, const struct ev *e)
 				marker_set(&s->sess_marker, AN_SRC_APPNAME, user);
 			else if (s->sess_marker.src == AN_SRC_APPNAME)
 				s->sess_marker.src = AN_SRC_NONE;
+		} else if (!strcmp(name, "standard_conforming_strings")) {
+			/* reported at login and on every change (SET, set_config, startup options) */
+			if (!strcmp(val, "on") || !strcmp(val, "off")) {
+				s->lexmode = (uint8_t)(val[1] == 'n' ? s->lexmode & ~SQ_M_BACKSLASH
+								    : s->lexmode | SQ_M_BACKSLASH);
+				s->lexmode_unknown &= (uint8_t)~SQ_M_BACKSLASH;
+			}
 		} else if (!strcmp(name, "session_authorization")) {
 			if (val[0] && strcmp(val, s->db_user) != 0)
 				snprintf(s->role, sizeof s->role, "%s", val);
@@ -1420,17 +1621,25 @@ struct an *an_new(const struct an_config *cfg, struct sink **sinks, int n_sinks,
 	an->next_statement = ids && ids->statement > 0 ? ids->statement : 1;
 	an->next_finding = ids && ids->finding > 0 ? ids->finding : 1;
 	an->toks = malloc(sizeof(struct sq_tok) * SQ_MAX_TOKENS);
+	an->parts = malloc(2 * AN_MAX_PARTS * sizeof *an->parts);
+	an->part_mode = malloc(2 * AN_MAX_PARTS);
+	if (an->parts && an->part_mode) {
+		an->alt_parts = an->parts + AN_MAX_PARTS;
+		an->alt_mode = an->part_mode + AN_MAX_PARTS;
+	}
 	an->norm = malloc(SQ_MAX_NORM + 1);
 	an->masked = malloc((size_t)an->cfg.max_sql_bytes + 4);
 	an->ncache = calloc(AN_NCACHE_SLOTS, sizeof *an->ncache);
 	an->scache = calloc(AN_SCACHE_SLOTS, sizeof *an->scache);
-	if (!an->toks || !an->norm || !an->masked || !an->ncache || !an->scache)
+	if (!an->toks || !an->norm || !an->masked || !an->ncache || !an->scache || !an->parts || !an->part_mode)
 		goto fail;
 	for (int i = 0; i < cfg->app_name_patterns.n && an->n_app_re < AN_MAX_LIST; i++)
 		if (regcomp(&an->app_re[an->n_app_re], cfg->app_name_patterns.v[i], REG_EXTENDED) == 0)
 			an->n_app_re++;
 	return an;
 fail:
+	free(an->parts);
+	free(an->part_mode);
 	free(an->toks);
 	free(an->norm);
 	free(an->masked);
@@ -1468,6 +1677,10 @@ struct an_session *an_open(struct an *an, const struct an_flow *flow)
 		return NULL;
 	snprintf(s->protocol, sizeof s->protocol, "%s", flow->protocol ? flow->protocol : "");
 	s->dialect = flow->dialect == EV_DIALECT_MYSQL ? SQ_MYSQL : SQ_PG;
+	/* MySQL's sql_mode starts as the server's global value, never on the wire; PostgreSQL
+	 * reports standard_conforming_strings after login (ParameterStatus) */
+	s->lexmode = (uint8_t)sq_default_mode(s->dialect);
+	s->lexmode_unknown = s->dialect == SQ_MYSQL ? SQ_M_ALL : SQ_M_BACKSLASH;
 	snprintf(s->client_ip, sizeof s->client_ip, "%s", flow->client_ip ? flow->client_ip : "");
 	s->ident_gen++;
 	snprintf(s->server_ip, sizeof s->server_ip, "%s", flow->server_ip ? flow->server_ip : "");
@@ -1603,6 +1816,8 @@ void an_free(struct an *an)
 		free(an->scache[i].key);
 	free(an->scache);
 	free(an->toks);
+	free(an->parts);
+	free(an->part_mode);
 	free(an->norm);
 	free(an->masked);
 	free(an->bf);

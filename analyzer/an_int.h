@@ -67,6 +67,9 @@ struct an_session {
 	int64_t id;
 	int evicted; /* state freed, waiting for an_close */
 	enum sq_dialect dialect;
+	/* how the server lexes: SQ_M_* in force, and the bits of it not known (both readings
+	 * are then analysed) */
+	uint8_t lexmode, lexmode_unknown;
 	char protocol[16], client_ip[48], server_ip[48];
 	int client_port, server_port;
 	ev_time started_at, last_ts;
@@ -186,6 +189,8 @@ struct an_keyed {
 #define AN_NCACHE_MAX_TEXT 4096 /* longer statements are not cached */
 #define AN_NCACHE_MAX_TOKS 512
 #define AN_PEND_MAX_TOKS 256 /* tokens kept with a pending simple query */
+#define AN_MAX_PARTS 1024    /* statements of one message analysed; the last takes the rest */
+#define AN_PART_HEAD 256     /* bytes kept of each statement once max_sql_bytes is spent */
 #define AN_MAX_DETECTORS 32  /* entries of an_detectors[] (det_registry.c) */
 struct an_ncache {
 	uint64_t hash;
@@ -227,6 +232,10 @@ struct an {
 	/* scratch for one statement */
 	struct sq_tok *toks;
 	char *norm, *masked;
+	/* scratch for splitting one message: parts of the session's reading and of the other
+	 * reading of a setting not known (AN_MAX_PARTS each), with each part's lexer mode */
+	struct sq_range *parts, *alt_parts;
+	uint8_t *part_mode, *alt_mode;
 	/* prepared statements send the same text each time: what complete_part derives from
 	 * the text alone, keyed by the exact bytes (direct-mapped, bounded) */
 	struct an_ncache *ncache;

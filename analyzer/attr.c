@@ -202,9 +202,25 @@ static int op_is(const char *b, const struct sq_tok *t, const char *op)
 	return t->type == SQ_OP && t->len == strlen(op) && memcmp(b + t->off, op, t->len) == 0;
 }
 
+/* Where the last MySQL ? ordinal was counted: the next one counts on from there (SET
+ * @a=?,@a=?,... asks for every one: counting from the start each time was quadratic). */
+struct pcur {
+	int k;	  /* token index */
+	long idx; /* ? tokens before it */
+};
+
+static long param_ordinal(const struct sq_tok *t, int k, struct pcur *pc)
+{
+	for (; pc->k < k; pc->k++)
+		pc->idx += t[pc->k].type == SQ_PARAM;
+	for (; pc->k > k; pc->k--)
+		pc->idx -= t[pc->k - 1].type == SQ_PARAM;
+	return pc->idx;
+}
+
 /* Resolve the value token at k (literal, bound parameter, bare word). Returns 1 with the text
  * in out, 2 for DEFAULT (clear), 0 when not a plain value. */
-static int value_at(const char *b, const struct sq_tok *t, int first, int k, enum sq_dialect d,
+static int value_at(const char *b, const struct sq_tok *t, struct pcur *pc, int k, enum sq_dialect d,
 		    const struct attr_val *params, int n_params, char *out, size_t cap)
 {
 	out[0] = 0;
@@ -224,10 +240,7 @@ static int value_at(const char *b, const struct sq_tok *t, int first, int k, enu
 		if (d == SQ_PG) {
 			idx = strtol(b + v->off + 1, NULL, 10) - 1;
 		} else {
-			idx = 0;
-			for (int m = first; m < k; m++)
-				if (t[m].type == SQ_PARAM)
-					idx++;
+			idx = param_ordinal(t, k, pc);
 		}
 		if (idx < 0 || idx >= n_params || !params[idx].text)
 			return 0;
@@ -394,6 +407,7 @@ int attr_statement(const char *b, const struct sq_tok *t, int first, int end, en
 			return 0;
 	}
 	char *val = malloc(VALBUF), name[128];
+	struct pcur pc = { first, 0 };
 	if (!val)
 		return 0;
 	if (i < end && sq_word(b, &t[i], "DISCARD")) {
@@ -420,7 +434,7 @@ int attr_statement(const char *b, const struct sq_tok *t, int first, int end, en
 			if (k2 < end && sq_word(b, &t[k2], "AUTHORIZATION")) {
 				k2 = nc(t, k2 + 1, end);
 				if (k2 < end) {
-					int r = value_at(b, t, first, k2, d, params, n_params, val, VALBUF);
+					int r = value_at(b, t, &pc, k2, d, params, n_params, val, VALBUF);
 					add_op(ops, &n, cap, ATTR_ROLE, ATTR_SESSION, r != 1, val);
 				}
 				goto done;
@@ -430,7 +444,7 @@ int attr_statement(const char *b, const struct sq_tok *t, int first, int end, en
 		if (k < end && sq_word(b, &t[k], "ROLE")) {
 			int k2 = nc(t, k + 1, end);
 			if (k2 < end && !(t[k2].type == SQ_OP && (op_is(b, &t[k2], "=")))) {
-				int r = value_at(b, t, first, k2, d, params, n_params, val, VALBUF);
+				int r = value_at(b, t, &pc, k2, d, params, n_params, val, VALBUF);
 				add_op(ops, &n, cap, ATTR_ROLE, scope, r != 1 || strcasecmp(val, "none") == 0, val);
 				goto done;
 			}
@@ -458,7 +472,7 @@ int attr_statement(const char *b, const struct sq_tok *t, int first, int end, en
 				break;
 			if (vk >= end)
 				break;
-			int r = value_at(b, t, first, vk, d, params, n_params, val, VALBUF);
+			int r = value_at(b, t, &pc, vk, d, params, n_params, val, VALBUF);
 			int nx = nc(t, vk + 1, end);
 			/* a value that is an expression (not a lone literal) is not followed */
 			int lone = nx >= end || punct(b, &t[nx], ',') || punct(b, &t[nx], ';');
@@ -493,12 +507,25 @@ int attr_statement(const char *b, const struct sq_tok *t, int first, int end, en
 				continue;
 			int depth = t[j].depth + 1;
 			j = nc(t, j + 1, end);
+			int long_arg = 0;
 			while (j < end && m < 3) {
 				a[m++] = j;
-				/* skip to the next top-level comma or the closing parenthesis */
+				/* a name that is no literal is skipped below: stop here, or nested calls
+				 * would each walk the rest of the statement */
+				if (m == 1 && !lone_value(b, t, j, end))
+					break;
+				/* skip to the next top-level comma or the closing parenthesis; an argument
+				 * longer than 256 tokens is an expression: value and scope unknown */
+				int j0 = j;
 				while (j < end && !(punct(b, &t[j], ',') && t[j].depth == depth) &&
-				       !(punct(b, &t[j], ')') && t[j].depth < depth)) /* a ')' has its '(''s depth */
-					j++;
+				       !(punct(b, &t[j], ')') && t[j].depth < depth) && j - j0 < 256)
+					j++; /* a ')' has its '(''s depth */
+				if (j - j0 >= 256) {
+					long_arg = 1;
+					while (m < 3)
+						a[m++] = j0;
+					break;
+				}
 				if (j >= end || punct(b, &t[j], ')'))
 					break;
 				j = nc(t, j + 1, end);
@@ -508,17 +535,18 @@ int attr_statement(const char *b, const struct sq_tok *t, int first, int end, en
 			int third_word = sq_word(b, &t[a[2]], "TRUE") || sq_word(b, &t[a[2]], "FALSE");
 			if (!lone_value(b, t, a[0], end))
 				continue;
-			int r1 = value_at(b, t, first, a[0], d, params, n_params, name, sizeof name);
+			int r1 = value_at(b, t, &pc, a[0], d, params, n_params, name, sizeof name);
 			for (char *c = name; *c; c++)
 				*c = (char)((*c >= 'A' && *c <= 'Z') ? *c + 32 : *c);
 			if (r1 != 1)
 				continue;
-			char loc[16];
-			int r3 = (third_word || lone_value(b, t, a[2], end))
-					 ? value_at(b, t, first, a[2], d, params, n_params, loc, sizeof loc)
+			char loc[16] = "";
+			int r3 = !long_arg && (third_word || lone_value(b, t, a[2], end))
+					 ? value_at(b, t, &pc, a[2], d, params, n_params, loc, sizeof loc)
 					 : 0;
-			int r2 = lone_value(b, t, a[1], end) ? value_at(b, t, first, a[1], d, params, n_params, val, VALBUF)
-							     : 0;
+			int r2 = !long_arg && lone_value(b, t, a[1], end)
+					 ? value_at(b, t, &pc, a[1], d, params, n_params, val, VALBUF)
+					 : 0;
 			enum attr_scope sc = (strcasecmp(loc, "true") == 0 || strcasecmp(loc, "t") == 0 ||
 					      strcasecmp(loc, "on") == 0 || strcmp(loc, "1") == 0 ||
 					      strcasecmp(loc, "yes") == 0)
@@ -535,7 +563,7 @@ int attr_statement(const char *b, const struct sq_tok *t, int first, int end, en
 		} else if (t[k].type == SQ_VAR && k + 2 < end && op_is(b, &t[k + 1], ":=")) {
 			var_name(b, &t[k], name, sizeof name);
 			int r = lone_value(b, t, nc(t, k + 2, end), end)
-					? value_at(b, t, first, nc(t, k + 2, end), d, params, n_params, val, VALBUF)
+					? value_at(b, t, &pc, nc(t, k + 2, end), d, params, n_params, val, VALBUF)
 					: 0;
 			if (name[0] && in_list_ci(&cfg->mysql_vars, name, 1)) {
 				int n0 = n;

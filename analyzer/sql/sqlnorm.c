@@ -292,6 +292,13 @@ static size_t scan_number(const char *s, size_t len, size_t i, struct sq_tok *t)
 
 int sq_lex(const char *s, size_t len, enum sq_dialect d, struct sq_tok *toks, int cap, int *truncated)
 {
+	return sq_lex_mode(s, len, d, sq_default_mode(d), toks, cap, truncated);
+}
+
+int sq_lex_mode(const char *s, size_t len, enum sq_dialect d, unsigned mode, struct sq_tok *toks, int cap,
+		int *truncated)
+{
+	const int mbs = (mode & SQ_M_BACKSLASH) != 0;
 	size_t i = 0;
 	int n = 0, depth = 0, in_exec = 0;
 	*truncated = 0;
@@ -335,7 +342,8 @@ int sq_lex(const char *s, size_t len, enum sq_dialect d, struct sq_tok *toks, in
 						     (d == SQ_MYSQL && c == '_'))) {
 					t->type = SQ_STRING;
 					t->flags = SQ_F_PREFIX;
-					int bs = d == SQ_MYSQL || l0 == 'e';
+					/* E'' always escapes; X'' B'' never (hex and bit digits only) */
+					int bs = d == SQ_PG && l0 == 'e' ? 1 : (l0 == 'x' || l0 == 'b') ? 0 : mbs;
 					if (bs)
 						t->flags |= SQ_F_ESCAPES;
 					j = scan_quoted(s, len, j + 1, '\'', bs, &unt);
@@ -357,7 +365,8 @@ int sq_lex(const char *s, size_t len, enum sq_dialect d, struct sq_tok *toks, in
 				goto op;
 			t->type = SQ_COMMENT;
 			t->flags = SQ_F_LINE;
-			for (j = i + 2; j < len && s[j] != '\n'; j++)
+			/* PostgreSQL's scanner ends it at \r too; MySQL only at \n */
+			for (j = i + 2; j < len && s[j] != '\n' && !(d == SQ_PG && s[j] == '\r'); j++)
 				;
 			break;
 		case '#':
@@ -371,9 +380,12 @@ int sq_lex(const char *s, size_t len, enum sq_dialect d, struct sq_tok *toks, in
 		case '/': {
 			if (c1 != '*')
 				goto op;
-			if (d == SQ_MYSQL && i + 2 < len && s[i + 2] == '!' && !in_exec) {
-				/* MySQL executes the body of / *! ... * /: lex it as code */
-				j = i + 3;
+			if (d == SQ_MYSQL && !in_exec && i + 2 < len &&
+			    (s[i + 2] == '!' || (s[i + 2] == 'M' && i + 3 < len && s[i + 3] == '!'))) {
+				/* MySQL executes the body of / *! ... * /, MariaDB also / *M! ... * / (with
+				 * or without a version): lex it as code. A version above the server's
+				 * makes it a comment there: seeing it as code is the safe reading. */
+				j = i + (s[i + 2] == 'M' ? 4 : 3);
 				for (int k = 0; k < 6 && j < len && is_digit((unsigned char)s[j]); k++)
 					j++;
 				in_exec = 1;
@@ -404,15 +416,16 @@ int sq_lex(const char *s, size_t len, enum sq_dialect d, struct sq_tok *toks, in
 		}
 		case '\'':
 			t->type = SQ_STRING;
-			if (d == SQ_MYSQL)
+			if (mbs)
 				t->flags |= SQ_F_ESCAPES;
-			j = scan_quoted(s, len, i + 1, '\'', d == SQ_MYSQL, &unt);
+			j = scan_quoted(s, len, i + 1, '\'', mbs, &unt);
 			break;
 		case '"':
-			if (d == SQ_MYSQL) {
+			if (d == SQ_MYSQL && !(mode & SQ_M_ANSI_QUOTES)) {
 				t->type = SQ_STRING;
-				t->flags |= SQ_F_ESCAPES;
-				j = scan_quoted(s, len, i + 1, '"', 1, &unt);
+				if (mbs)
+					t->flags |= SQ_F_ESCAPES;
+				j = scan_quoted(s, len, i + 1, '"', mbs, &unt);
 			} else {
 				t->type = SQ_QIDENT;
 				j = scan_quoted(s, len, i + 1, '"', 0, &unt);
@@ -467,7 +480,7 @@ int sq_lex(const char *s, size_t len, enum sq_dialect d, struct sq_tok *toks, in
 			if (j < len && s[j] == '@')
 				j++;
 			if (j < len && (s[j] == '\'' || s[j] == '"' || s[j] == '`'))
-				j = scan_quoted(s, len, j + 1, s[j], s[j] != '`', &unt);
+				j = scan_quoted(s, len, j + 1, s[j], s[j] != '`' && mbs, &unt);
 			else
 				while (j < len && (is_word_char((unsigned char)s[j]) || s[j] == '.'))
 					j++;
@@ -591,6 +604,35 @@ static int next_code(const struct sq_tok *toks, int i, int end)
 	return i;
 }
 
+/* Does the BEGIN at i open a compound block of a routine body? BEGIN is no reserved word
+ * (CREATE FUNCTION f(begin int) ... RETURN begin; DROP TABLE t is two statements), so it
+ * opens one only at parenthesis depth 0, where a statement may start (not after an operator,
+ * a comma or a word that wants an expression) and when a statement or ATOMIC follows. */
+static int block_begin(const char *src, const struct sq_tok *toks, int i, int first, int n)
+{
+	static const uint8_t expr_before[] = { SQW_SELECT, SQW_WHERE, SQW_AND, SQW_OR, SQW_SET, SQW_BY, SQW_ON,
+					       SQW_WHEN, SQW_NOT, SQW_IN, SQW_LIKE, SQW_AS, SQW_FROM, SQW_INTO,
+					       SQW_VALUES, SQW_DISTINCT, SQW_IS, SQW_BETWEEN, SQW_CASE, SQW_USING,
+					       SQW_NONE };
+	if (toks[i].depth != 0)
+		return 0;
+	int k = next_code(toks, i + 1, n);
+	if (k >= n || toks[k].type != SQ_WORD || sq_kw(&toks[k], SQW_FROM) || sq_kw(&toks[k], SQW_AS) ||
+	    sq_word(src, &toks[k], "RETURN"))
+		return 0;
+	int b = i - 1;
+	while (b >= first && toks[b].type == SQ_COMMENT)
+		b--;
+	if (b < first)
+		return 1;
+	const struct sq_tok *p = &toks[b];
+	if (p->type == SQ_OP)
+		return p->len == 1 && src[p->off] == ':'; /* label: BEGIN */
+	if (p->type == SQ_PUNCT)
+		return src[p->off] == ')' || src[p->off] == ';';
+	return !(sq_kw_in(p, expr_before) || sq_word(src, p, "RETURN"));
+}
+
 int sq_split(const char *src, const struct sq_tok *toks, int n, struct sq_range *parts, int cap, int *more)
 {
 	int np = 0, start = 0;
@@ -610,7 +652,8 @@ int sq_split(const char *src, const struct sq_tok *toks, int n, struct sq_range 
 		for (; i < n; i++) {
 			const struct sq_tok *t = &toks[i];
 			if (routine && t->type == SQ_WORD) {
-				if (sq_word(src, t, "BEGIN") || sq_word(src, t, "CASE")) {
+				if ((sq_kw(t, SQW_BEGIN) && block_begin(src, toks, i, first_code, n)) ||
+				    (sq_kw(t, SQW_CASE) && bd > 0)) {
 					bd++;
 				} else if (sq_word(src, t, "END") && bd > 0) {
 					int k = next_code(toks, i + 1, n);
@@ -1249,4 +1292,75 @@ size_t sq_mask(const char *src, const struct sq_tok *t, int first, int end, int 
 		o.n = n + 3;
 	}
 	return o.n;
+}
+
+/* One comma-separated item of a sql_mode value: NO_BACKSLASH_ESCAPES, ANSI_QUOTES and the
+ * combination modes that include ANSI_QUOTES. */
+static void sql_mode_item(const char *p, size_t n, unsigned *mode)
+{
+	static const char *const ansi[] = { "ANSI_QUOTES", "ANSI", "DB2", "MSSQL", "ORACLE", "POSTGRESQL", "MAXDB" };
+	while (n && is_space((unsigned char)*p))
+		p++, n--;
+	while (n && is_space((unsigned char)p[n - 1]))
+		n--;
+	if (n == 20 && strncasecmp(p, "NO_BACKSLASH_ESCAPES", 20) == 0)
+		*mode &= ~(unsigned)SQ_M_BACKSLASH;
+	for (size_t k = 0; k < sizeof ansi / sizeof ansi[0]; k++)
+		if (strlen(ansi[k]) == n && strncasecmp(p, ansi[k], n) == 0)
+			*mode |= SQ_M_ANSI_QUOTES;
+}
+
+int sq_sets_sql_mode(const char *src, const struct sq_tok *t, int first, int end, unsigned *mode)
+{
+	int i = next_code(t, first, end), found = 0;
+	if (i >= end || !sq_kw(&t[i], SQW_SET))
+		return 0;
+	i = next_code(t, i + 1, end);
+	while (i < end) {
+		/* one assignment: [SESSION|LOCAL|GLOBAL|PERSIST] name | @@[scope.]name, = or :=, value */
+		int global = 0, named = 0;
+		if (t[i].type == SQ_WORD && (sq_word(src, &t[i], "SESSION") || sq_word(src, &t[i], "LOCAL") ||
+					     sq_word(src, &t[i], "GLOBAL") || sq_word(src, &t[i], "PERSIST") ||
+					     sq_word(src, &t[i], "PERSIST_ONLY"))) {
+			global = sq_word(src, &t[i], "GLOBAL") || !strncasecmp(src + t[i].off, "PERSIST", 7);
+			i = next_code(t, i + 1, end);
+		}
+		if (i < end && t[i].type == SQ_WORD && t[i].len == 8 && !strncasecmp(src + t[i].off, "sql_mode", 8))
+			named = 1;
+		else if (i < end && t[i].type == SQ_VAR && t[i].len >= 10 && src[t[i].off + 1] == '@' &&
+			 !strncasecmp(src + t[i].off + t[i].len - 8, "sql_mode", 8)) {
+			const char *v = src + t[i].off + 2;
+			size_t vl = t[i].len - 2;
+			named = vl == 8 || (vl == 16 && !strncasecmp(v, "session.", 8)) ||
+				(vl == 14 && !strncasecmp(v, "local.", 6));
+			global = (vl == 15 && !strncasecmp(v, "global.", 7));
+			named |= global;
+		}
+		int v = next_code(t, i + 1, end);
+		if (v < end && t[v].type == SQ_OP && (src[t[v].off] == '=' || (t[v].len == 2 && src[t[v].off] == ':')))
+			v = next_code(t, v + 1, end);
+		/* the value runs to the next comma at the same depth */
+		int e = v, depth0 = v < end ? t[v].depth : 0;
+		while (e < end && !(t[e].type == SQ_PUNCT && src[t[e].off] == ',' && t[e].depth == depth0))
+			e++;
+		if (named && !global) {
+			int after = v < end ? next_code(t, v + 1, end) : end;
+			if (v < end && t[v].type == SQ_STRING && after >= e) {
+				char val[512];
+				size_t n = sq_literal_text(src, &t[v], val, sizeof val);
+				unsigned m = (*mode & ~(unsigned)SQ_M_ANSI_QUOTES) | SQ_M_BACKSLASH;
+				for (size_t a = 0, b; a <= n; a = b + 1) {
+					for (b = a; b < n && val[b] != ','; b++)
+						;
+					sql_mode_item(val + a, b - a, &m);
+				}
+				*mode = m;
+				found = found ? found : 1;
+			} else {
+				found = -1;
+			}
+		}
+		i = next_code(t, e + 1, end);
+	}
+	return found;
 }

@@ -255,9 +255,23 @@ static inline int sq_kw(const struct sq_tok *t, int id)
 #define SQ_MAX_TABLES 16
 
 /* Lex src into toks (cap entries). Returns the token count; *truncated set when the
- * input or the token array was too large (the tokens returned are still valid). */
+ * input or the token array was too large (the tokens returned are still valid). Uses the
+ * dialect's default mode (sq_default_mode). */
 int sq_lex(const char *src, size_t len, enum sq_dialect d, struct sq_tok *toks, int cap,
 	   int *truncated);
+
+/* Session settings that change where the server's lexer ends a string or identifier. */
+#define SQ_M_BACKSLASH 0x1   /* \ escapes in plain '..' (and MySQL "..") strings: MySQL without
+			      * NO_BACKSLASH_ESCAPES, PG with standard_conforming_strings off */
+#define SQ_M_ANSI_QUOTES 0x2 /* MySQL ANSI_QUOTES: "..." is an identifier */
+#define SQ_M_ALL 0x3
+/* MySQL: backslash escapes on; PG: standard_conforming_strings on (both servers' defaults). */
+static inline unsigned sq_default_mode(enum sq_dialect d)
+{
+	return d == SQ_MYSQL ? SQ_M_BACKSLASH : 0;
+}
+int sq_lex_mode(const char *src, size_t len, enum sq_dialect d, unsigned mode, struct sq_tok *toks, int cap,
+		int *truncated);
 
 /* Case-insensitive compare of a token's text with an ASCII word. */
 int sq_is(const char *src, const struct sq_tok *t, const char *word);
@@ -295,6 +309,12 @@ struct sq_range {
  * because of the cap. */
 int sq_split(const char *src, const struct sq_tok *toks, int n, struct sq_range *parts, int cap,
 	     int *more);
+
+/* Does the MySQL statement [first, end) set the session's sql_mode (SET [SESSION|LOCAL]
+ * sql_mode = ..., SET @@[session.]sql_mode = ...)? 1: to a literal, *mode gets its
+ * SQ_M_BACKSLASH / SQ_M_ANSI_QUOTES reading (other bits kept); -1: to something the text
+ * does not tell (an expression, DEFAULT); 0: it does not. */
+int sq_sets_sql_mode(const char *src, const struct sq_tok *toks, int first, int end, unsigned *mode);
 
 /* What one statement is. */
 struct sq_info {

@@ -340,3 +340,91 @@ Test(sqlnorm, literal_text_unquotes_every_style)
 		cr_expect_str_eq(buf, c[i].out, "case %zu", i);
 	}
 }
+
+/* ---- issue #20: the server's lexing, not ours ---- */
+
+static int split_mode(const char *sql, enum sq_dialect d, unsigned mode, struct sq_range *parts)
+{
+	int tr, more;
+	int n = sq_lex_mode(sql, strlen(sql), d, mode, toks, SQ_MAX_TOKENS, &tr);
+	return sq_split(sql, toks, n, parts, SQ_MAX_PARTS, &more);
+}
+
+static int part_is(const char *sql, const struct sq_range *r, const char *want)
+{
+	return r->len == strlen(want) && memcmp(sql + r->off, want, r->len) == 0;
+}
+
+Test(sqlnorm, pg_line_comment_ends_at_carriage_return)
+{
+	struct sq_range p[SQ_MAX_PARTS];
+	const char *a = "SELECT 1; --x\rDROP TABLE t";
+	cr_assert_eq(split_mode(a, SQ_PG, 0, p), 2);
+	cr_expect(part_is(a, &p[1], "--x\rDROP TABLE t"));
+	/* MySQL's -- and # comments run to \n only */
+	cr_expect_eq(split_mode("SELECT 1; -- x\rDROP TABLE t", SQ_MYSQL, SQ_M_BACKSLASH, p), 1);
+	cr_expect_eq(split_mode("SELECT 1; # x\rDROP TABLE t", SQ_MYSQL, SQ_M_BACKSLASH, p), 1);
+}
+
+Test(sqlnorm, backslash_reading_follows_the_session_mode)
+{
+	struct sq_range p[SQ_MAX_PARTS];
+	const char *a = "SELECT 'x\\'' ; DROP TABLE t; -- '";
+	/* PG standard_conforming_strings on: \ is a plain byte, '' doubles the quote: one string */
+	cr_expect_eq(split_mode(a, SQ_PG, 0, p), 1);
+	/* off: \' escapes the quote, the string ends, the DROP runs */
+	cr_expect_eq(split_mode(a, SQ_PG, SQ_M_BACKSLASH, p), 2);
+	/* E'' escapes whatever the setting */
+	cr_expect_eq(split_mode("SELECT E'x\\'' ; DROP TABLE t; -- '", SQ_PG, 0, p), 2);
+	/* MySQL: escapes by default; under NO_BACKSLASH_ESCAPES 'x\' ends and the DROP runs */
+	const char *m = "SELECT 'x\\'; DROP TABLE t; -- '";
+	cr_expect_eq(split_mode(m, SQ_MYSQL, SQ_M_BACKSLASH, p), 1);
+	cr_expect_eq(split_mode(m, SQ_MYSQL, 0, p), 2);
+	/* "..." is a string in MySQL, an identifier under ANSI_QUOTES (no escapes) */
+	const char *q = "SELECT \"x\\\" ; DROP TABLE t; -- \"";
+	cr_expect_eq(split_mode(q, SQ_MYSQL, SQ_M_BACKSLASH, p), 1);
+	cr_expect_eq(split_mode(q, SQ_MYSQL, SQ_M_BACKSLASH | SQ_M_ANSI_QUOTES, p), 2);
+	struct sq_info info;
+	int tr, n = sq_lex_mode(q, strlen(q), SQ_MYSQL, SQ_M_BACKSLASH | SQ_M_ANSI_QUOTES, toks, SQ_MAX_TOKENS, &tr);
+	char out[256];
+	sq_normalize(q, toks, 0, n, SQ_MYSQL, out, sizeof out, &info);
+	cr_expect_eq(toks[1].type, SQ_QIDENT);
+}
+
+Test(sqlnorm, mariadb_executable_comments_are_code)
+{
+	struct sq_range p[SQ_MAX_PARTS];
+	struct sq_info info;
+	const char *c[] = { "/*M!100100 DROP TABLE t */", "/*M! DROP TABLE t */", "/*!50000 DROP TABLE t */",
+			    "/*! DROP TABLE t*/", "/*!100100 DROP TABLE t */" };
+	for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
+		cr_expect_eq(split_mode(c[i], SQ_MYSQL, SQ_M_BACKSLASH, p), 1, "%s", c[i]);
+		norm(c[i], SQ_MYSQL, &info);
+		cr_expect_str_eq(info.verb, "DROP", "%s", c[i]);
+	}
+	const char *s = "SELECT 1 /*M!100100 ; DROP TABLE t */";
+	cr_expect_eq(split_mode(s, SQ_MYSQL, SQ_M_BACKSLASH, p), 2);
+	/* a plain comment stays one */
+	cr_expect_eq(split_mode("/* DROP TABLE t */", SQ_MYSQL, SQ_M_BACKSLASH, p), 0);
+}
+
+Test(sqlnorm, routine_body_ends_where_the_server_ends_it)
+{
+	struct sq_range p[SQ_MAX_PARTS];
+	const char *m = "CREATE FUNCTION f(begin int) RETURNS int DETERMINISTIC RETURN begin; DROP TABLE t";
+	cr_assert_eq(split_mode(m, SQ_MYSQL, SQ_M_BACKSLASH, p), 2);
+	cr_expect(part_is(m, &p[1], "DROP TABLE t"));
+	const char *g = "CREATE FUNCTION f(begin int) RETURNS int LANGUAGE sql RETURN begin; DROP TABLE t";
+	cr_assert_eq(split_mode(g, SQ_PG, 0, p), 2);
+	cr_expect(part_is(g, &p[1], "DROP TABLE t"));
+	/* a column named begin inside a real block does not open another */
+	const char *b = "CREATE PROCEDURE p() BEGIN SELECT begin FROM t; SELECT a, begin FROM t; END; DROP TABLE t";
+	cr_assert_eq(split_mode(b, SQ_MYSQL, SQ_M_BACKSLASH, p), 2);
+	cr_expect(part_is(b, &p[1], "DROP TABLE t"));
+	const char *l = "CREATE PROCEDURE p() lbl: BEGIN NOT ATOMIC SELECT 1; END; DROP TABLE t";
+	cr_expect_eq(split_mode(l, SQ_MYSQL, SQ_M_BACKSLASH, p), 2);
+	const char *t = "CREATE TRIGGER tr BEFORE INSERT ON t FOR EACH ROW BEGIN SET NEW.a = 1; END; DROP TABLE t";
+	cr_expect_eq(split_mode(t, SQ_MYSQL, SQ_M_BACKSLASH, p), 2);
+	const char *d = "CREATE FUNCTION f() RETURNS int AS $$ BEGIN RETURN 1; END $$ LANGUAGE plpgsql; DROP TABLE t";
+	cr_expect_eq(split_mode(d, SQ_PG, 0, p), 2);
+}
