@@ -26,6 +26,7 @@ struct an_pending {
 	int truncated;
 	uint32_t *part_off, *part_len;
 	uint8_t *part_mode; /* per part: lexer mode (SQ_M_*) | PART_ALT | PART_CUT */
+	int alt_flagged;    /* the message's lexer_differential finding was raised */
 	int n_parts, next;
 	int got_result;
 	char first_verb[24];
@@ -808,8 +809,10 @@ static void complete_part(struct an *an, struct an_session *s, struct an_pending
 
 	for (const struct an_detector *const *d = an->det_stmt; *d; d++)
 		(*d)->on_statement(an, &st);
-	if (p->part_mode && (p->part_mode[idx] & PART_ALT) && p->sql)
+	if (p->part_mode && (p->part_mode[idx] & PART_ALT) && p->sql && !p->alt_flagged) {
+		p->alt_flagged = 1; /* once per message: its first statement of the other reading */
 		alt_reading_finding(an, &st, p->part_mode[idx]);
+	}
 
 	int64_t sid = 0;
 	if (an->cfg.audit == AN_AUDIT_ALL || an->n_drafts > 0) {
@@ -1109,6 +1112,10 @@ static int split_reading(struct an *an, struct an_session *s, const char *sql, s
 			if ((j < np0 && an->parts[j].off == a->off) || (r == 1 && j1 < np1 && an->parts[j1].off == a->off) ||
 			    np >= AN_MAX_PARTS)
 				continue;
+			if (np - np0 >= AN_MAX_ALT_PARTS) {
+				an->st.sql_truncated++; /* the other reading's further statements */
+				break;
+			}
 			an->parts[np] = *a;
 			an->part_mode[np++] = (uint8_t)(an->alt_mode[i] | PART_ALT);
 			*single = 0;

@@ -191,6 +191,7 @@ struct an_keyed {
 #define AN_PEND_MAX_TOKS 256 /* tokens kept with a pending simple query */
 #define AN_MAX_PARTS 1024    /* statements of one message analysed; the last takes the rest */
 #define AN_PART_HEAD 256     /* bytes kept of each statement once max_sql_bytes is spent */
+#define AN_MAX_ALT_PARTS 64  /* statements of the other reading analysed per message */
 #define AN_MAX_DETECTORS 32  /* entries of an_detectors[] (det_registry.c) */
 struct an_ncache {
 	uint64_t hash;

@@ -36,12 +36,23 @@ struct bl_entry {
 	uint8_t alerted; /* alerted in this run */
 	char *principal, *app, *item; /* one allocation */
 	char *detail;
+	struct bl_entry *grp_next; /* the next older item of the same principal and kind */
 	int64_t first, last, count, rows_min, rows_max, learning_until;
 	int n_hours; /* principal: hour rows known */
 };
 
+/* The items of one principal, kind and application, newest first: evidence lists known
+ * items without scanning the whole table (that scan made every new item cost O(baseline)). */
+struct bl_group {
+	uint64_t h;
+	struct bl_entry *head; /* NULL: slot empty; the key is read from it */
+	int64_t n;
+};
+
 struct bl {
 	int persist; /* changed rows go to the sinks (REC_BASELINE) */
+	struct bl_group *grp;
+	size_t grp_cap, grp_n;
 	struct bl_entry **slot;
 	size_t cap, n;
 	size_t n_dirty;
@@ -313,6 +324,47 @@ static void mark(struct bl *b, struct bl_entry *e)
 	}
 }
 
+static struct bl_group *grp_find(struct bl *b, int scope, int kind, const char *p, const char *a, int create)
+{
+	if (!b->grp) {
+		if (!create || !(b->grp = calloc(256, sizeof *b->grp)))
+			return NULL;
+		b->grp_cap = 256;
+	}
+	if (create && (b->grp_n + 1) * 2 > b->grp_cap) {
+		size_t nc = b->grp_cap * 2;
+		struct bl_group *ng = calloc(nc, sizeof *ng);
+		if (!ng)
+			return NULL;
+		for (size_t k = 0; k < b->grp_cap; k++) {
+			if (!b->grp[k].head)
+				continue;
+			size_t j = (size_t)b->grp[k].h & (nc - 1);
+			while (ng[j].head)
+				j = (j + 1) & (nc - 1);
+			ng[j] = b->grp[k];
+		}
+		free(b->grp);
+		b->grp = ng;
+		b->grp_cap = nc;
+	}
+	uint64_t h = key_hash(scope, kind, p, a, "");
+	size_t m = b->grp_cap - 1;
+	for (size_t k = (size_t)h & m;; k = (k + 1) & m) {
+		struct bl_group *g = &b->grp[k];
+		if (!g->head) {
+			if (!create)
+				return NULL;
+			g->h = h;
+			b->grp_n++;
+			return g; /* the caller links the first entry */
+		}
+		const struct bl_entry *e = g->head;
+		if (g->h == h && e->scope == scope && e->kind == kind && !strcmp(e->principal, p) && !strcmp(e->app, a))
+			return g;
+	}
+}
+
 /* A new entry, or NULL when the table is full (counted). */
 static struct bl_entry *insert(struct an *an, struct bl *b, int scope, int kind, const char *p, const char *a,
 			       const char *i)
@@ -345,6 +397,12 @@ static struct bl_entry *insert(struct an *an, struct bl *b, int scope, int kind,
 	e->rows_min = e->rows_max = -1;
 	*s = e;
 	b->n++;
+	struct bl_group *g = grp_find(b, scope, kind, p, a, 1);
+	if (g) { /* without it the entry is only left out of evidence lists */
+		e->grp_next = g->head;
+		g->head = e;
+		g->n++;
+	}
 	return e;
 }
 
@@ -464,16 +522,19 @@ static cJSON *known_items(struct bl *b, int scope, int kind, const char *p, cons
 			  int *total)
 {
 	const char *v[256];
-	int n = 0, all = 0;
-	for (size_t k = 0; k < b->cap; k++) {
-		const struct bl_entry *e = b->slot[k];
-		if (!e || e->scope != scope || e->kind != kind || strcmp(e->principal, p) || e->pending ||
-		    (app && strcmp(e->app, app)) || (except && !strcmp(e->item, except)))
+	int n = 0, all = 0, walked = 0;
+	/* the newest 256 items of the group (items without an application are kept with
+	 * app ""); those beyond are counted as known without being looked at */
+	const struct bl_group *g = grp_find(b, scope, kind, p, app ? app : "", 0);
+	const struct bl_entry *e = g ? g->head : NULL;
+	for (; e && walked < 256; e = e->grp_next, walked++) {
+		if (e->pending || (except && !strcmp(e->item, except)))
 			continue;
 		all++;
-		if (n < 256)
-			v[n++] = e->item;
+		v[n++] = e->item;
 	}
+	if (g && walked < g->n)
+		all += (int)(g->n - walked);
 	qsort(v, (size_t)n, sizeof v[0], cmp_str);
 	cJSON *a = cJSON_CreateArray();
 	for (int i = 0; a && i < n && i < BL_LIST_MAX; i++)
@@ -988,6 +1049,7 @@ void bl_free(struct an *an)
 		}
 	}
 	free(b->slot);
+	free(b->grp);
 	free(b->tmp);
 	free(b->norm);
 	free(b);

@@ -193,6 +193,21 @@ int sq_is(const char *src, const struct sq_tok *t, const char *word)
 	return word[i] == 0;
 }
 
+/* The id of a quoted identifier's text when it names one of the detectors' words (not a
+ * keyword: "user" stays a name): PostgreSQL matches quoted names exactly, so only the
+ * lower-case spelling resolves to the function; MySQL folds function names. */
+static int quoted_word(const char *p, size_t n, enum sq_dialect d)
+{
+	int id = word_find(p, n);
+	if (!id || word_is_kw[id])
+		return SQW_NONE;
+	if (d == SQ_PG)
+		for (size_t k = 0; k < n; k++)
+			if (p[k] >= 'A' && p[k] <= 'Z')
+				return SQW_NONE;
+	return id;
+}
+
 /* Index just past a quoted run starting after the opening quote at start. */
 static size_t scan_quoted(const char *s, size_t len, size_t j, char q, int bs, int *unterminated)
 {
@@ -512,6 +527,10 @@ int sq_lex_mode(const char *s, size_t len, enum sq_dialect d, unsigned mode, str
 			j = i + op_len(s + i, len - i);
 			break;
 		}
+		/* "pg_read_file"(...), `sleep`: the server resolves them like the bare word, so
+		 * they are that word (the text keeps its quotes) */
+		if (t->type == SQ_QIDENT && !unt && j - i >= 3 && (t->kw = (uint8_t)quoted_word(s + i + 1, j - i - 2, d)))
+			t->type = SQ_WORD;
 	store:
 		if (unt)
 			t->flags |= SQ_F_UNTERMINATED;
@@ -531,7 +550,7 @@ size_t sq_literal_text(const char *src, const struct sq_tok *t, char *buf, size_
 		return 0;
 	const char *p = src + t->off;
 	size_t n = t->len;
-	if (t->type == SQ_NUMBER || t->type == SQ_WORD || t->type == SQ_PARAM) {
+	if (t->type == SQ_NUMBER || t->type == SQ_PARAM || (t->type == SQ_WORD && n && p[0] != '"' && p[0] != '`')) {
 		for (size_t i = 0; i < n && o + 1 < cap; i++)
 			buf[o++] = p[i];
 		buf[o] = 0;
@@ -835,7 +854,7 @@ static void tables_scan(const char *src, const struct sq_tok *t, int first, int 
 		for (;;) {
 			char part[64];
 			size_t pl;
-			if (t[k].type == SQ_QIDENT)
+			if (t[k].type == SQ_QIDENT || src[t[k].off] == '"' || src[t[k].off] == '`') /* quoted */
 				pl = sq_literal_text(src, &t[k], part, sizeof part);
 			else {
 				pl = t[k].len < sizeof part - 1 ? t[k].len : sizeof part - 1;

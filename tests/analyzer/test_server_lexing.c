@@ -184,3 +184,18 @@ Test(server_lexing, statement_longer_than_the_token_cap_then_a_drop)
 	h_free(&h);
 	free(sql);
 }
+
+Test(server_lexing, quoted_function_names_are_the_function)
+{
+	start("postgresql");
+	h_param(&h, "standard_conforming_strings", "on");
+	h_simple(&h, "SELECT \"pg_read_file\"('/etc/passwd')", 1, 'I');
+	h_simple(&h, "SELECT * FROM users WHERE id = 1 AND \"pg_sleep\"(5) IS NOT NULL", 1, 'I');
+	h_simple(&h, "SELECT \"PG_READ_FILE\"('/etc/passwd')", 1, 'I'); /* no such function in PG */
+	h_simple(&h, "SELECT \"user\" FROM \"Orders\"", 1, 'I');	      /* names stay names */
+	h_end(&h);
+	cr_expect_eq(kind("data_export"), 1);
+	cr_expect_eq(kind("sql_injection"), 1);
+	cr_expect(stored("SELECT", "SELECT \"user\" FROM \"Orders\""));
+	h_free(&h);
+}
