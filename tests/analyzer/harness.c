@@ -27,6 +27,10 @@ static int rs_put(struct sink *s, const struct rec *rec)
 {
 	struct rec_sink *r = (struct rec_sink *)s;
 	char *line = NULL;
+	if (r->discard) {
+		r->n_discarded++;
+		return 0;
+	}
 	switch (rec->type) {
 	case REC_SESSION: {
 		const struct rec_session *x = rec->u.session;

@@ -32,6 +32,8 @@ struct rec_sink {
 	int n_f;
 	struct h_session last_session; /* latest put */
 	int n_session_puts, flushes;
+	int discard; /* records are counted only (cost measurements: the analyzer, not this sink) */
+	long n_discarded;
 };
 
 struct harness {
