@@ -1,5 +1,7 @@
 /* sql_injection: comparisons whose value does not depend on the row (1=1, 'a'='a', 2407=2407,
  * 1::int=1, 1 IN (1), 2-1=1, NOT FALSE): what boolean-based probes put behind AND/OR. */
+#include <stdlib.h>
+
 #include "sqli_int.h"
 
 int sqli_is_or(const struct an_stmt *st, int i)
