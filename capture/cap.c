@@ -94,6 +94,7 @@ void cap_config_defaults(struct cap_config *c)
 	c->analyzer_thread = -1;
 	c->decoder_thread = -1;
 	c->max_held_mb = 128;
+	c->tls_key_wait_s = 10;
 }
 
 void cap_config_free(struct cap_config *c)
@@ -101,6 +102,9 @@ void cap_config_free(struct cap_config *c)
 	for (int i = 0; i < c->n_checksum_bypass; i++)
 		free(c->checksum_bypass[i]);
 	c->n_checksum_bypass = -1;
+	for (int i = 0; i < c->n_tls_keylog; i++)
+		free(c->tls_keylog[i]);
+	c->n_tls_keylog = 0;
 }
 
 static int port_in(const int *v, int n, int port)
@@ -895,6 +899,9 @@ struct cap *cap_new(const struct cap_config *cfg, struct an *an, int live, char 
 	c->ds = c->pipe ? decstage_new(c->pipe, threaded, held_max) : NULL;
 	if (!c->ds && c->pipe && threaded)
 		c->ds = decstage_new(c->pipe, 0, held_max); /* no thread: decode inline */
+	if (c->ds && cfg->n_tls_keylog > 0 &&
+	    decstage_tls(c->ds, cfg->tls_keylog, cfg->n_tls_keylog, cfg->tls_key_wait_s, err, errlen) < 0)
+		goto fail;
 	if (!c->ds || flows_init(&c->flows, (uint32_t)cfg->max_flows) != 0 ||
 	    !(c->v6 = v6map_new((uint32_t)cfg->v6_map_size))) {
 		snprintf(err, errlen, "capture: out of memory");
@@ -1302,5 +1309,7 @@ char *cap_stats_json(const struct cap *c)
 		 (unsigned long long)ps->stmt_evictions, (unsigned long long)ps->portal_evictions,
 		 (unsigned long long)ps->params_dropped, (unsigned long long)ps->pending_dropped,
 		 (unsigned long long)t->normalised_drops, (unsigned long long)t->evasion_flows);
+	size_t l = strlen(s); /* TLS decryption counters as one more object */
+	decstage_tls_json(&c->dstats, s + l - 1, 2048 - (l - 1));
 	return s;
 }

@@ -12,6 +12,7 @@
 
 #define CAP_MAX_PORTS 16
 #define CAP_MAX_CIDRS 32
+#define CAP_MAX_KEYLOGS 16
 
 struct cap_config {
 	/* Server ports per decoder, indexed like proto_registry (its default_ports unless the
@@ -48,6 +49,11 @@ struct cap_config {
 	/* MiB that all flows together may hold: message heads waiting for their rest, and
 	 * (separately) segments waiting behind a hole. Beyond it they are dropped, counted. */
 	int max_held_mb;
+	/* TLS key logs (files, FIFOs, directories of *.keys) followed to decrypt TLS sessions,
+	 * and how long (packet time) a session's records wait for a key that is not there yet. */
+	char *tls_keylog[CAP_MAX_KEYLOGS];
+	int n_tls_keylog;
+	int tls_key_wait_s;
 };
 
 void cap_config_defaults(struct cap_config *c);

@@ -46,7 +46,7 @@ enum ev_type {
 	EV_SERVER_HELLO,       /* server version / connection id */
 	EV_AUTH,	       /* authentication method requested or switched to */
 	EV_LOGIN,	       /* login result */
-	EV_TLS,		       /* the session switched to TLS: nothing more is visible */
+	EV_TLS,		       /* the session switched to TLS (or, from capture, how it was decrypted) */
 	EV_CLEARTEXT_PASSWORD, /* a password crossed in clear (the password itself never) */
 	EV_PARAM,	       /* a server-reported setting (PG ParameterStatus) */
 	EV_USER_CHANGE,	       /* COM_CHANGE_USER, SET ROLE/SESSION AUTHORIZATION seen by server */
@@ -159,6 +159,15 @@ struct ev_cancel {
 	uint64_t target_conn_id;
 };
 
+/* EV_TLS from a decoder: where the TLS bytes begin in the buffer it was parsing (NULL: after
+ * it) and whether it is GSSAPI encryption instead. From capture's TLS layer: decrypted is
+ * "1" or why not ("no_key", "key_late", "bad_key", "unsupported", "midstream"). */
+struct ev_tls {
+	const uint8_t *at;
+	int gss;
+	const char *decrypted;
+};
+
 struct ev_anomaly {
 	const char *what; /* short static text: "pgsql: message length < 4" */
 	int fatal;	  /* decoder gave up on this flow */
@@ -182,6 +191,7 @@ struct ev {
 		struct ev_data_move data_move;
 		struct ev_cancel cancel;
 		struct ev_anomaly anomaly;
+		struct ev_tls tls;
 	} u;
 };
 

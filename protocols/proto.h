@@ -78,6 +78,9 @@ struct proto_decoder {
 	void (*close)(void *st, enum proto_end why, ev_time ts);
 	/* Optional: add this flow's drop counters into *out (called just before close). */
 	void (*stats)(void *st, struct proto_stats *out);
+	/* Optional: after EV_TLS and PROTO_STOP, capture can decrypt the session; the decoder
+	 * carries on with the plaintext as if the TLS layer were not there. */
+	void (*tls_resume)(void *st);
 };
 
 extern const struct proto_decoder proto_pgsql;

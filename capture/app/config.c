@@ -138,12 +138,33 @@ static int load_capture(struct dbtap_config *c, const cJSON *v, char *err, size_
 			rc = int_key(e, path, 1, 4096, &c->cap.kernel_buffer_mb, err, errlen);
 		} else if (strcmp(k, "stats_interval_s") == 0) {
 			rc = int_key(e, path, 0, 86400, &c->cap.stats_interval_s, err, errlen);
+		} else if (strcmp(k, "tls_key_wait_s") == 0) {
+			rc = int_key(e, path, 0, 3600, &c->cap.tls_key_wait_s, err, errlen);
+		} else if (strcmp(k, "tls_keylog") == 0) {
+			/* a path or an array of paths: key logs are secrets, never echoed */
+			for (int i = 0; i < c->cap.n_tls_keylog; i++)
+				free(c->cap.tls_keylog[i]);
+			c->cap.n_tls_keylog = 0;
+			const cJSON *s = cJSON_IsString(e) ? e : cJSON_IsArray(e) ? e->child : NULL;
+			if (!s && !cJSON_IsArray(e)) {
+				snprintf(err, errlen, "config: %s: expected a path or an array of paths", path);
+				return -1;
+			}
+			for (; s; s = cJSON_IsString(e) ? NULL : s->next) {
+				if (!cJSON_IsString(s) || !s->valuestring[0] || c->cap.n_tls_keylog >= CAP_MAX_KEYLOGS) {
+					snprintf(err, errlen, "config: %s[%d]: expected a path (at most %d)", path,
+						 c->cap.n_tls_keylog, CAP_MAX_KEYLOGS);
+					return -1;
+				}
+				c->cap.tls_keylog[c->cap.n_tls_keylog++] = strdup(s->valuestring);
+			}
 		} else if (strcmp(k, "checksum_bypass") == 0) {
 			if (!cJSON_IsArray(e)) {
 				snprintf(err, errlen, "config: %s: expected an array of IPv4 CIDRs or \"all\"", path);
 				return -1;
 			}
-			cap_config_free(&c->cap);
+			for (int i = 0; i < c->cap.n_checksum_bypass; i++)
+				free(c->cap.checksum_bypass[i]);
 			c->cap.n_checksum_bypass = 0;
 			const cJSON *s;
 			cJSON_ArrayForEach(s, e)

@@ -5,12 +5,17 @@
 #include "decstage.h"
 
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "chq.h"
+#include "tlsdec.h"
 
 #define HOLD_KEEP_CAP (64u << 10) /* an emptied hold buffer bigger than this is freed */
+#define TLS_KEYS_MAX 65536	   /* key log entries kept (client randoms), oldest dropped */
+#define TLS_HOLD_FLOW (1u << 20)   /* encrypted bytes one session may hold waiting for its key */
+#define TLS_HOLD_TOTAL (64u << 20) /* ... all sessions together */
 
 struct hold {
 	uint8_t *buf;
@@ -25,6 +30,12 @@ struct dflow {
 	void *sess;
 	struct hold hold[2]; /* by enum proto_dir */
 	uint64_t lost;	     /* held bytes dropped at gaps */
+	/* TLS: the decoder saw the session switch (EV_TLS) during the parse under way */
+	int tls_start, tls_gss;
+	const uint8_t *tls_at;
+	struct tls_sess *tls; /* decrypting: every byte goes through it first */
+	const char *tls_said; /* the tls_decrypted value the analyzer was last told */
+	ev_time ts;
 	/* Read by the capture for every segment: a cache line of its own, or each write of
 	 * the decoder's fields above would take the line from the capture's core. */
 	_Alignas(64) atomic_int stopped;
@@ -35,6 +46,7 @@ struct decstage {
 	struct chq *q; /* NULL: inline */
 	struct decstage_stats st; /* the decoding side's */
 	size_t held, held_max;	  /* bytes of hold buffers, all flows; their cap */
+	struct tls_ctx *tls;	  /* NULL: no key log configured, TLS stays opaque */
 };
 
 enum { D_OPEN, D_DATA, D_GAP, D_CLOSE, D_TICK, D_CALL, D_ANOMALY };
@@ -82,6 +94,11 @@ struct dmsg {
 static void emit(void *ctx, const struct ev *ev)
 {
 	struct dflow *df = ctx;
+	if (ev->type == EV_TLS && !ev->u.tls.decrypted && !df->tls) {
+		df->tls_start = 1;
+		df->tls_at = ev->u.tls.at;
+		df->tls_gss = ev->u.tls.gss;
+	}
 	if (df->sess)
 		anpipe_feed(df->ds->pipe, df->sess, ev);
 }
@@ -131,9 +148,20 @@ static void drop_head(struct dflow *df, enum proto_dir dir, ev_time ts)
 	df->dec->gap(df->state, dir, ts);
 }
 
-static void do_data(struct dflow *df, enum proto_dir dir, ev_time ts, const uint8_t *p, size_t n)
+static int tls_begin(struct dflow *df, enum proto_dir dir, ev_time ts, const uint8_t *buf,
+		     size_t len);
+
+static void stop(struct dflow *df)
 {
-	if (!df->state || atomic_load_explicit(&df->stopped, memory_order_relaxed))
+	atomic_store_explicit(&df->stopped, 1, memory_order_relaxed);
+	hold_free(df->ds, &df->hold[0]);
+	hold_free(df->ds, &df->hold[1]);
+}
+
+/* Bytes for the decoder: the stream itself, or what TLS decrypted from it. */
+static void dec_feed(struct dflow *df, enum proto_dir dir, ev_time ts, const uint8_t *p, size_t n)
+{
+	if (atomic_load_explicit(&df->stopped, memory_order_relaxed))
 		return;
 	struct hold *h = &df->hold[dir];
 	const uint8_t *buf = p;
@@ -151,9 +179,9 @@ static void do_data(struct dflow *df, enum proto_dir dir, ev_time ts, const uint
 	struct proto_result r = df->dec->parse(df->state, dir, buf, len, ts);
 	size_t used = r.consumed > len ? len : r.consumed;
 	if (r.status == PROTO_STOP) {
-		atomic_store_explicit(&df->stopped, 1, memory_order_relaxed);
-		hold_free(df->ds, &df->hold[0]);
-		hold_free(df->ds, &df->hold[1]);
+		if (df->tls_start && tls_begin(df, dir, ts, buf, len))
+			return;
+		stop(df);
 		return;
 	}
 	if (len - used > PROTO_MAX_HOLD) {
@@ -180,10 +208,106 @@ static void do_data(struct dflow *df, enum proto_dir dir, ev_time ts, const uint
 	h->len = keep;
 }
 
+/* ---- TLS: decrypted from key logs between the stream and the decoder ---- */
+
+static void tls_tell(struct dflow *df, const char *what)
+{
+	if (df->tls_said == what)
+		return;
+	df->tls_said = what;
+	struct ev e = { .type = EV_TLS, .ts = df->ts };
+	e.u.tls.decrypted = what;
+	emit(df, &e);
+}
+
+static void tls_data(void *ctx, int dir, tls_time ts, const uint8_t *p, size_t n)
+{
+	dec_feed(ctx, (enum proto_dir)dir, ts, p, n);
+}
+
+static void tls_gap(void *ctx, int dir, tls_time ts)
+{
+	struct dflow *df = ctx;
+	if (atomic_load_explicit(&df->stopped, memory_order_relaxed))
+		return;
+	df->hold[dir].len = 0;
+	df->dec->gap(df->state, (enum proto_dir)dir, ts);
+}
+
+static void tls_anomaly(void *ctx, int dir, tls_time ts, const char *what)
+{
+	struct dflow *df = ctx;
+	struct ev e = { .type = EV_ANOMALY, .ts = ts, .to_server = dir == PROTO_TO_SERVER };
+	e.u.anomaly.what = what;
+	emit(df, &e);
+}
+
+static void tls_state(void *ctx, enum tls_state st)
+{
+	struct dflow *df = ctx;
+	if (st != TLS_ST_HANDSHAKE && st != TLS_ST_WAIT_KEY)
+		tls_tell(df, tls_state_name(st));
+}
+
+/* The decoder stopped at a TLS start: decrypt when keys can be had, else stay opaque (and
+ * say why). 1 when the flow carries on through the TLS layer. */
+static int tls_begin(struct dflow *df, enum proto_dir dir, ev_time ts, const uint8_t *buf,
+		     size_t len)
+{
+	df->tls_start = 0;
+	if (df->tls || df->tls_gss || !df->ds->tls || !df->dec->tls_resume) {
+		if (!df->tls)
+			tls_tell(df, df->tls_gss ? "unsupported" : "no_key");
+		return 0;
+	}
+	const struct tls_out out = { .data = tls_data, .gap = tls_gap, .anomaly = tls_anomaly,
+				     .state = tls_state, .ctx = df };
+	/* the TLS bytes that came with the switch (a direct ClientHello, or the one right
+	 * behind a MySQL SSL request): copied, the hold buffers go now */
+	size_t rn = df->tls_at && df->tls_at >= buf && df->tls_at <= buf + len
+			    ? (size_t)(buf + len - df->tls_at) : 0;
+	uint8_t *rest = rn ? malloc(rn) : NULL;
+	if ((rn && !rest) || !(df->tls = tls_sess_new(df->ds->tls, &out))) {
+		free(rest);
+		tls_tell(df, "no_key");
+		return 0;
+	}
+	if (rn)
+		memcpy(rest, df->tls_at, rn);
+	df->hold[0].len = df->hold[1].len = 0;
+	df->dec->tls_resume(df->state);
+	if (rn)
+		tls_sess_feed(df->tls, dir, ts, rest, rn);
+	free(rest);
+	if (tls_sess_done(df->tls))
+		stop(df);
+	return 1;
+}
+
+static void do_data(struct dflow *df, enum proto_dir dir, ev_time ts, const uint8_t *p, size_t n)
+{
+	if (!df->state || atomic_load_explicit(&df->stopped, memory_order_relaxed))
+		return;
+	df->ts = ts;
+	if (!df->tls) {
+		dec_feed(df, dir, ts, p, n);
+		return;
+	}
+	tls_sess_feed(df->tls, dir, ts, p, n);
+	if (tls_sess_done(df->tls))
+		stop(df);
+}
+
 static void do_gap(struct dflow *df, enum proto_dir dir, ev_time ts)
 {
 	if (!df->state || atomic_load_explicit(&df->stopped, memory_order_relaxed))
 		return;
+	if (df->tls) {
+		tls_sess_gap(df->tls, dir, ts);
+		if (tls_sess_done(df->tls))
+			stop(df);
+		return;
+	}
 	df->hold[dir].len = 0; /* the stuck direction's head goes with the hole */
 	df->dec->gap(df->state, dir, ts);
 	enum proto_dir other = dir == PROTO_TO_SERVER ? PROTO_TO_CLIENT : PROTO_TO_SERVER;
@@ -205,6 +329,12 @@ static void do_anomaly(struct dflow *df, enum proto_dir dir, ev_time ts, const c
 
 static void do_close(struct dflow *df, enum proto_end why, const struct an_flow_end *end)
 {
+	if (df->tls) { /* a key may have come at last: decoded before the decoder closes */
+		df->ts = end->ts;
+		atomic_store_explicit(&df->stopped, 0, memory_order_relaxed);
+		tls_sess_free(df->tls, end->ts);
+		df->tls = NULL;
+	}
 	if (df->state) {
 		if (df->dec->stats)
 			df->dec->stats(df->state, &df->ds->st.p);
@@ -244,6 +374,8 @@ static void replay(void *ctx, unsigned char *data, size_t used)
 			do_close(m->df, (enum proto_end)m->u.close.why, &m->u.close.end);
 			break;
 		case D_TICK:
+			if (ds->tls)
+				tls_ctx_tick(ds->tls, m->u.now);
 			anpipe_tick(ds->pipe, m->u.now);
 			break;
 		case D_CALL:
@@ -288,6 +420,8 @@ static void stats_add(struct decstage_stats *to, const struct decstage_stats *fr
 	to->oversize += from->oversize;
 	to->held_dropped += from->held_dropped;
 	to->lost_bytes += from->lost_bytes;
+	to->tls = from->tls;
+	to->keys = from->keys;
 }
 
 void decstage_free(struct decstage *ds, struct decstage_stats *st)
@@ -295,6 +429,7 @@ void decstage_free(struct decstage *ds, struct decstage_stats *st)
 	if (!ds)
 		return;
 	chq_free(ds->q); /* replays the rest first */
+	tls_ctx_free(ds->tls, &ds->st.tls, &ds->st.keys);
 	if (st)
 		stats_add(st, &ds->st);
 	free(ds);
@@ -318,6 +453,21 @@ static struct dmsg *msg_new(struct decstage *ds, int type, struct dflow *df, siz
 	m->size = (uint32_t)n;
 	m->df = df;
 	return m;
+}
+
+int decstage_tls(struct decstage *ds, char *const *keylogs, int n, int wait_s, char *err,
+		 size_t errlen)
+{
+	struct tlsk_store *k = tlsk_new(keylogs, n, TLS_KEYS_MAX, err, errlen);
+	if (!k)
+		return -1;
+	ds->tls = tls_ctx_new(k, (tls_time)wait_s * 1000000, TLS_HOLD_FLOW, TLS_HOLD_TOTAL);
+	if (!ds->tls) {
+		tlsk_free(k, NULL);
+		snprintf(err, errlen, "tls_keylog: libcrypto lacks HKDF, TLS1-PRF or an AEAD cipher");
+		return -1;
+	}
+	return 0;
 }
 
 struct dflow *decstage_open(struct decstage *ds, const struct proto_decoder *dec, int midstream,
@@ -414,6 +564,8 @@ void decstage_close(struct decstage *ds, struct dflow *df, enum proto_end why,
 void decstage_tick(struct decstage *ds, ev_time now)
 {
 	if (!ds->q) {
+		if (ds->tls)
+			tls_ctx_tick(ds->tls, now);
 		anpipe_tick(ds->pipe, now);
 		return;
 	}
@@ -434,4 +586,24 @@ void decstage_call(struct decstage *ds, void (*fn)(void *), void *ctx)
 		m->u.call.ctx = ctx;
 	}
 	chq_flush(ds->q);
+}
+
+void decstage_tls_json(const struct decstage_stats *st, char *out, size_t n)
+{
+	const struct tls_stats *t = &st->tls;
+	const struct tlsk_stats *k = &st->keys;
+	snprintf(out, n,
+		 ",\"tls\":{\"sessions\":%llu,\"decrypted\":%llu,\"no_key\":%llu,\"key_late\":%llu,"
+		 "\"bad_key\":%llu,\"unsupported\":%llu,\"midstream\":%llu,\"records\":%llu,"
+		 "\"auth_failures\":%llu,\"held_dropped_bytes\":%llu,\"key_updates\":%llu,"
+		 "\"keys_loaded\":%llu,\"keys_matched\":%llu,\"keys_unused\":%llu,"
+		 "\"keys_expired\":%llu,\"keylog_bad_lines\":%llu}}",
+		 (unsigned long long)t->sessions, (unsigned long long)t->decrypted,
+		 (unsigned long long)t->no_key, (unsigned long long)t->key_late,
+		 (unsigned long long)t->bad_key, (unsigned long long)t->unsupported,
+		 (unsigned long long)t->midstream, (unsigned long long)t->records,
+		 (unsigned long long)t->auth_failures, (unsigned long long)t->held_dropped_bytes,
+		 (unsigned long long)t->keyupdates, (unsigned long long)k->loaded,
+		 (unsigned long long)k->matched, (unsigned long long)k->unused,
+		 (unsigned long long)k->expired, (unsigned long long)k->bad_lines);
 }

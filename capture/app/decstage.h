@@ -14,6 +14,7 @@
 #include "an.h"
 #include "anpipe.h"
 #include "proto.h"
+#include "tlsdec.h"
 
 struct decstage;
 struct dflow; /* one flow's decoder; owned by the stage from decstage_open to _close */
@@ -23,6 +24,8 @@ struct decstage_stats {
 	uint64_t oversize;	/* messages skipped: a decoder would not commit within the hold */
 	uint64_t lost_bytes;	/* partial messages dropped with a gap in the other direction */
 	uint64_t held_dropped;	/* message heads dropped: the hold budget was spent */
+	struct tls_stats tls;	/* TLS sessions by outcome, records, failures */
+	struct tlsk_stats keys; /* key log entries loaded, matched, unused, expired */
 };
 
 /* threaded = 0: calls run inline. held_max bounds the hold buffers of all flows together:
@@ -31,6 +34,13 @@ struct decstage_stats {
 struct decstage *decstage_new(struct anpipe *pipe, int threaded, size_t held_max);
 /* Replay what is queued, stop the thread, add the counters to *st, free. */
 void decstage_free(struct decstage *ds, struct decstage_stats *st);
+/* Decrypt TLS sessions with the secrets of these key logs (files, FIFOs, directories of
+ * *.keys), followed as they grow; a session waits wait_s seconds of packet time for its
+ * key. Call before the first flow. -1 and a one-line message when a path cannot be read. */
+int decstage_tls(struct decstage *ds, char *const *keylogs, int n, int wait_s, char *err,
+		 size_t errlen);
+/* The TLS counters of st as `,"tls":{...}}` written at out (at most n bytes). */
+void decstage_tls_json(const struct decstage_stats *st, char *out, size_t n);
 /* Hand queued calls over now (end of a live read batch). */
 void decstage_flush(struct decstage *ds);
 

@@ -933,6 +933,7 @@ static void login(struct my *m, const uint8_t *p, size_t n)
 tls:
 	{
 		struct ev t = { .type = EV_TLS };
+		t.u.tls.at = p + n; /* the ClientHello may follow in the same segment */
 		emit(m, &t, TO_SERVER);
 		m->stopped = 1;
 	}
@@ -1549,6 +1550,13 @@ static void my_gap(void *st, enum proto_dir dir, ev_time ts)
 	}
 }
 
+/* Capture decrypts the session: the handshake response continues inside TLS. */
+static void my_tls_resume(void *st)
+{
+	struct my *m = st;
+	m->stopped = 0;
+}
+
 static void my_stats(void *st, struct proto_stats *out)
 {
 	const struct my *m = st;
@@ -1607,4 +1615,5 @@ const struct proto_decoder proto_mysql = {
 	.gap = my_gap,
 	.close = my_close,
 	.stats = my_stats,
+	.tls_resume = my_tls_resume,
 };

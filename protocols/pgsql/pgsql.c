@@ -146,9 +146,11 @@ static void pg_anomaly(struct pg *s, const char *what, int fatal)
 		s->stopped = 1;
 }
 
-static void pg_tls(struct pg *s)
+static void pg_tls(struct pg *s, const uint8_t *at, int gss)
 {
 	struct ev e = { .type = EV_TLS };
+	e.u.tls.at = at;
+	e.u.tls.gss = gss;
 	pg_emit(s, &e);
 	s->stopped = 1;
 }
@@ -706,7 +708,7 @@ static size_t client_untyped(struct pg *s, const uint8_t *p, size_t n)
 {
 	if (n >= 2 && byte_at(p, n, 0) == 0x16 && byte_at(p, n, 1) == 0x03) {
 		/* PostgreSQL 17 direct TLS: a ClientHello instead of a startup packet */
-		pg_tls(s);
+		pg_tls(s, p, 0);
 		return n;
 	}
 	if (n < 8)
@@ -1375,7 +1377,7 @@ static struct proto_result pg_parse(void *st, enum proto_dir dir, const uint8_t 
 			int kind = s->ssl_wait;
 			s->ssl_wait = 0;
 			if ((kind == 1 && b == 'S') || (kind == 2 && b == 'G')) {
-				pg_tls(s);
+				pg_tls(s, p + 1, kind == 2);
 				off = len;
 				break;
 			}
@@ -1400,7 +1402,7 @@ static struct proto_result pg_parse(void *st, enum proto_dir dir, const uint8_t 
 		}
 		if (d->resync) {
 			if (d->resync == 1 && off == 0 && d->scanned == 0 && looks_tls(p, n)) {
-				pg_tls(s);
+				pg_tls(s, p, 0);
 				off = len;
 				break;
 			}
@@ -1541,6 +1543,15 @@ static void pg_gap(void *st, enum proto_dir dir, ev_time ts)
 	}
 }
 
+/* Capture decrypts the session: what follows is what the TLS start was waiting for (the
+ * startup packet, after SSLRequest or a direct ClientHello). */
+static void pg_tls_resume(void *st)
+{
+	struct pg *s = st;
+	s->stopped = 0;
+	s->ssl_wait = 0;
+}
+
 static void pg_stats(void *st, struct proto_stats *out)
 {
 	const struct pg *s = st;
@@ -1580,4 +1591,5 @@ const struct proto_decoder proto_pgsql = {
 	.gap = pg_gap,
 	.close = pg_close,
 	.stats = pg_stats,
+	.tls_resume = pg_tls_resume,
 };
