@@ -1,0 +1,57 @@
+// A real database client for tls_decrypt.py: node `pg` or `mysql2` over TLS (or not),
+// writing the session keys to a key log in the NSS format through the socket's 'keylog'
+// event. Usage: node tls_client.js '<json job>'; prints one JSON line of results.
+'use strict';
+const fs = require('fs');
+const tls = require('tls');
+
+const job = JSON.parse(process.argv[2]);
+
+// Every TLS socket in this process logs its keys (the same lines as --tls-keylog).
+if (job.keylog) {
+  const orig = tls.connect;
+  tls.connect = function (...args) {
+    const s = orig.apply(this, args);
+    s.on('keylog', (line) => fs.appendFileSync(job.keylog, line));
+    return s;
+  };
+}
+
+function sslOpts() {
+  if (!job.tls) return false;
+  const o = { rejectUnauthorized: false };
+  for (const k of ['minVersion', 'maxVersion', 'ciphers']) if (job.tls[k]) o[k] = job.tls[k];
+  return o;
+}
+
+async function runPg() {
+  const { Client } = require('pg');
+  const c = new Client({ host: job.host, port: job.port, user: job.user, password: job.password,
+    database: job.database, ssl: sslOpts(), application_name: job.application || 'tls-test' });
+  await c.connect();
+  const out = [];
+  for (const q of job.statements) {
+    try { const r = await c.query(q); out.push(r.rowCount); } catch (e) { out.push('error ' + e.code); }
+  }
+  const info = c.connection.stream.getProtocol ? [c.connection.stream.getProtocol(), c.connection.stream.getCipher().name] : null;
+  await c.end();
+  return { results: out, tls: info };
+}
+
+async function runMy() {
+  const mysql = require('mysql2/promise');
+  const c = await mysql.createConnection({ host: job.host, port: job.port, user: job.user,
+    password: job.password, database: job.database, ssl: sslOpts() || undefined });
+  const out = [];
+  for (const q of job.statements) {
+    try { const [r] = await c.query(q); out.push(Array.isArray(r) ? r.length : r.affectedRows); } catch (e) { out.push('error ' + e.code); }
+  }
+  const st = c.connection.stream;
+  const info = st.getProtocol ? [st.getProtocol(), st.getCipher().name] : null;
+  await c.end();
+  return { results: out, tls: info };
+}
+
+(job.proto === 'pg' ? runPg() : runMy()).then((r) => {
+  console.log(JSON.stringify(r));
+}, (e) => { console.error(String(e && e.stack || e)); process.exit(1); });
