@@ -206,6 +206,7 @@ static void put_session(struct an *an, struct an_session *s, const struct an_flo
 		.client_info = s->client_info,
 		.server_version = nz(s->server_version),
 		.tls = s->tls,
+		.tls_decrypted = s->tls ? (s->tls_decrypted ? s->tls_decrypted : "no_key") : NULL,
 		.auth_method = nz(s->auth_method),
 		.login = s->login > 0 ? "ok" : s->login < 0 ? "failed" : "unknown",
 		.login_error = nz(s->login_error),
@@ -1496,6 +1497,8 @@ void an_feed(struct an *an, struct an_session *s, const struct ev *e)
 	}
 	case EV_TLS:
 		s->tls = 1;
+		if (e->u.tls.decrypted)
+			s->tls_decrypted = e->u.tls.decrypted;
 		put_session(an, s, NULL);
 		break;
 	case EV_PARAM: {

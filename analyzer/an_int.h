@@ -74,6 +74,7 @@ struct an_session {
 	int client_port, server_port;
 	ev_time started_at, last_ts;
 	int midstream, tls, login; /* login: 0 unknown, 1 ok, -1 failed */
+	const char *tls_decrypted; /* static text from capture's TLS layer; NULL not told */
 	char db_user[AN_STR_MAX], database[AN_STR_MAX], application[AN_STR_MAX];
 	char server_version[64], auth_method[40], login_error[256];
 	char role[AN_STR_MAX];	   /* effective role after SET ROLE / SESSION AUTHORIZATION */

@@ -191,6 +191,17 @@ static void d_run(struct jw *w, struct evl_opts *o, const struct rec_run *x)
 	jw_kjson(w, "drops", x->drops);
 }
 
+/* sessions.tls_decrypted: 1, or the reason it was not (text), or null (not TLS) */
+static void tls_dec(struct jw *w, const char *v)
+{
+	if (!v)
+		jw_knull(w, "tls_decrypted");
+	else if (!strcmp(v, "1"))
+		jw_kint(w, "tls_decrypted", 1);
+	else
+		jw_kstr(w, "tls_decrypted", v);
+}
+
 static void d_session(struct jw *w, struct evl_opts *o, const struct rec_session *x)
 {
 	d_head(w, o, "session", x->ts ? x->ts : x->started_at);
@@ -211,6 +222,7 @@ static void d_session(struct jw *w, struct evl_opts *o, const struct rec_session
 	jw_kjson(w, "client_info", x->client_info);
 	jw_kstr(w, "server_version", x->server_version);
 	jw_kint(w, "tls", x->tls ? 1 : 0);
+	tls_dec(w, x->tls_decrypted);
 	jw_kstr(w, "auth_method", x->auth_method);
 	jw_kstr(w, "login", x->login);
 	jw_kstr(w, "login_error", x->login_error);
@@ -533,6 +545,7 @@ static int o_session(struct jw *w, struct evl_opts *o, const struct rec_session 
 	jw_kint(w, "session_id", x->id);
 	jw_kstr(w, "database", x->database);
 	jw_kint(w, "tls", x->tls ? 1 : 0);
+	tls_dec(w, x->tls_decrypted);
 	jw_kint(w, "midstream", x->midstream ? 1 : 0);
 	if (logoff) {
 		jw_kstr(w, "end_reason", x->end_reason);

@@ -213,6 +213,13 @@ static const char rp_gather_sql[] =
 	" WHERE kind IN ('sql_injection', 'error_burst') AND ts >= :since AND ts < :until"
 	" GROUP BY 1, 2, 3, 4, 5;";
 
+/* TLS sessions by how they were seen (sessions.tls_decrypted, schema version 2 on). */
+static const char rp_gather_tls_sql[] =
+	"INSERT INTO a_misc SELECT :src, CASE WHEN tls_decrypted = 1 THEN 'tls_decrypted'"
+	" WHEN tls_decrypted IN ('unsupported', 'midstream') THEN 'tls_unsupported'"
+	" ELSE 'tls_key_missing' END, count(*) FROM src.sessions WHERE tls"
+	" AND started_at >= :since AND started_at < :until GROUP BY 2;";
+
 /* URI for ATTACH with mode=ro: percent-encode anything that could end the path. */
 static char *rp_uri(const char *path, int immutable)
 {
@@ -529,6 +536,15 @@ int rp_gather(struct rp *r, cJSON *root)
 		int rc = rp_exec(r, rp_gather_sql, i, o->dbs[i]);
 		if (rc == 0)
 			rc = rp_groups(r, i, o->dbs[i]);
+		cJSON *has = rc < 0 ? NULL : rp_row(r, "SELECT count(*) AS n FROM"
+			" pragma_table_info('sessions', 'src') WHERE name = 'tls_decrypted'");
+		if (has && rp_num(has, "n") > 0)
+			rc = rp_exec(r, rp_gather_tls_sql, i, o->dbs[i]);
+		else if (has) /* an older database: its TLS sessions were never decrypted */
+			rc = rp_exec(r, "INSERT INTO a_misc SELECT :src, 'tls_key_missing', count(*)"
+				     " FROM src.sessions WHERE tls AND started_at >= :since"
+				     " AND started_at < :until;", i, o->dbs[i]);
+		cJSON_Delete(has);
 		rp_detach(r);
 		if (rc < 0)
 			return -1;
@@ -661,6 +677,11 @@ int rp_compute(struct rp *r, cJSON *root)
 	      " coalesce(sum(CASE WHEN gapped THEN n END), 0) AS with_gaps,"
 	      " (SELECT coalesce(sum(n), 0) FROM a_misc WHERE key = 'anomaly_sessions')"
 	      " AS undecodable,"
+	      " (SELECT coalesce(sum(n), 0) FROM a_misc WHERE key = 'tls_decrypted') AS tls_decrypted,"
+	      " (SELECT coalesce(sum(n), 0) FROM a_misc WHERE key = 'tls_key_missing')"
+	      " AS tls_key_missing,"
+	      " (SELECT coalesce(sum(n), 0) FROM a_misc WHERE key = 'tls_unsupported')"
+	      " AS tls_unsupported,"
 	      " (SELECT coalesce(sum(packets), 0) FROM r_runs) AS packets,"
 	      " (SELECT coalesce(sum(kernel_drops), 0) FROM r_runs) AS kernel_drops,"
 	      " (SELECT coalesce(sum(sensor_drops), 0) FROM r_runs) AS sensor_drops FROM a_sess");

@@ -383,6 +383,8 @@ void rp_text(const cJSON *root, struct jw *w)
 	jw_puts(w, "\nBLIND SPOTS (what dbtap could not see)\n");
 	jw_printf(w, "  TLS sessions          %lld of %lld (%.1f%%)\n", NUM(bs, "tls"),
 		  NUM(bs, "sessions"), 100 * rp_num(bs, "tls_share"));
+	jw_printf(w, "    decrypted %lld, key missing %lld, unsupported %lld\n", NUM(bs, "tls_decrypted"),
+		  NUM(bs, "tls_key_missing"), NUM(bs, "tls_unsupported"));
 	jw_printf(w, "  picked up mid-stream  %lld (%.1f%%)\n", NUM(bs, "midstream"),
 		  100 * rp_num(bs, "midstream_share"));
 	jw_printf(w, "  with capture gaps     %lld (%.1f%%)\n", NUM(bs, "with_gaps"),

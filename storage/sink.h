@@ -33,6 +33,7 @@ struct rec_session {
 	const char *client_info; /* JSON */
 	const char *server_version;
 	int tls;
+	const char *tls_decrypted; /* "1", or why not: "no_key", "key_late", ...; NULL not TLS */
 	const char *auth_method;
 	const char *login; /* 'ok' | 'failed' | 'unknown' */
 	const char *login_error;

@@ -48,7 +48,8 @@
 	" auth_method TEXT, login TEXT, login_error TEXT, midstream INTEGER, end_reason TEXT," \
 	" statements INTEGER, errors INTEGER, rows_returned INTEGER, bytes_to_server INTEGER," \
 	" bytes_to_client INTEGER, gaps INTEGER, lost_bytes INTEGER,"                          \
-	" resumed INTEGER NOT NULL DEFAULT 0, restored INTEGER NOT NULL DEFAULT 0);"           \
+	" resumed INTEGER NOT NULL DEFAULT 0, restored INTEGER NOT NULL DEFAULT 0,"          \
+	" tls_decrypted);"                                                                      \
 	"CREATE TABLE IF NOT EXISTS statements(id INTEGER PRIMARY KEY, session_id INTEGER,"    \
 	" ts TEXT, end_user TEXT, end_user_source TEXT, verb TEXT, fingerprint TEXT, sql TEXT,"\
 	" params TEXT, outcome TEXT, error_code TEXT, rows INTEGER, duration_us INTEGER);"     \
@@ -115,8 +116,8 @@
 	" server_port, started_at, ended_at, db_user, database, application, client_info,"     \
 	" server_version, tls, auth_method, login, login_error, midstream, end_reason,"        \
 	" statements, errors, rows_returned, bytes_to_server, bytes_to_client, gaps,"          \
-	" lost_bytes, resumed, restored)"                                                      \
-	" VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"                   \
+	" lost_bytes, resumed, restored, tls_decrypted)"                                       \
+	" VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"                 \
 	" ON CONFLICT(id) DO UPDATE SET run_id=excluded.run_id, protocol=excluded.protocol,"   \
 	" client_ip=excluded.client_ip, client_port=excluded.client_port,"                     \
 	" server_ip=excluded.server_ip, server_port=excluded.server_port,"                     \
@@ -130,7 +131,7 @@
 	" errors=excluded.errors, rows_returned=excluded.rows_returned,"                       \
 	" bytes_to_server=excluded.bytes_to_server, bytes_to_client=excluded.bytes_to_client," \
 	" gaps=excluded.gaps, lost_bytes=excluded.lost_bytes, resumed=excluded.resumed,"       \
-	" restored=excluded.restored"
+	" restored=excluded.restored, tls_decrypted=excluded.tls_decrypted"
 
 #define SQ_INSERT_STATEMENT                                                                    \
 	"INSERT INTO statements(id, session_id, ts, end_user, end_user_source, verb,"          \
@@ -154,6 +155,8 @@
 	X("findings", "last_seen", "ALTER TABLE findings ADD COLUMN last_seen TEXT")                    \
 	X("runs", "sensor", "ALTER TABLE runs ADD COLUMN sensor TEXT") /* 3: issue #24 */               \
 	X("sessions", "resumed", "ALTER TABLE sessions ADD COLUMN resumed INTEGER NOT NULL DEFAULT 0")  \
-	X("sessions", "restored", "ALTER TABLE sessions ADD COLUMN restored INTEGER NOT NULL DEFAULT 0")
+	X("sessions", "restored", "ALTER TABLE sessions ADD COLUMN restored INTEGER NOT NULL DEFAULT 0") \
+	/* no type: 1, or why not decrypted as text; NULL not TLS (issue #26) */            \
+	X("sessions", "tls_decrypted", "ALTER TABLE sessions ADD COLUMN tls_decrypted")
 
 #endif

@@ -394,6 +394,12 @@ static void bind_item(struct sq_sink *q, const struct sq_item *it, sqlite3_stmt 
 		sqlite3_bind_int64(st, i++, x->lost_bytes);
 		sqlite3_bind_int(st, i++, x->resumed);
 		sqlite3_bind_int(st, i++, x->restored);
+		if (!x->tls_decrypted)
+			sqlite3_bind_null(st, i++);
+		else if (!strcmp(x->tls_decrypted, "1"))
+			sqlite3_bind_int(st, i++, 1);
+		else
+			bind_str(st, i++, x->tls_decrypted);
 		break;
 	}
 	case REC_STATE: {

@@ -16,6 +16,8 @@
 #define TLS_KEYS_MAX 65536	   /* key log entries kept (client randoms), oldest dropped */
 #define TLS_HOLD_FLOW (1u << 20)   /* encrypted bytes one session may hold waiting for its key */
 #define TLS_HOLD_TOTAL (64u << 20) /* ... all sessions together */
+#define TLS_PARKED_MAX 4096	   /* closed flows kept open for a key that may still come */
+#define TLS_LATE_GRACE_US (60 * (ev_time)1000000) /* how long after the wait a key is "late" */
 
 struct hold {
 	uint8_t *buf;
@@ -36,6 +38,12 @@ struct dflow {
 	struct tls_sess *tls; /* decrypting: every byte goes through it first */
 	const char *tls_said; /* the tls_decrypted value the analyzer was last told */
 	ev_time ts;
+	/* closed while its key may still come: parked on the stage's list until it does,
+	 * or the wait (plus TLS_LATE_GRACE_US to tell key_late from no_key) is over */
+	int parked;
+	enum proto_end why;
+	struct an_flow_end end;
+	struct dflow *pnext, *pprev;
 	/* Read by the capture for every segment: a cache line of its own, or each write of
 	 * the decoder's fields above would take the line from the capture's core. */
 	_Alignas(64) atomic_int stopped;
@@ -47,6 +55,9 @@ struct decstage {
 	struct decstage_stats st; /* the decoding side's */
 	size_t held, held_max;	  /* bytes of hold buffers, all flows; their cap */
 	struct tls_ctx *tls;	  /* NULL: no key log configured, TLS stays opaque */
+	struct dflow *parked;	  /* closed flows whose key may still come */
+	size_t nparked;
+	ev_time tls_wait_us;
 };
 
 enum { D_OPEN, D_DATA, D_GAP, D_CLOSE, D_TICK, D_CALL, D_ANOMALY };
@@ -327,7 +338,52 @@ static void do_anomaly(struct dflow *df, enum proto_dir dir, ev_time ts, const c
 	emit(df, &e);
 }
 
+static void finish_close(struct dflow *df, enum proto_end why, const struct an_flow_end *end);
+
+static void unpark(struct dflow *df)
+{
+	struct decstage *ds = df->ds;
+	if (df->pprev)
+		df->pprev->pnext = df->pnext;
+	else
+		ds->parked = df->pnext;
+	if (df->pnext)
+		df->pnext->pprev = df->pprev;
+	ds->nparked--;
+	df->parked = 0;
+	finish_close(df, df->why, &df->end);
+}
+
+/* Parked flows whose key came, or whose time is up, close now (all of them: force). */
+static void tls_settle(struct decstage *ds, ev_time now, int force)
+{
+	for (struct dflow *df = ds->parked, *nx; df; df = nx) {
+		nx = df->pnext;
+		if (force || tls_sess_may_close(df->tls) ||
+		    now - df->end.ts > ds->tls_wait_us + TLS_LATE_GRACE_US)
+			unpark(df);
+	}
+}
+
 static void do_close(struct dflow *df, enum proto_end why, const struct an_flow_end *end)
+{
+	if (df->tls && df->ds->nparked < TLS_PARKED_MAX && !tls_sess_may_close(df->tls)) {
+		struct decstage *ds = df->ds;
+		df->parked = 1;
+		df->why = why;
+		df->end = *end;
+		df->pprev = NULL;
+		df->pnext = ds->parked;
+		if (ds->parked)
+			ds->parked->pprev = df;
+		ds->parked = df;
+		ds->nparked++;
+		return;
+	}
+	finish_close(df, why, end);
+}
+
+static void finish_close(struct dflow *df, enum proto_end why, const struct an_flow_end *end)
 {
 	if (df->tls) { /* a key may have come at last: decoded before the decoder closes */
 		df->ts = end->ts;
@@ -374,8 +430,10 @@ static void replay(void *ctx, unsigned char *data, size_t used)
 			do_close(m->df, (enum proto_end)m->u.close.why, &m->u.close.end);
 			break;
 		case D_TICK:
-			if (ds->tls)
+			if (ds->tls) {
 				tls_ctx_tick(ds->tls, m->u.now);
+				tls_settle(ds, m->u.now, 0);
+			}
 			anpipe_tick(ds->pipe, m->u.now);
 			break;
 		case D_CALL:
@@ -429,6 +487,7 @@ void decstage_free(struct decstage *ds, struct decstage_stats *st)
 	if (!ds)
 		return;
 	chq_free(ds->q); /* replays the rest first */
+	tls_settle(ds, 0, 1); /* the decoder thread is gone: closed here */
 	tls_ctx_free(ds->tls, &ds->st.tls, &ds->st.keys);
 	if (st)
 		stats_add(st, &ds->st);
@@ -461,6 +520,7 @@ int decstage_tls(struct decstage *ds, char *const *keylogs, int n, int wait_s, c
 	struct tlsk_store *k = tlsk_new(keylogs, n, TLS_KEYS_MAX, err, errlen);
 	if (!k)
 		return -1;
+	ds->tls_wait_us = (ev_time)wait_s * 1000000;
 	ds->tls = tls_ctx_new(k, (tls_time)wait_s * 1000000, TLS_HOLD_FLOW, TLS_HOLD_TOTAL);
 	if (!ds->tls) {
 		tlsk_free(k, NULL);
@@ -564,8 +624,10 @@ void decstage_close(struct decstage *ds, struct dflow *df, enum proto_end why,
 void decstage_tick(struct decstage *ds, ev_time now)
 {
 	if (!ds->q) {
-		if (ds->tls)
+		if (ds->tls) {
 			tls_ctx_tick(ds->tls, now);
+			tls_settle(ds, now, 0);
+		}
 		anpipe_tick(ds->pipe, now);
 		return;
 	}

@@ -760,10 +760,8 @@ void tls_sess_feed(struct tls_sess *s, int dir, tls_time ts, const uint8_t *p, s
 			dir_dead(s, dir);
 			return;
 		}
-		memcpy(d->rb, p, n);
+		memcpy(d->rb, p, n); /* a header (checked above when whole) waits for the rest */
 		d->rn = n;
-		if (n >= REC_HDR)
-			continue; /* header checked above; wait for the rest */
 		n = 0;
 	}
 }
@@ -789,6 +787,25 @@ void tls_ctx_tick(struct tls_ctx *c, tls_time now)
 	}
 }
 
+static int late_key(struct tls_sess *s)
+{
+	struct tlsk_entry *e = tlsk_find(s->c->keys, s->crand);
+	return e && (e->len[TLSK_MASTER] || e->len[TLSK_CTS0]);
+}
+
+int tls_sess_may_close(struct tls_sess *s)
+{
+	if (s->st == TLS_ST_WAIT_KEY)
+		return 0;
+	if (s->st != TLS_ST_NO_KEY || !s->su || !s->c->keys)
+		return 1;
+	tlsk_poll(s->c->keys, 0);
+	if (!late_key(s))
+		return 0;
+	set_state(s, TLS_ST_KEY_LATE);
+	return 1;
+}
+
 enum tls_state tls_sess_free(struct tls_sess *s, tls_time now)
 {
 	if (s->c->keys && (s->st == TLS_ST_WAIT_KEY || s->st == TLS_ST_NO_KEY))
@@ -798,11 +815,8 @@ enum tls_state tls_sess_free(struct tls_sess *s, tls_time now)
 		if (s->st == TLS_ST_WAIT_KEY && !try_keys(s))
 			set_state(s, TLS_ST_NO_KEY);
 	}
-	if (s->st == TLS_ST_NO_KEY && s->su && s->c->keys) {
-		struct tlsk_entry *e = tlsk_find(s->c->keys, s->crand);
-		if (e && (e->len[TLSK_MASTER] || e->len[TLSK_CTS0]))
-			set_state(s, TLS_ST_KEY_LATE);
-	}
+	if (s->st == TLS_ST_NO_KEY && s->su && s->c->keys && late_key(s))
+		set_state(s, TLS_ST_KEY_LATE);
 	enum tls_state st = s->st;
 	unwait(s);
 	drop_held(s);

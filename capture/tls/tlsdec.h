@@ -65,6 +65,9 @@ void tls_sess_gap(struct tls_sess *s, int dir, tls_time ts);
 enum tls_state tls_sess_state(const struct tls_sess *s);
 /* 1 while nothing more can come out of this session (stop feeding it). */
 int tls_sess_done(const struct tls_sess *s);
+/* The TCP connection ended: 1 when the session may close now, 0 while its key could still
+ * come (waiting for it, or it missed the wait and a late key would say key_late). */
+int tls_sess_may_close(struct tls_sess *s);
 /* Flow over: last look for a late key (then held records are decrypted, or the state
  * becomes key_late), free. Returns the final state. */
 enum tls_state tls_sess_free(struct tls_sess *s, tls_time now);

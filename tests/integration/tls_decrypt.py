@@ -1,0 +1,308 @@
+"""TLS decryption from key logs (issue #26), end to end with real servers and clients:
+PostgreSQL 15 with ssl=on and MariaDB with a certificate, driven by node `pg` and `mysql2`
+that log their TLS secrets in the NSS key log format, captured on lo. For TLS 1.3 and 1.2,
+AES-GCM and ChaCha20-Poly1305, the statements (SQL, outcome, rows) and end users dbtap
+stores must equal those of the plaintext twin (the same script without TLS). Then the
+unhappy paths: no key (counted, nothing decoded), a wrong key (authentication failure
+counted, a protocol_anomaly), a garbage key log (one warning per bad line, the good lines
+still used), keys appended 5 s after the handshake while dbtap captures live (decrypted)
+and after the wait (key_late). No secret of the key log and no password sent inside TLS
+may appear in the database, its WAL, the JSON output or stderr.
+
+The node packages are installed once with npm into DBTAP_NODE_MODULES (default
+~/.cache/dbtap-node), outside the repository; without node/npm the test is skipped."""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import dbtest  # noqa: E402
+
+dbtest.need_root()
+HERE = os.path.dirname(os.path.abspath(__file__))
+CLIENT = os.path.join(HERE, 'tls_client.js')
+NODE_DIR = os.environ.get('DBTAP_NODE_MODULES', os.path.expanduser('~/.cache/dbtap-node'))
+
+
+def node_modules():
+    if not shutil.which('node') or not shutil.which('npm'):
+        dbtest.skip('node and npm are not installed (contrib/deps.sh test installs them)')
+    mods = os.path.join(NODE_DIR, 'node_modules')
+    if not (os.path.isdir(os.path.join(mods, 'pg')) and os.path.isdir(os.path.join(mods, 'mysql2'))):
+        os.makedirs(NODE_DIR, exist_ok=True)
+        r = subprocess.run(['npm', 'install', '--prefix', NODE_DIR, '--no-audit', '--no-fund',
+                            'pg@8', 'mysql2@3'], capture_output=True, text=True, timeout=300)
+        if r.returncode != 0:
+            dbtest.skip('npm install pg mysql2 failed: ' + r.stderr.strip()[-200:])
+    return mods
+
+
+MODS = node_modules()
+c = dbtest.Checks()
+tmp = tempfile.mkdtemp(prefix='dbtap-tls-')
+os.chmod(tmp, 0o755)
+PASSWORD = 'Tls-Inner-Secret-771'
+
+# ---- servers ----
+pg = dbtest.Postgres(ssl=True)
+pg.sql(f"CREATE ROLE alice LOGIN PASSWORD '{PASSWORD}'")
+pg.sql("CREATE DATABASE app OWNER alice")
+
+mdir = os.path.join(tmp, 'mycert')
+os.makedirs(mdir)
+os.chmod(mdir, 0o755)
+crt, key = os.path.join(mdir, 'server.crt'), os.path.join(mdir, 'server.key')
+subprocess.run(['openssl', 'req', '-new', '-x509', '-days', '2', '-nodes', '-subj', '/CN=localhost',
+                '-keyout', key, '-out', crt], check=True, capture_output=True)
+for f in (crt, key):
+    shutil.chown(f, 'mysql', 'mysql')
+my = dbtest.MariaDB(args=[f'--ssl-cert={crt}', f'--ssl-key={key}'])
+my.sql(f"CREATE USER 'alice'@'%' IDENTIFIED BY '{PASSWORD}'")
+my.sql("CREATE DATABASE app")
+my.sql("GRANT ALL ON app.* TO 'alice'@'%'")
+
+
+def script(proto, tag):
+    setvar = "SET app.end_user = 'carol'" if proto == 'pg' else "SET @app_user = 'carol'"
+    return [f"CREATE TABLE t_{tag} (id int, note text)",
+            f"INSERT INTO t_{tag} VALUES (1, 'a'), (2, 'b'), (3, 'c')",
+            f"SELECT id, note FROM t_{tag} WHERE id > 1 /*app_user='bob'*/",
+            setvar,
+            f"UPDATE t_{tag} SET note = 'z' WHERE id = 3",
+            "SELECT no_such_column",
+            f"SELECT count(*) FROM t_{tag}" + " WHERE note = '" + 'x' * 40000 + "'",
+            f"DROP TABLE t_{tag}"]
+
+
+def client(proto, tls, keylog, tag):
+    job = dict(proto=proto, host='127.0.0.1', port=pg.port if proto == 'pg' else my.port,
+               user='alice', password=PASSWORD, database='app', keylog=keylog, tls=tls,
+               statements=script(proto, tag))
+    r = subprocess.run(['node', CLIENT, json.dumps(job)], capture_output=True, text=True,
+                       timeout=120, env=dict(os.environ, NODE_PATH=MODS))
+    if r.returncode != 0:
+        raise AssertionError(f'client failed: {r.stderr}')
+    return json.loads(r.stdout)
+
+
+def capture(name, proto, tls, tag, keylog=None):
+    pcap = os.path.join(tmp, name + '.pcap')
+    keylog = keylog or os.path.join(tmp, name + '.keys')
+    with dbtest.Capture(pcap, [pg.port if proto == 'pg' else my.port]):
+        info = client(proto, tls, keylog if tls else None, tag)
+    return pcap, keylog, info
+
+
+def cfg(proto, keylogs=None, extra=None):
+    conf = {'ports': {'postgresql' if proto == 'pg' else 'mysql': [pg.port if proto == 'pg' else my.port]},
+            'keep_literals': True}
+    cap = dict(extra or {})
+    if keylogs is not None:
+        cap['tls_keylog'] = keylogs
+    if cap:
+        conf['capture'] = cap
+    return conf
+
+
+def decode(name, pcap, conf, check=True):
+    db = os.path.join(tmp, name + '.db')
+    js = os.path.join(tmp, name + '.json')
+    r = dbtest.run_dbtap(pcap, db, config=conf, extra=['--json', js], check=check)
+    with open(os.path.join(tmp, name + '.stderr'), 'w') as f:
+        f.write(r.stderr)
+    return db, js, r
+
+
+def seen(db, tag):
+    """What dbtap stored, with the table name made neutral so twins compare."""
+    st = dbtest.rows(db, 'SELECT verb, sql, outcome, rows, error_code, end_user, end_user_source'
+                         ' FROM statements ORDER BY id')
+    # (the 40 kB statement is cut at the sql cap, where depends on the table name's length)
+    return [(s['verb'], (s['sql'] or '').replace(tag, 'T')[:1000], s['outcome'], s['rows'], s['error_code'],
+             s['end_user'], s['end_user_source']) for s in st]
+
+
+def short(rows):
+    return [tuple(x[:60] + '...' if isinstance(x, str) and len(x) > 60 else x for x in r) for r in rows]
+
+
+def same(got, want, what):
+    """Statement lists compared whole, printed shortened (a 40 kB literal is in them)."""
+    if got == want:
+        c.check(True, what)
+    else:
+        c.check(False, f'{what}: got {short(got)!r}, want {short(want)!r}')
+
+
+def session(db):
+    return dbtest.rows(db, 'SELECT db_user, database, login, auth_method, tls, tls_decrypted, midstream'
+                           ' FROM sessions ORDER BY id')
+
+
+def tls_counts(db):
+    drops = json.loads(dbtest.rows(db, 'SELECT drops FROM runs')[0]['drops'])
+    return drops.get('tls', {})
+
+
+def secrets_of(keylog):
+    out = []
+    if os.path.exists(keylog):
+        for line in open(keylog):
+            f = line.split()
+            if len(f) == 3:
+                out.append(f[2])
+    return out
+
+
+def assert_no_secrets(name, keylog):
+    paths = [os.path.join(tmp, name + ext) for ext in ('.db', '.json', '.stderr')]
+    blobs = []
+    for p in paths:
+        for q in (p, p + '-wal', p + '-shm', p + '-journal'):
+            if os.path.exists(q):
+                with open(q, 'rb') as f:
+                    blobs.append(f.read())
+    secrets = secrets_of(keylog)
+    leaked = [s for s in secrets for b in blobs
+              if s.lower().encode() in b.lower() or bytes.fromhex(s) in b]
+    c.check(secrets and not leaked, f'{name}: none of the {len(secrets)} key log secrets in DB/WAL/JSON/stderr')
+    c.check(not any(PASSWORD.encode() in b for b in blobs), f'{name}: the password sent inside TLS is stored nowhere')
+
+
+# ---- the plaintext twins ----
+twins = {}
+for proto in ('pg', 'my'):
+    pcap, _, info = capture(f'{proto}_plain', proto, None, 'plain')
+    c.check(info['tls'] is None, f'{proto}: the twin ran without TLS')
+    db, _, _ = decode(f'{proto}_plain', pcap, cfg(proto))
+    twins[proto] = seen(db, 'plain')
+    c.eq(len(twins[proto]), 8, f'{proto}: the plaintext twin stored every statement')
+    c.check(any(s[5] == 'bob' for s in twins[proto]) and any(s[5] == 'carol' for s in twins[proto]),
+            f'{proto}: the twin attributes end users bob and carol')
+
+# ---- decrypted, every version and cipher family ----
+variants = [
+    ('tls13_aes256', {'maxVersion': 'TLSv1.3'}, ('TLSv1.3', 'TLS_AES_256_GCM_SHA384')),
+    ('tls13_aes128', {'minVersion': 'TLSv1.3', 'ciphers': 'TLS_AES_128_GCM_SHA256'}, ('TLSv1.3', 'TLS_AES_128_GCM_SHA256')),
+    ('tls13_chacha', {'minVersion': 'TLSv1.3', 'ciphers': 'TLS_CHACHA20_POLY1305_SHA256'},
+     ('TLSv1.3', 'TLS_CHACHA20_POLY1305_SHA256')),
+    ('tls12_aesgcm', {'maxVersion': 'TLSv1.2', 'ciphers': 'ECDHE-RSA-AES256-GCM-SHA384'},
+     ('TLSv1.2', 'ECDHE-RSA-AES256-GCM-SHA384')),
+    ('tls12_chacha', {'maxVersion': 'TLSv1.2', 'ciphers': 'ECDHE-RSA-CHACHA20-POLY1305'},
+     ('TLSv1.2', 'ECDHE-RSA-CHACHA20-POLY1305')),
+]
+kept = {}
+for proto in ('pg', 'my'):
+    for vname, tls, want in variants:
+        name = f'{proto}_{vname}'
+        pcap, keylog, info = capture(name, proto, tls, vname)
+        c.eq(tuple(info['tls'] or ()), want, f'{name}: negotiated')
+        db, js, r = decode(name, pcap, cfg(proto, [keylog]))
+        same(seen(db, vname), twins[proto], f'{name}: statements and end users equal the plaintext twin')
+        s = session(db)
+        c.eq([(x['db_user'], x['database'], x['login'], x['tls'], x['tls_decrypted']) for x in s],
+             [('alice', 'app', 'ok', 1, 1)], f'{name}: session tls=1, tls_decrypted=1, login ok')
+        t = tls_counts(db)
+        c.eq((t.get('sessions'), t.get('decrypted'), t.get('keys_matched'), t.get('auth_failures')),
+             (1, 1, 1, 0), f'{name}: counters (sessions, decrypted, keys matched, auth failures)')
+        assert_no_secrets(name, keylog)
+        kept[name] = (pcap, keylog)
+
+# ---- the key never arrives ----
+pcap, keylog = kept['pg_tls13_aes256']
+empty = os.path.join(tmp, 'empty.keys')
+open(empty, 'w').close()
+db, _, r = decode('nokey', pcap, cfg('pg', [empty]))
+c.eq(r.returncode, 0, 'no key: dbtap ran to the end')
+c.eq(seen(db, 'x'), [], 'no key: nothing decoded')
+c.eq([(x['tls'], x['tls_decrypted']) for x in session(db)], [(1, 'no_key')], 'no key: tls_decrypted = no_key')
+c.eq(tls_counts(db).get('no_key'), 1, 'no key: counted')
+rep = subprocess.run([dbtest.dbtap_binary(), 'report', '-d', db], capture_output=True, text=True)
+c.check('decrypted 0, key missing 1, unsupported 0' in rep.stdout, 'no key: the report splits the TLS blind spot')
+db, _, r = decode('nokeylog', pcap, cfg('pg'))
+c.eq([(x['tls'], x['tls_decrypted']) for x in session(db)], [(1, 'no_key')], 'no key log configured: no_key')
+
+# ---- a wrong key: every secret altered ----
+wrong = os.path.join(tmp, 'wrong.keys')
+with open(wrong, 'w') as f:
+    for line in open(keylog):
+        lab, cr, sec = line.split()
+        f.write(f'{lab} {cr} {sec[:-2]}{(int(sec[-2:], 16) ^ 1):02x}\n')
+db, _, r = decode('wrongkey', pcap, cfg('pg', [wrong]))
+c.eq(r.returncode, 0, 'wrong key: dbtap ran to the end')
+c.eq(seen(db, 'x'), [], 'wrong key: nothing decoded')
+c.eq([x['tls_decrypted'] for x in session(db)], ['bad_key'], 'wrong key: tls_decrypted = bad_key')
+c.check(tls_counts(db).get('auth_failures', 0) >= 1, 'wrong key: authentication failure counted')
+an = dbtest.rows(db, "SELECT count(*) AS n FROM findings WHERE kind = 'protocol_anomaly'")[0]['n']
+c.check(an >= 1, 'wrong key: a protocol_anomaly finding')
+
+# ---- a garbage key log: warnings per bad line, the good lines used ----
+pcap, keylog = kept['my_tls12_chacha']
+garbage = os.path.join(tmp, 'garbage.keys')
+bad = ['this is not a key log', 'CLIENT_RANDOM zz 00', 'CLIENT_RANDOM ' + 'ab' * 32,
+       'CLIENT_RANDOM ' + 'ab' * 32 + ' ' + 'cd' * 47, '\x00\x01\x02 binary', 'X' * 3000]
+with open(garbage, 'w') as f:
+    f.write('# comment lines are fine\n\n')
+    for b in bad[:3]:
+        f.write(b + '\n')
+    f.write(open(keylog).read())
+    for b in bad[3:]:
+        f.write(b + '\n')
+db, _, r = decode('garbage', pcap, cfg('my', [garbage]))
+warns = [ln for ln in r.stderr.splitlines() if 'not a key log line' in ln]
+c.eq(len(warns), len(bad), 'garbage key log: one warning per bad line')
+same(seen(db, 'tls12_chacha'), twins['my'], 'garbage key log: the good line still decrypts')
+c.eq(tls_counts(db).get('keylog_bad_lines'), len(bad), 'garbage key log: bad lines counted')
+c.check(not any(s in r.stderr for s in secrets_of(keylog)), 'garbage key log: no secret in the warnings')
+
+# ---- a directory of *.keys ----
+kdir = os.path.join(tmp, 'keydir')
+os.makedirs(kdir)
+shutil.copy(kept['pg_tls12_aesgcm'][1], os.path.join(kdir, 'app.keys'))
+shutil.copy(kept['pg_tls13_chacha'][1], os.path.join(kdir, 'other.keys'))
+db, _, r = decode('keydir', [kept['pg_tls12_aesgcm'][0], kept['pg_tls13_chacha'][0]], cfg('pg', [kdir]))
+c.eq([x['tls_decrypted'] for x in session(db)], [1, 1], 'key directory: both sessions decrypted')
+
+# ---- live: keys appended after the handshake ----
+def live(name, wait_s, delay_s):
+    db = os.path.join(tmp, name + '.db')
+    js = os.path.join(tmp, name + '.json')
+    keylog = os.path.join(tmp, name + '.keys')
+    late = os.path.join(tmp, name + '.client.keys')
+    open(keylog, 'w').close()
+    conf = os.path.join(tmp, name + '.cfg.json')
+    with open(conf, 'w') as f:
+        json.dump(cfg('pg', [keylog], {'tls_key_wait_s': wait_s}), f)
+    errf = open(os.path.join(tmp, name + '.stderr'), 'w')
+    proc = subprocess.Popen([dbtest.dbtap_binary(), 'run', '-i', 'lo', '-d', db, '-c', conf, '--json', js,
+                             '-f', f'tcp port {pg.port}', '-q'], stderr=errf)
+    time.sleep(1.5)
+    client('pg', {'maxVersion': 'TLSv1.3'}, late, name)
+    time.sleep(delay_s)
+    with open(keylog, 'a') as f:  # the application's key log, late
+        f.write(open(late).read())
+    time.sleep(3)
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(30)
+    errf.close()
+    os.rename(late, keylog + '.all')
+    with open(keylog, 'w') as f:
+        f.write(open(keylog + '.all').read())
+    return db, keylog
+
+
+db, keylog = live('late5', 10, 5)
+same(seen(db, 'late5'), twins['pg'], 'keys 5 s late (wait 10 s): statements equal the plaintext twin')
+c.eq([x['tls_decrypted'] for x in session(db)], [1], 'keys 5 s late: tls_decrypted = 1')
+assert_no_secrets('late5', keylog)
+db, keylog = live('toolate', 2, 5)
+c.eq(seen(db, 'toolate'), [], 'keys 5 s late (wait 2 s): nothing decoded')
+c.eq([x['tls_decrypted'] for x in session(db)], ['key_late'], 'keys after the wait: tls_decrypted = key_late')
+c.eq(tls_counts(db).get('key_late'), 1, 'keys after the wait: counted')
+
+c.done()
