@@ -52,6 +52,32 @@ async function runMy() {
   return { results: out, tls: info };
 }
 
-(job.proto === 'pg' ? runPg() : runMy()).then((r) => {
+// pgbench's TPC-B transaction over the simple protocol, job.clients connections at once
+// (contrib/bench/tls_bench.py: the same content with and without TLS).
+async function runTpcb() {
+  const { Client } = require('pg');
+  const rnd = (n) => 1 + Math.floor(Math.random() * n);
+  const one = async () => {
+    const c = new Client({ host: job.host, port: job.port, user: job.user, password: job.password,
+      database: job.database, ssl: sslOpts() });
+    await c.connect();
+    for (let i = 0; i < job.transactions; i++) {
+      const aid = rnd(100000 * job.scale), bid = rnd(job.scale), tid = rnd(10 * job.scale);
+      const delta = rnd(10000) - 5000;
+      await c.query('BEGIN');
+      await c.query(`UPDATE pgbench_accounts SET abalance = abalance + ${delta} WHERE aid = ${aid}`);
+      await c.query(`SELECT abalance FROM pgbench_accounts WHERE aid = ${aid}`);
+      await c.query(`UPDATE pgbench_tellers SET tbalance = tbalance + ${delta} WHERE tid = ${tid}`);
+      await c.query(`UPDATE pgbench_branches SET bbalance = bbalance + ${delta} WHERE bid = ${bid}`);
+      await c.query(`INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) VALUES (${tid}, ${bid}, ${aid}, ${delta}, CURRENT_TIMESTAMP)`);
+      await c.query('END');
+    }
+    await c.end();
+  };
+  await Promise.all(Array.from({ length: job.clients }, one));
+  return { transactions: job.clients * job.transactions };
+}
+
+(job.proto === 'pg' ? (job.transactions ? runTpcb() : runPg()) : runMy()).then((r) => {
   console.log(JSON.stringify(r));
 }, (e) => { console.error(String(e && e.stack || e)); process.exit(1); });
