@@ -40,7 +40,7 @@ def capture(name, tls):
     pcap, keys = os.path.join(tmp, name + '.pcap'), os.path.join(tmp, name + '.keys')
     job = dict(proto='pg', host='127.0.0.1', port=pg.port, user='bench', password='bench-pw',
                database='bench', keylog=keys if tls else None, tls=tls, transactions=a.transactions,
-               clients=a.clients, statements=[])
+               clients=a.clients, scale=1, statements=[])
     with dbtest.Capture(pcap, [pg.port]):
         subprocess.run(['node', os.path.join(HERE, '..', '..', 'tests', 'integration', 'tls_client.js'),
                         json.dumps(job)], check=True, capture_output=True, env=dict(os.environ, NODE_PATH=mods))
