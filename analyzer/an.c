@@ -206,7 +206,8 @@ static void put_session(struct an *an, struct an_session *s, const struct an_flo
 		.client_info = s->client_info,
 		.server_version = nz(s->server_version),
 		.tls = s->tls,
-		.tls_decrypted = s->tls ? (s->tls_decrypted ? s->tls_decrypted : "no_key") : NULL,
+		/* before capture tells the outcome: "pending" while open, "no_key" at the end */
+		.tls_decrypted = !s->tls ? NULL : s->tls_decrypted ? s->tls_decrypted : end ? "no_key" : "pending",
 		.auth_method = nz(s->auth_method),
 		.login = s->login > 0 ? "ok" : s->login < 0 ? "failed" : "unknown",
 		.login_error = nz(s->login_error),

@@ -144,6 +144,19 @@ def session(db):
                            ' FROM sessions ORDER BY id')
 
 
+def json_tls(js, ocsf=False):
+    """tls_decrypted of every session line (dbtap) or Authentication event (OCSF) in js."""
+    out = []
+    with open(js) as f:
+        for line in f:
+            o = json.loads(line)
+            if ocsf and o.get('class_uid') == 3002:
+                out.append(o['unmapped'].get('tls_decrypted', 'absent'))
+            elif not ocsf and o.get('event_type') == 'session':
+                out.append(o.get('tls_decrypted', 'absent'))
+    return out
+
+
 def tls_counts(db):
     drops = json.loads(dbtest.rows(db, 'SELECT drops FROM runs')[0]['drops'])
     return drops.get('tls', {})
@@ -210,8 +223,17 @@ for proto in ('pg', 'my'):
         t = tls_counts(db)
         c.eq((t.get('sessions'), t.get('decrypted'), t.get('keys_matched'), t.get('auth_failures')),
              (1, 1, 1, 0), f'{name}: counters (sessions, decrypted, keys matched, auth failures)')
+        jt = json_tls(js)
+        c.check(jt[:1] == [None] and set(jt[1:]) <= {'pending', 1} and jt[-1] == 1,
+                f'{name}: JSON session lines carry tls_decrypted: null before TLS, then pending, 1 (got {jt})')
         assert_no_secrets(name, keylog)
         kept[name] = (pcap, keylog)
+
+# the OCSF Logon/Logoff events carry it too (unmapped), validated like every --json file
+js = os.path.join(tmp, 'ocsf.json')
+dbtest.run_dbtap(kept['my_tls13_chacha'][0], os.path.join(tmp, 'ocsf.db'),
+                 config=cfg('my', [kept['my_tls13_chacha'][1]]), extra=['--json', js, '--json-format', 'ocsf'])
+c.eq(json_tls(js, ocsf=True), [1, 1], 'OCSF 3002 Logon and Logoff: unmapped.tls_decrypted = 1')
 
 # ---- the key never arrives ----
 pcap, keylog = kept['pg_tls13_aes256']
@@ -222,6 +244,7 @@ c.eq(r.returncode, 0, 'no key: dbtap ran to the end')
 c.eq(seen(db, 'x'), [], 'no key: nothing decoded')
 c.eq([(x['tls'], x['tls_decrypted']) for x in session(db)], [(1, 'no_key')], 'no key: tls_decrypted = no_key')
 c.eq(tls_counts(db).get('no_key'), 1, 'no key: counted')
+c.eq(json_tls(os.path.join(tmp, 'nokey.json'))[-1:], ['no_key'], 'no key: the JSON session line says no_key')
 rep = subprocess.run([dbtest.dbtap_binary(), 'report', '-d', db], capture_output=True, text=True)
 c.check('decrypted 0, key missing 1, unsupported 0' in rep.stdout, 'no key: the report splits the TLS blind spot')
 db, _, r = decode('nokeylog', pcap, cfg('pg'))
