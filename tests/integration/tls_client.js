@@ -7,14 +7,22 @@ const tls = require('tls');
 
 const job = JSON.parse(process.argv[2]);
 
-// Every TLS socket in this process logs its keys (the same lines as --tls-keylog).
-if (job.keylog) {
-  const orig = tls.connect;
-  tls.connect = function (...args) {
-    const s = orig.apply(this, args);
-    s.on('keylog', (line) => fs.appendFileSync(job.keylog, line));
-    return s;
-  };
+// Every TLS socket in this process logs its keys (the same lines as --tls-keylog). With
+// job.resume, a connection offers the session (TLS 1.2 id/ticket, TLS 1.3 PSK ticket) the
+// previous one received, as an application's connection pool does.
+let lastSession = null;
+const orig = tls.connect;
+tls.connect = function (...args) {
+  if (job.resume && lastSession && args[0] && typeof args[0] === 'object')
+    args[0] = Object.assign({}, args[0], { session: lastSession });
+  const s = orig.apply(this, args);
+  if (job.keylog) s.on('keylog', (line) => fs.appendFileSync(job.keylog, line));
+  s.on('session', (sess) => { lastSession = sess; });
+  return s;
+};
+
+function tlsInfo(st) {
+  return st.getProtocol ? [st.getProtocol(), st.getCipher().name, st.isSessionReused()] : null;
 }
 
 function sslOpts() {
@@ -33,7 +41,7 @@ async function runPg() {
   for (const q of job.statements) {
     try { const r = await c.query(q); out.push(r.rowCount); } catch (e) { out.push('error ' + e.code); }
   }
-  const info = c.connection.stream.getProtocol ? [c.connection.stream.getProtocol(), c.connection.stream.getCipher().name] : null;
+  const info = tlsInfo(c.connection.stream);
   await c.end();
   return { results: out, tls: info };
 }
@@ -46,8 +54,7 @@ async function runMy() {
   for (const q of job.statements) {
     try { const [r] = await c.query(q); out.push(Array.isArray(r) ? r.length : r.affectedRows); } catch (e) { out.push('error ' + e.code); }
   }
-  const st = c.connection.stream;
-  const info = st.getProtocol ? [st.getProtocol(), st.getCipher().name] : null;
+  const info = tlsInfo(c.connection.stream);
   await c.end();
   return { results: out, tls: info };
 }
@@ -78,6 +85,21 @@ async function runTpcb() {
   return { transactions: job.clients * job.transactions };
 }
 
-(job.proto === 'pg' ? (job.transactions ? runTpcb() : runPg()) : runMy()).then((r) => {
+// job.connections (default 1): the statements run once per connection, one after another.
+async function runAll() {
+  if (job.proto === 'pg' && job.transactions) return runTpcb();
+  const out = { results: [], tls: null, reused: [] };
+  for (let i = 0; i < (job.connections || 1); i++) {
+    const r = await (job.proto === 'pg' ? runPg() : runMy());
+    out.results.push(...r.results);
+    out.tls = out.tls || (r.tls && r.tls.slice(0, 2));
+    out.reused.push(r.tls ? r.tls[2] : null);
+    // a TLS 1.3 ticket comes after the handshake: let it arrive before the next connects
+    await new Promise((res) => setTimeout(res, 50));
+  }
+  return out;
+}
+
+runAll().then((r) => {
   console.log(JSON.stringify(r));
 }, (e) => { console.error(String(e && e.stack || e)); process.exit(1); });

@@ -79,10 +79,10 @@ def script(proto, tag):
             f"DROP TABLE t_{tag}"]
 
 
-def client(proto, tls, keylog, tag):
+def client(proto, tls, keylog, tag, **more):
     job = dict(proto=proto, host='127.0.0.1', port=pg.port if proto == 'pg' else my.port,
                user='alice', password=PASSWORD, database='app', keylog=keylog, tls=tls,
-               statements=script(proto, tag))
+               statements=script(proto, tag), **more)
     r = subprocess.run(['node', CLIENT, json.dumps(job)], capture_output=True, text=True,
                        timeout=120, env=dict(os.environ, NODE_PATH=MODS))
     if r.returncode != 0:
@@ -90,11 +90,11 @@ def client(proto, tls, keylog, tag):
     return json.loads(r.stdout)
 
 
-def capture(name, proto, tls, tag, keylog=None):
+def capture(name, proto, tls, tag, keylog=None, **more):
     pcap = os.path.join(tmp, name + '.pcap')
     keylog = keylog or os.path.join(tmp, name + '.keys')
     with dbtest.Capture(pcap, [pg.port if proto == 'pg' else my.port]):
-        info = client(proto, tls, keylog if tls else None, tag)
+        info = client(proto, tls, keylog if tls else None, tag, **more)
     return pcap, keylog, info
 
 
@@ -234,6 +234,20 @@ js = os.path.join(tmp, 'ocsf.json')
 dbtest.run_dbtap(kept['my_tls13_chacha'][0], os.path.join(tmp, 'ocsf.db'),
                  config=cfg('my', [kept['my_tls13_chacha'][1]]), extra=['--json', js, '--json-format', 'ocsf'])
 c.eq(json_tls(js, ocsf=True), [1, 1], 'OCSF 3002 Logon and Logoff: unmapped.tls_decrypted = 1')
+
+# ---- session resumption: a pool's later connections resume the first one's session ----
+# (MariaDB resumes with a TLS 1.3 PSK ticket or a TLS 1.2 ticket; PostgreSQL turns tickets
+# and its session cache off, so its connections always make a full handshake.)
+for vname, tls in (('res13', {'maxVersion': 'TLSv1.3', 'ciphers': 'TLS_CHACHA20_POLY1305_SHA256'}),
+                   ('res12', {'maxVersion': 'TLSv1.2', 'ciphers': 'ECDHE-RSA-AES128-GCM-SHA256'})):
+    name = f'my_{vname}'
+    pcap, keylog, info = capture(name, 'my', tls, vname, connections=3, resume=True)
+    c.eq(info['reused'], [False, True, True], f'{name}: the 2nd and 3rd connections resumed the session')
+    db, js, r = decode(name, pcap, cfg('my', [keylog]))
+    same(seen(db, vname), twins['my'] * 3, f'{name}: all three connections equal the plaintext twin')
+    c.eq([(x['login'], x['tls_decrypted']) for x in session(db)], [('ok', 1)] * 3,
+         f'{name}: three sessions, each decrypted')
+    assert_no_secrets(name, keylog)
 
 # ---- the key never arrives ----
 pcap, keylog = kept['pg_tls13_aes256']
