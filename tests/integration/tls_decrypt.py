@@ -1,10 +1,12 @@
 """TLS decryption from key logs (issue #26), end to end with real servers and clients:
 PostgreSQL 15 with ssl=on and MariaDB with a certificate, driven by node `pg` and `mysql2`
-that log their TLS secrets in the NSS key log format, captured on lo. For TLS 1.3 and 1.2,
+that log their TLS secrets in the NSS key log format (and asyncpg / PyMySQL through Python's
+SSLContext.keylog_filename), captured on lo. For TLS 1.3 and 1.2,
 AES-GCM and ChaCha20-Poly1305, the statements (SQL, outcome, rows) and end users dbtap
 stores must equal those of the plaintext twin (the same script without TLS). Then the
 unhappy paths: no key (counted, nothing decoded), a wrong key (authentication failure
-counted, a protocol_anomaly), a garbage key log (one warning per bad line, the good lines
+counted, a protocol_anomaly), MariaDB connections resuming a session (TLS 1.3 PSK, TLS 1.2
+ticket), a garbage key log (one warning per bad line, the good lines
 still used), keys appended 5 s after the handshake while dbtap captures live (decrypted)
 and after the wait (key_late). No secret of the key log and no password sent inside TLS
 may appear in the database, its WAL, the JSON output or stderr.
@@ -20,7 +22,19 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# The Python clients first, without this folder on the path: its secrets.py (a test) would
+# shadow the standard module of that name, which they import.
+_here = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or '.') != _here]
+try:
+    import asyncio
+    import ssl
+    import asyncpg
+    import pymysql
+except ImportError as e:
+    asyncpg = None
+    PY_MISSING = str(e)
+sys.path.insert(0, _here)
 import dbtest  # noqa: E402
 
 dbtest.need_root()
@@ -248,6 +262,69 @@ for vname, tls in (('res13', {'maxVersion': 'TLSv1.3', 'ciphers': 'TLS_CHACHA20_
     c.eq([(x['login'], x['tls_decrypted']) for x in session(db)], [('ok', 1)] * 3,
          f'{name}: three sessions, each decrypted')
     assert_no_secrets(name, keylog)
+
+# ---- Python clients: Python's ssl module writes the key log (SSLContext.keylog_filename):
+# asyncpg to PostgreSQL, PyMySQL to MariaDB, each against its own plaintext twin ----
+def py_client(proto, tag, tls, keylog):
+    ctx = None
+    if tls:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        ctx.keylog_filename = keylog
+        ctx.minimum_version = ctx.maximum_version = tls
+        if tls == ssl.TLSVersion.TLSv1_2:
+            ctx.set_ciphers('ECDHE-RSA-AES256-GCM-SHA384')
+    out = []
+    if proto == 'pg':
+        async def go():
+            conn = await asyncpg.connect(host='127.0.0.1', port=pg.port, user='alice', password=PASSWORD,
+                                         database='app', ssl=ctx if tls else False)
+            for q in script('pg', tag):
+                try:
+                    out.append(await conn.execute(q))  # no arguments: the simple query protocol
+                except asyncpg.PostgresError as e:
+                    out.append('error ' + e.sqlstate)
+            ver = conn._transport.get_extra_info('ssl_object')
+            await conn.close()
+            return ver.version() if ver else None
+        return asyncio.run(go()), out
+    conn = pymysql.connect(host='127.0.0.1', port=my.port, user='alice', password=PASSWORD, database='app',
+                           ssl=ctx if tls else None)
+    with conn.cursor() as cur:
+        for q in script('my', tag):
+            try:
+                out.append(cur.execute(q))
+            except pymysql.MySQLError as e:
+                out.append('error %d' % e.args[0])
+    ver = conn._sock.version() if isinstance(conn._sock, ssl.SSLSocket) else None
+    conn.close()
+    return ver, out
+
+
+if not asyncpg:
+    print(f'# Python clients skipped: {PY_MISSING} (contrib/deps.sh test installs python3-asyncpg, python3-pymysql)')
+else:
+    for proto in ('pg', 'my'):
+        pcap = os.path.join(tmp, f'py_{proto}_plain.pcap')
+        with dbtest.Capture(pcap, [pg.port if proto == 'pg' else my.port]):
+            ver, _ = py_client(proto, 'plain', None, None)
+        c.check(ver is None, f'py {proto}: the twin ran without TLS')
+        db, _, _ = decode(f'py_{proto}_plain', pcap, cfg(proto))
+        twin = seen(db, 'plain')
+        # (PyMySQL sends its own SET AUTOCOMMIT first: 9 for MariaDB)
+        c.eq(len(twin), 8 if proto == 'pg' else 9, f'py {proto}: the plaintext twin stored every statement')
+        for vname, tls in (('py13', ssl.TLSVersion.TLSv1_3), ('py12', ssl.TLSVersion.TLSv1_2)):
+            name = f'{proto}_{vname}'
+            pcap, keylog = os.path.join(tmp, name + '.pcap'), os.path.join(tmp, name + '.keys')
+            with dbtest.Capture(pcap, [pg.port if proto == 'pg' else my.port]):
+                ver, _ = py_client(proto, vname, tls, keylog)
+            c.eq(ver, 'TLSv1.3' if tls == ssl.TLSVersion.TLSv1_3 else 'TLSv1.2', f'{name}: negotiated')
+            db, js, r = decode(name, pcap, cfg(proto, [keylog]))
+            same(seen(db, vname), twin, f'{name}: statements and end users equal the plaintext twin')
+            c.eq([(x['login'], x['tls'], x['tls_decrypted']) for x in session(db)], [('ok', 1, 1)],
+                 f'{name}: session tls=1, tls_decrypted=1')
+            assert_no_secrets(name, keylog)
 
 # ---- the key never arrives ----
 pcap, keylog = kept['pg_tls13_aes256']
