@@ -325,6 +325,17 @@ static const struct {
 	{ "EXPORTER_SECRET", -1 },
 };
 
+/* An NSS key log label: capitals, digits, underscores. */
+static int label_like(const char *p, size_t n)
+{
+	if (!n || n > 64)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!((p[i] >= 'A' && p[i] <= 'Z') || (p[i] >= '0' && p[i] <= '9') || p[i] == '_'))
+			return 0;
+	return 1;
+}
+
 int tlsk_line(struct tlsk_store *k, const char *line, size_t n)
 {
 	while (n && (line[n - 1] == '\r' || line[n - 1] == ' ' || line[n - 1] == '\t'))
@@ -356,6 +367,9 @@ int tlsk_line(struct tlsk_store *k, const char *line, size_t n)
 	uint8_t cr[32], sec[TLSK_MAX_SECRET];
 	int crl = unhex(f[1], fl[1], cr, sizeof cr);
 	int sl = unhex(f[2], fl[2], sec, sizeof sec);
+	if (label == -2 && crl == 32 && sl > 0 && label_like(f[0], fl[0]))
+		label = -1; /* well formed, a label we do not know: OpenSSL 3.0 logs
+			     * CLIENT/SERVER_TRAFFIC_SECRET_N after a KeyUpdate (we derive those) */
 	int ok = label != -2 && crl == 32 && sl > 0 &&
 		 (label != TLSK_MASTER || sl == 48) && (label < 0 || label == TLSK_MASTER || sl >= 32);
 	if (ok && label >= 0) {

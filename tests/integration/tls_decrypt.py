@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 import tempfile
@@ -63,9 +64,12 @@ os.chmod(tmp, 0o755)
 PASSWORD = 'Tls-Inner-Secret-771'
 
 # ---- servers ----
-pg = dbtest.Postgres(ssl=True)
+# keyupd: trusted over TLS only, for the raw client of the KeyUpdate check
+pg = dbtest.Postgres(ssl=True, hba=[('hostssl', 'app', 'keyupd', '127.0.0.1/32', 'trust'),
+                                    ('host', 'all', 'all', '127.0.0.1/32', 'scram-sha-256')])
 pg.sql(f"CREATE ROLE alice LOGIN PASSWORD '{PASSWORD}'")
 pg.sql("CREATE DATABASE app OWNER alice")
+pg.sql("CREATE ROLE keyupd LOGIN")
 
 mdir = os.path.join(tmp, 'mycert')
 os.makedirs(mdir)
@@ -325,6 +329,46 @@ else:
             c.eq([(x['login'], x['tls'], x['tls_decrypted']) for x in session(db)], [('ok', 1, 1)],
                  f'{name}: session tls=1, tls_decrypted=1')
             assert_no_secrets(name, keylog)
+
+# ---- TLS 1.3 KeyUpdate: openssl s_client (-starttls postgres: SSLRequest, then TLS) speaks
+# the PostgreSQL protocol we write to it; 'K' makes it update its keys and ask the server
+# to (one each way), 'k' updates its own. OpenSSL logs the updated secrets under labels
+# of its own (CLIENT_TRAFFIC_SECRET_N): ignored quietly, dbtap derives them. ----
+def pg_msg(t, body):
+    return t + struct.pack('!I', len(body) + 4) + body
+
+
+def pg_query(sql):  # the extended protocol: s_client takes a chunk starting with 'Q' as quit
+    return (pg_msg(b'P', b'\0' + sql.encode() + b'\0\0\0') + pg_msg(b'B', b'\0\0' + b'\0' * 6)
+            + pg_msg(b'E', b'\0' + b'\0' * 4) + pg_msg(b'S', b''))
+
+
+name = 'pg_keyupdate'
+pcap, keylog = os.path.join(tmp, name + '.pcap'), os.path.join(tmp, name + '.keys')
+startup = struct.pack('!I', 196608) + b'user\0keyupd\0database\0app\0\0'
+with dbtest.Capture(pcap, [pg.port]):
+    sc = subprocess.Popen(['openssl', 's_client', '-starttls', 'postgres', '-connect', f'127.0.0.1:{pg.port}',
+                           '-tls1_3', '-keylogfile', keylog, '-no_ign_eof'],
+                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    for chunk in (struct.pack('!I', len(startup) + 4) + startup, pg_query('SELECT 1 AS before_update'),
+                  b'K\n', pg_query('SELECT 2 AS after_update'), b'k\n', pg_query('SELECT 3 AS after_second'),
+                  pg_msg(b'X', b'')):
+        time.sleep(0.4)  # one write, one read on s_client's side: its commands are per read
+        os.write(sc.stdin.fileno(), chunk)
+    time.sleep(0.4)
+    sc.stdin.close()
+    sc.wait(20)
+    scerr = sc.stderr.read().decode(errors='replace')
+c.eq(scerr.count('KEYUPDATE'), 2, f'{name}: s_client sent its two KeyUpdates')
+db, js, r = decode(name, pcap, cfg('pg', [keylog]))
+c.eq([(x['sql'], x['outcome'], x['rows']) for x in dbtest.rows(db, 'SELECT sql, outcome, rows FROM statements')],
+     [('SELECT 1 AS before_update', 'ok', 1), ('SELECT 2 AS after_update', 'ok', 1),
+      ('SELECT 3 AS after_second', 'ok', 1)], f'{name}: statements before and after each update decoded')
+t = tls_counts(db)
+c.eq((t.get('key_updates'), t.get('auth_failures'), t.get('keylog_bad_lines')), (3, 0, 0),
+     f'{name}: 3 key updates followed (client twice, server once), none failed, no key log warning')
+c.eq([x['tls_decrypted'] for x in session(db)], [1], f'{name}: tls_decrypted = 1')
+c.check('not a key log line' not in r.stderr, f'{name}: OpenSSL\'s _N labels are not warned about')
 
 # ---- the key never arrives ----
 pcap, keylog = kept['pg_tls13_aes256']
