@@ -21,6 +21,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 # The Python clients first, without this folder on the path: its secrets.py (a test) would
@@ -100,7 +101,8 @@ def script(proto, tag):
 def client(proto, tls, keylog, tag, **more):
     job = dict(proto=proto, host='127.0.0.1', port=pg.port if proto == 'pg' else my.port,
                user='alice', password=PASSWORD, database='app', keylog=keylog, tls=tls,
-               statements=script(proto, tag), **more)
+               statements=script(proto, tag))
+    job.update(more)
     r = subprocess.run(['node', CLIENT, json.dumps(job)], capture_output=True, text=True,
                        timeout=120, env=dict(os.environ, NODE_PATH=MODS))
     if r.returncode != 0:
@@ -329,6 +331,65 @@ else:
             c.eq([(x['login'], x['tls'], x['tls_decrypted']) for x in session(db)], [('ok', 1, 1)],
                  f'{name}: session tls=1, tls_decrypted=1')
             assert_no_secrets(name, keylog)
+
+# ---- PostgreSQL 17's direct TLS (sslnegotiation=direct: a ClientHello with ALPN
+# "postgresql" first, no SSLRequest). Debian 12 has PostgreSQL 15, so a TLS terminator
+# stands in for PostgreSQL 17's listener: node pg -> A (plain) -> direct TLS, ALPN
+# postgresql, Python's key log -> B -> PG15 in plain; dbtap reads the A-B leg. ----
+def direct_tls(keylog):
+    sctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    sctx.load_cert_chain(os.path.join(pg.data, 'server.crt'), os.path.join(pg.data, 'server.key'))
+    sctx.set_alpn_protocols(['postgresql'])
+    cctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    cctx.check_hostname = False
+    cctx.verify_mode = ssl.CERT_NONE
+    cctx.set_alpn_protocols(['postgresql'])
+    cctx.keylog_filename = keylog
+    port_a, port_b, alpn = dbtest.free_port(), dbtest.free_port(), []
+
+    async def pipe(r, w):
+        try:
+            while True:
+                d = await r.read(65536)
+                if not d:
+                    break
+                w.write(d)
+                await w.drain()
+        except (ConnectionError, ssl.SSLError):
+            pass
+        finally:
+            w.close()
+
+    async def on_b(r, w):
+        alpn.append(w.get_extra_info('ssl_object').selected_alpn_protocol())
+        r2, w2 = await asyncio.open_connection('127.0.0.1', pg.port)
+        await asyncio.gather(pipe(r, w2), pipe(r2, w))
+
+    async def on_a(r, w):
+        r2, w2 = await asyncio.open_connection('127.0.0.1', port_b, ssl=cctx, server_hostname='localhost')
+        await asyncio.gather(pipe(r, w2), pipe(r2, w))
+
+    loop = asyncio.new_event_loop()
+    loop.run_until_complete(asyncio.start_server(on_b, '127.0.0.1', port_b, ssl=sctx))
+    loop.run_until_complete(asyncio.start_server(on_a, '127.0.0.1', port_a))
+    threading.Thread(target=loop.run_forever, daemon=True).start()
+    return port_a, port_b, alpn
+
+
+if asyncpg:
+    name = 'pg_direct_tls'
+    keylog = os.path.join(tmp, name + '.keys')
+    port_a, port_b, alpn = direct_tls(keylog)
+    pcap = os.path.join(tmp, name + '.pcap')
+    with dbtest.Capture(pcap, [port_b]):
+        client('pg', None, None, 'direct', port=port_a)
+    c.eq(alpn, ['postgresql'], f'{name}: the ClientHello came first and ALPN chose postgresql')
+    db, js, r = decode(name, pcap, {'ports': {'postgresql': [port_b]}, 'keep_literals': True,
+                                    'capture': {'tls_keylog': [keylog]}})
+    same(seen(db, 'direct'), twins['pg'], f'{name}: statements and end users equal the plaintext twin')
+    c.eq([(x['db_user'], x['login'], x['tls'], x['tls_decrypted']) for x in session(db)], [('alice', 'ok', 1, 1)],
+         f'{name}: session tls=1, tls_decrypted=1, login ok')
+    assert_no_secrets(name, keylog)
 
 # ---- TLS 1.3 KeyUpdate: openssl s_client (-starttls postgres: SSLRequest, then TLS) speaks
 # the PostgreSQL protocol we write to it; 'K' makes it update its keys and ask the server
