@@ -431,6 +431,24 @@ c.eq((t.get('key_updates'), t.get('auth_failures'), t.get('keylog_bad_lines')), 
 c.eq([x['tls_decrypted'] for x in session(db)], [1], f'{name}: tls_decrypted = 1')
 c.check('not a key log line' not in r.stderr, f'{name}: OpenSSL\'s _N labels are not warned about')
 
+# ---- what stays opaque is counted and reported: a TLS 1.2 CBC suite (not decrypted) ----
+for proto in ('pg', 'my'):
+    name = f'{proto}_tls12_cbc'
+    pcap, keylog, info = capture(name, proto, {'maxVersion': 'TLSv1.2', 'ciphers': 'ECDHE-RSA-AES128-SHA'}, 'cbc')
+    c.eq(tuple(info['tls'] or ()), ('TLSv1.2', 'ECDHE-RSA-AES128-SHA'), f'{name}: negotiated')
+    db, js, r = decode(name, pcap, cfg(proto, [keylog]))
+    c.eq(seen(db, 'cbc'), [], f'{name}: nothing decoded')
+    c.eq([(x['tls'], x['tls_decrypted']) for x in session(db)], [(1, 'unsupported')],
+         f'{name}: tls_decrypted = unsupported')
+    t = tls_counts(db)
+    c.eq((t.get('sessions'), t.get('unsupported'), t.get('decrypted')), (1, 1, 0), f'{name}: counted as unsupported')
+    rep = subprocess.run([dbtest.dbtap_binary(), 'report', '-d', db], capture_output=True, text=True)
+    c.check('decrypted 0, key missing 0, unsupported 1' in rep.stdout, f'{name}: the report says unsupported 1')
+    rj = subprocess.run([dbtest.dbtap_binary(), 'report', '-d', db, '--format', 'json'], capture_output=True, text=True)
+    bs = json.loads(rj.stdout)['blind_spots'] if rj.returncode == 0 else {}
+    c.eq((bs.get('tls'), bs.get('tls_decrypted'), bs.get('tls_key_missing'), bs.get('tls_unsupported')), (1, 0, 0, 1),
+         f'{name}: JSON report blind spots')
+
 # ---- the key never arrives ----
 pcap, keylog = kept['pg_tls13_aes256']
 empty = os.path.join(tmp, 'empty.keys')
