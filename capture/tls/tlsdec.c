@@ -18,30 +18,48 @@
 
 enum { CT_CCS = 20, CT_ALERT = 21, CT_HANDSHAKE = 22, CT_APPDATA = 23 };
 enum { HS_CLIENT_HELLO = 1, HS_SERVER_HELLO = 2, HS_FINISHED = 20, HS_KEY_UPDATE = 24 };
-enum { AEAD_AES128GCM, AEAD_AES256GCM, AEAD_CHACHA, AEAD_N };
+/* the AEADs, then TLS 1.2's CBC ciphers (with an HMAC) */
+enum { AEAD_AES128GCM, AEAD_AES256GCM, AEAD_CHACHA, CBC_AES128, CBC_AES256, AEAD_N };
 
 struct suite {
 	uint16_t id;
 	uint16_t version; /* 0x0304 or 0x0303 */
 	int aead;
-	int sha384;
+	int sha384; /* the PRF / HKDF hash */
+	int mac;    /* CBC suites: the HMAC's hash length (20 SHA-1, 32 SHA-256, 48 SHA-384) */
 };
 
 static const struct suite suites[] = {
-	{ 0x1301, 0x0304, AEAD_AES128GCM, 0 }, /* TLS_AES_128_GCM_SHA256 */
-	{ 0x1302, 0x0304, AEAD_AES256GCM, 1 }, /* TLS_AES_256_GCM_SHA384 */
-	{ 0x1303, 0x0304, AEAD_CHACHA, 0 },    /* TLS_CHACHA20_POLY1305_SHA256 */
-	{ 0xc02b, 0x0303, AEAD_AES128GCM, 0 }, /* ECDHE-ECDSA-AES128-GCM-SHA256 */
-	{ 0xc02f, 0x0303, AEAD_AES128GCM, 0 }, /* ECDHE-RSA-AES128-GCM-SHA256 */
-	{ 0x009c, 0x0303, AEAD_AES128GCM, 0 }, /* RSA-AES128-GCM-SHA256 */
-	{ 0x009e, 0x0303, AEAD_AES128GCM, 0 }, /* DHE-RSA-AES128-GCM-SHA256 */
-	{ 0xc02c, 0x0303, AEAD_AES256GCM, 1 }, /* ECDHE-ECDSA-AES256-GCM-SHA384 */
-	{ 0xc030, 0x0303, AEAD_AES256GCM, 1 }, /* ECDHE-RSA-AES256-GCM-SHA384 */
-	{ 0x009d, 0x0303, AEAD_AES256GCM, 1 }, /* RSA-AES256-GCM-SHA384 */
-	{ 0x009f, 0x0303, AEAD_AES256GCM, 1 }, /* DHE-RSA-AES256-GCM-SHA384 */
-	{ 0xcca8, 0x0303, AEAD_CHACHA, 0 },    /* ECDHE-RSA-CHACHA20-POLY1305 */
-	{ 0xcca9, 0x0303, AEAD_CHACHA, 0 },    /* ECDHE-ECDSA-CHACHA20-POLY1305 */
-	{ 0xccaa, 0x0303, AEAD_CHACHA, 0 },    /* DHE-RSA-CHACHA20-POLY1305 */
+	{ 0x1301, 0x0304, AEAD_AES128GCM, 0, 0 }, /* TLS_AES_128_GCM_SHA256 */
+	{ 0x1302, 0x0304, AEAD_AES256GCM, 1, 0 }, /* TLS_AES_256_GCM_SHA384 */
+	{ 0x1303, 0x0304, AEAD_CHACHA, 0, 0 },    /* TLS_CHACHA20_POLY1305_SHA256 */
+	{ 0xc02b, 0x0303, AEAD_AES128GCM, 0, 0 }, /* ECDHE-ECDSA-AES128-GCM-SHA256 */
+	{ 0xc02f, 0x0303, AEAD_AES128GCM, 0, 0 }, /* ECDHE-RSA-AES128-GCM-SHA256 */
+	{ 0x009c, 0x0303, AEAD_AES128GCM, 0, 0 }, /* RSA-AES128-GCM-SHA256 */
+	{ 0x009e, 0x0303, AEAD_AES128GCM, 0, 0 }, /* DHE-RSA-AES128-GCM-SHA256 */
+	{ 0xc02c, 0x0303, AEAD_AES256GCM, 1, 0 }, /* ECDHE-ECDSA-AES256-GCM-SHA384 */
+	{ 0xc030, 0x0303, AEAD_AES256GCM, 1, 0 }, /* ECDHE-RSA-AES256-GCM-SHA384 */
+	{ 0x009d, 0x0303, AEAD_AES256GCM, 1, 0 }, /* RSA-AES256-GCM-SHA384 */
+	{ 0x009f, 0x0303, AEAD_AES256GCM, 1, 0 }, /* DHE-RSA-AES256-GCM-SHA384 */
+	{ 0xcca8, 0x0303, AEAD_CHACHA, 0, 0 },    /* ECDHE-RSA-CHACHA20-POLY1305 */
+	{ 0xcca9, 0x0303, AEAD_CHACHA, 0, 0 },    /* ECDHE-ECDSA-CHACHA20-POLY1305 */
+	{ 0xccaa, 0x0303, AEAD_CHACHA, 0, 0 },    /* DHE-RSA-CHACHA20-POLY1305 */
+	{ 0xc013, 0x0303, CBC_AES128, 0, 20 }, /* ECDHE-RSA-AES128-SHA */
+	{ 0xc014, 0x0303, CBC_AES256, 0, 20 }, /* ECDHE-RSA-AES256-SHA */
+	{ 0xc009, 0x0303, CBC_AES128, 0, 20 }, /* ECDHE-ECDSA-AES128-SHA */
+	{ 0xc00a, 0x0303, CBC_AES256, 0, 20 }, /* ECDHE-ECDSA-AES256-SHA */
+	{ 0x002f, 0x0303, CBC_AES128, 0, 20 }, /* AES128-SHA */
+	{ 0x0035, 0x0303, CBC_AES256, 0, 20 }, /* AES256-SHA */
+	{ 0x0033, 0x0303, CBC_AES128, 0, 20 }, /* DHE-RSA-AES128-SHA */
+	{ 0x0039, 0x0303, CBC_AES256, 0, 20 }, /* DHE-RSA-AES256-SHA */
+	{ 0xc027, 0x0303, CBC_AES128, 0, 32 }, /* ECDHE-RSA-AES128-SHA256 */
+	{ 0xc028, 0x0303, CBC_AES256, 1, 48 }, /* ECDHE-RSA-AES256-SHA384 */
+	{ 0xc023, 0x0303, CBC_AES128, 0, 32 }, /* ECDHE-ECDSA-AES128-SHA256 */
+	{ 0xc024, 0x0303, CBC_AES256, 1, 48 }, /* ECDHE-ECDSA-AES256-SHA384 */
+	{ 0x003c, 0x0303, CBC_AES128, 0, 32 }, /* AES128-SHA256 */
+	{ 0x003d, 0x0303, CBC_AES256, 0, 32 }, /* AES256-SHA256 */
+	{ 0x0067, 0x0303, CBC_AES128, 0, 32 }, /* DHE-RSA-AES128-SHA256 */
+	{ 0x006b, 0x0303, CBC_AES256, 0, 32 }, /* DHE-RSA-AES256-SHA256 */
 };
 
 /* ServerHello.random of a HelloRetryRequest (RFC 8446 §4.1.3) */
@@ -56,6 +74,7 @@ struct tls_ctx {
 	size_t hold_flow, hold_total, held;
 	EVP_CIPHER *cipher[AEAD_N];
 	EVP_KDF *hkdf, *prf;
+	EVP_MAC *hmac;
 	struct tls_sess *waiting; /* sessions in TLS_ST_WAIT_KEY */
 	struct tls_stats st;
 	uint8_t plain[REC_MAX];
@@ -73,6 +92,7 @@ struct tls_dir {
 	int app;   /* TLS 1.3: application traffic keys in use */
 	int next;  /* after this record: 1 switch to application keys, 2 KeyUpdate */
 	EVP_CIPHER_CTX *cx;
+	EVP_MAC_CTX *mac; /* CBC suites */
 	uint8_t iv[12];
 	uint64_t seq;
 	uint8_t secret[TLSK_MAX_SECRET];
@@ -86,6 +106,7 @@ struct tls_sess {
 	const struct suite *su;
 	uint16_t version;
 	int have_crand, hrr, decrypted_any;
+	int etm; /* CBC: encrypt-then-MAC (RFC 7366) was agreed */
 	uint8_t crand[32], srand[32];
 	struct tls_dir d[2];
 	uint8_t *held; /* records waiting for the key: HOLD_HDR + record each */
@@ -128,9 +149,15 @@ struct tls_ctx *tls_ctx_new(struct tlsk_store *keys, tls_time wait_us, size_t ho
 	c->cipher[AEAD_AES128GCM] = EVP_CIPHER_fetch(NULL, "AES-128-GCM", NULL);
 	c->cipher[AEAD_AES256GCM] = EVP_CIPHER_fetch(NULL, "AES-256-GCM", NULL);
 	c->cipher[AEAD_CHACHA] = EVP_CIPHER_fetch(NULL, "ChaCha20-Poly1305", NULL);
+	c->cipher[CBC_AES128] = EVP_CIPHER_fetch(NULL, "AES-128-CBC", NULL);
+	c->cipher[CBC_AES256] = EVP_CIPHER_fetch(NULL, "AES-256-CBC", NULL);
+	c->hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
 	c->hkdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
 	c->prf = EVP_KDF_fetch(NULL, "TLS1-PRF", NULL);
-	if (!c->hkdf || !c->prf || !c->cipher[0] || !c->cipher[1] || !c->cipher[2]) {
+	int missing = !c->hkdf || !c->prf || !c->hmac;
+	for (int i = 0; i < AEAD_N; i++)
+		missing |= !c->cipher[i];
+	if (missing) {
 		tls_ctx_free(c, NULL, NULL);
 		return NULL;
 	}
@@ -162,6 +189,7 @@ void tls_ctx_free(struct tls_ctx *c, struct tls_stats *st, struct tlsk_stats *ks
 		EVP_CIPHER_free(c->cipher[i]);
 	EVP_KDF_free(c->hkdf);
 	EVP_KDF_free(c->prf);
+	EVP_MAC_free(c->hmac);
 	OPENSSL_cleanse(c->plain, sizeof c->plain);
 	free(c);
 }
@@ -198,7 +226,12 @@ static int expand_label(struct tls_ctx *c, int sha384, const uint8_t *secret, si
 
 static size_t key_len(int aead)
 {
-	return aead == AEAD_AES128GCM ? 16 : 32;
+	return aead == AEAD_AES128GCM || aead == CBC_AES128 ? 16 : 32;
+}
+
+static const char *mac_digest(int mac)
+{
+	return mac == 20 ? "SHA1" : mac == 32 ? "SHA256" : "SHA384";
 }
 
 static int set_key(struct tls_sess *s, struct tls_dir *d, const uint8_t *key, const uint8_t *iv,
@@ -208,6 +241,8 @@ static int set_key(struct tls_sess *s, struct tls_dir *d, const uint8_t *key, co
 		return -1;
 	if (EVP_DecryptInit_ex2(d->cx, s->c->cipher[s->su->aead], key, NULL, NULL) != 1)
 		return -1;
+	if (s->su->mac)
+		EVP_CIPHER_CTX_set_padding(d->cx, 0); /* TLS padding is checked here, not by EVP */
 	memset(d->iv, 0, sizeof d->iv);
 	memcpy(d->iv, iv, ivlen);
 	d->seq = 0;
@@ -233,15 +268,29 @@ static int key13(struct tls_sess *s, int dir, const uint8_t *secret, size_t slen
 	return rc;
 }
 
-/* TLS 1.2: the key block from the master secret (RFC 5246 §6.3), AEAD suites only. */
+/* TLS 1.2, CBC suites: dir's HMAC key (the cipher's key is set by set_key). */
+static int set_mac(struct tls_sess *s, struct tls_dir *d, const uint8_t *key)
+{
+	if (!d->mac && !(d->mac = EVP_MAC_CTX_new(s->c->hmac)))
+		return -1;
+	OSSL_PARAM p[] = {
+		OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)mac_digest(s->su->mac), 0),
+		OSSL_PARAM_construct_end(),
+	};
+	return EVP_MAC_init(d->mac, key, (size_t)s->su->mac, p) == 1 ? 0 : -1;
+}
+
+/* TLS 1.2: the key block from the master secret (RFC 5246 §6.3): AEAD suites take keys and
+ * implicit IVs, CBC suites MAC keys and keys (their IVs are explicit, per record). */
 static int keys12(struct tls_sess *s, const struct tlsk_entry *e)
 {
-	uint8_t seed[13 + 64], kb[2 * 32 + 2 * 12];
+	uint8_t seed[13 + 64], kb[2 * 48 + 2 * 32 + 2 * 12];
 	memcpy(seed, "key expansion", 13);
 	memcpy(seed + 13, s->srand, 32);
 	memcpy(seed + 45, s->crand, 32);
 	size_t kl = key_len(s->su->aead), ivl = s->su->aead == AEAD_CHACHA ? 12 : 4;
-	size_t n = 2 * kl + 2 * ivl;
+	size_t ml = (size_t)s->su->mac;
+	size_t n = ml ? 2 * ml + 2 * kl : 2 * kl + 2 * ivl;
 	OSSL_PARAM p[] = {
 		OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, s->su->sha384 ? "SHA384" : "SHA256", 0),
 		OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SECRET, (void *)e->sec[TLSK_MASTER], 48),
@@ -251,10 +300,16 @@ static int keys12(struct tls_sess *s, const struct tlsk_entry *e)
 	EVP_KDF_CTX *k = EVP_KDF_CTX_new(s->c->prf);
 	int rc = k && EVP_KDF_derive(k, kb, n, p) == 1 ? 0 : -1;
 	EVP_KDF_CTX_free(k);
-	/* client_write_key, server_write_key, client_write_IV, server_write_IV */
-	if (rc == 0 && (set_key(s, &s->d[0], kb, kb + 2 * kl, ivl) < 0 ||
-			set_key(s, &s->d[1], kb + kl, kb + 2 * kl + ivl, ivl) < 0))
+	if (rc == 0 && ml) { /* client MAC key, server MAC key, client key, server key */
+		static const uint8_t zero[16];
+		if (set_mac(s, &s->d[0], kb) < 0 || set_mac(s, &s->d[1], kb + ml) < 0 ||
+		    set_key(s, &s->d[0], kb + 2 * ml, zero, 0) < 0 ||
+		    set_key(s, &s->d[1], kb + 2 * ml + kl, zero, 0) < 0)
+			rc = -1;
+	} else if (rc == 0 && (set_key(s, &s->d[0], kb, kb + 2 * kl, ivl) < 0 || /* keys, IVs */
+			       set_key(s, &s->d[1], kb + kl, kb + 2 * kl + ivl, ivl) < 0)) {
 		rc = -1;
+	}
 	s->d[0].keyed = s->d[1].keyed = 0; /* in use from each side's ChangeCipherSpec */
 	OPENSSL_cleanse(kb, sizeof kb);
 	return rc;
@@ -437,6 +492,8 @@ static void server_hello(struct tls_sess *s, const uint8_t *b, size_t n)
 			off += 4;
 			if (t == 0x002b && l == 2 && off + 2 <= end) /* supported_versions */
 				version = (uint16_t)(b[off] << 8 | b[off + 1]);
+			else if (t == 0x0016) /* encrypt_then_mac (RFC 7366) */
+				s->etm = 1;
 			off += l;
 		}
 	}
@@ -514,10 +571,68 @@ static void hs_feed(struct tls_sess *s, int dir, const uint8_t *p, size_t n)
 	}
 }
 
+/* HMAC of a TLS 1.2 record: seq, type, version, length, then the n bytes at p (RFC 5246
+ * §6.2.3.1; with encrypt-then-MAC the IV and ciphertext, RFC 7366 §3). */
+static int mac_ok(struct tls_dir *d, const uint8_t *r, const uint8_t *p, size_t n, const uint8_t *want,
+		  size_t ml)
+{
+	uint8_t h[13], got[48];
+	size_t gl = 0;
+	for (int i = 0; i < 8; i++)
+		h[i] = (uint8_t)(d->seq >> (56 - 8 * i));
+	h[8] = r[0];
+	h[9] = r[1];
+	h[10] = r[2];
+	h[11] = (uint8_t)(n >> 8);
+	h[12] = (uint8_t)n;
+	if (EVP_MAC_init(d->mac, NULL, 0, NULL) != 1 || EVP_MAC_update(d->mac, h, 13) != 1 ||
+	    EVP_MAC_update(d->mac, p, n) != 1 || EVP_MAC_final(d->mac, got, &gl, sizeof got) != 1 ||
+	    gl != ml)
+		return 0;
+	return CRYPTO_memcmp(got, want, ml) == 0;
+}
+
+/* TLS 1.2 CBC record: IV (16) then the ciphertext, MAC-then-encrypt or encrypt-then-MAC. */
+static long decrypt_cbc(struct tls_sess *s, struct tls_dir *d, const uint8_t *r, size_t n)
+{
+	size_t ml = (size_t)s->su->mac, cl = n - REC_HDR;
+	const uint8_t *iv = r + REC_HDR;
+	if (s->etm) {
+		if (cl < 16 + 16 + ml || !mac_ok(d, r, iv, cl - ml, iv + cl - ml, ml))
+			return -1;
+		cl -= ml;
+	}
+	if (cl < 32 || cl % 16)
+		return -1;
+	cl -= 16;
+	uint8_t *out = s->c->plain;
+	int l1 = 0, l2 = 0;
+	if (EVP_DecryptInit_ex2(d->cx, NULL, NULL, iv, NULL) != 1 ||
+	    EVP_DecryptUpdate(d->cx, out, &l1, iv + 16, (int)cl) != 1 ||
+	    EVP_DecryptFinal_ex(d->cx, out + l1, &l2) != 1 || (size_t)(l1 + l2) != cl)
+		return -1;
+	size_t pad = out[cl - 1];
+	if (pad + 1 + (s->etm ? 0 : ml) > cl)
+		return -1;
+	for (size_t i = 0; i < pad; i++)
+		if (out[cl - 2 - i] != pad)
+			return -1;
+	size_t pl = cl - pad - 1;
+	if (!s->etm) {
+		pl -= ml;
+		if (!mac_ok(d, r, out, pl, out + pl, ml))
+			return -1;
+	}
+	d->seq++;
+	return (long)pl;
+}
+
 /* Decrypt one protected record into c->plain. Returns plaintext length (TLS 1.3: with
  * the inner type and padding), -1 on failure. */
 static long decrypt(struct tls_sess *s, struct tls_dir *d, const uint8_t *r, size_t n)
 {
+	if (s->su->mac)
+		return decrypt_cbc(s, d, r, n);
 	uint8_t nonce[12], aad[13];
 	const uint8_t *ct = r + REC_HDR;
 	size_t cl = n - REC_HDR, aadl;
@@ -823,6 +938,7 @@ enum tls_state tls_sess_free(struct tls_sess *s, tls_time now)
 	for (int i = 0; i < 2; i++) {
 		free(s->d[i].rb);
 		EVP_CIPHER_CTX_free(s->d[i].cx);
+		EVP_MAC_CTX_free(s->d[i].mac);
 		OPENSSL_cleanse(s->d[i].secret, sizeof s->d[i].secret);
 		OPENSSL_cleanse(s->d[i].iv, sizeof s->d[i].iv);
 	}

@@ -2,7 +2,8 @@
  * (records split across segments or several per segment), the handshake in clear
  * (ClientHello random, ServerHello version and suite, HelloRetryRequest), the TLS 1.3 key
  * schedule (HKDF-Expand-Label, KeyUpdate) and the TLS 1.2 key block (PRF), AEAD record
- * decryption with OpenSSL's libcrypto (AES-128/256-GCM, ChaCha20-Poly1305).
+ * decryption with OpenSSL's libcrypto (AES-128/256-GCM, ChaCha20-Poly1305) and TLS 1.2's
+ * AES-CBC suites (HMAC-SHA1/256/384, MAC-then-encrypt or encrypt-then-MAC, RFC 7366).
  *
  * A session whose key is not in the log yet keeps its records (bounded per session and in
  * total) until the key arrives or tls_key_wait_s of packet time passed. Decrypted

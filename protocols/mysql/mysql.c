@@ -1509,12 +1509,33 @@ static void *my_open(const struct ev_sink *out, int midstream)
 	return m;
 }
 
+/* A TLS record header: type, version 3.x, a length within a record's bound. */
+static int looks_tls(const uint8_t *p, size_t n)
+{
+	struct rd r = rd_make(p, n);
+	uint8_t type = rd_u8(&r), major = rd_u8(&r), minor = rd_u8(&r);
+	uint16_t len = rd_be16(&r);
+	return !r.err && type >= 0x14 && type <= 0x17 && major == 3 && minor <= 4 && len &&
+	       len <= 16384 + 2048;
+}
+
 static struct proto_result my_parse(void *st, enum proto_dir dir, const uint8_t *buf, size_t len,
 				    ev_time ts)
 {
 	struct my *m = st;
 	m->ts = ts;
 	size_t off = 0;
+	if (m->midstream && !m->began) {
+		/* picked up inside TLS: say so (a TLS blind spot, not garbled commands) */
+		m->began = 1;
+		if (looks_tls(buf, len)) {
+			struct ev t = { .type = EV_TLS };
+			t.u.tls.at = buf;
+			emit(m, &t, dir);
+			m->stopped = 1;
+			return (struct proto_result){ PROTO_STOP, len };
+		}
+	}
 	while (off < len && !m->stopped) {
 		int was = m->z_on;
 		size_t k = m->z_on ? my_z_run(m, dir, buf + off, len - off)

@@ -217,6 +217,7 @@ struct my {
 	struct ev_sink out;
 	ev_time ts;
 	int midstream, stopped, phase, change_user;
+	int began; /* a mid-stream flow's first bytes were looked at (TLS already?) */
 	uint64_t srv_caps, caps;
 	int have_srv_caps, have_caps;
 	int deprecate_eof; /* -1 not known yet */

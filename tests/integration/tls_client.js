@@ -29,6 +29,8 @@ function sslOpts() {
   if (!job.tls) return false;
   const o = { rejectUnauthorized: false };
   for (const k of ['minVersion', 'maxVersion', 'ciphers']) if (job.tls[k]) o[k] = job.tls[k];
+  // CBC suites: OpenSSL agrees encrypt-then-MAC by default; noEtm asks for MAC-then-encrypt
+  if (job.tls.noEtm) o.secureOptions = require('crypto').constants.SSL_OP_NO_ENCRYPT_THEN_MAC;
   return o;
 }
 
