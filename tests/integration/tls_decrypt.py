@@ -9,7 +9,8 @@ terminator), TLS 1.3 KeyUpdate (openssl s_client). Then the
 unhappy paths: no key (counted, nothing decoded), a wrong key (authentication failure
 counted, a protocol_anomaly), MariaDB connections resuming a session (TLS 1.3 PSK, TLS 1.2
 ticket), sessions picked up mid-stream (midstream, reported as unsupported), a garbage key log (one warning per bad line, the good lines
-still used), keys appended 5 s after the handshake while dbtap captures live (decrypted)
+still used), keys appended 5 s after the handshake while dbtap captures live (decrypted; also
+through a FIFO)
 and after the wait (key_late). No secret of the key log and no password sent inside TLS
 may appear in the database, its WAL, the JSON output or stderr.
 
@@ -543,12 +544,15 @@ db, _, r = decode('keydir', [kept['pg_tls12_aesgcm'][0], kept['pg_tls13_chacha']
 c.eq([x['tls_decrypted'] for x in session(db)], [1, 1], 'key directory: both sessions decrypted')
 
 # ---- live: keys appended after the handshake ----
-def live(name, wait_s, delay_s):
+def live(name, wait_s, delay_s, fifo=False):
     db = os.path.join(tmp, name + '.db')
     js = os.path.join(tmp, name + '.json')
     keylog = os.path.join(tmp, name + '.keys')
     late = os.path.join(tmp, name + '.client.keys')
-    open(keylog, 'w').close()
+    if fifo:
+        os.mkfifo(keylog)
+    else:
+        open(keylog, 'w').close()
     conf = os.path.join(tmp, name + '.cfg.json')
     with open(conf, 'w') as f:
         json.dump(cfg('pg', [keylog], {'tls_key_wait_s': wait_s}), f)
@@ -564,6 +568,8 @@ def live(name, wait_s, delay_s):
     proc.send_signal(signal.SIGTERM)
     proc.wait(30)
     errf.close()
+    if fifo:
+        os.unlink(keylog)
     os.rename(late, keylog + '.all')
     with open(keylog, 'w') as f:
         f.write(open(keylog + '.all').read())
@@ -574,6 +580,10 @@ db, keylog = live('late5', 10, 5)
 same(seen(db, 'late5'), twins['pg'], 'keys 5 s late (wait 10 s): statements equal the plaintext twin')
 c.eq([x['tls_decrypted'] for x in session(db)], [1], 'keys 5 s late: tls_decrypted = 1')
 assert_no_secrets('late5', keylog)
+db, keylog = live('fifo', 10, 2, fifo=True)
+same(seen(db, 'fifo'), twins['pg'], 'key log as a FIFO, keys 2 s late: statements equal the plaintext twin')
+c.eq([x['tls_decrypted'] for x in session(db)], [1], 'key log as a FIFO: tls_decrypted = 1')
+assert_no_secrets('fifo', keylog)
 db, keylog = live('toolate', 2, 5)
 c.eq(seen(db, 'toolate'), [], 'keys 5 s late (wait 2 s): nothing decoded')
 c.eq([x['tls_decrypted'] for x in session(db)], ['key_late'], 'keys after the wait: tls_decrypted = key_late')
