@@ -149,15 +149,9 @@ struct tls_ctx *tls_ctx_new(struct tlsk_store *keys, tls_time wait_us, size_t ho
 	c->cipher[AEAD_AES128GCM] = EVP_CIPHER_fetch(NULL, "AES-128-GCM", NULL);
 	c->cipher[AEAD_AES256GCM] = EVP_CIPHER_fetch(NULL, "AES-256-GCM", NULL);
 	c->cipher[AEAD_CHACHA] = EVP_CIPHER_fetch(NULL, "ChaCha20-Poly1305", NULL);
-	c->cipher[CBC_AES128] = EVP_CIPHER_fetch(NULL, "AES-128-CBC", NULL);
-	c->cipher[CBC_AES256] = EVP_CIPHER_fetch(NULL, "AES-256-CBC", NULL);
-	c->hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
 	c->hkdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
 	c->prf = EVP_KDF_fetch(NULL, "TLS1-PRF", NULL);
-	int missing = !c->hkdf || !c->prf || !c->hmac;
-	for (int i = 0; i < AEAD_N; i++)
-		missing |= !c->cipher[i];
-	if (missing) {
+	if (!c->hkdf || !c->prf || !c->cipher[0] || !c->cipher[1] || !c->cipher[2]) {
 		tls_ctx_free(c, NULL, NULL);
 		return NULL;
 	}
@@ -271,7 +265,14 @@ static int key13(struct tls_sess *s, int dir, const uint8_t *secret, size_t slen
 /* TLS 1.2, CBC suites: dir's HMAC key (the cipher's key is set by set_key). */
 static int set_mac(struct tls_sess *s, struct tls_dir *d, const uint8_t *key)
 {
-	if (!d->mac && !(d->mac = EVP_MAC_CTX_new(s->c->hmac)))
+	struct tls_ctx *c = s->c;
+	/* fetched on first use: CBC is rare, and every fetch grows the sensor's memory */
+	if (!c->hmac && !(c->hmac = EVP_MAC_fetch(NULL, "HMAC", NULL)))
+		return -1;
+	if (!c->cipher[s->su->aead] &&
+	    !(c->cipher[s->su->aead] = EVP_CIPHER_fetch(NULL, s->su->aead == CBC_AES128 ? "AES-128-CBC" : "AES-256-CBC", NULL)))
+		return -1;
+	if (!d->mac && !(d->mac = EVP_MAC_CTX_new(c->hmac)))
 		return -1;
 	OSSL_PARAM p[] = {
 		OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)mac_digest(s->su->mac), 0),
