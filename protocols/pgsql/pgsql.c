@@ -934,14 +934,42 @@ static void client_close(struct pg *s, const uint8_t *body, size_t n)
 		portal_remove(s, idx);
 }
 
+/* Built-in functions a FunctionCall names by OID only (fixed OIDs of pg_proc.dat, checked
+ * against PostgreSQL 15): the text names them so that the analyzer's rules for server file,
+ * large-object and sleep functions see the call as they would see it in SQL (issue #20). */
+static const struct {
+	uint16_t oid;
+	char name[24];
+} pg_fn_oids[] = {
+	{ 715, "lo_create" }, { 764, "lo_import" }, { 765, "lo_export" }, { 767, "lo_import" },
+	{ 952, "lo_open" }, { 953, "lo_close" }, { 954, "loread" }, { 955, "lowrite" },
+	{ 956, "lo_lseek" }, { 957, "lo_creat" }, { 958, "lo_tell" }, { 964, "lo_unlink" },
+	{ 1004, "lo_truncate" }, { 2078, "set_config" }, { 2096, "pg_terminate_backend" },
+	{ 2171, "pg_cancel_backend" }, { 2621, "pg_reload_conf" }, { 2622, "pg_rotate_logfile" },
+	{ 2623, "pg_stat_file" }, { 2624, "pg_read_file" }, { 2625, "pg_ls_dir" }, { 2626, "pg_sleep" },
+	{ 2848, "pg_switch_wal" }, { 2924, "query_to_xml" }, { 3170, "lo_lseek64" }, { 3171, "lo_tell64" },
+	{ 3172, "lo_truncate64" }, { 3293, "pg_read_file" }, { 3295, "pg_read_binary_file" },
+	{ 3297, "pg_ls_dir" }, { 3307, "pg_stat_file" }, { 3353, "pg_ls_logdir" }, { 3354, "pg_ls_waldir" },
+	{ 3436, "pg_promote" }, { 3457, "lo_from_bytea" }, { 3458, "lo_get" }, { 3459, "lo_get" },
+	{ 3460, "lo_put" }, { 3800, "pg_current_logfile" }, { 3801, "pg_current_logfile" },
+	{ 3826, "pg_read_file" }, { 3827, "pg_read_binary_file" }, { 3828, "pg_read_binary_file" },
+	{ 3935, "pg_sleep_for" }, { 3936, "pg_sleep_until" }, { 5029, "pg_ls_tmpdir" },
+	{ 5030, "pg_ls_tmpdir" }, { 5031, "pg_ls_archive_statusdir" },
+};
+
 static void client_function(struct pg *s, const uint8_t *body, size_t n)
 {
 	struct rd r = rd_make(body, n);
 	uint32_t oid = rd_be32(&r);
 	if (r.err)
 		return;
-	char sql[48];
-	int k = snprintf(sql, sizeof sql, "FUNCTION CALL oid=%u", oid);
+	const char *fn = NULL;
+	for (size_t i = 0; i < sizeof pg_fn_oids / sizeof pg_fn_oids[0] && !fn; i++)
+		if (pg_fn_oids[i].oid == oid)
+			fn = pg_fn_oids[i].name;
+	char sql[64];
+	int k = fn ? snprintf(sql, sizeof sql, "FUNCTION CALL oid=%u %s()", oid, fn)
+		   : snprintf(sql, sizeof sql, "FUNCTION CALL oid=%u", oid);
 	struct ev e = { .type = EV_QUERY };
 	uint64_t id = ++s->next_id;
 	e.u.query.id = id;

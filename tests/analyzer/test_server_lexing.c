@@ -199,3 +199,23 @@ Test(server_lexing, quoted_function_names_are_the_function)
 	cr_expect(stored("SELECT", "SELECT \"user\" FROM \"Orders\""));
 	h_free(&h);
 }
+
+/* A FunctionCall names its function by OID only: the decoder names the built-in file,
+ * large-object and sleep functions (pgsql.c), and the rules judge the call as in SQL. */
+Test(server_lexing, function_call_by_oid_is_the_function)
+{
+	start("postgresql");
+	h_param(&h, "standard_conforming_strings", "on");
+	uint64_t id = h_query(&h, EV_Q_FUNCTION, "FUNCTION CALL oid=3826 pg_read_file()", NULL, 0);
+	h_result(&h, id, EV_OUT_OK, 1, NULL);
+	h_ready(&h, 'I');
+	id = h_query(&h, EV_Q_FUNCTION, "FUNCTION CALL oid=764 lo_import()", NULL, 0);
+	h_result(&h, id, EV_OUT_OK, 1, NULL);
+	h_ready(&h, 'I');
+	id = h_query(&h, EV_Q_FUNCTION, "FUNCTION CALL oid=955 lowrite()", NULL, 0); /* libpq's lo_import */
+	h_result(&h, id, EV_OUT_OK, 1, NULL);
+	h_ready(&h, 'I');
+	h_end(&h);
+	cr_expect_eq(kind("data_export"), 2);
+	h_free(&h);
+}

@@ -15,6 +15,10 @@ The servers' verdicts:
               statements one by one, each committed, up to the first error); the general log
               keeps each message as received
 
+FunctionCall messages (libpq's PQfn) of pg_read_file and the server-side lo_import name
+their function by OID only: the server's log names the function it ran ("fastpath function
+call"), and dbtap must name it too and raise data_export as for the same call in SQL.
+
 Seeded (DIFF_SEED, default 20) so that a failure is repeatable; DIFF_N messages per server
 and setting (default 60). A marker dbtap stored that the server did not execute is printed
 as information only (a statement that one reading of an unknown setting has).
@@ -189,10 +193,43 @@ def run_my():
         con.close()
 
 
+FASTPATH = [(3826, 'pg_read_file', b'PG_VERSION'), (764, 'lo_import', b'PG_VERSION')]
+
+
+def run_fastpath():
+    """FunctionCall messages as libpq's PQfn sends them (the function named by OID only)."""
+    import ctypes
+
+    class Arg(ctypes.Structure):
+        _fields_ = [('len', ctypes.c_int), ('isint', ctypes.c_int), ('ptr', ctypes.c_void_p)]
+    pq = ctypes.CDLL('libpq.so.5')
+    pq.PQconnectdb.restype = ctypes.c_void_p
+    pq.PQfn.restype = ctypes.c_void_p
+    pq.PQfn.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p, ctypes.POINTER(ctypes.c_int),
+                        ctypes.c_int, ctypes.c_void_p, ctypes.c_int]
+    pq.PQstatus.argtypes = pq.PQfinish.argtypes = pq.PQresultStatus.argtypes = [ctypes.c_void_p]
+    pq.PQclear.argtypes = [ctypes.c_void_p]
+    conn = pq.PQconnectdb(f'host=127.0.0.1 port={pg.port} user=lx password={PW} dbname=postgres '
+                          'sslmode=disable'.encode())
+    assert pq.PQstatus(conn) == 0, 'libpq connection failed'
+    ok = 0
+    for oid, _, path in FASTPATH:
+        buf, out = ctypes.create_string_buffer(1 << 16), ctypes.c_int(0)
+        arg = Arg(len(path), 0, ctypes.cast(ctypes.c_char_p(path), ctypes.c_void_p))
+        res = pq.PQfn(conn, oid, buf, ctypes.byref(out), 1 if oid == 764 else 0, ctypes.byref(arg), 1)
+        ok += pq.PQresultStatus(res) == 1  # PGRES_COMMAND_OK
+        pq.PQclear(res)
+    pq.PQfinish(conn)
+    return ok
+
+
+pg.sql("GRANT pg_read_server_files TO lx; GRANT EXECUTE ON FUNCTION pg_read_file(text) TO lx;"
+       "GRANT EXECUTE ON FUNCTION lo_import(text) TO lx")
 pcap, db = os.path.join(tmp, 'diff.pcap'), os.path.join(tmp, 'dbtap.db')
 with dbtest.Capture(pcap, [pg.port, my.port]):
     run_pg()
     run_my()
+    fast_ok = run_fastpath()
 
 # the servers' verdicts
 time.sleep(1.5)  # a closing backend flushes its table statistics as it exits
@@ -237,4 +274,15 @@ with open(mylog_path, errors='replace') as f:
     mylog = f.read()
 c.check(all(f'm{k}' in (pglog if sent[k][0] == 'pg' else mylog) for k in ran),
         "each executed marker's message is in the server's own log (log_statement = all, general log)")
+
+# FunctionCall by OID (issue #20): the server's log names the function it ran; dbtap names it
+# too and judges it as the same call in SQL
+c.eq(fast_ok, len(FASTPATH), 'the server ran both FunctionCalls')
+fn_rows = dbtest.rows(db, "SELECT sql FROM statements WHERE sql LIKE 'FUNCTION CALL%'")
+exports = dbtest.rows(db, "SELECT summary FROM findings WHERE kind = 'data_export'")
+for oid, name, _ in FASTPATH:
+    c.check(f'fastpath function call: "{name}" (OID {oid})' in pglog, f'the server log names {name} (OID {oid})')
+    c.check(any(r['sql'] == f'FUNCTION CALL oid=? {name}()' for r in fn_rows),  # the OID masked as a literal
+            f'dbtap stored the FunctionCall of OID {oid} as {name}')
+    c.check(any(name in f['summary'] for f in exports), f'a data_export finding names {name}')
 c.done()
