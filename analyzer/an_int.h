@@ -166,6 +166,7 @@ struct an_finding_draft {
 	enum an_severity sev;
 	char summary[256];
 	char *evidence; /* JSON text, malloc'd */
+	char fp[17];	/* a statement PREPARE / EXECUTE / DO runs: its fingerprint groups repeats */
 };
 
 /* A keyed sliding window table (bounded, least recently used evicted). */
@@ -193,6 +194,7 @@ struct an_keyed {
 #define AN_MAX_PARTS 1024    /* statements of one message analysed; the last takes the rest */
 #define AN_PART_HEAD 256     /* bytes kept of each statement once max_sql_bytes is spent */
 #define AN_MAX_ALT_PARTS 64  /* statements of the other reading analysed per message */
+#define AN_IN_TOKS 4096	     /* tokens of a PREPARE / EXECUTE / DO body analysed (each half) */
 #define AN_MAX_DETECTORS 32  /* entries of an_detectors[] (det_registry.c) */
 struct an_ncache {
 	uint64_t hash;
@@ -238,6 +240,11 @@ struct an {
 	 * reading of a setting not known (AN_MAX_PARTS each), with each part's lexer mode */
 	struct sq_range *parts, *alt_parts;
 	uint8_t *part_mode, *alt_mode;
+	/* scratch for what PREPARE / EXECUTE / DO run (inner.c-style, an.c): made at first use.
+	 * Two token halves (a DO body, a string it EXECUTEs), norm, masked and unquoted text */
+	struct sq_tok *in_toks;
+	char *in_norm, *in_masked, *in_text, *in_fold;
+	const char *repeat_fp; /* set while a draft with fp is put */
 	/* prepared statements send the same text each time: what complete_part derives from
 	 * the text alone, keyed by the exact bytes (direct-mapped, bounded) */
 	struct an_ncache *ncache;

@@ -41,7 +41,9 @@ int an_repeat_of(struct an *an, int kind, const struct an_session *s, const stru
 	else if (s)
 		h = fnv(fnv(fnv(h, s->db_user), s->client_ip), s->application);
 	/* object: the statement's shape; session findings are about the account/server */
-	if (st && st->info)
+	if (an->repeat_fp) /* a statement EXECUTE or DO ran: its own shape */
+		h = fnv(h, an->repeat_fp);
+	else if (st && st->info)
 		h = fnv(h, st->info->fingerprint);
 	else if (s)
 		h = fnv(h, s->server_ip);

@@ -145,6 +145,10 @@ static char *dollar_quotes(void) { return fill("SELECT ", "$a$ x $a$, ", "1"); }
 static char *from_joins(void) { return fill("SELECT a FROM t", " JOIN t ON 1", ""); }
 static char *password_words(void) { return fill("SELECT a FROM t WHERE ", "password = 'x' AND ", "1 = 1"); }
 static char *unterminated_dollar(void) { return fill("SELECT ", "$a", ""); }
+static char *do_dynamic(void) { return fill("DO $$ BEGIN ", "EXECUTE 'SEL' || 'ECT a FROM t' || x; ", "END $$"); }
+static char *do_statements(void) { return fill("DO $$ BEGIN ", "UPDATE t SET a = 1 WHERE b = 2; ", "END $$"); }
+static char *do_headers(void) { return fill("DO $$ BEGIN ", "IF a THEN ELSIF b THEN << l ", "END $$"); }
+static char *prepare_as(void) { return fill("PREPARE p AS SELECT a FROM t WHERE id = 1", " OR b = 2", ""); }
 static char *stacked_tails(void) { return fill("SELECT 1", "; SELECT 1 -- ", ""); }
 
 static const struct shape shapes[] = {
@@ -177,6 +181,10 @@ static const struct shape shapes[] = {
 	{ "password columns", "postgresql", password_words, 0, 0 },
 	{ "unterminated $tags", "postgresql", unterminated_dollar, 0, 0 },
 	{ "stacked statements with comments", "postgresql", stacked_tails, 0, 1 },
+	{ "DO block of dynamic EXECUTEs", "postgresql", do_dynamic, 0, 0 },
+	{ "DO block of open IF headers and labels", "postgresql", do_headers, 0, 0 },
+	{ "DO block of 500 UPDATEs", "postgresql", do_statements, 0, 0 },
+	{ "PREPARE ... AS of 16 KiB", "postgresql", prepare_as, 0, 0 },
 };
 
 Test(complexity, hostile_sql_costs_at_most_3x_ordinary, .timeout = 600)

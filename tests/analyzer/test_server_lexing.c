@@ -219,3 +219,48 @@ Test(server_lexing, function_call_by_oid_is_the_function)
 	cr_expect_eq(kind("data_export"), 2);
 	h_free(&h);
 }
+
+/* PREPARE ... AS / EXECUTE and DO blocks are judged for what they run (issue #20). */
+Test(server_lexing, prepare_execute_runs_the_prepared_statement)
+{
+	start("postgresql");
+	h_param(&h, "standard_conforming_strings", "on");
+	h_simple(&h, "PREPARE p (int) AS DELETE FROM orders", 1, 'I');
+	cr_expect_eq(kind("destructive_statement"), 0); /* prepared, not run */
+	h_simple(&h, "EXECUTE P", 1, 'I');		 /* the unquoted name folds to p */
+	h_simple(&h, "PREPARE q AS SELECT 1; EXECUTE q; EXECUTE unknown_name", 3, 'I');
+	h_end(&h);
+	cr_expect_eq(kind("destructive_statement"), 1);
+	const struct h_finding *f = rec_sink_find(h.sink, "destructive_statement");
+	cr_assert(f);
+	cr_expect(strstr(f->summary, "DELETE without WHERE") && strstr(f->summary, "(EXECUTE of p)"), "%s", f->summary);
+	cr_expect(stored("EXECUTE", "EXECUTE P")); /* stored as sent */
+	h_free(&h);
+}
+
+Test(server_lexing, mysql_prepare_from_string_then_execute)
+{
+	start("mysql");
+	h_simple(&h, "PREPARE s FROM 'DROP TABLE orders'", 1, 'I');
+	h_simple(&h, "SET @a = 1", 1, 'I');
+	h_simple(&h, "EXECUTE S USING @a", 1, 'I');
+	h_end(&h);
+	cr_expect_eq(kind("destructive_statement"), 1);
+	h_free(&h);
+}
+
+Test(server_lexing, do_block_statements_and_dynamic_sql)
+{
+	start("postgresql");
+	h_param(&h, "standard_conforming_strings", "on");
+	h_simple(&h, "DO $$ BEGIN EXECUTE 'DR' || 'OP TABLE t'; END $$", 1, 'I');
+	h_simple(&h, "DO LANGUAGE plpgsql $x$ DECLARE n int; BEGIN IF true THEN TRUNCATE t2; END IF; END $x$", 1, 'I');
+	h_simple(&h, "DO 'BEGIN EXECUTE format(''DROP SCHEMA %I CASCADE'', ''s3''); END'", 1, 'I');
+	h_simple(&h, "DO $$ BEGIN FOR r IN SELECT 1 LOOP PERFORM pg_read_file('/etc/passwd'); END LOOP; END $$", 1, 'I');
+	h_simple(&h, "DO $$ DECLARE t text := 'x'; BEGIN EXECUTE 'DROP TABLE ' || t; END $$", 1, 'I');
+	h_simple(&h, "DO $$ BEGIN PERFORM 1; RAISE NOTICE 'drop table t'; END $$", 1, 'I'); /* nothing run */
+	h_end(&h);
+	cr_expect_eq(kind("destructive_statement"), 4); /* grouped by what ran, not by "DO ?" */
+	cr_expect_eq(kind("data_export"), 1);
+	h_free(&h);
+}

@@ -15,6 +15,10 @@ The servers' verdicts:
               statements one by one, each committed, up to the first error); the general log
               keeps each message as received
 
+PREPARE ... AS / EXECUTE (both servers) and DO blocks whose EXECUTE builds its statement
+from literals or format(): the server's state shows the statement ran, and dbtap must raise
+destructive_statement naming it.
+
 FunctionCall messages (libpq's PQfn) of pg_read_file and the server-side lo_import name
 their function by OID only: the server's log names the function it ran ("fastpath function
 call"), and dbtap must name it too and raise data_export as for the same call in SQL.
@@ -223,6 +227,23 @@ def run_fastpath():
     return ok
 
 
+def run_what_it_runs():
+    """PREPARE / EXECUTE and DO blocks: the server runs the statement inside."""
+    con = psycopg2.connect(host='127.0.0.1', port=pg.port, user='lx', password=PW, dbname='postgres')
+    con.autocommit = True
+    cur = con.cursor()
+    for q in ('CREATE TABLE w1 (a int); INSERT INTO w1 VALUES (1), (2)', 'PREPARE p1 AS DELETE FROM w1',
+              'EXECUTE p1', "DO $$ BEGIN EXECUTE 'CREATE TABLE w2 (a int)'; EXECUTE 'DR' || 'OP TABLE w2'; END $$",
+              "CREATE TABLE w4 (a int)", "DO $$ BEGIN EXECUTE format('TRUNCATE %I', 'w4'); END $$"):
+        cur.execute(q)
+    con.close()
+    con = pymysql.connect(host='127.0.0.1', port=my.port, user='lx', password=PW, database='d', autocommit=True)
+    cur = con.cursor()
+    for q in ('CREATE TABLE w3 (a int)', "PREPARE s3 FROM 'DROP TABLE w3'", 'EXECUTE s3'):
+        cur.execute(q)
+    con.close()
+
+
 pg.sql("GRANT pg_read_server_files TO lx; GRANT EXECUTE ON FUNCTION pg_read_file(text) TO lx;"
        "GRANT EXECUTE ON FUNCTION lo_import(text) TO lx")
 pcap, db = os.path.join(tmp, 'diff.pcap'), os.path.join(tmp, 'dbtap.db')
@@ -230,6 +251,7 @@ with dbtest.Capture(pcap, [pg.port, my.port]):
     run_pg()
     run_my()
     fast_ok = run_fastpath()
+    run_what_it_runs()
 
 # the servers' verdicts
 time.sleep(1.5)  # a closing backend flushes its table statistics as it exits
@@ -285,4 +307,15 @@ for oid, name, _ in FASTPATH:
     c.check(any(r['sql'] == f'FUNCTION CALL oid=? {name}()' for r in fn_rows),  # the OID masked as a literal
             f'dbtap stored the FunctionCall of OID {oid} as {name}')
     c.check(any(name in f['summary'] for f in exports), f'a data_export finding names {name}')
+
+# what PREPARE / EXECUTE and DO ran (issue #20): the server's state says it ran, dbtap's
+# destructive_statement findings name the statement run
+c.eq(pg.sql('SELECT count(*) FROM s.w1').strip(), '0', 'PostgreSQL deleted the rows of w1 (EXECUTE)')
+c.eq(pg.sql("SELECT count(*) FROM pg_tables WHERE tablename = 'w2'").strip(), '0', 'PostgreSQL dropped w2 (DO)')
+c.eq(my.sql("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'd' AND table_name = 'w3'").strip(),
+     '0', 'MariaDB dropped w3 (EXECUTE)')
+destr = [f['summary'] for f in dbtest.rows(db, "SELECT summary FROM findings WHERE kind = 'destructive_statement'")]
+for what in ('DELETE without WHERE by lx: DELETE FROM w1 (EXECUTE of p1)', 'DROP TABLE w2 (EXECUTE in a DO block)',
+             'TRUNCATE x (EXECUTE in a DO block)', 'DROP TABLE w3 (EXECUTE of s3)'):
+    c.check(any(what in f for f in destr), f'destructive_statement: {what}')
 c.done()
