@@ -19,6 +19,8 @@
 #define PG_MAX_STMTS 256		  /* prepared statements cached per session */
 #define PG_STMT_BYTES (4u << 20)	  /* SQL bytes cached per session */
 #define PG_MAX_PORTALS 64
+#define PG_EVICTED_MAX 1024 /* statements whose text was evicted: name hash and first bytes */
+#define PG_EVICTED_HEAD 48
 #define PG_MAX_PARAMS 256   /* bind values kept per portal (the rest counted) */
 #define PG_MAX_OIDS 1024    /* parameter type OIDs kept per statement */
 #define PG_PARAM_CAP 4096   /* rendered bytes kept per bind value */
@@ -116,6 +118,14 @@ struct pg {
 	struct pg_stmt *stmts; /* PG_MAX_STMTS, allocated at the first Parse */
 	size_t n_stmts, stmt_bytes;
 	uint64_t stmt_evictions;
+	/* a statement pushed out of stmts keeps its verb and first bytes here (ring, made at the
+	 * first eviction): an Execute of it is still judged by verb (issue #20) */
+	struct pg_evicted {
+		uint64_t h; /* name hash, 0: empty */
+		uint8_t n;
+		char head[PG_EVICTED_HEAD];
+	} *evicted;
+	size_t evicted_next;
 	struct pg_portal *portals; /* PG_MAX_PORTALS, allocated at the first Bind */
 	size_t n_portals;
 	uint64_t portal_evictions;
@@ -304,12 +314,31 @@ static struct pg_stmt *stmt_find(struct pg *s, struct strv name, size_t *idx)
 	return NULL;
 }
 
+static uint64_t name_hash(const char *p, size_t n)
+{
+	uint64_t h = 0xcbf29ce484222325ull ^ n;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ (unsigned char)p[i]) * 0x100000001b3ull;
+	return h ? h : 1;
+}
+
 static void stmt_evict_lru(struct pg *s)
 {
 	size_t best = 0;
 	for (size_t i = 1; i < s->n_stmts; i++)
 		if (s->stmts[i].used < s->stmts[best].used)
 			best = i;
+	struct pg_stmt *st = &s->stmts[best];
+	if (st->name_n && (s->evicted || (s->evicted = calloc(PG_EVICTED_MAX, sizeof *s->evicted)))) {
+		struct pg_evicted *e = &s->evicted[s->evicted_next++ % PG_EVICTED_MAX];
+		size_t n = st->sql_n < PG_EVICTED_HEAD ? st->sql_n : PG_EVICTED_HEAD;
+		if (n < st->sql_n) /* not inside a UTF-8 sequence */
+			while (n > 0 && ((unsigned char)st->sql[n] & 0xc0) == 0x80)
+				n--;
+		e->h = name_hash(st->name, st->name_n);
+		e->n = (uint8_t)n;
+		memcpy(e->head, st->sql, n);
+	}
 	stmt_remove(s, best);
 	s->stmt_evictions++;
 }
@@ -902,6 +931,17 @@ static void client_execute(struct pg *s, const uint8_t *body, size_t n)
 			e.u.query.sql = (struct strv){ st->sql, st->sql_n };
 			e.u.query.sql_known = 1;
 			e.u.query.truncated = st->truncated;
+		} else if (s->evicted && pt->stmt_n) { /* its text was evicted: the newest head kept */
+			uint64_t h = name_hash(pt->stmt, pt->stmt_n);
+			for (size_t k = 0; k < PG_EVICTED_MAX; k++) {
+				struct pg_evicted *v = &s->evicted[(s->evicted_next - 1 - k) % PG_EVICTED_MAX];
+				if (v->h == h) {
+					e.u.query.sql = (struct strv){ v->head, v->n };
+					e.u.query.sql_known = 1;
+					e.u.query.truncated = 1;
+					break;
+				}
+			}
 		}
 		if (pt->n_pv && !s->binds && !(s->binds = calloc(PG_MAX_PARAMS, sizeof *s->binds)))
 			pt->n_pv = 0;
@@ -1602,6 +1642,7 @@ static void pg_close(void *st, enum proto_end why, ev_time ts)
 	for (size_t i = 0; i < s->n_portals; i++)
 		portal_free(&s->portals[i]);
 	free(s->stmts);
+	free(s->evicted);
 	free(s->portals);
 	free(s->binds);
 	free(s->render);

@@ -19,6 +19,10 @@ PREPARE ... AS / EXECUTE (both servers) and DO blocks whose EXECUTE builds its s
 from literals or format(): the server's state shows the statement ran, and dbtap must raise
 destructive_statement naming it.
 
+A DROP prepared with libpq's PQprepare, pushed out of the decoder's statement cache by 300
+later names, then executed (PQexecPrepared): the server drops the table; dbtap must still
+judge it by the statement's first bytes.
+
 FunctionCall messages (libpq's PQfn) of pg_read_file and the server-side lo_import name
 their function by OID only: the server's log names the function it ran ("fastpath function
 call"), and dbtap must name it too and raise data_export as for the same call in SQL.
@@ -200,22 +204,30 @@ def run_my():
 FASTPATH = [(3826, 'pg_read_file', b'PG_VERSION'), (764, 'lo_import', b'PG_VERSION')]
 
 
-def run_fastpath():
-    """FunctionCall messages as libpq's PQfn sends them (the function named by OID only)."""
+def libpq():
     import ctypes
-
-    class Arg(ctypes.Structure):
-        _fields_ = [('len', ctypes.c_int), ('isint', ctypes.c_int), ('ptr', ctypes.c_void_p)]
     pq = ctypes.CDLL('libpq.so.5')
     pq.PQconnectdb.restype = ctypes.c_void_p
-    pq.PQfn.restype = ctypes.c_void_p
+    pq.PQfn.restype = pq.PQprepare.restype = pq.PQexecPrepared.restype = ctypes.c_void_p
     pq.PQfn.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p, ctypes.POINTER(ctypes.c_int),
                         ctypes.c_int, ctypes.c_void_p, ctypes.c_int]
+    pq.PQprepare.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_int, ctypes.c_void_p]
+    pq.PQexecPrepared.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int, ctypes.c_void_p,
+                                  ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int]
     pq.PQstatus.argtypes = pq.PQfinish.argtypes = pq.PQresultStatus.argtypes = [ctypes.c_void_p]
     pq.PQclear.argtypes = [ctypes.c_void_p]
     conn = pq.PQconnectdb(f'host=127.0.0.1 port={pg.port} user=lx password={PW} dbname=postgres '
                           'sslmode=disable'.encode())
     assert pq.PQstatus(conn) == 0, 'libpq connection failed'
+    return ctypes, pq, conn
+
+
+def run_fastpath():
+    """FunctionCall messages as libpq's PQfn sends them (the function named by OID only)."""
+    ctypes, pq, conn = libpq()
+
+    class Arg(ctypes.Structure):
+        _fields_ = [('len', ctypes.c_int), ('isint', ctypes.c_int), ('ptr', ctypes.c_void_p)]
     ok = 0
     for oid, _, path in FASTPATH:
         buf, out = ctypes.create_string_buffer(1 << 16), ctypes.c_int(0)
@@ -223,6 +235,22 @@ def run_fastpath():
         res = pq.PQfn(conn, oid, buf, ctypes.byref(out), 1 if oid == 764 else 0, ctypes.byref(arg), 1)
         ok += pq.PQresultStatus(res) == 1  # PGRES_COMMAND_OK
         pq.PQclear(res)
+    pq.PQfinish(conn)
+    return ok
+
+
+def run_evicted():
+    """A DROP prepared (Parse), pushed out of the decoder's statement cache by 300 other
+    names, then executed (Bind/Execute): libpq's PQprepare / PQexecPrepared."""
+    _, pq, conn = libpq()
+    ok = 1
+    for name, q in [(b'victim', b'DROP TABLE w5')] + [(b'n%d' % i, b'SELECT %d' % i) for i in range(300)]:
+        res = pq.PQprepare(conn, name, q, 0, None)
+        ok &= pq.PQresultStatus(res) == 1
+        pq.PQclear(res)
+    res = pq.PQexecPrepared(conn, b'victim', 0, None, None, None, 0)
+    ok &= pq.PQresultStatus(res) == 1
+    pq.PQclear(res)
     pq.PQfinish(conn)
     return ok
 
@@ -252,6 +280,8 @@ with dbtest.Capture(pcap, [pg.port, my.port]):
     run_my()
     fast_ok = run_fastpath()
     run_what_it_runs()
+    pg.sql('CREATE TABLE s.w5 (a int); ALTER TABLE s.w5 OWNER TO lx')
+    evicted_ok = run_evicted()
 
 # the servers' verdicts
 time.sleep(1.5)  # a closing backend flushes its table statistics as it exits
@@ -318,4 +348,9 @@ destr = [f['summary'] for f in dbtest.rows(db, "SELECT summary FROM findings WHE
 for what in ('DELETE without WHERE by lx: DELETE FROM w1 (EXECUTE of p1)', 'DROP TABLE w2 (EXECUTE in a DO block)',
              'TRUNCATE x (EXECUTE in a DO block)', 'DROP TABLE w3 (EXECUTE of s3)'):
     c.check(any(what in f for f in destr), f'destructive_statement: {what}')
+
+# a prepared DROP whose text the decoder evicted (300 later names) is still judged by its head
+c.check(evicted_ok, 'the server prepared 301 statements and executed the first')
+c.eq(pg.sql("SELECT count(*) FROM pg_tables WHERE tablename = 'w5'").strip(), '0', 'PostgreSQL dropped w5')
+c.check(any('DROP TABLE w5' in f for f in destr), 'destructive_statement: the evicted DROP TABLE w5, executed')
 c.done()
