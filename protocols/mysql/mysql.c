@@ -333,6 +333,34 @@ static void stmt_clear(struct my *m)
 	m->have_last_prep = 0;
 }
 
+#define MY_EVICTED_MAX 1024
+static void stmt_evict(struct my *m, struct my_stmt *s)
+{
+	if (s->sql_known && (m->evicted || (m->evicted = calloc(MY_EVICTED_MAX, sizeof *m->evicted)))) {
+		struct my_evicted *e = &m->evicted[m->evicted_next++ % MY_EVICTED_MAX];
+		size_t n = s->sql_n < sizeof e->head ? s->sql_n : sizeof e->head;
+		if (n < s->sql_n) /* not inside a UTF-8 sequence */
+			while (n > 0 && ((unsigned char)s->sql[n] & 0xc0) == 0x80)
+				n--;
+		e->id = s->id;
+		e->used = 1;
+		e->n = (uint8_t)n;
+		memcpy(e->head, s->sql, n);
+	}
+	stmt_drop(m, s);
+	m->stmt_evictions++;
+}
+
+static const struct my_evicted *evicted_find(const struct my *m, uint32_t id)
+{
+	for (size_t k = 0; m->evicted && k < MY_EVICTED_MAX; k++) { /* the newest first */
+		const struct my_evicted *e = &m->evicted[(m->evicted_next - 1 - k) % MY_EVICTED_MAX];
+		if (e->used && e->id == id)
+			return e;
+	}
+	return NULL;
+}
+
 static struct my_stmt *stmt_oldest(struct my *m)
 {
 	struct my_stmt *o = NULL;
@@ -353,8 +381,7 @@ static struct my_stmt *stmt_add(struct my *m, uint32_t id)
 			s = &m->stmts[i];
 	if (!s) {
 		s = stmt_oldest(m);
-		stmt_drop(m, s);
-		m->stmt_evictions++;
+		stmt_evict(m, s);
 	}
 	s->used = 1;
 	s->id = id;
@@ -373,8 +400,7 @@ static void stmt_budget(struct my *m, const struct my_stmt *keep)
 				o = &m->stmts[i];
 		if (!o)
 			break;
-		stmt_drop(m, o);
-		m->stmt_evictions++;
+		stmt_evict(m, o);
 	}
 }
 
@@ -560,6 +586,14 @@ static void cmd_execute(struct my *m, const uint8_t *p, size_t n, int trunc)
 		sql = (struct strv){ pp->text, pp->text_n };
 		known = 1;
 		strunc = pp->text_trunc;
+	}
+	const struct my_evicted *ev = !s && !pp ? evicted_find(m, id) : NULL;
+	char evhead[sizeof ev->head]; /* a copy: inferring the statement below may evict again */
+	if (ev) { /* its text was evicted: the first bytes kept */
+		memcpy(evhead, ev->head, ev->n);
+		sql = (struct strv){ evhead, ev->n };
+		known = 1;
+		strunc = 1;
 	}
 	if (s)
 		stmt_cursor_done(m, s, NULL); /* re-execute closes the previous cursor */

@@ -234,6 +234,14 @@ struct my {
 	struct my_stmt stmts[MY_STMT_MAX];
 	size_t stmt_sql_total;
 	uint64_t stmt_age, stmt_evictions, stmt_inferred;
+	/* an evicted statement keeps its first bytes (ring, made at the first eviction): an
+	 * execute of it is still judged by verb (issue #20) */
+	struct my_evicted {
+		uint32_t id;
+		uint8_t used, n;
+		char head[48];
+	} *evicted;
+	size_t evicted_next;
 	uint32_t last_prep_id;
 	int have_last_prep;
 	struct my_framer fr[2];

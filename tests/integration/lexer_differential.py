@@ -21,7 +21,8 @@ destructive_statement naming it.
 
 A DROP prepared with libpq's PQprepare, pushed out of the decoder's statement cache by 300
 later names, then executed (PQexecPrepared): the server drops the table; dbtap must still
-judge it by the statement's first bytes.
+judge it by the statement's first bytes; the same on MariaDB's binary protocol (libmariadb's
+mysql_stmt_prepare, 200 later statements, mysql_stmt_execute).
 
 FunctionCall messages (libpq's PQfn) of pg_read_file and the server-side lo_import name
 their function by OID only: the server's log names the function it ran ("fastpath function
@@ -255,6 +256,34 @@ def run_evicted():
     return ok
 
 
+def run_evicted_my():
+    """The same on MariaDB's binary protocol (libmariadb's mysql_stmt_prepare / execute):
+    a DROP prepared, then 200 other statements, then the DROP executed."""
+    import ctypes
+    my_c = ctypes.CDLL('libmariadb.so.3')
+    my_c.mysql_init.restype = my_c.mysql_real_connect.restype = my_c.mysql_stmt_init.restype = ctypes.c_void_p
+    my_c.mysql_init.argtypes = [ctypes.c_void_p]
+    my_c.mysql_real_connect.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p,
+                                        ctypes.c_char_p, ctypes.c_uint, ctypes.c_char_p, ctypes.c_ulong]
+    my_c.mysql_stmt_init.argtypes = [ctypes.c_void_p]
+    my_c.mysql_stmt_prepare.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_ulong]
+    my_c.mysql_stmt_execute.argtypes = my_c.mysql_stmt_close.argtypes = [ctypes.c_void_p]
+    my_c.mysql_close.argtypes = [ctypes.c_void_p]
+    h = my_c.mysql_init(None)
+    if not my_c.mysql_real_connect(h, b'127.0.0.1', b'lx', PW.encode(), b'd', my.port, None, 0):
+        return 0
+    stmts, ok = [], 1
+    for q in [b'DROP TABLE w6'] + [b'SELECT %d' % i for i in range(200)]:
+        st = my_c.mysql_stmt_init(h)
+        ok &= my_c.mysql_stmt_prepare(st, q, len(q)) == 0
+        stmts.append(st)
+    ok &= my_c.mysql_stmt_execute(stmts[0]) == 0
+    for st in stmts:
+        my_c.mysql_stmt_close(st)
+    my_c.mysql_close(h)
+    return ok
+
+
 def run_what_it_runs():
     """PREPARE / EXECUTE and DO blocks: the server runs the statement inside."""
     con = psycopg2.connect(host='127.0.0.1', port=pg.port, user='lx', password=PW, dbname='postgres')
@@ -282,6 +311,8 @@ with dbtest.Capture(pcap, [pg.port, my.port]):
     run_what_it_runs()
     pg.sql('CREATE TABLE s.w5 (a int); ALTER TABLE s.w5 OWNER TO lx')
     evicted_ok = run_evicted()
+    my.sql('CREATE TABLE d.w6 (a int)')
+    evicted_my_ok = run_evicted_my()
 
 # the servers' verdicts
 time.sleep(1.5)  # a closing backend flushes its table statistics as it exits
@@ -353,4 +384,8 @@ for what in ('DELETE without WHERE by lx: DELETE FROM w1 (EXECUTE of p1)', 'DROP
 c.check(evicted_ok, 'the server prepared 301 statements and executed the first')
 c.eq(pg.sql("SELECT count(*) FROM pg_tables WHERE tablename = 'w5'").strip(), '0', 'PostgreSQL dropped w5')
 c.check(any('DROP TABLE w5' in f for f in destr), 'destructive_statement: the evicted DROP TABLE w5, executed')
+c.check(evicted_my_ok, 'MariaDB prepared 201 statements and executed the first')
+c.eq(my.sql("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'd' AND table_name = 'w6'").strip(),
+     '0', 'MariaDB dropped w6')
+c.check(any('DROP TABLE w6' in f for f in destr), 'destructive_statement: the evicted DROP TABLE w6, executed')
 c.done()
