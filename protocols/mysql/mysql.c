@@ -1657,6 +1657,7 @@ static void my_close(void *st, enum proto_end why, ev_time ts)
 	}
 	free(m->arena.p);
 	free(m->binds);
+	free(m->evicted);
 	free(m);
 }
 
