@@ -65,6 +65,7 @@ struct bl {
 	struct bl_entry *memo[3][BL_NKIND];
 	int64_t hour_minute; /* bl_hours: the minute hour_of and hour_mod are for */
 	int hour_of, hour_mod, hour_valid;
+	int full; /* 1: an item was not learnt (max_entries): baseline_full is due; 2: raised */
 };
 
 /* ---- config ---- */
@@ -371,6 +372,8 @@ static struct bl_entry *insert(struct an *an, struct bl *b, int scope, int kind,
 {
 	if (b->n >= (size_t)an->cfg.baseline.max_entries) {
 		an->st.baseline_dropped++;
+		if (!b->full)
+			b->full = 1;
 		return NULL;
 	}
 	if ((b->n + 1) * 2 > b->cap && grow(b) < 0) {
@@ -590,10 +593,27 @@ static struct an_shape_memo *memo_make_room(struct an_session *s, struct an_shap
 	return m;
 }
 
+/* Once per run, the first time an item could not be learnt: from then on new_* and
+ * off_hours cannot judge what is not in the table (issue #20: never silent). */
+static void full_say(struct an *an, struct bl *b, struct an_session *s, ev_time ts)
+{
+	b->full = 2;
+	cJSON *ev = cJSON_CreateObject();
+	cJSON_AddNumberToObject(ev, "entries", (double)b->n);
+	cJSON_AddNumberToObject(ev, "max_entries", an->cfg.baseline.max_entries);
+	char summary[200];
+	an_fmt(summary, sizeof summary,
+	       "baseline full (%zu entries, max_entries %d): new items are no longer learnt or judged", b->n,
+	       an->cfg.baseline.max_entries);
+	an_session_finding(an, s, AN_K_BASELINE_FULL, an->cfg.severity[AN_K_BASELINE_FULL], ts, summary, ev);
+}
+
 void bl_shape(struct an *an, const struct an_stmt *st)
 {
 	struct bl *b = bl_get(an);
 	struct an_session *s = st->s;
+	if (b && b->full == 1)
+		full_say(an, b, s, st->ts);
 	if (!b || !st->info || !st->info->fingerprint[0] || !s->db_user[0])
 		return;
 	const struct sq_info *in = st->info;
@@ -753,6 +773,8 @@ static int subnet_cached(struct bl *b, const struct an_baseline_cfg *c, const ch
 void bl_client(struct an *an, struct an_session *s, const struct an_stmt *st, ev_time ts)
 {
 	struct bl *b = bl_get(an);
+	if (b && b->full == 1)
+		full_say(an, b, s, ts);
 	char buf[64];
 	if (!b || !s->db_user[0] || !s->client_ip[0])
 		return;
@@ -788,6 +810,8 @@ void bl_client(struct an *an, struct an_session *s, const struct an_stmt *st, ev
 void bl_application(struct an *an, struct an_session *s, const struct an_stmt *st, ev_time ts)
 {
 	struct bl *b = bl_get(an);
+	if (b && b->full == 1)
+		full_say(an, b, s, ts);
 	if (!b || !s->db_user[0])
 		return;
 	struct bl_entry *p = sess_principal(an, b, s, ts);
@@ -809,6 +833,8 @@ void bl_application(struct an *an, struct an_session *s, const struct an_stmt *s
 void bl_hours(struct an *an, struct an_session *s, const struct an_stmt *st, ev_time ts)
 {
 	struct bl *b = bl_get(an);
+	if (b && b->full == 1)
+		full_say(an, b, s, ts);
 	const struct an_baseline_cfg *c = &an->cfg.baseline;
 	if (!b || !s->db_user[0])
 		return;

@@ -18,7 +18,7 @@
 static const char *const kind_names[AN_K_COUNT] = {
 	"sql_injection", "error_burst", "auth_bruteforce", "privilege_change", "destructive_statement",
 	"bulk_read", "data_export", "new_query_shape", "new_client", "new_application", "off_hours",
-	"cleartext_password", "sensitive_access", "protocol_anomaly",
+	"cleartext_password", "sensitive_access", "protocol_anomaly", "baseline_full",
 };
 static const char *const sev_names[] = { "info", "low", "medium", "high", "critical" };
 
@@ -74,6 +74,7 @@ static const enum an_severity def_sev[AN_K_COUNT] = {
 	[AN_K_NEW_CLIENT] = AN_SEV_MEDIUM,	    [AN_K_NEW_APPLICATION] = AN_SEV_LOW,
 	[AN_K_OFF_HOURS] = AN_SEV_LOW,		    [AN_K_CLEARTEXT_PASSWORD] = AN_SEV_HIGH,
 	[AN_K_SENSITIVE_ACCESS] = AN_SEV_MEDIUM,    [AN_K_PROTOCOL_ANOMALY] = AN_SEV_LOW,
+	[AN_K_BASELINE_FULL] = AN_SEV_MEDIUM,
 };
 
 void an_config_defaults(struct an_config *c)

@@ -580,6 +580,7 @@ static const struct {
 	{ "cleartext_password", "T1552", "Unsecured Credentials", "TA0006", "Credential Access", 0 },
 	{ "sensitive_access", "T1213", "Data from Information Repositories", "TA0009", "Collection", 0 },
 	{ "protocol_anomaly", NULL, NULL, NULL, NULL, 0 },
+	{ "baseline_full", NULL, NULL, NULL, NULL, 0 },
 };
 
 static void o_finding(struct jw *w, struct evl_opts *o, const struct rec_finding *x, int si)

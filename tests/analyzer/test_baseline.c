@@ -459,6 +459,11 @@ Test(baseline, bounded_memory_counts_drops_and_stays_quiet)
 	an_get_stats(h.an, &st);
 	cr_expect_gt(st.baseline_dropped, 0);
 	cr_expect_lt(count("new_query_shape"), 16, "no finding for what cannot be remembered");
+	/* but not silent (issue #20): one baseline_full for the run */
+	cr_expect_eq(count("baseline_full"), 1);
+	const struct h_finding *f = rec_sink_find(h.sink, "baseline_full");
+	cr_assert(f);
+	cr_expect(strstr(f->summary, "max_entries 16"), "%s", f->summary);
 	h_end(&h);
 	h_free(&h);
 }
