@@ -42,6 +42,7 @@ struct an_pending {
 	int data_move, data_move_to_client, data_move_part;
 	char data_move_what[AN_STR_MAX];
 	size_t bytes; /* charged against the session's pending budget */
+	struct an_pj_ref pj; /* issue #21: its match across a pooler's legs */
 };
 #define PART_ALT 0x10 /* part_mode: from the other reading of a setting not known */
 #define PART_CUT 0x20 /* part_mode: text cut at the budget */
@@ -183,6 +184,11 @@ static void put_all(struct an *an, const struct rec *r)
 			an->st.sink_errors++;
 }
 
+void an_put_all(struct an *an, const struct rec *r)
+{
+	put_all(an, r);
+}
+
 static const char *nz(const char *s)
 {
 	return s && s[0] ? s : NULL;
@@ -224,6 +230,11 @@ static void put_session(struct an *an, struct an_session *s, const struct an_flo
 		.resumed = s->resumed,
 		.restored = s->restored,
 	};
+	char pname[64];
+	if (s->pool_role) {
+		r.pooler_role = pool_role_name(s);
+		r.pooler = pool_name(an, s, pname, sizeof pname);
+	}
 	r.state = end ? "end" : !s->put_start ? "start" : s->login && !s->put_login ? "login" : "update";
 	s->put_start = 1;
 	if (s->login && !end)
@@ -428,8 +439,10 @@ static void apply_ops(struct an *an, struct an_session *s, const struct attr_op 
 		char user[AN_STR_MAX];
 		if (failed && o->kind != ATTR_USER)
 			continue;
-		if (m == &s->sess_marker)
+		if (m == &s->sess_marker) {
 			s->sess_changed = 1;
+			pool_session_marker(s);
+		}
 		switch (o->kind) {
 		case ATTR_USER:
 			if (o->unknown || failed) {
@@ -1039,6 +1052,12 @@ static void complete_part(struct an *an, struct an_session *s, struct an_pending
 		an_strcpy(p->msg_user, AN_STR_MAX, st.end_user ? st.end_user : "");
 		p->msg_src = st.end_user ? src_of(st.end_user_source) : AN_SRC_UNKNOWN;
 	}
+	/* issue #21: a pooler's legs */
+	char pool_user[AN_STR_MAX], pool_src[48];
+	if (s->pool_role == AN_POOL_SERVER)
+		pool_attribute(an, s, &p->pj, &st, pool_user, pool_src);
+	else if (s->pool_role == AN_POOL_CLIENT && idx == 0)
+		pool_client_done(an, &p->pj, st.end_user, st.end_user_source);
 	/* counters */
 	s->statements++;
 	if (st.outcome == EV_OUT_ERROR)
@@ -1088,7 +1107,8 @@ static void complete_part(struct an *an, struct an_session *s, struct an_pending
 			.server_port = s->server_port,
 		};
 		struct rec rec = { .type = REC_STATEMENT, .u.statement = &rs };
-		put_all(an, &rec);
+		if (!s->pool_role || !pool_put(an, s, &p->pj, &rs)) /* 1: held until its client is known */
+			put_all(an, &rec);
 		an->st.statements_stored++;
 		free(pj);
 	}
@@ -1543,6 +1563,8 @@ static void on_query(struct an *an, struct an_session *s, const struct ev *e)
 	p->bytes = cost;
 	s->pend_bytes += cost;
 	s->pend_n++;
+	if (s->pool_role)
+		pool_query(an, s, q, qsql, e->ts, &p->pj);
 	return;
 fail:
 	pending_free(s, p);
@@ -1622,6 +1644,8 @@ static void on_ready(struct an *an, struct an_session *s, const struct ev *e)
 		}
 	}
 	pend_pop_done(s);
+	if (s->pool_role == AN_POOL_SERVER)
+		pool_ready(an, s, e->u.ready.txn);
 }
 
 static char *client_info_json(const struct ev_startup *su)
@@ -1764,6 +1788,7 @@ void an_feed(struct an *an, struct an_session *s, const struct ev *e)
 				marker_set(&s->sess_marker, AN_SRC_APPNAME, user);
 			else if (s->sess_marker.src == AN_SRC_APPNAME)
 				s->sess_marker.src = AN_SRC_NONE;
+			pool_session_marker(s);
 		} else if (!strcmp(name, "standard_conforming_strings")) {
 			/* reported at login and on every change (SET, set_config, startup options) */
 			if (!strcmp(val, "on") || !strcmp(val, "off")) {
@@ -1914,6 +1939,7 @@ struct an_session *an_open(struct an *an, const struct an_flow *flow)
 		struct an_session *old = an->lru_tail;
 		struct an_flow_end end = { .ts = old->last_ts, .reason = "timeout" };
 		pend_finish_all(an, old);
+		pool_close(an, old);
 		pend_spare_free(old);
 		free(old->pend);
 		old->pend = NULL;
@@ -1949,6 +1975,8 @@ struct an_session *an_open(struct an *an, const struct an_flow *flow)
 	/* the same connection speaking again after parking or a restart: the same row */
 	if (!an_unpark(an, s, flow))
 		s->id = an->next_session++;
+	if (an->cfg.n_poolers)
+		pool_open(an, s);
 	lru_front(an, s);
 	an->n_sessions++;
 	an->st.sessions++;
@@ -1967,6 +1995,7 @@ void an_close(struct an *an, struct an_session *s, const struct an_flow_end *end
 		if (end->ts > an->now)
 			an->now = end->ts;
 		pend_finish_all(an, s);
+		pool_close(an, s);
 		lru_unlink(an, s);
 		an->n_sessions--;
 		if (an_park(an, s) != 0) { /* parking off or out of memory: it ends as before */
@@ -1987,6 +2016,7 @@ void an_close(struct an *an, struct an_session *s, const struct an_flow_end *end
 			end = &idle_end;
 		}
 		pend_finish_all(an, s);
+		pool_close(an, s);
 		for (int i = 0; an_detectors[i]; i++)
 			if (an_detectors[i]->on_session_end && !an->cfg.detector_off[an_detectors[i]->kind])
 				an_detectors[i]->on_session_end(an, s, end ? end->ts : an->now);
@@ -2003,6 +2033,7 @@ void an_close(struct an *an, struct an_session *s, const struct an_flow_end *end
 		an->n_sessions--;
 	}
 free_it:
+	pool_close(an, s); /* evicted earlier: already done */
 	an_ps_free(an, s);
 	free(s->pend);
 	pend_spare_free(s);
@@ -2057,6 +2088,7 @@ void an_free(struct an *an)
 		an_close(an, an->lru_head, &end);
 	}
 	an_park_free(an); /* parked rows end 'timeout'; their saved state stays */
+	pool_free(an);
 	for (int i = 0; an_detectors[i]; i++)
 		if (an_detectors[i]->on_free)
 			an_detectors[i]->on_free(an);

@@ -77,6 +77,17 @@ struct an_baseline_cfg {
 	int end_user_peers;	   /* ... only while fewer end users than this touched the table */
 };
 
+/* A configured connection pooler (issue #21, analyzer/pooler.c): clients connect to
+ * address:listen_port (the client leg); it connects to the database from source (default
+ * address: the server leg). Addresses canonical (inet_ntop). */
+#define AN_MAX_POOLERS 16
+struct an_pooler_cfg {
+	char address[48], source[48];
+	int listen_port;
+	int session_mode; /* pool_mode "session": a server connection serves one client for life */
+	int window_ms;	  /* a forwarded statement leaves the pooler within this time */
+};
+
 struct an_config {
 	enum an_audit audit;
 	int keep_literals;
@@ -124,6 +135,10 @@ struct an_config {
 	 * updates the first row's count and last_seen (0: every finding is a row) */
 	int repeat_interval_s;
 	int anomaly_per_client; /* protocol_anomaly findings per client address per repeat interval */
+	/* issue #21: connection poolers whose client and server legs are joined */
+	struct an_pooler_cfg poolers[AN_MAX_POOLERS];
+	int n_poolers;
+	int max_pooler_pending; /* client-leg statements waiting to be matched (limits) */
 };
 
 /* Defaults as documented in contrib/dbtap.example.json. */
@@ -172,6 +187,12 @@ struct an_stats {
 	uint64_t prepared_dropped;   /* prepared statement texts not kept: caps */
 	uint64_t state_rejected;     /* saved state rows not loaded (malformed, too old) */
 	uint64_t parked_bytes;	     /* bytes held by parked records now */
+	/* issue #21: server-leg statements of configured poolers */
+	uint64_t pooler_joined;	     /* matched to the client-leg statement they forward */
+	uint64_t pooler_own;	     /* sent by the pooler itself (reset, SET, check query) */
+	uint64_t pooler_unmatched;   /* no client-leg statement matched: not joined */
+	uint64_t pooler_ambiguous;   /* several clients could have sent it: not joined */
+	uint64_t pooler_dropped;     /* client-leg statements not kept for matching: cap */
 };
 
 struct an;

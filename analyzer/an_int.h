@@ -62,6 +62,20 @@ struct an_ps {
 
 struct an_parked; /* state.c */
 
+/* Issue #21 (pooler.c): a leg of a configured connection pooler, and what the join knows
+ * about one statement. */
+enum { AN_POOL_NONE, AN_POOL_CLIENT, AN_POOL_SERVER };
+enum { AN_PJ_NONE, AN_PJ_REG, AN_PJ_JOINED, AN_PJ_AMBIG, AN_PJ_NOMATCH };
+struct an_pj_ref {
+	uint64_t key;	/* hash of the statement bytes and bound values */
+	uint32_t len;
+	int32_t ent;	/* client-leg entry in the join ring (REG, JOINED) */
+	uint32_t gen;
+	uint8_t state;	/* AN_PJ_* */
+	ev_time ts;
+};
+struct pool_held;
+
 struct an_session {
 	struct an_session *prev, *next; /* LRU list, most recent first */
 	int64_t id;
@@ -117,6 +131,14 @@ struct an_session {
 	int64_t run_id; /* the run the session's row belongs to (kept when resumed) */
 	int resumed, restored;
 	int state_dirty; /* changed since its state was last saved */
+
+	/* issue #21 (pooler.c) */
+	uint8_t pool_role;  /* AN_POOL_* */
+	int8_t pool_idx;    /* index into cfg.poolers */
+	int64_t pool_bound; /* server leg: the client session it serves now; 0 none */
+	uint32_t pool_txn_seq, pool_sess_seq; /* idle points so far; its value when a session marker was set */
+	struct pool_held *held; /* server leg: statements waiting for their client to be known */
+	int n_held;
 
 	/* per-session detector state */
 	struct an_window err_win;
@@ -271,6 +293,7 @@ struct an {
 	ev_time last_checkpoint;
 	int save_state; /* an_state_open was called: state goes to the database */
 	uint32_t det_events; /* the event types any of det_event wants (AN_EV_BIT) */
+	struct pool_state *pool; /* issue #21: the join of pooler legs (pooler.c), NULL without poolers */
 };
 
 /* Detector table, shaped like the decoder table. Every entry is optional. */
@@ -337,6 +360,29 @@ void an_checkpoint(struct an *an, int at_end);
 void an_checkpoint_one(struct an *an, struct an_session *s);
 void an_state_forget(struct an *an, const struct an_session *s); /* the connection ended */
 void an_park_free(struct an *an);
+
+/* Records to every sink (an.c). */
+void an_put_all(struct an *an, const struct rec *r);
+
+/* Pooler legs (issue #21, pooler.c). Every call is cheap for a session of no pooler. */
+void pool_open(struct an *an, struct an_session *s);
+/* A query on a leg: the client leg's is kept for matching, the server leg's matched. */
+void pool_query(struct an *an, struct an_session *s, const struct ev_query *q, struct strv sql, ev_time ts,
+		struct an_pj_ref *ref);
+/* The client-leg statement completed: the pooler no longer forwards it. */
+void pool_client_done(struct an *an, struct an_pj_ref *ref, const char *end_user, const char *source);
+/* A server-leg statement's end user (st->end_user/source, into ubuf/sbuf): the client
+ * leg's when joined, else only markers set in the same transaction. */
+void pool_attribute(struct an *an, struct an_session *s, const struct an_pj_ref *ref, struct an_stmt *st,
+		    char *ubuf, char *sbuf);
+/* Fill rs's join columns; 1 when rs was kept to be put later (its client not known yet). */
+int pool_put(struct an *an, struct an_session *s, const struct an_pj_ref *ref, struct rec_statement *rs);
+void pool_ready(struct an *an, struct an_session *s, char txn);
+void pool_session_marker(struct an_session *s);
+void pool_close(struct an *an, struct an_session *s);
+void pool_free(struct an *an);
+const char *pool_role_name(const struct an_session *s);
+const char *pool_name(const struct an *an, const struct an_session *s, char *buf, size_t cap);
 
 /* The detectors. */
 extern const struct an_detector det_sql_injection, det_error_burst, det_auth_bruteforce, det_privilege_change,

@@ -108,6 +108,7 @@ void an_config_defaults(struct an_config *c)
 	c->state_max_age_s = 7 * 86400;
 	c->max_sql_bytes = 16384;
 	c->max_pending_bytes = 1 << 20;
+	c->max_pooler_pending = 4096;
 	bl_config_defaults(c);
 }
 
@@ -358,6 +359,8 @@ static int set_limits(struct an_config *c, const cJSON *obj, char *err, unsigned
 			dst = &c->checkpoint_interval_s, max = 86400;
 		else if (strcmp(k, "state_max_age_s") == 0)
 			dst = &c->state_max_age_s, max = 366 * 86400;
+		else if (strcmp(k, "max_pooler_pending") == 0)
+			dst = &c->max_pooler_pending, max = 1 << 20;
 		else
 			return fail(err, len, "%s: unknown key", path);
 		if (get_posint(e, path, max, &v, err, len) < 0)
@@ -419,6 +422,78 @@ static int set_sensitive(struct an_config *c, const cJSON *arr, char *err, unsig
 	return 0;
 }
 
+/* An address in canonical text (inet_ntop), or -1. */
+static int canon_ip(const char *in, char *out, size_t cap)
+{
+	unsigned char a[16];
+	int fam = strchr(in, ':') ? AF_INET6 : AF_INET;
+	if (inet_pton(fam, in, a) != 1 || !inet_ntop(fam, a, out, (socklen_t)cap))
+		return -1;
+	return 0;
+}
+
+/* "poolers": [{"address": IP, "listen_port": N, "source": IP, "pool_mode": "transaction"|"session",
+ * "window_ms": N}] (issue #21) */
+static int set_poolers(struct an_config *c, const cJSON *arr, char *err, unsigned long len)
+{
+	if (!cJSON_IsArray(arr))
+		return fail(err, len, "poolers: expected an array of objects");
+	c->n_poolers = 0;
+	const cJSON *o;
+	int i = 0;
+	cJSON_ArrayForEach(o, arr)
+	{
+		char path[64];
+		snprintf(path, sizeof path, "poolers[%d]", i);
+		if (!cJSON_IsObject(o))
+			return fail(err, len, "%s: expected an object", path);
+		if (c->n_poolers >= AN_MAX_POOLERS)
+			return fail(err, len, "poolers: more than %d entries", AN_MAX_POOLERS);
+		struct an_pooler_cfg *p = &c->poolers[c->n_poolers];
+		memset(p, 0, sizeof *p);
+		p->window_ms = 60000;
+		const cJSON *e;
+		cJSON_ArrayForEach(e, o)
+		{
+			char p2[200];
+			const char *k = e->string ? e->string : "";
+			snprintf(p2, sizeof p2, "%s.%.80s", path, k);
+			if (k[0] == '_')
+				continue;
+			if (!strcmp(k, "address") || !strcmp(k, "source")) {
+				char *dst = k[0] == 'a' ? p->address : p->source;
+				if (!cJSON_IsString(e) || !e->valuestring || canon_ip(e->valuestring, dst, 48) < 0)
+					return fail(err, len, "%s: expected an IP address", p2);
+			} else if (!strcmp(k, "listen_port")) {
+				int64_t v;
+				if (get_posint(e, p2, 65535, &v, err, len) < 0)
+					return -1;
+				p->listen_port = (int)v;
+			} else if (!strcmp(k, "window_ms")) {
+				int64_t v;
+				if (get_posint(e, p2, 3600 * 1000, &v, err, len) < 0)
+					return -1;
+				p->window_ms = (int)v;
+			} else if (!strcmp(k, "pool_mode")) {
+				const char *v = cJSON_IsString(e) ? e->valuestring : "";
+				if (!strcmp(v, "session"))
+					p->session_mode = 1;
+				else if (strcmp(v, "transaction") != 0 && strcmp(v, "statement") != 0)
+					return fail(err, len, "%s: expected \"transaction\", \"session\" or \"statement\"", p2);
+			} else {
+				return fail(err, len, "%s: unknown key", p2);
+			}
+		}
+		if (!p->address[0])
+			return fail(err, len, "%s.address: missing", path);
+		if (!p->listen_port)
+			return fail(err, len, "%s.listen_port: missing", path);
+		c->n_poolers++;
+		i++;
+	}
+	return 0;
+}
+
 int an_config_set(struct an_config *c, const char *key, const void *item, char *err, unsigned long errlen)
 {
 	const cJSON *j = item;
@@ -471,6 +546,8 @@ int an_config_set(struct an_config *c, const char *key, const void *item, char *
 		return set_limits(c, j, err, errlen);
 	if (strcmp(key, "sensitive") == 0)
 		return set_sensitive(c, j, err, errlen);
+	if (strcmp(key, "poolers") == 0)
+		return set_poolers(c, j, err, errlen);
 	if (strcmp(key, "baseline") == 0)
 		return bl_config_set(c, j, err, errlen);
 	if (strcmp(key, "severities") == 0 || strcmp(key, "detectors") == 0) {

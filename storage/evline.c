@@ -237,6 +237,8 @@ static void d_session(struct jw *w, struct evl_opts *o, const struct rec_session
 	jw_kint(w, "lost_bytes", x->lost_bytes);
 	jw_kint(w, "resumed", x->resumed);
 	jw_kint(w, "restored", x->restored);
+	jw_kstr(w, "pooler_role", x->pooler_role);
+	jw_kstr(w, "pooler", x->pooler);
 }
 
 static void d_statement(struct jw *w, struct evl_opts *o, const struct rec_statement *x)
@@ -270,6 +272,15 @@ static void d_statement(struct jw *w, struct evl_opts *o, const struct rec_state
 	jw_kstr(w, "db_user", x->db_user);
 	jw_kstr(w, "database", x->database);
 	jw_kstr(w, "application", x->application);
+	/* issue #21: a pooler's server leg: the client leg it forwards */
+	d_id(w, "via_session_id", x->via_session_id);
+	jw_kstr(w, "pooler_join", x->pooler_join);
+	jw_kstr(w, "via_client_ip", x->via_client_ip);
+	if (x->via_client_port > 0)
+		jw_kint(w, "via_client_port", x->via_client_port);
+	else
+		jw_knull(w, "via_client_port");
+	jw_kstr(w, "via_application", x->via_application);
 }
 
 static void d_finding(struct jw *w, struct evl_opts *o, const struct rec_finding *x)
@@ -488,6 +499,15 @@ static void o_statement(struct jw *w, struct evl_opts *o, const struct rec_state
 		jw_kint(w, "rows", x->rows);
 	if (x->params)
 		jw_kjson(w, "params", x->params);
+	if (x->pooler_join) {
+		jw_kstr(w, "pooler_join", x->pooler_join);
+		if (x->via_session_id > 0)
+			jw_kint(w, "via_session_id", x->via_session_id);
+		jw_kstr_nn(w, "via_client_ip", x->via_client_ip);
+		if (x->via_client_port > 0)
+			jw_kint(w, "via_client_port", x->via_client_port);
+		jw_kstr_nn(w, "via_application", x->via_application);
+	}
 	jw_kstr(w, "community_id", cidv);
 	jw_putc(w, '}');
 }

@@ -46,6 +46,9 @@ struct rec_session {
 	int64_t ts;	   /* time of the event behind this put */
 	int resumed;  /* times the session spoke again after being parked idle (issue #18) */
 	int restored; /* times it was taken up from state an earlier run saved */
+	/* issue #21: a leg of a configured pooler: "client_leg" | "server_leg" | NULL, and the
+	 * pooler's listen address as "ip:port" (NULL when not a pooler leg) */
+	const char *pooler_role, *pooler;
 };
 
 /* Saved state of an open or parked session (issue #18), so a restart resumes it. Stored in
@@ -74,6 +77,13 @@ struct rec_statement {
 	const char *protocol, *client_ip, *db_user, *database, *application;
 	int client_port, server_port;
 	const char *server_ip;
+	/* issue #21, a server-leg statement of a configured pooler: the client-leg session it
+	 * forwards (0 stores NULL) and "joined" | "pooler" | "unmatched" (NULL: not a server
+	 * leg). Columns. The client leg's address and application: JSON context only. */
+	int64_t via_session_id;
+	const char *pooler_join;
+	const char *via_client_ip, *via_application;
+	int via_client_port;
 };
 
 struct rec_finding {

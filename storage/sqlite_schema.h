@@ -116,8 +116,8 @@
 	" server_port, started_at, ended_at, db_user, database, application, client_info,"     \
 	" server_version, tls, auth_method, login, login_error, midstream, end_reason,"        \
 	" statements, errors, rows_returned, bytes_to_server, bytes_to_client, gaps,"          \
-	" lost_bytes, resumed, restored, tls_decrypted)"                                       \
-	" VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"                 \
+	" lost_bytes, resumed, restored, tls_decrypted, pooler_role, pooler)"                 \
+	" VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"             \
 	" ON CONFLICT(id) DO UPDATE SET run_id=excluded.run_id, protocol=excluded.protocol,"   \
 	" client_ip=excluded.client_ip, client_port=excluded.client_port,"                     \
 	" server_ip=excluded.server_ip, server_port=excluded.server_port,"                     \
@@ -131,12 +131,13 @@
 	" errors=excluded.errors, rows_returned=excluded.rows_returned,"                       \
 	" bytes_to_server=excluded.bytes_to_server, bytes_to_client=excluded.bytes_to_client," \
 	" gaps=excluded.gaps, lost_bytes=excluded.lost_bytes, resumed=excluded.resumed,"       \
-	" restored=excluded.restored, tls_decrypted=excluded.tls_decrypted"
+	" restored=excluded.restored, tls_decrypted=excluded.tls_decrypted,"                  \
+	" pooler_role=excluded.pooler_role, pooler=excluded.pooler"
 
 #define SQ_INSERT_STATEMENT                                                                    \
 	"INSERT INTO statements(id, session_id, ts, end_user, end_user_source, verb,"          \
-	" fingerprint, sql, params, outcome, error_code, rows, duration_us)"                   \
-	" VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)"
+	" fingerprint, sql, params, outcome, error_code, rows, duration_us, via_session_id,"  \
+	" pooler_join) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 
 /* A repeat (issue #19) comes with the first row's id: count, last_seen, severity, summary
  * and evidence follow it; the first row's time, statement and context stay. */
@@ -149,7 +150,9 @@
 	" severity=excluded.severity, summary=excluded.summary, evidence=excluded.evidence"
 
 /* Columns added after version 1, each with the ALTER that adds it to an older database
- * (checked by name, so migrations of other versions can interleave). */
+ * (checked by name, so migrations of other versions can interleave). They run again after
+ * the schema text, so a column may also be added here only (the schema text is at the
+ * 4095-byte limit of portable string literals): issue #21's pooler columns. */
 #define SQ_MIGRATIONS(X)                                                                       \
 	X("findings", "count", "ALTER TABLE findings ADD COLUMN count INTEGER NOT NULL DEFAULT 1") \
 	X("findings", "last_seen", "ALTER TABLE findings ADD COLUMN last_seen TEXT")                    \
@@ -157,6 +160,10 @@
 	X("sessions", "resumed", "ALTER TABLE sessions ADD COLUMN resumed INTEGER NOT NULL DEFAULT 0")  \
 	X("sessions", "restored", "ALTER TABLE sessions ADD COLUMN restored INTEGER NOT NULL DEFAULT 0") \
 	/* no type: 1, or why not decrypted as text; NULL not TLS (issue #26) */            \
-	X("sessions", "tls_decrypted", "ALTER TABLE sessions ADD COLUMN tls_decrypted")
+	X("sessions", "tls_decrypted", "ALTER TABLE sessions ADD COLUMN tls_decrypted")        \
+	X("sessions", "pooler_role", "ALTER TABLE sessions ADD COLUMN pooler_role TEXT") /* issue #21 */ \
+	X("sessions", "pooler", "ALTER TABLE sessions ADD COLUMN pooler TEXT")                          \
+	X("statements", "via_session_id", "ALTER TABLE statements ADD COLUMN via_session_id INTEGER")   \
+	X("statements", "pooler_join", "ALTER TABLE statements ADD COLUMN pooler_join TEXT")
 
 #endif

@@ -33,7 +33,7 @@
 #define SQ_CHECKPOINT_PAGES 4096   /* WAL pages that wake the checkpointer (16 MiB of 4 KiB) */
 #define SQ_WAL_HARD_PAGES 16384	    /* past this the writer waits for and helps the checkpointer */
 #define SQ_MULTI 32		    /* statement rows per multi-row INSERT */
-#define SQ_STMT_COLS 13		    /* parameters per statement row */
+#define SQ_STMT_COLS 15		    /* parameters per statement row */
 
 struct sq_chunk {
 	struct sq_chunk *next;
@@ -221,7 +221,7 @@ static int sq_copy(struct sq_batch *b, const struct rec *r)
 		rc |= sq_str(b, &x->db_user) | sq_str(b, &x->database) | sq_str(b, &x->application);
 		rc |= sq_str(b, &x->client_info) | sq_str(b, &x->server_version);
 		rc |= sq_str(b, &x->auth_method) | sq_str(b, &x->login) | sq_str(b, &x->login_error);
-		rc |= sq_str(b, &x->end_reason);
+		rc |= sq_str(b, &x->end_reason) | sq_str(b, &x->pooler_role) | sq_str(b, &x->pooler);
 		break;
 	}
 	case REC_STATEMENT: {
@@ -229,9 +229,10 @@ static int sq_copy(struct sq_batch *b, const struct rec *r)
 		*x = *r->u.statement;
 		rc |= sq_str(b, &x->end_user) | sq_str(b, &x->end_user_source) | sq_str(b, &x->verb);
 		rc |= sq_str(b, &x->fingerprint) | sq_str(b, &x->sql) | sq_str(b, &x->params);
-		rc |= sq_str(b, &x->outcome) | sq_str(b, &x->error_code);
+		rc |= sq_str(b, &x->outcome) | sq_str(b, &x->error_code) | sq_str(b, &x->pooler_join);
 		/* context fields are not columns: not copied */
 		x->protocol = x->client_ip = x->db_user = x->database = x->application = NULL;
+		x->via_client_ip = x->via_application = NULL;
 		break;
 	}
 	case REC_FINDING: {
@@ -320,7 +321,7 @@ static void bind_opt(sqlite3_stmt *st, int i, int64_t v, int64_t null_below)
 		sqlite3_bind_int64(st, i, v);
 }
 
-/* Statement rows bind 13 parameters starting at i (several rows share one INSERT); row m
+/* Statement rows bind 15 parameters starting at i (several rows share one INSERT); row m
  * of the INSERT keeps its time in q->t_bound[m]. */
 static void bind_statement(struct sq_sink *q, sqlite3_stmt *st, int i, const struct rec_statement *x, int m)
 {
@@ -336,7 +337,9 @@ static void bind_statement(struct sq_sink *q, sqlite3_stmt *st, int i, const str
 	bind_str(st, i++, x->outcome);
 	bind_str(st, i++, x->error_code);
 	bind_opt(st, i++, x->rows, 0);
-	bind_opt(st, i, x->duration_us, 0);
+	bind_opt(st, i++, x->duration_us, 0);
+	bind_opt(st, i++, x->via_session_id, 1);
+	bind_str(st, i, x->pooler_join);
 }
 
 static void bind_item(struct sq_sink *q, const struct sq_item *it, sqlite3_stmt **out)
@@ -400,6 +403,8 @@ static void bind_item(struct sq_sink *q, const struct sq_item *it, sqlite3_stmt 
 			sqlite3_bind_int(st, i++, 1);
 		else
 			bind_str(st, i++, x->tls_decrypted);
+		bind_str(st, i++, x->pooler_role);
+		bind_str(st, i++, x->pooler);
 		break;
 	}
 	case REC_STATE: {
@@ -1154,8 +1159,8 @@ struct sink *sink_sqlite_open(const char *path, int batch_rows, struct sink_ids 
 		goto fail;
 	}
 	/* Columns added since: ALTER an older database before the schema text runs (its
-	 * CREATE TABLE IF NOT EXISTS would not add them). */
-	if (ntables > 0) {
+	 * CREATE TABLE IF NOT EXISTS would not add them), and every database after it (columns
+	 * only in the migrations list). */
 #define SQ_MIGRATE(table, column, alter)                                                                       \
 	if (sq_scalar_wait(q->db, path, "SELECT EXISTS (SELECT 1 FROM pragma_table_info('" table "')) AND NOT EXISTS" \
 			   " (SELECT 1 FROM pragma_table_info('" table "') WHERE name = '" column "')",            \
@@ -1164,8 +1169,8 @@ struct sink *sink_sqlite_open(const char *path, int batch_rows, struct sink_ids 
 		snprintf(err, errlen, "%s: migrating schema: %s", path, msg ? msg : "error");                 \
 		goto fail; /* msg is freed there */                                                                                    \
 	}
+	if (ntables > 0) {
 		SQ_MIGRATIONS(SQ_MIGRATE)
-#undef SQ_MIGRATE
 	}
 	/* Idempotent: every statement is IF NOT EXISTS, so this also adds views or indexes
 	 * that a newer dbtap defines to a database an older one created. */
@@ -1175,6 +1180,8 @@ struct sink *sink_sqlite_open(const char *path, int batch_rows, struct sink_ids 
 		sqlite3_exec(q->db, "ROLLBACK", NULL, NULL, NULL);
 		goto fail;
 	}
+	SQ_MIGRATIONS(SQ_MIGRATE)
+#undef SQ_MIGRATE
 
 	const char *sql[SQ_NSTMT] = {
 		[SQ_RUN] = SQ_UPSERT_RUN,
@@ -1190,7 +1197,7 @@ struct sink *sink_sqlite_open(const char *path, int batch_rows, struct sink_ids 
 	char multi[sizeof(SQ_INSERT_STATEMENT) + SQ_MULTI * (SQ_STMT_COLS * 2 + 4)];
 	size_t ml = (size_t)snprintf(multi, sizeof(multi), "%s", SQ_INSERT_STATEMENT);
 	for (int m = 1; m < SQ_MULTI; m++)
-		ml += (size_t)snprintf(multi + ml, sizeof(multi) - ml, ",(?,?,?,?,?,?,?,?,?,?,?,?,?)");
+		ml += (size_t)snprintf(multi + ml, sizeof(multi) - ml, ",(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
 	sql[SQ_STATEMENT_MULTI] = multi;
 	for (int i = 0; i < SQ_NSTMT; i++) {
 		if (sqlite3_prepare_v3(q->db, sql[i], -1, SQLITE_PREPARE_PERSISTENT, &q->st[i],

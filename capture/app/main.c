@@ -410,7 +410,9 @@ out:;
 			 "\"statements_skipped\":%llu,\"sql_truncated\":%llu,\"sink_dropped\":%llu,"
 			 "\"baseline_dropped\":%llu,\"baseline_errors\":%llu,\"sessions_parked\":%llu,"
 			 "\"sessions_resumed\":%llu,\"sessions_restored\":%llu,\"parked_evicted\":%llu,"
-			 "\"prepared_dropped\":%llu,\"state_rejected\":%llu}",
+			 "\"prepared_dropped\":%llu,\"state_rejected\":%llu,\"pooler_joined\":%llu,"
+			 "\"pooler_own\":%llu,\"pooler_unmatched\":%llu,\"pooler_ambiguous\":%llu,"
+			 "\"pooler_dropped\":%llu}",
 			 cl > 1 ? (int)(cl - 1) : 1, cap_json ? cap_json : "{", cl > 2 ? "," : "",
 			 (unsigned long long)as.sessions_evicted, (unsigned long long)as.pending_dropped,
 			 (unsigned long long)as.statements_skipped, (unsigned long long)as.sql_truncated,
@@ -418,7 +420,9 @@ out:;
 			 (unsigned long long)as.baseline_errors, (unsigned long long)as.sessions_parked,
 			 (unsigned long long)as.sessions_resumed, (unsigned long long)as.sessions_restored,
 			 (unsigned long long)as.parked_evicted, (unsigned long long)as.prepared_dropped,
-			 (unsigned long long)as.state_rejected);
+			 (unsigned long long)as.state_rejected, (unsigned long long)as.pooler_joined,
+			 (unsigned long long)as.pooler_own, (unsigned long long)as.pooler_unmatched,
+			 (unsigned long long)as.pooler_ambiguous, (unsigned long long)as.pooler_dropped);
 		run.ended_at = wall_us();
 		if (cs.first_ts) {
 			run.started_at = cs.first_ts;
