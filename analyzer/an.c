@@ -1065,12 +1065,15 @@ static void complete_part(struct an *an, struct an_session *s, struct an_pending
 	if (st.rows > 0 && an_stmt_is_read(&st))
 		s->rows_returned += st.rows;
 
-	for (const struct an_detector *const *d = an->det_stmt; *d; d++)
-		(*d)->on_statement(an, &st);
-	if (p->sql && n && p->kind == EV_Q_SIMPLE &&
+	/* a joined server-leg statement is judged on its client leg, under its real identity */
+	int judge = s->pool_role != AN_POOL_SERVER || !pool_joined(an, &p->pj);
+	if (judge)
+		for (const struct an_detector *const *d = an->det_stmt; *d; d++)
+			(*d)->on_statement(an, &st);
+	if (judge && p->sql && n && p->kind == EV_Q_SIMPLE &&
 	    (info.verb_kw == SQW_PREPARE || info.verb_kw == SQW_EXECUTE || info.verb_kw == SQW_DO))
 		in_statement(an, s, &st);
-	if (p->part_mode && (p->part_mode[idx] & PART_ALT) && p->sql && !p->alt_flagged) {
+	if (judge && p->part_mode && (p->part_mode[idx] & PART_ALT) && p->sql && !p->alt_flagged) {
 		p->alt_flagged = 1; /* once per message: its first statement of the other reading */
 		alt_reading_finding(an, &st, p->part_mode[idx]);
 	}

@@ -375,6 +375,8 @@ void pool_client_done(struct an *an, struct an_pj_ref *ref, const char *end_user
  * leg's when joined, else only markers set in the same transaction. */
 void pool_attribute(struct an *an, struct an_session *s, const struct an_pj_ref *ref, struct an_stmt *st,
 		    char *ubuf, char *sbuf);
+/* Was this server-leg statement joined to its client-leg statement? */
+int pool_joined(const struct an *an, const struct an_pj_ref *ref);
 /* Fill rs's join columns; 1 when rs was kept to be put later (its client not known yet). */
 int pool_put(struct an *an, struct an_session *s, const struct an_pj_ref *ref, struct rec_statement *rs);
 void pool_ready(struct an *an, struct an_session *s, char txn);

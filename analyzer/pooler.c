@@ -265,9 +265,9 @@ static int head_eq(const struct pj_ent *e, const unsigned char *head, int n)
 	return e->head_n == n && memcmp(e->head, head, (size_t)n) == 0;
 }
 
-/* Live entries of pooler idx with this key sent before ts (within the window) that the
- * server session could be forwarding: only client's when client != 0. Returns how many,
- * the first in *found. */
+/* Live entries (answered: also those answered but not taken) of s's pooler with this key
+ * sent before ts (within the window) that the server session could be forwarding: only
+ * client's when client != 0. Returns 0, 1 (that one in *found) or 2 (several). */
 static int candidates(struct an *an, struct pool_state *p, const struct an_session *s, uint64_t key, uint32_t len,
 		      const unsigned char *head, int hn, ev_time ts, int64_t client, int answered, int *found)
 {
@@ -283,6 +283,8 @@ static int candidates(struct an *an, struct pool_state *p, const struct an_sessi
 			continue;
 		if (n++ == 0)
 			*found = i;
+		else
+			break; /* one or several is all a caller asks: a flood of one text stays cheap */
 	}
 	return n;
 }
@@ -376,6 +378,11 @@ static const struct pj_ent *joined_ent(const struct an *an, const struct an_pj_r
 		return NULL;
 	const struct pj_ent *e = &p->ent[ref->ent];
 	return e->gen == ref->gen && e->state == E_TAKEN ? e : NULL;
+}
+
+int pool_joined(const struct an *an, const struct an_pj_ref *ref)
+{
+	return joined_ent(an, ref) != NULL;
 }
 
 /* The client leg's end user for a statement joined to e: its own attribution once it

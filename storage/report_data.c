@@ -180,7 +180,7 @@ static const char rp_gather_sql[] =
 	" max(started_at), max(login_error) FROM src.sessions WHERE login = 'failed'"
 	" AND started_at >= :since AND started_at < :until GROUP BY client_ip, db_user;"
 	"INSERT INTO a_stmt SELECT substr(ts, 1, :blen), end_user, verb, outcome, count(*)"
-	" FROM src.statements WHERE ts >= :since AND ts < :until GROUP BY 1, 2, 3, 4;"
+	" FROM w_statements WHERE ts >= :since AND ts < :until GROUP BY 1, 2, 3, 4;"
 	"INSERT INTO a_find SELECT substr(ts, 1, :blen), kind, severity, db_user, end_user, count(*)"
 	" FROM src.findings WHERE ts >= :since AND ts < :until GROUP BY 1, 2, 3, 4, 5;"
 	"INSERT INTO a_misc SELECT :src, 'anomaly_sessions', count(DISTINCT session_id)"
@@ -195,16 +195,16 @@ static const char rp_gather_sql[] =
 	"INSERT INTO a_w SELECT s.fingerprint, s.verb, s.outcome, s.error_code, s.end_user,"
 	" x.db_user, x.database, x.application, x.client_ip, count(*), count(s.duration_us),"
 	" sum(s.duration_us), max(s.duration_us), min(s.duration_us), sum(s.rows), max(s.sql)"
-	" FROM src.statements s LEFT JOIN src.sessions x ON x.id = s.session_id"
+	" FROM w_statements s LEFT JOIN src.sessions x ON x.id = s.session_id"
 	" WHERE s.ts >= :since AND s.ts < :until GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9;"
-	"INSERT INTO a_sec SELECT substr(ts, 1, 19), count(*) FROM src.statements"
+	"INSERT INTO a_sec SELECT substr(ts, 1, 19), count(*) FROM w_statements"
 	" WHERE ts >= :since AND ts < :until GROUP BY 1;"
 	"INSERT INTO l_slow SELECT :src, s.ts, s.duration_us, s.verb, x.db_user, s.end_user,"
-	" s.fingerprint, s.sql FROM src.statements s LEFT JOIN src.sessions x"
+	" s.fingerprint, s.sql FROM w_statements s LEFT JOIN src.sessions x"
 	" ON x.id = s.session_id WHERE s.ts >= :since AND s.ts < :until"
 	" AND s.duration_us IS NOT NULL ORDER BY s.duration_us DESC LIMIT :list;"
 	"INSERT INTO l_err SELECT :src, s.ts, s.error_code, x.db_user, s.end_user, s.sql"
-	" FROM src.statements s LEFT JOIN src.sessions x ON x.id = s.session_id"
+	" FROM w_statements s LEFT JOIN src.sessions x ON x.id = s.session_id"
 	" WHERE s.ts >= :since AND s.ts < :until AND s.outcome = 'error'"
 	" ORDER BY s.ts DESC LIMIT :list;"
 	/* issue #19: an actor's injection statements and probing errors are one attack */
@@ -404,6 +404,27 @@ static int rp_buckets(struct rp *r, int64_t since, int64_t until)
 	return 0;
 }
 
+/* The attached database's statements the workload counts (temp view w_statements): a
+ * server-leg statement joined to its client leg (issue #21, pooler_join 'joined') is that
+ * client-leg row again, counted there under the real client and application. */
+static int rp_stmt_view(struct rp *r, const char *path)
+{
+	sqlite3_stmt *st;
+	int has_join = 0;
+	if (sqlite3_prepare_v2(r->db, "SELECT count(*) FROM pragma_table_info('statements', 'src')"
+				      " WHERE name = 'pooler_join'", -1, &st, NULL) != SQLITE_OK)
+		return rp_fail(r, path, "reading schema");
+	if (sqlite3_step(st) == SQLITE_ROW)
+		has_join = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	const char *sql = has_join ? "CREATE TEMP VIEW w_statements AS SELECT * FROM src.statements"
+				     " WHERE pooler_join IS NOT 'joined'"
+				   : "CREATE TEMP VIEW w_statements AS SELECT * FROM src.statements";
+	if (sqlite3_exec(r->db, sql, NULL, NULL, NULL) != SQLITE_OK)
+		return rp_fail(r, path, "query");
+	return 0;
+}
+
 /* Finding groups of the attached database in the window, with their triage state (see
  * findings.h), into l_groups. The group query runs on the attached schema "src". */
 static int rp_groups(struct rp *r, int src, const char *path)
@@ -533,7 +554,9 @@ int rp_gather(struct rp *r, cJSON *root)
 	for (int i = 0; i < o->n_dbs; i++) {
 		if (rp_attach(r, o->dbs[i]) < 0)
 			return -1;
-		int rc = rp_exec(r, rp_gather_sql, i, o->dbs[i]);
+		int rc = rp_stmt_view(r, o->dbs[i]);
+		if (rc == 0)
+			rc = rp_exec(r, rp_gather_sql, i, o->dbs[i]);
 		if (rc == 0)
 			rc = rp_groups(r, i, o->dbs[i]);
 		cJSON *has = rc < 0 ? NULL : rp_row(r, "SELECT count(*) AS n FROM"
@@ -545,6 +568,7 @@ int rp_gather(struct rp *r, cJSON *root)
 				     " FROM src.sessions WHERE tls AND started_at >= :since"
 				     " AND started_at < :until;", i, o->dbs[i]);
 		cJSON_Delete(has);
+		sqlite3_exec(r->db, "DROP VIEW IF EXISTS temp.w_statements", NULL, NULL, NULL);
 		rp_detach(r);
 		if (rc < 0)
 			return -1;

@@ -85,6 +85,8 @@ static int rs_put(struct sink *s, const struct rec *rec)
 			h->session_id = x->session_id;
 			h->rows = x->rows;
 			h->duration_us = x->duration_us;
+			h->via_session_id = x->via_session_id;
+			snprintf(h->pooler_join, sizeof h->pooler_join, "%s", x->pooler_join ? x->pooler_join : "");
 		}
 		break;
 	}

@@ -11,6 +11,8 @@
 struct h_stmt {
 	char *end_user, *end_user_source, *verb, *fingerprint, *sql, *params, *outcome, *error_code;
 	int64_t id, session_id, rows, duration_us;
+	int64_t via_session_id; /* issue #21 */
+	char pooler_join[16];
 };
 struct h_finding {
 	char *kind, *severity, *summary, *evidence, *end_user, *end_user_source, *db_user, *sql;

@@ -279,6 +279,36 @@ def analyse(name, db, bport, ports, mode, legs):
     return joined, total
 
 
+def report_and_json(mode, db, js):
+    """The report counts each client statement once (its client-leg row, with the real
+    client); JSON statement lines of the server leg carry the real client."""
+    import json
+    r = subprocess.run([dbtest.dbtap_binary(), 'report', '--since', '1970-01-01', '--format', 'json',
+                        '-d', db], capture_output=True, text=True, timeout=120)
+    checks.eq(r.returncode, 0, f'{mode}: report {r.stderr.strip()}')
+    doc = json.loads(r.stdout)
+    want = dbtest.rows(db, "SELECT count(*) AS n FROM statements WHERE pooler_join IS NOT 'joined'")[0]['n']
+    checks.eq(doc['workload']['statements'], want,
+              f'{mode}: report workload counts forwarded statements once (client leg)')
+    ses = {r['id']: r for r in dbtest.rows(db, 'SELECT id, client_ip, client_port, application FROM sessions')}
+    n = bad = 0
+    with open(js) as f:
+        for line in f:
+            o = json.loads(line)
+            if o.get('event_type') != 'statement' or o.get('pooler_join') != 'joined':
+                continue
+            n += 1
+            c = ses.get(o['via_session_id'])
+            # the application as the client leg knew it when it sent the statement (a SET
+            # application_name statement itself still has the one before)
+            if not c or (o['via_client_ip'], o['via_client_port']) != (c['client_ip'], c['client_port']) \
+                    or o['via_application'] not in (c['application'], None):
+                bad += 1
+                print('  # JSON', {k: o.get(k) for k in ('id', 'sql', 'via_session_id', 'via_client_ip',
+                                                        'via_client_port', 'via_application')}, c)
+    checks.check(n > 0 and bad == 0, f'{mode}: {n} joined JSON statement lines name their real client ({bad} wrong)')
+
+
 def phase(mode):
     b = Bouncer(mode)
     both, srv, cli = (os.path.join(tmp, f'{mode}-{x}.pcap') for x in ('both', 'server', 'client'))
@@ -296,6 +326,7 @@ def phase(mode):
         dbtest.run_dbtap(pcap, db, config=cfg, extra=['--json', js])
         out[legs] = analyse(f'{mode}/{legs}', db, b.port, ports, mode, legs)
         if legs == 'both':
+            report_and_json(mode, db, js)
             drops = dbtest.rows(db, 'SELECT drops FROM runs')[0]['drops']
             print(f'# {mode}: runs.drops {drops}')
             checks.check('"pooler_joined"' in drops, f'{mode}: join counters in runs.drops')
