@@ -48,16 +48,21 @@
 	" auth_method TEXT, login TEXT, login_error TEXT, midstream INTEGER, end_reason TEXT," \
 	" statements INTEGER, errors INTEGER, rows_returned INTEGER, bytes_to_server INTEGER," \
 	" bytes_to_client INTEGER, gaps INTEGER, lost_bytes INTEGER,"                          \
-	" resumed INTEGER NOT NULL DEFAULT 0, restored INTEGER NOT NULL DEFAULT 0,"          \
-	" tls_decrypted);"                                                                      \
+	" resumed INTEGER NOT NULL DEFAULT 0, restored INTEGER NOT NULL DEFAULT 0,"           \
+	" tls_decrypted, pooler_role TEXT, pooler TEXT);"                                      \
 	"CREATE TABLE IF NOT EXISTS statements(id INTEGER PRIMARY KEY, session_id INTEGER,"    \
 	" ts TEXT, end_user TEXT, end_user_source TEXT, verb TEXT, fingerprint TEXT, sql TEXT,"\
-	" params TEXT, outcome TEXT, error_code TEXT, rows INTEGER, duration_us INTEGER);"     \
+	" params TEXT, outcome TEXT, error_code TEXT, rows INTEGER, duration_us INTEGER,"     \
+	" via_session_id INTEGER, pooler_join TEXT);"                                          \
 	"CREATE TABLE IF NOT EXISTS findings(id INTEGER PRIMARY KEY, run_id INTEGER,"          \
 	" session_id INTEGER, statement_id INTEGER, ts TEXT, kind TEXT, severity TEXT,"        \
 	" protocol TEXT, client_ip TEXT, server_ip TEXT, db_user TEXT, database TEXT,"         \
 	" application TEXT, end_user TEXT, end_user_source TEXT, fingerprint TEXT, sql TEXT,"  \
 	" summary TEXT, evidence TEXT, count INTEGER NOT NULL DEFAULT 1, last_seen TEXT);"     \
+	/* (continued in SQ_SCHEMA_SQL2: one string literal stays under 4095 bytes) */
+
+/* The indexes and views, in the same transaction as SQ_SCHEMA_SQL. */
+#define SQ_SCHEMA_SQL2                                                                         \
 	"CREATE INDEX IF NOT EXISTS sessions_started ON sessions(started_at);"                 \
 	"CREATE INDEX IF NOT EXISTS sessions_db_user ON sessions(db_user, started_at);"        \
 	"CREATE INDEX IF NOT EXISTS sessions_client ON sessions(client_ip, started_at);"       \
@@ -150,9 +155,7 @@
 	" severity=excluded.severity, summary=excluded.summary, evidence=excluded.evidence"
 
 /* Columns added after version 1, each with the ALTER that adds it to an older database
- * (checked by name, so migrations of other versions can interleave). They run again after
- * the schema text, so a column may also be added here only (the schema text is at the
- * 4095-byte limit of portable string literals): issue #21's pooler columns. */
+ * (checked by name, so migrations of other versions can interleave). */
 #define SQ_MIGRATIONS(X)                                                                       \
 	X("findings", "count", "ALTER TABLE findings ADD COLUMN count INTEGER NOT NULL DEFAULT 1") \
 	X("findings", "last_seen", "ALTER TABLE findings ADD COLUMN last_seen TEXT")                    \

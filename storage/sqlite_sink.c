@@ -1159,8 +1159,8 @@ struct sink *sink_sqlite_open(const char *path, int batch_rows, struct sink_ids 
 		goto fail;
 	}
 	/* Columns added since: ALTER an older database before the schema text runs (its
-	 * CREATE TABLE IF NOT EXISTS would not add them), and every database after it (columns
-	 * only in the migrations list). */
+	 * CREATE TABLE IF NOT EXISTS would not add them). */
+	if (ntables > 0) {
 #define SQ_MIGRATE(table, column, alter)                                                                       \
 	if (sq_scalar_wait(q->db, path, "SELECT EXISTS (SELECT 1 FROM pragma_table_info('" table "')) AND NOT EXISTS" \
 			   " (SELECT 1 FROM pragma_table_info('" table "') WHERE name = '" column "')",            \
@@ -1169,19 +1169,18 @@ struct sink *sink_sqlite_open(const char *path, int batch_rows, struct sink_ids 
 		snprintf(err, errlen, "%s: migrating schema: %s", path, msg ? msg : "error");                 \
 		goto fail; /* msg is freed there */                                                                                    \
 	}
-	if (ntables > 0) {
 		SQ_MIGRATIONS(SQ_MIGRATE)
+#undef SQ_MIGRATE
 	}
 	/* Idempotent: every statement is IF NOT EXISTS, so this also adds views or indexes
 	 * that a newer dbtap defines to a database an older one created. */
 	if (sq_exec_wait(q->db, path, SQ_SCHEMA_SQL, &msg, &waited) != SQLITE_OK ||
+	    sq_exec_wait(q->db, path, SQ_SCHEMA_SQL2, &msg, &waited) != SQLITE_OK ||
 	    sq_exec_wait(q->db, path, "BEGIN IMMEDIATE;" SQ_BASELINE_SQL SQ_STATE_SQL "COMMIT;", &msg, &waited) != SQLITE_OK) {
 		snprintf(err, errlen, "%s: creating schema: %s", path, msg ? msg : "error");
 		sqlite3_exec(q->db, "ROLLBACK", NULL, NULL, NULL);
 		goto fail;
 	}
-	SQ_MIGRATIONS(SQ_MIGRATE)
-#undef SQ_MIGRATE
 
 	const char *sql[SQ_NSTMT] = {
 		[SQ_RUN] = SQ_UPSERT_RUN,
