@@ -33,6 +33,11 @@ KIND = {'alice': 'set_local', 'bob': 'comment', 'carol': 'startup_appname',
         'dave': 'set_appname', 'erin': 'none', 'frank': 'set_config'}
 EXPECT = {u: (None if KIND[u] == 'none' else u) for u in USERS}
 N_CLIENTS, TXNS = 12, 25
+N_NODE = 4  # node `pg` clients 12..15 (extended protocol, bound parameters), when node is there
+NODE_MODULES = os.path.expanduser('~/.cache/dbtap-node/node_modules')
+HAVE_NODE = shutil.which('node') and os.path.isdir(os.path.join(NODE_MODULES, 'pg'))
+if not HAVE_NODE:
+    print('# node pg not found (~/.cache/dbtap-node): psycopg2 clients only')
 
 tmp = tempfile.mkdtemp(prefix='dbtap-pooler-')
 if not os.environ.get('KEEP'):
@@ -104,7 +109,7 @@ def client(bport, i, ports, errors, session_mode):
             conn.autocommit = False
         elif kind == 'set_config':
             conn.autocommit = True
-            cur.execute(f"SELECT set_config('app.user', '{user}', false), 'c{i}'")
+            cur.execute(f"SELECT set_config('app.user', '{user}', false), 'c{i}-init'")
             conn.autocommit = False
         for t in range(TXNS):
             tag = f'c{i}-t{t}'
@@ -126,14 +131,64 @@ def client(bport, i, ports, errors, session_mode):
         errors.append(f'client {i}: {e!r}')
 
 
+NODE_JS = r"""
+const { Client } = require('pg');
+const [port, first, n, txns] = process.argv.slice(2).map(Number);
+const users = ['alice', 'bob', 'carol', 'dave', 'erin', 'frank'];
+const ports = {};
+async function one(i) {
+  const user = users[i % 6];
+  const cfg = {host: '127.0.0.1', port, user: 'app_svc', database: 'appdb'};
+  if (user === 'carol') cfg.application_name = 'app:carol';
+  const c = new Client(cfg);
+  await c.connect();
+  ports[i] = c.connection.stream.localPort;
+  if (user === 'dave') await c.query("SET application_name = 'app:dave'");
+  for (let t = 0; t < txns; t++) {
+    const tag = `c${i}-t${t}`;
+    const cmt = user === 'bob' ? "/*app_user='bob'*/ " : '';
+    await c.query('BEGIN');
+    if (user === 'alice') await c.query("SELECT set_config('app.end_user', $1, true), $2::text", [user, tag]);
+    await c.query(cmt + 'SELECT count(*), $1::text FROM items WHERE v >= $2', [tag, t]);
+    await c.query(cmt + 'INSERT INTO items(owner, v) VALUES ($1, $2)', [tag, i * 1000 + t]);
+    await c.query('COMMIT');
+  }
+  await c.end();
+}
+(async () => {
+  const all = [];
+  for (let i = first; i < first + n; i++) all.push(one(i));
+  await Promise.all(all);
+  console.log(JSON.stringify(ports));
+})().catch(e => { console.error(e.message); process.exit(1); });
+"""
+
+
+def node_clients(bport, ports, errors):
+    import json
+    js = os.path.join(tmp, 'clients.js')
+    with open(js, 'w') as f:
+        f.write(NODE_JS)
+    r = subprocess.run(['node', js, str(bport), str(N_CLIENTS), str(N_NODE), str(TXNS)],
+                       capture_output=True, text=True, timeout=180,
+                       env=dict(os.environ, NODE_PATH=NODE_MODULES))
+    if r.returncode != 0:
+        errors.append('node: ' + r.stderr.strip())
+        return
+    for k, v in json.loads(r.stdout).items():
+        ports[int(k)] = v
+
+
 def workload(bport, session_mode=False):
     ports, errors = {}, []
     th = [threading.Thread(target=client, args=(bport, i, ports, errors, session_mode))
           for i in range(N_CLIENTS)]
+    if HAVE_NODE:
+        th.append(threading.Thread(target=node_clients, args=(bport, ports, errors)))
     for t in th:
         t.start()
     for t in th:
-        t.join(180)
+        t.join(200)
     return ports, errors
 
 
@@ -145,11 +200,12 @@ def expect_user(i, sql):
     return EXPECT[user]
 
 
-def truth_client(sql, seg_client):
-    """Which client sent a server-leg statement, from the test's own literals ('c7-t3'),
-    else from the transaction it is in; None for statements no client sent."""
+def truth_client(sql, seg_client, params=None):
+    """Which client sent a server-leg statement, from the test's own literals ('c7-t3', in
+    the text or a bound value), else from the transaction it is in; None for statements no
+    client sent."""
     import re
-    m = re.search(r"'c(\d+)", sql or '')
+    m = re.search(r"'c(\d+)-", sql or '') or re.search(r'"c(\d+)-', params or '')
     if m:
         return int(m.group(1))
     return seg_client
@@ -208,7 +264,7 @@ def analyse(name, db, bport, ports, mode, legs):
                 while j < len(lst) and lst[j]['verb'] not in ('COMMIT', 'ROLLBACK'):
                     j += 1
                 seg = lst[k:j + 1]
-                named = {truth_client(s['sql'], None) for s in seg} - {None}
+                named = {truth_client(s['sql'], None, s['params']) for s in seg} - {None}
                 seg_client = named.pop() if len(named) == 1 else None
                 k = j + 1
             else:
@@ -216,7 +272,7 @@ def analyse(name, db, bport, ports, mode, legs):
                 seg_client = None
                 k += 1
             for st in seg:
-                want = truth_client(st['sql'], seg_client)
+                want = truth_client(st['sql'], seg_client, st['params'])
                 if want is None:
                     # no client literal, outside a client's transaction: the pooler's own
                     # (SET application_name, DISCARD ALL, ...) or dave's SET application_name
