@@ -184,6 +184,11 @@ static void put_all(struct an *an, const struct rec *r)
 			an->st.sink_errors++;
 }
 
+struct an_session *an_sessions(struct an *an)
+{
+	return an->lru_head;
+}
+
 void an_put_all(struct an *an, const struct rec *r)
 {
 	put_all(an, r);
@@ -1779,6 +1784,9 @@ void an_feed(struct an *an, struct an_session *s, const struct ev *e)
 		if (!strcmp(name, "server_version")) {
 			scopy(s->server_version, sizeof s->server_version, e->u.param.value);
 			s->dirty = 1;
+			size_t vl = strlen(s->server_version);
+			if (s->dialect == SQ_PG && vl > 8 && !strcmp(s->server_version + vl - 8, "/bouncer"))
+				pool_learn(an, s); /* pgbouncer's admin console answered: a pooler */
 		} else if (!strcmp(name, "application_name")) {
 			if (!s->application[0] && val[0]) {
 				snprintf(s->application, sizeof s->application, "%s", val);

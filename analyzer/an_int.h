@@ -366,6 +366,11 @@ void an_put_all(struct an *an, const struct rec *r);
 
 /* Pooler legs (issue #21, pooler.c). Every call is cheap for a session of no pooler. */
 void pool_open(struct an *an, struct an_session *s);
+/* s's server is a pooler (pgbouncer's admin console answered on it): added to the poolers
+ * (transaction pooling) unless configured, and open sessions are given their legs. */
+void pool_learn(struct an *an, struct an_session *s);
+/* The session list, for pool_learn (an.c). */
+struct an_session *an_sessions(struct an *an);
 /* A query on a leg: the client leg's is kept for matching, the server leg's matched. */
 void pool_query(struct an *an, struct an_session *s, const struct ev_query *q, struct strv sql, ev_time ts,
 		struct an_pj_ref *ref);

@@ -136,6 +136,32 @@ void pool_open(struct an *an, struct an_session *s)
 	}
 }
 
+void pool_learn(struct an *an, struct an_session *console)
+{
+	struct an_config *c = &an->cfg;
+	for (int i = 0; i < c->n_poolers; i++)
+		if (c->poolers[i].listen_port == console->server_port && ip_eq(console->server_ip, c->poolers[i].address))
+			return; /* configured or learned already */
+	if (c->n_poolers >= AN_MAX_POOLERS)
+		return;
+	struct an_pooler_cfg *p = &c->poolers[c->n_poolers];
+	memset(p, 0, sizeof *p);
+	unsigned char a[16];
+	int fam = strchr(console->server_ip, ':') ? AF_INET6 : AF_INET;
+	if (inet_pton(fam, console->server_ip, a) != 1 || !inet_ntop(fam, a, p->address, sizeof p->address))
+		return;
+	p->listen_port = console->server_port;
+	p->window_ms = 60000;
+	c->n_poolers++;
+	/* the open sessions of its legs: from now on (their earlier statements stay as stored) */
+	for (struct an_session *s = an_sessions(an); s; s = s->next)
+		if (s->pool_role == AN_POOL_NONE) {
+			pool_open(an, s);
+			if (s->pool_role != AN_POOL_NONE)
+				s->dirty = 1;
+		}
+}
+
 const char *pool_role_name(const struct an_session *s)
 {
 	return s->pool_role == AN_POOL_CLIENT ? "client_leg" : s->pool_role == AN_POOL_SERVER ? "server_leg" : NULL;

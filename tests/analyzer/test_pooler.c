@@ -240,3 +240,26 @@ Test(pooler, config_errors_name_the_key)
 	cJSON_Delete(j);
 	an_config_free(&c);
 }
+
+Test(pooler, admin_console_makes_a_pooler_known)
+{
+	h_init(&h);
+	h.cfg.service_accounts.v[0] = strdup("app_svc");
+	h.cfg.service_accounts.n = 1;
+	h_start(&h);
+	struct an_session *c = leg(1, "web:alice"), *srv = leg(0, NULL);
+	cr_expect_eq(c->pool_role, AN_POOL_NONE); /* not configured: nothing known yet */
+	struct an_session *console = leg(1, NULL);
+	h.s = console;
+	h_param(&h, "server_version", "1.18.0/bouncer");
+	cr_expect_eq(h.an->cfg.n_poolers, 1);
+	cr_expect_eq(c->pool_role, AN_POOL_CLIENT, "open sessions get their legs");
+	cr_expect_eq(srv->pool_role, AN_POOL_SERVER);
+	fwd(c, srv, "SELECT * FROM orders", 'I');
+	const struct h_stmt *st = stmt_of(srv, "SELECT * FROM orders");
+	cr_expect_eq(st->via_session_id, c->id);
+	cr_expect_str_eq(st->end_user, "alice");
+	h_param(&h, "server_version", "1.18.0/bouncer"); /* again: no second entry */
+	cr_expect_eq(h.an->cfg.n_poolers, 1);
+	h_free(&h);
+}
