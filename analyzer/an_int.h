@@ -72,7 +72,6 @@ struct an_pj_ref {
 	int32_t ent;	/* client-leg entry in the join ring (REG, JOINED) */
 	uint32_t gen;
 	uint8_t state;	/* AN_PJ_* */
-	ev_time ts;
 };
 struct pool_held;
 

@@ -363,7 +363,6 @@ void pool_query(struct an *an, struct an_session *s, const struct ev_query *q, s
 	if (!p)
 		return;
 	ref->key = query_key(q, sql, &ref->len);
-	ref->ts = ts;
 	int hn = sql.n < PJ_HEAD ? (int)sql.n : PJ_HEAD;
 	if (s->pool_role == AN_POOL_CLIENT) {
 		if (p->n == p->cap)
@@ -676,7 +675,7 @@ int pool_put(struct an *an, struct an_session *s, const struct an_pj_ref *ref, s
 	}
 	h->key = ref->key;
 	h->len = ref->len;
-	h->ts = ref->ts;
+	h->ts = rs->ts; /* the statement's packet time: its query's */
 	h->head_n = 0; /* the head is compared again at resolution: the ring entry's */
 	for (int32_t i = p->bucket[ref->key & p->mask]; i >= 0; i = p->ent[i].next)
 		if (p->ent[i].key == ref->key && p->ent[i].len == ref->len) {

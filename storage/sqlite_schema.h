@@ -61,7 +61,7 @@
 	" summary TEXT, evidence TEXT, count INTEGER NOT NULL DEFAULT 1, last_seen TEXT);"     \
 	/* (continued in SQ_SCHEMA_SQL2: one string literal stays under 4095 bytes) */
 
-/* The indexes and views, in the same transaction as SQ_SCHEMA_SQL. */
+/* The indexes and views, in the same transaction: run as one string after SQ_SCHEMA_SQL. */
 #define SQ_SCHEMA_SQL2                                                                         \
 	"CREATE INDEX IF NOT EXISTS sessions_started ON sessions(started_at);"                 \
 	"CREATE INDEX IF NOT EXISTS sessions_db_user ON sessions(db_user, started_at);"        \

@@ -1174,8 +1174,12 @@ struct sink *sink_sqlite_open(const char *path, int batch_rows, struct sink_ids 
 	}
 	/* Idempotent: every statement is IF NOT EXISTS, so this also adds views or indexes
 	 * that a newer dbtap defines to a database an older one created. */
-	if (sq_exec_wait(q->db, path, SQ_SCHEMA_SQL, &msg, &waited) != SQLITE_OK ||
-	    sq_exec_wait(q->db, path, SQ_SCHEMA_SQL2, &msg, &waited) != SQLITE_OK ||
+	/* one string, so that a retry after a lock wait (which rolls back) begins again */
+	static const char schema_a[] = SQ_SCHEMA_SQL, schema_b[] = SQ_SCHEMA_SQL2;
+	char schema[sizeof schema_a + sizeof schema_b];
+	memcpy(schema, schema_a, sizeof schema_a - 1);
+	memcpy(schema + sizeof schema_a - 1, schema_b, sizeof schema_b);
+	if (sq_exec_wait(q->db, path, schema, &msg, &waited) != SQLITE_OK ||
 	    sq_exec_wait(q->db, path, "BEGIN IMMEDIATE;" SQ_BASELINE_SQL SQ_STATE_SQL "COMMIT;", &msg, &waited) != SQLITE_OK) {
 		snprintf(err, errlen, "%s: creating schema: %s", path, msg ? msg : "error");
 		sqlite3_exec(q->db, "ROLLBACK", NULL, NULL, NULL);
