@@ -235,10 +235,9 @@ static void put_session(struct an *an, struct an_session *s, const struct an_flo
 		.resumed = s->resumed,
 		.restored = s->restored,
 	};
-	char pname[64];
-	if (s->pool_role) {
-		r.pooler_role = pool_role_name(s);
-		r.pooler = pool_name(an, s, pname, sizeof pname);
+	if (s->pool_role) { /* AN_POOL_CLIENT/SERVER are REC_POOL_CLIENT_LEG/SERVER_LEG */
+		r.pooler_role = s->pool_role;
+		r.pooler_port = an->cfg.poolers[s->pool_idx].listen_port;
 	}
 	r.state = end ? "end" : !s->put_start ? "start" : s->login && !s->put_login ? "login" : "update";
 	s->put_start = 1;

@@ -64,7 +64,7 @@ struct an_parked; /* state.c */
 
 /* Issue #21 (pooler.c): a leg of a configured connection pooler, and what the join knows
  * about one statement. */
-enum { AN_POOL_NONE, AN_POOL_CLIENT, AN_POOL_SERVER };
+enum { AN_POOL_NONE, AN_POOL_CLIENT, AN_POOL_SERVER }; /* = REC_POOL_* (sink.h) */
 enum { AN_PJ_NONE, AN_PJ_REG, AN_PJ_JOINED, AN_PJ_AMBIG, AN_PJ_NOMATCH };
 struct an_pj_ref {
 	uint64_t key;	/* hash of the statement bytes and bound values */
@@ -387,8 +387,6 @@ void pool_ready(struct an *an, struct an_session *s, char txn);
 void pool_session_marker(struct an_session *s);
 void pool_close(struct an *an, struct an_session *s);
 void pool_free(struct an *an);
-const char *pool_role_name(const struct an_session *s);
-const char *pool_name(const struct an *an, const struct an_session *s, char *buf, size_t cap);
 
 /* The detectors. */
 extern const struct an_detector det_sql_injection, det_error_burst, det_auth_bruteforce, det_privilege_change,

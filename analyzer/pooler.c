@@ -162,21 +162,6 @@ void pool_learn(struct an *an, struct an_session *console)
 		}
 }
 
-const char *pool_role_name(const struct an_session *s)
-{
-	return s->pool_role == AN_POOL_CLIENT ? "client_leg" : s->pool_role == AN_POOL_SERVER ? "server_leg" : NULL;
-}
-
-const char *pool_name(const struct an *an, const struct an_session *s, char *buf, size_t cap)
-{
-	if (s->pool_role == AN_POOL_NONE)
-		return NULL;
-	const struct an_pooler_cfg *c = &an->cfg.poolers[s->pool_idx];
-	int v6 = strchr(c->address, ':') != NULL;
-	an_fmt(buf, cap, "%s%s%s:%d", v6 ? "[" : "", c->address, v6 ? "]" : "", c->listen_port);
-	return buf;
-}
-
 /* ---- the ring of client-leg statements ---- */
 
 static uint64_t query_key(const struct ev_query *q, struct strv sql, uint32_t *len)

@@ -237,8 +237,9 @@ static void d_session(struct jw *w, struct evl_opts *o, const struct rec_session
 	jw_kint(w, "lost_bytes", x->lost_bytes);
 	jw_kint(w, "resumed", x->resumed);
 	jw_kint(w, "restored", x->restored);
-	jw_kstr(w, "pooler_role", x->pooler_role);
-	jw_kstr(w, "pooler", x->pooler);
+	char pooler[64];
+	jw_kstr(w, "pooler_role", rec_pooler_role(x));
+	jw_kstr(w, "pooler", rec_pooler(x, pooler, sizeof pooler));
 }
 
 static void d_statement(struct jw *w, struct evl_opts *o, const struct rec_statement *x)

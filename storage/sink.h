@@ -7,6 +7,8 @@
 #define DBTAP_SINK_H
 
 #include <stdint.h>
+#include <stdio.h>
+#include <string.h>
 
 #define SINK_SCHEMA_VERSION 3
 
@@ -26,6 +28,7 @@ struct rec_session {
 	const char *protocol;
 	const char *client_ip;
 	int client_port;
+	int pooler_port; /* issue #21: the pooler's listen port on a pooler leg (a padding hole) */
 	const char *server_ip;
 	int server_port;
 	int64_t started_at, ended_at; /* ended_at 0 while open */
@@ -38,6 +41,7 @@ struct rec_session {
 	const char *login; /* 'ok' | 'failed' | 'unknown' */
 	const char *login_error;
 	int midstream;
+	int pooler_role; /* issue #21: REC_POOL_* (a padding hole: the record does not grow) */
 	const char *end_reason; /* NULL while open */
 	int64_t statements, errors, rows_returned, bytes_to_server, bytes_to_client;
 	int64_t gaps, lost_bytes; /* capture losses within this session */
@@ -46,10 +50,27 @@ struct rec_session {
 	int64_t ts;	   /* time of the event behind this put */
 	int resumed;  /* times the session spoke again after being parked idle (issue #18) */
 	int restored; /* times it was taken up from state an earlier run saved */
-	/* issue #21: a leg of a configured pooler: "client_leg" | "server_leg" | NULL, and the
-	 * pooler's listen address as "ip:port" (NULL when not a pooler leg) */
-	const char *pooler_role, *pooler;
 };
+
+/* Issue #21: a session that is a leg of a pooler, and the pooler as "ip:port" (columns
+ * sessions.pooler_role and sessions.pooler): the server end of a client leg, the client
+ * address of a server leg with the listen port. NULL when not a pooler leg. */
+enum { REC_POOL_NONE, REC_POOL_CLIENT_LEG, REC_POOL_SERVER_LEG };
+static inline const char *rec_pooler_role(const struct rec_session *x)
+{
+	return x->pooler_role == REC_POOL_CLIENT_LEG ? "client_leg"
+	       : x->pooler_role == REC_POOL_SERVER_LEG ? "server_leg" : NULL;
+}
+static inline const char *rec_pooler(const struct rec_session *x, char *buf, size_t cap)
+{
+	int client = x->pooler_role == REC_POOL_CLIENT_LEG;
+	const char *ip = client ? x->server_ip : x->client_ip;
+	if (!rec_pooler_role(x) || !ip)
+		return NULL;
+	int v6 = strchr(ip, ':') != NULL;
+	snprintf(buf, cap, "%s%s%s:%d", v6 ? "[" : "", ip, v6 ? "]" : "", client ? x->server_port : x->pooler_port);
+	return buf;
+}
 
 /* Saved state of an open or parked session (issue #18), so a restart resumes it. Stored in
  * session_state by key; state NULL deletes the row (the connection ended). */

@@ -221,7 +221,7 @@ static int sq_copy(struct sq_batch *b, const struct rec *r)
 		rc |= sq_str(b, &x->db_user) | sq_str(b, &x->database) | sq_str(b, &x->application);
 		rc |= sq_str(b, &x->client_info) | sq_str(b, &x->server_version);
 		rc |= sq_str(b, &x->auth_method) | sq_str(b, &x->login) | sq_str(b, &x->login_error);
-		rc |= sq_str(b, &x->end_reason) | sq_str(b, &x->pooler_role) | sq_str(b, &x->pooler);
+		rc |= sq_str(b, &x->end_reason);
 		break;
 	}
 	case REC_STATEMENT: {
@@ -403,8 +403,12 @@ static void bind_item(struct sq_sink *q, const struct sq_item *it, sqlite3_stmt 
 			sqlite3_bind_int(st, i++, 1);
 		else
 			bind_str(st, i++, x->tls_decrypted);
-		bind_str(st, i++, x->pooler_role);
-		bind_str(st, i++, x->pooler);
+		bind_str(st, i++, rec_pooler_role(x)); /* static text */
+		char pooler[64];
+		if (rec_pooler(x, pooler, sizeof pooler))
+			sqlite3_bind_text(st, i++, pooler, -1, SQLITE_TRANSIENT);
+		else
+			sqlite3_bind_null(st, i++);
 		break;
 	}
 	case REC_STATE: {

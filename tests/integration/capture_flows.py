@@ -83,7 +83,10 @@ sanitized = 'asan' in subprocess.run(['ldd', dbtest.dbtap_binary()], capture_out
 if sanitized:
     print(f'note: sanitizer build, peak RSS {peak_kb // 1024} MiB not checked')
 else:
-    c.check(peak_kb < 48 * 1024, f'peak RSS {peak_kb // 1024} MiB < 48 MiB with 100k flows offered, cap 2000')
+    # 50 MiB: the SQLite writer's page cache (up to 8 MiB) holds the 100k session rows just
+    # written, so each session column adds about 100 KiB here; with sessions.pooler_role and
+    # pooler (issue #21) this run measured 47.9-48.1 MiB under meson's MALLOC_PERTURB_
+    c.check(peak_kb < 50 * 1024, f'peak RSS {peak_kb // 1024} MiB < 50 MiB with 100k flows offered, cap 2000')
 st = dbtest.rows(db, "SELECT s.db_user, count(*) AS n FROM statements t JOIN sessions s "
                      "ON s.id = t.session_id GROUP BY s.db_user")
 c.eq(st, [{'db_user': 'tester', 'n': 7}], 'the real session is decoded whole despite the flood')
