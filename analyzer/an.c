@@ -2129,9 +2129,11 @@ void an_free(struct an *an)
 
 void an_get_stats(const struct an *an, struct an_stats *st)
 {
-	if (an)
+	if (an) {
 		*st = an->st;
-	else
+		st->sessions_open = (uint64_t)an->n_sessions;
+		st->parked_now = (uint64_t)an->n_parked;
+	} else
 		*st = (struct an_stats){ 0 };
 }
 

@@ -193,6 +193,8 @@ struct an_stats {
 	uint64_t pooler_unmatched;   /* no client-leg statement matched: not joined */
 	uint64_t pooler_ambiguous;   /* several clients could have sent it: not joined */
 	uint64_t pooler_dropped;     /* client-leg statements not kept for matching: cap */
+	uint64_t sessions_open;	     /* gauge: in the session table now */
+	uint64_t parked_now;	     /* gauge: parked records now */
 };
 
 struct an;

@@ -60,6 +60,8 @@ struct cap {
 	FILE *cur_fp; /* for progress: position in the file being read */
 	long cur_size;
 	time_t last_progress;
+	const struct cap_live_hooks *hooks; /* stats and watchdog (main.c) */
+	int64_t next_stats, next_watchdog;  /* CLOCK_MONOTONIC, microseconds */
 	int progress;
 };
 
@@ -762,6 +764,60 @@ static void show_progress(struct cap *c, int final)
 		(unsigned long long)c->st.streams, final ? "\n" : "");
 }
 
+void cap_set_hooks(struct cap *c, const struct cap_live_hooks *h)
+{
+	c->hooks = h;
+	c->next_stats = c->next_watchdog = 0;
+}
+
+struct stats_box {
+	const struct cap_live_hooks *h;
+	struct cap_stats st;
+};
+
+static void stats_call(void *arg)
+{
+	struct stats_box *b = arg;
+	b->h->on_stats(b->h->ctx, &b->st);
+	free(b);
+}
+
+static void watchdog_call(void *arg)
+{
+	const struct cap_live_hooks *h = arg;
+	h->on_watchdog(h->ctx);
+}
+
+/* Between read batches: the stats record and the watchdog ping are due by the wall
+ * clock; both travel through the stages, so they arrive only while all of them move. */
+static void periodic(struct cap *c)
+{
+	const struct cap_live_hooks *h = c->hooks;
+	if (!h)
+		return;
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	int64_t now = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+	int64_t iv = (int64_t)c->cfg.stats_interval_s * 1000000;
+	if (h->on_stats && iv > 0) {
+		if (!c->next_stats)
+			c->next_stats = now + iv;
+		else if (now >= c->next_stats) {
+			c->next_stats = now + iv;
+			struct stats_box *b = malloc(sizeof *b);
+			if (b) {
+				b->h = h;
+				cap_get_stats(c, &b->st);
+				decstage_call(c->ds, stats_call, b);
+			}
+		}
+	}
+	if (h->on_watchdog && h->watchdog_us > 0 && now >= c->next_watchdog) {
+		c->next_watchdog = now + h->watchdog_us / 2;
+		decstage_call(c->ds, watchdog_call, (void *)h);
+	}
+}
+
 static void on_packet(u_char *user, const struct pcap_pkthdr *h, const u_char *bytes)
 {
 	struct cap *c = (struct cap *)user;
@@ -1046,6 +1102,7 @@ static int read_handle(struct cap *c, pcap_t *p, const char *name, const char *b
 		}
 		if (n == PCAP_ERROR_BREAK)
 			break;
+		periodic(c);
 	}
 	if (progress)
 		show_progress(c, 1);
@@ -1166,7 +1223,11 @@ int cap_live(struct cap *c, const char *iface, const char *bpf, const char *drop
 		return -1;
 	}
 	int fd = pcap_get_selectable_fd(p);
-	time_t last_stats = time(NULL);
+	if (hooks) {
+		cap_set_hooks(c, hooks);
+		if (hooks->on_ready)
+			hooks->on_ready(hooks->ctx);
+	}
 	rc = 0;
 	while (!g_stop) {
 		if (g_hup) {
@@ -1206,14 +1267,7 @@ int cap_live(struct cap *c, const char *iface, const char *bpf, const char *drop
 		struct pcap_stat ps;
 		if (pcap_stats(p, &ps) == 0)
 			c->st.kernel_drops = (uint64_t)ps.ps_drop + ps.ps_ifdrop;
-		time_t now = time(NULL);
-		if (c->cfg.stats_interval_s > 0 && (!hooks || !hooks->quiet) &&
-		    now - last_stats >= c->cfg.stats_interval_s) {
-			last_stats = now;
-			fprintf(stderr, "dbtap: %s: %llu packets, %llu sessions, %llu kernel drops, %llu gaps\n",
-				iface, (unsigned long long)c->st.packets, (unsigned long long)c->st.streams,
-				(unsigned long long)c->st.kernel_drops, (unsigned long long)c->st.gaps);
-		}
+		periodic(c);
 	}
 	pcap_close(p);
 	return rc;
@@ -1278,6 +1332,9 @@ void cap_get_stats(const struct cap *c, struct cap_stats *st)
 	st->lost_bytes += c->dstats.lost_bytes;
 	st->sensor_drops += st->evicted + st->oversize + st->v6_map_full + st->held_dropped +
 			    st->held_segments_dropped + st->flows_failed;
+	st->flows_open = c->flows.count;
+	st->decoder_queue_bytes = decstage_queued(c->ds);
+	st->analyzer_queue_bytes = anpipe_queued(c->pipe);
 }
 
 char *cap_stats_json(const struct cap *c)

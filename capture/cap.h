@@ -72,6 +72,9 @@ struct cap_stats {
 	uint64_t normalised_drops;     /* segments the server would discard (tcpnorm.c) */
 	uint64_t evasion_flows;	       /* flows with an evasion anomaly */
 	int64_t first_ts, last_ts; /* packet times, microseconds */
+	/* gauges at the time of the copy */
+	uint64_t flows_open;
+	uint64_t decoder_queue_bytes, analyzer_queue_bytes; /* handed to a stage's thread, not yet taken */
 };
 
 struct cap;
@@ -104,7 +107,19 @@ struct cap_live_hooks {
 	void (*on_hup)(void *ctx); /* SIGHUP: reopen outputs */
 	void *ctx;
 	int quiet;
+	/* Every cfg.stats_interval_s of wall time (files and live): called on the analyzer's
+	 * side, in order with the events before it, with a copy of the capture's counters
+	 * taken when it was due. */
+	void (*on_stats)(void *ctx, const struct cap_stats *st);
+	/* Every watchdog_us / 2 of wall time, also on the analyzer's side: it arrives only
+	 * while every stage moves (sd_notify WATCHDOG=1). 0 = off. */
+	void (*on_watchdog)(void *ctx);
+	int64_t watchdog_us;
+	/* cap_live: the interface is open and privileges are dropped (main thread). */
+	void (*on_ready)(void *ctx);
 };
+/* Hooks for the reading calls (cap_live sets its own); not copied: keep *h alive. */
+void cap_set_hooks(struct cap *c, const struct cap_live_hooks *h);
 int cap_live(struct cap *c, const char *iface, const char *bpf, const char *drop_user,
 	     const struct cap_live_hooks *hooks, char *err, size_t errlen);
 

@@ -168,7 +168,19 @@ int bl_store_ack(struct bl_store *b, const char *principal, int64_t *n)
 
 static void bl_usage(FILE *f)
 {
-	fprintf(f, "usage: dbtap baseline [-d DB] (--list [--json] [PRINCIPAL] | --forget PRINCIPAL | --ack PRINCIPAL)\n");
+	if (f != stdout) {
+		fprintf(f, "dbtap baseline: say one of --list, --forget PRINCIPAL or --ack PRINCIPAL "
+			   "(see: dbtap baseline --help)\n");
+		return;
+	}
+	fprintf(f, "usage: dbtap baseline [-d DB] (--list [--json] [PRINCIPAL] | --forget PRINCIPAL | --ack PRINCIPAL)\n"
+		   "Show or change the learned behaviour baseline.\n"
+		   "  -d, --db=DB              findings database (default ./dbtap.db)\n"
+		   "  -l, --list [PRINCIPAL]   list the rows (of one db_user or end user)\n"
+		   "      --json               with --list: one JSON object per line\n"
+		   "      --forget=PRINCIPAL   delete everything learned about PRINCIPAL\n"
+		   "      --ack=PRINCIPAL      accept what was alerted for PRINCIPAL\n"
+		   "  -h, --help               this help\n");
 }
 
 static void json_str(FILE *f, const char *s)
@@ -251,12 +263,13 @@ int baseline_main(int argc, char **argv)
 	static const struct option longopts[] = {
 		{ "list", no_argument, NULL, 'l' },  { "json", no_argument, NULL, 'j' },
 		{ "forget", required_argument, NULL, 'f' }, { "ack", required_argument, NULL, 'a' },
-		{ "help", no_argument, NULL, 'h' },  { NULL, 0, NULL, 0 },
+		{ "help", no_argument, NULL, 'h' },  { "db", required_argument, NULL, 'd' },
+		{ NULL, 0, NULL, 0 },
 	};
 	const char *db = "./dbtap.db", *who = NULL;
 	int mode = 0, json = 0, ch;
 	optind = 1;
-	while ((ch = getopt_long(argc, argv, "d:h", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "d:lh", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'd':
 			db = optarg;

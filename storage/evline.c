@@ -189,6 +189,33 @@ static void d_run(struct jw *w, struct evl_opts *o, const struct rec_run *x)
 	jw_kstr(w, "version", x->version);
 	jw_kjson(w, "config", x->config);
 	jw_kjson(w, "drops", x->drops);
+	jw_ktime(w, "sensor_started_at", x->sensor_started_at);
+	jw_ktime(w, "sensor_stopped_at", x->sensor_stopped_at);
+	jw_kstr(w, "status", x->status);
+	jw_kstr(w, "error", x->error);
+}
+
+/* The members of a JSON object text, each as ,"key":value (nothing if it is not an object). */
+static void jw_kmembers(struct jw *w, const char *text)
+{
+	cJSON *v = text ? cJSON_Parse(text) : NULL;
+	if (cJSON_IsObject(v))
+		for (const cJSON *c = v->child; c; c = c->next) {
+			jw_putc(w, ',');
+			jw_str(w, c->string ? c->string : "");
+			jw_putc(w, ':');
+			jw_cjson(w, c);
+		}
+	cJSON_Delete(v);
+}
+
+/* The sensor's health every stats_interval_s: the counters flat after run_id. */
+static void d_stats(struct jw *w, struct evl_opts *o, const struct rec_stats *x)
+{
+	d_head(w, o, "stats", x->ts);
+	d_id(w, "run_id", x->run_id);
+	jw_ktime(w, "ts", x->ts);
+	jw_kmembers(w, x->counters);
 }
 
 /* sessions.tls_decrypted: 1, or the reason it was not (text), or null (not TLS) */
@@ -329,6 +356,7 @@ struct o_class {
 static const struct o_class O_DATASTORE = { 6005, 6, "Datastore Activity", "Application Activity" };
 static const struct o_class O_AUTH = { 3002, 3, "Authentication", "Identity & Access Management" };
 static const struct o_class O_DETECTION = { 2004, 2, "Detection Finding", "Findings" };
+static const struct o_class O_APP_LIFECYCLE = { 6002, 6, "Application Lifecycle", "Application Activity" };
 
 /* finding severity (DESIGN.md) -> OCSF severity_id and its caption, syslog severity */
 static const struct {
@@ -582,6 +610,21 @@ static int o_session(struct jw *w, struct evl_opts *o, const struct rec_session 
 	return 1;
 }
 
+/* The health record as Application Lifecycle (6002), activity Other named "Stats": the
+ * sensor (app) reports on itself; the counters go to unmapped as in the dbtap format. */
+static void o_stats(struct jw *w, struct evl_opts *o, const struct rec_stats *x)
+{
+	o_head(w, o, &O_APP_LIFECYCLE, 99, "Stats", x->ts, 1, "Informational", "stats", ms(x->ts), NULL);
+	jw_puts(w, ",\"app\":{\"name\":\"dbtap\",\"vendor_name\":\"dbtap\",\"version\":\"" DBTAP_VERSION "\"}");
+	jw_kint(w, "status_id", 1);
+	jw_kstr(w, "status", "Success");
+	jw_puts(w, ",\"unmapped\":{\"sensor\":");
+	jw_str(w, o->sensor);
+	jw_kint(w, "run_id", x->run_id);
+	jw_kmembers(w, x->counters);
+	jw_putc(w, '}');
+}
+
 /* finding kind -> MITRE ATT&CK technique and tactic, where one fits */
 static const struct {
 	const char *kind, *tech, *tech_name, *tactic, *tactic_name;
@@ -717,6 +760,12 @@ int evl_format_rec(struct jw *w, struct evl_opts *o, const struct rec *r, int *s
 			d_finding(w, o, r->u.finding);
 		break;
 	}
+	case REC_STATS:
+		if (o->format == EVL_OCSF)
+			o_stats(w, o, r->u.stats);
+		else
+			d_stats(w, o, r->u.stats);
+		break;
 	case REC_BASELINE:
 	case REC_STATE: /* the baseline and saved session state live in the database only */
 		wrote = 0;

@@ -5,6 +5,7 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <getopt.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -278,14 +279,31 @@ int report_parse_formats(const char *s, unsigned *mask)
 
 #define RP_MAX_DBS 64
 
+static const char rp_help_report[] =
+	"usage: dbtap report [-d DB]... [--since ISO8601 | --last 24h] [--until ISO8601|now]\n"
+	"                    [--format text|html|json[,...]] [-o FILE|DIR]\n"
+	"Summarise findings databases over a time window (several -d: several sensors merged).\n"
+	"  -d, --db=DB           findings database (default ./dbtap.db); repeatable\n"
+	"      --since=TIME      window start, ISO 8601 (2026-11-27, 2026-11-27T09:15Z)\n"
+	"      --last=DURATION   window length back from its end (default 24h)\n"
+	"      --until=TIME|now  window end (default: the newest packet)\n"
+	"      --format=FORMATS  text (default), html or json; several, comma-separated,\n"
+	"                        need -o DIR (report.txt, report.html, report.json)\n"
+	"  -o, --output=FILE|DIR write there instead of standard output\n"
+	"      --record          remember this window, so the next report counts new groups\n"
+	"  -h, --help            this help\n";
+static const char rp_help_prune[] =
+	"usage: dbtap prune [-d DB]... --older-than 30d [--vacuum]\n"
+	"Delete statements older than a duration; sessions, findings, runs and the baseline stay.\n"
+	"  -d, --db=DB              findings database (default ./dbtap.db); repeatable\n"
+	"      --older-than=DURATION  e.g. 30d, 12h, 2w (required)\n"
+	"      --vacuum             also shrink the file (VACUUM)\n"
+	"  -h, --help               this help\n";
+
+/* A usage error: what is wrong, then how to ask for the options (exit 2). */
 static int rp_usage(const char *word, const char *msg)
 {
-	fprintf(stderr, "dbtap %s: %s\n", word, msg);
-	if (strcmp(word, "prune") == 0)
-		fprintf(stderr, "usage: dbtap prune [-d DB]... --older-than 30d [--vacuum]\n");
-	else
-		fprintf(stderr, "usage: dbtap report [-d DB]... [--since ISO8601 | --last 24h]"
-				" [--until ISO8601|now] [--format text|html|json[,...]] [-o FILE|DIR] [--record]\n");
+	fprintf(stderr, "dbtap %s: %s (see: dbtap %s --help)\n", word, msg, word);
 	return 2;
 }
 
@@ -298,70 +316,88 @@ int report_main(int argc, char **argv)
 	int64_t older = 0;
 	int vacuum = 0;
 	char msg[300];
-
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i];
-		const char *val = i + 1 < argc ? argv[i + 1] : NULL;
-		int takes = 1;
-		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-			rp_usage(word, "help");
+	static const struct option report_opts[] = {
+		{"db", required_argument, NULL, 'd'},	 {"since", required_argument, NULL, 'S'},
+		{"last", required_argument, NULL, 'L'},	 {"format", required_argument, NULL, 'F'},
+		{"output", required_argument, NULL, 'o'}, {"help", no_argument, NULL, 'h'},
+		{"until", required_argument, NULL, 'U'},	 {"record", no_argument, NULL, 'R'},
+		{NULL, 0, NULL, 0},
+	};
+	static const struct option prune_opts[] = {
+		{"db", required_argument, NULL, 'd'},	  {"older-than", required_argument, NULL, 'O'},
+		{"vacuum", no_argument, NULL, 'v'},	  {"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	int ch;
+	optind = 1;
+	opterr = 0; /* our own one-line messages */
+	while ((ch = getopt_long(argc, argv, prune ? ":d:h" : ":d:o:h", prune ? prune_opts : report_opts,
+				 NULL)) != -1) {
+		const char *val = optarg;
+		switch (ch) {
+		case 'h':
+			fputs(prune ? rp_help_prune : rp_help_report, stdout);
 			return 0;
-		} else if (!strcmp(a, "-d") || !strcmp(a, "--db")) {
-			if (!val)
-				return rp_usage(word, "-d needs a database path");
+		case 'd':
 			if (o.n_dbs == RP_MAX_DBS)
 				return rp_usage(word, "too many -d databases (at most 64)");
 			dbs[o.n_dbs++] = val;
-		} else if (!prune && !strcmp(a, "--since")) {
+			break;
+		case 'S':
 			o.since_set = 1;
-			if (!val || report_parse_time(val, &o.since_us) < 0) {
-				snprintf(msg, sizeof(msg), "--since: not an ISO-8601 time: %.200s",
-					 val ? val : "(missing)");
+			if (report_parse_time(val, &o.since_us) < 0) {
+				snprintf(msg, sizeof(msg), "--since: not an ISO-8601 time: %.200s", val);
 				return rp_usage(word, msg);
 			}
-		} else if (!prune && !strcmp(a, "--last")) {
-			if (!val || report_parse_duration(val, &o.last_us) < 0) {
-				snprintf(msg, sizeof(msg), "--last: not a duration like 24h or 7d: %.200s",
-					 val ? val : "(missing)");
+			break;
+		case 'L':
+			if (report_parse_duration(val, &o.last_us) < 0) {
+				snprintf(msg, sizeof(msg), "--last: not a duration like 24h or 7d: %.200s", val);
 				return rp_usage(word, msg);
 			}
-		} else if (!prune && !strcmp(a, "--until")) {
+			break;
+		case 'U':
 			o.until_set = 1;
-			if (val && !strcmp(val, "now")) {
+			if (!strcmp(val, "now")) {
 				struct timespec now;
 				clock_gettime(CLOCK_REALTIME, &now);
 				o.until_us = (int64_t)now.tv_sec * US_PER_S + now.tv_nsec / 1000;
-			} else if (!val || report_parse_time(val, &o.until_us) < 0) {
-				snprintf(msg, sizeof(msg), "--until: not an ISO-8601 time or 'now': %.200s",
-					 val ? val : "(missing)");
+			} else if (report_parse_time(val, &o.until_us) < 0) {
+				snprintf(msg, sizeof(msg), "--until: not an ISO-8601 time or 'now': %.200s", val);
 				return rp_usage(word, msg);
 			}
-		} else if (!prune && !strcmp(a, "--record")) {
+			break;
+		case 'R':
 			o.record = 1;
-			takes = 0;
-		} else if (!prune && !strcmp(a, "--format")) {
-			if (!val || report_parse_formats(val, &o.formats) < 0)
+			break;
+		case 'F':
+			if (report_parse_formats(val, &o.formats) < 0)
 				return rp_usage(word, "--format takes text, html or json, or several"
 						      " separated by commas");
-		} else if (!prune && (!strcmp(a, "-o") || !strcmp(a, "--output"))) {
-			if (!val)
-				return rp_usage(word, "-o needs a file name");
+			break;
+		case 'o':
 			o.out = val;
-		} else if (prune && !strcmp(a, "--older-than")) {
-			if (!val || report_parse_duration(val, &older) < 0) {
-				snprintf(msg, sizeof(msg),
-					 "--older-than: not a duration like 30d: %.200s",
-					 val ? val : "(missing)");
+			break;
+		case 'O':
+			if (report_parse_duration(val, &older) < 0) {
+				snprintf(msg, sizeof(msg), "--older-than: not a duration like 30d: %.200s", val);
 				return rp_usage(word, msg);
 			}
-		} else if (prune && !strcmp(a, "--vacuum")) {
+			break;
+		case 'v':
 			vacuum = 1;
-			takes = 0;
-		} else {
-			snprintf(msg, sizeof(msg), "unknown argument: %.200s", a);
+			break;
+		case ':':
+			snprintf(msg, sizeof(msg), "%.200s needs a value", argv[optind - 1]);
+			return rp_usage(word, msg);
+		default:
+			snprintf(msg, sizeof(msg), "unknown option %.200s", argv[optind - 1]);
 			return rp_usage(word, msg);
 		}
-		i += takes;
+	}
+	if (optind < argc) {
+		snprintf(msg, sizeof(msg), "unexpected argument '%.200s'", argv[optind]);
+		return rp_usage(word, msg);
 	}
 	if (o.since_set && o.last_us)
 		return rp_usage(word, "--since and --last exclude each other");

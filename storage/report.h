@@ -49,6 +49,13 @@ int report_main(int argc, char **argv);
 int report_prune_db(const char *path, int64_t cutoff_us, int vacuum, int64_t *deleted,
 		    char *err, size_t errlen);
 
+/* `dbtap status`: one paragraph per sensor still running on the database at path (its
+ * source, host, pid, uptime, last stats record, alive or not). 0 when at least one sensor
+ * runs and all are alive, 1 otherwise; -1 with a one-line message when the database
+ * cannot be read. */
+#include <stdio.h>
+int report_status(const char *path, FILE *out, char *err, size_t errlen);
+
 /* Parsers shared by the CLI: "24h", "30d", "90m", "3600s", "2w" -> microseconds;
  * "2026-11-27", "2026-11-27T09:15", "2026-11-27T09:15:02.5Z", "...+01:00" -> us since epoch.
  * 0 or -1 when malformed. */

@@ -10,7 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#define SINK_SCHEMA_VERSION 3
+#define SINK_SCHEMA_VERSION 4
 
 struct rec_run {
 	int64_t id;
@@ -21,6 +21,32 @@ struct rec_run {
 	const char *config; /* JSON of the effective config */
 	const char *drops;  /* JSON breakdown of sensor_drops and other counters */
 	const char *sensor; /* the sensor's name (output.sensor, default the host name) */
+	/* Wall-clock life of the sensor process (started_at/ended_at are packet times), its
+	 * state and its health (storage/SCHEMA.md, runs). 0 / NULL store NULL. */
+	int64_t sensor_started_at, sensor_stopped_at;
+	const char *status; /* 'running' | 'ok' | 'failed' */
+	const char *error;  /* why it failed, one line */
+	int64_t stats_at;   /* wall time of the last stats record */
+	int64_t stats_interval_s;
+	const char *stats; /* JSON: the last stats record's counters */
+	int64_t pid;
+	const char *host;
+};
+
+/* A periodic health record (the "stats" event of --json): counters is one JSON object
+ * text whose members are copied after event_type, ts and run_id. The SQLite sink
+ * ignores it (the run row carries the last one). */
+struct rec_stats {
+	int64_t ts, run_id; /* ts: wall time */
+	const char *counters;
+};
+
+/* A sink's own health: what put() accepted and did not store, what is still queued.
+ * Owners of a sink add their counters here; the stats record (capture/app/stats.c) shows
+ * every field. */
+struct sink_stats {
+	uint64_t dropped;	 /* = sink.dropped */
+	uint64_t queued_batches; /* SQLite: batches handed to the writer, not yet stored */
 };
 
 struct rec_session {
@@ -147,6 +173,7 @@ enum rec_type {
 	 * is too far behind to take it now: keep the row and put it again later. */
 	REC_BASELINE,
 	REC_STATE, /* upsert or delete by key; sinks without a database accept and ignore it */
+	REC_STATS, /* periodic health: JSON lines and syslog; the run row carries the last one */
 };
 
 struct rec {
@@ -158,6 +185,7 @@ struct rec {
 		const struct rec_finding *finding;
 		const struct rec_baseline *baseline;
 		const struct rec_state *state;
+		const struct rec_stats *stats;
 	} u;
 };
 
@@ -226,6 +254,8 @@ int sink_sqlite_set_wait(struct sink *s, int wait);
  * fail; a waiting put/sync stops waiting after this many seconds of failure (default 60)
  * and reports an error, the rows still queued. Rows given up at close are counted. */
 int sink_sqlite_set_give_up(struct sink *s, int seconds);
+/* The SQLite sink's counters (any thread that may call put); -EINVAL for other sinks. */
+int sink_sqlite_get_stats(struct sink *s, struct sink_stats *st);
 
 /* JSON-lines sink: one object per record, one line each; path "-" is stdout. */
 struct sink *sink_json_open(const char *path, char *err, size_t errlen);

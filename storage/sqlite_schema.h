@@ -107,14 +107,19 @@
 
 #define SQ_UPSERT_RUN                                                                          \
 	"INSERT INTO runs(id, started_at, ended_at, source, packets, bytes, kernel_drops,"     \
-	" sensor_drops, streams, version, config, drops, sensor)"                              \
-	" VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)"                                                   \
+	" sensor_drops, streams, version, config, drops, sensor, sensor_started_at,"           \
+	" sensor_stopped_at, status, error, stats_at, stats_interval_s, stats, pid, host)"    \
+	" VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"                                 \
 	" ON CONFLICT(id) DO UPDATE SET started_at=excluded.started_at,"                       \
 	" ended_at=excluded.ended_at, source=excluded.source, packets=excluded.packets,"       \
 	" bytes=excluded.bytes, kernel_drops=excluded.kernel_drops,"                           \
 	" sensor_drops=excluded.sensor_drops, streams=excluded.streams,"                       \
-	" version=excluded.version, config=excluded.config, drops=excluded.drops,"            \
-	" sensor=excluded.sensor"
+	" version=excluded.version, config=excluded.config, drops=excluded.drops,"             \
+	" sensor=excluded.sensor, sensor_started_at=excluded.sensor_started_at,"               \
+	" sensor_stopped_at=excluded.sensor_stopped_at, status=excluded.status,"               \
+	" error=excluded.error, stats_at=excluded.stats_at,"                                   \
+	" stats_interval_s=excluded.stats_interval_s, stats=excluded.stats, pid=excluded.pid," \
+	" host=excluded.host"
 
 #define SQ_UPSERT_SESSION                                                                      \
 	"INSERT INTO sessions(id, run_id, protocol, client_ip, client_port, server_ip,"        \
@@ -167,6 +172,21 @@
 	X("sessions", "pooler_role", "ALTER TABLE sessions ADD COLUMN pooler_role TEXT") /* issue #21 */ \
 	X("sessions", "pooler", "ALTER TABLE sessions ADD COLUMN pooler TEXT")                          \
 	X("statements", "via_session_id", "ALTER TABLE statements ADD COLUMN via_session_id INTEGER")   \
-	X("statements", "pooler_join", "ALTER TABLE statements ADD COLUMN pooler_join TEXT")
+	X("statements", "pooler_join", "ALTER TABLE statements ADD COLUMN pooler_join TEXT") \
+	SQ_RUNS_HEALTH(X)
+
+/* 4 (issue #22): the sensor's wall-clock life and health in its runs row. Not in the
+ * CREATE TABLE of SQ_SCHEMA_SQL (C99 compilers need a literal under 4095 characters), so
+ * the list also runs after the schema text: new databases gain them the same way. */
+#define SQ_RUNS_HEALTH(X)                                                                      \
+	X("runs", "sensor_started_at", "ALTER TABLE runs ADD COLUMN sensor_started_at TEXT")           \
+	X("runs", "sensor_stopped_at", "ALTER TABLE runs ADD COLUMN sensor_stopped_at TEXT")           \
+	X("runs", "status", "ALTER TABLE runs ADD COLUMN status TEXT")                                 \
+	X("runs", "error", "ALTER TABLE runs ADD COLUMN error TEXT")                                   \
+	X("runs", "stats_at", "ALTER TABLE runs ADD COLUMN stats_at TEXT")                             \
+	X("runs", "stats_interval_s", "ALTER TABLE runs ADD COLUMN stats_interval_s INTEGER")          \
+	X("runs", "stats", "ALTER TABLE runs ADD COLUMN stats TEXT")                                   \
+	X("runs", "pid", "ALTER TABLE runs ADD COLUMN pid INTEGER")                                    \
+	X("runs", "host", "ALTER TABLE runs ADD COLUMN host TEXT")
 
 #endif

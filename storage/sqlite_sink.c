@@ -212,6 +212,8 @@ static int sq_copy(struct sq_batch *b, const struct rec *r)
 		*x = *r->u.run;
 		rc |= sq_str(b, &x->source) | sq_str(b, &x->version) | sq_str(b, &x->config) |
 		      sq_str(b, &x->drops) | sq_str(b, &x->sensor);
+		rc |= sq_str(b, &x->status) | sq_str(b, &x->error) | sq_str(b, &x->stats) |
+		      sq_str(b, &x->host);
 		break;
 	}
 	case REC_SESSION: {
@@ -268,6 +270,18 @@ static int sq_copy(struct sq_batch *b, const struct rec *r)
 }
 
 /* ---- writer side ---- */
+
+/* A time of the run row's wall-clock columns (rare: copied by SQLite). */
+static void bind_wall(sqlite3_stmt *st, int i, int64_t us)
+{
+	char buf[40];
+	if (!us) {
+		sqlite3_bind_null(st, i);
+		return;
+	}
+	sink_fmt_time(us, buf, sizeof(buf));
+	sqlite3_bind_text(st, i, buf, -1, SQLITE_TRANSIENT);
+}
 
 /* slot: which of q->t_bound holds the text until the statement runs (see there) */
 static void bind_time(struct sq_sink *q, sqlite3_stmt *st, int i, int64_t us, int slot)
@@ -363,6 +377,15 @@ static void bind_item(struct sq_sink *q, const struct sq_item *it, sqlite3_stmt 
 		bind_str(st, i++, x->config);
 		bind_str(st, i++, x->drops);
 		bind_str(st, i++, x->sensor);
+		bind_wall(st, i++, x->sensor_started_at);
+		bind_wall(st, i++, x->sensor_stopped_at);
+		bind_str(st, i++, x->status);
+		bind_str(st, i++, x->error);
+		bind_wall(st, i++, x->stats_at);
+		bind_opt(st, i++, x->stats_interval_s, 1);
+		bind_str(st, i++, x->stats);
+		bind_opt(st, i++, x->pid, 1);
+		bind_str(st, i++, x->host);
 		break;
 	}
 	case REC_SESSION: {
@@ -471,6 +494,8 @@ static void bind_item(struct sq_sink *q, const struct sq_item *it, sqlite3_stmt 
 		sqlite3_bind_int(st, i, x->pending);
 		break;
 	}
+	case REC_STATS: /* never queued (sq_put) */
+		break;
 	}
 	*out = st;
 }
@@ -847,6 +872,8 @@ static void sq_report(struct sq_sink *q)
 static int sq_put(struct sink *s, const struct rec *r)
 {
 	struct sq_sink *q = (struct sq_sink *)s;
+	if (r->type == REC_STATS)
+		return 0; /* the run row carries the last one */
 	struct sq_batch *b = q->cur;
 	if (b->n >= q->batch_rows || b->bytes >= SQ_BATCH_BYTES) {
 		sq_handover(q, q->wait);
@@ -1163,8 +1190,8 @@ struct sink *sink_sqlite_open(const char *path, int batch_rows, struct sink_ids 
 		goto fail;
 	}
 	/* Columns added since: ALTER an older database before the schema text runs (its
-	 * CREATE TABLE IF NOT EXISTS would not add them). */
-	if (ntables > 0) {
+	 * CREATE TABLE IF NOT EXISTS would not add them), and again after it for the columns
+	 * the schema text leaves out (SQ_RUNS_HEALTH). A column already there is skipped. */
 #define SQ_MIGRATE(table, column, alter)                                                                       \
 	if (sq_scalar_wait(q->db, path, "SELECT EXISTS (SELECT 1 FROM pragma_table_info('" table "')) AND NOT EXISTS" \
 			   " (SELECT 1 FROM pragma_table_info('" table "') WHERE name = '" column "')",            \
@@ -1173,8 +1200,8 @@ struct sink *sink_sqlite_open(const char *path, int batch_rows, struct sink_ids 
 		snprintf(err, errlen, "%s: migrating schema: %s", path, msg ? msg : "error");                 \
 		goto fail; /* msg is freed there */                                                                                    \
 	}
+	if (ntables > 0) {
 		SQ_MIGRATIONS(SQ_MIGRATE)
-#undef SQ_MIGRATE
 	}
 	/* Idempotent: every statement is IF NOT EXISTS, so this also adds views or indexes
 	 * that a newer dbtap defines to a database an older one created. */
@@ -1189,6 +1216,8 @@ struct sink *sink_sqlite_open(const char *path, int batch_rows, struct sink_ids 
 		sqlite3_exec(q->db, "ROLLBACK", NULL, NULL, NULL);
 		goto fail;
 	}
+	SQ_RUNS_HEALTH(SQ_MIGRATE)
+#undef SQ_MIGRATE
 
 	const char *sql[SQ_NSTMT] = {
 		[SQ_RUN] = SQ_UPSERT_RUN,
@@ -1248,4 +1277,17 @@ fail:
 	sqlite3_free(msg);
 	sq_free(q);
 	return NULL;
+}
+
+int sink_sqlite_get_stats(struct sink *s, struct sink_stats *st)
+{
+	memset(st, 0, sizeof(*st));
+	if (!s || s->ops != &sq_ops)
+		return -EINVAL;
+	struct sq_sink *q = (struct sq_sink *)s;
+	pthread_mutex_lock(&q->mu);
+	st->queued_batches = (uint64_t)q->q_len + (uint64_t)(q->writing != 0);
+	st->dropped = q->p_dropped + q->w_lost;
+	pthread_mutex_unlock(&q->mu);
+	return 0;
 }

@@ -229,13 +229,14 @@ static int sl_put(struct sink *s, const struct rec *r)
 		return rc == -EINVAL ? rc : 0;
 	}
 	static const char *const msgid[] = { [REC_RUN] = "run", [REC_SESSION] = "session",
-					     [REC_STATEMENT] = "statement", [REC_FINDING] = "finding" };
+					     [REC_STATEMENT] = "statement", [REC_FINDING] = "finding",
+					     [REC_STATS] = "stats" };
 	struct timeval tv;
 	gettimeofday(&tv, NULL);
 	char ts[40], hdr[512];
 	sink_fmt_time((int64_t)tv.tv_sec * 1000000 + tv.tv_usec, ts, sizeof ts);
 	int hl = snprintf(hdr, sizeof hdr, "<%d>1 %s %s dbtap %d %s - ", SL_FACILITY * 8 + sev, ts,
-			  l->host, (int)getpid(), r->type <= REC_FINDING ? msgid[r->type] : "-");
+			  l->host, (int)getpid(), r->type < sizeof msgid / sizeof msgid[0] && msgid[r->type] ? msgid[r->type] : "-");
 	size_t body = (size_t)hl + l->line.len;
 	char pre[24] = "";
 	int pl = l->kind == SL_TCP ? snprintf(pre, sizeof pre, "%zu ", body) : 0;

@@ -212,3 +212,8 @@ void anpipe_call(struct anpipe *p, void (*fn)(void *), void *ctx)
 	}
 	anpipe_flush(p);
 }
+
+size_t anpipe_queued(struct anpipe *p)
+{
+	return p && p->q ? chq_inflight(p->q) : 0;
+}

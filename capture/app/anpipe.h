@@ -34,5 +34,7 @@ void anpipe_tick(struct anpipe *p, ev_time now);
 /* Run fn(ctx) on the analyzer's side, in order with the events (e.g. reopening an output
  * the analyzer writes to). */
 void anpipe_call(struct anpipe *p, void (*fn)(void *), void *ctx);
+/* Bytes queued for the analyzer's thread (0 without one). */
+size_t anpipe_queued(struct anpipe *p);
 
 #endif

@@ -179,3 +179,11 @@ void chq_free(struct chq *q)
 	pthread_mutex_destroy(&q->mu);
 	free(q);
 }
+
+size_t chq_inflight(struct chq *q)
+{
+	pthread_mutex_lock(&q->mu);
+	size_t n = q->inflight;
+	pthread_mutex_unlock(&q->mu);
+	return n;
+}

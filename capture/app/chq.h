@@ -30,6 +30,8 @@ void *chq_reserve(struct chq *q, size_t n);
 void chq_flush(struct chq *q);
 /* Wait until the consumer has replayed everything handed over so far (flushes first). */
 void chq_drain(struct chq *q);
+/* Bytes handed over and not yet replayed (for the stats record; any thread). */
+size_t chq_inflight(struct chq *q);
 /* Replay what is queued, stop the thread and free. */
 void chq_free(struct chq *q);
 

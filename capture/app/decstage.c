@@ -669,3 +669,8 @@ void decstage_tls_json(const struct decstage_stats *st, char *out, size_t n)
 		 (unsigned long long)k->matched, (unsigned long long)k->unused,
 		 (unsigned long long)k->expired, (unsigned long long)k->bad_lines);
 }
+
+size_t decstage_queued(struct decstage *ds)
+{
+	return ds && ds->q ? chq_inflight(ds->q) : 0;
+}

@@ -65,5 +65,7 @@ void decstage_close(struct decstage *ds, struct dflow *df, enum proto_end why,
 void decstage_tick(struct decstage *ds, ev_time now);
 /* fn(ctx) on the analyzer's side, in order with everything handed over before. */
 void decstage_call(struct decstage *ds, void (*fn)(void *), void *ctx);
+/* Bytes queued for the decoders' thread (0 without one). */
+size_t decstage_queued(struct decstage *ds);
 
 #endif

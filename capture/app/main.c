@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <unistd.h>
 
@@ -15,10 +16,30 @@
 #include "baseline_store.h"
 #include "cap.h"
 #include "config.h"
+#include "proto.h"
 #include "dbtap_version.h"
 #include "findings.h"
 #include "report.h"
 #include "sink.h"
+#include "stats.h"
+
+#ifdef HAVE_LIBSYSTEMD
+#include <systemd/sd-daemon.h>
+#else
+/* Without libsystemd: no readiness or watchdog protocol (NOTIFY_SOCKET is ignored). */
+static int sd_notify(int unset, const char *state)
+{
+	(void)unset;
+	(void)state;
+	return 0;
+}
+static int sd_watchdog_enabled(int unset, uint64_t *usec)
+{
+	(void)unset;
+	*usec = 0;
+	return 0;
+}
+#endif
 
 #define MAX_FILES 1024
 
@@ -28,25 +49,69 @@ static void usage(FILE *f)
 		"usage: dbtap run (-r FILE ... | -i IFACE) [-d DB] [-c CONFIG.json] [-f 'BPF'] [--json FILE|-]\n"
 		"                 [--json-format dbtap|ocsf] [--syslog unix:PATH|udp://HOST:PORT|tcp://HOST:PORT]\n"
 		"                 [--sensor NAME] [--learn] [-Z USER] [-q] [--fanout GROUP]\n"
+		"                 [--metrics-file FILE] [--check-config]\n"
 		"       dbtap report [-d DB]... [--since ISO8601 | --last 24h] [--until ISO8601|now]\n"
 		"                    [--format text|html|json[,...]] [-o FILE|DIR]\n"
 		"       dbtap findings [-d DB] [--list] [--state S] [--kind K] [--json]\n"
 		"       dbtap findings [-d DB] (--ack|--fp|--resolve|--reopen) GROUP [--note TEXT]\n"
 		"       dbtap prune [-d DB]... --older-than 30d [--vacuum]\n"
 		"       dbtap baseline [-d DB] (--list [--json] [PRINCIPAL] | --forget PRINCIPAL | --ack PRINCIPAL)\n"
-		"       dbtap version\n");
+		"       dbtap status [-d DB]\n"
+		"       dbtap version | -V | --version\n"
+		"'dbtap COMMAND --help' lists a command's options; the man page is dbtap(8).\n");
+}
+
+static const char run_help[] =
+	"usage: dbtap run (-r FILE ... | -i IFACE) [OPTIONS]\n"
+	"Capture PostgreSQL and MySQL traffic, decode, attribute, detect; store in SQLite.\n"
+	"  -r, --read=FILE          read a pcap/pcapng file ('-' = stdin); several are one capture\n"
+	"  -i, --interface=IFACE    capture live (needs CAP_NET_RAW and CAP_NET_ADMIN, or root)\n"
+	"  -d, --db=DB              findings database (default ./dbtap.db)\n"
+	"  -c, --config=FILE        JSON configuration (every key optional; see dbtap.example.json)\n"
+	"  -f, --filter=BPF         capture filter (default: TCP on the configured ports)\n"
+	"      --json=FILE|-        also write JSON lines (sessions, statements, findings, stats)\n"
+	"      --learn              record the baseline without raising baseline findings\n"
+	"  -Z, --user=USER          drop root and every capability once the capture is open\n"
+	"  -q, --quiet              no progress line on a terminal (stats lines stay)\n"
+	"      --fanout=GROUP       live, Linux: join PACKET_FANOUT group 1-65535\n"
+	"      --metrics-file=FILE  Prometheus text file, rewritten every stats interval\n"
+	"      --check-config       check the options and configuration, print the effective\n"
+	"                           configuration and exit (0 valid, 2 not)\n"
+	"  -h, --help               this help\n"
+	"Exit status: 0 success, 1 runtime failure, 2 usage or configuration error.\n";
+
+/* The option getopt_long refused: a short one by its letter (it may sit in a group). */
+static const char *bad_option(char **argv)
+{
+	static char s[3];
+	if (optopt > 0 && optopt < 256) {
+		s[0] = '-';
+		s[1] = (char)optopt;
+		return s;
+	}
+	return argv[optind - 1];
+}
+
+/* A usage error of a command: what is wrong and where the options are listed. */
+static int usage_error(const char *cmd, const char *fmt, const char *arg)
+{
+	fprintf(stderr, "dbtap %s: ", cmd);
+	fprintf(stderr, fmt, arg);
+	fprintf(stderr, " (see: dbtap %s --help)\n", cmd);
+	return -1;
 }
 
 struct run_opts {
 	const char *files[MAX_FILES];
 	int n_files;
-	const char *iface, *db, *config, *bpf, *json, *drop_user;
+	const char *iface, *db, *config, *bpf, *json, *drop_user, *metrics_file;
 	const char *json_format, *sensor, *syslog;
-	int learn, quiet;
+	int learn, quiet, check_config;
 	int fanout; /* PACKET_FANOUT group, 0 = none */
 };
 
-static struct sink *g_json; /* reopened on SIGHUP */
+static struct sink *g_json;   /* reopened on SIGHUP */
+static struct sink *g_syslog; /* its own drops in the stats record */
 
 /* Storage errors repeat once the disk is full: say it once. */
 static int sink_failed(struct sink *s, int *said)
@@ -72,15 +137,25 @@ static void reopen_json(void *ctx)
 		sink_json_reopen(g_json);
 }
 
+/* 0, 1 after --help, -1 after a usage error (already said). */
 static int parse_run(int argc, char **argv, struct run_opts *o)
 {
 	static const struct option longopts[] = {
+		{ "read", required_argument, NULL, 'r' },
+		{ "interface", required_argument, NULL, 'i' },
+		{ "db", required_argument, NULL, 'd' },
+		{ "config", required_argument, NULL, 'c' },
+		{ "filter", required_argument, NULL, 'f' },
+		{ "user", required_argument, NULL, 'Z' },
+		{ "quiet", no_argument, NULL, 'q' },
 		{ "json", required_argument, NULL, 'J' },
 		{ "learn", no_argument, NULL, 'L' },
 		{ "fanout", required_argument, NULL, 'F' },
 		{ "json-format", required_argument, NULL, 'j' },
 		{ "sensor", required_argument, NULL, 'S' },
 		{ "syslog", required_argument, NULL, 'Y' },
+		{ "metrics-file", required_argument, NULL, 'M' },
+		{ "check-config", no_argument, NULL, 'C' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -88,13 +163,12 @@ static int parse_run(int argc, char **argv, struct run_opts *o)
 	o->db = "./dbtap.db";
 	int ch;
 	optind = 1;
-	while ((ch = getopt_long(argc, argv, "r:i:d:c:f:Z:qh", longopts, NULL)) != -1) {
+	opterr = 0; /* our own messages, each naming the fix */
+	while ((ch = getopt_long(argc, argv, ":r:i:d:c:f:Z:qh", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'r':
-			if (o->n_files >= MAX_FILES) {
-				fprintf(stderr, "dbtap: at most %d -r files\n", MAX_FILES);
-				return -1;
-			}
+			if (o->n_files >= MAX_FILES)
+				return usage_error("run", "at most %s -r files", "1024");
 			o->files[o->n_files++] = optarg;
 			break;
 		case 'i':
@@ -132,16 +206,20 @@ static int parse_run(int argc, char **argv, struct run_opts *o)
 		case 'L':
 			o->learn = 1;
 			break;
+		case 'M':
+			o->metrics_file = optarg;
+			break;
+		case 'C':
+			o->check_config = 1;
+			break;
 		case 'Z':
 			o->drop_user = optarg;
 			break;
 		case 'F': {
 			char *end;
 			long g = strtol(optarg, &end, 10);
-			if (end == optarg || *end || g < 1 || g > 65535) {
-				fprintf(stderr, "dbtap: --fanout: a group number from 1 to 65535, not '%s'\n", optarg);
-				return -1;
-			}
+			if (end == optarg || *end || g < 1 || g > 65535)
+				return usage_error("run", "--fanout: a group number from 1 to 65535, not '%s'", optarg);
 			o->fanout = (int)g;
 			break;
 		}
@@ -149,28 +227,24 @@ static int parse_run(int argc, char **argv, struct run_opts *o)
 			o->quiet = 1;
 			break;
 		case 'h':
-			usage(stdout);
-			exit(0);
+			fputs(run_help, stdout);
+			return 1;
+		case ':':
+			return usage_error("run", "%s needs a value", argv[optind - 1]);
 		default:
-			return -1;
+			return usage_error("run", "unknown option '%s'", bad_option(argv));
 		}
 	}
-	if (optind < argc) {
-		fprintf(stderr, "dbtap: unexpected argument '%s'\n", argv[optind]);
-		return -1;
-	}
-	if ((o->n_files > 0) == (o->iface != NULL)) {
-		fprintf(stderr, "dbtap: run needs either -r FILE... or -i IFACE\n");
-		return -1;
-	}
-	if (o->fanout && !o->iface) {
-		fprintf(stderr, "dbtap: --fanout needs -i IFACE\n");
-		return -1;
-	}
-	if (o->drop_user && !getpwnam(o->drop_user)) {
-		fprintf(stderr, "dbtap: -Z %s: no such user\n", o->drop_user);
-		return -1;
-	}
+	if (optind < argc)
+		return usage_error("run", "unexpected argument '%s'", argv[optind]);
+	if (o->n_files > 0 && o->iface)
+		return usage_error("run", "-r FILE and -i IFACE exclude each other%s", "");
+	if (!o->check_config && !o->n_files && !o->iface)
+		return usage_error("run", "say what to read: -r FILE... or -i IFACE%s", "");
+	if (o->fanout && !o->iface)
+		return usage_error("run", "--fanout needs -i IFACE%s", "");
+	if (o->drop_user && !getpwnam(o->drop_user))
+		return usage_error("run", "-Z %s: no such user", o->drop_user);
 	return 0;
 }
 
@@ -214,6 +288,216 @@ static int64_t wall_us(void)
 	return (int64_t)tv.tv_sec * 1000000 + tv.tv_usec;
 }
 
+/* The sensor's health while it runs: built on the analyzer's side (cap_live_hooks), where
+ * the analyzer and the sinks may be touched. */
+struct health {
+	struct sink **sinks;
+	int n_sinks;
+	struct an *an;
+	const struct rec_run *run; /* the parts fixed at start */
+	int live;
+	int64_t started;      /* wall */
+	uint64_t last_packets; /* at the previous record: lag only while packets arrive */
+	const char *metrics_file;
+	int metrics_said;
+};
+
+static void health_fill(struct health *h, const struct cap_stats *cs, struct dbtap_stats *s)
+{
+	memset(s, 0, sizeof *s);
+	s->wall_us = wall_us();
+	s->uptime_us = s->wall_us - h->started;
+	s->cap = *cs;
+	an_get_stats(h->an, &s->an);
+	sink_sqlite_get_stats(h->sinks[0], &s->db);
+	s->json_dropped = g_json ? g_json->dropped : 0;
+	s->syslog_dropped = g_syslog ? g_syslog->dropped : 0;
+	if (h->live && cs->last_ts && cs->packets > h->last_packets)
+		s->lag_us = s->wall_us - cs->last_ts;
+	h->last_packets = cs->packets;
+	stats_total_drops(s);
+}
+
+static void run_counters(struct rec_run *run, const struct dbtap_stats *s)
+{
+	if (s->cap.first_ts) /* packet times; wall clock until the first packet */
+		run->started_at = s->cap.first_ts;
+	run->packets = (int64_t)s->cap.packets;
+	run->bytes = (int64_t)s->cap.bytes;
+	run->kernel_drops = (int64_t)s->cap.kernel_drops;
+	run->sensor_drops = (int64_t)s->sensor_drops;
+	run->streams = (int64_t)s->cap.streams;
+}
+
+static void health_metrics(struct health *h, const struct dbtap_stats *s)
+{
+	char err[512];
+	if (!h->metrics_file)
+		return;
+	if (stats_write_metrics(s, h->metrics_file, h->run->source, h->started, err, sizeof err) != 0) {
+		if (!h->metrics_said)
+			fprintf(stderr, "dbtap: --metrics-file: %s\n", err);
+		h->metrics_said = 1;
+	} else {
+		h->metrics_said = 0;
+	}
+}
+
+/* Every stats_interval_s: stderr (never silenced), the --json "stats" event, the runs row
+ * (committed now, so a kill -9 loses at most one interval), the metrics file, systemd. */
+static void on_stats(void *ctx, const struct cap_stats *cs)
+{
+	struct health *h = ctx;
+	struct dbtap_stats s;
+	health_fill(h, cs, &s);
+	char line[512];
+	stats_line(&s, h->run->source, line, sizeof line);
+	fprintf(stderr, "%s\n", line);
+	char *js = stats_json(&s);
+	struct rec_stats rs = { .ts = s.wall_us, .run_id = h->run->id, .counters = js };
+	struct rec r = { .type = REC_STATS, .u.stats = &rs };
+	for (int i = 1; i < h->n_sinks; i++)
+		sink_put(h->sinks[i], &r);
+	struct rec_run run = *h->run;
+	run_counters(&run, &s);
+	run.status = "running";
+	run.stats = js;
+	run.stats_at = s.wall_us;
+	struct rec rr = { .type = REC_RUN, .u.run = &run };
+	if (sink_put(h->sinks[0], &rr) == 0)
+		sink_flush(h->sinks[0]);
+	for (int i = 1; i < h->n_sinks; i++)
+		sink_flush(h->sinks[i]);
+	health_metrics(h, &s);
+	char status[600];
+	snprintf(status, sizeof status, "STATUS=%s", line + 7);
+	sd_notify(0, status);
+	free(js);
+}
+
+static void on_watchdog(void *ctx)
+{
+	(void)ctx;
+	sd_notify(0, "WATCHDOG=1");
+}
+
+static void on_ready(void *ctx)
+{
+	(void)ctx;
+	sd_notify(0, "READY=1\nSTATUS=capturing");
+}
+
+/* The directory of an output file must exist (a typo there is a configuration error,
+ * found before the capture starts, not after). */
+static int dir_exists(const char *what, const char *path, char *err, size_t errlen)
+{
+	if (!path || strcmp(path, "-") == 0)
+		return 0;
+	char dir[4096];
+	snprintf(dir, sizeof dir, "%s", path);
+	char *slash = strrchr(dir, '/');
+	if (!slash)
+		return 0;
+	if (slash == dir)
+		slash[1] = 0;
+	else
+		*slash = 0;
+	struct stat sb;
+	if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+		snprintf(err, errlen, "%s %.400s: directory %.400s does not exist", what, path, dir);
+		return -1;
+	}
+	return 0;
+}
+
+static int check_outputs(const struct run_opts *o, const char *json_path, char *err, size_t errlen)
+{
+	return dir_exists(o->json ? "--json" : "config: output.json:", json_path, err, errlen) ||
+	       dir_exists("-d", o->db, err, errlen) ||
+	       dir_exists("--metrics-file", o->metrics_file, err, errlen);
+}
+
+static void print_ports(const char *name, const int *p, int n, int last)
+{
+	printf("    \"%s\": [", name);
+	for (int i = 0; i < n; i++)
+		printf("%s%d", i ? ", " : "", p[i]);
+	printf("]%s\n", last ? "" : ",");
+}
+
+static void print_str(const char *key, const char *v, const char *comma)
+{
+	printf("  \"%s\": ", key);
+	if (!v) {
+		printf("null%s\n", comma);
+		return;
+	}
+	putchar('"');
+	for (const char *p = v; *p; p++) {
+		if (*p == '"' || *p == '\\')
+			putchar('\\');
+		if ((unsigned char)*p < 0x20)
+			printf("\\u%04x", *p);
+		else
+			putchar(*p);
+	}
+	printf("\"%s\n", comma);
+}
+
+/* --check-config: what this run would use. Capture and output keys with their values
+ * (defaults filled in); the analyzer's keys as the file gives them, the others at their
+ * documented defaults (contrib/dbtap.example.json). */
+static void print_effective(const struct run_opts *o, const struct dbtap_config *c, const char *json_path,
+			    const char *json_format, const char *sensor)
+{
+	const struct cap_config *k = &c->cap;
+	printf("{\n");
+	print_str("db", o->db, ",");
+	print_str("config", o->config, ",");
+	print_str("json", json_path, ",");
+	print_str("json_format", json_format, ",");
+	print_str("syslog", o->syslog ? o->syslog : c->syslog, ",");
+	print_str("sensor", sensor, ",");
+	print_str("metrics_file", o->metrics_file, ",");
+	print_str("user", o->drop_user, ",");
+	printf("  \"learn\": %s,\n", o->learn ? "true" : "false");
+	printf("  \"ports\": {\n");
+	for (int i = 0; i < PROTO_MAX && proto_registry[i]; i++)
+		print_ports(proto_registry[i]->name, k->ports[i].port, k->ports[i].n,
+			    i + 1 == PROTO_MAX || !proto_registry[i + 1]);
+	printf("  },\n  \"capture\": {\n");
+	printf("    \"probe_other_ports\": %s,\n", k->probe_other_ports ? "true" : "false");
+	printf("    \"max_flows\": %d,\n    \"max_held_mb\": %d,\n", k->max_flows, k->max_held_mb);
+	printf("    \"idle_timeout_s\": %d,\n    \"gap_timeout_ms\": %d,\n", k->idle_timeout_s, k->gap_timeout_ms);
+	printf("    \"gap_max_packets\": %d,\n    \"ipv6_addresses\": %d,\n", k->gap_max_packets, k->v6_map_size);
+	printf("    \"kernel_buffer_mb\": %d,\n    \"stats_interval_s\": %d,\n", k->kernel_buffer_mb,
+	       k->stats_interval_s);
+	if (k->n_checksum_bypass < 0) {
+		printf("    \"checksum_bypass\": \"default\",\n");
+	} else {
+		printf("    \"checksum_bypass\": [");
+		for (int i = 0; i < k->n_checksum_bypass; i++)
+			printf("%s\"%s\"", i ? ", " : "", k->checksum_bypass[i]);
+		printf("],\n");
+	}
+	printf("    \"decoder_thread\": %s,\n", k->decoder_thread < 0 ? "\"auto\"" : k->decoder_thread ? "true" : "false");
+	printf("    \"analyzer_thread\": %s\n  },\n", k->analyzer_thread < 0 ? "\"auto\"" : k->analyzer_thread ? "true" : "false");
+	printf("  \"output\": { \"batch_rows\": %d, \"retention_s\": %lld },\n", c->batch_rows,
+	       (long long)(c->retention_us / 1000000));
+	printf("  \"file\": %s\n}\n", c->effective ? c->effective : "{}");
+}
+
+/* A capture that failed for want of rights says which ones. */
+static void capture_hint(char *err, size_t len, const char *drop_user)
+{
+	if (!strstr(err, "not permitted") && !strstr(err, "ermission denied"))
+		return;
+	size_t n = strlen(err);
+	snprintf(err + n, len - n, " (capturing needs CAP_NET_RAW and CAP_NET_ADMIN: run as root, "
+				   "or give the binary or unit those capabilities%s)",
+		 drop_user ? "" : "; add -Z USER to drop them once the interface is open");
+}
+
 /* The database must stay writable after -Z drops root. */
 static void chown_outputs(const char *db, const char *json, const char *user)
 {
@@ -234,10 +518,9 @@ static void chown_outputs(const char *db, const char *json, const char *user)
 static int cmd_run(int argc, char **argv)
 {
 	struct run_opts o;
-	if (parse_run(argc, argv, &o) != 0) {
-		usage(stderr);
-		return 2;
-	}
+	int prc = parse_run(argc, argv, &o);
+	if (prc != 0)
+		return prc > 0 ? 0 : 2;
 	char err[1024] = "";
 	struct dbtap_config cfg;
 	dbtap_config_defaults(&cfg);
@@ -251,11 +534,19 @@ static int cmd_run(int argc, char **argv)
 	const char *fmt_name = o.json_format ? o.json_format : cfg.json_format ? cfg.json_format : "dbtap";
 	int json_format = strcmp(fmt_name, "ocsf") == 0; /* enum evl_format */
 	char host[256] = "";
-	const char *sensor = o.sensor ? o.sensor : cfg.sensor;
-	if (!sensor) {
-		if (gethostname(host, sizeof host - 1) != 0 || !host[0])
-			snprintf(host, sizeof host, "dbtap");
-		sensor = host;
+	if (gethostname(host, sizeof host - 1) != 0)
+		host[0] = 0;
+	const char *sensor = o.sensor ? o.sensor : cfg.sensor ? cfg.sensor : host[0] ? host : "dbtap";
+	if (o.check_config) {
+		/* a run would fail on these at once (exit 1); checked here as configuration */
+		if (check_outputs(&o, json_path, err, sizeof err) != 0) {
+			fprintf(stderr, "dbtap: %s\n", err);
+			dbtap_config_free(&cfg);
+			return 2;
+		}
+		print_effective(&o, &cfg, json_path, fmt_name, sensor);
+		dbtap_config_free(&cfg);
+		return 0;
 	}
 
 	int status = 0, said = 0;
@@ -270,7 +561,16 @@ static int cmd_run(int argc, char **argv)
 	memset(&run, 0, sizeof run);
 	struct rec rr = { .type = REC_RUN, .u.run = &run };
 	int run_started = 0;
-	char source[4200];
+	char source[4200] = "";
+	int64_t t_start = wall_us();
+	struct health health = { .sinks = sinks, .run = &run, .live = o.iface != NULL,
+				 .started = t_start, .metrics_file = o.metrics_file };
+	uint64_t wd_us = 0;
+	struct cap_live_hooks hooks = { .on_hup = reopen_json, .quiet = o.quiet, .ctx = &health,
+					.on_stats = on_stats, .on_watchdog = on_watchdog,
+					.on_ready = on_ready };
+	if (sd_watchdog_enabled(0, &wd_us) > 0)
+		hooks.watchdog_us = (int64_t)wd_us;
 
 	if (cfg.retention_us > 0 && access(o.db, F_OK) == 0) {
 		int64_t deleted = 0;
@@ -309,6 +609,7 @@ static int cmd_run(int argc, char **argv)
 			status = 2;
 			goto out;
 		}
+		g_syslog = sinks[n_sinks];
 		n_sinks++;
 	}
 
@@ -319,11 +620,15 @@ static int cmd_run(int argc, char **argv)
 	else
 		snprintf(source, sizeof source, "file:%s (+%d more)", o.files[0], o.n_files - 1);
 	run.id = ids.run;
-	run.started_at = wall_us();
+	run.started_at = run.sensor_started_at = t_start;
 	run.source = source;
 	run.version = DBTAP_VERSION;
 	run.config = cfg.effective;
 	run.sensor = sensor;
+	run.status = "running";
+	run.stats_interval_s = cfg.cap.stats_interval_s;
+	run.pid = (int64_t)getpid();
+	run.host = host[0] ? host : NULL;
 	for (int i = 0; i < n_sinks; i++)
 		if (sink_put(sinks[i], &rr) != 0) {
 			status = sink_failed(sinks[i], &said);
@@ -332,6 +637,8 @@ static int cmd_run(int argc, char **argv)
 	run_started = 1;
 
 	an = an_new(&cfg.an, sinks, n_sinks, &ids, run.id);
+	health.an = an;
+	health.n_sinks = n_sinks;
 	if (!an) {
 		fprintf(stderr, "dbtap: analyzer: out of memory\n");
 		status = 1;
@@ -366,17 +673,22 @@ static int cmd_run(int argc, char **argv)
 	if (o.drop_user)
 		chown_outputs(o.db, json_path, o.drop_user);
 	if (o.iface) {
-		struct cap_live_hooks hooks = { .on_hup = reopen_json, .quiet = o.quiet };
 		int rc = cap_live(cap, o.iface, o.bpf, o.drop_user, &hooks, err, sizeof err);
 		if (rc != 0) {
+			capture_hint(err, sizeof err, o.drop_user);
 			fprintf(stderr, "dbtap: %s\n", err);
 			said = 1;
 			status = rc == CAP_EUSAGE ? 2 : 1;
 		}
-	} else if ((status = read_files(cap, &o, err, sizeof err)) != 0) {
-		fprintf(stderr, "dbtap: %s\n", err);
-		said = 1;
+	} else {
+		cap_set_hooks(cap, &hooks);
+		on_ready(NULL);
+		if ((status = read_files(cap, &o, err, sizeof err)) != 0) {
+			fprintf(stderr, "dbtap: %s\n", err);
+			said = 1;
+		}
 	}
+	sd_notify(0, "STOPPING=1");
 	cap_finish(cap);
 
 out:;
@@ -423,21 +735,47 @@ out:;
 			 (unsigned long long)as.state_rejected, (unsigned long long)as.pooler_joined,
 			 (unsigned long long)as.pooler_own, (unsigned long long)as.pooler_unmatched,
 			 (unsigned long long)as.pooler_ambiguous, (unsigned long long)as.pooler_dropped);
-		run.ended_at = wall_us();
-		if (cs.first_ts) {
-			run.started_at = cs.first_ts;
+		struct dbtap_stats fs;
+		memset(&fs, 0, sizeof fs);
+		fs.wall_us = wall_us();
+		fs.uptime_us = fs.wall_us - t_start;
+		fs.cap = cs;
+		fs.an = as;
+		sink_sqlite_get_stats(sinks[0], &fs.db);
+		fs.json_dropped = g_json ? g_json->dropped : 0;
+		fs.syslog_dropped = g_syslog ? g_syslog->dropped : 0;
+		stats_total_drops(&fs);
+		char *js = stats_json(&fs);
+		run.ended_at = fs.wall_us;
+		if (cs.first_ts)
 			run.ended_at = cs.last_ts;
-		}
-		run.packets = (int64_t)cs.packets;
-		run.bytes = (int64_t)cs.bytes;
-		run.kernel_drops = (int64_t)cs.kernel_drops;
-		run.sensor_drops = (int64_t)(cs.sensor_drops + as.sessions_evicted + as.pending_dropped +
-					     sink_dropped);
-		run.streams = (int64_t)cs.streams;
+		run_counters(&run, &fs);
 		run.drops = drops;
+		run.sensor_stopped_at = fs.wall_us;
+		run.stats = js;
+		run.stats_at = fs.wall_us;
+		run.status = status == 0 ? "ok" : "failed";
+		if (status != 0)
+			run.error = err[0] ? err : sinks[0]->errmsg[0] ? sinks[0]->errmsg : "failed";
 		for (int i = 0; i < n_sinks; i++)
-			if (sink_put(sinks[i], &rr) != 0 || sink_sync(sinks[i]) != 0)
+			if (sink_put(sinks[i], &rr) != 0 || sink_sync(sinks[i]) != 0) {
 				status = sink_failed(sinks[i], &said);
+				run.status = "failed";
+			}
+		health_metrics(&health, &fs);
+		/* One closing line, whatever ended the run (end of files, SIGTERM, an error after
+		 * packets were read; a failure before that is its own one line). */
+		double secs = (double)fs.uptime_us / 1e6;
+		if (status == 0 || cs.packets > 0)
+			fprintf(stderr,
+			"dbtap: %s %s after %.1f s: %llu packets (%.0f/s), %llu sessions, %llu statements, "
+			"%llu findings, drops %llu kernel %llu sensor, %llu gaps\n",
+			source, status == 0 ? "done" : "failed", secs, (unsigned long long)cs.packets,
+			secs > 0 ? (double)cs.packets / secs : 0.0, (unsigned long long)as.sessions,
+			(unsigned long long)as.statements, (unsigned long long)as.findings,
+			(unsigned long long)cs.kernel_drops, (unsigned long long)fs.sensor_drops,
+			(unsigned long long)cs.gaps);
+		free(js);
 	}
 	for (int i = 0; i < n_sinks; i++)
 		sink_close(sinks[i]);
@@ -445,6 +783,53 @@ out:;
 	cap_free(cap);
 	dbtap_config_free(&cfg);
 	return status;
+}
+
+static int cmd_status(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "db", required_argument, NULL, 'd' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *db = "./dbtap.db";
+	int ch;
+	optind = 1;
+	opterr = 0;
+	while ((ch = getopt_long(argc, argv, ":d:h", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'd':
+			db = optarg;
+			break;
+		case 'h':
+			fputs("usage: dbtap status [-d DB]\n"
+			      "The sensors writing to a findings database: source, host, pid, uptime, last stats,\n"
+			      "alive (a stats record newer than two stats intervals) or not.\n"
+			      "  -d, --db=DB   findings database (default ./dbtap.db)\n"
+			      "  -h, --help    this help\n"
+			      "Exit status: 0 when at least one sensor runs and all are alive, 1 otherwise,\n"
+			      "2 usage error.\n",
+			      stdout);
+			return 0;
+		case ':':
+			usage_error("status", "%s needs a value", argv[optind - 1]);
+			return 2;
+		default:
+			usage_error("status", "unknown option '%s'", bad_option(argv));
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		usage_error("status", "unexpected argument '%s'", argv[optind]);
+		return 2;
+	}
+	char err[1024];
+	int rc = report_status(db, stdout, err, sizeof err);
+	if (rc < 0) {
+		fprintf(stderr, "dbtap status: %s\n", err);
+		return 1;
+	}
+	return rc;
 }
 
 int main(int argc, char **argv)
@@ -462,15 +847,22 @@ int main(int argc, char **argv)
 		return findings_main(argc - 1, argv + 1);
 	if (strcmp(cmd, "baseline") == 0)
 		return baseline_main(argc - 1, argv + 1);
-	if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
+	if (strcmp(cmd, "status") == 0)
+		return cmd_status(argc - 1, argv + 1);
+	if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0 || strcmp(cmd, "-V") == 0) {
 		printf("dbtap %s\n", DBTAP_VERSION);
 		return 0;
 	}
 	if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
+		if (argc > 2 && strcmp(cmd, "help") == 0) { /* dbtap help COMMAND */
+			static char help_opt[] = "--help";
+			char *sub[] = { argv[0], argv[2], help_opt, NULL };
+			return main(3, sub);
+		}
 		usage(stdout);
 		return 0;
 	}
-	fprintf(stderr, "dbtap: unknown command '%s'\n", cmd);
-	usage(stderr);
+	fprintf(stderr, "dbtap: unknown command '%s' (commands: run, report, prune, baseline, status, "
+			"version; see: dbtap --help)\n", cmd);
 	return 2;
 }
