@@ -105,4 +105,50 @@ one_line(r, 'e.jsonl', 'unopenable --json file')
 r = run('run', '-q', '-r', sample, '-d', db, '-c', os.path.join(src, 'contrib', 'dbtap.example.json'),
         '--json', os.path.join(tmp, 'ok.jsonl'))
 c.eq(r.returncode, 0, f'the example configuration loads ({r.stderr.strip()})')
+
+# One dialect (issue #22): every command answers --help on stdout with its own options,
+# -V/--version, --opt=value and --opt value alike, errors say where the options are.
+for cmd, opt in (('run', '--check-config'), ('report', '--format'), ('prune', '--older-than'),
+                 ('baseline', '--forget'), ('status', '--db')):
+    r = run(cmd, '--help')
+    c.check(r.returncode == 0 and r.stdout.startswith(f'usage: dbtap {cmd}') and opt in r.stdout
+            and not r.stderr, f'dbtap {cmd} --help: its options on stdout, exit 0')
+    r = run('help', cmd)
+    c.check(r.returncode == 0 and r.stdout.startswith(f'usage: dbtap {cmd}'), f'dbtap help {cmd}')
+for v in ('-V', '--version', 'version'):
+    r = run(v)
+    c.check(r.returncode == 0 and r.stdout.startswith('dbtap '), f'dbtap {v}')
+r = run('report', '--format=json', f'--db={db}', '--last=30d')
+c.check(r.returncode == 0 and r.stdout.lstrip().startswith('{'), f'report --format=json --db=DB ({r.stderr.strip()})')
+r = run('report', '--format', 'json', '--db', db)
+c.eq(r.returncode, 0, 'report --format json --db DB')
+r = run('run', '-q', f'--read={sample}', f'--db={os.path.join(tmp, "eq.db")}')
+c.eq(r.returncode, 0, 'run --read=FILE --db=DB')
+for args in (('report', '--format', 'pdf'), ('run', '--nope', '-r', sample), ('prune', '--older-than'),
+             ('status', '-x')):
+    r = run(*args)
+    lines = [l for l in r.stderr.splitlines() if l.strip()]
+    c.check(r.returncode == 2 and len(lines) == 1 and f'dbtap {args[0]} --help' in lines[0],
+            f'usage error {args}: exit 2, one line pointing at --help ({lines})')
+r = run('bogus')
+c.check(r.returncode == 2 and 'commands:' in r.stderr, 'unknown command lists the commands')
+
+# --check-config: the effective configuration, exit 0; a bad one exit 2.
+r = run('run', '--check-config', '-c', cfg({'capture': {'stats_interval_s': 5}}, 'ok.json'))
+eff = json.loads(r.stdout) if r.returncode == 0 else {}
+c.check(eff.get('capture', {}).get('stats_interval_s') == 5 and eff.get('ports', {}).get('postgresql') == [5432],
+        '--check-config prints the effective configuration (file values and defaults)')
+r = run('run', '--check-config', '-c', cfg({'capture': {'stats_interval_s': -1}}, 'bad.json'))
+c.eq(r.returncode, 2, '--check-config: a bad configuration exits 2')
+r = run('run', '--check-config', '-c', cfg({'output': {'json': os.path.join(tmp, 'nodir', 'x.json')}}, 'nd.json'))
+c.check(r.returncode == 2 and 'nodir' in r.stderr, '--check-config: a JSON output directory that does not exist')
+
+# A capture without the rights says which ones, and -Z.
+if os.geteuid() == 0 and subprocess.run(['which', 'setpriv'], capture_output=True).returncode == 0:
+    os.chmod(tmp, 0o1777)
+    r = subprocess.run(['setpriv', '--reuid=nobody', '--regid=nogroup', '--clear-groups', '--inh-caps=-all',
+                        exe, 'run', '-q', '-i', 'lo', '-d', os.path.join(tmp, 'np.db')],
+                       capture_output=True, text=True, timeout=60)
+    c.check(r.returncode == 1 and 'CAP_NET_RAW' in r.stderr and '-Z' in r.stderr,
+            f'capture without permission names CAP_NET_RAW/CAP_NET_ADMIN and -Z ({r.stderr.strip()})')
 c.done()
