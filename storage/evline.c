@@ -193,6 +193,17 @@ static void d_run(struct jw *w, struct evl_opts *o, const struct rec_run *x)
 	jw_ktime(w, "sensor_stopped_at", x->sensor_stopped_at);
 	jw_kstr(w, "status", x->status);
 	jw_kstr(w, "error", x->error);
+	jw_ktime(w, "stats_at", x->stats_at);
+	if (x->stats_interval_s > 0)
+		jw_kint(w, "stats_interval_s", x->stats_interval_s);
+	else
+		jw_knull(w, "stats_interval_s");
+	jw_kjson(w, "stats", x->stats);
+	if (x->pid > 0)
+		jw_kint(w, "pid", x->pid);
+	else
+		jw_knull(w, "pid");
+	jw_kstr(w, "host", x->host);
 }
 
 /* The members of a JSON object text, each as ,"key":value (nothing if it is not an object). */

@@ -509,10 +509,12 @@ static void chown_outputs(const char *db, const char *json, const char *user)
 	for (size_t i = 0; i < 3; i++) {
 		snprintf(p, sizeof p, "%s%s", db, suffix[i]);
 		if (chown(p, pw->pw_uid, pw->pw_gid) != 0 && errno != ENOENT)
-			fprintf(stderr, "dbtap: warning: cannot chown %s: %s\n", p, strerror(errno));
+			fprintf(stderr, "dbtap: warning: cannot chown %s: %s%s\n", p, strerror(errno),
+				errno == EPERM ? " (-Z needs CAP_CHOWN to hand its files to USER)" : "");
 	}
 	if (json && strcmp(json, "-") != 0 && chown(json, pw->pw_uid, pw->pw_gid) != 0)
-		fprintf(stderr, "dbtap: warning: cannot chown %s: %s\n", json, strerror(errno));
+		fprintf(stderr, "dbtap: warning: cannot chown %s: %s%s\n", json, strerror(errno),
+			errno == EPERM ? " (-Z needs CAP_CHOWN to hand its files to USER)" : "");
 }
 
 static int cmd_run(int argc, char **argv)
@@ -763,14 +765,14 @@ out:;
 				run.status = "failed";
 			}
 		health_metrics(&health, &fs);
-		/* One closing line, whatever ended the run (end of files, SIGTERM, an error after
-		 * packets were read; a failure before that is its own one line). */
+		/* One closing line when the run ends well (end of files, SIGINT/SIGTERM); a
+		 * failure's closing line is its one-line error. */
 		double secs = (double)fs.uptime_us / 1e6;
-		if (status == 0 || cs.packets > 0)
+		if (status == 0)
 			fprintf(stderr,
-			"dbtap: %s %s after %.1f s: %llu packets (%.0f/s), %llu sessions, %llu statements, "
+			"dbtap: %s done after %.1f s: %llu packets (%.0f/s), %llu sessions, %llu statements, "
 			"%llu findings, drops %llu kernel %llu sensor, %llu gaps\n",
-			source, status == 0 ? "done" : "failed", secs, (unsigned long long)cs.packets,
+			source, secs, (unsigned long long)cs.packets,
 			secs > 0 ? (double)cs.packets / secs : 0.0, (unsigned long long)as.sessions,
 			(unsigned long long)as.statements, (unsigned long long)as.findings,
 			(unsigned long long)cs.kernel_drops, (unsigned long long)fs.sensor_drops,
