@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -37,14 +38,25 @@ nsock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
 nsock.bind(nsock_path)
 nsock.settimeout(0.2)
 notes = []
+reading = True
 
 
-def drain_notify():
-    while True:
+# Read it all the time, as systemd does: a full queue (net.unix.max_dgram_qlen, 10) would
+# block the sensor's sd_notify.
+def read_notify():
+    while reading:
         try:
             notes.append(nsock.recv(4096).decode())
         except (socket.timeout, BlockingIOError):
-            return
+            pass
+
+
+reader = threading.Thread(target=read_notify, daemon=True)
+reader.start()
+
+
+def drain_notify():
+    time.sleep(0.5)
 
 
 def start(dbpath, extra=()):
