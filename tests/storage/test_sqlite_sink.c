@@ -621,3 +621,40 @@ Test(sqlite_sink, full_disk_is_reported_on_flush_not_a_crash)
 	cr_expect_gt(s->dropped, 0, "rows of the failed batch are counted");
 	sink_close(s);
 }
+
+/* issue #22: a database whose runs table predates the health columns (schema 3) gains
+ * them (sensor_started_at ... host), and a run row stores them. */
+Test(sqlite_sink, runs_gain_health_columns)
+{
+	struct sink_ids ids;
+	sink_close(open_ok(0, &ids)); /* every other table as it is now */
+	sqlite3 *db;
+	cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
+	cr_assert_eq(sqlite3_exec(db,
+				  "DROP TABLE runs; CREATE TABLE runs(id INTEGER PRIMARY KEY, started_at TEXT, ended_at TEXT,"
+				  " source TEXT, packets INTEGER, bytes INTEGER, kernel_drops INTEGER,"
+				  " sensor_drops INTEGER, streams INTEGER, version TEXT, config TEXT, drops TEXT,"
+				  " sensor TEXT);"
+				  "INSERT INTO runs(id, source) VALUES(1, 'file:old');"
+				  "PRAGMA user_version = 3",
+				  NULL, NULL, NULL),
+		     SQLITE_OK);
+	sqlite3_close(db);
+	struct sink *s = open_ok(0, &ids);
+	cr_expect_eq(ids.run, 2);
+	struct rec_run run = { .id = 2, .started_at = T0, .source = "iface:lo", .sensor_started_at = T0,
+			       .status = "running", .stats_at = T0 + 1000000, .stats_interval_s = 60,
+			       .stats = "{\"packets\":1}", .pid = 42, .host = "h" };
+	struct rec r = { .type = REC_RUN, .u.run = &run };
+	put_ok(s, &r);
+	cr_assert_eq(sink_sync(s), 0);
+	sink_close(s);
+	db = db_open();
+	cr_expect_eq(q1(db, "PRAGMA user_version"), SINK_SCHEMA_VERSION);
+	char *v = qs(db, "SELECT sensor_started_at || ' ' || status || ' ' || stats_at || ' ' || stats_interval_s"
+			 " || ' ' || stats || ' ' || pid || ' ' || host FROM runs WHERE id = 2");
+	cr_expect_str_eq(v, "2026-11-27T09:15:02.123456Z running 2026-11-27T09:15:03.123456Z 60 {\"packets\":1} 42 h");
+	free(v);
+	cr_expect_eq(q1(db, "SELECT count(*) FROM runs WHERE sensor_stopped_at IS NULL"), 2);
+	sqlite3_close(db);
+}
