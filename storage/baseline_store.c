@@ -269,7 +269,8 @@ int baseline_main(int argc, char **argv)
 	const char *db = "./dbtap.db", *who = NULL;
 	int mode = 0, json = 0, ch;
 	optind = 1;
-	while ((ch = getopt_long(argc, argv, "d:lh", longopts, NULL)) != -1) {
+	opterr = 0; /* our own one-line messages */
+	while ((ch = getopt_long(argc, argv, ":d:lh", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'd':
 			db = optarg;
@@ -291,14 +292,28 @@ int baseline_main(int argc, char **argv)
 		case 'h':
 			bl_usage(stdout);
 			return 0;
+		case ':':
+			fprintf(stderr, "dbtap baseline: %s needs a value (see: dbtap baseline --help)\n",
+				argv[optind - 1]);
+			return 2;
 		default:
-			bl_usage(stderr);
+			if (optopt > 0 && optopt < 256)
+				fprintf(stderr, "dbtap baseline: unknown option '-%c' (see: dbtap baseline --help)\n",
+					optopt);
+			else
+				fprintf(stderr, "dbtap baseline: unknown option '%s' (see: dbtap baseline --help)\n",
+					argv[optind - 1]);
 			return 2;
 		}
 	}
 	if (mode == 'l' && optind < argc)
 		who = argv[optind++];
-	if (!mode || optind < argc) {
+	if (mode && optind < argc) {
+		fprintf(stderr, "dbtap baseline: unexpected argument '%s' (see: dbtap baseline --help)\n",
+			argv[optind]);
+		return 2;
+	}
+	if (!mode) {
 		bl_usage(stderr);
 		return 2;
 	}

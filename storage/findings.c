@@ -139,19 +139,40 @@ static sqlite3_stmt *group_query(sqlite3 *db, const char *path, const char *cols
 	return st;
 }
 
+static const char fg_help[] =
+	"usage: dbtap findings [-d DB] [--list] [--state open|acknowledged|false_positive|resolved]\n"
+	"                      [--kind KIND] [--since ISO8601 | --last 24h] [--json]\n"
+	"       dbtap findings [-d DB] (--ack|--fp|--resolve|--reopen) ID [--note TEXT] [--by NAME]\n"
+	"List finding groups and triage them. A group is the findings of one kind, principal and\n"
+	"object (shape or client); ID is the group id that --list prints. An acknowledged or\n"
+	"false-positive group stays collapsed in the report until it gets worse (a higher\n"
+	"severity); a resolved one reopens when it comes back.\n"
+	"  -d, --db=DB           findings database (default ./dbtap.db)\n"
+	"      --list            list the groups (the default)\n"
+	"      --state=STATE     only groups in this state\n"
+	"      --kind=KIND       only findings of this kind\n"
+	"      --since=TIME      only groups seen since, ISO 8601\n"
+	"      --last=DURATION   only groups seen in the last DURATION (24h, 7d)\n"
+	"      --json            one JSON object per group\n"
+	"      --ack=ID          acknowledge a group (seen, handled)\n"
+	"      --fp=ID           mark a group a false positive\n"
+	"      --resolve=ID      resolve a group (reopens when it comes back)\n"
+	"      --reopen=ID       open a group again\n"
+	"      --note=TEXT       with a triage change: why\n"
+	"      --by=NAME         with a triage change: who (default $SUDO_USER or $USER)\n"
+	"  -h, --help            this help\n"
+	"Exit status: 0 success, 1 runtime failure (database, unknown group), 2 usage error.\n";
+
+/* --help (msg NULL) on stdout, exit 0; a usage error: what is wrong and where the options
+ * are listed, exit 2. */
 static int fg_usage(const char *msg)
 {
-	if (msg)
-		fprintf(stderr, "dbtap findings: %s\n", msg);
-	fprintf(msg ? stderr : stdout,
-		"usage: dbtap findings [-d DB] [--list] [--state open|acknowledged|false_positive|resolved]\n"
-		"                      [--kind KIND] [--since ISO8601 | --last 24h] [--json]\n"
-		"       dbtap findings [-d DB] (--ack|--fp|--resolve|--reopen) ID [--note TEXT] [--by NAME]\n"
-		"Groups are findings of one kind, principal and object (shape or client); ID is the\n"
-		"group id that --list prints. An acknowledged or false-positive group stays collapsed\n"
-		"in the report until it gets worse (a higher severity); a resolved one reopens when\n"
-		"it comes back.\n");
-	return msg ? 2 : 0;
+	if (!msg) {
+		fputs(fg_help, stdout);
+		return 0;
+	}
+	fprintf(stderr, "dbtap findings: %s (see: dbtap findings --help)\n", msg);
+	return 2;
 }
 
 static void now_text(char *buf, size_t n)
@@ -300,6 +321,18 @@ static int fg_set(sqlite3 *db, const char *path, const char *id, const char *sta
 	return 0;
 }
 
+/* The option getopt_long refused: a short one by its letter (it may sit in a group). */
+static const char *fg_bad_option(char **argv)
+{
+	static char s[3];
+	if (optopt > 0 && optopt < 256) {
+		s[0] = '-';
+		s[1] = (char)optopt;
+		return s;
+	}
+	return argv[optind - 1];
+}
+
 int findings_main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -312,10 +345,11 @@ int findings_main(int argc, char **argv)
 		{ "by", required_argument, NULL, 'b' },	    { "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *db_path = "dbtap.db", *state = NULL, *kind = NULL, *id = NULL, *set = NULL;
+	const char *db_path = "./dbtap.db", *state = NULL, *kind = NULL, *id = NULL, *set = NULL;
 	const char *note = NULL, *by = NULL;
 	int json = 0, c;
 	int64_t since = 0, last = 0;
+	char msg[300];
 	optind = 1;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":d:h", opts, NULL)) != -1) {
@@ -348,12 +382,18 @@ int findings_main(int argc, char **argv)
 		case 'n': note = optarg; break;
 		case 'b': by = optarg; break;
 		case 'h': return fg_usage(NULL);
-		case ':': return fg_usage("an option needs a value");
-		default: return fg_usage("unknown option");
+		case ':':
+			snprintf(msg, sizeof msg, "%.200s needs a value", argv[optind - 1]);
+			return fg_usage(msg);
+		default:
+			snprintf(msg, sizeof msg, "unknown option '%.200s'", fg_bad_option(argv));
+			return fg_usage(msg);
 		}
 	}
-	if (optind < argc)
-		return fg_usage("unexpected argument");
+	if (optind < argc) {
+		snprintf(msg, sizeof msg, "unexpected argument '%.200s'", argv[optind]);
+		return fg_usage(msg);
+	}
 	if (!by) {
 		by = getenv("SUDO_USER");
 		if (!by || !*by)

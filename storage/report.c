@@ -281,7 +281,7 @@ int report_parse_formats(const char *s, unsigned *mask)
 
 static const char rp_help_report[] =
 	"usage: dbtap report [-d DB]... [--since ISO8601 | --last 24h] [--until ISO8601|now]\n"
-	"                    [--format text|html|json[,...]] [-o FILE|DIR]\n"
+	"                    [--format text|html|json[,...]] [-o FILE|DIR] [--record]\n"
 	"Summarise findings databases over a time window (several -d: several sensors merged).\n"
 	"  -d, --db=DB           findings database (default ./dbtap.db); repeatable\n"
 	"      --since=TIME      window start, ISO 8601 (2026-11-27, 2026-11-27T09:15Z)\n"

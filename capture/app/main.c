@@ -51,7 +51,7 @@ static void usage(FILE *f)
 		"                 [--sensor NAME] [--learn] [-Z USER] [-q] [--fanout GROUP]\n"
 		"                 [--metrics-file FILE] [--check-config]\n"
 		"       dbtap report [-d DB]... [--since ISO8601 | --last 24h] [--until ISO8601|now]\n"
-		"                    [--format text|html|json[,...]] [-o FILE|DIR]\n"
+		"                    [--format text|html|json[,...]] [-o FILE|DIR] [--record]\n"
 		"       dbtap findings [-d DB] [--list] [--state S] [--kind K] [--json]\n"
 		"       dbtap findings [-d DB] (--ack|--fp|--resolve|--reopen) GROUP [--note TEXT]\n"
 		"       dbtap prune [-d DB]... --older-than 30d [--vacuum]\n"
@@ -70,6 +70,11 @@ static const char run_help[] =
 	"  -c, --config=FILE        JSON configuration (every key optional; see dbtap.example.json)\n"
 	"  -f, --filter=BPF         capture filter (default: TCP on the configured ports)\n"
 	"      --json=FILE|-        also write JSON lines (sessions, statements, findings, stats)\n"
+	"      --json-format=FORMAT dbtap (default: dbtap's own lines, schema_version 2) or ocsf\n"
+	"                           (OCSF 1.3); for --json and --syslog\n"
+	"      --syslog=URL         also send every line to unix:PATH, udp://HOST:PORT or\n"
+	"                           tcp://HOST:PORT (RFC 5424)\n"
+	"      --sensor=NAME        this sensor's name on runs rows and lines (default: host name)\n"
 	"      --learn              record the baseline without raising baseline findings\n"
 	"  -Z, --user=USER          drop root and every capability once the capture is open\n"
 	"  -q, --quiet              no progress line on a terminal (stats lines stay)\n"
@@ -864,7 +869,7 @@ int main(int argc, char **argv)
 		usage(stdout);
 		return 0;
 	}
-	fprintf(stderr, "dbtap: unknown command '%s' (commands: run, report, prune, baseline, status, "
+	fprintf(stderr, "dbtap: unknown command '%s' (commands: run, report, findings, prune, baseline, status, "
 			"version; see: dbtap --help)\n", cmd);
 	return 2;
 }
