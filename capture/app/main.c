@@ -192,17 +192,13 @@ static int parse_run(int argc, char **argv, struct run_opts *o)
 			o->json = optarg;
 			break;
 		case 'j':
-			if (strcmp(optarg, "dbtap") != 0 && strcmp(optarg, "ocsf") != 0) {
-				fprintf(stderr, "dbtap: --json-format: dbtap or ocsf, not '%s'\n", optarg);
-				return -1;
-			}
+			if (strcmp(optarg, "dbtap") != 0 && strcmp(optarg, "ocsf") != 0)
+				return usage_error("run", "--json-format: dbtap or ocsf, not '%s'", optarg);
 			o->json_format = optarg;
 			break;
 		case 'S':
-			if (!optarg[0]) {
-				fprintf(stderr, "dbtap: --sensor: a name, not empty\n");
-				return -1;
-			}
+			if (!optarg[0])
+				return usage_error("run", "--sensor: a name, not empty%s", "");
 			o->sensor = optarg;
 			break;
 		case 'Y':

@@ -108,7 +108,9 @@ c.eq(r.returncode, 0, f'the example configuration loads ({r.stderr.strip()})')
 
 # One dialect (issue #22): every command answers --help on stdout with its own options,
 # -V/--version, --opt=value and --opt value alike, errors say where the options are.
-for cmd, opt in (('run', '--check-config'), ('report', '--format'), ('prune', '--older-than'),
+for cmd, opt in (('run', '--check-config'), ('run', '--json-format'), ('run', '--syslog'),
+                 ('run', '--sensor'), ('report', '--format'), ('report', '--until'), ('report', '--record'),
+                 ('findings', '--resolve'), ('findings', '--state'), ('prune', '--older-than'),
                  ('baseline', '--forget'), ('status', '--db')):
     r = run(cmd, '--help')
     c.check(r.returncode == 0 and r.stdout.startswith(f'usage: dbtap {cmd}') and opt in r.stdout
@@ -122,10 +124,19 @@ r = run('report', '--format=json', f'--db={db}', '--last=30d')
 c.check(r.returncode == 0 and r.stdout.lstrip().startswith('{'), f'report --format=json --db=DB ({r.stderr.strip()})')
 r = run('report', '--format', 'json', '--db', db)
 c.eq(r.returncode, 0, 'report --format json --db DB')
+r = run('findings', f'--db={db}', '--list', '--json')
+c.eq(r.returncode, 0, f'findings --db=DB --list --json ({r.stderr.strip()})')
+r = run('findings', '--db', db, '--state', 'open')
+c.eq(r.returncode, 0, 'findings --db DB --state open')
+r = run('report', f'--db={db}', '--until=now', '--last=30d', f'--format=text,json', f'--output={tmp}')
+c.check(r.returncode == 0 and os.path.exists(os.path.join(tmp, 'report.json')),
+        f'report --until=now --format=text,json --output=DIR ({r.stderr.strip()})')
 r = run('run', '-q', f'--read={sample}', f'--db={os.path.join(tmp, "eq.db")}')
 c.eq(r.returncode, 0, 'run --read=FILE --db=DB')
 for args in (('report', '--format', 'pdf'), ('run', '--nope', '-r', sample), ('prune', '--older-than'),
-             ('status', '-x')):
+             ('status', '-x'), ('findings', '--nope'), ('findings', '--state'), ('findings', '-d', db, 'extra'),
+             ('baseline', '--nope'), ('baseline', '--list', 'p', 'extra'), ('report', '--until', 'soon'),
+             ('run', '--json-format', 'xml', '-r', sample)):
     r = run(*args)
     lines = [l for l in r.stderr.splitlines() if l.strip()]
     c.check(r.returncode == 2 and len(lines) == 1 and f'dbtap {args[0]} --help' in lines[0],

@@ -4,6 +4,7 @@ finding SENSOR:ID (ids are per database, so the bare ids collide) and lists the 
 A database from before runs.sensor (schema 2) is reported under its file name."""
 import json
 import os
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -75,7 +76,9 @@ doc = json.loads(report('json', [old, dbs[1]]))
 c.eq([d['sensor'] for d in doc['databases']], ['legacy-sensor', 'span-west'], 'a schema-2 database is named after its file')
 # and `dbtap run` migrates it
 dbtest.run_dbtap(sample, old, extra=['--sensor', 'legacy'])
-c.eq(dbtest.rows(old, 'PRAGMA user_version')[0]['user_version'], 3, 'run migrates schema 2 to 3')
+src = os.environ.get('DBTAP_SRC', os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..'))
+current = int(re.search(r'#define SINK_SCHEMA_VERSION (\d+)', open(os.path.join(src, 'storage', 'sink.h')).read()).group(1))
+c.eq(dbtest.rows(old, 'PRAGMA user_version')[0]['user_version'], current, f'run migrates schema 2 to {current} (the current)')
 c.eq([r['sensor'] for r in dbtest.rows(old, 'SELECT sensor FROM runs ORDER BY id')], [None, 'legacy'],
      'old runs keep no sensor, the new run has one')
 shutil.rmtree(tmp, ignore_errors=True)

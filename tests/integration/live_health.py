@@ -124,6 +124,8 @@ if stats_ev:
     c.check(all(k in e for k in ('ts', 'run_id', 'packets', 'kernel_drops', 'sensor_drops', 'sessions_open',
                                  'statements', 'findings', 'decoder_queue_bytes', 'writer_queue_batches',
                                  'lag_seconds')), 'stats event: the counters, queues and lag')
+errs = dbtest.json_line_errors(js)
+c.check(not errs, f'--json (dbtap format): every line, stats events included, validates ({errs[:3]})')
 run = dbtest.rows(db, 'SELECT * FROM runs')[0]
 c.eq(run['status'], 'ok', 'runs.status ok after SIGTERM')
 wall = run['sensor_started_at'], run['sensor_stopped_at']
@@ -134,7 +136,8 @@ c.eq(s.returncode, 1, 'dbtap status: exit 1 when no sensor runs')
 
 # kill -9: at most one interval lost; status says not alive.
 db2 = os.path.join(tmp, 'k.db')
-proc = start(db2)
+js2 = os.path.join(tmp, 'k.ocsf.json')
+proc = start(db2, ['--json', js2, '--json-format', 'ocsf'])
 time.sleep(1.5)
 r = pg.psql('hal', 'Health-Secret-1', 'SELECT 42;', db='health')
 time.sleep(2.5)
@@ -146,6 +149,12 @@ run = dbtest.rows(db2, 'SELECT * FROM runs')[0]
 c.eq(run['status'], 'running', 'kill -9: the row still says running')
 st = json.loads(run['stats'] or '{}')
 c.check(st.get('statements', 0) >= 1 and run['packets'] > 0, 'kill -9: the last interval\'s counters are stored')
+ocsf_stats = [e for e in map(json.loads, open(js2)) if e.get('class_uid') == 6002]
+c.check(len(ocsf_stats) >= 2 and ocsf_stats[-1].get('activity_name') == 'Stats'
+        and 'packets' in ocsf_stats[-1].get('unmapped', {}),
+        f'--json-format ocsf: a 6002 Application Lifecycle "Stats" event per interval ({len(ocsf_stats)})')
+errs = dbtest.json_line_errors(js2)
+c.check(not errs, f'--json (ocsf): every line validates ({errs[:3]})')
 s = status(db2)
 c.eq(s.returncode, 1, f'dbtap status: exit 1 for a killed sensor ({s.stdout.strip()[:160]})')
 c.check('NOT ALIVE' in s.stdout, 'dbtap status says NOT ALIVE')

@@ -36,7 +36,7 @@ for block in re.findall(r'^\.nf\n(.*?)^\.fi$', ex, re.M | re.S):
 c.check(len(cmds) >= 6, f'{len(cmds)} example commands found')
 
 # The files the examples name, made for real in the scratch folder.
-for d in ('var/lib/dbtap', 'var/log/dbtap', 'etc/dbtap'):
+for d in ('var/lib/dbtap', 'var/lib/dbtap/reports', 'var/log/dbtap', 'etc/dbtap'):
     os.makedirs(os.path.join(tmp, d))
 shutil.copy(os.path.join(src, 'contrib', 'dbtap.example.json'), os.path.join(tmp, 'etc/dbtap/dbtap.json'))
 with open(os.path.join(tmp, 'etc/dbtap/dbtap.json')) as f:
@@ -87,7 +87,7 @@ for cmd in cmds:
     c.check(r.returncode == 0, f'example runs: {cmd} ({r.stderr.strip()[-200:]})')
 
 # Options: what --help lists, the man page documents.
-for cmd in ('run', 'report', 'prune', 'baseline', 'status'):
+for cmd in ('run', 'report', 'findings', 'prune', 'baseline', 'status'):
     r = subprocess.run([exe, cmd, '--help'], capture_output=True, text=True)
     c.check(r.returncode == 0 and f'dbtap {cmd}' in plain, f'{cmd} --help answers and is in the SYNOPSIS')
     for opt in sorted(set(re.findall(r'(--[a-z][a-z-]+)', r.stdout)) - {'--help'}):
