@@ -575,6 +575,16 @@ static int cmd_run(int argc, char **argv)
 	if (sd_watchdog_enabled(0, &wd_us) > 0)
 		hooks.watchdog_us = (int64_t)wd_us;
 
+	/* From here a SIGTERM (systemd stopping a slow start) is a stop request: the capture
+	 * loop does not begin, and the run still ends with its row closed and its line. */
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_signal;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
 	if (cfg.retention_us > 0 && access(o.db, F_OK) == 0) {
 		int64_t deleted = 0;
 		if (report_prune_db(o.db, wall_us() - cfg.retention_us, 0, &deleted, err, sizeof err) != 0) {
@@ -664,14 +674,6 @@ static int cmd_run(int argc, char **argv)
 		status = cfg.cap.n_checksum_bypass >= 0 && strstr(err, "config:") ? 2 : 1;
 		goto out;
 	}
-
-	struct sigaction sa;
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = on_signal;
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
 
 	if (o.drop_user)
 		chown_outputs(o.db, json_path, o.drop_user);
