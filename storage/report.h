@@ -55,6 +55,12 @@ int report_prune_db(const char *path, int64_t cutoff_us, int vacuum, int64_t *de
  * cannot be read. */
 #include <stdio.h>
 int report_status(const char *path, FILE *out, char *err, size_t errlen);
+/* At a sensor's start: its host's runs rows still 'running' whose process is gone (killed,
+ * crashed, power cut) become 'failed', stopped at their last stats record, so `dbtap status`
+ * judges the sensors that run now. A pid that exists (perhaps reused) is left alone, except
+ * the caller's own (it has not written its row yet). Call before the run row is put.
+ * 0 with the number closed in *closed, or -1 with a one-line message in err. */
+int report_close_stale(const char *path, int64_t *closed, char *err, size_t errlen);
 
 /* Parsers shared by the CLI: "24h", "30d", "90m", "3600s", "2w" -> microseconds;
  * "2026-11-27", "2026-11-27T09:15", "2026-11-27T09:15:02.5Z", "...+01:00" -> us since epoch.

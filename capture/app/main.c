@@ -600,6 +600,12 @@ static int cmd_run(int argc, char **argv)
 		goto out;
 	}
 	n_sinks = 1;
+	int64_t stale = 0;
+	if (report_close_stale(o.db, &stale, err, sizeof err) != 0)
+		fprintf(stderr, "dbtap: warning: %s\n", err);
+	else if (stale > 0)
+		fprintf(stderr, "dbtap: %lld earlier run(s) of this host stopped without closing; marked failed\n",
+			(long long)stale);
 	/* Offline reads wait for the writer (that only slows the read); live capture
 	 * never waits on disk and counts what it had to drop. */
 	sink_sqlite_set_wait(sinks[0], o.iface == NULL);

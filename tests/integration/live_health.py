@@ -159,6 +159,20 @@ s = status(db2)
 c.eq(s.returncode, 1, f'dbtap status: exit 1 for a killed sensor ({s.stdout.strip()[:160]})')
 c.check('NOT ALIVE' in s.stdout, 'dbtap status says NOT ALIVE')
 
+# The sensor restarted (as systemd does after a crash): the killed run's row is closed as
+# failed at its last stats record, and status judges the sensor that runs now.
+proc = start(db2)
+time.sleep(2.5)
+rows = dbtest.rows(db2, 'SELECT id, status, error, sensor_stopped_at, stats_at FROM runs ORDER BY id')
+c.check(len(rows) == 2 and rows[0]['status'] == 'failed' and 'without closing' in (rows[0]['error'] or '')
+        and rows[0]['sensor_stopped_at'] == rows[0]['stats_at'] and rows[1]['status'] == 'running',
+        f'restart after kill -9: the old row is marked failed at its last stats ({rows})')
+s = status(db2)
+c.eq(s.returncode, 0, f'dbtap status: exit 0 again once the restarted sensor runs ({s.stdout.strip()[:200]})')
+proc.send_signal(signal.SIGTERM)
+proc.wait(20)
+c.check('closing' in proc.stderr.read(), 'the restarted sensor said it closed the stale run')
+
 # A run that fails before capturing: its row is marked failed with the reason.
 db3 = os.path.join(tmp, 'f.db')
 r = subprocess.run([exe, 'run', '-q', '-i', 'no-such-iface0', '-d', db3], capture_output=True, text=True, timeout=30)
