@@ -272,6 +272,9 @@ int sink_json_reopen(struct sink *s);
  * a few seconds without progress). NULL with *err on a malformed URL. */
 struct sink *sink_syslog_open(const char *url, int format, const char *sensor, char *err,
 			      size_t errlen);
+/* The URL as sink_syslog_open takes it (the host resolved), without opening anything:
+ * 0, or -1 with the same message (run --check-config). */
+int sink_syslog_check(const char *url, char *err, size_t errlen);
 
 /* ISO-8601 UTC with microseconds: 2026-11-27T09:15:02.123456Z (buf >= 32). */
 void sink_fmt_time(int64_t us, char *buf, unsigned long len);

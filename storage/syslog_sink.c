@@ -406,6 +406,18 @@ static int sl_parse(struct sl_sink *l, const char *url, char *err, size_t errlen
 	return 0;
 }
 
+int sink_syslog_check(const char *url, char *err, size_t errlen)
+{
+	struct sl_sink *l = calloc(1, sizeof *l);
+	if (!l) {
+		snprintf(err, errlen, "--syslog %s: out of memory", url);
+		return -1;
+	}
+	int rc = sl_parse(l, url, err, errlen);
+	free(l);
+	return rc;
+}
+
 struct sink *sink_syslog_open(const char *url, int format, const char *sensor, char *err, size_t errlen)
 {
 	struct sl_sink *l = calloc(1, sizeof *l);

@@ -542,7 +542,9 @@ static int cmd_run(int argc, char **argv)
 	const char *sensor = o.sensor ? o.sensor : cfg.sensor ? cfg.sensor : host[0] ? host : "dbtap";
 	if (o.check_config) {
 		/* a run would fail on these at once (exit 1); checked here as configuration */
-		if (check_outputs(&o, json_path, err, sizeof err) != 0) {
+		const char *syslog_url = o.syslog ? o.syslog : cfg.syslog;
+		if (check_outputs(&o, json_path, err, sizeof err) != 0 ||
+		    (syslog_url && sink_syslog_check(syslog_url, err, sizeof err) != 0)) {
 			fprintf(stderr, "dbtap: %s\n", err);
 			dbtap_config_free(&cfg);
 			return 2;

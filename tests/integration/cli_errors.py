@@ -153,6 +153,12 @@ r = run('run', '--check-config', '-c', cfg({'capture': {'stats_interval_s': -1}}
 c.eq(r.returncode, 2, '--check-config: a bad configuration exits 2')
 r = run('run', '--check-config', '-c', cfg({'output': {'json': os.path.join(tmp, 'nodir', 'x.json')}}, 'nd.json'))
 c.check(r.returncode == 2 and 'nodir' in r.stderr, '--check-config: a JSON output directory that does not exist')
+r = run('run', '--check-config', '--syslog', 'udp://127.0.0.1')
+c.check(r.returncode == 2 and 'HOST:PORT' in r.stderr, f'--check-config: a malformed --syslog URL ({r.stderr.strip()})')
+r = run('run', '--check-config', '--syslog', 'tcp://127.0.0.1:514', '--json-format', 'ocsf', '--sensor', 's1')
+eff = json.loads(r.stdout) if r.returncode == 0 else {}
+c.check(eff.get('syslog') == 'tcp://127.0.0.1:514' and eff.get('json_format') == 'ocsf' and eff.get('sensor') == 's1',
+        f'--check-config prints the SIEM outputs ({r.stderr.strip()})')
 
 # A capture without the rights says which ones, and -Z.
 if os.geteuid() == 0 and subprocess.run(['which', 'setpriv'], capture_output=True).returncode == 0:
