@@ -33,14 +33,19 @@
 #define SQ_STATE_UPSERT "INSERT OR REPLACE INTO session_state(key, session_id, last_ts, saved_at, state) VALUES(?,?,?,?,?)"
 #define SQ_STATE_DELETE "DELETE FROM session_state WHERE key = ?"
 
+/* The runs table, run on its own before SQ_SCHEMA_SQL (C99 compilers need each string
+ * literal under 4095 characters, and that one is near it). */
+#define SQ_RUNS_SQL                                                                            \
+	"CREATE TABLE IF NOT EXISTS runs(id INTEGER PRIMARY KEY, started_at TEXT, ended_at TEXT," \
+	" source TEXT, packets INTEGER, bytes INTEGER, kernel_drops INTEGER,"                  \
+	" sensor_drops INTEGER, streams INTEGER, version TEXT, config TEXT, drops TEXT,"       \
+	" sensor TEXT, sensor_started_at TEXT, sensor_stopped_at TEXT, status TEXT, error TEXT," \
+	" stats_at TEXT, stats_interval_s INTEGER, stats TEXT, pid INTEGER, host TEXT);"
+
 /* Times are ISO-8601 UTC text (sortable); no REFERENCES clauses on purpose: rows may be
  * dropped under overload and prune deletes statements that findings still name. */
 #define SQ_SCHEMA_SQL                                                                          \
 	"BEGIN;"                                                                               \
-	"CREATE TABLE IF NOT EXISTS runs(id INTEGER PRIMARY KEY, started_at TEXT, ended_at TEXT," \
-	" source TEXT, packets INTEGER, bytes INTEGER, kernel_drops INTEGER,"                  \
-	" sensor_drops INTEGER, streams INTEGER, version TEXT, config TEXT, drops TEXT,"       \
-	" sensor TEXT);"                                                                       \
 	"CREATE TABLE IF NOT EXISTS sessions(id INTEGER PRIMARY KEY, run_id INTEGER,"          \
 	" protocol TEXT, client_ip TEXT, client_port INTEGER, server_ip TEXT,"                 \
 	" server_port INTEGER, started_at TEXT, ended_at TEXT, db_user TEXT, database TEXT,"   \
@@ -173,12 +178,7 @@
 	X("sessions", "pooler", "ALTER TABLE sessions ADD COLUMN pooler TEXT")                          \
 	X("statements", "via_session_id", "ALTER TABLE statements ADD COLUMN via_session_id INTEGER")   \
 	X("statements", "pooler_join", "ALTER TABLE statements ADD COLUMN pooler_join TEXT") \
-	SQ_RUNS_HEALTH(X)
-
-/* 4 (issue #22): the sensor's wall-clock life and health in its runs row. Not in the
- * CREATE TABLE of SQ_SCHEMA_SQL (C99 compilers need a literal under 4095 characters), so
- * the list also runs after the schema text: new databases gain them the same way. */
-#define SQ_RUNS_HEALTH(X)                                                                      \
+	/* 4 (issue #22): the sensor's wall-clock life and health in its runs row */                   \
 	X("runs", "sensor_started_at", "ALTER TABLE runs ADD COLUMN sensor_started_at TEXT")           \
 	X("runs", "sensor_stopped_at", "ALTER TABLE runs ADD COLUMN sensor_stopped_at TEXT")           \
 	X("runs", "status", "ALTER TABLE runs ADD COLUMN status TEXT")                                 \

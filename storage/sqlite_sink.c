@@ -1190,8 +1190,8 @@ struct sink *sink_sqlite_open(const char *path, int batch_rows, struct sink_ids 
 		goto fail;
 	}
 	/* Columns added since: ALTER an older database before the schema text runs (its
-	 * CREATE TABLE IF NOT EXISTS would not add them), and again after it for the columns
-	 * the schema text leaves out (SQ_RUNS_HEALTH). A column already there is skipped. */
+	 * CREATE TABLE IF NOT EXISTS would not add them). */
+	if (ntables > 0) {
 #define SQ_MIGRATE(table, column, alter)                                                                       \
 	if (sq_scalar_wait(q->db, path, "SELECT EXISTS (SELECT 1 FROM pragma_table_info('" table "')) AND NOT EXISTS" \
 			   " (SELECT 1 FROM pragma_table_info('" table "') WHERE name = '" column "')",            \
@@ -1200,8 +1200,8 @@ struct sink *sink_sqlite_open(const char *path, int batch_rows, struct sink_ids 
 		snprintf(err, errlen, "%s: migrating schema: %s", path, msg ? msg : "error");                 \
 		goto fail; /* msg is freed there */                                                                                    \
 	}
-	if (ntables > 0) {
 		SQ_MIGRATIONS(SQ_MIGRATE)
+#undef SQ_MIGRATE
 	}
 	/* Idempotent: every statement is IF NOT EXISTS, so this also adds views or indexes
 	 * that a newer dbtap defines to a database an older one created. */
@@ -1210,14 +1210,13 @@ struct sink *sink_sqlite_open(const char *path, int batch_rows, struct sink_ids 
 	char schema[sizeof schema_a + sizeof schema_b];
 	memcpy(schema, schema_a, sizeof schema_a - 1);
 	memcpy(schema + sizeof schema_a - 1, schema_b, sizeof schema_b);
-	if (sq_exec_wait(q->db, path, schema, &msg, &waited) != SQLITE_OK ||
+	if (sq_exec_wait(q->db, path, SQ_RUNS_SQL, &msg, &waited) != SQLITE_OK ||
+	    sq_exec_wait(q->db, path, schema, &msg, &waited) != SQLITE_OK ||
 	    sq_exec_wait(q->db, path, "BEGIN IMMEDIATE;" SQ_BASELINE_SQL SQ_STATE_SQL "COMMIT;", &msg, &waited) != SQLITE_OK) {
 		snprintf(err, errlen, "%s: creating schema: %s", path, msg ? msg : "error");
 		sqlite3_exec(q->db, "ROLLBACK", NULL, NULL, NULL);
 		goto fail;
 	}
-	SQ_RUNS_HEALTH(SQ_MIGRATE)
-#undef SQ_MIGRATE
 
 	const char *sql[SQ_NSTMT] = {
 		[SQ_RUN] = SQ_UPSERT_RUN,
