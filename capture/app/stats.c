@@ -61,6 +61,11 @@ const struct stats_field stats_fields[] = {
 	C("parked_evicted", an.parked_evicted, "parked records ended for room (count or bytes cap)"),
 	C("prepared_dropped", an.prepared_dropped, "prepared statement texts not kept (caps)"),
 	C("state_rejected", an.state_rejected, "saved state rows not loaded (malformed, too old)"),
+	C("pooler_joined", an.pooler_joined, "pooler server-leg statements joined to their client leg"),
+	C("pooler_own", an.pooler_own, "pooler server-leg statements the pooler sent itself"),
+	C("pooler_unmatched", an.pooler_unmatched, "pooler server-leg statements no client statement matched"),
+	C("pooler_ambiguous", an.pooler_ambiguous, "pooler server-leg statements several clients could have sent"),
+	C("pooler_dropped", an.pooler_dropped, "pooler client-leg statements not kept for matching (cap)"),
 };
 const size_t stats_nfields = sizeof(stats_fields) / sizeof(stats_fields[0]);
 
