@@ -151,6 +151,12 @@ void an_config_free(struct an_config *c);
 int an_config_set(struct an_config *c, const char *key, const void *cjson_item, char *err,
 		  unsigned long errlen);
 
+/* The analyzer's configuration keys (analyzer/config.c, analyzer/baseline.c) as cfgkey.h
+ * tables whose offsets point into c; fills out[AN_CFG_TABLES], returns how many. */
+#define AN_CFG_TABLES 2
+struct ck_table;
+int an_config_tables(struct an_config *c, struct ck_table *out);
+
 /* What capture knows about a flow when it hands it over. */
 struct an_flow {
 	const char *protocol; /* decoder name */

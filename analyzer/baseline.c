@@ -5,6 +5,7 @@
  * zones live here. */
 #include <errno.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,7 @@
 #include <cJSON.h>
 
 #include "baseline.h"
+#include "cfgkey.h"
 #include "baseline_store.h"
 #include "det.h"
 
@@ -88,24 +90,6 @@ void bl_config_defaults(struct an_config *c)
 	b->end_user_peers = 3;
 }
 
-static int cfail(char *err, unsigned long len, const char *path, const char *what)
-{
-	snprintf(err, len, "config: baseline.%s: %s", path, what);
-	return -1;
-}
-
-static int get_int(const cJSON *j, const char *k, int64_t lo, int64_t hi, int64_t *out, char *err, unsigned long len)
-{
-	char what[96];
-	if (!cJSON_IsNumber(j) || j->valuedouble < (double)lo || j->valuedouble > (double)hi ||
-	    floor(j->valuedouble) != j->valuedouble) {
-		snprintf(what, sizeof what, "expected an integer from %lld to %lld", (long long)lo, (long long)hi);
-		return cfail(err, len, k, what);
-	}
-	*out = (int64_t)j->valuedouble;
-	return 0;
-}
-
 /* "HH:MM" -> minutes of day, -1 when malformed. */
 static int parse_hhmm(const char *s, const char **end)
 {
@@ -147,67 +131,99 @@ static int set_tz(struct an_baseline_cfg *b, const char *v)
 	return 0;
 }
 
-int bl_config_set(struct an_config *c, const void *item, char *err, unsigned long len)
+static int set_time_zone(void *base, const struct ck_key *k, const void *item, const char *path, char *err,
+			 size_t len)
 {
-	const cJSON *obj = item, *e;
-	struct an_baseline_cfg *b = &c->baseline;
-	if (!cJSON_IsObject(obj)) {
-		snprintf(err, len, "config: baseline: expected an object");
+	const cJSON *e = item;
+	(void)k;
+	if (!cJSON_IsString(e) || set_tz(&((struct an_config *)base)->baseline, e->valuestring) < 0) {
+		snprintf(err, len,
+			 "config: %s: expected \"UTC\", an offset like \"+02:00\", or a time zone name like "
+			 "\"Europe/Berlin\" that exists in the TZ database",
+			 path);
 		return -1;
 	}
-	cJSON_ArrayForEach(e, obj)
-	{
-		const char *k = e->string ? e->string : "";
-		int64_t v;
-		if (k[0] == '_')
-			continue;
-		if (!strcmp(k, "learning_period_s")) {
-			if (get_int(e, k, 0, INT64_C(10) * 365 * 86400, &v, err, len) < 0)
-				return -1;
-			b->learning_period_s = v;
-		} else if (!strcmp(k, "client_prefix_v4")) {
-			if (get_int(e, k, 0, 32, &v, err, len) < 0)
-				return -1;
-			b->prefix_v4 = (int)v;
-		} else if (!strcmp(k, "client_prefix_v6")) {
-			if (get_int(e, k, 0, 128, &v, err, len) < 0)
-				return -1;
-			b->prefix_v6 = (int)v;
-		} else if (!strcmp(k, "max_entries")) {
-			if (get_int(e, k, 16, 10000000, &v, err, len) < 0)
-				return -1;
-			b->max_entries = (int)v;
-		} else if (!strcmp(k, "flush_interval_s")) {
-			if (get_int(e, k, 1, 86400, &v, err, len) < 0)
-				return -1;
-			b->flush_interval_s = (int)v;
-		} else if (!strcmp(k, "end_user_peers")) {
-			if (get_int(e, k, 0, 1000000, &v, err, len) < 0)
-				return -1;
-			b->end_user_peers = (int)v;
-		} else if (!strcmp(k, "require_ack") || !strcmp(k, "end_user_tables")) {
-			if (!cJSON_IsBool(e))
-				return cfail(err, len, k, "expected true or false");
-			*(k[0] == 'r' ? &b->require_ack : &b->end_user_tables) = cJSON_IsTrue(e);
-		} else if (!strcmp(k, "time_zone")) {
-			if (!cJSON_IsString(e) || set_tz(b, e->valuestring) < 0)
-				return cfail(err, len, k,
-					     "expected \"UTC\", an offset like \"+02:00\", or a time zone name like "
-					     "\"Europe/Berlin\" that exists in the TZ database");
-		} else if (!strcmp(k, "business_hours")) {
-			const char *p = cJSON_IsString(e) ? e->valuestring : "", *q = p;
-			int a = parse_hhmm(p, &q), z = -1;
-			if (a >= 0 && *q == '-')
-				z = parse_hhmm(q + 1, &q);
-			if (a < 0 || z < 0 || *q || a == z)
-				return cfail(err, len, k, "expected \"HH:MM-HH:MM\" (start inclusive, end exclusive)");
-			b->business_start_min = a;
-			b->business_end_min = z;
-		} else {
-			return cfail(err, len, k, "unknown key");
-		}
-	}
 	return 0;
+}
+
+static void *show_time_zone(const void *base, const struct ck_key *k)
+{
+	(void)k;
+	return cJSON_CreateString(((const struct an_config *)base)->baseline.time_zone);
+}
+
+static int set_business_hours(void *base, const struct ck_key *k, const void *item, const char *path, char *err,
+			      size_t len)
+{
+	const cJSON *e = item;
+	struct an_baseline_cfg *b = &((struct an_config *)base)->baseline;
+	(void)k;
+	const char *p = cJSON_IsString(e) ? e->valuestring : "", *q = p;
+	int a = parse_hhmm(p, &q), z = -1;
+	if (a >= 0 && *q == '-')
+		z = parse_hhmm(q + 1, &q);
+	if (a < 0 || z < 0 || *q || a == z) {
+		snprintf(err, len, "config: %s: expected \"HH:MM-HH:MM\" (start inclusive, end exclusive)", path);
+		return -1;
+	}
+	b->business_start_min = a;
+	b->business_end_min = z;
+	return 0;
+}
+
+static void *show_business_hours(const void *base, const struct ck_key *k)
+{
+	const struct an_baseline_cfg *b = &((const struct an_config *)base)->baseline;
+	char s[48];
+	(void)k;
+	snprintf(s, sizeof s, "%02d:%02d-%02d:%02d", b->business_start_min / 60, b->business_start_min % 60,
+		 b->business_end_min / 60, b->business_end_min % 60);
+	return cJSON_CreateString(s);
+}
+
+#define F(field) offsetof(struct an_config, baseline.field)
+#define SZ(field) (int)sizeof(((struct an_config *)0)->baseline.field)
+#define INT(p, f, lo, hi, doc) { p, CK_INT, F(f), SZ(f), lo, hi, NULL, 0, NULL, NULL, NULL, NULL, NULL, doc }
+#define BOOL(p, f, doc) { p, CK_BOOL, F(f), 0, 0, 0, NULL, 0, NULL, NULL, NULL, NULL, NULL, doc }
+
+static const struct ck_key bl_keys[] = {
+	{ "baseline", CK_GROUP, 0, 0, 0, 0, NULL, 0, NULL, NULL, NULL, NULL, NULL,
+	  "The learned baseline (storage/SCHEMA.md, table baseline). 'dbtap run --learn' records without baseline "
+	  "findings and ends the learning period of every principal it sees." },
+	INT("baseline.learning_period_s", learning_period_s, 0, INT64_C(10) * 365 * 86400,
+	    "A principal (db_user or end user) with no baseline is learned automatically for this long (packet "
+	    "time); meanwhile its new_* findings are held back and off_hours uses business_hours; 0 = judged at once."),
+	INT("baseline.client_prefix_v4", prefix_v4, 0, 32,
+	    "new_client is judged per subnet of this prefix (32 = per address; e.g. 24 when clients change addresses "
+	    "within a network)."),
+	INT("baseline.client_prefix_v6", prefix_v6, 0, 128, "The same for IPv6 (128 = per address; e.g. 64)."),
+	{ "baseline.time_zone", CK_CUSTOM, 0, 0, 0, 0, NULL, 0, NULL, set_time_zone, show_time_zone, NULL, NULL,
+	  "'UTC', a fixed offset like '+02:00', or a TZ database name like 'Europe/Berlin'; hours of day and "
+	  "business hours are counted in it." },
+	{ "baseline.business_hours", CK_CUSTOM, 0, 0, 0, 0, NULL, 0, NULL, set_business_hours, show_business_hours,
+	  NULL, NULL, "'HH:MM-HH:MM', start inclusive, end exclusive, may wrap past midnight." },
+	BOOL("baseline.require_ack", require_ack,
+	     "Alerted items stay pending and are alerted again (once per run) until 'dbtap baseline --ack PRINCIPAL'."),
+	BOOL("baseline.end_user_tables", end_user_tables,
+	     "Report an end user's first access to a table (a new_query_shape finding, signal first_table_access), "
+	     "but only while fewer than end_user_peers other end users touched that table."),
+	INT("baseline.end_user_peers", end_user_peers, 0, 1000000, "See end_user_tables."),
+	INT("baseline.max_entries", max_entries, 16, 10000000,
+	    "Baseline rows kept in memory (more are counted as dropped and not alerted)."),
+	INT("baseline.flush_interval_s", flush_interval_s, 1, 86400, "Packet time between writes of the changed rows."),
+};
+
+int bl_config_table(struct an_config *c, struct ck_table *out)
+{
+	*out = (struct ck_table){ bl_keys, (int)(sizeof bl_keys / sizeof bl_keys[0]), c };
+	return 1;
+}
+
+int bl_config_set(struct an_config *c, const void *item, char *err, unsigned long len)
+{
+	struct ck_table t;
+	bl_config_table(c, &t);
+	return ck_set(&t, 1, "baseline", item, err, len) ? -1 : 0;
 }
 
 int bl_hour_of(const struct an_baseline_cfg *c, ev_time ts, int *minute_of_day)

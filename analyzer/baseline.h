@@ -9,6 +9,9 @@
 /* Config key "baseline" (defaults in contrib/dbtap.example.json). */
 void bl_config_defaults(struct an_config *c);
 int bl_config_set(struct an_config *c, const void *cjson_item, char *err, unsigned long errlen);
+/* The "baseline" keys as a cfgkey.h table pointing into c; returns 1. */
+struct ck_table;
+int bl_config_table(struct an_config *c, struct ck_table *out);
 
 /* Hour of day (0..23) of packet time ts in the configured time zone; *minute_of_day
  * (0..1439) when not NULL. */

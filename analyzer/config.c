@@ -5,6 +5,7 @@
 #include <math.h>
 #include <regex.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,7 @@
 
 #include "an_int.h"
 #include "baseline.h"
+#include "cfgkey.h"
 
 static const char *const kind_names[AN_K_COUNT] = {
 	"sql_injection", "error_burst", "auth_bruteforce", "privilege_change", "destructive_statement",
@@ -131,60 +133,15 @@ void an_config_free(struct an_config *c)
 	c->n_sensitive = 0;
 }
 
-static int fail(char *err, unsigned long len, const char *fmt, ...)
+static int fail(char *err, size_t len, const char *fmt, ...)
 {
 	va_list ap;
 	int n = snprintf(err, len, "config: ");
 	va_start(ap, fmt);
-	if (n >= 0 && (unsigned long)n < len)
-		vsnprintf(err + n, len - (unsigned long)n, fmt, ap);
+	if (n >= 0 && (size_t)n < len)
+		vsnprintf(err + n, len - (size_t)n, fmt, ap);
 	va_end(ap);
 	return -1;
-}
-
-/* A list of strings at path; replace=1 clears what is there first. */
-static int get_list(const cJSON *j, const char *path, struct an_strlist *l, int replace, int lower, char *err,
-		    unsigned long len)
-{
-	if (!cJSON_IsArray(j))
-		return fail(err, len, "%s: expected an array of strings", path);
-	if (replace)
-		list_clear(l);
-	int i = 0;
-	const cJSON *e;
-	cJSON_ArrayForEach(e, j)
-	{
-		if (!cJSON_IsString(e) || !e->valuestring || !e->valuestring[0])
-			return fail(err, len, "%s[%d]: expected a non-empty string", path, i);
-		if (strlen(e->valuestring) > 255)
-			return fail(err, len, "%s[%d]: longer than 255 characters", path, i);
-		if (!an_in_list(l, e->valuestring)) {
-			if (list_add(l, e->valuestring) < 0)
-				return fail(err, len, "%s: more than %d entries", path, AN_MAX_LIST);
-			if (lower)
-				for (char *c = l->v[l->n - 1]; *c; c++)
-					*c = (char)((*c >= 'A' && *c <= 'Z') ? *c + 32 : *c);
-		}
-		i++;
-	}
-	return 0;
-}
-
-static int get_posint(const cJSON *j, const char *path, int64_t max, int64_t *out, char *err, unsigned long len)
-{
-	if (!cJSON_IsNumber(j) || j->valuedouble < 1 || j->valuedouble > (double)max ||
-	    floor(j->valuedouble) != j->valuedouble)
-		return fail(err, len, "%s: expected a positive integer (at most %lld)", path, (long long)max);
-	*out = (int64_t)j->valuedouble;
-	return 0;
-}
-
-static int get_bool(const cJSON *j, const char *path, int *out, char *err, unsigned long len)
-{
-	if (!cJSON_IsBool(j))
-		return fail(err, len, "%s: expected true or false", path);
-	*out = cJSON_IsTrue(j) ? 1 : 0;
-	return 0;
 }
 
 static int kind_index(const char *name)
@@ -195,183 +152,33 @@ static int kind_index(const char *name)
 	return -1;
 }
 
-/* Validate "a.b.c.d/n" or "x::y/n" (prefix optional). */
-static int cidr_ok(const char *s)
+static const char *check_json_setting(const char *s)
 {
-	char buf[64];
-	unsigned char a[16];
-	if (strlen(s) >= sizeof buf)
-		return 0;
-	strcpy(buf, s);
-	char *slash = strchr(buf, '/');
-	long bits = -1;
-	if (slash) {
-		char *endp;
-		*slash = 0;
-		bits = strtol(slash + 1, &endp, 10);
-		if (*endp || slash[1] == 0 || bits < 0)
-			return 0;
-	}
-	if (inet_pton(AF_INET, buf, a) == 1)
-		return bits <= 32;
-	if (inet_pton(AF_INET6, buf, a) == 1)
-		return bits <= 128;
-	return 0;
+	const char *colon = strrchr(s, ':');
+	return !colon || colon == s || !colon[1] ? "expected \"setting:key\"" : NULL;
 }
 
-static int set_attribution(struct an_config *c, const cJSON *obj, char *err, unsigned long len)
+static const char *check_regex(const char *s)
 {
-	if (!cJSON_IsObject(obj))
-		return fail(err, len, "attribution: expected an object");
-	int replace = 0;
-	const cJSON *e;
-	const cJSON *rd = cJSON_GetObjectItemCaseSensitive(obj, "replace_defaults");
-	if (rd && get_bool(rd, "attribution.replace_defaults", &replace, err, len) < 0)
-		return -1;
-	cJSON_ArrayForEach(e, obj)
-	{
-		char path[128];
-		snprintf(path, sizeof path, "attribution.%.80s", e->string ? e->string : "?");
-		const char *k = e->string ? e->string : "";
-		struct an_strlist *l = NULL;
-		int lower = 0;
-		if (strcmp(k, "replace_defaults") == 0 || k[0] == '_')
-			continue;
-		if (strcmp(k, "comment_keys") == 0)
-			l = &c->comment_keys;
-		else if (strcmp(k, "pg_settings") == 0)
-			l = &c->pg_settings, lower = 1;
-		else if (strcmp(k, "pg_json_settings") == 0)
-			l = &c->pg_json_settings, lower = 1;
-		else if (strcmp(k, "mysql_vars") == 0)
-			l = &c->mysql_vars;
-		else if (strcmp(k, "app_name_patterns") == 0)
-			l = &c->app_name_patterns;
-		else if (strcmp(k, "connect_attrs") == 0)
-			l = &c->connect_attrs;
-		else
-			return fail(err, len, "%s: unknown key", path);
-		/* values checked first so the message names the element as written */
-		int i = 0;
-		const cJSON *v;
-		const cJSON *arr = cJSON_IsArray(e) ? e : NULL;
-		cJSON_ArrayForEach(v, arr)
-		{
-			const char *sv = cJSON_IsString(v) ? v->valuestring : NULL;
-			if (sv && l == &c->pg_json_settings) {
-				const char *colon = strrchr(sv, ':');
-				if (!colon || colon == sv || !colon[1])
-					return fail(err, len, "%s[%d]: expected \"setting:key\"", path, i);
-			}
-			if (sv && l == &c->app_name_patterns) {
-				regex_t re;
-				if (regcomp(&re, sv, REG_EXTENDED) != 0)
-					return fail(err, len, "%s[%d]: not a valid POSIX extended regex", path, i);
-				size_t groups = re.re_nsub;
-				regfree(&re);
-				if (groups < 1)
-					return fail(err, len, "%s[%d]: needs one capture group", path, i);
-			}
-			i++;
-		}
-		if (get_list(e, path, l, replace, lower, err, len) < 0)
-			return -1;
-	}
-	return 0;
+	regex_t re;
+	if (regcomp(&re, s, REG_EXTENDED) != 0)
+		return "not a valid POSIX extended regex";
+	size_t groups = re.re_nsub;
+	regfree(&re);
+	return groups < 1 ? "needs one capture group" : NULL;
 }
 
-static int set_thresholds(struct an_config *c, const cJSON *obj, char *err, unsigned long len)
-{
-	if (!cJSON_IsObject(obj))
-		return fail(err, len, "thresholds: expected an object");
-	const cJSON *e;
-	cJSON_ArrayForEach(e, obj)
-	{
-		char path[128];
-		const char *k = e->string ? e->string : "";
-		int64_t v = 0;
-		snprintf(path, sizeof path, "thresholds.%.80s", k);
-		if (k[0] == '_')
-			continue;
-		if (strcmp(k, "bruteforce_failures") == 0 || strcmp(k, "error_burst_errors") == 0) {
-			if (get_posint(e, path, 64, &v, err, len) < 0)
-				return -1;
-			*(k[0] == 'b' ? &c->bruteforce_failures : &c->error_burst_errors) = (int)v;
-		} else if (strcmp(k, "bruteforce_window_s") == 0 || strcmp(k, "error_burst_window_s") == 0) {
-			if (get_posint(e, path, 86400, &v, err, len) < 0)
-				return -1;
-			*(k[0] == 'b' ? &c->bruteforce_window_s : &c->error_burst_window_s) = (int)v;
-		} else if (strcmp(k, "bulk_read_rows") == 0) {
-			if (get_posint(e, path, INT64_C(1) << 52, &v, err, len) < 0)
-				return -1;
-			c->bulk_read_rows = v;
-		} else if (strcmp(k, "bulk_read_bytes") == 0) {
-			if (get_posint(e, path, INT64_C(1) << 52, &v, err, len) < 0)
-				return -1;
-			c->bulk_read_bytes = v;
-		} else if (strcmp(k, "anomaly_per_session") == 0 || strcmp(k, "anomaly_per_client") == 0) {
-			if (get_posint(e, path, 1000, &v, err, len) < 0)
-				return -1;
-			*(k[13] == 'e' ? &c->anomaly_per_session : &c->anomaly_per_client) = (int)v;
-		} else if (strcmp(k, "repeat_interval_s") == 0) {
-			/* 0 is allowed: every finding its own row */
-			if (!cJSON_IsNumber(e) || e->valuedouble < 0 || e->valuedouble > 86400 ||
-			    e->valuedouble != (double)(int)e->valuedouble)
-				return fail(err, len, "%s: expected an integer 0..86400", path);
-			c->repeat_interval_s = (int)e->valuedouble;
-		} else {
-			return fail(err, len, "%s: unknown key", path);
-		}
-	}
-	return 0;
-}
+/* a whole list of names under a path the table does not name (sensitive[i].columns) */
+static const struct ck_key list_key = { "*", CK_LIST, 0, 0, 0, 0, NULL, 0, NULL, NULL, NULL, NULL, NULL, NULL };
+static const struct ck_key list_key_lower = { "*", CK_LIST, 0, 0, 0, 0, NULL, CK_LOWER, NULL, NULL, NULL, NULL, NULL, NULL };
 
-static int set_limits(struct an_config *c, const cJSON *obj, char *err, unsigned long len)
+static int set_sensitive(void *base, const struct ck_key *key, const void *item, const char *kpath, char *err,
+			 size_t len)
 {
-	if (!cJSON_IsObject(obj))
-		return fail(err, len, "limits: expected an object");
-	const cJSON *e;
-	cJSON_ArrayForEach(e, obj)
-	{
-		char path[128];
-		const char *k = e->string ? e->string : "";
-		int64_t v = 0;
-		int *dst;
-		int64_t max;
-		snprintf(path, sizeof path, "limits.%.80s", k);
-		if (k[0] == '_')
-			continue;
-		if (strcmp(k, "max_sessions") == 0)
-			dst = &c->max_sessions, max = 10000000;
-		else if (strcmp(k, "idle_timeout_s") == 0)
-			dst = &c->idle_timeout_s, max = 30 * 86400;
-		else if (strcmp(k, "max_pending") == 0)
-			dst = &c->max_pending, max = 65536;
-		else if (strcmp(k, "max_sql_bytes") == 0)
-			dst = &c->max_sql_bytes, max = 1 << 20;
-		else if (strcmp(k, "max_pending_bytes") == 0)
-			dst = &c->max_pending_bytes, max = 1 << 30;
-		else if (strcmp(k, "max_parked") == 0)
-			dst = &c->max_parked, max = 10000000;
-		else if (strcmp(k, "max_parked_mb") == 0)
-			dst = &c->max_parked_mb, max = 1 << 20;
-		else if (strcmp(k, "checkpoint_interval_s") == 0)
-			dst = &c->checkpoint_interval_s, max = 86400;
-		else if (strcmp(k, "state_max_age_s") == 0)
-			dst = &c->state_max_age_s, max = 366 * 86400;
-		else if (strcmp(k, "max_pooler_pending") == 0)
-			dst = &c->max_pooler_pending, max = 1 << 20;
-		else
-			return fail(err, len, "%s: unknown key", path);
-		if (get_posint(e, path, max, &v, err, len) < 0)
-			return -1;
-		*dst = (int)v;
-	}
-	return 0;
-}
-
-static int set_sensitive(struct an_config *c, const cJSON *arr, char *err, unsigned long len)
-{
+	struct an_config *c = base;
+	const cJSON *arr = item;
+	(void)key;
+	(void)kpath;
 	if (!cJSON_IsArray(arr))
 		return fail(err, len, "sensitive: expected an array of objects");
 	const cJSON *o;
@@ -406,10 +213,10 @@ static int set_sensitive(struct an_config *c, const cJSON *arr, char *err, unsig
 				for (char *ch = s->table; *ch; ch++)
 					*ch = (char)((*ch >= 'A' && *ch <= 'Z') ? *ch + 32 : *ch);
 			} else if (strcmp(k, "columns") == 0) {
-				if (get_list(e, p2, &s->columns, 1, 1, err, len) < 0)
+				if (ck_apply(&list_key_lower, &s->columns, e, p2, err, len) != 0)
 					return -1;
 			} else if (strcmp(k, "allow") == 0) {
-				if (get_list(e, p2, &s->allow, 1, 0, err, len) < 0)
+				if (ck_apply(&list_key, &s->allow, e, p2, err, len) != 0)
 					return -1;
 			} else {
 				return fail(err, len, "%s: unknown key", p2);
@@ -421,6 +228,10 @@ static int set_sensitive(struct an_config *c, const cJSON *arr, char *err, unsig
 	}
 	return 0;
 }
+
+/* integers inside poolers[i], checked as any table key */
+static const struct ck_key port_key = { "*", CK_INT, 0, sizeof(int), 1, 65535, NULL, 0, NULL, NULL, NULL, NULL, NULL, NULL };
+static const struct ck_key window_key = { "*", CK_INT, 0, sizeof(int), 1, 3600 * 1000, NULL, 0, NULL, NULL, NULL, NULL, NULL, NULL };
 
 /* An address in canonical text (inet_ntop), or -1. */
 static int canon_ip(const char *in, char *out, size_t cap)
@@ -434,8 +245,12 @@ static int canon_ip(const char *in, char *out, size_t cap)
 
 /* "poolers": [{"address": IP, "listen_port": N, "source": IP, "pool_mode": "transaction"|"session",
  * "window_ms": N}] (issue #21) */
-static int set_poolers(struct an_config *c, const cJSON *arr, char *err, unsigned long len)
+static int set_poolers(void *base, const struct ck_key *key, const void *item, const char *kpath, char *err, size_t len)
 {
+	struct an_config *c = base;
+	const cJSON *arr = item;
+	(void)key;
+	(void)kpath;
 	if (!cJSON_IsArray(arr))
 		return fail(err, len, "poolers: expected an array of objects");
 	c->n_poolers = 0;
@@ -465,15 +280,11 @@ static int set_poolers(struct an_config *c, const cJSON *arr, char *err, unsigne
 				if (!cJSON_IsString(e) || !e->valuestring || canon_ip(e->valuestring, dst, 48) < 0)
 					return fail(err, len, "%s: expected an IP address", p2);
 			} else if (!strcmp(k, "listen_port")) {
-				int64_t v;
-				if (get_posint(e, p2, 65535, &v, err, len) < 0)
+				if (ck_apply(&port_key, &p->listen_port, e, p2, err, len))
 					return -1;
-				p->listen_port = (int)v;
 			} else if (!strcmp(k, "window_ms")) {
-				int64_t v;
-				if (get_posint(e, p2, 3600 * 1000, &v, err, len) < 0)
+				if (ck_apply(&window_key, &p->window_ms, e, p2, err, len))
 					return -1;
-				p->window_ms = (int)v;
 			} else if (!strcmp(k, "pool_mode")) {
 				const char *v = cJSON_IsString(e) ? e->valuestring : "";
 				if (!strcmp(v, "session"))
@@ -494,95 +305,207 @@ static int set_poolers(struct an_config *c, const cJSON *arr, char *err, unsigne
 	return 0;
 }
 
+static void *show_none(const void *base, const struct ck_key *k)
+{
+	(void)base;
+	(void)k;
+	return NULL;
+}
+
+static int set_replace_defaults(void *base, const struct ck_key *k, const void *v, const char *path, char *err,
+				size_t len)
+{
+	(void)base;
+	(void)k;
+	/* read by each list of the group (CK_ADDS), wherever it stands in the object */
+	return cJSON_IsBool((const cJSON *)v) ? 0 : fail(err, len, "%s: expected true or false", path);
+}
+
+static void *show_false(const void *base, const struct ck_key *k)
+{
+	(void)base;
+	(void)k;
+	return cJSON_CreateFalse();
+}
+
+/* "severities.<kind>" and "detectors.<kind>" */
+static int set_per_kind(void *base, const struct ck_key *k, const void *item, const char *path, char *err, size_t len)
+{
+	struct an_config *c = base;
+	const cJSON *e = item;
+	const char *name = strrchr(path, '.') + 1;
+	int sev = k->path[0] == 's', kind = kind_index(name);
+	if (kind < 0)
+		return fail(err, len, "%s: unknown finding kind", path);
+	if (!sev) {
+		if (!cJSON_IsBool(e))
+			return fail(err, len, "%s: expected true or false", path);
+		c->detector_off[kind] = !cJSON_IsTrue(e);
+		return 0;
+	}
+	for (int s = 0; s <= AN_SEV_CRITICAL && cJSON_IsString(e); s++)
+		if (strcmp(e->valuestring, sev_names[s]) == 0) {
+			c->severity[kind] = (enum an_severity)s;
+			return 0;
+		}
+	return fail(err, len, "%s: expected \"info\", \"low\", \"medium\", \"high\" or \"critical\"", path);
+}
+
+static void *show_per_kind(const void *base, const struct ck_key *k)
+{
+	const struct an_config *c = base;
+	cJSON *o = cJSON_CreateObject();
+	for (int kind = 0; kind < AN_K_COUNT; kind++) {
+		if (k->path[0] == 's')
+			cJSON_AddStringToObject(o, kind_names[kind], sev_names[c->severity[kind]]);
+		else
+			cJSON_AddBoolToObject(o, kind_names[kind], !c->detector_off[kind]);
+	}
+	return o;
+}
+
+static const char *const audit_names[] = { "all", "findings", NULL };
+static const char *const admin_policy_names[] = { "report", "downgrade", "allow", NULL };
+
+#define F(field) offsetof(struct an_config, field)
+#define GROUP(p, doc) { p, CK_GROUP, 0, 0, 0, 0, NULL, 0, NULL, NULL, NULL, NULL, NULL, doc }
+#define BOOL(p, f, doc) { p, CK_BOOL, F(f), 0, 0, 0, NULL, 0, NULL, NULL, NULL, NULL, NULL, doc }
+#define INT(p, f, lo, hi, doc) { p, CK_INT, F(f), (int)sizeof(((struct an_config *)0)->f), lo, hi, NULL, 0, NULL, NULL, NULL, NULL, NULL, doc }
+#define LIST(p, f, flags, check, ex, doc) { p, CK_LIST, F(f), 0, 0, 0, NULL, flags, check, NULL, NULL, (ex) ? "none" : NULL, ex, doc }
+#define ENUM(p, f, names, doc) { p, CK_ENUM, F(f), 0, 0, 0, names, 0, NULL, NULL, NULL, NULL, NULL, doc }
+#define CUSTOM(p, set, show, def, ex, doc) { p, CK_CUSTOM, 0, 0, 0, 0, NULL, 0, NULL, set, show, def, ex, doc }
+
+static const struct ck_key an_keys[] = {
+	ENUM("audit", audit, audit_names,
+	     "'all' stores every statement; 'findings' stores only statements that back a finding (sessions and "
+	     "findings are always stored)."),
+	BOOL("keep_literals", keep_literals,
+	     "false: statements are stored with literals replaced by ? and bound parameters are not stored. true: "
+	     "literals and bound parameters (statements.params) are kept. Passwords inside statements (CREATE/ALTER "
+	     "USER|ROLE ... PASSWORD, SET PASSWORD, IDENTIFIED BY/AS, PASSWORD()/CRYPT() arguments) and every literal "
+	     "and parameter of such statements are masked either way."),
+	LIST("service_accounts", service_accounts, 0, NULL, "[\"app_svc\"]",
+	     "Pooled application accounts. Their statements are attributed to an end user only through markers "
+	     "(comments, SET/set_config, application_name, connect attributes); never to the account itself. Their "
+	     "reads of credential catalogs (pg_shadow, pg_authid, mysql.user) count as injection."),
+	GROUP("attribution",
+	      "End-user markers (DESIGN.md section 4). Each list ADDS to the built-in defaults shown here, unless "
+	      "replace_defaults is true, in which case the lists given replace the defaults."),
+	CUSTOM("attribution.replace_defaults", set_replace_defaults, show_false, NULL, NULL,
+	       "true: the lists given in this object replace the built-in defaults instead of adding to them."),
+	LIST("attribution.comment_keys", comment_keys, CK_ADDS, NULL, NULL,
+	     "sqlcommenter-style comment keys naming the end user, in order of precedence: "
+	     "/*app_user='alice',route='%2Fx'*/ or -- app_user=alice. Values may be URL-encoded."),
+	LIST("attribution.pg_settings", pg_settings, CK_ADDS | CK_LOWER, NULL, NULL,
+	     "PostgreSQL settings set with SET [LOCAL] name = 'v' or set_config('name', 'v', is_local); LOCAL / "
+	     "is_local=true last until the transaction ends."),
+	LIST("attribution.pg_json_settings", pg_json_settings, CK_ADDS | CK_LOWER, check_json_setting, NULL,
+	     "\"setting:key\": a setting holding a JSON object whose key names the end user (PostgREST / Supabase "
+	     "claims)."),
+	LIST("attribution.mysql_vars", mysql_vars, CK_ADDS, NULL, NULL,
+	     "MySQL user variables (SET @app_user = 'alice'), session scope; with or without the leading @."),
+	LIST("attribution.app_name_patterns", app_name_patterns, CK_ADDS, check_regex, NULL,
+	     "POSIX extended regexes with one capture group, matched against application_name (startup, SET [LOCAL] "
+	     "application_name, the server's report) and MySQL program_name; the group is the end user. Default: "
+	     "'app:user' without spaces."),
+	LIST("attribution.connect_attrs", connect_attrs, CK_ADDS, NULL, NULL,
+	     "MySQL connection attributes naming the end user."),
+	LIST("admin_hosts", admin_hosts, 0, ck_check_cidr, "[\"10.1.0.0/16\", \"2001:db8:1::/48\"]",
+	     "Addresses or CIDRs from which DBA work is expected."),
+	LIST("admin_users", admin_users, 0, NULL, "[\"dba\", \"postgres\"]",
+	     "DBA accounts (db_user, or the role after SET ROLE). Empty: anyone on an admin host counts as an admin."),
+	ENUM("admin_policy", admin_policy, admin_policy_names,
+	     "What privilege_change (and COPY ... TO STDOUT data_export, e.g. pg_dump) by an admin on an admin host "
+	     "becomes: 'report' (like anyone else), 'downgrade' (severity info), 'allow' (no finding)."),
+	GROUP("thresholds", "Detector thresholds. Windows are in seconds of packet time."),
+	INT("thresholds.bruteforce_failures", bruteforce_failures, 1, 64,
+	    "auth_bruteforce: failed logins of one client (or against one account) within bruteforce_window_s."),
+	INT("thresholds.bruteforce_window_s", bruteforce_window_s, 1, 86400, "auth_bruteforce's window."),
+	INT("thresholds.error_burst_errors", error_burst_errors, 1, 64,
+	    "error_burst: probing errors per actor (the end user when known, else client address + db_user + "
+	    "application, across its sessions) within the window, weighted: injection-provoked codes 2 (42601, "
+	    "42883, 22P02, 42804, 42P01, 42703, 1064, 1054, 1062, 1105, 1690, 1222), other syntax/permission codes 1 "
+	    "(42501, 42P18, 1149, 1142, 1143, 1044, 1045, 1227, 1370, 1241, 1305, 1146)."),
+	INT("thresholds.error_burst_window_s", error_burst_window_s, 1, 86400, "error_burst's window."),
+	INT("thresholds.bulk_read_rows", bulk_read_rows, 1, INT64_C(1) << 52, "bulk_read: rows one statement returns."),
+	INT("thresholds.bulk_read_bytes", bulk_read_bytes, 1, INT64_C(1) << 52, "bulk_read: bytes one statement returns."),
+	INT("thresholds.anomaly_per_session", anomaly_per_session, 1, 1000,
+	    "protocol_anomaly findings per session; further anomalies are only counted."),
+	INT("thresholds.anomaly_per_client", anomaly_per_client, 1, 1000,
+	    "protocol_anomaly findings per client address within repeat_interval_s (hydra's malformed handshakes open "
+	    "many sessions); further anomalies are only counted."),
+	INT("thresholds.repeat_interval_s", repeat_interval_s, 0, 86400,
+	    "No floods: a finding of the same kind, actor (end user, else db_user, client and application) and object "
+	    "(statement fingerprint, or the login account) within this many seconds of the first one updates that "
+	    "row's count and last_seen instead of adding a row (sql_injection keeps one row per statement; "
+	    "auth_bruteforce updates its open burst). 0: every finding is a row."),
+	GROUP("severities",
+	      "Severity per finding kind: info, low, medium, high or critical. Superuser grants are always critical; a "
+	      "failed attempt is one step lower; a successful login after a brute force one step higher."),
+	CUSTOM("severities.*", set_per_kind, show_per_kind, NULL, NULL, "One finding kind's severity."),
+	GROUP("detectors",
+	      "Turn a detector off with false. All are on by default. Turning off new_query_shape, new_client, "
+	      "new_application or off_hours also stops learning that aspect of the baseline."),
+	CUSTOM("detectors.*", set_per_kind, show_per_kind, NULL, NULL, "false turns one finding kind's detector off."),
+	CUSTOM("sensitive", set_sensitive, show_none, "none",
+	       "[{\"table\": \"customers\", \"columns\": [\"ssn\", \"card_number\"], \"allow\": [\"billing_svc\", "
+	       "\"auditor\"]}, {\"table\": \"hr.salaries\", \"allow\": [\"hr_app\"]}]",
+	       "Sensitive tables: 'table' (name, or schema.name to require the schema), optional 'columns' (empty: any "
+	       "use of the table; SELECT * counts as every column), 'allow' (db users, roles or end users allowed)."),
+	CUSTOM("poolers", set_poolers, show_none, "none", "[{\"address\": \"10.0.0.7\", \"listen_port\": 6432, \"pool_mode\": \"transaction\"}]",
+	       "Connection poolers (pgbouncer, ...) whose two legs are joined (analyzer/DETECTORS.md, Through a pooler). "
+	       "address/listen_port: where clients connect (the client leg); source: the address it connects to the "
+	       "database from (default: address; the server leg is every session from it to another server); "
+	       "pool_mode: 'transaction' (default; also right for 'statement') or 'session' (a server connection serves "
+	       "one client until that client leaves); window_ms (60000): how long a client statement may wait in the "
+	       "pooler's queue before it is forwarded. Each server-leg statement gets the client-leg session it "
+	       "forwards (statements.via_session_id) and that client's end user; the pooler's own statements are "
+	       "marked; markers the pooler leaves on a server connection never name another client."),
+	GROUP("limits", "Memory bounds of the analyzer."),
+	INT("limits.max_sessions", max_sessions, 1, 10000000,
+	    "Open sessions tracked; the least recently active is evicted (its record ends with 'timeout')."),
+	INT("limits.max_parked", max_parked, 1, 10000000,
+	    "Idle connections parked: a flow quiet for capture.idle_timeout_s does not end its session; it is kept in "
+	    "a compact record (about 560 bytes with two prepared statements) and the same row resumes when the "
+	    "connection speaks again. Beyond this count (or max_parked_mb) the least recently active parked session "
+	    "ends ('timeout'), counted in runs.drops.parked_evicted."),
+	INT("limits.max_parked_mb", max_parked_mb, 1, 1 << 20,
+	    "MiB for parked records, and separately for the named prepared statement texts open sessions keep for it."),
+	INT("limits.checkpoint_interval_s", checkpoint_interval_s, 1, 86400,
+	    "Packet time between saves of open sessions' state to the database (table session_state) so a restart "
+	    "resumes them."),
+	INT("limits.state_max_age_s", state_max_age_s, 1, 366 * 86400,
+	    "Saved or parked state older than this is not resumed."),
+	INT("limits.idle_timeout_s", idle_timeout_s, 1, 30 * 86400,
+	    "Statements still waiting for a result after this much packet time are stored with outcome 'unknown'."),
+	INT("limits.max_pending", max_pending, 1, 65536,
+	    "Statements waiting for their results per session; more are dropped and counted."),
+	INT("limits.max_pending_bytes", max_pending_bytes, 1, 1 << 30, "Statement text waiting for results per session."),
+	INT("limits.max_pooler_pending", max_pooler_pending, 1, 1 << 20,
+	    "Client-leg statements of configured poolers kept for the join (about 450 bytes each); beyond it the oldest "
+	    "is dropped, counted in runs.drops.pooler_dropped. Server-leg statements waiting for their client: at most "
+	    "32 per connection and 8 MiB in all, else stored unmatched."),
+	INT("limits.max_sql_bytes", max_sql_bytes, 1, 1 << 20,
+	    "Statement text kept per statement (longer text is cut and analysed up to the cut)."),
+};
+
+int an_config_tables(struct an_config *c, struct ck_table *out)
+{
+	out[0] = (struct ck_table){ an_keys, (int)(sizeof an_keys / sizeof an_keys[0]), c };
+	return 1 + bl_config_table(c, &out[1]);
+}
+
 int an_config_set(struct an_config *c, const char *key, const void *item, char *err, unsigned long errlen)
 {
-	const cJSON *j = item;
-	if (!key || !j) {
+	if (!key || !item) {
 		fail(err, errlen, "%s: missing value", key ? key : "?");
 		return -1;
 	}
 	if (key[0] == '_')
 		return 0; /* "_comment"-style keys document the file */
-	if (strcmp(key, "audit") == 0) {
-		if (cJSON_IsString(j) && strcmp(j->valuestring, "all") == 0)
-			c->audit = AN_AUDIT_ALL;
-		else if (cJSON_IsString(j) && strcmp(j->valuestring, "findings") == 0)
-			c->audit = AN_AUDIT_FINDINGS;
-		else
-			return fail(err, errlen, "audit: expected \"all\" or \"findings\"");
-		return 0;
-	}
-	if (strcmp(key, "keep_literals") == 0)
-		return get_bool(j, "keep_literals", &c->keep_literals, err, errlen);
-	if (strcmp(key, "service_accounts") == 0)
-		return get_list(j, "service_accounts", &c->service_accounts, 1, 0, err, errlen);
-	if (strcmp(key, "admin_users") == 0)
-		return get_list(j, "admin_users", &c->admin_users, 1, 0, err, errlen);
-	if (strcmp(key, "admin_hosts") == 0) {
-		if (get_list(j, "admin_hosts", &c->admin_hosts, 1, 0, err, errlen) < 0)
-			return -1;
-		for (int i = 0; i < c->admin_hosts.n; i++)
-			if (!cidr_ok(c->admin_hosts.v[i]))
-				return fail(err, errlen, "admin_hosts[%d]: expected an IP address or CIDR", i);
-		return 0;
-	}
-	if (strcmp(key, "admin_policy") == 0) {
-		const char *v = cJSON_IsString(j) ? j->valuestring : "";
-		if (strcmp(v, "report") == 0)
-			c->admin_policy = AN_ADMIN_REPORT;
-		else if (strcmp(v, "downgrade") == 0)
-			c->admin_policy = AN_ADMIN_DOWNGRADE;
-		else if (strcmp(v, "allow") == 0)
-			c->admin_policy = AN_ADMIN_ALLOW;
-		else
-			return fail(err, errlen, "admin_policy: expected \"report\", \"downgrade\" or \"allow\"");
-		return 0;
-	}
-	if (strcmp(key, "attribution") == 0)
-		return set_attribution(c, j, err, errlen);
-	if (strcmp(key, "thresholds") == 0)
-		return set_thresholds(c, j, err, errlen);
-	if (strcmp(key, "limits") == 0)
-		return set_limits(c, j, err, errlen);
-	if (strcmp(key, "sensitive") == 0)
-		return set_sensitive(c, j, err, errlen);
-	if (strcmp(key, "poolers") == 0)
-		return set_poolers(c, j, err, errlen);
-	if (strcmp(key, "baseline") == 0)
-		return bl_config_set(c, j, err, errlen);
-	if (strcmp(key, "severities") == 0 || strcmp(key, "detectors") == 0) {
-		int sev = key[0] == 's';
-		if (!cJSON_IsObject(j))
-			return fail(err, errlen, "%s: expected an object", key);
-		const cJSON *e;
-		cJSON_ArrayForEach(e, j)
-		{
-			const char *k = e->string ? e->string : "";
-			if (k[0] == '_')
-				continue;
-			int kind = kind_index(k);
-			if (kind < 0)
-				return fail(err, errlen, "%s.%.80s: unknown finding kind", key, k);
-			if (!sev) {
-				int on = 1;
-				char path[128];
-				snprintf(path, sizeof path, "detectors.%.80s", k);
-				if (get_bool(e, path, &on, err, errlen) < 0)
-					return -1;
-				c->detector_off[kind] = !on;
-				continue;
-			}
-			int found = -1;
-			for (int s = 0; s <= AN_SEV_CRITICAL && cJSON_IsString(e); s++)
-				if (strcmp(e->valuestring, sev_names[s]) == 0)
-					found = s;
-			if (found < 0)
-				return fail(err, errlen,
-					    "severities.%.80s: expected \"info\", \"low\", \"medium\", \"high\" or \"critical\"",
-					    k);
-			c->severity[kind] = (enum an_severity)found;
-		}
-		return 0;
-	}
-	return 1;
+	struct ck_table t[AN_CFG_TABLES];
+	int nt = an_config_tables(c, t);
+	if (strchr(key, '.'))
+		return 1; /* only top-level keys are handed over */
+	return ck_set(t, nt, key, item, err, errlen);
 }

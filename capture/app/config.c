@@ -1,10 +1,14 @@
-/* Loading the JSON configuration (DESIGN.md §5): capture's own keys here, the rest
- * handed to the analyzer. A wrong key is an error with its path, never ignored. */
+/* Loading the JSON configuration (DESIGN.md §5): the application's keys (ports, capture,
+ * output) are declared here, the analyzer's in analyzer/config.c and analyzer/baseline.c;
+ * one loader (analyzer/cfgkey.c) validates the file against all of them. A wrong key is an
+ * error with its path, never ignored. */
 #include "config.h"
+#include "cfgkey.h"
 #include "report.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,212 +34,208 @@ void dbtap_config_free(struct dbtap_config *c)
 	c->json_format = c->sensor = c->syslog = NULL;
 }
 
-static int port_list(const cJSON *v, const char *path, int *out, int *n, char *err, size_t errlen)
+/* "ports.<protocol>": a decoder's server ports */
+static int set_ports(void *base, const struct ck_key *k, const void *item, const char *path, char *err, size_t len)
 {
-	if (!cJSON_IsArray(v)) {
-		snprintf(err, errlen, "config: %s: expected an array of port numbers", path);
+	struct dbtap_config *c = base;
+	const cJSON *v = item, *e;
+	(void)k;
+	int d = proto_index(proto_by_name(strrchr(path, '.') + 1)), n = 0;
+	if (d < 0) {
+		snprintf(err, len, "config: %s: unknown key (a protocol name)", path);
 		return -1;
 	}
-	*n = 0;
-	const cJSON *e;
+	if (!cJSON_IsArray(v)) {
+		snprintf(err, len, "config: %s: expected an array of port numbers", path);
+		return -1;
+	}
 	cJSON_ArrayForEach(e, v)
 	{
 		if (!cJSON_IsNumber(e) || e->valuedouble < 1 || e->valuedouble > 65535 ||
 		    e->valuedouble != (double)(int)e->valuedouble) {
-			snprintf(err, errlen, "config: %s[%d]: expected a port number 1-65535", path, *n);
+			snprintf(err, len, "config: %s[%d]: expected a port number 1-65535", path, n);
 			return -1;
 		}
-		if (*n >= CAP_MAX_PORTS) {
-			snprintf(err, errlen, "config: %s: at most %d ports", path, CAP_MAX_PORTS);
+		if (n >= CAP_MAX_PORTS) {
+			snprintf(err, len, "config: %s: at most %d ports", path, CAP_MAX_PORTS);
 			return -1;
 		}
-		out[(*n)++] = e->valueint;
+		c->cap.ports[d].port[n++] = e->valueint;
 	}
+	c->cap.ports[d].n = n;
 	return 0;
 }
 
-static int int_key(const cJSON *v, const char *path, int lo, int hi, int *out, char *err, size_t errlen)
+static void *show_ports(const void *base, const struct ck_key *k)
 {
-	if (!cJSON_IsNumber(v) || v->valuedouble < lo || v->valuedouble > hi ||
-	    v->valuedouble != (double)(int)v->valuedouble) {
-		snprintf(err, errlen, "config: %s: expected an integer from %d to %d", path, lo, hi);
+	const struct dbtap_config *c = base;
+	cJSON *o = cJSON_CreateObject();
+	(void)k;
+	for (int i = 0; proto_registry[i]; i++) {
+		cJSON *a = cJSON_AddArrayToObject(o, proto_registry[i]->name);
+		for (int j = 0; j < c->cap.ports[i].n; j++)
+			cJSON_AddItemToArray(a, cJSON_CreateNumber(c->cap.ports[i].port[j]));
+	}
+	return o;
+}
+
+static int set_checksum_bypass(void *base, const struct ck_key *k, const void *item, const char *path, char *err,
+			       size_t len)
+{
+	struct dbtap_config *c = base;
+	const cJSON *e = item, *s;
+	(void)k;
+	if (!cJSON_IsArray(e)) {
+		snprintf(err, len, "config: %s: expected an array of IPv4 CIDRs or \"all\"", path);
 		return -1;
 	}
-	*out = v->valueint;
+	for (int i = 0; i < c->cap.n_checksum_bypass; i++)
+		free(c->cap.checksum_bypass[i]);
+	c->cap.n_checksum_bypass = 0;
+	cJSON_ArrayForEach(s, e)
+	{
+		if (!cJSON_IsString(s) || c->cap.n_checksum_bypass >= CAP_MAX_CIDRS) {
+			snprintf(err, len, "config: %s[%d]: expected a CIDR string (at most %d)", path,
+				 c->cap.n_checksum_bypass, CAP_MAX_CIDRS);
+			return -1;
+		}
+		uint32_t net, mask;
+		if (cap_parse_cidr(s->valuestring, &net, &mask) != 0) {
+			snprintf(err, len, "config: %s[%d]: '%s' is not an IPv4 CIDR or \"all\"", path,
+				 c->cap.n_checksum_bypass, s->valuestring);
+			return -1;
+		}
+		c->cap.checksum_bypass[c->cap.n_checksum_bypass++] = strdup(s->valuestring);
+	}
 	return 0;
 }
 
-static int bool_key(const cJSON *v, const char *path, int *out, char *err, size_t errlen)
+/* a path or an array of paths: key logs are secrets, never echoed */
+static int set_tls_keylog(void *base, const struct ck_key *k, const void *item, const char *path, char *err,
+			  size_t len)
 {
+	struct dbtap_config *c = base;
+	const cJSON *e = item;
+	(void)k;
+	for (int i = 0; i < c->cap.n_tls_keylog; i++)
+		free(c->cap.tls_keylog[i]);
+	c->cap.n_tls_keylog = 0;
+	const cJSON *s = cJSON_IsString(e) ? e : cJSON_IsArray(e) ? e->child : NULL;
+	if (!s && !cJSON_IsArray(e)) {
+		snprintf(err, len, "config: %s: expected a path or an array of paths", path);
+		return -1;
+	}
+	for (; s; s = cJSON_IsString(e) ? NULL : s->next) {
+		if (!cJSON_IsString(s) || !s->valuestring[0] || c->cap.n_tls_keylog >= CAP_MAX_KEYLOGS) {
+			snprintf(err, len, "config: %s[%d]: expected a path (at most %d)", path, c->cap.n_tls_keylog,
+				 CAP_MAX_KEYLOGS);
+			return -1;
+		}
+		c->cap.tls_keylog[c->cap.n_tls_keylog++] = strdup(s->valuestring);
+	}
+	return 0;
+}
+
+/* decoder_thread / analyzer_thread: true or false; absent means "by CPU count" (-1) */
+static int set_thread(void *base, const struct ck_key *k, const void *item, const char *path, char *err, size_t len)
+{
+	const cJSON *v = item;
 	if (!cJSON_IsBool(v)) {
-		snprintf(err, errlen, "config: %s: expected true or false", path);
+		snprintf(err, len, "config: %s: expected true or false", path);
 		return -1;
 	}
-	*out = cJSON_IsTrue(v);
+	*(int *)((char *)base + k->off) = cJSON_IsTrue(v);
 	return 0;
 }
 
-static int load_ports(struct dbtap_config *c, const cJSON *v, char *err, size_t errlen)
+static int set_retention(void *base, const struct ck_key *k, const void *item, const char *path, char *err,
+			 size_t len)
 {
-	if (!cJSON_IsObject(v)) {
-		snprintf(err, errlen, "config: ports: expected an object");
+	struct dbtap_config *c = base;
+	const cJSON *e = item;
+	(void)k;
+	if (!cJSON_IsString(e) || report_parse_duration(e->valuestring, &c->retention_us) != 0 || c->retention_us <= 0) {
+		snprintf(err, len, "config: %s: expected a duration such as \"30d\"", path);
 		return -1;
-	}
-	const cJSON *e;
-	cJSON_ArrayForEach(e, v)
-	{
-		if (e->string[0] == '_') /* a comment, as everywhere in the file */
-			continue;
-		char path[128];
-		snprintf(path, sizeof path, "ports.%s", e->string);
-		int rc, d = proto_index(proto_by_name(e->string));
-		if (d >= 0) {
-			rc = port_list(e, path, c->cap.ports[d].port, &c->cap.ports[d].n, err, errlen);
-		} else {
-			snprintf(err, errlen, "config: %s: unknown key (a protocol name)", path);
-			rc = -1;
-		}
-		if (rc)
-			return rc;
 	}
 	return 0;
 }
 
-static int load_capture(struct dbtap_config *c, const cJSON *v, char *err, size_t errlen)
+static const char *check_json_format(const char *s)
 {
-	if (!cJSON_IsObject(v)) {
-		snprintf(err, errlen, "config: capture: expected an object");
-		return -1;
-	}
-	const cJSON *e;
-	cJSON_ArrayForEach(e, v)
-	{
-		if (e->string[0] == '_')
-			continue;
-		char path[128];
-		snprintf(path, sizeof path, "capture.%s", e->string);
-		const char *k = e->string;
-		int rc = 0;
-		if (strcmp(k, "probe_other_ports") == 0) {
-			rc = bool_key(e, path, &c->cap.probe_other_ports, err, errlen);
-		} else if (strcmp(k, "analyzer_thread") == 0) {
-			rc = bool_key(e, path, &c->cap.analyzer_thread, err, errlen);
-		} else if (strcmp(k, "decoder_thread") == 0) {
-			rc = bool_key(e, path, &c->cap.decoder_thread, err, errlen);
-		} else if (strcmp(k, "max_held_mb") == 0) {
-			rc = int_key(e, path, 1, 1 << 20, &c->cap.max_held_mb, err, errlen);
-		} else if (strcmp(k, "max_flows") == 0) {
-			rc = int_key(e, path, 16, 4000000, &c->cap.max_flows, err, errlen);
-		} else if (strcmp(k, "idle_timeout_s") == 0) {
-			rc = int_key(e, path, 1, 30 * 86400, &c->cap.idle_timeout_s, err, errlen);
-		} else if (strcmp(k, "gap_timeout_ms") == 0) {
-			rc = int_key(e, path, 1, 3600000, &c->cap.gap_timeout_ms, err, errlen);
-		} else if (strcmp(k, "gap_max_packets") == 0) {
-			rc = int_key(e, path, 1, 255, &c->cap.gap_max_packets, err, errlen);
-		} else if (strcmp(k, "ipv6_addresses") == 0) {
-			rc = int_key(e, path, 16, 1 << 26, &c->cap.v6_map_size, err, errlen);
-		} else if (strcmp(k, "kernel_buffer_mb") == 0) {
-			rc = int_key(e, path, 1, 4096, &c->cap.kernel_buffer_mb, err, errlen);
-		} else if (strcmp(k, "stats_interval_s") == 0) {
-			rc = int_key(e, path, 0, 86400, &c->cap.stats_interval_s, err, errlen);
-		} else if (strcmp(k, "tls_key_wait_s") == 0) {
-			rc = int_key(e, path, 0, 3600, &c->cap.tls_key_wait_s, err, errlen);
-		} else if (strcmp(k, "tls_keylog") == 0) {
-			/* a path or an array of paths: key logs are secrets, never echoed */
-			for (int i = 0; i < c->cap.n_tls_keylog; i++)
-				free(c->cap.tls_keylog[i]);
-			c->cap.n_tls_keylog = 0;
-			const cJSON *s = cJSON_IsString(e) ? e : cJSON_IsArray(e) ? e->child : NULL;
-			if (!s && !cJSON_IsArray(e)) {
-				snprintf(err, errlen, "config: %s: expected a path or an array of paths", path);
-				return -1;
-			}
-			for (; s; s = cJSON_IsString(e) ? NULL : s->next) {
-				if (!cJSON_IsString(s) || !s->valuestring[0] || c->cap.n_tls_keylog >= CAP_MAX_KEYLOGS) {
-					snprintf(err, errlen, "config: %s[%d]: expected a path (at most %d)", path,
-						 c->cap.n_tls_keylog, CAP_MAX_KEYLOGS);
-					return -1;
-				}
-				c->cap.tls_keylog[c->cap.n_tls_keylog++] = strdup(s->valuestring);
-			}
-		} else if (strcmp(k, "checksum_bypass") == 0) {
-			if (!cJSON_IsArray(e)) {
-				snprintf(err, errlen, "config: %s: expected an array of IPv4 CIDRs or \"all\"", path);
-				return -1;
-			}
-			for (int i = 0; i < c->cap.n_checksum_bypass; i++)
-				free(c->cap.checksum_bypass[i]);
-			c->cap.n_checksum_bypass = 0;
-			const cJSON *s;
-			cJSON_ArrayForEach(s, e)
-			{
-				if (!cJSON_IsString(s) || c->cap.n_checksum_bypass >= CAP_MAX_CIDRS) {
-					snprintf(err, errlen, "config: %s[%d]: expected a CIDR string (at most %d)",
-						 path, c->cap.n_checksum_bypass, CAP_MAX_CIDRS);
-					return -1;
-				}
-				uint32_t net, mask;
-				if (cap_parse_cidr(s->valuestring, &net, &mask) != 0) {
-					snprintf(err, errlen, "config: %s[%d]: '%s' is not an IPv4 CIDR or \"all\"", path,
-						 c->cap.n_checksum_bypass, s->valuestring);
-					return -1;
-				}
-				c->cap.checksum_bypass[c->cap.n_checksum_bypass++] = strdup(s->valuestring);
-			}
-		} else {
-			snprintf(err, errlen, "config: %s: unknown key", path);
-			return -1;
-		}
-		if (rc)
-			return rc;
-	}
-	return 0;
+	return strcmp(s, "dbtap") && strcmp(s, "ocsf") ? "expected \"dbtap\" or \"ocsf\"" : NULL;
 }
 
-static int load_output(struct dbtap_config *c, const cJSON *v, char *err, size_t errlen)
+#define F(field) offsetof(struct dbtap_config, field)
+#define GROUP(p, doc) { p, CK_GROUP, 0, 0, 0, 0, NULL, 0, NULL, NULL, NULL, NULL, NULL, doc }
+#define BOOL(p, f, doc) { p, CK_BOOL, F(f), 0, 0, 0, NULL, 0, NULL, NULL, NULL, NULL, NULL, doc }
+#define INT(p, f, lo, hi, doc) { p, CK_INT, F(f), (int)sizeof(((struct dbtap_config *)0)->f), lo, hi, NULL, 0, NULL, NULL, NULL, NULL, NULL, doc }
+#define STR(p, f, check, ex, doc) { p, CK_STR, F(f), 0, 0, 0, NULL, 0, check, NULL, NULL, NULL, ex, doc }
+#define CUSTOM(p, f, set, show, def, ex, doc) { p, CK_CUSTOM, F(f), 0, 0, 0, NULL, 0, NULL, set, show, def, ex, doc }
+
+static const struct ck_key app_keys[] = {
+	GROUP("ports",
+	      "TCP ports per protocol. A flow on another port is decoded too when its first bytes are unmistakably one "
+	      "of the protocols (capture.probe_other_ports)."),
+	CUSTOM("ports.*", cap, set_ports, show_ports, NULL, NULL,
+	       "One protocol's server ports (a decoder's name: an array of 1 to 16 port numbers)."),
+	GROUP("capture", "Packets to streams (capture/)."),
+	BOOL("capture.probe_other_ports", cap.probe_other_ports,
+	     "Decode flows on other ports whose first bytes are unmistakably one of the protocols."),
+	INT("capture.max_flows", cap.max_flows, 16, 4000000, "Concurrent TCP flows (about 10 KiB each while open)."),
+	INT("capture.max_held_mb", cap.max_held_mb, 1, 1 << 20,
+	    "What all flows together may hold of messages still arriving, and separately of segments behind a hole; "
+	    "beyond it they are dropped and counted."),
+	INT("capture.idle_timeout_s", cap.idle_timeout_s, 1, 30 * 86400,
+	    "A flow idle this long (packet time) is freed; its session is parked, not ended (limits.max_parked)."),
+	INT("capture.gap_timeout_ms", cap.gap_timeout_ms, 1, 3600000,
+	    "How long a hole may hold a direction before it is skipped as a gap when the receiver says nothing (a "
+	    "one-way capture); while the receiver answers with duplicate ACKs dbtap waits as the server does (bounded "
+	    "by max_held_mb), and it skips the hole at once when the receiver acknowledges past it."),
+	INT("capture.gap_max_packets", cap.gap_max_packets, 1, 255,
+	    "The same bound in packets behind the hole."),
+	INT("capture.ipv6_addresses", cap.v6_map_size, 16, 1 << 26, "Distinct IPv6 addresses tracked."),
+	INT("capture.kernel_buffer_mb", cap.kernel_buffer_mb, 1, 4096, "Kernel capture buffer (live)."),
+	INT("capture.stats_interval_s", cap.stats_interval_s, 0, 86400, "Seconds between stats records; 0 = off."),
+	CUSTOM("capture.tls_keylog", cap, set_tls_keylog, NULL, "none: TLS sessions stay opaque", NULL,
+	       "A path or an array of paths: NSS key log files, FIFOs or directories of *.keys, followed as they "
+	       "grow, whose keys decrypt TLS sessions (key logs are secrets: see README)."),
+	INT("capture.tls_key_wait_s", cap.tls_key_wait_s, 0, 3600,
+	    "Packet seconds a TLS session's records wait for a key not yet logged."),
+	CUSTOM("capture.checksum_bypass", cap, set_checksum_bypass, NULL,
+	       "every packet of a file; live, 127.0.0.0/8 plus the machine's own IPv4 addresses, whose outgoing "
+	       "packets carry offloaded checksums",
+	       "[\"127.0.0.0/8\"]",
+	       "IPv4 CIDRs, or [\"all\"], whose packets skip libnids' checksum check (the example turns the check back "
+	       "on for files)."),
+	CUSTOM("capture.decoder_thread", cap.decoder_thread, set_thread, NULL,
+	       "true when the machine has more than one CPU", NULL,
+	       "Run the decoders on their own thread: libpcap and libnids on one core, the decoders on another."),
+	CUSTOM("capture.analyzer_thread", cap.analyzer_thread, set_thread, NULL,
+	       "true when the machine has more than two CPUs", NULL,
+	       "Run analysis and output on a third core; else they run on the decoders' thread."),
+	GROUP("output", "Where records go besides the SQLite database (-d)."),
+	STR("output.json", json_path, NULL, "\"/var/log/dbtap/events.json\"",
+	    "Also write every record as JSON lines to this file ('-' = stdout; same as --json). Its folder must "
+	    "exist: /var/log/dbtap is made by the tmpfiles.d entry that meson install adds, and run --check-config "
+	    "says when a folder is missing."),
+	STR("output.json_format", json_format, check_json_format, NULL,
+	    "'dbtap' (default) or 'ocsf' (same as --json-format)."),
+	STR("output.sensor", sensor, NULL, NULL,
+	    "This sensor's name on runs rows, JSON lines and syslog messages (same as --sensor; default: the host "
+	    "name)."),
+	STR("output.syslog", syslog, NULL, NULL,
+	    "Also send every line to unix:PATH, udp://HOST:PORT or tcp://HOST:PORT (same as --syslog)."),
+	INT("output.batch_rows", batch_rows, 1, 1000000, "Rows per SQLite transaction."),
+	CUSTOM("output.retention", retention_us, set_retention, NULL, "keep everything", "\"30d\"",
+	       "At start, statements older than this (wall clock) are pruned, keeping sessions, findings and the "
+	       "baseline."),
+};
+
+int dbtap_config_tables(struct dbtap_config *c, struct ck_table *out)
 {
-	if (!cJSON_IsObject(v)) {
-		snprintf(err, errlen, "config: output: expected an object");
-		return -1;
-	}
-	const cJSON *e;
-	cJSON_ArrayForEach(e, v)
-	{
-		if (e->string[0] == '_')
-			continue;
-		if (strcmp(e->string, "json") == 0) {
-			if (!cJSON_IsString(e) || !e->valuestring[0]) {
-				snprintf(err, errlen, "config: output.json: expected a file path or \"-\"");
-				return -1;
-			}
-			free(c->json_path);
-			c->json_path = strdup(e->valuestring);
-		} else if (strcmp(e->string, "json_format") == 0 || strcmp(e->string, "sensor") == 0 ||
-			   strcmp(e->string, "syslog") == 0) {
-			char **dst = e->string[0] == 'j' ? &c->json_format : e->string[1] == 'e' ? &c->sensor : &c->syslog;
-			if (!cJSON_IsString(e) || !e->valuestring[0] ||
-			    (dst == &c->json_format && strcmp(e->valuestring, "dbtap") && strcmp(e->valuestring, "ocsf"))) {
-				snprintf(err, errlen, "config: output.%s: expected %s", e->string,
-					 dst == &c->json_format ? "\"dbtap\" or \"ocsf\"" : "a non-empty string");
-				return -1;
-			}
-			free(*dst);
-			*dst = strdup(e->valuestring);
-		} else if (strcmp(e->string, "retention") == 0) {
-			if (!cJSON_IsString(e) || report_parse_duration(e->valuestring, &c->retention_us) != 0 ||
-			    c->retention_us <= 0) {
-				snprintf(err, errlen, "config: output.retention: expected a duration such as \"30d\"");
-				return -1;
-			}
-		} else if (strcmp(e->string, "batch_rows") == 0) {
-			if (int_key(e, "output.batch_rows", 1, 1000000, &c->batch_rows, err, errlen))
-				return -1;
-		} else {
-			snprintf(err, errlen, "config: output.%s: unknown key", e->string);
-			return -1;
-		}
-	}
-	return 0;
+	out[0] = (struct ck_table){ app_keys, (int)(sizeof app_keys / sizeof app_keys[0]), c };
+	return 1 + an_config_tables(&c->an, out + 1);
 }
 
 static char *slurp(const char *path, char *err, size_t errlen)
@@ -295,34 +295,9 @@ int dbtap_config_load(struct dbtap_config *c, const char *path, char *err, size_
 		free(text);
 		return -1;
 	}
-	int rc = 0;
 	char sub[512] = "";
-	if (!cJSON_IsObject(root)) {
-		snprintf(sub, sizeof sub, "config: expected a JSON object at the top level");
-		rc = -1;
-	}
-	const cJSON *e;
-	if (rc == 0)
-		cJSON_ArrayForEach(e, root)
-		{
-			if (strcmp(e->string, "ports") == 0)
-				rc = load_ports(c, e, sub, sizeof sub);
-			else if (strcmp(e->string, "capture") == 0)
-				rc = load_capture(c, e, sub, sizeof sub);
-			else if (strcmp(e->string, "output") == 0)
-				rc = load_output(c, e, sub, sizeof sub);
-			else {
-				int r = an_config_set(&c->an, e->string, e, sub, sizeof sub);
-				if (r == 1) {
-					snprintf(sub, sizeof sub, "config: %s: unknown key", e->string);
-					rc = -1;
-				} else if (r < 0) {
-					rc = -1;
-				}
-			}
-			if (rc)
-				break;
-		}
+	struct ck_table t[DBTAP_CFG_TABLES];
+	int rc = ck_load(t, dbtap_config_tables(c, t), root, sub, sizeof sub);
 	if (rc == 0) {
 		char *compact = cJSON_PrintUnformatted(root);
 		free(c->effective);

@@ -26,5 +26,10 @@ void dbtap_config_defaults(struct dbtap_config *c);
 /* 0, or -1 with a one-line message (file name, JSON path, reason) in err. */
 int dbtap_config_load(struct dbtap_config *c, const char *path, char *err, size_t errlen);
 void dbtap_config_free(struct dbtap_config *c);
+/* Every key of the file as cfgkey.h tables pointing into c (the application's, then the
+ * analyzer's): fills out[DBTAP_CFG_TABLES], returns how many. */
+#define DBTAP_CFG_TABLES (1 + AN_CFG_TABLES)
+struct ck_table;
+int dbtap_config_tables(struct dbtap_config *c, struct ck_table *out);
 
 #endif
