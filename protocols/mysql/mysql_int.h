@@ -299,4 +299,53 @@ static inline size_t my_dec(char *buf, uint64_t v)
 struct strv my_arena_printf(struct my_arena *a, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
+
+/* An ERR packet: errno, and its text forms for events. */
+struct my_err {
+	uint16_t code;
+	struct strv code_txt, msg;
+};
+
+/* Shared between the decoder's files (mysql.c, mysql_state.c, mysql_cmd.c, mysql_conn.c,
+ * mysql_resp.c): my_-prefixed, internal to protocols/mysql/. */
+/* mysql.c */
+void my_emit(struct my *m, struct ev *e, int dir);
+void my_emit_ready(struct my *m);
+void my_emit_auth(struct my *m, const char *method);
+int my_parse_ok(const uint8_t *p, size_t n, uint64_t *affected, uint16_t *status);
+void my_emit_cleartext(struct my *m);
+int my_has_cap(const struct my *m, uint64_t c);
+struct strv my_rd_cstr_rest(struct rd *r);
+void my_set_status(struct my *m, uint16_t st);
+void my_parse_err(struct my *m, const uint8_t *p, size_t n, struct my_err *e);
+uint16_t my_term_status(const uint8_t *p, size_t n);
+int my_arena_ready(struct my *m);
+int my_plugin_is_clear(const char *p);
+const char *my_plugin_name(struct my *m, struct strv v);
+/* mysql_state.c */
+void my_pend_pop(struct my *m);
+struct my_stmt *my_stmt_add(struct my *m, uint32_t id);
+struct my_pend *my_pend_push(struct my *m, uint8_t cmd, uint8_t resp);
+void my_stmt_cursor_done(struct my *m, struct my_stmt *s, const struct my_err *err);
+char *my_copy_text(const char *p, size_t n, size_t cap, size_t *out_n, int *trunc);
+void my_stmt_clear(struct my *m);
+struct my_stmt *my_stmt_find(struct my *m, uint32_t id);
+struct my_pend *my_pend_at(struct my *m, size_t i);
+void my_stmt_budget(struct my *m, const struct my_stmt *keep);
+void my_pend_flush(struct my *m);
+const struct my_evicted *my_evicted_find(const struct my *m, uint32_t id);
+void my_stmt_drop(struct my *m, struct my_stmt *s);
+void my_emit_result(struct my *m, uint64_t qid, enum ev_outcome o, int64_t rows,
+			uint64_t bytes, const struct my_err *err, int more);
+/* mysql_cmd.c */
+void my_command(struct my *m, const uint8_t *p, size_t n, int trunc);
+void my_copy_small(char *dst, size_t cap, struct strv v);
+/* mysql_conn.c */
+void my_login(struct my *m, const uint8_t *p, size_t n);
+void my_auth_reply(struct my *m, const uint8_t *p, size_t n);
+void my_greeting(struct my *m, const uint8_t *p, size_t n);
+/* mysql_resp.c */
+void my_response(struct my *m, const uint8_t *p, size_t n, size_t full, uint8_t seq);
+int my_resp_result(struct my *m, struct my_pend *q, const uint8_t *p, size_t n, size_t full);
+
 #endif
