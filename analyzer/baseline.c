@@ -15,244 +15,7 @@
 #include <arpa/inet.h>
 #include <cJSON.h>
 
-#include "baseline.h"
-#include "cfgkey.h"
-#include "baseline_store.h"
-#include "det.h"
-
-#define BL_DETAIL_MAX 1024 /* normalised text kept per shape */
-#define BL_LIST_MAX 8	   /* known items named in evidence */
-
-/* BL_PEERS: per table, how many end users touched it (in memory only, rebuilt at load) */
-enum bl_scope { BL_DBUSER, BL_ENDUSER, BL_PEERS };
-enum bl_kind { BL_PRINCIPAL, BL_SHAPE, BL_CLIENT, BL_SUBNET, BL_APP, BL_HOUR, BL_TABLE, BL_NKIND };
-static const char *const scope_names[] = { "db_user", "end_user" };
-static const char *const kind_names[BL_NKIND] = { "principal", "shape", "client", "subnet",
-						  "application", "hour", "table" };
-
-struct bl_entry {
-	uint64_t h;
-	uint8_t scope, kind;
-	uint8_t dirty;	 /* changed since the last write */
-	uint8_t pending; /* alerted, not acknowledged (require_ack) */
-	uint8_t alerted; /* alerted in this run */
-	char *principal, *app, *item; /* one allocation */
-	char *detail;
-	struct bl_entry *grp_next; /* the next older item of the same principal and kind */
-	int64_t first, last, count, rows_min, rows_max, learning_until;
-	int n_hours; /* principal: hour rows known */
-};
-
-/* The items of one principal, kind and application, newest first: evidence lists known
- * items without scanning the whole table (that scan made every new item cost O(baseline)). */
-struct bl_group {
-	uint64_t h;
-	struct bl_entry *head; /* NULL: slot empty; the key is read from it */
-	int64_t n;
-};
-
-struct bl {
-	int persist; /* changed rows go to the sinks (REC_BASELINE) */
-	struct bl_group *grp;
-	size_t grp_cap, grp_n;
-	struct bl_entry **slot;
-	size_t cap, n;
-	size_t n_dirty;
-	ev_time last_flush;
-	struct sq_tok *tmp; /* bl_known_without scratch */
-	char *norm;
-	char sub_ip[64], sub_txt[64]; /* the last subnet_of() result (see subnet_cached) */
-	/* the last entry found per scope and kind: most lookups repeat the previous one
-	 * (principal, client, subnet, application, hour); entries live until bl_free */
-	struct bl_entry *memo[3][BL_NKIND];
-	int64_t hour_minute; /* bl_hours: the minute hour_of and hour_mod are for */
-	int hour_of, hour_mod, hour_valid;
-	int full; /* 1: an item was not learnt (max_entries): baseline_full is due; 2: raised */
-};
-
-/* ---- config ---- */
-
-void bl_config_defaults(struct an_config *c)
-{
-	struct an_baseline_cfg *b = &c->baseline;
-	b->learning_period_s = 86400;
-	b->prefix_v4 = 32; /* per address, as DESIGN.md §3 words new_client; widen for pools */
-	b->prefix_v6 = 128;
-	snprintf(b->time_zone, sizeof b->time_zone, "UTC");
-	b->tz_fixed = 1;
-	b->tz_offset_min = 0;
-	b->business_start_min = 7 * 60;
-	b->business_end_min = 20 * 60;
-	b->require_ack = 0;
-	b->max_entries = 100000;
-	b->flush_interval_s = 60;
-	b->end_user_tables = 1;
-	b->end_user_peers = 3;
-}
-
-/* "HH:MM" -> minutes of day, -1 when malformed. */
-static int parse_hhmm(const char *s, const char **end)
-{
-	int h = 0, m = 0, n = 0;
-	if (sscanf(s, "%2d:%2d%n", &h, &m, &n) != 2 || h < 0 || h > 24 || m < 0 || m > 59 || h * 60 + m > 1440)
-		return -1;
-	*end = s + n;
-	return h * 60 + m;
-}
-
-static int set_tz(struct an_baseline_cfg *b, const char *v)
-{
-	int sign, h = 0, m = 0, n = 0;
-	if (!strcmp(v, "UTC") || !strcmp(v, "Z") || !strcmp(v, "GMT")) {
-		b->tz_fixed = 1;
-		b->tz_offset_min = 0;
-	} else if ((v[0] == '+' || v[0] == '-') &&
-		   (sscanf(v + 1, "%2d:%2d%n", &h, &m, &n) == 2 || (m = 0, sscanf(v + 1, "%2d%n", &h, &n) == 1)) &&
-		   v[1 + n] == 0 && h <= 14 && m < 60) {
-		sign = v[0] == '-' ? -1 : 1;
-		b->tz_fixed = 1;
-		b->tz_offset_min = sign * (h * 60 + m);
-	} else {
-		/* a TZ database name: must name a zone file (no path tricks) */
-		char path[256];
-		const char *dir = getenv("TZDIR");
-		if (strstr(v, "..") || v[0] == '/' || strlen(v) > 60)
-			return -1;
-		for (const char *p = v; *p; p++)
-			if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
-			      *p == '/' || *p == '_' || *p == '-' || *p == '+'))
-				return -1;
-		snprintf(path, sizeof path, "%s/%s", dir && dir[0] ? dir : "/usr/share/zoneinfo", v);
-		if (access(path, R_OK) != 0)
-			return -1;
-		b->tz_fixed = 0;
-	}
-	snprintf(b->time_zone, sizeof b->time_zone, "%s", v);
-	return 0;
-}
-
-static int set_time_zone(void *base, const struct ck_key *k, const void *item, const char *path, char *err,
-			 size_t len)
-{
-	const cJSON *e = item;
-	(void)k;
-	if (!cJSON_IsString(e) || set_tz(&((struct an_config *)base)->baseline, e->valuestring) < 0) {
-		snprintf(err, len,
-			 "config: %s: expected \"UTC\", an offset like \"+02:00\", or a time zone name like "
-			 "\"Europe/Berlin\" that exists in the TZ database",
-			 path);
-		return -1;
-	}
-	return 0;
-}
-
-static void *show_time_zone(const void *base, const struct ck_key *k)
-{
-	(void)k;
-	return cJSON_CreateString(((const struct an_config *)base)->baseline.time_zone);
-}
-
-static int set_business_hours(void *base, const struct ck_key *k, const void *item, const char *path, char *err,
-			      size_t len)
-{
-	const cJSON *e = item;
-	struct an_baseline_cfg *b = &((struct an_config *)base)->baseline;
-	(void)k;
-	const char *p = cJSON_IsString(e) ? e->valuestring : "", *q = p;
-	int a = parse_hhmm(p, &q), z = -1;
-	if (a >= 0 && *q == '-')
-		z = parse_hhmm(q + 1, &q);
-	if (a < 0 || z < 0 || *q || a == z) {
-		snprintf(err, len, "config: %s: expected \"HH:MM-HH:MM\" (start inclusive, end exclusive)", path);
-		return -1;
-	}
-	b->business_start_min = a;
-	b->business_end_min = z;
-	return 0;
-}
-
-static void *show_business_hours(const void *base, const struct ck_key *k)
-{
-	const struct an_baseline_cfg *b = &((const struct an_config *)base)->baseline;
-	char s[48];
-	(void)k;
-	snprintf(s, sizeof s, "%02d:%02d-%02d:%02d", b->business_start_min / 60, b->business_start_min % 60,
-		 b->business_end_min / 60, b->business_end_min % 60);
-	return cJSON_CreateString(s);
-}
-
-#define F(field) offsetof(struct an_config, baseline.field)
-#define SZ(field) (int)sizeof(((struct an_config *)0)->baseline.field)
-#define INT(p, f, lo, hi, doc) { p, CK_INT, F(f), SZ(f), lo, hi, NULL, 0, NULL, NULL, NULL, NULL, NULL, doc }
-#define BOOL(p, f, doc) { p, CK_BOOL, F(f), 0, 0, 0, NULL, 0, NULL, NULL, NULL, NULL, NULL, doc }
-
-static const struct ck_key bl_keys[] = {
-	{ "baseline", CK_GROUP, 0, 0, 0, 0, NULL, 0, NULL, NULL, NULL, NULL, NULL,
-	  "The learned baseline (storage/SCHEMA.md, table baseline). 'dbtap run --learn' records without baseline "
-	  "findings and ends the learning period of every principal it sees." },
-	INT("baseline.learning_period_s", learning_period_s, 0, INT64_C(10) * 365 * 86400,
-	    "A principal (db_user or end user) with no baseline is learned automatically for this long (packet "
-	    "time); meanwhile its new_* findings are held back and off_hours uses business_hours; 0 = judged at once."),
-	INT("baseline.client_prefix_v4", prefix_v4, 0, 32,
-	    "new_client is judged per subnet of this prefix (32 = per address; e.g. 24 when clients change addresses "
-	    "within a network)."),
-	INT("baseline.client_prefix_v6", prefix_v6, 0, 128, "The same for IPv6 (128 = per address; e.g. 64)."),
-	{ "baseline.time_zone", CK_CUSTOM, 0, 0, 0, 0, NULL, 0, NULL, set_time_zone, show_time_zone, NULL, NULL,
-	  "'UTC', a fixed offset like '+02:00', or a TZ database name like 'Europe/Berlin'; hours of day and "
-	  "business hours are counted in it." },
-	{ "baseline.business_hours", CK_CUSTOM, 0, 0, 0, 0, NULL, 0, NULL, set_business_hours, show_business_hours,
-	  NULL, NULL, "'HH:MM-HH:MM', start inclusive, end exclusive, may wrap past midnight." },
-	BOOL("baseline.require_ack", require_ack,
-	     "Alerted items stay pending and are alerted again (once per run) until 'dbtap baseline --ack PRINCIPAL'."),
-	BOOL("baseline.end_user_tables", end_user_tables,
-	     "Report an end user's first access to a table (a new_query_shape finding, signal first_table_access), "
-	     "but only while fewer than end_user_peers other end users touched that table."),
-	INT("baseline.end_user_peers", end_user_peers, 0, 1000000, "See end_user_tables."),
-	INT("baseline.max_entries", max_entries, 16, 10000000,
-	    "Baseline rows kept in memory (more are counted as dropped and not alerted)."),
-	INT("baseline.flush_interval_s", flush_interval_s, 1, 86400, "Packet time between writes of the changed rows."),
-};
-
-int bl_config_table(struct an_config *c, struct ck_table *out)
-{
-	*out = (struct ck_table){ bl_keys, (int)(sizeof bl_keys / sizeof bl_keys[0]), c };
-	return 1;
-}
-
-int bl_config_set(struct an_config *c, const void *item, char *err, unsigned long len)
-{
-	struct ck_table t;
-	bl_config_table(c, &t);
-	return ck_set(&t, 1, "baseline", item, err, len) ? -1 : 0;
-}
-
-int bl_hour_of(const struct an_baseline_cfg *c, ev_time ts, int *minute_of_day)
-{
-	int64_t sec = ts / 1000000;
-	if (ts < 0 && ts % 1000000)
-		sec--;
-	struct tm tm;
-	time_t t;
-	if (c->tz_fixed) {
-		t = (time_t)(sec + (int64_t)c->tz_offset_min * 60);
-		if (!gmtime_r(&t, &tm))
-			memset(&tm, 0, sizeof tm);
-	} else {
-		t = (time_t)sec;
-		if (!localtime_r(&t, &tm))
-			memset(&tm, 0, sizeof tm);
-	}
-	if (minute_of_day)
-		*minute_of_day = tm.tm_hour * 60 + tm.tm_min;
-	return tm.tm_hour;
-}
-
-static int outside_business(const struct an_baseline_cfg *c, int mod)
-{
-	int a = c->business_start_min, z = c->business_end_min;
-	int inside = a < z ? (mod >= a && mod < z) : (mod >= a || mod < z);
-	return !inside;
-}
+#include "baseline_int.h"
 
 /* ---- the table ---- */
 
@@ -267,7 +30,7 @@ static uint64_t key_hash(int scope, int kind, const char *p, const char *a, cons
 	return mix_str(mix_str(mix_str(h, p), a), i);
 }
 
-static struct bl *bl_get(struct an *an)
+struct bl *bl_get(struct an *an)
 {
 	if (an->bl)
 		return an->bl;
@@ -301,7 +64,7 @@ static struct bl_entry **find_slot(struct bl *b, uint64_t h, int scope, int kind
 	}
 }
 
-static struct bl_entry *lookup(struct bl *b, int scope, int kind, const char *p, const char *a, const char *i)
+struct bl_entry *bl_lookup(struct bl *b, int scope, int kind, const char *p, const char *a, const char *i)
 {
 	struct bl_entry **m = scope >= 0 && scope < 3 && kind >= 0 && kind < BL_NKIND ? &b->memo[scope][kind] : NULL;
 	if (m && *m && !strcmp((*m)->item, i) && !strcmp((*m)->principal, p) && !strcmp((*m)->app, a))
@@ -383,7 +146,7 @@ static struct bl_group *grp_find(struct bl *b, int scope, int kind, const char *
 }
 
 /* A new entry, or NULL when the table is full (counted). */
-static struct bl_entry *insert(struct an *an, struct bl *b, int scope, int kind, const char *p, const char *a,
+struct bl_entry *bl_insert(struct an *an, struct bl *b, int scope, int kind, const char *p, const char *a,
 			       const char *i)
 {
 	if (b->n >= (size_t)an->cfg.baseline.max_entries) {
@@ -445,11 +208,11 @@ static struct bl_entry *principal_seen(struct an *an, struct bl *b, struct bl_en
 }
 
 /* The principal's entry, created with a learning period when it is new. */
-static struct bl_entry *principal(struct an *an, struct bl *b, int scope, const char *name, ev_time ts)
+struct bl_entry *bl_principal_get(struct an *an, struct bl *b, int scope, const char *name, ev_time ts)
 {
-	struct bl_entry *e = lookup(b, scope, BL_PRINCIPAL, name, "", "");
+	struct bl_entry *e = bl_lookup(b, scope, BL_PRINCIPAL, name, "", "");
 	if (!e) {
-		e = insert(an, b, scope, BL_PRINCIPAL, name, "", "");
+		e = bl_insert(an, b, scope, BL_PRINCIPAL, name, "", "");
 		if (!e)
 			return NULL;
 		e->learning_until = an->cfg.learn ? ts : ts + an->cfg.baseline.learning_period_s * 1000000;
@@ -457,7 +220,7 @@ static struct bl_entry *principal(struct an *an, struct bl *b, int scope, const 
 	return principal_seen(an, b, e, ts);
 }
 
-static int judged(const struct an *an, const struct bl_entry *p, ev_time ts)
+int bl_judged(const struct an *an, const struct bl_entry *p, ev_time ts)
 {
 	return !an->cfg.learn && p && ts >= p->learning_until;
 }
@@ -469,7 +232,7 @@ static int seen_again(struct an *an, struct bl *b, const struct bl_entry *p, str
 {
 	e->count++;
 	touch(b, e, ts);
-	if (e->pending && !e->alerted && may_fire && judged(an, p, ts)) {
+	if (e->pending && !e->alerted && may_fire && bl_judged(an, p, ts)) {
 		e->alerted = 1;
 		return 1;
 	}
@@ -481,16 +244,16 @@ static int seen_again(struct an *an, struct bl *b, const struct bl_entry *p, str
 static int observe(struct an *an, struct bl *b, const struct bl_entry *p, int scope, int kind, const char *pname,
 		   const char *app, const char *item, ev_time ts, int may_fire, struct bl_entry **out)
 {
-	struct bl_entry *e = lookup(b, scope, kind, pname, app, item);
+	struct bl_entry *e = bl_lookup(b, scope, kind, pname, app, item);
 	int fire = 0;
 	if (e) {
 		fire = seen_again(an, b, p, e, ts, may_fire);
 	} else {
-		e = insert(an, b, scope, kind, pname, app, item);
+		e = bl_insert(an, b, scope, kind, pname, app, item);
 		if (e) {
 			e->count = 1;
 			touch(b, e, ts);
-			if (may_fire && judged(an, p, ts)) {
+			if (may_fire && bl_judged(an, p, ts)) {
 				fire = 1;
 				e->alerted = 1;
 				e->pending = (uint8_t)an->cfg.baseline.require_ack;
@@ -518,7 +281,7 @@ static struct bl_entry *sess_principal(struct an *an, struct bl *b, struct an_se
 {
 	sess_entries(s);
 	if (!s->bl_principal)
-		return s->bl_principal = principal(an, b, BL_DBUSER, s->db_user, ts);
+		return s->bl_principal = bl_principal_get(an, b, BL_DBUSER, s->db_user, ts);
 	return principal_seen(an, b, s->bl_principal, ts);
 }
 
@@ -583,11 +346,11 @@ static cJSON *evidence(const struct an_stmt *st, const char *signal)
 /* ---- aspects ---- */
 
 /* Count one more end user for table; returns how many touched it before. */
-static int64_t peer_add(struct an *an, struct bl *b, const char *table, ev_time ts)
+int64_t bl_peer_add(struct an *an, struct bl *b, const char *table, ev_time ts)
 {
-	struct bl_entry *e = lookup(b, BL_PEERS, BL_TABLE, "", "", table);
+	struct bl_entry *e = bl_lookup(b, BL_PEERS, BL_TABLE, "", "", table);
 	if (!e)
-		e = insert(an, b, BL_PEERS, BL_TABLE, "", "", table);
+		e = bl_insert(an, b, BL_PEERS, BL_TABLE, "", "", table);
 	if (!e)
 		return INT64_MAX; /* full: stay quiet rather than alert on every first access */
 	e->count++;
@@ -698,15 +461,15 @@ void bl_shape(struct an *an, const struct an_stmt *st)
 	const char *eu = st->end_user && st->end_user_source && strcmp(st->end_user_source, "db_user") ? st->end_user
 													  : NULL;
 	if (eu) {
-		struct bl_entry *pe = principal(an, b, BL_ENDUSER, eu, ts);
+		struct bl_entry *pe = bl_principal_get(an, b, BL_ENDUSER, eu, ts);
 		if (pe) {
 			pe->count++;
 			observe(an, b, pe, BL_ENDUSER, BL_SHAPE, eu, "", in->fingerprint, ts, 0, NULL);
 			for (int i = 0; i < in->n_tables; i++) {
 				/* a table many other end users of the application touch is no news when one
 				 * more does (peer group); a table few touch is */
-				int known = lookup(b, BL_ENDUSER, BL_TABLE, eu, "", in->tables[i]) != NULL;
-				int64_t peers = known ? 0 : peer_add(an, b, in->tables[i], ts);
+				int known = bl_lookup(b, BL_ENDUSER, BL_TABLE, eu, "", in->tables[i]) != NULL;
+				int64_t peers = known ? 0 : bl_peer_add(an, b, in->tables[i], ts);
 				int may = an->cfg.baseline.end_user_tables && peers < an->cfg.baseline.end_user_peers;
 				if (observe(an, b, pe, BL_ENDUSER, BL_TABLE, eu, "", in->tables[i], ts, may, NULL))
 					eu_tables[n_eu++] = in->tables[i];
@@ -867,21 +630,21 @@ void bl_hours(struct an *an, struct an_session *s, const struct an_stmt *st, ev_
 	int mod = b->hour_mod, hour = b->hour_of, had = p->n_hours;
 	char item[4] = { (char)('0' + hour / 10 % 10), (char)('0' + hour % 10), 0, 0 };
 	/* no hours learned yet (learning, or nothing recorded): configured business hours */
-	int fallback = !judged(an, p, ts) || had == 0;
+	int fallback = !bl_judged(an, p, ts) || had == 0;
 	int known, fire;
 	if (s->bl_hour && s->bl_hour_of == hour) { /* sess_principal() checked the identity */
 		known = 1;
 		e = s->bl_hour;
 		fire = seen_again(an, b, p, e, ts, !fallback);
 	} else {
-		known = lookup(b, BL_DBUSER, BL_HOUR, s->db_user, "", item) != NULL; /* memo: observe's is free */
+		known = bl_lookup(b, BL_DBUSER, BL_HOUR, s->db_user, "", item) != NULL; /* memo: observe's is free */
 		fire = observe(an, b, p, BL_DBUSER, BL_HOUR, s->db_user, "", item, ts, !fallback, &e);
 		s->bl_hour = e;
 		s->bl_hour_of = hour;
 	}
 	if (!known && e)
 		p->n_hours++;
-	if (fallback && !known && e && !an->cfg.learn && outside_business(c, mod)) {
+	if (fallback && !known && e && !an->cfg.learn && bl_outside_business(c, mod)) {
 		fire = 1;
 		e->alerted = 1;
 		e->pending = (uint8_t)c->require_ack;
@@ -899,7 +662,7 @@ void bl_hours(struct an *an, struct an_session *s, const struct an_stmt *st, ev_
 	cJSON *exp = cJSON_AddObjectToObject(ev, "expected");
 	if (fallback) {
 		cJSON_AddStringToObject(exp, "business_hours", bh);
-		cJSON_AddBoolToObject(exp, "learning", !judged(an, p, ts));
+		cJSON_AddBoolToObject(exp, "learning", !bl_judged(an, p, ts));
 	} else {
 		cJSON_AddItemToObject(exp, "known_hours", known_items(b, BL_DBUSER, BL_HOUR, s->db_user, NULL, item, NULL));
 	}
@@ -919,7 +682,7 @@ int bl_shape_known(struct an *an, const struct an_stmt *st)
 	if (!b || !st->info || !st->info->fingerprint[0] || !st->s->db_user[0])
 		return 0;
 	const struct bl_entry *e =
-		lookup(b, BL_DBUSER, BL_SHAPE, st->s->db_user, st->s->application, st->info->fingerprint);
+		bl_lookup(b, BL_DBUSER, BL_SHAPE, st->s->db_user, st->s->application, st->info->fingerprint);
 	return e && !e->pending;
 }
 
@@ -941,159 +704,9 @@ int bl_known_without(struct an *an, const struct an_stmt *st, int from, int to, 
 	struct sq_info info;
 	memset(&info, 0, sizeof info);
 	sq_normalize(st->base, b->tmp, 0, n, st->s->dialect, b->norm, SQ_MAX_NORM + 1, &info);
-	const struct bl_entry *e = lookup(b, BL_DBUSER, BL_SHAPE, st->s->db_user, st->s->application, info.fingerprint);
+	const struct bl_entry *e = bl_lookup(b, BL_DBUSER, BL_SHAPE, st->s->db_user, st->s->application, info.fingerprint);
 	if (!e || e->pending)
 		return 0;
 	snprintf(fp, 17, "%s", info.fingerprint);
 	return 1;
-}
-
-/* ---- persistence ---- */
-
-static int kind_of(const char *k)
-{
-	for (int i = 0; i < BL_NKIND; i++)
-		if (!strcmp(kind_names[i], k))
-			return i;
-	return -1;
-}
-
-static int load_row(void *ctx, const struct rec_baseline *r)
-{
-	struct an *an = ctx;
-	struct bl *b = an->bl;
-	int scope = !strcmp(r->scope, "db_user") ? BL_DBUSER : !strcmp(r->scope, "end_user") ? BL_ENDUSER : -1;
-	int kind = kind_of(r->kind);
-	if (scope < 0 || kind < 0 || !r->principal[0])
-		return 0; /* a row of a newer dbtap: kept in the table, ignored here */
-	struct bl_entry *e = lookup(b, scope, kind, r->principal, r->application, r->item);
-	if (!e)
-		e = insert(an, b, scope, kind, r->principal, r->application, r->item);
-	if (!e)
-		return 0;
-	e->first = r->first_seen;
-	e->last = r->last_seen;
-	e->count = r->count;
-	e->rows_min = r->rows_min;
-	e->rows_max = r->rows_max;
-	e->learning_until = r->learning_until;
-	e->pending = r->pending != 0;
-	if (r->detail && !e->detail)
-		e->detail = strdup(r->detail);
-	if (kind == BL_TABLE && scope == BL_ENDUSER)
-		peer_add(an, b, r->item, r->last_seen);
-	if (kind == BL_HOUR) {
-		struct bl_entry *p = lookup(b, scope, BL_PRINCIPAL, r->principal, "", "");
-		if (!p)
-			p = insert(an, b, scope, BL_PRINCIPAL, r->principal, "", "");
-		if (p)
-			p->n_hours++;
-	}
-	return 0;
-}
-
-int an_baseline_open(struct an *an, const char *db_path, char *err, unsigned long errlen)
-{
-	struct bl *b = bl_get(an);
-	if (!b) {
-		snprintf(err, errlen, "baseline: out of memory");
-		return -ENOMEM;
-	}
-	if (b->persist)
-		return 0;
-	struct bl_store *st = bl_store_open(db_path, 1, err, errlen);
-	if (!st)
-		return -EIO;
-	int rc = bl_store_load(st, load_row, an);
-	if (rc < 0)
-		snprintf(err, errlen, "%s", bl_store_errmsg(st));
-	bl_store_close(st);
-	if (rc < 0)
-		return -EIO;
-	b->persist = 1;
-	return 0;
-}
-
-/* One changed row to every sink (the SQLite sink's writer upserts it in its own
- * transaction). -EAGAIN: the writer is far behind; final waits for it to catch up. */
-static int put_row(struct an *an, const struct rec *rec, int final)
-{
-	for (int i = 0; i < an->n_sinks; i++) {
-		int rc = sink_put(an->sinks[i], rec);
-		if (rc == -EAGAIN && final) {
-			sink_sync(an->sinks[i]);
-			rc = sink_put(an->sinks[i], rec);
-		}
-		if (rc < 0)
-			return rc;
-	}
-	return 0;
-}
-
-/* Hand the changed rows over; the analyzer never waits for the database's lock. final=0
- * (periodic): a row the writer cannot take now stays dirty for the next flush. */
-static void flush(struct an *an, struct bl *b, int final)
-{
-	for (size_t k = 0; k < b->cap && b->n_dirty; k++) {
-		struct bl_entry *e = b->slot[k];
-		if (!e || !e->dirty)
-			continue;
-		if (b->persist && e->scope != BL_PEERS) {
-			struct rec_baseline r = {
-				.scope = scope_names[e->scope],
-				.principal = e->principal,
-				.application = e->app,
-				.kind = kind_names[e->kind],
-				.item = e->item,
-				.detail = e->detail,
-				.first_seen = e->first,
-				.last_seen = e->last,
-				.count = e->count,
-				.rows_min = e->rows_min,
-				.rows_max = e->rows_max,
-				.learning_until = e->kind == BL_PRINCIPAL ? e->learning_until : 0,
-				.pending = e->pending,
-			};
-			struct rec rec = { .type = REC_BASELINE, .u.baseline = &r };
-			int rc = put_row(an, &rec, final);
-			if (rc < 0) {
-				if (rc != -EAGAIN)
-					an->st.baseline_errors++;
-				return; /* this row and the rest stay dirty */
-			}
-		}
-		e->dirty = 0;
-		b->n_dirty--;
-	}
-}
-
-void bl_tick(struct an *an, ev_time now)
-{
-	struct bl *b = an->bl;
-	if (!b || !b->n_dirty)
-		return;
-	if (now - b->last_flush >= (ev_time)an->cfg.baseline.flush_interval_s * 1000000) {
-		flush(an, b, 0);
-		b->last_flush = now;
-	}
-}
-
-void bl_free(struct an *an)
-{
-	struct bl *b = an->bl;
-	if (!b)
-		return;
-	flush(an, b, 1);
-	for (size_t k = 0; k < b->cap; k++) {
-		if (b->slot[k]) {
-			free(b->slot[k]->detail);
-			free(b->slot[k]);
-		}
-	}
-	free(b->slot);
-	free(b->grp);
-	free(b->tmp);
-	free(b->norm);
-	free(b);
-	an->bl = NULL;
 }
