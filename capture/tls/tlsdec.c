@@ -849,7 +849,9 @@ void tls_sess_feed(struct tls_sess *s, int dir, tls_time ts, const uint8_t *p, s
 					dir_dead(s, dir);
 					return;
 				}
-				continue;
+				/* the length just completed: a zero-length record is whole now (left
+				 * waiting, it made no progress and the loop never ended) */
+				need = REC_HDR + ((size_t)d->rb[3] << 8 | d->rb[4]);
 			}
 			if (d->rn == need) {
 				d->rn = 0;
