@@ -13,7 +13,7 @@
 
 #define CK_PATH 160
 
-static int fail(char *err, size_t len, const char *fmt, ...)
+int ck_fail(char *err, size_t len, const char *fmt, ...)
 {
 	va_list ap;
 	int n = snprintf(err, len, "config: ");
@@ -57,8 +57,8 @@ static int set_int(void *base, const struct ck_key *k, const cJSON *v, const cha
 	if (!cJSON_IsNumber(v) || v->valuedouble < (double)k->lo || v->valuedouble > (double)k->hi ||
 	    floor(v->valuedouble) != v->valuedouble) {
 		if (k->lo == 1)
-			return fail(err, len, "%s: expected a positive integer (at most %lld)", path, (long long)k->hi);
-		return fail(err, len, "%s: expected an integer from %lld to %lld", path, (long long)k->lo,
+			return ck_fail(err, len, "%s: expected a positive integer (at most %lld)", path, (long long)k->hi);
+		return ck_fail(err, len, "%s: expected an integer from %lld to %lld", path, (long long)k->lo,
 			    (long long)k->hi);
 	}
 	if (k->size == 8)
@@ -80,17 +80,17 @@ static int set_enum(void *base, const struct ck_key *k, const cJSON *v, const ch
 	for (int i = 0; k->choices[i] && o < sizeof want; i++)
 		o += (size_t)snprintf(want + o, sizeof want - o, "%s\"%s\"", i == 0 ? "" : k->choices[i + 1] ? ", " : " or ",
 				      k->choices[i]);
-	return fail(err, len, "%s: expected %s", path, want);
+	return ck_fail(err, len, "%s: expected %s", path, want);
 }
 
 static int set_str(void *base, const struct ck_key *k, const cJSON *v, const char *path, char *err, size_t len)
 {
 	const char *why = NULL;
 	if (!cJSON_IsString(v) || !v->valuestring[0] || (k->check && (why = k->check(v->valuestring))))
-		return fail(err, len, "%s: %s", path, why ? why : "expected a non-empty string");
+		return ck_fail(err, len, "%s: %s", path, why ? why : "expected a non-empty string");
 	char **dst = field(base, k), *s = strdup(v->valuestring);
 	if (!s)
-		return fail(err, len, "%s: out of memory", path);
+		return ck_fail(err, len, "%s: out of memory", path);
 	free(*dst);
 	*dst = s;
 	return 0;
@@ -101,7 +101,7 @@ static int set_list(void *base, const struct ck_key *k, const cJSON *v, const cJ
 {
 	struct an_strlist *l = field(base, k);
 	if (!cJSON_IsArray(v))
-		return fail(err, len, "%s: expected an array of strings", path);
+		return ck_fail(err, len, "%s: expected an array of strings", path);
 	int replace = 1;
 	if (k->flags & CK_ADDS) {
 		const cJSON *rd = parent ? cJSON_GetObjectItemCaseSensitive(parent, "replace_defaults") : NULL;
@@ -114,11 +114,11 @@ static int set_list(void *base, const struct ck_key *k, const cJSON *v, const cJ
 	{
 		const char *why = NULL;
 		if (!cJSON_IsString(e) || !e->valuestring[0])
-			return fail(err, len, "%s[%d]: expected a non-empty string", path, i);
+			return ck_fail(err, len, "%s[%d]: expected a non-empty string", path, i);
 		if (strlen(e->valuestring) > 255)
-			return fail(err, len, "%s[%d]: longer than 255 characters", path, i);
+			return ck_fail(err, len, "%s[%d]: longer than 255 characters", path, i);
 		if (k->check && (why = k->check(e->valuestring)))
-			return fail(err, len, "%s[%d]: %s", path, i, why);
+			return ck_fail(err, len, "%s[%d]: %s", path, i, why);
 		i++;
 	}
 	if (replace) {
@@ -140,9 +140,9 @@ static int set_list(void *base, const struct ck_key *k, const cJSON *v, const cJ
 		if (an_in_list(l, s))
 			continue;
 		if (l->n >= AN_MAX_LIST)
-			return fail(err, len, "%s: more than %d entries", path, AN_MAX_LIST);
+			return ck_fail(err, len, "%s: more than %d entries", path, AN_MAX_LIST);
 		if (!(l->v[l->n] = strdup(s)))
-			return fail(err, len, "%s: out of memory", path);
+			return ck_fail(err, len, "%s: out of memory", path);
 		l->n++;
 	}
 	return 0;
@@ -157,11 +157,11 @@ static int apply(const struct ck_table *t, int nt, const struct ck_key *k, void 
 	switch (k->type) {
 	case CK_GROUP:
 		if (!cJSON_IsObject(v))
-			return fail(err, len, "%s: expected an object", path);
+			return ck_fail(err, len, "%s: expected an object", path);
 		return walk(t, nt, v, path, err, len);
 	case CK_BOOL:
 		if (!cJSON_IsBool(v))
-			return fail(err, len, "%s: expected true or false", path);
+			return ck_fail(err, len, "%s: expected true or false", path);
 		*(int *)field(base, k) = cJSON_IsTrue(v);
 		break;
 	case CK_INT:
@@ -177,7 +177,7 @@ static int apply(const struct ck_table *t, int nt, const struct ck_key *k, void 
 		rc = set_list(base, k, v, parent, path, err, len);
 		break;
 	case CK_CUSTOM:
-		return k->set ? k->set(base, k, v, path, err, len) : fail(err, len, "%s: not settable", path);
+		return k->set ? k->set(base, k, v, path, err, len) : ck_fail(err, len, "%s: not settable", path);
 	}
 	if (rc == 0 && k->set)
 		rc = k->set(base, k, v, path, err, len);
@@ -200,7 +200,7 @@ static int walk(const struct ck_table *t, int nt, const cJSON *obj, const char *
 		void *base = NULL;
 		const struct ck_key *k = find(t, nt, path, &base);
 		if (!k)
-			return fail(err, len, "%s: unknown key", path);
+			return ck_fail(err, len, "%s: unknown key", path);
 		if (apply(t, nt, k, base, e, obj, path, err, len))
 			return -1;
 	}
@@ -210,7 +210,7 @@ static int walk(const struct ck_table *t, int nt, const cJSON *obj, const char *
 int ck_load(const struct ck_table *t, int nt, const void *root, char *err, size_t errlen)
 {
 	if (!cJSON_IsObject((const cJSON *)root))
-		return fail(err, errlen, "expected a JSON object at the top level");
+		return ck_fail(err, errlen, "expected a JSON object at the top level");
 	return walk(t, nt, root, NULL, err, errlen);
 }
 

@@ -75,6 +75,9 @@ int ck_apply(const struct ck_key *k, void *base, const void *v, const char *path
 void ck_write_example(FILE *f, const struct ck_table *t, int nt, const char *intro);
 void ck_write_man(FILE *f, const struct ck_table *t, int nt);
 
+/* "config: " and the message into err; returns -1. */
+int ck_fail(char *err, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 /* Shared element checks for CK_LIST / CK_STR. */
 const char *ck_check_cidr(const char *s); /* IPv4 or IPv6 address or CIDR */
 

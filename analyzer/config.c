@@ -133,17 +133,6 @@ void an_config_free(struct an_config *c)
 	c->n_sensitive = 0;
 }
 
-static int fail(char *err, size_t len, const char *fmt, ...)
-{
-	va_list ap;
-	int n = snprintf(err, len, "config: ");
-	va_start(ap, fmt);
-	if (n >= 0 && (size_t)n < len)
-		vsnprintf(err + n, len - (size_t)n, fmt, ap);
-	va_end(ap);
-	return -1;
-}
-
 static int kind_index(const char *name)
 {
 	for (int k = 0; k < AN_K_COUNT; k++)
@@ -180,7 +169,7 @@ static int set_sensitive(void *base, const struct ck_key *key, const void *item,
 	(void)key;
 	(void)kpath;
 	if (!cJSON_IsArray(arr))
-		return fail(err, len, "sensitive: expected an array of objects");
+		return ck_fail(err, len, "sensitive: expected an array of objects");
 	const cJSON *o;
 	int i = 0;
 	cJSON_ArrayForEach(o, arr)
@@ -188,9 +177,9 @@ static int set_sensitive(void *base, const struct ck_key *key, const void *item,
 		char path[32];
 		snprintf(path, sizeof path, "sensitive[%d]", i);
 		if (!cJSON_IsObject(o))
-			return fail(err, len, "%s: expected an object", path);
+			return ck_fail(err, len, "%s: expected an object", path);
 		if (c->n_sensitive >= AN_MAX_SENSITIVE)
-			return fail(err, len, "sensitive: more than %d entries", AN_MAX_SENSITIVE);
+			return ck_fail(err, len, "sensitive: more than %d entries", AN_MAX_SENSITIVE);
 		struct an_sensitive *s = &c->sensitive[c->n_sensitive];
 		memset(s, 0, sizeof *s);
 		c->n_sensitive++; /* counted first so an_config_free releases partial entries */
@@ -205,11 +194,11 @@ static int set_sensitive(void *base, const struct ck_key *key, const void *item,
 			if (strcmp(k, "table") == 0) {
 				if (!cJSON_IsString(e) || !e->valuestring || !e->valuestring[0] ||
 				    strlen(e->valuestring) > 127)
-					return fail(err, len, "%s: expected a table name", p2);
+					return ck_fail(err, len, "%s: expected a table name", p2);
 				free(s->table);
 				s->table = strdup(e->valuestring);
 				if (!s->table)
-					return fail(err, len, "%s: out of memory", p2);
+					return ck_fail(err, len, "%s: out of memory", p2);
 				for (char *ch = s->table; *ch; ch++)
 					*ch = (char)((*ch >= 'A' && *ch <= 'Z') ? *ch + 32 : *ch);
 			} else if (strcmp(k, "columns") == 0) {
@@ -219,11 +208,11 @@ static int set_sensitive(void *base, const struct ck_key *key, const void *item,
 				if (ck_apply(&list_key, &s->allow, e, p2, err, len) != 0)
 					return -1;
 			} else {
-				return fail(err, len, "%s: unknown key", p2);
+				return ck_fail(err, len, "%s: unknown key", p2);
 			}
 		}
 		if (!s->table)
-			return fail(err, len, "%s.table: missing", path);
+			return ck_fail(err, len, "%s.table: missing", path);
 		i++;
 	}
 	return 0;
@@ -252,7 +241,7 @@ static int set_poolers(void *base, const struct ck_key *key, const void *item, c
 	(void)key;
 	(void)kpath;
 	if (!cJSON_IsArray(arr))
-		return fail(err, len, "poolers: expected an array of objects");
+		return ck_fail(err, len, "poolers: expected an array of objects");
 	c->n_poolers = 0;
 	const cJSON *o;
 	int i = 0;
@@ -261,9 +250,9 @@ static int set_poolers(void *base, const struct ck_key *key, const void *item, c
 		char path[64];
 		snprintf(path, sizeof path, "poolers[%d]", i);
 		if (!cJSON_IsObject(o))
-			return fail(err, len, "%s: expected an object", path);
+			return ck_fail(err, len, "%s: expected an object", path);
 		if (c->n_poolers >= AN_MAX_POOLERS)
-			return fail(err, len, "poolers: more than %d entries", AN_MAX_POOLERS);
+			return ck_fail(err, len, "poolers: more than %d entries", AN_MAX_POOLERS);
 		struct an_pooler_cfg *p = &c->poolers[c->n_poolers];
 		memset(p, 0, sizeof *p);
 		p->window_ms = 60000;
@@ -278,7 +267,7 @@ static int set_poolers(void *base, const struct ck_key *key, const void *item, c
 			if (!strcmp(k, "address") || !strcmp(k, "source")) {
 				char *dst = k[0] == 'a' ? p->address : p->source;
 				if (!cJSON_IsString(e) || !e->valuestring || canon_ip(e->valuestring, dst, 48) < 0)
-					return fail(err, len, "%s: expected an IP address", p2);
+					return ck_fail(err, len, "%s: expected an IP address", p2);
 			} else if (!strcmp(k, "listen_port")) {
 				if (ck_apply(&port_key, &p->listen_port, e, p2, err, len))
 					return -1;
@@ -290,15 +279,15 @@ static int set_poolers(void *base, const struct ck_key *key, const void *item, c
 				if (!strcmp(v, "session"))
 					p->session_mode = 1;
 				else if (strcmp(v, "transaction") != 0 && strcmp(v, "statement") != 0)
-					return fail(err, len, "%s: expected \"transaction\", \"session\" or \"statement\"", p2);
+					return ck_fail(err, len, "%s: expected \"transaction\", \"session\" or \"statement\"", p2);
 			} else {
-				return fail(err, len, "%s: unknown key", p2);
+				return ck_fail(err, len, "%s: unknown key", p2);
 			}
 		}
 		if (!p->address[0])
-			return fail(err, len, "%s.address: missing", path);
+			return ck_fail(err, len, "%s.address: missing", path);
 		if (!p->listen_port)
-			return fail(err, len, "%s.listen_port: missing", path);
+			return ck_fail(err, len, "%s.listen_port: missing", path);
 		c->n_poolers++;
 		i++;
 	}
@@ -318,7 +307,7 @@ static int set_replace_defaults(void *base, const struct ck_key *k, const void *
 	(void)base;
 	(void)k;
 	/* read by each list of the group (CK_ADDS), wherever it stands in the object */
-	return cJSON_IsBool((const cJSON *)v) ? 0 : fail(err, len, "%s: expected true or false", path);
+	return cJSON_IsBool((const cJSON *)v) ? 0 : ck_fail(err, len, "%s: expected true or false", path);
 }
 
 static void *show_false(const void *base, const struct ck_key *k)
@@ -336,10 +325,10 @@ static int set_per_kind(void *base, const struct ck_key *k, const void *item, co
 	const char *name = strrchr(path, '.') + 1;
 	int sev = k->path[0] == 's', kind = kind_index(name);
 	if (kind < 0)
-		return fail(err, len, "%s: unknown finding kind", path);
+		return ck_fail(err, len, "%s: unknown finding kind", path);
 	if (!sev) {
 		if (!cJSON_IsBool(e))
-			return fail(err, len, "%s: expected true or false", path);
+			return ck_fail(err, len, "%s: expected true or false", path);
 		c->detector_off[kind] = !cJSON_IsTrue(e);
 		return 0;
 	}
@@ -348,7 +337,7 @@ static int set_per_kind(void *base, const struct ck_key *k, const void *item, co
 			c->severity[kind] = (enum an_severity)s;
 			return 0;
 		}
-	return fail(err, len, "%s: expected \"info\", \"low\", \"medium\", \"high\" or \"critical\"", path);
+	return ck_fail(err, len, "%s: expected \"info\", \"low\", \"medium\", \"high\" or \"critical\"", path);
 }
 
 static void *show_per_kind(const void *base, const struct ck_key *k)
@@ -498,7 +487,7 @@ int an_config_tables(struct an_config *c, struct ck_table *out)
 int an_config_set(struct an_config *c, const char *key, const void *item, char *err, unsigned long errlen)
 {
 	if (!key || !item) {
-		fail(err, errlen, "%s: missing value", key ? key : "?");
+		ck_fail(err, errlen, "%s: missing value", key ? key : "?");
 		return -1;
 	}
 	if (key[0] == '_')
