@@ -165,12 +165,43 @@ static void d_head(struct jw *w, struct evl_opts *o, const char *type, int64_t t
 	jw_kstr(w, "sensor", o->sensor);
 }
 
-static void d_id(struct jw *w, const char *key, int64_t id)
+/* ids, ports, pids and intervals: 0 (or less) means unknown, written as null */
+static void d_pos(struct jw *w, const char *key, int64_t v)
 {
-	if (id > 0)
-		jw_kint(w, key, id);
+	if (v > 0)
+		jw_kint(w, key, v);
 	else
 		jw_knull(w, key);
+}
+
+/* rows and durations: 0 is a value, negative means unknown */
+static void d_count(struct jw *w, const char *key, int64_t v)
+{
+	if (v >= 0)
+		jw_kint(w, key, v);
+	else
+		jw_knull(w, key);
+}
+
+/* The flow's protocol and both ends, in the order every record kind writes them. A session
+ * or statement has a flow (any port, 0 too, is the flow's); a finding may sum up several
+ * flows, and its port 0 means "not one port": null. */
+static void d_port(struct jw *w, const char *key, int port, int flow)
+{
+	if (flow)
+		jw_kint(w, key, port);
+	else
+		d_pos(w, key, port);
+}
+
+static void d_flow(struct jw *w, const char *protocol, const char *cip, int cport, const char *sip, int sport,
+		   int flow)
+{
+	jw_kstr(w, "protocol", protocol);
+	jw_kstr(w, "client_ip", cip);
+	d_port(w, "client_port", cport, flow);
+	jw_kstr(w, "server_ip", sip);
+	d_port(w, "server_port", sport, flow);
 }
 
 static void d_run(struct jw *w, struct evl_opts *o, const struct rec_run *x)
@@ -194,15 +225,9 @@ static void d_run(struct jw *w, struct evl_opts *o, const struct rec_run *x)
 	jw_kstr(w, "status", x->status);
 	jw_kstr(w, "error", x->error);
 	jw_ktime(w, "stats_at", x->stats_at);
-	if (x->stats_interval_s > 0)
-		jw_kint(w, "stats_interval_s", x->stats_interval_s);
-	else
-		jw_knull(w, "stats_interval_s");
+	d_pos(w, "stats_interval_s", x->stats_interval_s);
 	jw_kjson(w, "stats", x->stats);
-	if (x->pid > 0)
-		jw_kint(w, "pid", x->pid);
-	else
-		jw_knull(w, "pid");
+	d_pos(w, "pid", x->pid);
 	jw_kstr(w, "host", x->host);
 }
 
@@ -224,7 +249,7 @@ static void jw_kmembers(struct jw *w, const char *text)
 static void d_stats(struct jw *w, struct evl_opts *o, const struct rec_stats *x)
 {
 	d_head(w, o, "stats", x->ts);
-	d_id(w, "run_id", x->run_id);
+	d_pos(w, "run_id", x->run_id);
 	jw_ktime(w, "ts", x->ts);
 	jw_kmembers(w, x->counters);
 }
@@ -246,12 +271,8 @@ static void d_session(struct jw *w, struct evl_opts *o, const struct rec_session
 	jw_kstr(w, "state", x->state ? x->state : "update");
 	jw_kstr(w, "community_id", cid_of(o, x->client_ip, x->client_port, x->server_ip, x->server_port));
 	jw_kint(w, "id", x->id);
-	d_id(w, "run_id", x->run_id);
-	jw_kstr(w, "protocol", x->protocol);
-	jw_kstr(w, "client_ip", x->client_ip);
-	jw_kint(w, "client_port", x->client_port);
-	jw_kstr(w, "server_ip", x->server_ip);
-	jw_kint(w, "server_port", x->server_port);
+	d_pos(w, "run_id", x->run_id);
+	d_flow(w, x->protocol, x->client_ip, x->client_port, x->server_ip, x->server_port, 1);
 	jw_ktime(w, "started_at", x->started_at);
 	jw_ktime(w, "ended_at", x->ended_at);
 	jw_kstr(w, "db_user", x->db_user);
@@ -285,7 +306,7 @@ static void d_statement(struct jw *w, struct evl_opts *o, const struct rec_state
 	d_head(w, o, "statement", x->ts);
 	jw_kstr(w, "community_id", cid_of(o, x->client_ip, x->client_port, x->server_ip, x->server_port));
 	jw_kint(w, "id", x->id);
-	d_id(w, "session_id", x->session_id);
+	d_pos(w, "session_id", x->session_id);
 	jw_ktime(w, "ts", x->ts);
 	jw_kstr(w, "end_user", x->end_user);
 	jw_kstr(w, "end_user_source", x->end_user_source);
@@ -295,30 +316,17 @@ static void d_statement(struct jw *w, struct evl_opts *o, const struct rec_state
 	jw_kjson(w, "params", x->params);
 	jw_kstr(w, "outcome", x->outcome);
 	jw_kstr(w, "error_code", x->error_code);
-	if (x->rows >= 0)
-		jw_kint(w, "rows", x->rows);
-	else
-		jw_knull(w, "rows");
-	if (x->duration_us >= 0)
-		jw_kint(w, "duration_us", x->duration_us);
-	else
-		jw_knull(w, "duration_us");
-	jw_kstr(w, "protocol", x->protocol);
-	jw_kstr(w, "client_ip", x->client_ip);
-	jw_kint(w, "client_port", x->client_port);
-	jw_kstr(w, "server_ip", x->server_ip);
-	jw_kint(w, "server_port", x->server_port);
+	d_count(w, "rows", x->rows);
+	d_count(w, "duration_us", x->duration_us);
+	d_flow(w, x->protocol, x->client_ip, x->client_port, x->server_ip, x->server_port, 1);
 	jw_kstr(w, "db_user", x->db_user);
 	jw_kstr(w, "database", x->database);
 	jw_kstr(w, "application", x->application);
 	/* issue #21: a pooler's server leg: the client leg it forwards */
-	d_id(w, "via_session_id", x->via_session_id);
+	d_pos(w, "via_session_id", x->via_session_id);
 	jw_kstr(w, "pooler_join", x->pooler_join);
 	jw_kstr(w, "via_client_ip", x->via_client_ip);
-	if (x->via_client_port > 0)
-		jw_kint(w, "via_client_port", x->via_client_port);
-	else
-		jw_knull(w, "via_client_port");
+	d_pos(w, "via_client_port", x->via_client_port);
 	jw_kstr(w, "via_application", x->via_application);
 }
 
@@ -327,23 +335,13 @@ static void d_finding(struct jw *w, struct evl_opts *o, const struct rec_finding
 	d_head(w, o, "finding", x->last_seen > x->ts ? x->last_seen : x->ts);
 	jw_kstr(w, "community_id", cid_of(o, x->client_ip, x->client_port, x->server_ip, x->server_port));
 	jw_kint(w, "id", x->id);
-	d_id(w, "run_id", x->run_id);
-	d_id(w, "session_id", x->session_id);
-	d_id(w, "statement_id", x->statement_id);
+	d_pos(w, "run_id", x->run_id);
+	d_pos(w, "session_id", x->session_id);
+	d_pos(w, "statement_id", x->statement_id);
 	jw_ktime(w, "ts", x->ts);
 	jw_kstr(w, "kind", x->kind);
 	jw_kstr(w, "severity", x->severity);
-	jw_kstr(w, "protocol", x->protocol);
-	jw_kstr(w, "client_ip", x->client_ip);
-	if (x->client_port > 0)
-		jw_kint(w, "client_port", x->client_port);
-	else
-		jw_knull(w, "client_port");
-	jw_kstr(w, "server_ip", x->server_ip);
-	if (x->server_port > 0)
-		jw_kint(w, "server_port", x->server_port);
-	else
-		jw_knull(w, "server_port");
+	d_flow(w, x->protocol, x->client_ip, x->client_port, x->server_ip, x->server_port, 0);
 	jw_kstr(w, "db_user", x->db_user);
 	jw_kstr(w, "database", x->database);
 	jw_kstr(w, "application", x->application);
