@@ -229,6 +229,23 @@ static void ht_more(struct jw *w, long long shown, long long total, const char *
 		jw_printf(w, "<p class=\"more\">&hellip; %lld more (%s)</p>\n", total - shown, where);
 }
 
+/* the end of a listing: "none" when it is empty, and how many more are in the database */
+static void ht_table_end(struct jw *w, long long shown, long long total, const char *where)
+{
+	jw_puts(w, "</table>\n");
+	if (!shown)
+		jw_puts(w, "<p class=\"none\">none</p>\n");
+	ht_more(w, shown, total, where);
+}
+
+/* a row's last cell: SQL or an example statement, cut to max characters */
+static void ht_code_end(struct jw *w, const char *sql, size_t max)
+{
+	jw_puts(w, "<td><code>");
+	ht_label(w, sql, max);
+	jw_puts(w, "</code></td></tr>");
+}
+
 static void ht_dur(struct jw *w, double us)
 {
 	jw_puts(w, "<td class=\"n\">");
@@ -262,14 +279,9 @@ static void ht_shapes(struct jw *w, const char *title, const cJSON *rows, long l
 			jw_puts(w, "<td class=\"n\">-</td><td class=\"n\">-</td><td class=\"n\">-</td>");
 		}
 		ht_num(w, it, "rows");
-		jw_puts(w, "<td><code>");
-		ht_label(w, rp_strv(it, "example"), 200);
-		jw_puts(w, "</code></td></tr>");
+		ht_code_end(w, rp_strv(it, "example"), 200);
 	}
-	jw_puts(w, "</table>\n");
-	if (!cJSON_GetArraySize(rows))
-		jw_puts(w, "<p class=\"none\">none</p>\n");
-	ht_more(w, cJSON_GetArraySize(rows), total, "all shapes: report --format json");
+	ht_table_end(w, cJSON_GetArraySize(rows), total, "all shapes: report --format json");
 }
 
 static void ht_workload(struct jw *w, const cJSON *root)
@@ -300,9 +312,7 @@ static void ht_workload(struct jw *w, const cJSON *root)
 		ht_time(w, rp_strv(it, "ts"));
 		ht_dur(w, rp_num(it, "duration_us"));
 		ht_cell(w, rp_strv(it, "end_user") ? rp_strv(it, "end_user") : rp_strv(it, "db_user"), 40);
-		jw_puts(w, "<td><code>");
-		ht_label(w, rp_strv(it, "sql"), 200);
-		jw_puts(w, "</code></td></tr>");
+		ht_code_end(w, rp_strv(it, "sql"), 200);
 	}
 	jw_puts(w, "</table>\n");
 	ht_more(w, k, NUM(lt, "timed"), "the statements table, ORDER BY duration_us DESC");
@@ -316,14 +326,9 @@ static void ht_workload(struct jw *w, const cJSON *root)
 		ht_cell(w, rp_strv(it, "error_code"), 12);
 		ht_num(w, it, "count");
 		ht_num(w, it, "shapes");
-		jw_puts(w, "<td><code>");
-		ht_label(w, rp_strv(it, "example"), 200);
-		jw_puts(w, "</code></td></tr>");
+		ht_code_end(w, rp_strv(it, "example"), 200);
 	}
-	jw_puts(w, "</table>\n");
-	if (!cJSON_GetArraySize(errs))
-		jw_puts(w, "<p class=\"none\">none</p>\n");
-	ht_more(w, cJSON_GetArraySize(errs), NUM(lt, "error_codes"), "report --format json");
+	ht_table_end(w, cJSON_GetArraySize(errs), NUM(lt, "error_codes"), "report --format json");
 
 	static const char *const dims[][3] = {
 		{ "by_database", "database", "databases" },
@@ -485,10 +490,7 @@ void rp_html(const cJSON *root, struct jw *w)
 		ht_cell(w, rp_strv(it, "id"), 80); /* SENSOR:ID: unambiguous across databases */
 		jw_puts(w, "</tr>");
 	}
-	jw_puts(w, "</table>\n");
-	if (!k)
-		jw_puts(w, "<p class=\"none\">none</p>\n");
-	ht_more(w, k > 15 ? 15 : k, NUM(fnd, "total"), "dbtap findings, or the findings table");
+	ht_table_end(w, k > 15 ? 15 : k, NUM(fnd, "total"), "dbtap findings, or the findings table");
 
 	const cJSON *act = cJSON_GetObjectItemCaseSensitive(root, "activity");
 	static const char *const act_s[] = {"statements"}, *const act_c[] = {"#3949ab"};
@@ -555,9 +557,7 @@ void rp_html(const cJSON *root, struct jw *w)
 		ht_cell(w, rp_strv(it, "db_user"), 40);
 		ht_cell(w, rp_strv(it, "application"), 40);
 		ht_cell(w, rp_strv(it, "fingerprint"), 16);
-		jw_puts(w, "<td><code>");
-		ht_label(w, rp_strv(it, "sql"), 300);
-		jw_puts(w, "</code></td></tr>");
+		ht_code_end(w, rp_strv(it, "sql"), 300);
 	}
 	jw_puts(w, "</table>\n");
 	ht_more(w, k > 20 ? 20 : k, NUM(ns, "total"), "findings WHERE kind = 'new_query_shape'");
