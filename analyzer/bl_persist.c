@@ -72,13 +72,13 @@ int an_baseline_open(struct an *an, const char *db_path, char *err, unsigned lon
 	}
 	if (b->persist)
 		return 0;
-	struct bl_store *st = bl_store_open(db_path, 1, err, errlen);
+	struct bstore *st = bstore_open(db_path, 1, err, errlen);
 	if (!st)
 		return -EIO;
-	int rc = bl_store_load(st, load_row, an);
+	int rc = bstore_load(st, load_row, an);
 	if (rc < 0)
-		snprintf(err, errlen, "%s", bl_store_errmsg(st));
-	bl_store_close(st);
+		snprintf(err, errlen, "%s", bstore_errmsg(st));
+	bstore_close(st);
 	if (rc < 0)
 		return -EIO;
 	b->persist = 1;

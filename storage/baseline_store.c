@@ -1,7 +1,7 @@
 /* The learned baseline's SQLite side: its own connection to the findings database (WAL,
  * busy_timeout, so it coexists with the sink's writer thread) to create and load the
  * `baseline` table and for the `dbtap baseline` command (list, forget, ack). A run's
- * changed rows are stored by the sink's writer (REC_BASELINE, sqlite_sink.c). */
+ * changed rows are stored by the sink's writer (REC_BASELINE, sqlite_sink_bind.c). */
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -17,25 +17,25 @@
 
 #define BL_BUSY_MS 10000 /* the sink's writer commits batches; wait for it rather than fail */
 
-struct bl_store {
+struct bstore {
 	sqlite3 *db;
 	char errmsg[256];
 };
 
-static int bl_fail(struct bl_store *b, const char *what)
+static int bstore_fail(struct bstore *b, const char *what)
 {
 	snprintf(b->errmsg, sizeof b->errmsg, "baseline: %s: %s", what, sqlite3_errmsg(b->db));
 	return -EIO;
 }
 
-const char *bl_store_errmsg(const struct bl_store *b)
+const char *bstore_errmsg(const struct bstore *b)
 {
 	return b ? b->errmsg : "baseline: no store";
 }
 
-struct bl_store *bl_store_open(const char *path, int create, char *err, size_t errlen)
+struct bstore *bstore_open(const char *path, int create, char *err, size_t errlen)
 {
-	struct bl_store *b = calloc(1, sizeof *b);
+	struct bstore *b = calloc(1, sizeof *b);
 	char *msg = NULL;
 	if (!b) {
 		snprintf(err, errlen, "baseline: out of memory");
@@ -57,11 +57,11 @@ struct bl_store *bl_store_open(const char *path, int create, char *err, size_t e
 	}
 	return b;
 fail:
-	bl_store_close(b);
+	bstore_close(b);
 	return NULL;
 }
 
-void bl_store_close(struct bl_store *b)
+void bstore_close(struct bstore *b)
 {
 	if (!b)
 		return;
@@ -70,7 +70,7 @@ void bl_store_close(struct bl_store *b)
 }
 
 /* "2026-11-27T09:15:02.123456Z" -> us; 0 for NULL or malformed text. */
-static int64_t parse_time(const unsigned char *s)
+static int64_t bstore_parse_time(const unsigned char *s)
 {
 	int y, mo, d, h, mi, sec, n = 0;
 	long frac = 0;
@@ -88,13 +88,13 @@ static int64_t parse_time(const unsigned char *s)
 	return (int64_t)timegm(&tm) * 1000000 + frac;
 }
 
-static const char *col_text(sqlite3_stmt *q, int i)
+static const char *bstore_col_text(sqlite3_stmt *q, int i)
 {
 	const unsigned char *t = sqlite3_column_text(q, i);
 	return t ? (const char *)t : "";
 }
 
-static int64_t col_int(sqlite3_stmt *q, int i, int64_t dflt)
+static int64_t bstore_col_int(sqlite3_stmt *q, int i, int64_t dflt)
 {
 	return sqlite3_column_type(q, i) == SQLITE_NULL ? dflt : sqlite3_column_int64(q, i);
 }
@@ -103,70 +103,70 @@ static int64_t col_int(sqlite3_stmt *q, int i, int64_t dflt)
 	"SELECT scope, principal, application, kind, item, detail, first_seen, last_seen, count," \
 	" rows_min, rows_max, learning_until, pending FROM baseline"
 
-static void row_from(sqlite3_stmt *q, struct rec_baseline *r)
+static void bstore_row_from(sqlite3_stmt *q, struct rec_baseline *r)
 {
-	r->scope = col_text(q, 0);
-	r->principal = col_text(q, 1);
-	r->application = col_text(q, 2);
-	r->kind = col_text(q, 3);
-	r->item = col_text(q, 4);
-	r->detail = sqlite3_column_type(q, 5) == SQLITE_NULL ? NULL : col_text(q, 5);
-	r->first_seen = parse_time(sqlite3_column_text(q, 6));
-	r->last_seen = parse_time(sqlite3_column_text(q, 7));
-	r->count = col_int(q, 8, 0);
-	r->rows_min = col_int(q, 9, -1);
-	r->rows_max = col_int(q, 10, -1);
-	r->learning_until = parse_time(sqlite3_column_text(q, 11));
-	r->pending = (int)col_int(q, 12, 0);
+	r->scope = bstore_col_text(q, 0);
+	r->principal = bstore_col_text(q, 1);
+	r->application = bstore_col_text(q, 2);
+	r->kind = bstore_col_text(q, 3);
+	r->item = bstore_col_text(q, 4);
+	r->detail = sqlite3_column_type(q, 5) == SQLITE_NULL ? NULL : bstore_col_text(q, 5);
+	r->first_seen = bstore_parse_time(sqlite3_column_text(q, 6));
+	r->last_seen = bstore_parse_time(sqlite3_column_text(q, 7));
+	r->count = bstore_col_int(q, 8, 0);
+	r->rows_min = bstore_col_int(q, 9, -1);
+	r->rows_max = bstore_col_int(q, 10, -1);
+	r->learning_until = bstore_parse_time(sqlite3_column_text(q, 11));
+	r->pending = (int)bstore_col_int(q, 12, 0);
 }
 
-int bl_store_load(struct bl_store *b, int (*cb)(void *ctx, const struct rec_baseline *r), void *ctx)
+int bstore_load(struct bstore *b, int (*cb)(void *ctx, const struct rec_baseline *r), void *ctx)
 {
 	sqlite3_stmt *q;
 	/* principal rows first: the others attach to them */
 	if (sqlite3_prepare_v2(b->db, BL_SELECT " ORDER BY kind <> 'principal', scope, principal, application, kind, item",
 			       -1, &q, NULL) != SQLITE_OK)
-		return bl_fail(b, "load");
+		return bstore_fail(b, "load");
 	int rc;
 	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
 		struct rec_baseline r;
-		row_from(q, &r);
+		bstore_row_from(q, &r);
 		if (cb(ctx, &r) != 0)
 			break;
 	}
 	int bad = rc != SQLITE_ROW && rc != SQLITE_DONE;
 	sqlite3_finalize(q);
-	return bad ? bl_fail(b, "load") : 0;
+	return bad ? bstore_fail(b, "load") : 0;
 }
 
-static int exec_principal(struct bl_store *b, const char *sql, const char *principal, int64_t *n)
+static int bstore_exec_principal(struct bstore *b, const char *sql, const char *principal, int64_t *n)
 {
 	sqlite3_stmt *q;
 	if (sqlite3_prepare_v2(b->db, sql, -1, &q, NULL) != SQLITE_OK)
-		return bl_fail(b, "prepare");
+		return bstore_fail(b, "prepare");
 	sqlite3_bind_text(q, 1, principal, -1, SQLITE_STATIC);
 	int rc = sqlite3_step(q);
 	sqlite3_finalize(q);
 	if (rc != SQLITE_DONE)
-		return bl_fail(b, "update");
+		return bstore_fail(b, "update");
 	if (n)
 		*n = sqlite3_changes(b->db);
 	return 0;
 }
 
-int bl_store_forget(struct bl_store *b, const char *principal, int64_t *n)
+int bstore_forget(struct bstore *b, const char *principal, int64_t *n)
 {
-	return exec_principal(b, "DELETE FROM baseline WHERE principal = ?", principal, n);
+	return bstore_exec_principal(b, "DELETE FROM baseline WHERE principal = ?", principal, n);
 }
 
-int bl_store_ack(struct bl_store *b, const char *principal, int64_t *n)
+int bstore_ack(struct bstore *b, const char *principal, int64_t *n)
 {
-	return exec_principal(b, "UPDATE baseline SET pending = 0 WHERE principal = ? AND pending <> 0", principal, n);
+	return bstore_exec_principal(b, "UPDATE baseline SET pending = 0 WHERE principal = ? AND pending <> 0", principal, n);
 }
 
 /* ---- dbtap baseline ---- */
 
-static void bl_usage(FILE *f)
+static void bstore_usage(FILE *f)
 {
 	if (f != stdout) {
 		fprintf(f, "dbtap baseline: say one of --list, --forget PRINCIPAL or --ack PRINCIPAL "
@@ -183,7 +183,7 @@ static void bl_usage(FILE *f)
 		   "  -h, --help               this help\n");
 }
 
-static void json_str(FILE *f, const char *s)
+static void bstore_json_str(FILE *f, const char *s)
 {
 	fputc('"', f);
 	for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) {
@@ -197,14 +197,14 @@ static void json_str(FILE *f, const char *s)
 	fputc('"', f);
 }
 
-static int list_rows(struct bl_store *b, const char *principal, int json)
+static int bstore_list_rows(struct bstore *b, const char *principal, int json)
 {
 	sqlite3_stmt *q;
 	const char *sql = principal ? BL_SELECT " WHERE principal = ? ORDER BY scope, principal, kind <> 'principal',"
 					      " kind, application, item"
 				    : BL_SELECT " ORDER BY scope, principal, kind <> 'principal', kind, application, item";
 	if (sqlite3_prepare_v2(b->db, sql, -1, &q, NULL) != SQLITE_OK)
-		return bl_fail(b, "list");
+		return bstore_fail(b, "list");
 	if (principal)
 		sqlite3_bind_text(q, 1, principal, -1, SQLITE_STATIC);
 	if (!json)
@@ -213,7 +213,7 @@ static int list_rows(struct bl_store *b, const char *principal, int json)
 	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
 		struct rec_baseline r;
 		char fs[40] = "", ls[40] = "", lu[40] = "";
-		row_from(q, &r);
+		bstore_row_from(q, &r);
 		if (r.first_seen)
 			sink_fmt_time(r.first_seen, fs, sizeof fs);
 		if (r.last_seen)
@@ -225,15 +225,15 @@ static int list_rows(struct bl_store *b, const char *principal, int json)
 			status = r.learning_until > r.last_seen ? "learning" : "learned";
 		if (json) {
 			printf("{\"scope\":");
-			json_str(stdout, r.scope);
+			bstore_json_str(stdout, r.scope);
 			printf(",\"principal\":");
-			json_str(stdout, r.principal);
+			bstore_json_str(stdout, r.principal);
 			printf(",\"application\":");
-			json_str(stdout, r.application);
+			bstore_json_str(stdout, r.application);
 			printf(",\"kind\":");
-			json_str(stdout, r.kind);
+			bstore_json_str(stdout, r.kind);
 			printf(",\"item\":");
-			json_str(stdout, r.item);
+			bstore_json_str(stdout, r.item);
 			printf(",\"count\":%lld,\"first_seen\":\"%s\",\"last_seen\":\"%s\"", (long long)r.count, fs, ls);
 			if (r.rows_min >= 0)
 				printf(",\"rows_min\":%lld,\"rows_max\":%lld", (long long)r.rows_min, (long long)r.rows_max);
@@ -242,7 +242,7 @@ static int list_rows(struct bl_store *b, const char *principal, int json)
 			printf(",\"status\":\"%s\"", status);
 			if (r.detail) {
 				printf(",\"detail\":");
-				json_str(stdout, r.detail);
+				bstore_json_str(stdout, r.detail);
 			}
 			printf("}\n");
 		} else {
@@ -255,7 +255,7 @@ static int list_rows(struct bl_store *b, const char *principal, int json)
 	}
 	int bad = rc != SQLITE_DONE;
 	sqlite3_finalize(q);
-	return bad ? bl_fail(b, "list") : 0;
+	return bad ? bstore_fail(b, "list") : 0;
 }
 
 int baseline_main(int argc, char **argv)
@@ -279,7 +279,7 @@ int baseline_main(int argc, char **argv)
 		case 'f':
 		case 'a':
 			if (mode) {
-				bl_usage(stderr);
+				bstore_usage(stderr);
 				return 2;
 			}
 			mode = ch;
@@ -290,7 +290,7 @@ int baseline_main(int argc, char **argv)
 			json = 1;
 			break;
 		case 'h':
-			bl_usage(stdout);
+			bstore_usage(stdout);
 			return 0;
 		case ':':
 			fprintf(stderr, "dbtap baseline: %s needs a value (see: dbtap baseline --help)\n",
@@ -314,11 +314,11 @@ int baseline_main(int argc, char **argv)
 		return 2;
 	}
 	if (!mode) {
-		bl_usage(stderr);
+		bstore_usage(stderr);
 		return 2;
 	}
 	char err[512];
-	struct bl_store *b = bl_store_open(db, 0, err, sizeof err);
+	struct bstore *b = bstore_open(db, 0, err, sizeof err);
 	if (!b) {
 		fprintf(stderr, "dbtap: %s\n", err);
 		return 1;
@@ -326,18 +326,18 @@ int baseline_main(int argc, char **argv)
 	int rc = 0;
 	int64_t n = 0;
 	if (mode == 'l') {
-		rc = list_rows(b, who, json);
+		rc = bstore_list_rows(b, who, json);
 	} else if (mode == 'f') {
-		rc = bl_store_forget(b, who, &n);
+		rc = bstore_forget(b, who, &n);
 		if (rc == 0)
 			printf("forgot %lld baseline rows of %s\n", (long long)n, who);
 	} else {
-		rc = bl_store_ack(b, who, &n);
+		rc = bstore_ack(b, who, &n);
 		if (rc == 0)
 			printf("acknowledged %lld baseline rows of %s\n", (long long)n, who);
 	}
 	if (rc != 0)
-		fprintf(stderr, "dbtap: %s\n", bl_store_errmsg(b));
-	bl_store_close(b);
+		fprintf(stderr, "dbtap: %s\n", bstore_errmsg(b));
+	bstore_close(b);
 	return rc ? 1 : 0;
 }

@@ -10,22 +10,22 @@
 
 #include "sink.h"
 
-struct bl_store;
+struct bstore;
 
 /* Open path (must exist unless create=1), create the baseline table if missing.
  * NULL with err filled on failure. */
-struct bl_store *bl_store_open(const char *path, int create, char *err, size_t errlen);
-void bl_store_close(struct bl_store *b);
-const char *bl_store_errmsg(const struct bl_store *b);
+struct bstore *bstore_open(const char *path, int create, char *err, size_t errlen);
+void bstore_close(struct bstore *b);
+const char *bstore_errmsg(const struct bstore *b);
 
 /* Call cb for every row (ordered by scope, principal, application, kind, item); a non-zero
  * return from cb stops the walk. 0 or -errno. */
-int bl_store_load(struct bl_store *b, int (*cb)(void *ctx, const struct rec_baseline *r), void *ctx);
+int bstore_load(struct bstore *b, int (*cb)(void *ctx, const struct rec_baseline *r), void *ctx);
 
 /* Delete every row of principal (both scopes). *n gets the rows deleted. */
-int bl_store_forget(struct bl_store *b, const char *principal, int64_t *n);
+int bstore_forget(struct bstore *b, const char *principal, int64_t *n);
 /* Accept what was alerted for principal: pending rows become part of the baseline. */
-int bl_store_ack(struct bl_store *b, const char *principal, int64_t *n);
+int bstore_ack(struct bstore *b, const char *principal, int64_t *n);
 
 /* `dbtap baseline [-d DB] (--list [--json] | --forget PRINCIPAL | --ack PRINCIPAL)`;
  * argv[0] is "baseline". Exit status as DESIGN.md §2. */

@@ -1,6 +1,6 @@
 /* The findings database schema (DESIGN.md §3, documented in storage/SCHEMA.md) as SQL text,
  * shared by the SQLite sink (creates it) and the report (reads it). Columns may be added,
- * never renamed or removed; bump SINK_SCHEMA_VERSION and migrate in sqlite_sink.c. */
+ * never renamed or removed; bump SINK_SCHEMA_VERSION and migrate in sqlite_sink_schema.c. */
 #ifndef DBTAP_SQLITE_SCHEMA_H
 #define DBTAP_SQLITE_SCHEMA_H
 

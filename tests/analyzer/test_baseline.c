@@ -369,12 +369,12 @@ Test(baseline, require_ack_repeats_per_run_until_acknowledged)
 	}
 	/* acknowledge through the store, as `dbtap baseline --ack` does */
 	char err[256];
-	struct bl_store *st = bl_store_open(dbpath, 0, err, sizeof err);
+	struct bstore *st = bstore_open(dbpath, 0, err, sizeof err);
 	cr_assert_not_null(st, "%s", err);
 	int64_t n = 0;
-	cr_expect_eq(bl_store_ack(st, "shop", &n), 0);
+	cr_expect_eq(bstore_ack(st, "shop", &n), 0);
 	cr_expect_eq(n, 1);
-	bl_store_close(st);
+	bstore_close(st);
 	h_init(&h);
 	h.cfg.baseline.require_ack = 1;
 	start(0, dbpath);
