@@ -1,10 +1,12 @@
 /* Retention for the findings database: delete old statements in small transactions so a
  * running sensor's writer is never locked out for long; keep everything else. */
 #include <errno.h>
+#include <stdlib.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "report.h"
 #include "sink.h"
@@ -111,6 +113,86 @@ int report_prune_db(const char *path, int64_t cutoff_us, int vacuum, int64_t *de
 	rc = 0;
 out:
 	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return rc;
+}
+
+/* One count from a read-only connection; -1 on error (message in err). */
+static int prune_count(sqlite3 *db, const char *path, const char *sql, const char *cutoff,
+		       int64_t *n, char *text, size_t textlen, char *err, size_t errlen)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+		return prune_fail(db, path, "reading", err, errlen);
+	sqlite3_bind_text(st, 1, cutoff, -1, SQLITE_TRANSIENT);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*n = sqlite3_column_int64(st, 0);
+		const unsigned char *s = text ? sqlite3_column_text(st, 1) : NULL;
+		if (text)
+			snprintf(text, textlen, "%s", s ? (const char *)s : "");
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? 0 : prune_fail(db, path, "reading", err, errlen);
+}
+
+int report_prune_plan(const char *path, int64_t cutoff_us, struct prune_plan *p, char *err,
+		      size_t errlen)
+{
+	struct stat sb;
+	sqlite3 *db = NULL;
+	int rc = -1;
+	memset(p, 0, sizeof(*p));
+	if (stat(path, &sb) != 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (!S_ISREG(sb.st_mode)) {
+		snprintf(err, errlen, "%s: not a regular file", path);
+		return -1;
+	}
+	/* mode=ro needs the WAL's -shm beside the file; where the file cannot be written (a
+	 * read-only file system, a snapshot) nobody writes it either: read it immutable. */
+	int have = -1;
+	for (int immutable = 0; immutable < 2 && have < 0; immutable++) {
+		if (immutable && access(path, W_OK) == 0)
+			break;
+		char *uri = report_ro_uri(path, immutable);
+		if (!uri) {
+			snprintf(err, errlen, "%s: out of memory", path);
+			return -1;
+		}
+		sqlite3_close(db);
+		db = NULL;
+		int orc = sqlite3_open_v2(uri, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, NULL);
+		free(uri);
+		if (orc != SQLITE_OK)
+			continue;
+		sqlite3_busy_timeout(db, PRUNE_BUSY_MS);
+		/* the schema is read lazily: read it now, while the fallback is still open */
+		if (sqlite3_exec(db, "SELECT count(*) FROM sqlite_master", NULL, NULL, NULL) == SQLITE_OK)
+			have = 0;
+	}
+	if (have < 0) {
+		prune_fail(db, path, "open", err, errlen);
+		goto out;
+	}
+	char cutoff[40];
+	sink_fmt_time(cutoff_us, cutoff, sizeof(cutoff));
+	if (prune_count(db, path, "SELECT count(*), min(ts) FROM statements WHERE ts < ?1", cutoff,
+			&p->statements, p->oldest, sizeof(p->oldest), err, errlen) < 0) {
+		if (strstr(err, "no such table"))
+			snprintf(err, errlen, "%s: not a dbtap database (no statements table)", path);
+		goto out;
+	}
+	if (prune_count(db, path, "SELECT count(*) FROM session_state WHERE saved_at < ?1", cutoff,
+			&p->states, NULL, 0, err, errlen) < 0) {
+		if (!strstr(err, "no such table"))
+			goto out;
+		p->states = 0; /* made by a dbtap before issue #18 */
+	}
+	rc = 0;
+out:
 	sqlite3_close(db);
 	return rc;
 }

@@ -293,11 +293,12 @@ static const char rp_help_report[] =
 	"      --record          remember this window, so the next report counts new groups\n"
 	"  -h, --help            this help\n";
 static const char rp_help_prune[] =
-	"usage: dbtap prune [-d DB]... --older-than 30d [--vacuum]\n"
+	"usage: dbtap prune [-d DB]... --older-than 30d [--vacuum] [--dry-run]\n"
 	"Delete statements older than a duration; sessions, findings, runs and the baseline stay.\n"
 	"  -d, --db=DB              findings database (default ./dbtap.db); repeatable\n"
 	"      --older-than=DURATION  e.g. 30d, 12h, 2w (required)\n"
 	"      --vacuum             also shrink the file (VACUUM)\n"
+	"  -n, --dry-run            say what would be deleted; open read-only, change nothing\n"
 	"  -h, --help               this help\n";
 
 /* A usage error: what is wrong, then how to ask for the options (exit 2). */
@@ -314,7 +315,7 @@ int report_main(int argc, char **argv)
 	const char *dbs[RP_MAX_DBS];
 	struct report_opts o = {.dbs = dbs, .format = REPORT_TEXT};
 	int64_t older = 0;
-	int vacuum = 0;
+	int vacuum = 0, dry_run = 0;
 	char msg[300];
 	static const struct option report_opts[] = {
 		{"db", required_argument, NULL, 'd'},	 {"since", required_argument, NULL, 'S'},
@@ -326,12 +327,12 @@ int report_main(int argc, char **argv)
 	static const struct option prune_opts[] = {
 		{"db", required_argument, NULL, 'd'},	  {"older-than", required_argument, NULL, 'O'},
 		{"vacuum", no_argument, NULL, 'v'},	  {"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+		{"dry-run", no_argument, NULL, 'n'},	  {NULL, 0, NULL, 0},
 	};
 	int ch;
 	optind = 1;
 	opterr = 0; /* our own one-line messages */
-	while ((ch = getopt_long(argc, argv, prune ? ":d:h" : ":d:o:h", prune ? prune_opts : report_opts,
+	while ((ch = getopt_long(argc, argv, prune ? ":d:hn" : ":d:o:h", prune ? prune_opts : report_opts,
 				 NULL)) != -1) {
 		const char *val = optarg;
 		switch (ch) {
@@ -387,6 +388,9 @@ int report_main(int argc, char **argv)
 		case 'v':
 			vacuum = 1;
 			break;
+		case 'n':
+			dry_run = 1;
+			break;
 		case ':':
 			snprintf(msg, sizeof(msg), "%.200s needs a value", argv[optind - 1]);
 			return rp_usage(word, msg);
@@ -415,7 +419,17 @@ int report_main(int argc, char **argv)
 		int64_t cutoff = (int64_t)now.tv_sec * US_PER_S + now.tv_nsec / 1000 - older;
 		char ct[40];
 		sink_fmt_time(cutoff, ct, sizeof(ct));
-		for (int i = 0; i < o.n_dbs; i++) {
+		for (int i = 0; i < o.n_dbs && dry_run; i++) {
+			struct prune_plan p;
+			if (report_prune_plan(dbs[i], cutoff, &p, err, sizeof(err)) < 0) {
+				fprintf(stderr, "dbtap prune: %s\n", err);
+				return 1;
+			}
+			printf("dbtap prune: %s: would delete %lld statements before %s%s%s%s and %lld saved session states%s; dry run, nothing changed\n",
+			       dbs[i], (long long)p.statements, ct, p.oldest[0] ? " (oldest " : "", p.oldest,
+			       p.oldest[0] ? ")" : "", (long long)p.states, vacuum ? ", then VACUUM" : "");
+		}
+		for (int i = 0; i < o.n_dbs && !dry_run; i++) {
 			int64_t n;
 			if (report_prune_db(dbs[i], cutoff, vacuum, &n, err, sizeof(err)) < 0) {
 				fprintf(stderr, "dbtap prune: %s\n", err);

@@ -36,7 +36,7 @@ int report_run(const struct report_opts *o, char *err, size_t errlen);
 /* The CLI of both words: argv[0] is "report" or "prune"; the rest as in DESIGN.md §2:
  *   report [-d DB]... [--since ISO8601 | --last 24h] [--until ISO8601|now]
  *          [--format text|html|json[,...]] [-o FILE|DIR]
- *   prune  [-d DB]... --older-than 30d [--vacuum]
+ *   prune  [-d DB]... --older-than 30d [--vacuum] [--dry-run]
  * Returns the exit status: 0 ok, 1 runtime error (one line on stderr naming the file),
  * 2 usage error. */
 int report_main(int argc, char **argv);
@@ -48,6 +48,19 @@ int report_main(int argc, char **argv);
  * incremental_vacuum. 0, or -1 with a one-line message naming the file. */
 int report_prune_db(const char *path, int64_t cutoff_us, int vacuum, int64_t *deleted,
 		    char *err, size_t errlen);
+/* prune --dry-run: what report_prune_db would delete, read through a read-only connection
+ * (mode=ro; immutable when the file cannot be written, e.g. a read-only file system), the
+ * database unchanged. oldest: the oldest statement's time ("" when none). 0, or -1 with a
+ * one-line message naming the file. */
+struct prune_plan {
+	int64_t statements, states; /* statements and saved session states before the cutoff */
+	char oldest[40];
+};
+int report_prune_plan(const char *path, int64_t cutoff_us, struct prune_plan *p, char *err,
+		      size_t errlen);
+/* "file:PATH?mode=ro" (with "&immutable=1"), the path percent-encoded; malloc'd, NULL when
+ * out of memory. */
+char *report_ro_uri(const char *path, int immutable);
 
 /* `dbtap status`: one paragraph per sensor still running on the database at path (its
  * source, host, pid, uptime, last stats record, alive or not). 0 when at least one sensor

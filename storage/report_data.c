@@ -221,7 +221,7 @@ static const char rp_gather_tls_sql[] =
 	" AND started_at >= :since AND started_at < :until GROUP BY 2;";
 
 /* URI for ATTACH with mode=ro: percent-encode anything that could end the path. */
-static char *rp_uri(const char *path, int immutable)
+char *report_ro_uri(const char *path, int immutable)
 {
 	size_t n = strlen(path);
 	char *u = malloc(n * 3 + 32);
@@ -257,7 +257,7 @@ static int rp_attach(struct rp *r, const char *path)
 	for (int immutable = 0; immutable < 2 && rc != SQLITE_DONE; immutable++) {
 		if (immutable && access(path, W_OK) == 0)
 			break;
-		char *uri = rp_uri(path, immutable);
+		char *uri = report_ro_uri(path, immutable);
 		if (!uri || sqlite3_prepare_v2(r->db, "ATTACH ?1 AS src", -1, &st, NULL) != SQLITE_OK) {
 			free(uri);
 			return rp_fail(r, path, "attach");

@@ -9,6 +9,7 @@ tests/capture/data/base.pcap (7 statements).
                fails, and stored once the lock goes (was: the batch dropped)
   (a full disk stays a one-line error with the batch counted: durability.py)
   ro_report    `dbtap report` on a database on a read-only file system (was: cannot open)
+  ro_prune_dry_run  `dbtap prune --dry-run` there: what it would delete, nothing changed
 """
 import os
 import shutil
@@ -98,6 +99,14 @@ def inner(tmp):
                         '--format', 'json'], capture_output=True, text=True)
     c.eq(r.returncode, 0, f'ro_report: exit status ({r.stderr.strip()})')
     c.check('"statements"' in r.stdout or '"workload"' in r.stdout, 'ro_report: a report came out')
+    # prune --dry-run reads it too (immutable: nobody can write there) and changes nothing
+    r = subprocess.run([dbtap, 'prune', '-d', db, '--older-than', '1d', '--dry-run'],
+                       capture_output=True, text=True)
+    c.eq(r.returncode, 0, f'ro_prune_dry_run: exit status ({r.stderr.strip()})')
+    c.check('would delete 7 statements' in r.stdout, f'ro_prune_dry_run: counts ({r.stdout.strip()})')
+    con = sqlite3.connect(f'file:{db}?immutable=1', uri=True)
+    c.eq(con.execute('SELECT count(*) FROM statements').fetchone()[0], 7, 'ro_prune_dry_run: nothing deleted')
+    con.close()
     subprocess.run(['umount', mnt])
     c.done()
 

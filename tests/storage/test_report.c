@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -400,6 +401,47 @@ Test(report, prune_deletes_old_statements_and_keeps_findings_and_sessions)
 	cr_expect_eq(sqlite3_column_int64(st, 0), c.statements);
 	sqlite3_finalize(st);
 	sqlite3_close(db);
+}
+
+/* prune --dry-run says what it would delete and changes nothing: the database's bytes stay
+ * the same and a read-only file opens (issue #20 item 4). */
+Test(report, prune_dry_run_counts_and_changes_nothing)
+{
+	struct demo_counts c = fill(db1, 1577854800LL * 1000000, 6, 5); /* 2020 */
+	struct prune_plan p;
+	char err[256];
+	cr_assert_eq(report_prune_plan(db1, 1609459200LL * 1000000, &p, err, sizeof err), 0, "%s", err);
+	cr_expect_eq(p.statements, c.statements);
+	cr_expect_eq(strncmp(p.oldest, "2020-01-01", 10), 0, "oldest %s", p.oldest);
+	cr_expect_eq(report_prune_plan(db1, 1500000000LL * 1000000, &p, err, sizeof err), 0);
+	cr_expect_eq(p.statements, 0);
+	cr_expect_eq(p.oldest[0], 0);
+	char *before = slurp(db1);
+	struct stat sb0, sb1;
+	stat(db1, &sb0);
+	cr_assert_eq(chmod(db1, 0440), 0);
+	const char *a[] = {"prune", "-d", db1, "--older-than", "30d", "--dry-run", "--vacuum"};
+	cr_expect_eq(run_cli(a, 7), 0);
+	cr_assert_eq(chmod(db1, 0640), 0);
+	stat(db1, &sb1);
+	char *after = slurp(db1);
+	cr_expect_eq(sb0.st_size, sb1.st_size);
+	cr_expect_eq(memcmp(before, after, (size_t)sb0.st_size), 0, "dry run changed the database");
+	free(before);
+	free(after);
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	cr_assert_eq(sqlite3_open(db1, &db), SQLITE_OK);
+	cr_assert_eq(sqlite3_prepare_v2(db, "SELECT count(*) FROM statements", -1, &st, NULL), SQLITE_OK);
+	cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
+	cr_expect_eq(sqlite3_column_int64(st, 0), c.statements, "nothing deleted");
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	char p2[160];
+	snprintf(p2, sizeof(p2), "%s/missing.db", dir);
+	const char *b[] = {"prune", "-d", p2, "--older-than", "30d", "-n"};
+	cr_expect_eq(run_cli(b, 6), 1);
+	cr_expect_neq(access(p2, F_OK), 0, "a dry run must not create a database");
 }
 
 Test(report, parsers_accept_iso_times_and_durations)
