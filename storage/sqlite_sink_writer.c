@@ -233,6 +233,7 @@ void sq_start_checkpointer(struct sq_sink *q)
 {
 	if (sqlite3_open_v2(q->base.name, &q->ck_db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
 			    NULL) != SQLITE_OK ||
+	    sqlite3_busy_timeout(q->ck_db, SQ_BUSY_MS) != SQLITE_OK || /* like every connection */
 	    sqlite3_exec(q->ck_db, "PRAGMA synchronous=NORMAL; PRAGMA wal_autocheckpoint=0", NULL,
 			 NULL, NULL) != SQLITE_OK ||
 	    pthread_create(&q->ck_thread, NULL, sq_checkpointer, q) != 0) {
