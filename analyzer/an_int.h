@@ -1,10 +1,11 @@
-/* Analyzer internals shared by the core (an.c), attribution (attr.c) and the detectors
+/* Analyzer internals shared by the core (an*.c), attribution (attr.c) and the detectors
  * (det_*.c): the session and statement views detectors read, and how they raise findings.
  * Not part of the seam: nothing outside analyzer/ includes it (tests do). */
 #ifndef DBTAP_AN_INT_H
 #define DBTAP_AN_INT_H
 
 #include <regex.h>
+#include <string.h>
 
 #include "an.h"
 #include "sqlnorm.h"
@@ -360,7 +361,7 @@ void an_checkpoint_one(struct an *an, struct an_session *s);
 void an_state_forget(struct an *an, const struct an_session *s); /* the connection ended */
 void an_park_free(struct an *an);
 
-/* Records to every sink (an.c). */
+/* Records to every sink (an_records.c). */
 void an_put_all(struct an *an, const struct rec *r);
 
 /* Pooler legs (issue #21, pooler.c). Every call is cheap for a session of no pooler. */
@@ -387,6 +388,90 @@ void pool_ready(struct an *an, struct an_session *s, char txn);
 void pool_session_marker(struct an_session *s);
 void pool_close(struct an *an, struct an_session *s);
 void pool_free(struct an *an);
+
+/* ---- The core's own files (an*.c): not for detectors ---- */
+
+/* A query waiting for its result(s): one per message, split into parts (statements). */
+struct an_pending {
+	uint64_t id;
+	int kind;
+	ev_time ts;
+	char *sql; /* copy of the statement text (capped), NULL when not known */
+	size_t sql_len;
+	int truncated;
+	uint32_t *part_off, *part_len;
+	uint8_t *part_mode; /* per part: lexer mode (SQ_M_*) | AN_PART_ALT | AN_PART_CUT */
+	int alt_flagged;    /* the message's lexer_differential finding was raised */
+	int n_parts, next;
+	int got_result;
+	char first_verb[24];
+	struct attr_val *params;
+	int n_params;
+	char *param_buf;
+	char *msg_user; /* a split message's end user (AN_STR_MAX bytes in the block), else NULL */
+	uint8_t msg_src; /* enum an_src of msg_user; 0: not decided yet */
+	struct sq_tok *toks; /* a single-statement simple query's tokens, lexed once */
+	int n_toks;
+	void *block;	     /* one allocation holds sql, parts, tokens and parameters */
+	size_t block_cap;
+	int data_move, data_move_to_client, data_move_part;
+	char data_move_what[AN_STR_MAX];
+	size_t bytes; /* charged against the session's pending budget */
+	struct an_pj_ref pj; /* issue #21: its match across a pooler's legs */
+};
+#define AN_PART_ALT 0x10 /* part_mode: from the other reading of a setting not known */
+#define AN_PART_CUT 0x20 /* part_mode: text cut at the budget */
+
+/* snprintf(dst, cap, "%s", src) without printf's cost, for the per-statement path. */
+static inline void an_strcpy(char *dst, size_t cap, const char *src)
+{
+	size_t n = strnlen(src, cap - 1);
+	memcpy(dst, src, n);
+	dst[n] = 0;
+}
+/* A wire string into a capped C string (attr_clean: control bytes replaced). */
+void an_scopy(char *dst, size_t cap, struct strv v);
+static inline const char *an_nz(const char *s)
+{
+	return s && s[0] ? s : NULL;
+}
+/* Entry i of the session's pending ring. */
+static inline struct an_pending *an_pend_at(struct an_session *s, int i)
+{
+	int k = s->pend_head + i; /* both below pend_cap: no division on every lookup */
+	return &s->pend[k < s->pend_cap ? k : k - s->pend_cap];
+}
+
+/* an_records.c */
+void an_put_finding(struct an *an, struct an_session *s, int64_t stmt_id, ev_time ts, int kind,
+		    enum an_severity sev, const char *summary, const char *evidence, const struct an_stmt *st);
+/* an_markers.c */
+struct attr_op;
+int an_app_user(struct an *an, const char *app, char *out, size_t cap);
+void an_marker_set(struct an_marker *m, enum an_src src, const char *v);
+void an_apply_ops(struct an *an, struct an_session *s, const struct attr_op *ops, int n, int failed);
+void an_rollback_seen(struct an_session *s, const struct sq_tok *t, int n, const char *b);
+/* st's end user when the statement's text did not name one: the message's, else the markers */
+void an_stmt_end_user(struct an *an, struct an_session *s, struct an_pending *p, struct an_stmt *st, int nops);
+/* an_ncache.c: part idx of p lexed, normalised (info, an->norm) and maybe masked; its
+ * tokens in *toks (valid until the statement is completed). Returns the token count. */
+int an_derive(struct an *an, struct an_session *s, const struct an_pending *p, int idx, struct sq_info *info,
+	      const struct sq_tok **toks, struct an_masked *masked);
+void an_ncache_clear(struct an_ncache *c);
+/* an_inner.c: what a PREPARE / EXECUTE / DO statement runs, judged by the verb rules */
+void an_in_statement(struct an *an, struct an_session *s, const struct an_stmt *st);
+/* an_ps.c */
+const struct an_ps *an_ps_find(struct an_session *s, struct strv name);
+/* an_complete.c: complete part idx of p with result r (NULL: outcome unknown) */
+void an_complete_part(struct an *an, struct an_session *s, struct an_pending *p, int idx, const struct ev *r);
+/* an_split.c */
+int an_split_reading(struct an *an, struct an_session *s, const char *sql, size_t len, int *single, int *ntok);
+/* an_pending.c */
+void an_on_query(struct an *an, struct an_session *s, const struct ev *e);
+void an_on_result(struct an *an, struct an_session *s, const struct ev *e);
+void an_on_ready(struct an *an, struct an_session *s, const struct ev *e);
+void an_pend_spare_free(struct an_session *s);
+void an_pend_finish_all(struct an *an, struct an_session *s);
 
 /* The detectors. */
 extern const struct an_detector det_sql_injection, det_error_burst, det_auth_bruteforce, det_privilege_change,

@@ -1,4 +1,4 @@
-/* The per-analyzer cache of prepared-statement normalisation (an.c ncache): a repeated
+/* The per-analyzer cache of prepared-statement normalisation (an_ncache.c): a repeated
  * Execute must store exactly what its first, uncached execution stored, per dialect. */
 #include <criterion/criterion.h>
 #include <stdio.h>
