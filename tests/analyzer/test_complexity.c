@@ -95,7 +95,6 @@ struct shape {
 	const char *name, *proto;
 	char *(*make)(void);
 	int n_params;
-	int owner_attacks; /* det_sql_injection.c's own rescans (issue #19/#20, the attacks agent) */
 };
 
 static char *ordinary_pg(void)
@@ -129,6 +128,9 @@ static char *dquote_strings(void) { return fill("SELECT a FROM t WHERE ", "b = \
 static char *exec_comments(void) { return fill("SELECT a FROM t WHERE id = 1", " /*!50000 AND 1*/", ""); }
 static char *mariadb_comments(void) { return fill("SELECT a FROM t WHERE id = 1", " /*M!100100 AND 1*/", ""); }
 static char *tautologies(void) { return fill("SELECT a FROM t WHERE id = 1", " OR 1=1", ""); }
+static char *falsehoods(void) { return fill("SELECT a FROM t WHERE id = 1", " OR 1=2", ""); }
+static char *string_falsehoods(void) { return fill("SELECT a FROM t WHERE id = 1", " OR 'ab'='cd'", ""); }
+static char *and_probes(void) { return fill("SELECT a FROM t WHERE id = 1", " AND 2407=2407", ""); }
 static char *tautology_forms(void)
 {
 	return fill("SELECT a FROM t WHERE id = 1", " OR 1::int=1 OR 1 IN (1) OR 2 BETWEEN 1 AND 3 OR NOT 1=2 OR 2-1=1", "");
@@ -152,39 +154,42 @@ static char *prepare_as(void) { return fill("PREPARE p AS SELECT a FROM t WHERE 
 static char *stacked_tails(void) { return fill("SELECT 1", "; SELECT 1 -- ", ""); }
 
 static const struct shape shapes[] = {
-	{ "UNION SELECT repeated", "postgresql", union_select, 0, 1 },
-	{ "UNION SELECT repeated (MySQL)", "mysql", union_select_my, 0, 1 },
-	{ "nested UNION subqueries", "postgresql", nested_union, 0, 1 },
-	{ "/**/ runs", "postgresql", comment_runs, 0, 1 },
-	{ "/**/ between words", "mysql", comment_words, 0, 1 },
-	{ "MySQL # comments", "mysql", hash_comments, 0, 1 },
-	{ "-- comments", "postgresql", dash_comments, 0, 1 },
-	{ "SET @a=?,@a=?,... (executed, 16 bound)", "mysql", set_vars, 16, 0 },
-	{ "nested set_config", "postgresql", set_config_nest, 0, 0 },
-	{ "deep parentheses", "postgresql", parens, 0, 0 },
-	{ "nested /* comments", "postgresql", pg_nested_comment, 0, 0 },
-	{ "1800 statements in one message", "postgresql", many_statements, 0, 0 },
-	{ "1800 statements in one message (MySQL)", "mysql", many_statements_my, 0, 0 },
-	{ "backslash strings, sql_mode unknown", "mysql", backslash_strings, 0, 0 },
-	{ "double-quoted strings, sql_mode unknown", "mysql", dquote_strings, 0, 0 },
-	{ "executable comments", "mysql", exec_comments, 0, 0 },
-	{ "MariaDB executable comments", "mysql", mariadb_comments, 0, 0 },
-	{ "OR 1=1 repeated", "postgresql", tautologies, 0, 1 },
-	{ "tautology forms", "postgresql", tautology_forms, 0, 1 },
-	{ "MySQL 0x61='a'", "mysql", hex_taut, 0, 1 },
-	{ "pg_sleep repeated", "postgresql", sleeps, 0, 1 },
-	{ "IN list", "postgresql", in_list, 0, 0 },
-	{ "VALUES tuples", "mysql", values_tuples, 0, 0 },
-	{ "routine with CASE blocks", "mysql", begin_case, 0, 0 },
-	{ "dollar quotes", "postgresql", dollar_quotes, 0, 0 },
-	{ "joins", "postgresql", from_joins, 0, 0 },
-	{ "password columns", "postgresql", password_words, 0, 0 },
-	{ "unterminated $tags", "postgresql", unterminated_dollar, 0, 0 },
-	{ "stacked statements with comments", "postgresql", stacked_tails, 0, 1 },
-	{ "DO block of dynamic EXECUTEs", "postgresql", do_dynamic, 0, 0 },
-	{ "DO block of open IF headers and labels", "postgresql", do_headers, 0, 0 },
-	{ "DO block of 500 UPDATEs", "postgresql", do_statements, 0, 0 },
-	{ "PREPARE ... AS of 16 KiB", "postgresql", prepare_as, 0, 0 },
+	{ "UNION SELECT repeated", "postgresql", union_select, 0 },
+	{ "UNION SELECT repeated (MySQL)", "mysql", union_select_my, 0 },
+	{ "nested UNION subqueries", "postgresql", nested_union, 0 },
+	{ "/**/ runs", "postgresql", comment_runs, 0 },
+	{ "/**/ between words", "mysql", comment_words, 0 },
+	{ "MySQL # comments", "mysql", hash_comments, 0 },
+	{ "-- comments", "postgresql", dash_comments, 0 },
+	{ "SET @a=?,@a=?,... (executed, 16 bound)", "mysql", set_vars, 16 },
+	{ "nested set_config", "postgresql", set_config_nest, 0 },
+	{ "deep parentheses", "postgresql", parens, 0 },
+	{ "nested /* comments", "postgresql", pg_nested_comment, 0 },
+	{ "1800 statements in one message", "postgresql", many_statements, 0 },
+	{ "1800 statements in one message (MySQL)", "mysql", many_statements_my, 0 },
+	{ "backslash strings, sql_mode unknown", "mysql", backslash_strings, 0 },
+	{ "double-quoted strings, sql_mode unknown", "mysql", dquote_strings, 0 },
+	{ "executable comments", "mysql", exec_comments, 0 },
+	{ "MariaDB executable comments", "mysql", mariadb_comments, 0 },
+	{ "OR 1=1 repeated", "postgresql", tautologies, 0 },
+	{ "OR 1=2 repeated (every OR judged)", "postgresql", falsehoods, 0 },
+	{ "OR 'ab'='cd' repeated", "postgresql", string_falsehoods, 0 },
+	{ "AND 2407=2407 repeated", "postgresql", and_probes, 0 },
+	{ "tautology forms", "postgresql", tautology_forms, 0 },
+	{ "MySQL 0x61='a'", "mysql", hex_taut, 0 },
+	{ "pg_sleep repeated", "postgresql", sleeps, 0 },
+	{ "IN list", "postgresql", in_list, 0 },
+	{ "VALUES tuples", "mysql", values_tuples, 0 },
+	{ "routine with CASE blocks", "mysql", begin_case, 0 },
+	{ "dollar quotes", "postgresql", dollar_quotes, 0 },
+	{ "joins", "postgresql", from_joins, 0 },
+	{ "password columns", "postgresql", password_words, 0 },
+	{ "unterminated $tags", "postgresql", unterminated_dollar, 0 },
+	{ "stacked statements with comments", "postgresql", stacked_tails, 0 },
+	{ "DO block of dynamic EXECUTEs", "postgresql", do_dynamic, 0 },
+	{ "DO block of open IF headers and labels", "postgresql", do_headers, 0 },
+	{ "DO block of 500 UPDATEs", "postgresql", do_statements, 0 },
+	{ "PREPARE ... AS of 16 KiB", "postgresql", prepare_as, 0 },
 };
 
 Test(complexity, hostile_sql_costs_at_most_3x_ordinary, .timeout = 600)
@@ -209,10 +214,8 @@ Test(complexity, hostile_sql_costs_at_most_3x_ordinary, .timeout = 600)
 		double c = cost(sh->proto, sql, sh->n_params), r = c / base;
 		int bad = r > MAX_RATIO;
 		fprintf(stderr, "complexity: %-42s %6.1f ms vs %6.1f ms ordinary: %5.2fx%s\n", sh->name, c * 1e3, base * 1e3,
-			r, bad ? (sh->owner_attacks ? "  WARN (det_sql_injection.c, attacks agent)" : "  FAIL") : "");
-		/* the detector's own rescans are the attacks agent's fix: reported, not failed, until it lands */
-		if (bad && !sh->owner_attacks)
-			failed++;
+			r, bad ? "  FAIL" : "");
+		failed += bad;
 		free(sql);
 	}
 	free(opg);
