@@ -16,6 +16,19 @@
 #define N_STMT 50
 #define STMT_BYTES (16 * 1024)
 #define MAX_RATIO 3.0
+/* Under AddressSanitizer every allocation costs far more, so a statement that raises a
+ * finding (its evidence, its stored row) weighs more than in the product: the ratios are
+ * printed there, not enforced. */
+#if defined(__SANITIZE_ADDRESS__)
+#define ENFORCED 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define ENFORCED 0
+#endif
+#endif
+#ifndef ENFORCED
+#define ENFORCED 1
+#endif
 
 static double cpu_now(void)
 {
@@ -55,14 +68,14 @@ static char *nest(const char *head, const char *open, const char *core, const ch
 }
 
 /* CPU seconds to analyse N_STMT copies of sql (simple queries; n_params > 0: executes with
- * that many bound parameters), best of three fresh analyzers. */
-static double cost(const char *proto, const char *sql, int n_params)
+ * that many bound parameters), best of reps fresh analyzers. */
+static double cost(const char *proto, const char *sql, int n_params, int reps)
 {
 	static const char *pv[1024];
 	for (int i = 0; i < 1024; i++)
 		pv[i] = "v";
 	double best = 1e9;
-	for (int rep = 0; rep < 3; rep++) {
+	for (int rep = 0; rep < reps; rep++) {
 		struct harness h;
 		h_init(&h);
 		h_start(&h);
@@ -195,8 +208,6 @@ static const struct shape shapes[] = {
 Test(complexity, hostile_sql_costs_at_most_3x_ordinary, .timeout = 600)
 {
 	char *opg = ordinary_pg(), *omy = ordinary_my();
-	double base_pg = cost("postgresql", opg, 0), base_my = cost("mysql", omy, 0);
-	double base_my_exec = 0;
 	int failed = 0;
 	const char *only = getenv("COMPLEXITY_ONLY"); /* profiling one shape: its name, or part of it */
 	for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
@@ -204,18 +215,20 @@ Test(complexity, hostile_sql_costs_at_most_3x_ordinary, .timeout = 600)
 		if (only && !strstr(sh->name, only))
 			continue;
 		char *sql = sh->make();
-		int my = !strcmp(sh->proto, "mysql");
-		double base = my ? base_my : base_pg;
-		if (sh->n_params) {
-			if (!base_my_exec)
-				base_my_exec = cost("mysql", omy, sh->n_params);
-			base = base_my_exec;
+		const char *ord = !strcmp(sh->proto, "mysql") ? omy : opg;
+		/* best of three each, ordinary and shape alternately: a change in the machine's
+		 * load between the two skews both alike instead of their ratio */
+		double c = 1e9, base = 1e9;
+		for (int rep = 0; rep < 3; rep++) {
+			double b = cost(sh->proto, ord, sh->n_params, 1), x = cost(sh->proto, sql, sh->n_params, 1);
+			base = b < base ? b : base;
+			c = x < c ? x : c;
 		}
-		double c = cost(sh->proto, sql, sh->n_params), r = c / base;
+		double r = c / base;
 		int bad = r > MAX_RATIO;
 		fprintf(stderr, "complexity: %-42s %6.1f ms vs %6.1f ms ordinary: %5.2fx%s\n", sh->name, c * 1e3, base * 1e3,
-			r, bad ? "  FAIL" : "");
-		failed += bad;
+			r, !bad ? "" : ENFORCED ? "  FAIL" : "  (sanitizer build: not enforced)");
+		failed += bad && ENFORCED;
 		free(sql);
 	}
 	free(opg);
