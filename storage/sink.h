@@ -47,6 +47,9 @@ struct rec_stats {
 struct sink_stats {
 	uint64_t dropped;	 /* = sink.dropped */
 	uint64_t queued_batches; /* SQLite: batches handed to the writer, not yet stored */
+	/* SQLite, issue #20 item 4: seconds writes have been failing now (0: they work); rows
+	 * put into the spill file, rows in it now, rows replayed from it into the database */
+	uint64_t failing_s, spilled, spill_rows, replayed;
 };
 
 struct rec_session {
@@ -254,6 +257,14 @@ int sink_sqlite_set_wait(struct sink *s, int wait);
  * fail; a waiting put/sync stops waiting after this many seconds of failure (default 60)
  * and reports an error, the rows still queued. Rows given up at close are counted. */
 int sink_sqlite_set_give_up(struct sink *s, int seconds);
+/* Spill (issue #20 item 4): while the database cannot be written (a full disk), batches go
+ * to a SQLite file at path (another file system), at most max_bytes (>= 64 KiB), replayed
+ * into the database in order once it can be written again; past the cap the newest rows are
+ * kept and the rest counted in dropped. Rows an earlier process left there are replayed
+ * first and *next moves past their ids. Call after open, before the first put. 0, or -1
+ * with err (cannot create the file), -EINVAL. */
+int sink_sqlite_set_spill(struct sink *s, const char *path, int64_t max_bytes, struct sink_ids *next,
+			  char *err, size_t errlen);
 /* The SQLite sink's counters (any thread that may call put); -EINVAL for other sinks. */
 int sink_sqlite_get_stats(struct sink *s, struct sink_stats *st);
 

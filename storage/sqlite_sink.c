@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "sqlite_schema.h"
 #include "sqlite_sink_int.h"
@@ -64,8 +65,13 @@ static int sq_sync(struct sink *s)
 static void sq_free(struct sq_sink *q)
 {
 	sq_stop_checkpointer(q);
-	for (int i = 0; i < SQ_NSTMT; i++)
+	for (int i = 0; i < SQ_NSTMT; i++) {
 		sqlite3_finalize(q->st[i]);
+		sqlite3_finalize(q->sp_st[i]);
+	}
+	sqlite3_close(q->sp_db);
+	free(q->sp_path);
+	free(q->sp_replay);
 	if (q->db)
 		sqlite3_close(q->db);
 	for (int i = 0; i < SQ_NBATCH_LIVE; i++)
@@ -90,6 +96,9 @@ static void sq_close(struct sink *s)
 		pthread_mutex_unlock(&q->mu);
 		pthread_join(q->thread, NULL);
 	}
+	if (q->sp_rows) /* never silent: where the rows are and who stores them */
+		fprintf(stderr, "dbtap: %s: %llu rows wait in the spill %s (the database could not be written); the next start replays them\n",
+			q->base.name, (unsigned long long)q->sp_rows, q->sp_path);
 	if (q->db) /* bounded: never a full ANALYZE of a huge table at shutdown */
 		sqlite3_exec(q->db, "PRAGMA analysis_limit=1000; PRAGMA optimize", NULL, NULL,
 			     NULL);
@@ -136,6 +145,35 @@ static void sq_global_config(void)
 	sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
 }
 
+/* The writer's statements on db (the database, or with spill set the spill file, where a
+ * deleted session state is kept as a row with state '' so the replay deletes it). */
+int sq_prepare(sqlite3 *db, sqlite3_stmt **st, int spill)
+{
+	const char *sql[SQ_NSTMT] = {
+		[SQ_RUN] = SQ_UPSERT_RUN,
+		[SQ_SESSION] = SQ_UPSERT_SESSION,
+		[SQ_STATEMENT] = SQ_INSERT_STATEMENT,
+		[SQ_FINDING] = SQ_INSERT_FINDING,
+		[SQ_BASELINE] = SQ_BASELINE_UPSERT,
+		[SQ_STATE_PUT] = SQ_STATE_UPSERT,
+		[SQ_STATE_DEL] = spill ? "INSERT OR REPLACE INTO session_state(key, session_id, state) VALUES(?, 0, '')"
+				       : SQ_STATE_DELETE,
+		[SQ_BEGIN] = "BEGIN IMMEDIATE",
+		[SQ_COMMIT] = "COMMIT",
+	};
+	char multi[sizeof(SQ_INSERT_STATEMENT) + SQ_MULTI * (SQ_STMT_COLS * 2 + 4)];
+	size_t ml = (size_t)snprintf(multi, sizeof(multi), "%s", SQ_INSERT_STATEMENT);
+	for (int m = 1; m < SQ_MULTI; m++)
+		ml += (size_t)snprintf(multi + ml, sizeof(multi) - ml, ",(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+	sql[SQ_STATEMENT_MULTI] = multi;
+	for (int i = 0; i < SQ_NSTMT; i++) {
+		int rc = sqlite3_prepare_v3(db, sql[i], -1, SQLITE_PREPARE_PERSISTENT, &st[i], NULL);
+		if (rc != SQLITE_OK)
+			return rc;
+	}
+	return SQLITE_OK;
+}
+
 struct sink *sink_sqlite_open(const char *path, int batch_rows, struct sink_ids *next, char *err,
 			      size_t errlen)
 {
@@ -160,28 +198,9 @@ struct sink *sink_sqlite_open(const char *path, int batch_rows, struct sink_ids 
 	if (sq_schema_open(q, path, err, errlen) < 0)
 		goto fail;
 
-	const char *sql[SQ_NSTMT] = {
-		[SQ_RUN] = SQ_UPSERT_RUN,
-		[SQ_SESSION] = SQ_UPSERT_SESSION,
-		[SQ_STATEMENT] = SQ_INSERT_STATEMENT,
-		[SQ_FINDING] = SQ_INSERT_FINDING,
-		[SQ_BASELINE] = SQ_BASELINE_UPSERT,
-		[SQ_STATE_PUT] = SQ_STATE_UPSERT,
-		[SQ_STATE_DEL] = SQ_STATE_DELETE,
-		[SQ_BEGIN] = "BEGIN IMMEDIATE",
-		[SQ_COMMIT] = "COMMIT",
-	};
-	char multi[sizeof(SQ_INSERT_STATEMENT) + SQ_MULTI * (SQ_STMT_COLS * 2 + 4)];
-	size_t ml = (size_t)snprintf(multi, sizeof(multi), "%s", SQ_INSERT_STATEMENT);
-	for (int m = 1; m < SQ_MULTI; m++)
-		ml += (size_t)snprintf(multi + ml, sizeof(multi) - ml, ",(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
-	sql[SQ_STATEMENT_MULTI] = multi;
-	for (int i = 0; i < SQ_NSTMT; i++) {
-		if (sqlite3_prepare_v3(q->db, sql[i], -1, SQLITE_PREPARE_PERSISTENT, &q->st[i],
-				       NULL) != SQLITE_OK) {
-			sq_fail(q, "prepare", err, errlen);
-			goto fail;
-		}
+	if (sq_prepare(q->db, q->st, 0) != SQLITE_OK) {
+		sq_fail(q, "prepare", err, errlen);
+		goto fail;
 	}
 
 	if (next) {
@@ -227,6 +246,10 @@ int sink_sqlite_get_stats(struct sink *s, struct sink_stats *st)
 	pthread_mutex_lock(&q->mu);
 	st->queued_batches = (uint64_t)q->q_len + (uint64_t)(q->writing != 0);
 	st->dropped = q->p_dropped + q->w_lost;
+	st->failing_s = q->failing_since ? (uint64_t)(time(NULL) - q->failing_since) : 0;
+	st->spilled = q->w_spilled;
+	st->spill_rows = q->sp_rows;
+	st->replayed = q->w_replayed;
 	pthread_mutex_unlock(&q->mu);
 	return 0;
 }

@@ -88,14 +88,14 @@ void sq_bind_statement(struct sq_sink *q, sqlite3_stmt *st, int i, const struct 
 	sq_bind_str(st, i, x->pooler_join);
 }
 
-void sq_bind_item(struct sq_sink *q, const struct sq_item *it, sqlite3_stmt **out)
+void sq_bind_item(struct sq_sink *q, sqlite3_stmt *const *sts, const struct sq_item *it, sqlite3_stmt **out)
 {
 	sqlite3_stmt *st = NULL;
 	int i = 1;
 	switch (it->type) {
 	case REC_RUN: {
 		const struct rec_run *x = &it->u.run;
-		st = q->st[SQ_RUN];
+		st = sts[SQ_RUN];
 		sqlite3_bind_int64(st, i++, x->id);
 		sq_bind_time(q, st, i++, x->started_at, SQ_MULTI);
 		sq_bind_time(q, st, i++, x->ended_at, SQ_MULTI + 1);
@@ -122,7 +122,7 @@ void sq_bind_item(struct sq_sink *q, const struct sq_item *it, sqlite3_stmt **ou
 	}
 	case REC_SESSION: {
 		const struct rec_session *x = &it->u.session;
-		st = q->st[SQ_SESSION];
+		st = sts[SQ_SESSION];
 		sqlite3_bind_int64(st, i++, x->id);
 		sq_bind_opt(st, i++, x->run_id, 1);
 		sq_bind_str(st, i++, x->protocol);
@@ -168,7 +168,7 @@ void sq_bind_item(struct sq_sink *q, const struct sq_item *it, sqlite3_stmt **ou
 	}
 	case REC_STATE: {
 		const struct rec_state *x = &it->u.state;
-		st = q->st[x->state ? SQ_STATE_PUT : SQ_STATE_DEL];
+		st = sts[x->state ? SQ_STATE_PUT : SQ_STATE_DEL];
 		sq_bind_str(st, i++, x->key);
 		if (x->state) {
 			sqlite3_bind_int64(st, i++, x->session_id);
@@ -179,12 +179,12 @@ void sq_bind_item(struct sq_sink *q, const struct sq_item *it, sqlite3_stmt **ou
 		break;
 	}
 	case REC_STATEMENT:
-		st = q->st[SQ_STATEMENT];
+		st = sts[SQ_STATEMENT];
 		sq_bind_statement(q, st, 1, &it->u.statement, 0);
 		break;
 	case REC_FINDING: {
 		const struct rec_finding *x = &it->u.finding;
-		st = q->st[SQ_FINDING];
+		st = sts[SQ_FINDING];
 		sqlite3_bind_int64(st, i++, x->id);
 		sq_bind_opt(st, i++, x->run_id, 1);
 		sq_bind_opt(st, i++, x->session_id, 1);
@@ -210,7 +210,7 @@ void sq_bind_item(struct sq_sink *q, const struct sq_item *it, sqlite3_stmt **ou
 	}
 	case REC_BASELINE: {
 		const struct rec_baseline *x = &it->u.baseline;
-		st = q->st[SQ_BASELINE];
+		st = sts[SQ_BASELINE];
 		sq_bind_str(st, i++, x->scope);
 		sq_bind_str(st, i++, x->principal);
 		sq_bind_str(st, i++, x->application ? x->application : ""); /* key columns: NOT NULL */

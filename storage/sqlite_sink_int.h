@@ -113,6 +113,20 @@ struct sq_sink {
 	pthread_cond_t cv_ck_done; /* writer waits for a running checkpoint */
 	int ck_want, ck_running, ck_stop; /* guarded by mu */
 
+	/* Spill (sink_sqlite_set_spill): while the database cannot be written (a full disk),
+	 * batches go to a second SQLite file on another path, at most sp_max bytes, and are
+	 * replayed into the database, in order, once it can be written again. */
+	sqlite3 *sp_db;		     /* set before the first batch; then writer thread only */
+	sqlite3_stmt *sp_st[SQ_NSTMT];
+	char *sp_path;
+	char *sp_replay;	     /* the replay's SQL (sq_spill_replay) */
+	int sp_full;		     /* writer: the spill reached its cap */
+	uint64_t wb_lost;	     /* writer: rows the last sq_write_batch stored nowhere */
+	unsigned sp_delay_ms;	     /* writer: backoff between replay tries */
+	int64_t sp_next_ms;	     /* writer: next replay try (monotonic) */
+	uint64_t sp_rows;	     /* rows in the spill now; guarded by mu */
+	uint64_t w_spilled, w_replayed; /* rows put into / replayed from the spill; guarded by mu */
+
 	struct sq_batch *cur; /* producer's batch */
 	uint64_t p_dropped;   /* producer-side drops */
 	unsigned seen_err_seq;
@@ -133,9 +147,21 @@ int sq_copy(struct sq_batch *b, const struct rec *r);
 
 /* sqlite_sink_bind.c */
 void sq_bind_statement(struct sq_sink *q, sqlite3_stmt *st, int i, const struct rec_statement *x, int m);
-void sq_bind_item(struct sq_sink *q, const struct sq_item *it, sqlite3_stmt **out);
+/* sts: the prepared statements of the connection written (the database or the spill) */
+void sq_bind_item(struct sq_sink *q, sqlite3_stmt *const *sts, const struct sq_item *it, sqlite3_stmt **out);
+
+/* sqlite_sink.c */
+int sq_prepare(sqlite3 *db, sqlite3_stmt **st, int spill);
+
+/* sqlite_sink_spill.c (writer thread) */
+/* Write b to the spill: 0 kept there (rows counted), 1 the spill is full or failing. */
+int sq_spill_batch(struct sq_sink *q, struct sq_batch *b);
+/* Replay the spill into the database (force: now, else when its backoff allows):
+ * 0 the spill is empty, 1 it still holds rows (the database cannot be written yet). */
+int sq_spill_replay(struct sq_sink *q, int force);
 
 /* sqlite_sink_writer.c */
+int sq_write_batch(struct sq_sink *q, struct sq_batch *b, sqlite3 *db, sqlite3_stmt *const *sts);
 void *sq_writer(void *arg);
 void sq_start_checkpointer(struct sq_sink *q);
 void sq_stop_checkpointer(struct sq_sink *q);

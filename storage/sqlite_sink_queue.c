@@ -44,7 +44,7 @@ int sq_handover(struct sq_sink *q, int wait)
 	while (!q->n_free && wait)
 		if (sq_wait_done(q) < 0)
 			break;
-	if (!q->n_free && q->failing_since && q->q_len > 1) {
+	if (!q->n_free && q->failing_since && q->q_len > 1 && !q->wait) { /* reading files waits */
 		/* Writes fail and every batch is queued: give up the oldest queued rows, not
 		 * the newest (counted; the stderr report says so). */
 		int old = q->queue[q->q_head];

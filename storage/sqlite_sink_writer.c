@@ -13,11 +13,6 @@ static void sq_set_werr_db(struct sq_sink *q, sqlite3 *db, const char *what)
 	q->w_err_seq++;
 }
 
-static void sq_set_werr(struct sq_sink *q, const char *what)
-{
-	sq_set_werr_db(q, q->db, what);
-}
-
 static int sq_exec_stmt(sqlite3_stmt *st)
 {
 	int rc = sqlite3_step(st);
@@ -27,22 +22,25 @@ static int sq_exec_stmt(sqlite3_stmt *st)
 
 /* Store one batch in one transaction. Row-level failures (e.g. a duplicate id) lose that row;
  * I/O-level failures (disk full, read-only, lock timeout) roll the batch back. */
-static int sq_retryable(int rc)
+/* With mu held. */
+static int sq_retryable(const struct sq_sink *q, int rc)
 {
-	/* Another process's lock passes. A full disk is still an error here: one line, the
-	 * batch lost and counted (durability.py); retrying it, keeping the newest rows, is
-	 * left for the live queue (issue #20 item 4). */
+	/* Another process's lock passes. A full disk (or the I/O error a full file system
+	 * gives some calls) passes when someone frees space: live
+	 * (the queue keeps the newest rows meanwhile) or with a spill file; reading files
+	 * without a spill it stays an error, one line, the batch counted (durability.py). */
 	int prim = rc & 0xff;
-	return prim == SQLITE_BUSY || prim == SQLITE_LOCKED || prim == SQLITE_PROTOCOL;
+	return prim == SQLITE_BUSY || prim == SQLITE_LOCKED || prim == SQLITE_PROTOCOL ||
+	       ((prim == SQLITE_FULL || prim == SQLITE_IOERR) && (!q->wait || q->sp_db));
 }
 
 /* 1: an I/O-level failure that may pass (disk full, lock held, read-only for now): the
  * batch was rolled back whole and is to be written again. */
-static int sq_write_batch(struct sq_sink *q, struct sq_batch *b)
+int sq_write_batch(struct sq_sink *q, struct sq_batch *b, sqlite3 *db, sqlite3_stmt *const *sts)
 {
 	uint64_t lost = 0;
 	const char *what = NULL;
-	int rc = sq_exec_stmt(q->st[SQ_BEGIN]);
+	int rc = sq_exec_stmt(sts[SQ_BEGIN]);
 	if (rc != SQLITE_OK) {
 		what = "begin";
 		goto rollback;
@@ -57,7 +55,7 @@ static int sq_write_batch(struct sq_sink *q, struct sq_batch *b)
 			while (j < k + SQ_MULTI && b->items[j].type == REC_STATEMENT)
 				j++;
 			if (j == k + SQ_MULTI) {
-				st = q->st[SQ_STATEMENT_MULTI];
+				st = sts[SQ_STATEMENT_MULTI];
 				for (size_t m = 0; m < SQ_MULTI; m++)
 					sq_bind_statement(q, st, 1 + (int)m * SQ_STMT_COLS,
 						       &b->items[k + m].u.statement, (int)m);
@@ -74,7 +72,7 @@ static int sq_write_batch(struct sq_sink *q, struct sq_batch *b)
 				}
 			}
 		}
-		sq_bind_item(q, &b->items[k], &st);
+		sq_bind_item(q, sts, &b->items[k], &st);
 		rc = sq_exec_stmt(st); /* every parameter is bound again next time: no clear */
 		if (rc == SQLITE_OK)
 			continue;
@@ -82,7 +80,7 @@ static int sq_write_batch(struct sq_sink *q, struct sq_batch *b)
 		if (prim == SQLITE_CONSTRAINT || prim == SQLITE_MISMATCH || prim == SQLITE_TOOBIG) {
 			if (!lost++) { /* report the first rejected row of a batch */
 				pthread_mutex_lock(&q->mu);
-				sq_set_werr(q, "row rejected");
+				sq_set_werr_db(q, db, "row rejected");
 				pthread_mutex_unlock(&q->mu);
 			}
 			continue;
@@ -90,27 +88,41 @@ static int sq_write_batch(struct sq_sink *q, struct sq_batch *b)
 		what = "insert";
 		goto rollback;
 	}
-	rc = sq_exec_stmt(q->st[SQ_COMMIT]);
+	rc = sq_exec_stmt(sts[SQ_COMMIT]);
 	if (rc == SQLITE_OK)
 		goto out;
 	what = "commit";
 rollback:
 	pthread_mutex_lock(&q->mu);
-	if (sq_retryable(rc)) /* not an error yet: reported while it lasts (sq_report) */
-		snprintf(q->w_err, sizeof(q->w_err), "%s: %s", what, sqlite3_errmsg(q->db));
+	int retry = sq_retryable(q, rc);
+	if (retry) /* not an error yet: reported while it lasts (sq_report) */
+		snprintf(q->w_err, sizeof(q->w_err), "%s%s: %s", db == q->sp_db ? "spill: " : "", what,
+			 sqlite3_errmsg(db));
 	else
-		sq_set_werr(q, what);
+		sq_set_werr_db(q, db, what);
 	pthread_mutex_unlock(&q->mu);
-	if (!sqlite3_get_autocommit(q->db))
-		sqlite3_exec(q->db, "ROLLBACK", NULL, NULL, NULL);
-	if (sq_retryable(rc))
+	if (!sqlite3_get_autocommit(db))
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	if (retry)
 		return 1;
 	lost = b->n;
 out:
+	q->wb_lost = lost;
 	pthread_mutex_lock(&q->mu);
 	q->w_lost += lost;
 	pthread_mutex_unlock(&q->mu);
 	return 0;
+}
+
+static void sq_deadline(struct timespec *ts, unsigned ms)
+{
+	clock_gettime(CLOCK_REALTIME, ts);
+	ts->tv_sec += ms / 1000;
+	ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts->tv_nsec >= 1000000000L) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000L;
+	}
 }
 
 void *sq_writer(void *arg)
@@ -118,10 +130,29 @@ void *sq_writer(void *arg)
 	struct sq_sink *q = arg;
 	pthread_mutex_lock(&q->mu);
 	for (;;) {
-		while (!q->q_len && !q->stop)
-			pthread_cond_wait(&q->cv_work, &q->mu);
-		if (!q->q_len)
-			break; /* stop requested and nothing left */
+		while (!q->q_len && !q->stop) {
+			if (!q->sp_rows) {
+				pthread_cond_wait(&q->cv_work, &q->mu);
+				continue;
+			}
+			/* idle with rows in the spill: try to replay them now and then */
+			struct timespec ts;
+			sq_deadline(&ts, q->sp_delay_ms ? q->sp_delay_ms : SQ_RETRY_MIN_MS);
+			pthread_cond_timedwait(&q->cv_work, &q->mu, &ts);
+			if (q->q_len || q->stop)
+				break;
+			pthread_mutex_unlock(&q->mu);
+			sq_spill_replay(q, 0);
+			pthread_mutex_lock(&q->mu);
+		}
+		if (!q->q_len) { /* stop requested and nothing left */
+			if (q->sp_rows) { /* a last try; else the next start replays them */
+				pthread_mutex_unlock(&q->mu);
+				sq_spill_replay(q, 1);
+				pthread_mutex_lock(&q->mu);
+			}
+			break;
+		}
 		int idx = q->queue[q->q_head];
 		q->q_head = (q->q_head + 1) % SQ_NBATCH_LIVE;
 		q->q_len--;
@@ -129,14 +160,25 @@ void *sq_writer(void *arg)
 		pthread_mutex_unlock(&q->mu);
 
 		struct sq_batch *b = &q->pool[idx];
-		/* A full disk or another process's lock passes: keep the batch and try again,
-		 * backing off, while put() keeps the newest rows (sq_handover). */
+		/* A full disk or another process's lock passes: with a spill file the batch goes
+		 * there (replayed first once the database can be written: rows stay in order);
+		 * without one, or with the spill full, keep the batch and try again, backing off,
+		 * while put() keeps the newest rows (sq_handover). */
 		unsigned delay = SQ_RETRY_MIN_MS;
-		int gave_up = 0;
-		while (sq_write_batch(q, b) > 0) {
+		int gave_up = 0, stored = 0;
+		for (;;) {
+			int r = q->sp_db ? sq_spill_replay(q, 0) : 0;
+			if (r == 0 && sq_write_batch(q, b, q->db, q->st) == 0) {
+				stored = 1;
+				break;
+			}
 			pthread_mutex_lock(&q->mu);
 			if (!q->failing_since)
 				q->failing_since = (int64_t)time(NULL);
+			pthread_mutex_unlock(&q->mu);
+			if (q->sp_db && !q->sp_full && sq_spill_batch(q, b) == 0)
+				break;
+			pthread_mutex_lock(&q->mu);
 			if (q->stop && ++q->stop_tries > SQ_STOP_TRIES) {
 				gave_up = 1;
 				q->w_lost += b->n; /* closing and still failing: lost, counted */
@@ -147,13 +189,7 @@ void *sq_writer(void *arg)
 				break;
 			}
 			struct timespec ts;
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_sec += delay / 1000;
-			ts.tv_nsec += (long)(delay % 1000) * 1000000L;
-			if (ts.tv_nsec >= 1000000000L) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000L;
-			}
+			sq_deadline(&ts, delay);
 			if (!q->stop)
 				pthread_cond_timedwait(&q->cv_work, &q->mu, &ts);
 			pthread_mutex_unlock(&q->mu);
@@ -162,7 +198,7 @@ void *sq_writer(void *arg)
 		sq_batch_reset(b);
 
 		pthread_mutex_lock(&q->mu);
-		if (q->failing_since && !gave_up)
+		if (q->failing_since && stored && !gave_up)
 			q->failing_since = 0; /* written: the failure is over */
 		q->writing = 0;
 		q->free_idx[q->n_free++] = idx;

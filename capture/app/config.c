@@ -19,6 +19,7 @@ void dbtap_config_defaults(struct dbtap_config *c)
 	cap_config_defaults(&c->cap);
 	an_config_defaults(&c->an);
 	c->batch_rows = 5000;
+	c->spill_max_mb = 256;
 }
 
 void dbtap_config_free(struct dbtap_config *c)
@@ -29,6 +30,8 @@ void dbtap_config_free(struct dbtap_config *c)
 	free(c->json_format);
 	free(c->sensor);
 	free(c->syslog);
+	free(c->spill);
+	c->spill = NULL;
 	free(c->effective);
 	c->json_path = c->effective = NULL;
 	c->json_format = c->sensor = c->syslog = NULL;
@@ -230,6 +233,12 @@ static const struct ck_key app_keys[] = {
 	CUSTOM("output.retention", retention_us, set_retention, NULL, "keep everything", "\"30d\"",
 	       "At start, statements older than this (wall clock) are pruned, keeping sessions, findings and the "
 	       "baseline."),
+	STR("output.spill", spill, NULL, NULL,
+	    "While the database cannot be written (its disk is full), batches go to this SQLite file (put it on "
+	    "another file system) and are replayed into the database, in order, once it can be written again, or "
+	    "by the next start. Without it the newest rows are kept in memory and the rest counted in db_dropped."),
+	INT("output.spill_max_mb", spill_max_mb, 1, 1 << 20,
+	    "The spill file's cap; past it the newest rows are kept and the rest counted in db_dropped."),
 };
 
 int dbtap_config_tables(struct dbtap_config *c, struct ck_table *out)

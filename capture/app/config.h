@@ -19,6 +19,8 @@ struct dbtap_config {
 	char *syslog;	   /* output.syslog: unix:PATH | udp://HOST:PORT | tcp://HOST:PORT */
 	int batch_rows;	   /* output.batch_rows: rows per SQLite transaction */
 	int64_t retention_us; /* output.retention ("30d"): statements older are pruned at start; 0 keeps all */
+	char *spill;	   /* output.spill: where batches go while the database cannot be written */
+	int spill_max_mb;  /* output.spill_max_mb: the spill file's cap */
 	char *effective;   /* the file's JSON text, stored in runs.config */
 };
 

@@ -602,6 +602,12 @@ static int cmd_run(int argc, char **argv)
 		goto out;
 	}
 	n_sinks = 1;
+	if (cfg.spill && sink_sqlite_set_spill(sinks[0], cfg.spill, (int64_t)cfg.spill_max_mb << 20, &ids, err,
+					       sizeof err) != 0) {
+		fprintf(stderr, "dbtap: %s\n", err);
+		status = 1;
+		goto out;
+	}
 	int64_t stale = 0;
 	if (report_close_stale(o.db, &stale, err, sizeof err) != 0)
 		fprintf(stderr, "dbtap: warning: %s\n", err);

@@ -33,6 +33,8 @@ const struct stats_field stats_fields[] = {
 	G("decoder_queue_bytes", cap.decoder_queue_bytes, "bytes waiting for the decoder thread"),
 	G("analyzer_queue_bytes", cap.analyzer_queue_bytes, "bytes waiting for the analyzer thread"),
 	G("writer_queue_batches", db.queued_batches, "batches waiting for the SQLite writer"),
+	G("db_failing_seconds", db.failing_s, "seconds SQLite writes have been failing (disk full, lock); 0: they work"),
+	G("db_spill_rows", db.spill_rows, "rows waiting in the spill file (output.spill) for the database"),
 	/* drop causes (each counted in sensor_drops) */
 	C("flows_evicted", cap.evicted, "drop: flows evicted for room (max_flows)"),
 	C("flows_failed", cap.flows_failed, "drop: flows not tracked, out of memory"),
@@ -46,6 +48,8 @@ const struct stats_field stats_fields[] = {
 	C("json_dropped", json_dropped, "drop: JSON lines not written"),
 	C("syslog_dropped", syslog_dropped, "drop: syslog messages not sent (queue full, receiver gone)"),
 	/* counted, not drops */
+	C("db_spilled", db.spilled, "rows put into the spill file while the database could not be written"),
+	C("db_replayed", db.replayed, "rows replayed from the spill file into the database"),
 	C("nids_evictions", cap.nids_evictions, "streams libnids dropped for room, picked up again"),
 	C("idle_closed", cap.idle_closed, "flows closed after idle_timeout_s"),
 	C("non_ip", cap.non_ip, "packets neither IPv4 nor IPv6"),
@@ -132,6 +136,13 @@ void stats_line(const struct dbtap_stats *s, const char *source, char *buf, size
 		 (unsigned long long)(s->cap.decoder_queue_bytes >> 10),
 		 (unsigned long long)(s->cap.analyzer_queue_bytes >> 10),
 		 (unsigned long long)s->db.queued_batches);
+	size_t n = strlen(buf);
+	if (n < len && (s->db.failing_s || s->db.dropped || s->db.spill_rows))
+		snprintf(buf + n, len - n, "; database: writes failing %llu s, %llu rows not stored, %llu spilled, "
+			 "%llu waiting in the spill, %llu replayed",
+			 (unsigned long long)s->db.failing_s, (unsigned long long)s->db.dropped,
+			 (unsigned long long)s->db.spilled, (unsigned long long)s->db.spill_rows,
+			 (unsigned long long)s->db.replayed);
 }
 
 /* A label value: backslash, double quote and newline escaped (the exposition format). */

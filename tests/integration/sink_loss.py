@@ -10,7 +10,15 @@ tests/capture/data/base.pcap (7 statements).
   (a full disk stays a one-line error with the batch counted: durability.py)
   ro_report    `dbtap report` on a database on a read-only file system (was: cannot open)
   ro_prune_dry_run  `dbtap prune --dry-run` there: what it would delete, nothing changed
+  full_disk_*  a real full file system (48 MiB tmpfs filled) under the database while dbtap
+               reads sqlmap-pg from a pipe: batches go to the spill file (output.spill) on
+               another tmpfs, the loss is in every stats event, and once space is freed the
+               spill is replayed, every statement stored, nothing dropped; with a 1 MiB spill
+               cap the writer waits in place; stopped while still full, the next start
+               replays the spill
 """
+import gzip
+import json
 import os
 import shutil
 import sqlite3
@@ -25,6 +33,7 @@ import dbtest  # noqa: E402
 
 src = os.environ.get('DBTAP_SRC', os.path.join(os.path.dirname(__file__), '..', '..'))
 base = os.path.join(src, 'tests', 'capture', 'data', 'base.pcap')
+sqlmap = os.path.join(src, 'tests', 'integration', 'data', 'attacks', 'sqlmap-pg.pcap.gz')
 dbtap = dbtest.dbtap_binary()
 c = dbtest.Checks()
 
@@ -108,7 +117,120 @@ def inner(tmp):
     c.eq(con.execute('SELECT count(*) FROM statements').fetchone()[0], 7, 'ro_prune_dry_run: nothing deleted')
     con.close()
     subprocess.run(['umount', mnt])
+    full_disk(tmp)
     c.done()
+
+
+def fill(mnt, leave_kib):
+    """Fill the file system at mnt, leaving about leave_kib KiB free."""
+    st = os.statvfs(mnt)
+    free_kib = st.f_bavail * st.f_frsize // 1024
+    with open(os.path.join(mnt, 'filler'), 'wb') as f:
+        f.write(b'\0' * max(0, free_kib - leave_kib) * 1024)
+
+
+def stats_events(path):
+    out = []
+    for line in open(path):
+        e = json.loads(line)
+        if e.get('event_type') == 'stats':
+            out.append(e)
+    return out
+
+
+def full_disk(tmp):
+    """A real full file system under the database (a 48 MiB tmpfs filled up) while dbtap
+    reads sqlmap-pg (11,940 statements) from a pipe; the spill on a second tmpfs."""
+    ref = os.path.join(tmp, 'ref.db')
+    pcap = os.path.join(tmp, 'sqlmap-pg.pcap')
+    with gzip.open(sqlmap) as f, open(pcap, 'wb') as o:
+        o.write(f.read())
+    dbtest.run_dbtap(pcap, ref)
+    want = count(ref)
+    for case, cap_mb, stop_first in (('full_disk_spill', 256, False), ('full_disk_spill_cap', 1, False),
+                                     ('full_disk_stop_then_replay', 256, True)):
+        a, b = os.path.join(tmp, case + '-db'), os.path.join(tmp, case + '-spill')
+        os.makedirs(a)
+        os.makedirs(b)
+        subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=48m', 'tmpfs', a], check=True)
+        subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=32m', 'tmpfs', b], check=True)
+        try:
+            db = os.path.join(a, 't.db')
+            dbtest.run_dbtap(base, db)  # 7 statements; the schema is there
+            cfg = os.path.join(tmp, case + '.json')
+            with open(cfg, 'w') as f:
+                json.dump({'output': {'spill': os.path.join(b, 'spill.db'), 'spill_max_mb': cap_mb,
+                                      'batch_rows': 500}, 'capture': {'stats_interval_s': 1}}, f)
+            fill(a, 400)
+            ev = os.path.join(tmp, case + '-ev.json')
+            p = subprocess.Popen([dbtap, 'run', '-q', '-r', '-', '-d', db, '-c', cfg, '--json', ev],
+                                 stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+            data = open(pcap, 'rb').read()
+            freed = threading.Event()
+
+            def feed():  # half while the disk is full, half after: stats events in both
+                half, step = len(data) // 2, len(data) // 20
+                for k in range(0, len(data), step):
+                    if k >= half:
+                        freed.wait()
+                    p.stdin.write(data[k:k + step])
+                    p.stdin.flush()
+                    time.sleep(0.35)
+                if not stop_first:
+                    p.stdin.close()
+            if stop_first:
+                freed.set()  # all of it while the disk stays full
+            feeder = threading.Thread(target=feed)
+            feeder.start()
+            time.sleep(5)
+            if stop_first:  # the process ends while the disk is still full
+                feeder.join()
+                p.stdin.close()
+                err = p.stderr.read().decode()
+                rc = p.wait()
+                c.eq(rc, 0, f'{case}: exit status ({err.strip()[-300:]})')
+                c.check('wait in the spill' in err and 'next start replays' in err,
+                        f'{case}: says where the rows are ({err.strip()[-300:]})')
+                con = sqlite3.connect(os.path.join(b, 'spill.db'))
+                spilled = con.execute('SELECT count(*) FROM statements').fetchone()[0]
+                con.close()
+                c.check(spilled > 0, f'{case}: statements in the spill file ({spilled})')
+                os.unlink(os.path.join(a, 'filler'))
+                r = subprocess.run([dbtap, 'run', '-q', '-r', base, '-d', db, '-c', cfg],
+                                   capture_output=True, text=True)
+                c.eq(r.returncode, 0, f'{case}: the next start ({r.stderr.strip()[-300:]})')
+                c.check('earlier run spilled' in r.stderr, f'{case}: the next start says it replays ({r.stderr.strip()})')
+                c.eq(count(db), 7 + want + 7, f'{case}: every statement stored after the replay')
+                con = sqlite3.connect(db)
+                runs = con.execute('SELECT id, status FROM runs ORDER BY id').fetchall()
+                con.close()
+                c.eq(runs, [(1, 'ok'), (2, 'ok'), (3, 'ok')], f'{case}: the spilled run row closed')
+                continue
+            os.unlink(os.path.join(a, 'filler'))  # free space while it runs
+            freed.set()
+            feeder.join()
+            err = p.stderr.read().decode()
+            rc = p.wait()
+            c.eq(rc, 0, f'{case}: exit status ({err.strip()[-300:]})')
+            c.check('writes failing' in err, f'{case}: the failure reported on stderr ({err.strip()[-300:]})')
+            c.eq(count(db), 7 + want, f'{case}: every statement stored')
+            st = stats_events(ev)
+            c.check(st, f'{case}: stats events')
+            if st:
+                last = st[-1]
+                if cap_mb > 1:  # at the cap the reader waits for the writer: no stats until it moves
+                    c.check(any(e['db_failing_seconds'] > 0 for e in st), f'{case}: db_failing_seconds in the stats event')
+                c.check(last['db_spilled'] > 0, f'{case}: rows spilled ({last["db_spilled"]})')
+                c.eq(last['db_replayed'], last['db_spilled'], f'{case}: every spilled row replayed')
+                c.eq(last['db_spill_rows'], 0, f'{case}: the spill is empty')
+                c.eq(last['db_dropped'], 0, f'{case}: stored + dropped = total, nothing dropped')
+            con = sqlite3.connect(os.path.join(b, 'spill.db'))
+            left = con.execute('SELECT count(*) FROM statements').fetchone()[0]
+            con.close()
+            c.eq(left, 0, f'{case}: the spill file emptied')
+        finally:
+            subprocess.run(['umount', a])
+            subprocess.run(['umount', b])
 
 
 if len(sys.argv) > 2 and sys.argv[2] == 'inner':
