@@ -295,6 +295,7 @@ struct health {
 	struct sink **sinks;
 	int n_sinks;
 	struct an *an;
+	struct cap *cap; /* for runs.drops each interval */
 	const struct rec_run *run; /* the parts fixed at start */
 	int live;
 	int64_t started;      /* wall */
@@ -364,6 +365,12 @@ static void on_stats(void *ctx, const struct cap_stats *cs)
 	run.status = "running";
 	run.stats = js;
 	run.stats_at = s.wall_us;
+	/* the drop breakdown too, so a kill -9 leaves at most one interval unrecorded */
+	char drops[2048];
+	char *cj = h->cap ? cap_stats_json(h->cap) : NULL;
+	stats_drops_json(drops, sizeof drops, cj, &s.an, s.db.dropped + s.json_dropped + s.syslog_dropped);
+	free(cj);
+	run.drops = drops;
 	struct rec rr = { .type = REC_RUN, .u.run = &run };
 	if (sink_put(h->sinks[0], &rr) == 0)
 		sink_flush(h->sinks[0]);
@@ -682,6 +689,7 @@ static int cmd_run(int argc, char **argv)
 		fprintf(stderr, "dbtap: warning: %s\n", err);
 	cfg.cap.fanout_group = o.fanout;
 	cap = cap_new(&cfg.cap, an, o.iface != NULL, err, sizeof err);
+	health.cap = cap;
 	if (!cap) {
 		fprintf(stderr, "dbtap: %s\n", err);
 		said = 1;
@@ -735,25 +743,7 @@ out:;
 			sink_dropped += sinks[i]->dropped;
 		}
 		char drops[2048];
-		size_t cl = cap_json ? strlen(cap_json) : 0;
-		snprintf(drops, sizeof drops,
-			 "%.*s%s\"sessions_evicted\":%llu,\"statements_dropped\":%llu,"
-			 "\"statements_skipped\":%llu,\"sql_truncated\":%llu,\"sink_dropped\":%llu,"
-			 "\"baseline_dropped\":%llu,\"baseline_errors\":%llu,\"sessions_parked\":%llu,"
-			 "\"sessions_resumed\":%llu,\"sessions_restored\":%llu,\"parked_evicted\":%llu,"
-			 "\"prepared_dropped\":%llu,\"state_rejected\":%llu,\"pooler_joined\":%llu,"
-			 "\"pooler_own\":%llu,\"pooler_unmatched\":%llu,\"pooler_ambiguous\":%llu,"
-			 "\"pooler_dropped\":%llu}",
-			 cl > 1 ? (int)(cl - 1) : 1, cap_json ? cap_json : "{", cl > 2 ? "," : "",
-			 (unsigned long long)as.sessions_evicted, (unsigned long long)as.pending_dropped,
-			 (unsigned long long)as.statements_skipped, (unsigned long long)as.sql_truncated,
-			 (unsigned long long)sink_dropped, (unsigned long long)as.baseline_dropped,
-			 (unsigned long long)as.baseline_errors, (unsigned long long)as.sessions_parked,
-			 (unsigned long long)as.sessions_resumed, (unsigned long long)as.sessions_restored,
-			 (unsigned long long)as.parked_evicted, (unsigned long long)as.prepared_dropped,
-			 (unsigned long long)as.state_rejected, (unsigned long long)as.pooler_joined,
-			 (unsigned long long)as.pooler_own, (unsigned long long)as.pooler_unmatched,
-			 (unsigned long long)as.pooler_ambiguous, (unsigned long long)as.pooler_dropped);
+		stats_drops_json(drops, sizeof drops, cap_json, &as, sink_dropped);
 		struct dbtap_stats fs;
 		memset(&fs, 0, sizeof fs);
 		fs.wall_us = wall_us();

@@ -93,6 +93,29 @@ void stats_total_drops(struct dbtap_stats *s)
 			  s->db.dropped + s->json_dropped + s->syslog_dropped;
 }
 
+void stats_drops_json(char *buf, size_t len, const char *cap_json, const struct an_stats *as, uint64_t sink_dropped)
+{
+	size_t cl = cap_json ? strlen(cap_json) : 0;
+	snprintf(buf, len,
+		 "%.*s%s\"sessions_evicted\":%llu,\"statements_dropped\":%llu,"
+		 "\"statements_skipped\":%llu,\"sql_truncated\":%llu,\"sink_dropped\":%llu,"
+		 "\"baseline_dropped\":%llu,\"baseline_errors\":%llu,\"sessions_parked\":%llu,"
+		 "\"sessions_resumed\":%llu,\"sessions_restored\":%llu,\"parked_evicted\":%llu,"
+		 "\"prepared_dropped\":%llu,\"state_rejected\":%llu,\"pooler_joined\":%llu,"
+		 "\"pooler_own\":%llu,\"pooler_unmatched\":%llu,\"pooler_ambiguous\":%llu,"
+		 "\"pooler_dropped\":%llu}",
+		 cl > 1 ? (int)(cl - 1) : 1, cap_json ? cap_json : "{", cl > 2 ? "," : "",
+		 (unsigned long long)as->sessions_evicted, (unsigned long long)as->pending_dropped,
+		 (unsigned long long)as->statements_skipped, (unsigned long long)as->sql_truncated,
+		 (unsigned long long)sink_dropped, (unsigned long long)as->baseline_dropped,
+		 (unsigned long long)as->baseline_errors, (unsigned long long)as->sessions_parked,
+		 (unsigned long long)as->sessions_resumed, (unsigned long long)as->sessions_restored,
+		 (unsigned long long)as->parked_evicted, (unsigned long long)as->prepared_dropped,
+		 (unsigned long long)as->state_rejected, (unsigned long long)as->pooler_joined,
+		 (unsigned long long)as->pooler_own, (unsigned long long)as->pooler_unmatched,
+		 (unsigned long long)as->pooler_ambiguous, (unsigned long long)as->pooler_dropped);
+}
+
 char *stats_json(const struct dbtap_stats *s)
 {
 	size_t cap = 64 + stats_nfields * 48, n = 0;

@@ -41,6 +41,11 @@ extern const size_t stats_nfields;
 
 /* The sum of the sensor's own drop causes, into s->sensor_drops. */
 void stats_total_drops(struct dbtap_stats *s);
+/* runs.drops: the capture's counters (cap_json, an object; NULL: none), the analyzer's and
+ * what the sinks did not store, one JSON object (storage/SCHEMA.md), written every stats
+ * interval and at the end. */
+void stats_drops_json(char *buf, size_t len, const char *cap_json, const struct an_stats *as,
+		      uint64_t sink_dropped);
 /* {"uptime_s":..,"packets":..,...}: every field; caller frees; NULL when out of memory. */
 char *stats_json(const struct dbtap_stats *s);
 /* One line for stderr (no newline). */

@@ -2,6 +2,7 @@
 PRAGMA integrity_check, with all but the last batch stored, and the next run appends to
 it; a full disk and a read-only database give a one-line error and exit status 1, never
 a crash."""
+import json
 import os
 import signal
 import sqlite3
@@ -25,7 +26,7 @@ pg = dbtest.Postgres(hba=[('host', 'all', 'all', '127.0.0.1/32', 'trust')])
 db = os.path.join(tmp, 'k.db')
 cfg = os.path.join(tmp, 'cfg.json')
 with open(cfg, 'w') as f:
-    f.write('{"ports": {"postgresql": [%d]}}' % pg.port)
+    f.write('{"ports": {"postgresql": [%d]}, "capture": {"stats_interval_s": 1}}' % pg.port)
 proc = subprocess.Popen([dbtest.dbtap_binary(), 'run', '-i', 'lo', '-d', db, '-c', cfg, '-q',
                          '-f', f'tcp port {pg.port}'], stderr=subprocess.DEVNULL)
 time.sleep(1.5)
@@ -45,7 +46,13 @@ con.close()
 k = sqlite3.connect(db)
 c.eq(k.execute('PRAGMA integrity_check').fetchone()[0], 'ok', 'integrity_check after kill -9')
 stored = k.execute('SELECT count(*) FROM statements').fetchone()[0]
+# issue #20 item 4: the run row is written every stats interval (1 s here) with the drop
+# breakdown, so a kill -9 leaves at most one interval unrecorded (was: drops NULL)
+drops, stats_at = k.execute('SELECT drops, stats_at FROM runs WHERE id = 1').fetchone()
 k.close()
+c.check(drops is not None and 'sink_dropped' in json.loads(drops) and 'gaps' in json.loads(drops),
+        f'kill -9: runs.drops written while running ({drops})')
+c.check(stats_at is not None, 'kill -9: runs.stats_at written while running')
 c.check(stored >= sent * 0.5, f'{stored} of {sent} statements stored before kill -9 (loss <= last batch)')
 r = dbtest.run_dbtap(sample, db, check=False)
 c.eq(r.returncode, 0, 'the next run appends to the killed database')
