@@ -69,7 +69,7 @@ struct flow_table {
 	uint64_t held;			  /* bytes of held segments, all flows */
 };
 
-/* The 4-tuple hash of the flow table and of libnids' stream table (cap.c gives it to
+/* The 4-tuple hash of the flow table and of libnids' stream table (cap_nids.c gives it to
  * libnids as its mkhash). Keyed by a random per-process key, so that nobody on the wire
  * can choose addresses and ports that pile into one bucket (hash flooding); fast, not
  * cryptographic: the key never leaves the process and buckets are not observable. */

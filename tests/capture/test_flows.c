@@ -1,5 +1,5 @@
 /* The flow table's keyed 4-tuple hash, which libnids also uses for its stream table
- * (cap.c's mkhash). Regression: the table's hash was a fixed multiply, so anyone who
+ * (cap_nids.c's mkhash). Regression: the table's hash was a fixed multiply, so anyone who
  * read our source could pick addresses and ports that all fall into one bucket and make
  * every packet's lookup walk a chain of thousands (hash flooding). */
 #include <arpa/inet.h>

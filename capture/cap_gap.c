@@ -1,0 +1,121 @@
+/* Holes: segments behind a hole wait in the flow's out-of-order queue (tcpnorm.c keeps it
+ * as Linux would), go to libnids once in order, and when the hole is judged lost the
+ * bytes before them are declared a gap and the rest is replayed on a new stream. */
+#include "cap_int.h"
+
+#include <stdlib.h>
+
+/* Declare the bytes before the first held segment lost: free the libnids stream (stuck
+ * behind the hole for good), tell the decoder, then start a new stream at the first held
+ * segment and replay the held ones, so only the missing bytes are lost. */
+void capgap_declare(struct cap *c, struct flow *f, struct tcp_stream *a, int d, uint32_t expect)
+{
+	struct held_seg *list = f->held[d];
+	uint32_t lost = list ? list->seq - expect : 0;
+	if (lost >= 0x40000000u)
+		lost = 0;
+	f->gaps++;
+	f->lost_bytes += lost;
+	c->st.gaps++;
+	c->st.lost_bytes += lost;
+	/* d is the stuck direction; the other one loses only the partial message held for
+	 * it, if any: by libnids while the flow is still probed, else by the decoding stage,
+	 * which drops and counts it itself. */
+	const struct half_stream *other = d == 0 ? &a->client : &a->server;
+	if (other->count - other->offset > 0) {
+		f->lost_bytes += (uint64_t)(other->count - other->offset);
+		c->st.lost_bytes += (uint64_t)(other->count - other->offset);
+	}
+	if (f->df)
+		decstage_gap(c->ds, f->df, d == 0 ? PROTO_TO_SERVER : PROTO_TO_CLIENT, c->now);
+	a->user = NULL;
+	f->stream = NULL;
+	f->ooo_pkts[0] = f->ooo_pkts[1] = 0;
+	f->ooo_since[0] = f->ooo_since[1] = 0;
+	nids_free_tcp_stream(a);
+	flow_held_clear(&c->flows, f, !d);
+	c->flows.held -= f->held_bytes[d]; /* the list is replayed and freed below */
+	f->held[d] = NULL;
+	f->held_bytes[d] = 0;
+	struct pcap_pkthdr h = { .ts = { .tv_sec = (time_t)(c->now / 1000000),
+					 .tv_usec = (suseconds_t)(c->now % 1000000) } };
+	/* the normal path again: the first one picks the flow up at its sequence, the others
+	 * are in order after it or wait behind the next hole */
+	int was = c->replaying;
+	c->replaying = 1;
+	while (list) {
+		struct held_seg *next = list->next;
+		struct tcpinfo t;
+		h.caplen = h.len = list->len;
+		if (cappkt_parse_tcp(list->pkt, list->len, &t) == 0)
+			capseg_packet(c, &t, &h, list->pkt, list->len);
+		free(list);
+		list = next;
+	}
+	c->replaying = was;
+}
+/* Hand libnids the held segments of direction d that are now in order (Linux's
+ * tcp_ofo_queue): libnids trims what it already has, so earlier bytes win. */
+void capgap_drain(struct cap *c, const struct tcpinfo *t, int d)
+{
+	struct tcp_stream *a;
+	struct flow *f;
+	while ((f = capseg_tracked(c, t, &a)) && f->held[d]) {
+		struct held_seg *h = f->held[d];
+		uint32_t expect = tn_expect(a, d);
+		if ((int32_t)(h->seq - expect) > 0)
+			break;
+		f->held[d] = h->next;
+		if (f->held[d])
+			f->held[d]->cont = 0;
+		f->held_bytes[d] -= h->len;
+		c->flows.held -= h->len;
+		if ((int32_t)(h->seq + h->dlen + h->fin - expect) > 0) {
+			struct pcap_pkthdr ph = { .ts = { .tv_sec = (time_t)(c->now / 1000000),
+							  .tv_usec = (suseconds_t)(c->now % 1000000) } };
+			capseg_feed_nids(&ph, h->pkt, h->len);
+		}
+		free(h);
+	}
+}
+
+/* A hole in direction d is declared lost when the receiver acknowledged past it (it got
+ * bytes the capture missed: SPAN loss, never retransmitted), or, when the receiver has
+ * said nothing since the hole opened (a one-way capture), after gap_timeout_ms or
+ * gap_max_packets. While the receiver answers with duplicate ACKs it is waiting for the
+ * retransmission as the server does, and so do we, bounded by memory (tn_hold). */
+int capgap_hole_lost(struct cap *c, struct flow *f, const struct tcp_stream *a, int d)
+{
+	uint32_t expect = tn_expect(a, d);
+	if ((int32_t)(tn_receiver_ack(a, d) - expect) > 0 || c->bigqueue)
+		return 1;
+	if (f->tn.rcv_seen[d])
+		return 0;
+	return f->ooo_pkts[d] >= c->cfg.gap_max_packets ||
+	       c->now - f->ooo_since[d] >= (ev_time)c->cfg.gap_timeout_ms * 1000;
+}
+
+void capgap_flush_all(struct cap *c)
+{
+	/* A hole still open at the end will never be filled: skip it so the segments held
+	 * behind it are decoded before the flows close. Replaying them can open, evict or
+	 * close any flow, so walk a snapshot of keys and look each one up again. */
+	struct flow_key *keys = c->flows.count ? calloc(c->flows.count, sizeof(*keys)) : NULL;
+	size_t nkeys = 0;
+	for (struct flow *f = c->flows.lru_head; keys && f && nkeys < c->flows.count; f = f->lru_next)
+		if (f->stream && (f->held[0] || f->held[1]))
+			keys[nkeys++] = f->key;
+	for (size_t i = 0; i < nkeys; i++) {
+		struct flow *f = flows_find(&c->flows, &keys[i]);
+		struct tcp_stream *a = f ? f->stream : NULL;
+		if (!a)
+			continue;
+		/* each round skips one hole; what waits behind the next is held again */
+		for (int round = 0; round < 64 && f && (a = f->stream) && (f->held[0] || f->held[1]); round++) {
+			int d = f->held[0] ? 0 : 1;
+			capgap_declare(c, f, a, d, tn_expect(a, d));
+			f = flows_find(&c->flows, &keys[i]);
+		}
+	}
+	free(keys);
+}
