@@ -174,7 +174,7 @@ void an_feed(struct an *an, struct an_session *s, const struct ev *e)
 			an_scopy(s->server_version, sizeof s->server_version, e->u.param.value);
 			s->dirty = 1;
 			size_t vl = strlen(s->server_version);
-			if (s->dialect == SQ_PG && vl > 8 && !strcmp(s->server_version + vl - 8, "/bouncer"))
+			if (s->dialect == SN_PG && vl > 8 && !strcmp(s->server_version + vl - 8, "/bouncer"))
 				pool_learn(an, s); /* pgbouncer's admin console answered: a pooler */
 		} else if (!strcmp(name, "application_name")) {
 			if (!s->application[0] && val[0]) {
@@ -192,9 +192,9 @@ void an_feed(struct an *an, struct an_session *s, const struct ev *e)
 		} else if (!strcmp(name, "standard_conforming_strings")) {
 			/* reported at login and on every change (SET, set_config, startup options) */
 			if (!strcmp(val, "on") || !strcmp(val, "off")) {
-				s->lexmode = (uint8_t)(val[1] == 'n' ? s->lexmode & ~SQ_M_BACKSLASH
-								    : s->lexmode | SQ_M_BACKSLASH);
-				s->lexmode_unknown &= (uint8_t)~SQ_M_BACKSLASH;
+				s->lexmode = (uint8_t)(val[1] == 'n' ? s->lexmode & ~SN_M_BACKSLASH
+								    : s->lexmode | SN_M_BACKSLASH);
+				s->lexmode_unknown &= (uint8_t)~SN_M_BACKSLASH;
 			}
 		} else if (!strcmp(name, "session_authorization")) {
 			if (val[0] && strcmp(val, s->db_user) != 0)
@@ -205,7 +205,7 @@ void an_feed(struct an *an, struct an_session *s, const struct ev *e)
 	case EV_USER_CHANGE: {
 		char user[AN_STR_MAX];
 		an_scopy(user, sizeof user, e->u.user_change.user);
-		if (s->dialect == SQ_MYSQL) {
+		if (s->dialect == SN_MYSQL) {
 			if (e->u.user_change.ok == 0) {
 				login_result(an, s, 0, user, "1045", e->ts);
 				break;
@@ -299,14 +299,14 @@ struct an *an_new(const struct an_config *cfg, struct sink **sinks, int n_sinks,
 	an->next_session = ids && ids->session > 0 ? ids->session : 1;
 	an->next_statement = ids && ids->statement > 0 ? ids->statement : 1;
 	an->next_finding = ids && ids->finding > 0 ? ids->finding : 1;
-	an->toks = malloc(sizeof(struct sq_tok) * SQ_MAX_TOKENS);
+	an->toks = malloc(sizeof(struct sn_tok) * SN_MAX_TOKENS);
 	an->parts = malloc(2 * AN_MAX_PARTS * sizeof *an->parts);
 	an->part_mode = malloc(2 * AN_MAX_PARTS);
 	if (an->parts && an->part_mode) {
 		an->alt_parts = an->parts + AN_MAX_PARTS;
 		an->alt_mode = an->part_mode + AN_MAX_PARTS;
 	}
-	an->norm = malloc(SQ_MAX_NORM + 1);
+	an->norm = malloc(SN_MAX_NORM + 1);
 	an->masked = malloc((size_t)an->cfg.max_sql_bytes + 4);
 	an->ncache = calloc(AN_NCACHE_SLOTS, sizeof *an->ncache);
 	an->scache = calloc(AN_SCACHE_SLOTS, sizeof *an->scache);
@@ -356,11 +356,11 @@ struct an_session *an_open(struct an *an, const struct an_flow *flow)
 	if (!s)
 		return NULL;
 	snprintf(s->protocol, sizeof s->protocol, "%s", flow->protocol ? flow->protocol : "");
-	s->dialect = flow->dialect == EV_DIALECT_MYSQL ? SQ_MYSQL : SQ_PG;
+	s->dialect = flow->dialect == EV_DIALECT_MYSQL ? SN_MYSQL : SN_PG;
 	/* MySQL's sql_mode starts as the server's global value, never on the wire; PostgreSQL
 	 * reports standard_conforming_strings after login (ParameterStatus) */
-	s->lexmode = (uint8_t)sq_default_mode(s->dialect);
-	s->lexmode_unknown = s->dialect == SQ_MYSQL ? SQ_M_ALL : SQ_M_BACKSLASH;
+	s->lexmode = (uint8_t)sn_default_mode(s->dialect);
+	s->lexmode_unknown = s->dialect == SN_MYSQL ? SN_M_ALL : SN_M_BACKSLASH;
 	snprintf(s->client_ip, sizeof s->client_ip, "%s", flow->client_ip ? flow->client_ip : "");
 	s->ident_gen++;
 	snprintf(s->server_ip, sizeof s->server_ip, "%s", flow->server_ip ? flow->server_ip : "");

@@ -47,16 +47,16 @@ static char *params_json(const struct an_pending *p)
 }
 
 /* A SET of sql_mode that ran: how the server reads the session's next messages. */
-static void sql_mode_seen(struct an_session *s, const char *text, const struct sq_tok *toks, int n, int ok)
+static void sql_mode_seen(struct an_session *s, const char *text, const struct sn_tok *toks, int n, int ok)
 {
 	unsigned m = s->lexmode;
-	int r = sq_sets_sql_mode(text, toks, 0, n, &m);
+	int r = sn_sets_sql_mode(text, toks, 0, n, &m);
 	if (r == 1 && ok) {
 		s->lexmode = (uint8_t)m;
 		s->lexmode_unknown = 0;
 	} else if (r != 0) { /* an expression, DEFAULT (the global value) or an outcome not seen */
 		s->lexmode = (uint8_t)m;
-		s->lexmode_unknown = SQ_M_ALL;
+		s->lexmode_unknown = SN_M_ALL;
 	}
 }
 
@@ -64,12 +64,12 @@ static void sql_mode_seen(struct an_session *s, const char *text, const struct s
  * server may have run it. Raised once per statement, with the reading named. */
 static void alt_reading_finding(struct an *an, const struct an_stmt *st, unsigned pm)
 {
-	const char *how = st->s->dialect == SQ_PG ? "standard_conforming_strings = off"
-			  : (pm & SQ_M_ANSI_QUOTES) != (st->s->lexmode & SQ_M_ANSI_QUOTES) ? "sql_mode ANSI_QUOTES"
+	const char *how = st->s->dialect == SN_PG ? "standard_conforming_strings = off"
+			  : (pm & SN_M_ANSI_QUOTES) != (st->s->lexmode & SN_M_ANSI_QUOTES) ? "sql_mode ANSI_QUOTES"
 			  : "sql_mode NO_BACKSLASH_ESCAPES";
-	if (st->s->dialect == SQ_PG && !(pm & SQ_M_BACKSLASH))
+	if (st->s->dialect == SN_PG && !(pm & SN_M_BACKSLASH))
 		how = "standard_conforming_strings = on";
-	else if (st->s->dialect == SQ_MYSQL && (pm & SQ_M_BACKSLASH) && !strcmp(how, "sql_mode NO_BACKSLASH_ESCAPES"))
+	else if (st->s->dialect == SN_MYSQL && (pm & SN_M_BACKSLASH) && !strcmp(how, "sql_mode NO_BACKSLASH_ESCAPES"))
 		how = "sql_mode without NO_BACKSLASH_ESCAPES";
 	cJSON *ev = an_evidence_stmt(st, "lexer_differential");
 	if (ev)
@@ -115,12 +115,12 @@ static int stmt_effects(struct an *an, struct an_session *s, struct an_pending *
 			char user[AN_STR_MAX])
 {
 	const char *text = st->sql;
-	const struct sq_tok *toks = st->toks;
-	const struct sq_info *info = st->info;
+	const struct sn_tok *toks = st->toks;
+	const struct sn_info *info = st->info;
 	int n = st->end;
 	if (idx == 0)
 		an_strcpy(p->first_verb, sizeof p->first_verb, info->verb);
-	if (s->dialect == SQ_MYSQL && info->verb_kw == SQW_SET && st->outcome != EV_OUT_ERROR)
+	if (s->dialect == SN_MYSQL && info->verb_kw == SNW_SET && st->outcome != EV_OUT_ERROR)
 		sql_mode_seen(s, text, toks, n, st->outcome == EV_OUT_OK);
 	/* markers set by the statement take effect when it did not fail; a failed one
 	 * leaves the marker unknown */
@@ -128,9 +128,9 @@ static int stmt_effects(struct an *an, struct an_session *s, struct an_pending *
 	int nops = attr_statement(text, toks, 0, n, s->dialect, &an->cfg, p->params, p->n_params, ops,
 				  ATTR_MAX_OPS);
 	an_apply_ops(an, s, ops, nops, st->outcome == EV_OUT_ERROR);
-	if (s->dialect == SQ_PG && st->tag[0] == 'R' && !strcmp(st->tag, "ROLLBACK"))
+	if (s->dialect == SN_PG && st->tag[0] == 'R' && !strcmp(st->tag, "ROLLBACK"))
 		an_rollback_seen(s, toks, n, text);
-	if (p->msg_src != AN_SRC_COMMENT && sq_has(info, SQW__COMMENT) && /* no comment, no end user in one */
+	if (p->msg_src != AN_SRC_COMMENT && sn_has(info, SNW__COMMENT) && /* no comment, no end user in one */
 	    attr_comment_user(text, toks, 0, n, &an->cfg.comment_keys, user, AN_STR_MAX, st->traceparent,
 			      sizeof st->traceparent)) {
 		st->end_user = user;
@@ -148,7 +148,7 @@ static void stmt_judge(struct an *an, struct an_session *s, struct an_pending *p
 	for (const struct an_detector *const *d = an->det_stmt; *d; d++)
 		(*d)->on_statement(an, st);
 	int vk = st->info ? st->info->verb_kw : 0;
-	if (p->sql && st->end && p->kind == EV_Q_SIMPLE && (vk == SQW_PREPARE || vk == SQW_EXECUTE || vk == SQW_DO))
+	if (p->sql && st->end && p->kind == EV_Q_SIMPLE && (vk == SNW_PREPARE || vk == SNW_EXECUTE || vk == SNW_DO))
 		an_in_statement(an, s, st);
 	if (p->part_mode && (p->part_mode[idx] & AN_PART_ALT) && p->sql && !p->alt_flagged) {
 		p->alt_flagged = 1; /* once per message: its first statement of the other reading */
@@ -163,7 +163,7 @@ static int64_t stmt_put(struct an *an, struct an_session *s, struct an_pending *
 {
 	if (an->cfg.audit != AN_AUDIT_ALL && an->n_drafts == 0)
 		return 0;
-	const struct sq_info *info = st->info; /* set when p->sql is */
+	const struct sn_info *info = st->info; /* set when p->sql is */
 	char *pj = NULL;
 	if (an->cfg.keep_literals && p->n_params > 0 && p->sql && !info->secret)
 		pj = params_json(p);
@@ -203,17 +203,17 @@ static int64_t stmt_put(struct an *an, struct an_session *s, struct an_pending *
 
 void an_complete_part(struct an *an, struct an_session *s, struct an_pending *p, int idx, const struct ev *r)
 {
-	struct sq_info info;
+	struct sn_info info;
 	struct an_stmt st;
 	struct an_masked masked = { an, 0 };
 	char user[AN_STR_MAX] = "";
-	memset(&info, 0, offsetof(struct sq_info, tables)); /* tables: read up to n_tables only */
+	memset(&info, 0, offsetof(struct sn_info, tables)); /* tables: read up to n_tables only */
 	stmt_init(an, s, p, idx, r, &st);
 	an->n_drafts = 0;
 	an->norm[0] = an->masked[0] = 0;
 	int nops = 0;
 	if (p->sql) {
-		const struct sq_tok *toks;
+		const struct sn_tok *toks;
 		int n = an_derive(an, s, p, idx, &info, &toks, &masked);
 		st.sql = st.base = p->sql + p->part_off[idx];
 		st.toks = toks;

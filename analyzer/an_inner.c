@@ -16,7 +16,7 @@ static int in_ready(struct an *an)
 		return 1;
 	size_t cap = (size_t)an->cfg.max_sql_bytes + 4;
 	an->in_toks = malloc(2 * AN_IN_TOKS * sizeof *an->in_toks);
-	an->in_norm = malloc(SQ_MAX_NORM + 1);
+	an->in_norm = malloc(SN_MAX_NORM + 1);
 	an->in_masked = malloc(cap);
 	an->in_text = malloc(cap);
 	an->in_fold = malloc(cap);
@@ -29,26 +29,26 @@ static int in_ready(struct an *an)
 
 /* Statement name at token i: PostgreSQL folds an unquoted name to lower case, MySQL's
  * names are case-insensitive. */
-static size_t in_name(const struct an_session *s, const char *base, const struct sq_tok *t, char *buf, size_t cap)
+static size_t in_name(const struct an_session *s, const char *base, const struct sn_tok *t, char *buf, size_t cap)
 {
-	if (t->type != SQ_WORD && t->type != SQ_QIDENT)
+	if (t->type != SN_WORD && t->type != SN_QIDENT)
 		return 0;
-	size_t n = sq_literal_text(base, t, buf, cap);
-	if (t->type == SQ_WORD || s->dialect == SQ_MYSQL)
+	size_t n = sn_literal_text(base, t, buf, cap);
+	if (t->type == SN_WORD || s->dialect == SN_MYSQL)
 		for (size_t i = 0; i < n; i++)
 			buf[i] = (char)(buf[i] >= 'A' && buf[i] <= 'Z' ? buf[i] + 32 : buf[i]);
 	return n;
 }
 
 /* Run the verb rules on tokens [first, end) of base, as part of outer's statement. */
-static void in_judge(struct an *an, const struct an_stmt *outer, const char *base, const struct sq_tok *toks,
+static void in_judge(struct an *an, const struct an_stmt *outer, const char *base, const struct sn_tok *toks,
 		     int first, int end, const char *via)
 {
 	if (first >= end || an->n_drafts >= AN_MAX_FINDINGS_STMT)
 		return;
-	struct sq_info info;
-	memset(&info, 0, offsetof(struct sq_info, tables));
-	sq_normalize(base, toks, first, end, outer->s->dialect, an->in_norm, SQ_MAX_NORM + 1, &info);
+	struct sn_info info;
+	memset(&info, 0, offsetof(struct sn_info, tables));
+	sn_normalize(base, toks, first, end, outer->s->dialect, an->in_norm, SN_MAX_NORM + 1, &info);
 	if (!info.verb[0])
 		return;
 	struct an_masked m = { an, 0 };
@@ -82,45 +82,45 @@ static void in_judge_text(struct an *an, const struct an_stmt *outer, const char
 			  const char *via)
 {
 	int trunc = 0;
-	struct sq_tok *toks = an->in_toks + h * AN_IN_TOKS;
-	int n = sq_lex_mode(text, len, outer->s->dialect, outer->s->lexmode, toks, AN_IN_TOKS, &trunc);
+	struct sn_tok *toks = an->in_toks + h * AN_IN_TOKS;
+	int n = sn_lex_mode(text, len, outer->s->dialect, outer->s->lexmode, toks, AN_IN_TOKS, &trunc);
 	in_judge(an, outer, text, toks, 0, n, via);
 }
 
 /* The text an EXECUTE in a DO block runs: literals joined by ||, format()'s template (its
  * %I / %s / %L read as a name), any other operand read as a name. NUL-terminated in
  * an->in_fold; 0 when nothing literal is in it. */
-static size_t in_fold(struct an *an, const char *base, const struct sq_tok *t, int i, int end)
+static size_t in_fold(struct an *an, const char *base, const struct sn_tok *t, int i, int end)
 {
 	size_t cap = (size_t)an->cfg.max_sql_bytes, o = 0;
 	int lit = 0;
 	char *out = an->in_fold;
 	while (i < end && o + 4 < cap) {
-		const struct sq_tok *k = &t[i];
-		if ((sq_kw(k, SQW_USING) || sq_kw(k, SQW_INTO)) && k->depth == t[end - 1].depth)
+		const struct sn_tok *k = &t[i];
+		if ((sn_kw(k, SNW_USING) || sn_kw(k, SNW_INTO)) && k->depth == t[end - 1].depth)
 			break;
-		if (k->type == SQ_STRING) {
-			o += sq_literal_text(base, k, out + o, cap - o);
+		if (k->type == SN_STRING) {
+			o += sn_literal_text(base, k, out + o, cap - o);
 			lit = 1;
 			i++;
-		} else if (k->type == SQ_WORD && sq_word(base, k, "format") && i + 2 < end && t[i + 1].type == SQ_PUNCT &&
-			   base[t[i + 1].off] == '(' && t[i + 2].type == SQ_STRING) {
+		} else if (k->type == SN_WORD && sn_word(base, k, "format") && i + 2 < end && t[i + 1].type == SN_PUNCT &&
+			   base[t[i + 1].off] == '(' && t[i + 2].type == SN_STRING) {
 			size_t a = o;
-			o += sq_literal_text(base, &t[i + 2], out + o, cap - o);
+			o += sn_literal_text(base, &t[i + 2], out + o, cap - o);
 			for (size_t j = a; j + 1 < o; j++)
 				if (out[j] == '%' && (out[j + 1] == 'I' || out[j + 1] == 's' || out[j + 1] == 'L'))
 					out[j] = ' ', out[j + 1] = 'x';
 			lit = 1;
 			int depth = t[i + 1].depth; /* past the call */
-			for (i += 2; i < end && !(t[i].depth == depth + 1 && t[i].type == SQ_PUNCT && base[t[i].off] == ')');)
+			for (i += 2; i < end && !(t[i].depth == depth + 1 && t[i].type == SN_PUNCT && base[t[i].off] == ')');)
 				i++;
 			i++;
-		} else if (k->type == SQ_OP && k->len == 2 && base[k->off] == '|' && base[k->off + 1] == '|') {
+		} else if (k->type == SN_OP && k->len == 2 && base[k->off] == '|' && base[k->off + 1] == '|') {
 			i++;
 		} else { /* a variable, a call: one name for the whole operand */
 			int depth = k->depth;
 			out[o++] = ' ', out[o++] = 'x', out[o++] = ' ';
-			for (i++; i < end && !(t[i].depth == depth && t[i].type == SQ_OP && t[i].len == 2 &&
+			for (i++; i < end && !(t[i].depth == depth && t[i].type == SN_OP && t[i].len == 2 &&
 					       base[t[i].off] == '|' && base[t[i].off + 1] == '|');)
 				i++;
 		}
@@ -131,21 +131,21 @@ static size_t in_fold(struct an *an, const char *base, const struct sq_tok *t, i
 
 /* A plpgsql statement starts after the block words before it: BEGIN, ELSE, LOOP, EXCEPTION,
  * DECLARE, a <<label>>, and the headers IF/ELSIF/WHEN/WHILE ... THEN/LOOP, FOR ... LOOP. */
-static int in_plpgsql_start(const char *b, const struct sq_tok *t, int i, int end)
+static int in_plpgsql_start(const char *b, const struct sn_tok *t, int i, int end)
 {
 	while (i < end) {
-		const struct sq_tok *k = &t[i];
-		if (sq_kw(k, SQW_BEGIN) || sq_kw(k, SQW_ELSE) || sq_kw(k, SQW_LOOP) || sq_word(b, k, "EXCEPTION") ||
-		    sq_word(b, k, "DECLARE")) {
+		const struct sn_tok *k = &t[i];
+		if (sn_kw(k, SNW_BEGIN) || sn_kw(k, SNW_ELSE) || sn_kw(k, SNW_LOOP) || sn_word(b, k, "EXCEPTION") ||
+		    sn_word(b, k, "DECLARE")) {
 			i++;
-		} else if (k->type == SQ_OP && k->len >= 2 && b[k->off] == '<' && b[k->off + 1] == '<') {
-			while (i < end && !(t[i].type == SQ_OP && t[i].len >= 2 && b[t[i].off] == '>'))
+		} else if (k->type == SN_OP && k->len >= 2 && b[k->off] == '<' && b[k->off + 1] == '<') {
+			while (i < end && !(t[i].type == SN_OP && t[i].len >= 2 && b[t[i].off] == '>'))
 				i++;
 			i++;
-		} else if (sq_kw(k, SQW_IF) || sq_word(b, k, "ELSIF") || sq_kw(k, SQW_WHEN) || sq_kw(k, SQW_WHILE) ||
-			   sq_kw(k, SQW_FOR) || sq_word(b, k, "FOREACH")) {
+		} else if (sn_kw(k, SNW_IF) || sn_word(b, k, "ELSIF") || sn_kw(k, SNW_WHEN) || sn_kw(k, SNW_WHILE) ||
+			   sn_kw(k, SNW_FOR) || sn_word(b, k, "FOREACH")) {
 			int depth = k->depth;
-			for (i++; i < end && !(t[i].depth == depth && (sq_kw(&t[i], SQW_THEN) || sq_kw(&t[i], SQW_LOOP)));)
+			for (i++; i < end && !(t[i].depth == depth && (sn_kw(&t[i], SNW_THEN) || sn_kw(&t[i], SNW_LOOP)));)
 				i++;
 			if (i >= end)
 				return end; /* a header without its THEN / LOOP: nothing to run */
@@ -160,28 +160,28 @@ static int in_plpgsql_start(const char *b, const struct sq_tok *t, int i, int en
 static void in_do_block(struct an *an, const struct an_stmt *outer, int v)
 {
 	const char *b = outer->base;
-	const struct sq_tok *t = outer->toks;
+	const struct sn_tok *t = outer->toks;
 	int i = v + 1;
-	while (i < outer->end && t[i].type != SQ_STRING)
+	while (i < outer->end && t[i].type != SN_STRING)
 		i++; /* LANGUAGE x before the body */
 	if (i >= outer->end || !in_ready(an))
 		return;
-	size_t n = sq_literal_text(b, &t[i], an->in_text, (size_t)an->cfg.max_sql_bytes);
+	size_t n = sn_literal_text(b, &t[i], an->in_text, (size_t)an->cfg.max_sql_bytes);
 	int trunc = 0;
-	struct sq_tok *bt = an->in_toks;
-	int nb = sq_lex_mode(an->in_text, n, SQ_PG, outer->s->lexmode, bt, AN_IN_TOKS, &trunc);
+	struct sn_tok *bt = an->in_toks;
+	int nb = sn_lex_mode(an->in_text, n, SN_PG, outer->s->lexmode, bt, AN_IN_TOKS, &trunc);
 	for (int a = 0; a < nb && an->n_drafts < AN_MAX_FINDINGS_STMT;) {
 		int e = a;
-		while (e < nb && !(bt[e].type == SQ_PUNCT && an->in_text[bt[e].off] == ';' && bt[e].depth == 0))
+		while (e < nb && !(bt[e].type == SN_PUNCT && an->in_text[bt[e].off] == ';' && bt[e].depth == 0))
 			e++;
 		int f = in_plpgsql_start(an->in_text, bt, a, e);
-		while (f < e && bt[f].type == SQ_COMMENT)
+		while (f < e && bt[f].type == SN_COMMENT)
 			f++;
-		if (f < e && sq_kw(&bt[f], SQW_EXECUTE)) {
+		if (f < e && sn_kw(&bt[f], SNW_EXECUTE)) {
 			size_t fl = in_fold(an, an->in_text, bt, f + 1, e);
 			if (fl)
 				in_judge_text(an, outer, an->in_fold, fl, 1, "EXECUTE in a DO block");
-		} else if (f < e && !sq_word(an->in_text, &bt[f], "END")) {
+		} else if (f < e && !sn_word(an->in_text, &bt[f], "END")) {
 			in_judge(an, outer, an->in_text, bt, f, e, "in a DO block");
 		}
 		a = e + 1;
@@ -191,15 +191,15 @@ static void in_do_block(struct an *an, const struct an_stmt *outer, int v)
 void an_in_statement(struct an *an, struct an_session *s, const struct an_stmt *st)
 {
 	const char *b = st->base;
-	const struct sq_tok *t = st->toks;
+	const struct sn_tok *t = st->toks;
 	int vk = st->info->verb_kw, v = -1;
 	for (int i = st->first; i < st->end; i++) /* the verb: its word at the least depth */
-		if (sq_kw(&t[i], vk) && (v < 0 || t[i].depth < t[v].depth))
+		if (sn_kw(&t[i], vk) && (v < 0 || t[i].depth < t[v].depth))
 			v = i;
 	if (v < 0 || v + 1 >= st->end)
 		return;
-	if (vk == SQW_DO) {
-		if (s->dialect == SQ_PG)
+	if (vk == SNW_DO) {
+		if (s->dialect == SN_PG)
 			in_do_block(an, st, v);
 		return;
 	}
@@ -207,25 +207,25 @@ void an_in_statement(struct an *an, struct an_session *s, const struct an_stmt *
 	size_t nl = in_name(s, b, &t[v + 1], name, sizeof name);
 	if (!nl || !in_ready(an))
 		return;
-	if (vk == SQW_PREPARE) { /* remembered when it did not fail: EXECUTE (SQL or protocol) finds it */
+	if (vk == SNW_PREPARE) { /* remembered when it did not fail: EXECUTE (SQL or protocol) finds it */
 		if (st->outcome == EV_OUT_ERROR)
 			return;
 		for (int i = v + 2; i < st->end; i++) {
-			if (s->dialect == SQ_PG && sq_kw(&t[i], SQW_AS) && t[i].depth == t[v].depth && i + 1 < st->end) {
-				const struct sq_tok *last = &t[st->end - 1];
+			if (s->dialect == SN_PG && sn_kw(&t[i], SNW_AS) && t[i].depth == t[v].depth && i + 1 < st->end) {
+				const struct sn_tok *last = &t[st->end - 1];
 				size_t off = t[i + 1].off, tl = last->off + last->len - off;
 				an_ps_put(an, s, name, nl, b + off, tl, 0);
 				return;
 			}
-			if (s->dialect == SQ_MYSQL && sq_kw(&t[i], SQW_FROM) && i + 1 < st->end && t[i + 1].type == SQ_STRING) {
-				size_t tl = sq_literal_text(b, &t[i + 1], an->in_text, (size_t)an->cfg.max_sql_bytes);
+			if (s->dialect == SN_MYSQL && sn_kw(&t[i], SNW_FROM) && i + 1 < st->end && t[i + 1].type == SN_STRING) {
+				size_t tl = sn_literal_text(b, &t[i + 1], an->in_text, (size_t)an->cfg.max_sql_bytes);
 				an_ps_put(an, s, name, nl, an->in_text, tl, 0);
 				return;
 			}
 		}
 		return;
 	}
-	if (vk == SQW_EXECUTE) {
+	if (vk == SNW_EXECUTE) {
 		const struct an_ps *ps = an_ps_find(s, (struct strv){ name, nl });
 		if (!ps)
 			return;

@@ -47,7 +47,7 @@ struct bl_entry;
 #define AN_SHAPE_MEMO 16
 #define AN_SHAPE_MEMO_TABLES 4
 struct an_shape_memo {
-	uint64_t h; /* sq_info.hash */
+	uint64_t h; /* sn_info.hash */
 	struct bl_entry *shape, *table[AN_SHAPE_MEMO_TABLES];
 };
 
@@ -80,8 +80,8 @@ struct an_session {
 	struct an_session *prev, *next; /* LRU list, most recent first */
 	int64_t id;
 	int evicted; /* state freed, waiting for an_close */
-	enum sq_dialect dialect;
-	/* how the server lexes: SQ_M_* in force, and the bits of it not known (both readings
+	enum sn_dialect dialect;
+	/* how the server lexes: SN_M_* in force, and the bits of it not known (both readings
 	 * are then analysed) */
 	uint8_t lexmode, lexmode_unknown;
 	char protocol[16], client_ip[48], server_ip[48];
@@ -158,10 +158,10 @@ struct an_masked {
 struct an_stmt {
 	struct an_session *s;
 	const char *sql; /* this statement's raw text (NOT for storage: literals unmasked) */
-	const struct sq_tok *toks;
+	const struct sn_tok *toks;
 	int first, end;	 /* token range within toks (offsets relative to sql base) */
 	const char *base; /* toks offsets are relative to base */
-	const struct sq_info *info;
+	const struct sn_info *info;
 	const char *norm;   /* normalised text */
 	struct an_masked *masked; /* text as stored: an_stmt_masked(), made on first use */
 	int kind;	    /* enum ev_query_kind */
@@ -224,13 +224,13 @@ struct an_ncache {
 	size_t len;
 	int dialect;
 	int n;		     /* tokens */
-	struct sq_tok *toks; /* n tokens */
+	struct sn_tok *toks; /* n tokens */
 	char *norm, *masked;
 	size_t norm_len, masked_len;
-	struct sq_info info; /* before the pending entry's own truncation is added */
+	struct sn_info info; /* before the pending entry's own truncation is added */
 };
 
-/* Normalisation results by shape key (sq_shape_key): the statements of an application
+/* Normalisation results by shape key (sn_shape_key): the statements of an application
  * differ in their literals, rarely in their shape. */
 #define AN_SCACHE_SLOTS 256
 #define AN_SCACHE_MAX_KEY 1024
@@ -240,7 +240,7 @@ struct an_scache {
 	uint8_t *key; /* NULL: slot empty; key, then the normalised text, one allocation */
 	size_t key_len, norm_len;
 	int dialect;
-	struct sq_info info; /* only the first info.n_tables table names are set */
+	struct sn_info info; /* only the first info.n_tables table names are set */
 };
 
 struct an {
@@ -256,15 +256,15 @@ struct an {
 	regex_t app_re[AN_MAX_LIST];
 	int n_app_re;
 	/* scratch for one statement */
-	struct sq_tok *toks;
+	struct sn_tok *toks;
 	char *norm, *masked;
 	/* scratch for splitting one message: parts of the session's reading and of the other
 	 * reading of a setting not known (AN_MAX_PARTS each), with each part's lexer mode */
-	struct sq_range *parts, *alt_parts;
+	struct sn_range *parts, *alt_parts;
 	uint8_t *part_mode, *alt_mode;
 	/* scratch for what PREPARE / EXECUTE / DO run (inner.c-style, an.c): made at first use.
 	 * Two token halves (a DO body, a string it EXECUTEs), norm, masked and unquoted text */
-	struct sq_tok *in_toks;
+	struct sn_tok *in_toks;
 	char *in_norm, *in_masked, *in_text, *in_fold;
 	const char *repeat_fp; /* set while a draft with fp is put */
 	/* prepared statements send the same text each time: what complete_part derives from
@@ -400,7 +400,7 @@ struct an_pending {
 	size_t sql_len;
 	int truncated;
 	uint32_t *part_off, *part_len;
-	uint8_t *part_mode; /* per part: lexer mode (SQ_M_*) | AN_PART_ALT | AN_PART_CUT */
+	uint8_t *part_mode; /* per part: lexer mode (SN_M_*) | AN_PART_ALT | AN_PART_CUT */
 	int alt_flagged;    /* the message's lexer_differential finding was raised */
 	int n_parts, next;
 	int got_result;
@@ -410,7 +410,7 @@ struct an_pending {
 	char *param_buf;
 	char *msg_user; /* a split message's end user (AN_STR_MAX bytes in the block), else NULL */
 	uint8_t msg_src; /* enum an_src of msg_user; 0: not decided yet */
-	struct sq_tok *toks; /* a single-statement simple query's tokens, lexed once */
+	struct sn_tok *toks; /* a single-statement simple query's tokens, lexed once */
 	int n_toks;
 	void *block;	     /* one allocation holds sql, parts, tokens and parameters */
 	size_t block_cap;
@@ -450,13 +450,13 @@ struct attr_op;
 int an_app_user(struct an *an, const char *app, char *out, size_t cap);
 void an_marker_set(struct an_marker *m, enum an_src src, const char *v);
 void an_apply_ops(struct an *an, struct an_session *s, const struct attr_op *ops, int n, int failed);
-void an_rollback_seen(struct an_session *s, const struct sq_tok *t, int n, const char *b);
+void an_rollback_seen(struct an_session *s, const struct sn_tok *t, int n, const char *b);
 /* st's end user when the statement's text did not name one: the message's, else the markers */
 void an_stmt_end_user(struct an *an, struct an_session *s, struct an_pending *p, struct an_stmt *st, int nops);
 /* an_ncache.c: part idx of p lexed, normalised (info, an->norm) and maybe masked; its
  * tokens in *toks (valid until the statement is completed). Returns the token count. */
-int an_derive(struct an *an, struct an_session *s, const struct an_pending *p, int idx, struct sq_info *info,
-	      const struct sq_tok **toks, struct an_masked *masked);
+int an_derive(struct an *an, struct an_session *s, const struct an_pending *p, int idx, struct sn_info *info,
+	      const struct sn_tok **toks, struct an_masked *masked);
 void an_ncache_clear(struct an_ncache *c);
 /* an_inner.c: what a PREPARE / EXECUTE / DO statement runs, judged by the verb rules */
 void an_in_statement(struct an *an, struct an_session *s, const struct an_stmt *st);

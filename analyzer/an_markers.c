@@ -118,10 +118,10 @@ static enum an_src src_of(const char *name)
 /* A PostgreSQL statement whose tag is ROLLBACK: the whole transaction (restored at the
  * next idle ReadyForQuery), or back to a savepoint, after which a session marker set in
  * the transaction may or may not hold: unknown. */
-void an_rollback_seen(struct an_session *s, const struct sq_tok *t, int n, const char *b)
+void an_rollback_seen(struct an_session *s, const struct sn_tok *t, int n, const char *b)
 {
 	for (int i = 0; i < n && i < 4; i++)
-		if (sq_word(b, &t[i], "TO")) {
+		if (sn_word(b, &t[i], "TO")) {
 			if (s->sess_changed)
 				marker_unknown(&s->sess_marker);
 			return;

@@ -1,4 +1,4 @@
-/* What a statement's text alone gives (tokens, normalised text, masked text, sq_info),
+/* What a statement's text alone gives (tokens, normalised text, masked text, sn_info),
  * through two bounded caches: by exact text for prepared statements, by shape key for
  * the rest. */
 #include <stdio.h>
@@ -16,24 +16,24 @@ void an_ncache_clear(struct an_ncache *c)
 	memset(c, 0, sizeof *c);
 }
 
-/* An sq_info without the unused part of its 1 KiB table-name array. */
-static void info_copy(struct sq_info *dst, const struct sq_info *src)
+/* An sn_info without the unused part of its 1 KiB table-name array. */
+static void info_copy(struct sn_info *dst, const struct sn_info *src)
 {
-	memcpy(dst, src, offsetof(struct sq_info, tables));
+	memcpy(dst, src, offsetof(struct sn_info, tables));
 	for (int i = 0; i < src->n_tables; i++)
 		memcpy(dst->tables[i], src->tables[i], sizeof dst->tables[i]);
 }
 
-/* sq_normalize through the shape cache: a shape seen before costs its key and a copy. */
-static void normalize_cached(struct an *an, const char *text, const struct sq_tok *toks, int n, enum sq_dialect d,
-			     struct sq_info *info)
+/* sn_normalize through the shape cache: a shape seen before costs its key and a copy. */
+static void normalize_cached(struct an *an, const char *text, const struct sn_tok *toks, int n, enum sn_dialect d,
+			     struct sn_info *info)
 {
 	uint8_t key[AN_SCACHE_MAX_KEY];
-	size_t kl = an->scache ? sq_shape_key(text, toks, 0, n, key, sizeof key) : 0;
+	size_t kl = an->scache ? sn_shape_key(text, toks, 0, n, key, sizeof key) : 0;
 	struct an_scache *c = NULL;
 	uint64_t h = 0;
 	if (kl) {
-		h = sq_hash_mem(key, kl, SQ_HASH_INIT ^ (uint64_t)d);
+		h = sn_hash_mem(key, kl, SN_HASH_INIT ^ (uint64_t)d);
 		c = &an->scache[h & (AN_SCACHE_SLOTS - 1)];
 		if (c->key && c->h == h && c->key_len == kl && c->dialect == (int)d && memcmp(c->key, key, kl) == 0) {
 			memcpy(an->norm, c->key + kl, c->norm_len + 1);
@@ -41,7 +41,7 @@ static void normalize_cached(struct an *an, const char *text, const struct sq_to
 			return;
 		}
 	}
-	size_t nl = sq_normalize(text, toks, 0, n, d, an->norm, SQ_MAX_NORM + 1, info);
+	size_t nl = sn_normalize(text, toks, 0, n, d, an->norm, SN_MAX_NORM + 1, info);
 	if (!c || info->truncated || nl > AN_SCACHE_MAX_NORM)
 		return;
 	uint8_t *buf = realloc(c->key, kl + nl + 1);
@@ -63,8 +63,8 @@ static void normalize_cached(struct an *an, const char *text, const struct sq_to
 /* Remember one statement's derived outputs in slot c (replacing what was there); on
  * allocation failure the slot stays empty, which only costs the next lookup a miss. */
 static void ncache_put(struct an_ncache *c, uint64_t h, const char *text, size_t len, int d,
-		       const struct sq_tok *toks, int n, const char *norm, size_t norm_len, const char *masked,
-		       size_t masked_len, const struct sq_info *info)
+		       const struct sn_tok *toks, int n, const char *norm, size_t norm_len, const char *masked,
+		       size_t masked_len, const struct sn_info *info)
 {
 	an_ncache_clear(c);
 	c->text = malloc(len + 1);
@@ -90,9 +90,9 @@ static void ncache_put(struct an_ncache *c, uint64_t h, const char *text, size_t
 }
 
 /* The stored form of tokens [first, end) of base, into an->masked. */
-static void mask_text(struct an *an, const char *base, const struct sq_tok *toks, int first, int end, int secret)
+static void mask_text(struct an *an, const char *base, const struct sn_tok *toks, int first, int end, int secret)
 {
-	sq_mask(base, toks, first, end, an->cfg.keep_literals, secret, an->masked, (size_t)an->cfg.max_sql_bytes + 4);
+	sn_mask(base, toks, first, end, an->cfg.keep_literals, secret, an->masked, (size_t)an->cfg.max_sql_bytes + 4);
 }
 
 const char *an_stmt_masked(const struct an_stmt *st)
@@ -107,8 +107,8 @@ const char *an_stmt_masked(const struct an_stmt *st)
 	return m->an->masked;
 }
 
-int an_derive(struct an *an, struct an_session *s, const struct an_pending *p, int idx, struct sq_info *info,
-	      const struct sq_tok **toksp, struct an_masked *masked)
+int an_derive(struct an *an, struct an_session *s, const struct an_pending *p, int idx, struct sn_info *info,
+	      const struct sn_tok **toksp, struct an_masked *masked)
 {
 	int n, trunc = 0;
 	const char *text = p->sql + p->part_off[idx];
@@ -117,11 +117,11 @@ int an_derive(struct an *an, struct an_session *s, const struct an_pending *p, i
 	uint64_t h = 0;
 	/* the tokens are read in place: the cache entry's, the pending entry's (both stay
 	 * put until the statement is completed) or freshly lexed into an->toks */
-	const struct sq_tok *toks = an->toks;
-	unsigned pm = p->part_mode ? p->part_mode[idx] : s->lexmode, lm = pm & SQ_M_ALL;
+	const struct sn_tok *toks = an->toks;
+	unsigned pm = p->part_mode ? p->part_mode[idx] : s->lexmode, lm = pm & SN_M_ALL;
 	int dkey = (int)s->dialect | (int)(lm << 4); /* the cache's texts were read in this mode */
 	if (p->kind == EV_Q_EXECUTE && an->ncache && len <= AN_NCACHE_MAX_TEXT) {
-		h = sq_hash_mem(text, len, SQ_HASH_INIT);
+		h = sn_hash_mem(text, len, SN_HASH_INIT);
 		c = &an->ncache[h % AN_NCACHE_SLOTS];
 	}
 	if (c && c->text && c->hash == h && c->len == len && c->dialect == dkey && memcmp(c->text, text, len) == 0) {
@@ -136,7 +136,7 @@ int an_derive(struct an *an, struct an_session *s, const struct an_pending *p, i
 			n = p->n_toks;
 			toks = p->toks;
 		} else {
-			n = sq_lex_mode(text, len, s->dialect, lm, an->toks, SQ_MAX_TOKENS, &trunc);
+			n = sn_lex_mode(text, len, s->dialect, lm, an->toks, SN_MAX_TOKENS, &trunc);
 		}
 		normalize_cached(an, text, toks, n, s->dialect, info);
 		info->truncated |= trunc | !!(pm & AN_PART_CUT);

@@ -101,7 +101,7 @@ struct pend_plan {
 static int pend_plan(struct an *an, struct an_session *s, const struct ev_query *q, const char *sql, size_t full,
 		     struct pend_plan *pl)
 {
-	struct sq_range *parts = an->parts;
+	struct sn_range *parts = an->parts;
 	size_t stored = 0, cap = (size_t)an->cfg.max_sql_bytes, len = full;
 	size_t head = AN_PART_HEAD < cap ? AN_PART_HEAD : cap;
 	pl->n_parts = 1;
@@ -111,9 +111,9 @@ static int pend_plan(struct an *an, struct an_session *s, const struct ev_query 
 		if (n_parts == 0)
 			return 0;
 		/* the message's comments name its end user (an_on_query): its tokens, the first
-		 * SQ_MAX_TOKENS of them when the split took several passes */
+		 * SN_MAX_TOKENS of them when the split took several passes */
 		if (n_parts > 1 && !single)
-			pl->n_toks = sq_lex_mode(sql, full, s->dialect, s->lexmode, an->toks, SQ_MAX_TOKENS, &tr);
+			pl->n_toks = sn_lex_mode(sql, full, s->dialect, s->lexmode, an->toks, SN_MAX_TOKENS, &tr);
 		/* the usual case, one statement: keep its tokens for an_complete_part */
 		pl->keep_toks = single && n_parts == 1 && parts[0].tok_first == 0 &&
 				parts[0].tok_end <= AN_PEND_MAX_TOKS && parts[0].len <= cap &&
@@ -129,7 +129,7 @@ static int pend_plan(struct an *an, struct an_session *s, const struct ev_query 
 		}
 		len = stored;
 	} else {
-		parts[0] = (struct sq_range){ 0, (uint32_t)len, 0, 0 };
+		parts[0] = (struct sn_range){ 0, (uint32_t)len, 0, 0 };
 		an->part_mode[0] = s->lexmode;
 		if (len > cap) {
 			len = cap;
@@ -207,7 +207,7 @@ void an_on_query(struct an *an, struct an_session *s, const struct ev *e)
 		pbytes += q->params[i].text.n < PARAM_ONE_MAX ? q->params[i].text.n + 1 : PARAM_ONE_MAX + 1;
 	if (pbytes > PARAM_BYTES_MAX)
 		pbytes = PARAM_BYTES_MAX;
-	struct sq_range *parts = an->parts;
+	struct sn_range *parts = an->parts;
 	struct pend_plan pl = { .trunc = qtrunc };
 	if (!pend_plan(an, s, q, sql, sql ? qsql.n : 0, &pl))
 		return; /* only comments or whitespace: nothing is executed */
@@ -220,7 +220,7 @@ void an_on_query(struct an *an, struct an_session *s, const struct ev *e)
 	}
 	size_t ntok = pl.keep_toks ? (size_t)parts[0].tok_end : 0;
 	size_t nparam = q->n_params;
-	size_t size = nparam * sizeof(struct attr_val) + ntok * sizeof(struct sq_tok) +
+	size_t size = nparam * sizeof(struct attr_val) + ntok * sizeof(struct sn_tok) +
 		      2 * (size_t)n_parts * sizeof(uint32_t) + (size_t)n_parts + (nparam ? pbytes : 0) +
 		      (sql ? len + 1 : 0) + (n_parts > 1 ? AN_STR_MAX : 0);
 	struct an_pending *p = an_pend_at(s, s->pend_n);
@@ -241,9 +241,9 @@ void an_on_query(struct an *an, struct an_session *s, const struct ev *e)
 		m += nparam * sizeof(struct attr_val);
 	}
 	if (ntok) {
-		p->toks = (struct sq_tok *)(void *)m;
+		p->toks = (struct sn_tok *)(void *)m;
 		p->n_toks = (int)ntok;
-		m += ntok * sizeof(struct sq_tok);
+		m += ntok * sizeof(struct sn_tok);
 		memcpy(p->toks, an->toks, ntok * sizeof *p->toks);
 		if (parts[0].off) /* offsets relative to the part */
 			for (size_t i = 0; i < ntok; i++)
@@ -266,7 +266,7 @@ void an_on_query(struct an *an, struct an_session *s, const struct ev *e)
 		m += AN_STR_MAX;
 		p->msg_user[0] = 0;
 		for (int i = 0; i < n_toks; i++)
-			if (an->toks[i].type == SQ_COMMENT) {
+			if (an->toks[i].type == SN_COMMENT) {
 				if (attr_comment_user(sql, an->toks, 0, n_toks, &an->cfg.comment_keys, p->msg_user,
 						      AN_STR_MAX, NULL, 0))
 					p->msg_src = AN_SRC_COMMENT;
@@ -335,7 +335,7 @@ void an_on_result(struct an *an, struct an_session *s, const struct ev *e)
 	} else if (r->outcome == EV_OUT_ERROR) {
 		/* the rest of a multi-statement message is not executed after an error */
 		pend_finish(an, s, p, 0);
-	} else if (s->dialect == SQ_MYSQL && !r->more && p->kind == EV_Q_SIMPLE) {
+	} else if (s->dialect == SN_MYSQL && !r->more && p->kind == EV_Q_SIMPLE) {
 		pend_finish(an, s, p, 1); /* server says done: our split had more parts */
 	}
 	pend_pop_done(s);
@@ -349,7 +349,7 @@ void an_on_ready(struct an *an, struct an_session *s, const struct ev *e)
 		if (s->sess_changed || s->rolled_back) {
 			/* a transaction that rolled back (ROLLBACK, or COMMIT of a failed one) undid
 			 * the session SETs made in it */
-			if (s->dialect == SQ_PG && (s->rolled_back || s->txn == 'E'))
+			if (s->dialect == SN_PG && (s->rolled_back || s->txn == 'E'))
 				s->sess_marker = s->sess_at_idle;
 			else
 				s->sess_at_idle = s->sess_marker;

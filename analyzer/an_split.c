@@ -13,15 +13,15 @@
  * SET sql_mode changes how the rest is read. *single: one pass covered everything, an->toks
  * hold its tokens. */
 static int split_pass(struct an *an, struct an_session *s, const char *sql, size_t len, unsigned mode,
-		      struct sq_range *out, uint8_t *omode, int *single, int *ntok)
+		      struct sn_range *out, uint8_t *omode, int *single, int *ntok)
 {
 	int np = 0, cont = 0;
 	size_t off = 0;
 	*single = 1;
 	while (off < len && np < AN_MAX_PARTS) {
 		int tr = 0, more = 0;
-		int n = sq_lex_mode(sql + off, len - off, s->dialect, mode, an->toks, SQ_MAX_TOKENS, &tr);
-		int k = sq_split(sql + off, an->toks, n, out + np, AN_MAX_PARTS - np, &more);
+		int n = sn_lex_mode(sql + off, len - off, s->dialect, mode, an->toks, SN_MAX_TOKENS, &tr);
+		int k = sn_split(sql + off, an->toks, n, out + np, AN_MAX_PARTS - np, &more);
 		*ntok = n;
 		if (cont && k > 0 && out[np].tok_first == 0) {
 			/* the statement cut at the token cap goes on up to the first ';' */
@@ -30,7 +30,7 @@ static int split_pass(struct an *an, struct an_session *s, const char *sql, size
 			k--;
 			cont = 0;
 			if (k == 0 && tr) {
-				const struct sq_tok *z = &an->toks[n - 1];
+				const struct sn_tok *z = &an->toks[n - 1];
 				out[np - 1].len = (uint32_t)(off + z->off + z->len - out[np - 1].off);
 				cont = 1;
 				*single = 0;
@@ -41,13 +41,13 @@ static int split_pass(struct an *an, struct an_session *s, const char *sql, size
 		cont = 0;
 		size_t next = len;
 		if (tr && n > 0) {
-			const struct sq_tok *z = &an->toks[n - 1];
+			const struct sn_tok *z = &an->toks[n - 1];
 			next = off + z->off + z->len; /* where lexing stopped */
 			if (k > 1 && !more) {
 				k--; /* the last part may go on: lex it again from its start */
 				next = off + out[np + k].off;
 			} else if (k >= 1) {
-				struct sq_range *r = &out[np + k - 1];
+				struct sn_range *r = &out[np + k - 1];
 				r->len = z->off + z->len - r->off;
 				cont = !more;
 			}
@@ -56,11 +56,11 @@ static int split_pass(struct an *an, struct an_session *s, const char *sql, size
 			out[np + i].off += (uint32_t)off;
 			omode[np + i] = (uint8_t)mode;
 		}
-		if (s->dialect == SQ_MYSQL) {
+		if (s->dialect == SN_MYSQL) {
 			for (int i = 0; i < k; i++) {
 				unsigned m = mode;
-				const struct sq_range *r = &out[np + i];
-				if (!(i + 1 < k || next < len) || sq_sets_sql_mode(sql + off, an->toks, r->tok_first,
+				const struct sn_range *r = &out[np + i];
+				if (!(i + 1 < k || next < len) || sn_sets_sql_mode(sql + off, an->toks, r->tok_first,
 										   r->tok_end, &m) != 1 || m == mode)
 					continue;
 				mode = m; /* read the rest again */
@@ -86,10 +86,10 @@ int an_split_reading(struct an *an, struct an_session *s, const char *sql, size_
 {
 	int n_alt = 0, alt_single, n_run[2] = { 0, 0 };
 	unsigned mode = s->lexmode, unk = s->lexmode_unknown;
-	static const unsigned bits[] = { SQ_M_BACKSLASH, SQ_M_ANSI_QUOTES };
+	static const unsigned bits[] = { SN_M_BACKSLASH, SN_M_ANSI_QUOTES };
 	for (size_t b = 0; b < 2; b++) {
-		if (!(unk & bits[b]) || (bits[b] == SQ_M_ANSI_QUOTES && s->dialect != SQ_MYSQL) ||
-		    !memchr(sql, bits[b] == SQ_M_BACKSLASH ? '\\' : '"', len))
+		if (!(unk & bits[b]) || (bits[b] == SN_M_ANSI_QUOTES && s->dialect != SN_MYSQL) ||
+		    !memchr(sql, bits[b] == SN_M_BACKSLASH ? '\\' : '"', len))
 			continue;
 		int k = split_pass(an, s, sql, len, mode ^ bits[b], an->parts, an->part_mode, &alt_single, ntok);
 		for (int i = 0; i < k && n_alt < AN_MAX_PARTS; i++) {
@@ -106,7 +106,7 @@ int an_split_reading(struct an *an, struct an_session *s, const char *sql, size_
 	for (int r = 0; r < 2; r++) {
 		int j = 0, np1 = np, j1 = np0;
 		for (int e = i + n_run[r]; i < e; i++) {
-			const struct sq_range *a = &an->alt_parts[i];
+			const struct sn_range *a = &an->alt_parts[i];
 			while (j < np0 && an->parts[j].off < a->off)
 				j++;
 			while (r == 1 && j1 < np1 && an->parts[j1].off < a->off)

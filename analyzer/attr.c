@@ -152,7 +152,7 @@ static void cu_pair(void *vctx, const char *key, const char *val)
 	}
 }
 
-int attr_comment_user(const char *base, const struct sq_tok *t, int first, int end, const struct an_strlist *keys,
+int attr_comment_user(const char *base, const struct sn_tok *t, int first, int end, const struct an_strlist *keys,
 		      char *user, size_t ucap, char *trace, size_t tcap)
 {
 	struct cu_ctx c = { keys, AN_MAX_LIST + 1, user, ucap, trace, tcap };
@@ -161,7 +161,7 @@ int attr_comment_user(const char *base, const struct sq_tok *t, int first, int e
 	if (trace && tcap)
 		trace[0] = 0;
 	for (int i = first; i < end; i++) {
-		if (t[i].type != SQ_COMMENT)
+		if (t[i].type != SN_COMMENT)
 			continue;
 		const char *p = base + t[i].off;
 		size_t n = t[i].len;
@@ -185,21 +185,21 @@ int attr_comment_user(const char *base, const struct sq_tok *t, int first, int e
 
 /* ---- markers set by statements ---- */
 
-static int nc(const struct sq_tok *t, int i, int end)
+static int nc(const struct sn_tok *t, int i, int end)
 {
-	while (i < end && t[i].type == SQ_COMMENT)
+	while (i < end && t[i].type == SN_COMMENT)
 		i++;
 	return i;
 }
 
-static int punct(const char *b, const struct sq_tok *t, char c)
+static int punct(const char *b, const struct sn_tok *t, char c)
 {
-	return t->type == SQ_PUNCT && b[t->off] == c;
+	return t->type == SN_PUNCT && b[t->off] == c;
 }
 
-static int op_is(const char *b, const struct sq_tok *t, const char *op)
+static int op_is(const char *b, const struct sn_tok *t, const char *op)
 {
-	return t->type == SQ_OP && t->len == strlen(op) && memcmp(b + t->off, op, t->len) == 0;
+	return t->type == SN_OP && t->len == strlen(op) && memcmp(b + t->off, op, t->len) == 0;
 }
 
 /* Where the last MySQL ? ordinal was counted: the next one counts on from there (SET
@@ -209,35 +209,35 @@ struct pcur {
 	long idx; /* ? tokens before it */
 };
 
-static long param_ordinal(const struct sq_tok *t, int k, struct pcur *pc)
+static long param_ordinal(const struct sn_tok *t, int k, struct pcur *pc)
 {
 	for (; pc->k < k; pc->k++)
-		pc->idx += t[pc->k].type == SQ_PARAM;
+		pc->idx += t[pc->k].type == SN_PARAM;
 	for (; pc->k > k; pc->k--)
-		pc->idx -= t[pc->k - 1].type == SQ_PARAM;
+		pc->idx -= t[pc->k - 1].type == SN_PARAM;
 	return pc->idx;
 }
 
 /* Resolve the value token at k (literal, bound parameter, bare word). Returns 1 with the text
  * in out, 2 for DEFAULT (clear), 0 when not a plain value. */
-static int value_at(const char *b, const struct sq_tok *t, struct pcur *pc, int k, enum sq_dialect d,
+static int value_at(const char *b, const struct sn_tok *t, struct pcur *pc, int k, enum sn_dialect d,
 		    const struct attr_val *params, int n_params, char *out, size_t cap)
 {
 	out[0] = 0;
-	const struct sq_tok *v = &t[k];
-	if (v->type == SQ_STRING || v->type == SQ_NUMBER || v->type == SQ_QIDENT) {
-		sq_literal_text(b, v, out, cap);
+	const struct sn_tok *v = &t[k];
+	if (v->type == SN_STRING || v->type == SN_NUMBER || v->type == SN_QIDENT) {
+		sn_literal_text(b, v, out, cap);
 		return 1;
 	}
-	if (v->type == SQ_WORD) {
-		if (sq_word(b, v, "DEFAULT") || sq_word(b, v, "NULL"))
+	if (v->type == SN_WORD) {
+		if (sn_word(b, v, "DEFAULT") || sn_word(b, v, "NULL"))
 			return 2;
-		sq_literal_text(b, v, out, cap);
+		sn_literal_text(b, v, out, cap);
 		return 1;
 	}
-	if (v->type == SQ_PARAM) {
+	if (v->type == SN_PARAM) {
 		long idx = -1;
-		if (d == SQ_PG) {
+		if (d == SN_PG) {
 			idx = strtol(b + v->off + 1, NULL, 10) - 1;
 		} else {
 			idx = param_ordinal(t, k, pc);
@@ -254,28 +254,28 @@ static int value_at(const char *b, const struct sq_tok *t, struct pcur *pc, int 
 
 /* set_config arguments and MySQL variables take expressions: only a lone literal or bound
  * parameter (optionally cast) is a value; a bare word there is a column, not a name. */
-static int lone_value(const char *b, const struct sq_tok *t, int k, int end)
+static int lone_value(const char *b, const struct sn_tok *t, int k, int end)
 {
-	if (k >= end || !(sq_is_literal(&t[k]) || t[k].type == SQ_PARAM || sq_word(b, &t[k], "NULL") ||
-			  sq_word(b, &t[k], "DEFAULT")))
+	if (k >= end || !(sn_is_literal(&t[k]) || t[k].type == SN_PARAM || sn_word(b, &t[k], "NULL") ||
+			  sn_word(b, &t[k], "DEFAULT")))
 		return 0;
 	k = nc(t, k + 1, end);
-	if (k + 1 < end && op_is(b, &t[k], "::") && t[k + 1].type == SQ_WORD)
+	if (k + 1 < end && op_is(b, &t[k], "::") && t[k + 1].type == SN_WORD)
 		k = nc(t, k + 2, end);
 	return k >= end || punct(b, &t[k], ',') || punct(b, &t[k], ')') || punct(b, &t[k], ';') ||
-	       sq_word(b, &t[k], "FROM") || sq_word(b, &t[k], "AS");
+	       sn_word(b, &t[k], "FROM") || sn_word(b, &t[k], "AS");
 }
 
 /* A dotted name at k: returns the index after it, name lower-cased into out. */
-static int name_at(const char *b, const struct sq_tok *t, int k, int end, char *out, size_t cap)
+static int name_at(const char *b, const struct sn_tok *t, int k, int end, char *out, size_t cap)
 {
 	size_t o = 0;
 	out[0] = 0;
 	for (;;) {
-		if (k >= end || (t[k].type != SQ_WORD && t[k].type != SQ_QIDENT))
+		if (k >= end || (t[k].type != SN_WORD && t[k].type != SN_QIDENT))
 			return -1;
 		char part[128];
-		size_t pl = sq_literal_text(b, &t[k], part, sizeof part);
+		size_t pl = sn_literal_text(b, &t[k], part, sizeof part);
 		for (size_t m = 0; m < pl && o + 1 < cap; m++)
 			out[o++] = (char)((part[m] >= 'A' && part[m] <= 'Z') ? part[m] + 32 : part[m]);
 		out[o] = 0;
@@ -371,19 +371,19 @@ static void setting(const struct an_config *cfg, const char *name, const char *v
 	}
 }
 
-static void var_name(const char *b, const struct sq_tok *t, char *out, size_t cap)
+static void var_name(const char *b, const struct sn_tok *t, char *out, size_t cap)
 {
 	/* @name, @'name', @"name", @`name` */
-	struct sq_tok q = *t;
+	struct sn_tok q = *t;
 	out[0] = 0;
 	if (q.len < 2 || b[q.off + 1] == '@')
 		return;
 	q.off++;
 	q.len--;
 	if (b[q.off] == '\'' || b[q.off] == '"' || b[q.off] == '`') {
-		q.type = SQ_STRING;
+		q.type = SN_STRING;
 		q.flags = 0;
-		sq_literal_text(b, &q, out, cap);
+		sn_literal_text(b, &q, out, cap);
 	} else {
 		size_t n = q.len < cap - 1 ? q.len : cap - 1;
 		memcpy(out, b + q.off, n);
@@ -391,7 +391,7 @@ static void var_name(const char *b, const struct sq_tok *t, char *out, size_t ca
 	}
 }
 
-int attr_statement(const char *b, const struct sq_tok *t, int first, int end, enum sq_dialect d,
+int attr_statement(const char *b, const struct sn_tok *t, int first, int end, enum sn_dialect d,
 		   const struct an_config *cfg, const struct attr_val *params, int n_params, struct attr_op *ops,
 		   int cap)
 {
@@ -399,9 +399,9 @@ int attr_statement(const char *b, const struct sq_tok *t, int first, int end, en
 	int i = nc(t, first, end);
 	/* only DISCARD / RESET / SET, set_config() and @var := set markers: check the words
 	 * before taking the value buffer */
-	if (!(i < end && (sq_kw(&t[i], SQW_DISCARD) || sq_kw(&t[i], SQW_RESET) || sq_kw(&t[i], SQW_SET)))) {
+	if (!(i < end && (sn_kw(&t[i], SNW_DISCARD) || sn_kw(&t[i], SNW_RESET) || sn_kw(&t[i], SNW_SET)))) {
 		int k = first;
-		while (k < end && !sq_kw(&t[k], SQW_SET_CONFIG) && t[k].type != SQ_VAR)
+		while (k < end && !sn_kw(&t[k], SNW_SET_CONFIG) && t[k].type != SN_VAR)
 			k++;
 		if (k == end)
 			return 0;
@@ -410,28 +410,28 @@ int attr_statement(const char *b, const struct sq_tok *t, int first, int end, en
 	struct pcur pc = { first, 0 };
 	if (!val)
 		return 0;
-	if (i < end && sq_word(b, &t[i], "DISCARD")) {
+	if (i < end && sn_word(b, &t[i], "DISCARD")) {
 		int k = nc(t, i + 1, end);
-		if (k < end && sq_word(b, &t[k], "ALL"))
+		if (k < end && sn_word(b, &t[k], "ALL"))
 			add_op(ops, &n, cap, ATTR_RESET_ALL, ATTR_SESSION, 1, NULL);
-	} else if (i < end && sq_word(b, &t[i], "RESET")) {
+	} else if (i < end && sn_word(b, &t[i], "RESET")) {
 		int k = nc(t, i + 1, end);
-		if (k < end && sq_word(b, &t[k], "ALL")) {
+		if (k < end && sn_word(b, &t[k], "ALL")) {
 			add_op(ops, &n, cap, ATTR_RESET_ALL, ATTR_SESSION, 1, NULL);
-		} else if (k < end && sq_word(b, &t[k], "SESSION")) {
+		} else if (k < end && sn_word(b, &t[k], "SESSION")) {
 			add_op(ops, &n, cap, ATTR_ROLE, ATTR_SESSION, 1, NULL);
 		} else if (name_at(b, t, k, end, name, sizeof name) > 0) {
 			setting(cfg, name, "", 1, ATTR_SESSION, ops, &n, cap);
 		}
-	} else if (i < end && sq_word(b, &t[i], "SET")) {
+	} else if (i < end && sn_word(b, &t[i], "SET")) {
 		enum attr_scope scope = ATTR_SESSION;
 		int k = nc(t, i + 1, end);
-		if (d == SQ_PG && k < end && sq_word(b, &t[k], "LOCAL")) {
+		if (d == SN_PG && k < end && sn_word(b, &t[k], "LOCAL")) {
 			scope = ATTR_TXN;
 			k = nc(t, k + 1, end);
-		} else if (k < end && sq_word(b, &t[k], "SESSION")) {
+		} else if (k < end && sn_word(b, &t[k], "SESSION")) {
 			int k2 = nc(t, k + 1, end);
-			if (k2 < end && sq_word(b, &t[k2], "AUTHORIZATION")) {
+			if (k2 < end && sn_word(b, &t[k2], "AUTHORIZATION")) {
 				k2 = nc(t, k2 + 1, end);
 				if (k2 < end) {
 					int r = value_at(b, t, &pc, k2, d, params, n_params, val, VALBUF);
@@ -441,9 +441,9 @@ int attr_statement(const char *b, const struct sq_tok *t, int first, int end, en
 			}
 			k = k2;
 		}
-		if (k < end && sq_word(b, &t[k], "ROLE")) {
+		if (k < end && sn_word(b, &t[k], "ROLE")) {
 			int k2 = nc(t, k + 1, end);
-			if (k2 < end && !(t[k2].type == SQ_OP && (op_is(b, &t[k2], "=")))) {
+			if (k2 < end && !(t[k2].type == SN_OP && (op_is(b, &t[k2], "=")))) {
 				int r = value_at(b, t, &pc, k2, d, params, n_params, val, VALBUF);
 				add_op(ops, &n, cap, ATTR_ROLE, scope, r != 1 || strcasecmp(val, "none") == 0, val);
 				goto done;
@@ -452,12 +452,12 @@ int attr_statement(const char *b, const struct sq_tok *t, int first, int end, en
 		/* comma-separated assignments: name {=|TO|:=} value */
 		while (k < end) {
 			int vk;
-			if (t[k].type == SQ_VAR) {
+			if (t[k].type == SN_VAR) {
 				var_name(b, &t[k], name, sizeof name);
 				vk = nc(t, k + 1, end);
 			} else {
-				if (k < end && (sq_word(b, &t[k], "SESSION") || sq_word(b, &t[k], "GLOBAL") ||
-						sq_word(b, &t[k], "LOCAL")))
+				if (k < end && (sn_word(b, &t[k], "SESSION") || sn_word(b, &t[k], "GLOBAL") ||
+						sn_word(b, &t[k], "LOCAL")))
 					k = nc(t, k + 1, end);
 				vk = name_at(b, t, k, end, name, sizeof name);
 				if (vk < 0)
@@ -466,7 +466,7 @@ int attr_statement(const char *b, const struct sq_tok *t, int first, int end, en
 			}
 			if (vk >= end)
 				break;
-			if (op_is(b, &t[vk], "=") || op_is(b, &t[vk], ":=") || sq_word(b, &t[vk], "TO"))
+			if (op_is(b, &t[vk], "=") || op_is(b, &t[vk], ":=") || sn_word(b, &t[vk], "TO"))
 				vk = nc(t, vk + 1, end);
 			else
 				break;
@@ -476,14 +476,14 @@ int attr_statement(const char *b, const struct sq_tok *t, int first, int end, en
 			int nx = nc(t, vk + 1, end);
 			/* a value that is an expression (not a lone literal) is not followed */
 			int lone = nx >= end || punct(b, &t[nx], ',') || punct(b, &t[nx], ';');
-			if (t[k].type == SQ_VAR && !lone_value(b, t, vk, end))
+			if (t[k].type == SN_VAR && !lone_value(b, t, vk, end))
 				r = 0; /* @var = expression or column */
 			if (!lone)
 				r = 0;
 			/* a followed marker set to what we cannot read is unknown: never the old name */
 			if (name[0]) {
 				int n0 = n;
-				if (t[k].type == SQ_VAR) {
+				if (t[k].type == SN_VAR) {
 					if (in_list_ci(&cfg->mysql_vars, name, 1))
 						add_op(ops, &n, cap, ATTR_USER, ATTR_SESSION, r != 1, val);
 				} else {
@@ -501,7 +501,7 @@ int attr_statement(const char *b, const struct sq_tok *t, int first, int end, en
 	}
 	/* set_config(name, value, is_local) and MySQL @var := value anywhere in the statement */
 	for (int k = first; k < end && n < cap; k++) {
-		if (t[k].type == SQ_WORD && sq_word(b, &t[k], "set_config")) {
+		if (t[k].type == SN_WORD && sn_word(b, &t[k], "set_config")) {
 			int a[3], m = 0, j = nc(t, k + 1, end);
 			if (j >= end || !punct(b, &t[j], '('))
 				continue;
@@ -532,7 +532,7 @@ int attr_statement(const char *b, const struct sq_tok *t, int first, int end, en
 			}
 			if (m < 3)
 				continue;
-			int third_word = sq_word(b, &t[a[2]], "TRUE") || sq_word(b, &t[a[2]], "FALSE");
+			int third_word = sn_word(b, &t[a[2]], "TRUE") || sn_word(b, &t[a[2]], "FALSE");
 			if (!lone_value(b, t, a[0], end))
 				continue;
 			int r1 = value_at(b, t, &pc, a[0], d, params, n_params, name, sizeof name);
@@ -560,7 +560,7 @@ int attr_statement(const char *b, const struct sq_tok *t, int first, int end, en
 			setting(cfg, name, r2 == 1 ? val : "", r2 != 1, sc, ops, &n, cap);
 			if (!r2 || r3 != 1)
 				mark_unknown(ops, n0, n);
-		} else if (t[k].type == SQ_VAR && k + 2 < end && op_is(b, &t[k + 1], ":=")) {
+		} else if (t[k].type == SN_VAR && k + 2 < end && op_is(b, &t[k + 1], ":=")) {
 			var_name(b, &t[k], name, sizeof name);
 			int r = lone_value(b, t, nc(t, k + 2, end), end)
 					? value_at(b, t, &pc, nc(t, k + 2, end), d, params, n_params, val, VALBUF)

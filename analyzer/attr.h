@@ -36,7 +36,7 @@ struct attr_op {
 
 /* Find the end user in the statement's comments (keys in order of precedence).
  * Returns 1 and fills user when found; traceparent filled when present (else ""). */
-int attr_comment_user(const char *base, const struct sq_tok *t, int first, int end,
+int attr_comment_user(const char *base, const struct sn_tok *t, int first, int end,
 		      const struct an_strlist *keys, char *user, size_t ucap, char *trace, size_t tcap);
 
 /* Parse the key=value pairs of one comment text (without delimiters handling needs):
@@ -45,7 +45,7 @@ void attr_comment_pairs(const char *p, size_t n,
 			void (*fn)(void *ctx, const char *key, const char *val), void *ctx);
 
 /* Markers set by one statement, in order. Returns the number of ops written. */
-int attr_statement(const char *base, const struct sq_tok *t, int first, int end, enum sq_dialect d,
+int attr_statement(const char *base, const struct sn_tok *t, int first, int end, enum sn_dialect d,
 		   const struct an_config *cfg, const struct attr_val *params, int n_params,
 		   struct attr_op *ops, int cap);
 

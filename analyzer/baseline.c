@@ -21,7 +21,7 @@
 
 static uint64_t mix_str(uint64_t h, const char *s)
 {
-	return sq_hash_mem(s, strlen(s), h);
+	return sn_hash_mem(s, strlen(s), h);
 }
 
 static uint64_t key_hash(int scope, int kind, const char *p, const char *a, const char *i)
@@ -395,13 +395,13 @@ void bl_shape(struct an *an, const struct an_stmt *st)
 		full_say(an, b, s, st->ts);
 	if (!b || !st->info || !st->info->fingerprint[0] || !s->db_user[0])
 		return;
-	const struct sq_info *in = st->info;
+	const struct sn_info *in = st->info;
 	ev_time ts = st->ts;
 	struct bl_entry *p = sess_principal(an, b, s, ts), *e = NULL;
 	if (!p)
 		return;
 	p->count++;
-	const char *new_tables[SQ_MAX_TABLES], *eu_tables[SQ_MAX_TABLES];
+	const char *new_tables[SN_MAX_TABLES], *eu_tables[SN_MAX_TABLES];
 	int n_new = 0, n_eu = 0, new_shape;
 	/* same hash, same normalised text: same tables (unless the text was cut). Two slots per
 	 * hash, the newer first: an application's handful of shapes rarely push each other out. */
@@ -692,18 +692,18 @@ int bl_known_without(struct an *an, const struct an_stmt *st, int from, int to, 
 	if (!b || !st->toks || !st->s->db_user[0] || from >= to)
 		return 0;
 	if (!b->tmp)
-		b->tmp = malloc(sizeof(struct sq_tok) * SQ_MAX_TOKENS);
+		b->tmp = malloc(sizeof(struct sn_tok) * SN_MAX_TOKENS);
 	if (!b->norm)
-		b->norm = malloc(SQ_MAX_NORM + 1);
+		b->norm = malloc(SN_MAX_NORM + 1);
 	if (!b->tmp || !b->norm)
 		return 0;
 	int n = 0;
-	for (int i = st->first; i < st->end && n < SQ_MAX_TOKENS; i++)
+	for (int i = st->first; i < st->end && n < SN_MAX_TOKENS; i++)
 		if (i < from || i >= to)
 			b->tmp[n++] = st->toks[i];
-	struct sq_info info;
+	struct sn_info info;
 	memset(&info, 0, sizeof info);
-	sq_normalize(st->base, b->tmp, 0, n, st->s->dialect, b->norm, SQ_MAX_NORM + 1, &info);
+	sn_normalize(st->base, b->tmp, 0, n, st->s->dialect, b->norm, SN_MAX_NORM + 1, &info);
 	const struct bl_entry *e = bl_lookup(b, BL_DBUSER, BL_SHAPE, st->s->db_user, st->s->application, info.fingerprint);
 	if (!e || e->pending)
 		return 0;

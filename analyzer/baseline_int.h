@@ -48,7 +48,7 @@ struct bl {
 	size_t cap, n;
 	size_t n_dirty;
 	ev_time last_flush;
-	struct sq_tok *tmp; /* bl_known_without scratch */
+	struct sn_tok *tmp; /* bl_known_without scratch */
 	char *norm;
 	char sub_ip[64], sub_txt[64]; /* the last subnet_of() result (see subnet_cached) */
 	/* the last entry found per scope and kind: most lookups repeat the previous one

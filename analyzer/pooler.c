@@ -166,14 +166,14 @@ void pool_learn(struct an *an, struct an_session *console)
 
 static uint64_t query_key(const struct ev_query *q, struct strv sql, uint32_t *len)
 {
-	uint64_t h = sq_hash_mem(sql.p, sql.n, SQ_HASH_INIT);
+	uint64_t h = sn_hash_mem(sql.p, sql.n, SN_HASH_INIT);
 	size_t n = sql.n;
 	for (size_t i = 0; i < q->n_params; i++) {
 		const struct ev_bind *b = &q->params[i];
 		unsigned char tag = b->is_null ? 0 : 1;
-		h = sq_hash_mem(&tag, 1, h);
+		h = sn_hash_mem(&tag, 1, h);
 		if (!b->is_null && b->text.p)
-			h = sq_hash_mem(b->text.p, b->text.n, h);
+			h = sn_hash_mem(b->text.p, b->text.n, h);
 		n += 1 + b->text.n;
 	}
 	*len = (uint32_t)(n > UINT32_MAX ? UINT32_MAX : n);

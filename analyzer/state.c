@@ -82,15 +82,15 @@ static void add_marker(cJSON *o, const char *k, const struct an_marker *m)
 static char *masked_text(struct an *an, const struct an_session *s, const char *text, size_t len)
 {
 	int trunc = 0;
-	int n = sq_lex(text, len, s->dialect, an->toks, SQ_MAX_TOKENS, &trunc);
-	struct sq_info *info = calloc(1, sizeof *info);
+	int n = sn_lex(text, len, s->dialect, an->toks, SN_MAX_TOKENS, &trunc);
+	struct sn_info *info = calloc(1, sizeof *info);
 	char *out = malloc((size_t)an->cfg.max_sql_bytes + 4);
 	if (!info || !out)
 		goto fail;
-	sq_normalize(text, an->toks, 0, n, s->dialect, an->norm, SQ_MAX_NORM + 1, info);
+	sn_normalize(text, an->toks, 0, n, s->dialect, an->norm, SN_MAX_NORM + 1, info);
 	if (info->secret)
 		goto fail;
-	sq_mask(text, an->toks, 0, n, an->cfg.keep_literals, 0, out, (size_t)an->cfg.max_sql_bytes + 4);
+	sn_mask(text, an->toks, 0, n, an->cfg.keep_literals, 0, out, (size_t)an->cfg.max_sql_bytes + 4);
 	free(info);
 	return out;
 fail:

@@ -10,24 +10,24 @@
 
 #include "an_int.h"
 
-static inline const struct sq_tok *det_tok(const struct an_stmt *st, int i)
+static inline const struct sn_tok *det_tok(const struct an_stmt *st, int i)
 {
 	return &st->toks[i];
 }
 
 static inline int det_word(const struct an_stmt *st, int i, const char *w)
 {
-	return i >= st->first && i < st->end && sq_word(st->base, &st->toks[i], w);
+	return i >= st->first && i < st->end && sn_word(st->base, &st->toks[i], w);
 }
 
 static inline int det_punct(const struct an_stmt *st, int i, char c)
 {
-	return i >= st->first && i < st->end && st->toks[i].type == SQ_PUNCT && st->base[st->toks[i].off] == c;
+	return i >= st->first && i < st->end && st->toks[i].type == SN_PUNCT && st->base[st->toks[i].off] == c;
 }
 
 static inline int det_op(const struct an_stmt *st, int i, const char *op)
 {
-	return i >= st->first && i < st->end && st->toks[i].type == SQ_OP && st->toks[i].len == strlen(op) &&
+	return i >= st->first && i < st->end && st->toks[i].type == SN_OP && st->toks[i].len == strlen(op) &&
 	       memcmp(st->base + st->toks[i].off, op, st->toks[i].len) == 0;
 }
 
@@ -35,7 +35,7 @@ static inline int det_op(const struct an_stmt *st, int i, const char *op)
 static inline int det_next(const struct an_stmt *st, int i)
 {
 	i++;
-	while (i < st->end && st->toks[i].type == SQ_COMMENT)
+	while (i < st->end && st->toks[i].type == SN_COMMENT)
 		i++;
 	return i;
 }
@@ -43,7 +43,7 @@ static inline int det_next(const struct an_stmt *st, int i)
 static inline int det_prev(const struct an_stmt *st, int i)
 {
 	i--;
-	while (i >= st->first && st->toks[i].type == SQ_COMMENT)
+	while (i >= st->first && st->toks[i].type == SN_COMMENT)
 		i--;
 	return i;
 }
@@ -56,7 +56,7 @@ static inline int det_verb_index(const struct an_stmt *st)
 		return -1;
 	if (st->info->verb_kw) { /* the same test by word id */
 		for (int i = st->first; i < st->end; i++)
-			if (sq_kw(&st->toks[i], st->info->verb_kw) &&
+			if (sn_kw(&st->toks[i], st->info->verb_kw) &&
 			    (best < 0 || st->toks[i].depth < st->toks[best].depth))
 				best = i;
 		return best;

@@ -7,14 +7,14 @@
  * went to the client (data_export judges the file) */
 static int into_server_side(const struct an_stmt *st)
 {
-	if (!st->info || !st->toks || (!sq_has(st->info, SQW_OUTFILE) && !sq_has(st->info, SQW_DUMPFILE) &&
-					!sq_has(st->info, SQW__VAR)))
+	if (!st->info || !st->toks || (!sn_has(st->info, SNW_OUTFILE) && !sn_has(st->info, SNW_DUMPFILE) &&
+					!sn_has(st->info, SNW__VAR)))
 		return 0;
 	for (int i = st->first; i < st->end; i++)
 		if (det_word(st, i, "INTO") && det_tok(st, i)->depth == 0) {
 			int k = det_next(st, i);
 			if (det_word(st, k, "OUTFILE") || det_word(st, k, "DUMPFILE") ||
-			    (k < st->end && det_tok(st, k)->type == SQ_VAR))
+			    (k < st->end && det_tok(st, k)->type == SN_VAR))
 				return 1;
 		}
 	return 0;

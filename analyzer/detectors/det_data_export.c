@@ -5,22 +5,22 @@
 #include "det.h"
 
 /* server file and large-object functions, by word id (sqlnorm.h) */
-static const uint8_t file_fns[] = { SQW_PG_READ_FILE, SQW_PG_READ_BINARY_FILE, SQW_PG_LS_DIR, SQW_PG_STAT_FILE,
-				    SQW_LO_EXPORT, SQW_LO_IMPORT, SQW_PG_FILE_WRITE, SQW_LOAD_FILE, SQW_LO_FROM_BYTEA,
-				    SQW_NONE };
+static const uint8_t file_fns[] = { SNW_PG_READ_FILE, SNW_PG_READ_BINARY_FILE, SNW_PG_LS_DIR, SNW_PG_STAT_FILE,
+				    SNW_LO_EXPORT, SNW_LO_IMPORT, SNW_PG_FILE_WRITE, SNW_LOAD_FILE, SNW_LO_FROM_BYTEA,
+				    SNW_NONE };
 /* the words the other text signals need */
-static const uint8_t export_words[] = { SQW_OUTFILE, SQW_DUMPFILE, SQW_LOAD, SQW_NONE };
-static struct sq_wordset gate_words = SQ_WORDSET(export_words, file_fns);
+static const uint8_t export_words[] = { SNW_OUTFILE, SNW_DUMPFILE, SNW_LOAD, SNW_NONE };
+static struct sn_wordset gate_words = SN_WORDSET(export_words, file_fns);
 
 static void de_statement(struct an *an, const struct an_stmt *st)
 {
 	const char *signal = NULL, *target = NULL;
 	char fn[40] = "";
 	int to_stdout = 0;
-	const struct sq_info *in = st->info;
+	const struct sn_info *in = st->info;
 	/* the words every text signal needs: most statements have none */
 	if (st->toks && in &&
-	    (in->verb_kw == SQW_COPY || sq_has_set(in, &gate_words))) {
+	    (in->verb_kw == SNW_COPY || sn_has_set(in, &gate_words))) {
 		int v = det_verb_index(st);
 		if (v >= 0 && !strcmp(st->info->verb, "COPY")) {
 			int depth = det_tok(st, v)->depth;
@@ -56,10 +56,10 @@ static void de_statement(struct an *an, const struct an_stmt *st)
 					k = det_next(st, k);
 				signal = det_word(st, k, "LOCAL") ? "load_data_local_infile" : "load_data_infile";
 				target = "file";
-			} else if (det_tok(st, i)->type == SQ_WORD && det_punct(st, det_next(st, i), '(')) {
-				if (sq_kw_in(det_tok(st, i), file_fns)) {
+			} else if (det_tok(st, i)->type == SN_WORD && det_punct(st, det_next(st, i), '(')) {
+				if (sn_kw_in(det_tok(st, i), file_fns)) {
 					signal = "file_function";
-					snprintf(fn, sizeof fn, "%s", sq_word_text(det_tok(st, i)->kw));
+					snprintf(fn, sizeof fn, "%s", sn_word_text(det_tok(st, i)->kw));
 				}
 			}
 		}
@@ -68,11 +68,11 @@ static void de_statement(struct an *an, const struct an_stmt *st)
 	 * comment, or code once versioned comments are lexed as code): a whole table leaves,
 	 * whatever its row count. pg_dump's COPY ... TO stdout is copy_to above. */
 	const char *tool = NULL;
-	if (!signal && st->toks && in && in->verb_kw == SQW_SELECT) {
+	if (!signal && st->toks && in && in->verb_kw == SNW_SELECT) {
 		for (int i = st->first; i < st->end && i < st->first + 4 && !tool; i++) {
-			const struct sq_tok *t = det_tok(st, i);
-			if ((t->type == SQ_COMMENT && t->len >= 22 && !memcmp(st->base + t->off, "/*!40001 SQL_NO_CACHE", 21)) ||
-			    sq_word(st->base, t, "SQL_NO_CACHE"))
+			const struct sn_tok *t = det_tok(st, i);
+			if ((t->type == SN_COMMENT && t->len >= 22 && !memcmp(st->base + t->off, "/*!40001 SQL_NO_CACHE", 21)) ||
+			    sn_word(st->base, t, "SQL_NO_CACHE"))
 				tool = "mysqldump";
 		}
 		if (tool) {

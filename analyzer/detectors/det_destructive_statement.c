@@ -7,23 +7,23 @@ static void ds_statement(struct an *an, const struct an_stmt *st)
 	if (!st->toks || !st->info)
 		return;
 	int vk = st->info->verb_kw;
-	if (vk != SQW_DROP && vk != SQW_TRUNCATE && vk != SQW_DELETE && vk != SQW_UPDATE)
+	if (vk != SNW_DROP && vk != SNW_TRUNCATE && vk != SNW_DELETE && vk != SNW_UPDATE)
 		return;
 	int v = det_verb_index(st);
 	if (v < 0)
 		return;
 	const char *verb = st->info->verb, *what = NULL;
 	int o = det_next(st, v);
-	if (vk == SQW_DROP) { /* vk is the verb's word id: no string compares per statement */
+	if (vk == SNW_DROP) { /* vk is the verb's word id: no string compares per statement */
 		if (det_word(st, o, "TABLE") || det_word(st, o, "SCHEMA") || det_word(st, o, "DATABASE"))
 			what = det_word(st, o, "TABLE") ? "DROP TABLE" : det_word(st, o, "SCHEMA") ? "DROP SCHEMA"
 												    : "DROP DATABASE";
-	} else if (vk == SQW_TRUNCATE) {
+	} else if (vk == SNW_TRUNCATE) {
 		what = "TRUNCATE";
 	} else {
 		int depth = det_tok(st, v)->depth, where = 0;
 		for (int i = v; i < st->end && !where; i++)
-			where = det_tok(st, i)->depth == depth && sq_kw(det_tok(st, i), SQW_WHERE);
+			where = det_tok(st, i)->depth == depth && sn_kw(det_tok(st, i), SNW_WHERE);
 		if (!where)
 			what = verb[0] == 'D' ? "DELETE without WHERE" : "UPDATE without WHERE";
 	}

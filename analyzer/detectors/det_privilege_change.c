@@ -12,7 +12,7 @@ static void pc_statement(struct an *an, const struct an_stmt *st)
 	if (!st->toks || !st->info)
 		return;
 	switch (st->info->verb_kw) { /* the verbs below; any other statement ends here */
-	case SQW_GRANT: case SQW_REVOKE: case SQW_CREATE: case SQW_ALTER: case SQW_DROP: case SQW_RENAME: case SQW_SET:
+	case SNW_GRANT: case SNW_REVOKE: case SNW_CREATE: case SNW_ALTER: case SNW_DROP: case SNW_RENAME: case SNW_SET:
 		break;
 	default:
 		return;

@@ -35,14 +35,14 @@ static void sa_statement(struct an *an, const struct an_stmt *st)
 		char column[64] = "";
 		if (o->columns.n > 0) {
 			for (int i = st->first; i < st->end && !column[0]; i++) {
-				const struct sq_tok *t = det_tok(st, i);
-				if (t->type == SQ_OP && t->len == 1 && st->base[t->off] == '*' &&
+				const struct sn_tok *t = det_tok(st, i);
+				if (t->type == SN_OP && t->len == 1 && st->base[t->off] == '*' &&
 				    (det_word(st, det_prev(st, i), "SELECT") || det_punct(st, det_prev(st, i), '.') ||
 				     det_punct(st, det_prev(st, i), ',')))
 					snprintf(column, sizeof column, "*");
-				if (t->type == SQ_WORD || t->type == SQ_QIDENT) {
+				if (t->type == SN_WORD || t->type == SN_QIDENT) {
 					char name[64];
-					sq_literal_text(st->base, t, name, sizeof name);
+					sn_literal_text(st->base, t, name, sizeof name);
 					for (int c = 0; c < o->columns.n; c++)
 						if (!strcasecmp(name, o->columns.v[c]))
 							snprintf(column, sizeof column, "%s", o->columns.v[c]);

@@ -26,10 +26,10 @@
 /* ---- word tests by text, for functions the lexer has no id for ---- */
 static int word_is(const struct an_stmt *st, int i, const char *const *list)
 {
-	if (i < st->first || i >= st->end || det_tok(st, i)->type != SQ_WORD)
+	if (i < st->first || i >= st->end || det_tok(st, i)->type != SN_WORD)
 		return 0;
 	for (int k = 0; list[k]; k++)
-		if (sq_word(st->base, det_tok(st, i), list[k]))
+		if (sn_word(st->base, det_tok(st, i), list[k]))
 			return 1;
 	return 0;
 }
@@ -50,8 +50,8 @@ static int credential_word(const struct an_stmt *st, int i)
 {
 	static const char *const parts[] = { "pass", "pwd", "hash", "secret", "token", "salt", "credential",
 					     "authentication_string", "api_key", "apikey", NULL };
-	const struct sq_tok *t = det_tok(st, i);
-	if ((t->type != SQ_WORD && t->type != SQ_QIDENT) || t->len > 64)
+	const struct sn_tok *t = det_tok(st, i);
+	if ((t->type != SN_WORD && t->type != SN_QIDENT) || t->len > 64)
 		return 0;
 	char w[65];
 	for (uint32_t k = 0; k < t->len; k++) {
@@ -68,9 +68,9 @@ static int credential_word(const struct an_stmt *st, int i)
 /* A hex literal whose bytes are printable text (sqlmap's 0x71766a7a71 markers). */
 static int hex_text(const struct an_stmt *st, int i)
 {
-	const struct sq_tok *t = det_tok(st, i);
+	const struct sn_tok *t = det_tok(st, i);
 	const char *p = st->base + t->off;
-	if (t->type != SQ_NUMBER || t->len < 4 || p[0] != '0' || (p[1] != 'x' && p[1] != 'X') || (t->len - 2) % 2)
+	if (t->type != SN_NUMBER || t->len < 4 || p[0] != '0' || (p[1] != 'x' && p[1] != 'X') || (t->len - 2) % 2)
 		return 0;
 	for (uint32_t k = 2; k + 1 < t->len; k += 2) {
 		int v = 0;
@@ -99,41 +99,41 @@ static int emptied(const struct an_stmt *st, int from, int to)
 			if (k < to && sqli_falsehood_at(st, k))
 				return 1;
 		}
-		if (det_op(st, j, "=") && j > from && det_tok(st, det_prev(st, j))->type == SQ_WORD) {
+		if (det_op(st, j, "=") && j > from && det_tok(st, det_prev(st, j))->type == SN_WORD) {
 			int m = det_next(st, j), v = det_next(st, m);
-			if (m < to && v < to && det_op(st, m, "-") && det_tok(st, v)->type == SQ_NUMBER)
+			if (m < to && v < to && det_op(st, m, "-") && det_tok(st, v)->type == SN_NUMBER)
 				return 1;
 		}
 	}
 	return 0;
 }
 
-static const uint8_t delay_fns[] = { SQW_PG_SLEEP, SQW_PG_SLEEP_FOR, SQW_PG_SLEEP_UNTIL, SQW_SLEEP, SQW_BENCHMARK,
-				     SQW_NONE };
-static const uint8_t sys_fns[] = { SQW_VERSION, SQW_USER, SQW_CURRENT_USER, SQW_SESSION_USER, SQW_SYSTEM_USER,
-				   SQW_DATABASE, SQW_SCHEMA, SQW_CURRENT_DATABASE, SQW_LOAD_FILE, SQW_INET_SERVER_ADDR,
-				   SQW_NONE };
-static const uint8_t cred_catalogs[] = { SQW_PG_SHADOW, SQW_PG_AUTHID, SQW_PG_USER_MAPPINGS, SQW_NONE };
-static const uint8_t catalogs[] = { SQW_PG_CATALOG, SQW_INFORMATION_SCHEMA, SQW_PG_SHADOW, SQW_PG_AUTHID, SQW_MYSQL,
-				    SQW_PG_USER, SQW_PG_ROLES, SQW_PG_TABLES, SQW_PERFORMANCE_SCHEMA, SQW_NONE };
+static const uint8_t delay_fns[] = { SNW_PG_SLEEP, SNW_PG_SLEEP_FOR, SNW_PG_SLEEP_UNTIL, SNW_SLEEP, SNW_BENCHMARK,
+				     SNW_NONE };
+static const uint8_t sys_fns[] = { SNW_VERSION, SNW_USER, SNW_CURRENT_USER, SNW_SESSION_USER, SNW_SYSTEM_USER,
+				   SNW_DATABASE, SNW_SCHEMA, SNW_CURRENT_DATABASE, SNW_LOAD_FILE, SNW_INET_SERVER_ADDR,
+				   SNW_NONE };
+static const uint8_t cred_catalogs[] = { SNW_PG_SHADOW, SNW_PG_AUTHID, SNW_PG_USER_MAPPINGS, SNW_NONE };
+static const uint8_t catalogs[] = { SNW_PG_CATALOG, SNW_INFORMATION_SCHEMA, SNW_PG_SHADOW, SNW_PG_AUTHID, SNW_MYSQL,
+				    SNW_PG_USER, SNW_PG_ROLES, SNW_PG_TABLES, SNW_PERFORMANCE_SCHEMA, SNW_NONE };
 /* stacked behind a write, what an application never sends in the same message */
-static const uint8_t after_write[] = { SQW_DROP, SQW_TRUNCATE, SQW_ALTER, SQW_CREATE, SQW_GRANT, SQW_REVOKE,
-				       SQW_COPY, SQW_SHUTDOWN, SQW_LOAD, SQW_RENAME, SQW_DO, SQW_NONE };
-static const uint8_t dangerous[] = { SQW_DROP, SQW_DELETE, SQW_UPDATE, SQW_INSERT, SQW_TRUNCATE, SQW_ALTER, SQW_CREATE,
-				     SQW_GRANT, SQW_REVOKE, SQW_COPY, SQW_SHUTDOWN, SQW_LOAD, SQW_EXEC, SQW_EXECUTE,
-				     SQW_CALL, SQW_DO, SQW_RENAME, SQW_REPLACE, SQW_NONE };
+static const uint8_t after_write[] = { SNW_DROP, SNW_TRUNCATE, SNW_ALTER, SNW_CREATE, SNW_GRANT, SNW_REVOKE,
+				       SNW_COPY, SNW_SHUTDOWN, SNW_LOAD, SNW_RENAME, SNW_DO, SNW_NONE };
+static const uint8_t dangerous[] = { SNW_DROP, SNW_DELETE, SNW_UPDATE, SNW_INSERT, SNW_TRUNCATE, SNW_ALTER, SNW_CREATE,
+				     SNW_GRANT, SNW_REVOKE, SNW_COPY, SNW_SHUTDOWN, SNW_LOAD, SNW_EXEC, SNW_EXECUTE,
+				     SNW_CALL, SNW_DO, SNW_RENAME, SNW_REPLACE, SNW_NONE };
 /* every signal needs one of these */
 /* what the word-based signals look for, besides delay functions and credential catalogs */
-static const uint8_t signal_words[] = { SQW_OR, SQW__PIPES, SQW_UNION, SQW__COMMENT, SQW_WAITFOR, SQW_DBMS_LOCK,
-					SQW_MYSQL, SQW_NONE };
-static struct sq_wordset gate_words = SQ_WORDSET(signal_words, delay_fns, cred_catalogs);
+static const uint8_t signal_words[] = { SNW_OR, SNW__PIPES, SNW_UNION, SNW__COMMENT, SNW_WAITFOR, SNW_DBMS_LOCK,
+					SNW_MYSQL, SNW_NONE };
+static struct sn_wordset gate_words = SN_WORDSET(signal_words, delay_fns, cred_catalogs);
 
 /* catalog_ref's words by id, one bit test: it runs on every token of an injected part */
-static struct sq_wordset catalog_words = SQ_WORDSET(catalogs, sys_fns);
+static struct sn_wordset catalog_words = SN_WORDSET(catalogs, sys_fns);
 
 static int word_in(const struct an_stmt *st, int i, const uint8_t *ids)
 {
-	return i >= st->first && i < st->end && sq_kw_in(&st->toks[i], ids);
+	return i >= st->first && i < st->end && sn_kw_in(&st->toks[i], ids);
 }
 
 /* Does [from, to) read a catalog (catalog name as a bare word, or mysql.user)? */
@@ -157,18 +157,18 @@ static int reads_catalog(const struct an_stmt *st, int from, int to, int cred_on
 
 /* The comment that cut the statement short, reduced to its keywords and operators: what it
  * removed is application text (maybe a password literal), so everything else becomes '?'. */
-static void mask_comment(const struct an_stmt *st, const struct sq_tok *t, char *out, size_t cap)
+static void mask_comment(const struct an_stmt *st, const struct sn_tok *t, char *out, size_t cap)
 {
-	struct sq_tok sub[48];
+	struct sn_tok sub[48];
 	const char *p = st->base + t->off;
 	size_t skip = (t->len >= 2 && (p[0] == '-' || p[0] == '/')) ? 2 : 1, o = 0;
-	int tr, n = sq_lex(p + skip, t->len - skip, st->s->dialect, sub, 48, &tr);
+	int tr, n = sn_lex(p + skip, t->len - skip, st->s->dialect, sub, 48, &tr);
 	o = (size_t)snprintf(out, cap, "%.*s", (int)skip, p);
 	for (int i = 0; i < n && o + 16 < cap; i++) {
-		const struct sq_tok *k = &sub[i];
+		const struct sn_tok *k = &sub[i];
 		const char *kp = p + skip + k->off;
-		int keep = (k->type == SQ_WORD && sq_is_keyword(kp, k->len)) ||
-			   ((k->type == SQ_OP || k->type == SQ_PUNCT) && k->len <= 3);
+		int keep = (k->type == SN_WORD && sn_is_keyword(kp, k->len)) ||
+			   ((k->type == SN_OP || k->type == SN_PUNCT) && k->len <= 3);
 		if (keep)
 			o += (size_t)snprintf(out + o, cap - o, " %.*s", (int)k->len, kp);
 		else
@@ -182,24 +182,24 @@ static void mask_comment(const struct an_stmt *st, const struct sq_tok *t, char 
  * for calls. */
 static int catalog_ref(const struct an_stmt *st, int i)
 {
-	const struct sq_tok *t = det_tok(st, i);
-	if (t->type == SQ_VAR && t->len > 2 && st->base[t->off + 1] == '@')
+	const struct sn_tok *t = det_tok(st, i);
+	if (t->type == SN_VAR && t->len > 2 && st->base[t->off + 1] == '@')
 		return 1; /* @@version, @@hostname */
-	if (t->type != SQ_WORD)
+	if (t->type != SN_WORD)
 		return 0;
-	if (t->kw != SQW_NONE) {
+	if (t->kw != SNW_NONE) {
 		if (!atomic_load_explicit(&catalog_words.ready, memory_order_acquire))
-			sq_wordset_build(&catalog_words);
+			sn_wordset_build(&catalog_words);
 		if (!((catalog_words.w[t->kw >> 6] >> (t->kw & 63)) & 1))
 			return 0; /* in neither list: none of the tests below can hold */
-		if (t->kw == SQW_MYSQL)
+		if (t->kw == SNW_MYSQL)
 			return det_punct(st, det_next(st, i), '.');
-		if (sq_kw_in(t, catalogs))
+		if (sn_kw_in(t, catalogs))
 			return 1;
-		if (sq_kw_in(t, sys_fns) && det_punct(st, det_next(st, i), '('))
+		if (sn_kw_in(t, sys_fns) && det_punct(st, det_next(st, i), '('))
 			return 1;
 		/* PostgreSQL's CURRENT_USER / SESSION_USER without parentheses */
-		return (t->kw == SQW_CURRENT_USER || t->kw == SQW_SESSION_USER) && !det_op(st, det_prev(st, i), "=");
+		return (t->kw == SNW_CURRENT_USER || t->kw == SNW_SESSION_USER) && !det_op(st, det_prev(st, i), "=");
 	}
 	if (t->len < 4)
 		return 0;
@@ -216,21 +216,21 @@ static int damage(const struct an_stmt *st, int from, int to, cJSON *ev)
 	int cat = 0, cred = 0, tab = 0;
 	char table[64] = "", column[64] = "";
 	for (int i = from; i < to; i++) {
-		const struct sq_tok *t = det_tok(st, i);
-		if (t->type == SQ_COMMENT)
+		const struct sn_tok *t = det_tok(st, i);
+		if (t->type == SN_COMMENT)
 			continue;
 		if (!cat && catalog_ref(st, i))
 			cat = 1;
 		if (cat && cred && tab)
 			break;
-		if (!cred && t->kw == SQW_NONE && credential_word(st, i)) {
+		if (!cred && t->kw == SNW_NONE && credential_word(st, i)) {
 			cred = 1;
 			snprintf(column, sizeof column, "%.*s", (int)(t->len < 63 ? t->len : 63), st->base + t->off);
 		}
 		if (!tab && det_word(st, i, "FROM")) {
 			int k = det_next(st, i);
-			if (k < to && (det_tok(st, k)->type == SQ_WORD || det_tok(st, k)->type == SQ_QIDENT) &&
-			    !det_punct(st, det_next(st, k), '(') && !sq_is_keyword(st->base + det_tok(st, k)->off, det_tok(st, k)->len)) {
+			if (k < to && (det_tok(st, k)->type == SN_WORD || det_tok(st, k)->type == SN_QIDENT) &&
+			    !det_punct(st, det_next(st, k), '(') && !sn_is_keyword(st->base + det_tok(st, k)->off, det_tok(st, k)->len)) {
 				int e = k;
 				if (det_punct(st, det_next(st, k), '.'))
 					e = det_next(st, det_next(st, k));
@@ -270,23 +270,23 @@ static const char *const hint_fns[] = { "ORD", "ASCII", "UNICODE", "CHR", "CONCA
 					"EXTRACTVALUE", "UPDATEXML", "FLOOR", "GTID_SUBSET", "JSON_KEYS", "EXP", NULL };
 
 /* Could any token rule fire? One tight pass over token types for what the word set of
- * sq_info cannot tell: a literal compared with a literal (2407=2407), a call of one of
+ * sn_info cannot tell: a literal compared with a literal (2407=2407), a call of one of
  * hint_fns, ORDER BY <number>. Most statements have none and skip the full pass. */
 static int quick_hint(const struct an_stmt *st)
 {
 	for (int i = st->first + 1; i + 1 < st->end; i++) {
-		const struct sq_tok *t = &st->toks[i];
-		if (t->type == SQ_OP) {
-			if (sq_is_literal(t - 1) && sq_is_literal(t + 1))
+		const struct sn_tok *t = &st->toks[i];
+		if (t->type == SN_OP) {
+			if (sn_is_literal(t - 1) && sn_is_literal(t + 1))
 				return 1;
-		} else if (t->type == SQ_WORD && t->len >= 3 && t->len <= 12 && t[1].type == SQ_PUNCT &&
+		} else if (t->type == SN_WORD && t->len >= 3 && t->len <= 12 && t[1].type == SN_PUNCT &&
 			   st->base[t[1].off] == '(') {
 			char c = (char)(st->base[t->off] & ~0x20);
 			if ((c == 'O' || c == 'A' || c == 'U' || c == 'C' || c == 'E' || c == 'M' || c == 'F' || c == 'G' ||
 			     c == 'J') &&
 			    word_is(st, i, hint_fns))
 				return 1;
-		} else if (t->type == SQ_NUMBER && i >= st->first + 2 && sq_kw(t - 1, SQW_BY) && sq_kw(t - 2, SQW_ORDER)) {
+		} else if (t->type == SN_NUMBER && i >= st->first + 2 && sn_kw(t - 1, SNW_BY) && sn_kw(t - 2, SNW_ORDER)) {
 			return 1;
 		}
 	}
@@ -297,8 +297,8 @@ static void sqli_statement(struct an *an, const struct an_stmt *st)
 {
 	if (!st->toks || st->end <= st->first)
 		return;
-	const struct sq_info *in = st->info;
-	int hint = st->part > 0 || !in || sq_has_set(in, &gate_words) || quick_hint(st);
+	const struct sn_info *in = st->info;
+	int hint = st->part > 0 || !in || sn_has_set(in, &gate_words) || quick_hint(st);
 	const char *signals[16];
 	int ns = 0, tautologies = 0, unions = 0, n_unions = 0;
 	int trunc_comment = 0, delay = 0, stacked = 0, cred = 0;
@@ -309,23 +309,23 @@ static void sqli_statement(struct an *an, const struct an_stmt *st)
 	int last_real = st->first - 1, order_probe = -1, cat_top = 0, marker = 0;
 	int svc = hint && an_is_service_account(&an->cfg, st->s->db_user);
 	for (int i = st->end - 1; i >= st->first; i--)
-		if (det_tok(st, i)->type != SQ_COMMENT) {
+		if (det_tok(st, i)->type != SN_COMMENT) {
 			last_real = i;
 			break;
 		}
 
 	for (int i = hint ? st->first : st->end; i < st->end; i++) {
-		const struct sq_tok *t = det_tok(st, i);
+		const struct sn_tok *t = det_tok(st, i);
 		switch (t->type) {
-		case SQ_PUNCT:
+		case SN_PUNCT:
 			if (st->base[t->off] == '(' && t->depth < 64)
 				open_at[t->depth] = i;
 			continue;
-		case SQ_STRING:
-		case SQ_PARAM:
-		case SQ_QIDENT:
+		case SN_STRING:
+		case SN_PARAM:
+		case SN_QIDENT:
 			continue;
-		case SQ_NUMBER:
+		case SN_NUMBER:
 			/* 0x71766a7a71 (text as hex) as an argument of CONCAT(...) */
 			if (!marker && t->depth > 0 && t->depth <= 64 && hex_text(st, i) &&
 			    word_is(st, det_prev(st, open_at[t->depth - 1]), concat_fns)) {
@@ -334,29 +334,29 @@ static void sqli_statement(struct an *an, const struct an_stmt *st)
 				region = region < i ? region : det_prev(st, open_at[t->depth - 1]);
 			}
 			continue;
-		case SQ_COMMENT: {
+		case SN_COMMENT: {
 			if (i <= last_real)
 				continue;
 			/* a comment that ends the statement right after a literal: the rest of the
 			 * application's text (its closing quote) was cut off */
 			int p = last_real;
-			int unterminated_block = !(t->flags & SQ_F_LINE) && (t->flags & SQ_F_UNTERMINATED);
-			if (p < st->first || !((t->flags & SQ_F_LINE) || unterminated_block))
+			int unterminated_block = !(t->flags & SN_F_LINE) && (t->flags & SN_F_UNTERMINATED);
+			if (p < st->first || !((t->flags & SN_F_LINE) || unterminated_block))
 				continue;
-			const struct sq_tok *q = det_tok(st, p);
+			const struct sn_tok *q = det_tok(st, p);
 			int quotes = 0;
 			for (uint32_t k = 0; k < t->len; k++)
 				quotes += st->base[t->off + k] == '\'' || st->base[t->off + k] == '"';
-			if (q->type == SQ_STRING) {
+			if (q->type == SN_STRING) {
 				int adjacent = q->off + q->len == t->off;
 				if ((adjacent || quotes || unterminated_block) && !trunc_comment++)
 					mask_comment(st, t, cut, sizeof cut);
-			} else if ((quotes & 1) && (svc || sq_is_literal(q) || det_punct(st, p, ')')) && !trunc_comment++) {
+			} else if ((quotes & 1) && (svc || sn_is_literal(q) || det_punct(st, p, ')')) && !trunc_comment++) {
 				mask_comment(st, t, cut, sizeof cut); /* ... AND 2407=2407-- x' ORDER BY ... */
 			}
 			/* ORDER BY 3-- fpvC: a column probe ends in a short tag or the cut-off quote;
 			 * a reporting query's "-- newest first" is prose */
-			if (order_probe >= 0 && (t->flags & SQ_F_LINE)) {
+			if (order_probe >= 0 && (t->flags & SN_F_LINE)) {
 				uint32_t b = st->base[t->off] == '#' ? 1 : 2, e = t->len, words = 0;
 				while (b < e && (st->base[t->off + b] == ' ' || st->base[t->off + b] == '\t'))
 					b++;
@@ -372,10 +372,10 @@ static void sqli_statement(struct an *an, const struct an_stmt *st)
 		default:
 			break;
 		}
-		if (t->depth == 0 && sq_kw(t, SQW_FROM) && det_next(st, i) < st->end && catalog_ref(st, det_next(st, i)))
+		if (t->depth == 0 && sn_kw(t, SNW_FROM) && det_next(st, i) < st->end && catalog_ref(st, det_next(st, i)))
 			cat_top = 1;
 		/* OR <always-true>: WHERE 1=1 AND ... (query builders) deliberately does not count */
-		int is_and = sq_kw(t, SQW_AND), is_orr = !is_and && sqli_is_or(st, i);
+		int is_and = sn_kw(t, SNW_AND), is_orr = !is_and && sqli_is_or(st, i);
 		if (is_and && taut_text[0])
 			is_and = 0; /* one boolean probe named is enough: the rest add no evidence */
 		/* likewise once an OR-tautology is counted and named: judging every later OR again
@@ -402,7 +402,7 @@ static void sqli_statement(struct an *an, const struct an_stmt *st)
 						SIG("boolean_probe"); /* AND 2407=2407, AND 'OBZv'='OBZv', AND NOT 1=2 */
 						region = region < i ? region : i;
 						if (!taut_text[0])
-							sq_mask(st->base, st->toks, i, e, an->cfg.keep_literals,
+							sn_mask(st->base, st->toks, i, e, an->cfg.keep_literals,
 								st->info && st->info->secret, taut_text, sizeof taut_text);
 					}
 				}
@@ -414,11 +414,11 @@ static void sqli_statement(struct an *an, const struct an_stmt *st)
 					taut_at = i, taut_end = after;
 				int last = det_prev(st, after);
 				if (!taut_text[0] && last >= i)
-					sq_mask(st->base, st->toks, i, last + 1, an->cfg.keep_literals,
+					sn_mask(st->base, st->toks, i, last + 1, an->cfg.keep_literals,
 						st->info && st->info->secret, taut_text, sizeof taut_text);
 			}
 		}
-		if (sq_kw(t, SQW_UNION) && n_unions++ < SQLI_MAX_UNIONS) {
+		if (sn_kw(t, SNW_UNION) && n_unions++ < SQLI_MAX_UNIONS) {
 			int k = det_next(st, i);
 			if (det_word(st, k, "ALL") || det_word(st, k, "DISTINCT"))
 				k = det_next(st, k);
@@ -428,15 +428,15 @@ static void sqli_statement(struct an *an, const struct an_stmt *st)
 				/* what the added SELECT reads: literal/NULL padding, system functions, catalogs */
 				int depth = det_tok(st, k)->depth, items = 0, lits = 0, sys = 0, j;
 				for (j = det_next(st, k); j < st->end; j = det_next(st, j)) {
-					const struct sq_tok *u = det_tok(st, j);
+					const struct sn_tok *u = det_tok(st, j);
 					if (u->depth == depth && (det_word(st, j, "FROM") || det_word(st, j, "UNION") ||
 								  det_word(st, j, "WHERE")))
 						break;
 					if (u->depth == depth && det_punct(st, j, ','))
 						continue;
-					if (u->depth == depth && (sq_is_literal(u) || det_word(st, j, "NULL")))
+					if (u->depth == depth && (sn_is_literal(u) || det_word(st, j, "NULL")))
 						lits++;
-					if (word_in(st, j, sys_fns) || (u->type == SQ_VAR && u->len > 2 &&
+					if (word_in(st, j, sys_fns) || (u->type == SN_VAR && u->len > 2 &&
 									  st->base[u->off + 1] == '@'))
 						sys++;
 					items++;
@@ -460,7 +460,7 @@ static void sqli_statement(struct an *an, const struct an_stmt *st)
 				}
 			}
 		}
-		if (t->type != SQ_WORD && t->type != SQ_OP)
+		if (t->type != SN_WORD && t->type != SN_OP)
 			continue;
 		int call = det_punct(st, det_next(st, i), '(');
 		if (call && word_in(st, i, delay_fns)) {
@@ -471,7 +471,7 @@ static void sqli_statement(struct an *an, const struct an_stmt *st)
 			delay++;
 		if (det_word(st, i, "dbms_lock") && det_punct(st, det_next(st, i), '.'))
 			delay++;
-		if (!call && !(t->type == SQ_WORD && det_word(st, i, "ORDER")) && !det_op(st, i, "||"))
+		if (!call && !(t->type == SN_WORD && det_word(st, i, "ORDER")) && !det_op(st, i, "||"))
 			continue;
 		int a1 = det_next(st, det_next(st, i)); /* first token inside the parentheses */
 		if (word_is(st, i, extract_outer) && word_is(st, a1, extract_inner) && det_punct(st, det_next(st, a1), '(') &&
@@ -492,19 +492,19 @@ static void sqli_statement(struct an *an, const struct an_stmt *st)
 				SIG("char_concat");
 				region = region < i ? region : i;
 			}
-		} else if (word_is(st, i, xml_err_fns) && a1 < st->end && (det_tok(st, a1)->type == SQ_NUMBER ||
+		} else if (word_is(st, i, xml_err_fns) && a1 < st->end && (det_tok(st, a1)->type == SN_NUMBER ||
 									  word_is(st, a1, concat_fns))) {
 			SIG("error_based"); /* EXTRACTVALUE(4312, CONCAT(0x5c, ...)) */
 			region = region < i ? region : i;
 		} else if ((det_word(st, i, "FLOOR") && det_word(st, a1, "RAND") && det_punct(st, det_next(st, a1), '(') &&
-			    det_tok(st, det_next(st, det_next(st, a1)))->type == SQ_NUMBER) ||
+			    det_tok(st, det_next(st, det_next(st, a1)))->type == SN_NUMBER) ||
 			   (det_word(st, i, "GTID_SUBSET") && word_is(st, a1, concat_fns)) ||
 			   (det_word(st, i, "JSON_KEYS") && det_punct(st, a1, '(') && det_word(st, det_next(st, a1), "SELECT")) ||
 			   (det_word(st, i, "EXP") && det_op(st, a1, "~"))) {
 			SIG("error_based"); /* FLOOR(RAND(0)*2) ... GROUP BY, GTID_SUBSET(CONCAT(...)), EXP(~(...)) */
 			region = region < i ? region : i;
 		} else if (det_word(st, i, "ORDER") && det_word(st, det_next(st, i), "BY") &&
-			   det_tok(st, det_next(st, det_next(st, i)))->type == SQ_NUMBER &&
+			   det_tok(st, det_next(st, det_next(st, i)))->type == SN_NUMBER &&
 			   det_next(st, det_next(st, det_next(st, i))) > last_real) {
 			order_probe = i; /* ORDER BY 3-- -: judged at the comment */
 			region = region < i ? region : i;
@@ -516,7 +516,7 @@ static void sqli_statement(struct an *an, const struct an_stmt *st)
 	 * at its top (schema discovery through an injected subquery) */
 	if (!cat_top && (ns || tautologies || (unions & 0xff) || delay)) {
 		for (int i = st->first; i < st->end; i++)
-			if (det_tok(st, i)->depth > 0 && det_tok(st, i)->type == SQ_WORD && catalog_ref(st, i)) {
+			if (det_tok(st, i)->depth > 0 && det_tok(st, i)->type == SN_WORD && catalog_ref(st, i)) {
 				SIG("catalog_subquery");
 				break;
 			}
@@ -564,7 +564,7 @@ static void sqli_statement(struct an *an, const struct an_stmt *st)
 	if (q && !known_shape) {
 		n_real = sqli_hash_tokens(st, q);
 		structural = sqli_slot_replaced(an, st, q, id, n_real, trunc_comment || (last_real < st->end - 1 &&
-								 (det_tok(st, st->end - 1)->flags & SQ_F_LINE)),
+								 (det_tok(st, st->end - 1)->flags & SN_F_LINE)),
 					   st->outcome == EV_OUT_ERROR && sqli_injection_error(st->error_code), &hit);
 		if (structural)
 			region = region < hit.from ? region : hit.from;
@@ -617,8 +617,8 @@ static void sqli_statement(struct an *an, const struct an_stmt *st)
 		int b0 = hit.from;
 		for (int k = 0; k < 3 && det_prev(st, b0) >= st->first; k++)
 			b0 = det_prev(st, b0);
-		sq_mask(st->base, st->toks, b0, hit.from, 0, 0, before, sizeof before);
-		sq_mask(st->base, st->toks, hit.from, hit.to, an->cfg.keep_literals, st->info && st->info->secret, repl,
+		sn_mask(st->base, st->toks, b0, hit.from, 0, 0, before, sizeof before);
+		sn_mask(st->base, st->toks, hit.from, hit.to, an->cfg.keep_literals, st->info && st->info->secret, repl,
 			sizeof repl);
 		snprintf(shape, sizeof shape, "%016llx", (unsigned long long)hit.e->shape);
 		cJSON *o = cJSON_AddObjectToObject(ev, "slot");

@@ -6,7 +6,7 @@
 
 int sqli_is_or(const struct an_stmt *st, int i)
 {
-	return det_word(st, i, "OR") || (st->s->dialect == SQ_MYSQL && det_op(st, i, "||"));
+	return det_word(st, i, "OR") || (st->s->dialect == SN_MYSQL && det_op(st, i, "||"));
 }
 
 /* Literal operand at i: its text and whether it is a number. */
@@ -14,11 +14,11 @@ static int operand(const struct an_stmt *st, int i, char *buf, size_t cap, int *
 {
 	if (i < st->first || i >= st->end)
 		return 0;
-	const struct sq_tok *t = det_tok(st, i);
-	if (!sq_is_literal(t))
+	const struct sn_tok *t = det_tok(st, i);
+	if (!sn_is_literal(t))
 		return 0;
-	sq_literal_text(st->base, t, buf, cap);
-	*num = t->type == SQ_NUMBER;
+	sn_literal_text(st->base, t, buf, cap);
+	*num = t->type == SN_NUMBER;
 	return 1;
 }
 
@@ -30,7 +30,7 @@ int sqli_literal_cmp(const struct an_stmt *st, int i)
 	char a[64], b[64];
 	int an_, bn;
 	int op = det_next(st, i), rhs = det_next(st, op);
-	if (!operand(st, i, a, sizeof a, &an_) || op >= st->end || det_tok(st, op)->type != SQ_OP ||
+	if (!operand(st, i, a, sizeof a, &an_) || op >= st->end || det_tok(st, op)->type != SN_OP ||
 	    !operand(st, rhs, b, sizeof b, &bn))
 		return -1;
 	double x = strtod(a, NULL), y = strtod(b, NULL);
@@ -60,7 +60,7 @@ int sqli_tautology_at(const struct an_stmt *st, int i)
 	int op = det_next(st, i);
 	int rhs = det_next(st, op);
 	if (operand(st, i, a, sizeof a, &an_)) {
-		if (op >= st->end || det_tok(st, op)->type != SQ_OP) {
+		if (op >= st->end || det_tok(st, op)->type != SN_OP) {
 			/* OR 1 alone: a non-zero number as a boolean */
 			if (an_ && strtod(a, NULL) != 0 &&
 			    (op >= st->end || det_punct(st, op, ')') || det_punct(st, op, ';')))
@@ -70,10 +70,10 @@ int sqli_tautology_at(const struct an_stmt *st, int i)
 		return sqli_literal_cmp(st, i) == 1 ? det_next(st, rhs) : -1;
 	}
 	/* x = x with the same bare identifier on both sides */
-	if (i < st->end && det_tok(st, i)->type == SQ_WORD && det_op(st, op, "=") && rhs < st->end &&
-	    det_tok(st, rhs)->type == SQ_WORD && det_tok(st, i)->len == det_tok(st, rhs)->len &&
+	if (i < st->end && det_tok(st, i)->type == SN_WORD && det_op(st, op, "=") && rhs < st->end &&
+	    det_tok(st, rhs)->type == SN_WORD && det_tok(st, i)->len == det_tok(st, rhs)->len &&
 	    strncasecmp(st->base + det_tok(st, i)->off, st->base + det_tok(st, rhs)->off, det_tok(st, i)->len) == 0 &&
-	    !sq_is_keyword(st->base + det_tok(st, i)->off, det_tok(st, i)->len))
+	    !sn_is_keyword(st->base + det_tok(st, i)->off, det_tok(st, i)->len))
 		return det_next(st, rhs);
 	return -1;
 }
@@ -98,7 +98,7 @@ static int const_operand(const struct an_stmt *st, int i, int nest)
 	if (det_op(st, i, "-") || det_op(st, i, "+") || det_op(st, i, "~"))
 		i = det_next(st, i);
 	int j;
-	if (i < st->end && sq_is_literal(det_tok(st, i))) {
+	if (i < st->end && sn_is_literal(det_tok(st, i))) {
 		j = det_next(st, i);
 	} else if (det_punct(st, i, '(')) {
 		j = const_operand(st, det_next(st, i), nest + 1);
@@ -121,13 +121,13 @@ static int const_operand(const struct an_stmt *st, int i, int nest)
 	for (int steps = 0; steps < 8 && j < st->end; steps++) {
 		if (det_op(st, j, "::")) { /* ::int, ::text */
 			j = det_next(st, j);
-			if (j >= st->end || det_tok(st, j)->type != SQ_WORD)
+			if (j >= st->end || det_tok(st, j)->type != SN_WORD)
 				return -1;
 			j = det_next(st, j);
 			continue;
 		}
 		if (det_op(st, j, "+") || det_op(st, j, "-") || det_op(st, j, "*") || det_op(st, j, "/") ||
-		    det_op(st, j, "%") || (st->s->dialect == SQ_PG && det_op(st, j, "||"))) {
+		    det_op(st, j, "%") || (st->s->dialect == SN_PG && det_op(st, j, "||"))) {
 			int k = const_operand(st, det_next(st, j), nest + 1);
 			if (k < 0)
 				return -1;
@@ -142,7 +142,7 @@ static int const_operand(const struct an_stmt *st, int i, int nest)
 static int is_cmp_op(const struct an_stmt *st, int i)
 {
 	static const char *const ops[] = { "=", "<>", "!=", "<", ">", "<=", ">=", "<=>", "==" };
-	if (i >= st->end || det_tok(st, i)->type != SQ_OP)
+	if (i >= st->end || det_tok(st, i)->type != SN_OP)
 		return 0;
 	for (size_t k = 0; k < sizeof ops / sizeof ops[0]; k++)
 		if (det_op(st, i, ops[k]))
@@ -153,8 +153,8 @@ static int is_cmp_op(const struct an_stmt *st, int i)
 /* Is the token a small number (0 or 1)? Query builders write 1=1 and 1=0. */
 static int tiny(const struct an_stmt *st, int i)
 {
-	const struct sq_tok *t = det_tok(st, i);
-	if (t->type != SQ_NUMBER || t->len != 1)
+	const struct sn_tok *t = det_tok(st, i);
+	if (t->type != SN_NUMBER || t->len != 1)
 		return 0;
 	char c = st->base[t->off];
 	return c == '0' || c == '1';

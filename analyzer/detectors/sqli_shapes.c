@@ -33,10 +33,10 @@ static uint64_t text_hash(const char *p, size_t n, int fold)
 
 static uint64_t tok_hash(const struct an_stmt *st, int i)
 {
-	const struct sq_tok *t = det_tok(st, i);
-	if (sq_is_literal(t) || t->type == SQ_PARAM)
+	const struct sn_tok *t = det_tok(st, i);
+	if (sn_is_literal(t) || t->type == SN_PARAM)
 		return 0x3f3f3f3full;
-	return text_hash(st->base + t->off, t->len, t->type == SQ_WORD);
+	return text_hash(st->base + t->off, t->len, t->type == SN_WORD);
 }
 
 /* Whose shapes: a service account, or an application that is not an interactive tool. */
@@ -105,7 +105,7 @@ int sqli_hash_tokens(const struct an_stmt *st, struct sqli_state *q)
 {
 	int n = 0;
 	for (int i = st->first; i < st->end; i++)
-		if (det_tok(st, i)->type != SQ_COMMENT)
+		if (det_tok(st, i)->type != SN_COMMENT)
 			q->idx[n++] = i;
 	q->ph[0] = 0;
 	for (int j = 0; j < n; j++)
@@ -122,8 +122,8 @@ void sqli_index_shape(struct sqli_state *q, uint64_t id, uint64_t shape, int n, 
 		return;
 	int ord = 0;
 	for (int j = 0; j < n && ord < SQLI_MAX_SLOTS_SHAPE; j++) {
-		const struct sq_tok *t = det_tok(st, q->idx[j]);
-		if (!sq_is_literal(t) && t->type != SQ_PARAM)
+		const struct sn_tok *t = det_tok(st, q->idx[j]);
+		if (!sn_is_literal(t) && t->type != SN_PARAM)
 			continue;
 		ord++;
 		if (q->n_slots >= SQLI_SLOTS * 3 / 4)
@@ -150,14 +150,14 @@ static const char *code_in(const struct an_stmt *st, const struct sqli_state *q,
 {
 	for (int j = a; j < b; j++) {
 		int i = q->idx[j];
-		const struct sq_tok *t = det_tok(st, i);
+		const struct sn_tok *t = det_tok(st, i);
 		if (det_word(st, i, "UNION"))
 			return "union";
 		if (det_word(st, i, "SELECT"))
 			return "subquery";
 		if (det_punct(st, i, ';'))
 			return "stacked";
-		if (det_word(st, i, "ORDER") && j + 2 < b && det_tok(st, q->idx[j + 2])->type == SQ_NUMBER)
+		if (det_word(st, i, "ORDER") && j + 2 < b && det_tok(st, q->idx[j + 2])->type == SN_NUMBER)
 			return "order_by";
 		if ((det_word(st, i, "AND") || det_word(st, i, "OR") || det_word(st, i, "NOT")) && j + 1 < b) {
 			int simple, small, k = q->idx[j + 1];
@@ -166,14 +166,14 @@ static const char *code_in(const struct an_stmt *st, const struct sqli_state *q,
 			if (sqli_const_pred(st, k, &simple, &small) >= 0)
 				return "boolean_tail";
 		}
-		if (t->type == SQ_WORD && j + 1 < b && det_punct(st, q->idx[j + 1], '(') && !det_word(st, i, "IN") &&
+		if (t->type == SN_WORD && j + 1 < b && det_punct(st, q->idx[j + 1], '(') && !det_word(st, i, "IN") &&
 		    !det_word(st, i, "VALUES"))
 			return "expression";
 		if (det_op(st, i, "||") || det_word(st, i, "CASE"))
 			return "expression";
 		/* 1322-1321 where a number was: arithmetic the server evaluates */
-		if (t->type == SQ_OP && j > a && j + 1 < b && sq_is_literal(det_tok(st, q->idx[j - 1])) &&
-		    sq_is_literal(det_tok(st, q->idx[j + 1])) &&
+		if (t->type == SN_OP && j > a && j + 1 < b && sn_is_literal(det_tok(st, q->idx[j - 1])) &&
+		    sn_is_literal(det_tok(st, q->idx[j + 1])) &&
 		    (det_op(st, i, "+") || det_op(st, i, "-") || det_op(st, i, "*") || det_op(st, i, "/") ||
 		     det_op(st, i, "%")))
 			return "expression";
@@ -218,7 +218,7 @@ int sqli_slot_replaced(struct an *an, const struct an_stmt *st, struct sqli_stat
 			if (!whole)
 				end = n;
 			/* a quote left open at the slot ran to the end: the server refused it */
-			int open_quote = errored && (det_tok(st, q->idx[j])->flags & SQ_F_UNTERMINATED);
+			int open_quote = errored && (det_tok(st, q->idx[j])->flags & SN_F_UNTERMINATED);
 			if (end - j < 2 && !open_quote)
 				continue;
 			judged++;

@@ -62,7 +62,7 @@ static int is_word_char(unsigned char c)
 	return cclass[c] & C_WCHAR;
 }
 
-uint64_t sq_hash(const void *p, size_t n, uint64_t h)
+uint64_t sn_hash(const void *p, size_t n, uint64_t h)
 {
 	const unsigned char *b = p;
 	for (size_t i = 0; i < n; i++) {
@@ -72,7 +72,7 @@ uint64_t sq_hash(const void *p, size_t n, uint64_t h)
 	return h;
 }
 
-uint64_t sq_hash_mem(const void *p, size_t n, uint64_t h)
+uint64_t sn_hash_mem(const void *p, size_t n, uint64_t h)
 {
 	const unsigned char *b = p;
 	for (; n >= 8; b += 8, n -= 8) {
@@ -89,7 +89,7 @@ uint64_t sq_hash_mem(const void *p, size_t n, uint64_t h)
 
 static pthread_mutex_t wordset_mu = PTHREAD_MUTEX_INITIALIZER;
 
-void sq_wordset_build(struct sq_wordset *s)
+void sn_wordset_build(struct sn_wordset *s)
 {
 	pthread_mutex_lock(&wordset_mu); /* once per set; later calls see ready and return */
 	if (!atomic_load_explicit(&s->ready, memory_order_relaxed)) {
@@ -102,16 +102,16 @@ void sq_wordset_build(struct sq_wordset *s)
 }
 
 /* The recognised words (sqlnorm.h), indexed by id; upper-cased copies for the lookup. */
-#define SQ_WORD_TEXT(id, text, kw) text,
-#define SQ_WORD_KW(id, text, kw) kw,
-static const char *const word_text[SQW__COUNT] = { NULL, SQ_WORD_LIST(SQ_WORD_TEXT) };
-static const uint8_t word_is_kw[SQW__COUNT] = { 0, SQ_WORD_LIST(SQ_WORD_KW) };
-#undef SQ_WORD_TEXT
-#undef SQ_WORD_KW
-_Static_assert(SQW__COUNT <= 256, "word ids must fit sq_tok.kw");
+#define SN_WORD_TEXT(id, text, kw) text,
+#define SN_WORD_KW(id, text, kw) kw,
+static const char *const word_text[SNW__COUNT] = { NULL, SN_WORD_LIST(SN_WORD_TEXT) };
+static const uint8_t word_is_kw[SNW__COUNT] = { 0, SN_WORD_LIST(SN_WORD_KW) };
+#undef SN_WORD_TEXT
+#undef SN_WORD_KW
+_Static_assert(SNW__COUNT <= 256, "word ids must fit sn_tok.kw");
 #define WORD_MAX 32
-static char word_upper[SQW__COUNT][WORD_MAX + 1];
-static uint8_t word_len[SQW__COUNT];
+static char word_upper[SNW__COUNT][WORD_MAX + 1];
+static uint8_t word_len[SNW__COUNT];
 
 /* Word lookup runs for every bare word of every statement: a hash of length, first, middle
  * and last letters picks one slot of a small open-addressing table (built once). */
@@ -141,7 +141,7 @@ static void tables_build(void)
 
 static void kw_build(void)
 {
-	for (int k = 1; k < SQW__COUNT && word_text[k]; k++) {
+	for (int k = 1; k < SNW__COUNT && word_text[k]; k++) {
 		size_t n = strlen(word_text[k]);
 		for (size_t i = 0; i < n && i < WORD_MAX; i++)
 			word_upper[k][i] = (char)uc((unsigned char)word_text[k][i]);
@@ -153,11 +153,11 @@ static void kw_build(void)
 	}
 }
 
-/* Id of the word p[0..n) (any case), SQW_NONE when it is not in the list. */
+/* Id of the word p[0..n) (any case), SNW_NONE when it is not in the list. */
 static inline int word_find(const char *p, size_t n)
 {
 	if (n == 0 || n > WORD_MAX)
-		return SQW_NONE;
+		return SNW_NONE;
 	for (unsigned h = kw_hash(p, n); kw_slot[h]; h = (h + 1) & (KW_SLOTS - 1)) {
 		if (word_len[kw_slot[h]] != n)
 			continue;
@@ -168,21 +168,21 @@ static inline int word_find(const char *p, size_t n)
 		if (i == n && w[n] == 0)
 			return kw_slot[h];
 	}
-	return SQW_NONE;
+	return SNW_NONE;
 }
 
-const char *sq_word_text(int id)
+const char *sn_word_text(int id)
 {
-	return id > SQW_NONE && id < SQW__COUNT ? word_text[id] : NULL;
+	return id > SNW_NONE && id < SNW__COUNT ? word_text[id] : NULL;
 }
 
-int sq_is_keyword(const char *p, size_t n)
+int sn_is_keyword(const char *p, size_t n)
 {
 	pthread_once(&tables_once, tables_build);
 	return word_is_kw[word_find(p, n)];
 }
 
-int sq_is(const char *src, const struct sq_tok *t, const char *word)
+int sn_is(const char *src, const struct sn_tok *t, const char *word)
 {
 	const char *p = src + t->off;
 	uint32_t i = 0;
@@ -196,15 +196,15 @@ int sq_is(const char *src, const struct sq_tok *t, const char *word)
 /* The id of a quoted identifier's text when it names one of the detectors' words (not a
  * keyword: "user" stays a name): PostgreSQL matches quoted names exactly, so only the
  * lower-case spelling resolves to the function; MySQL folds function names. */
-static int quoted_word(const char *p, size_t n, enum sq_dialect d)
+static int quoted_word(const char *p, size_t n, enum sn_dialect d)
 {
 	int id = word_find(p, n);
 	if (!id || word_is_kw[id])
-		return SQW_NONE;
-	if (d == SQ_PG)
+		return SNW_NONE;
+	if (d == SN_PG)
 		for (size_t k = 0; k < n; k++)
 			if (p[k] >= 'A' && p[k] <= 'Z')
-				return SQW_NONE;
+				return SNW_NONE;
 	return id;
 }
 
@@ -266,11 +266,11 @@ static size_t op_len(const char *s, size_t n)
 
 /* The number starting at s[i]: decimal with '_' separators, fraction and exponent, or 0x / 0b;
  * digits running on into word characters make a MySQL identifier (1abc). */
-static size_t scan_number(const char *s, size_t len, size_t i, struct sq_tok *t)
+static size_t scan_number(const char *s, size_t len, size_t i, struct sn_tok *t)
 {
 	unsigned char c = (unsigned char)s[i], c1 = i + 1 < len ? (unsigned char)s[i + 1] : 0;
 	size_t j;
-	t->type = SQ_NUMBER;
+	t->type = SN_NUMBER;
 	if (c == '0' && (c1 == 'x' || c1 == 'X') && i + 2 < len && is_xdigit((unsigned char)s[i + 2])) {
 		for (j = i + 2; j < len && is_xdigit((unsigned char)s[j]); j++)
 			;
@@ -298,30 +298,30 @@ static size_t scan_number(const char *s, size_t len, size_t i, struct sq_tok *t)
 		}
 	}
 	if (j < len && is_word_char((unsigned char)s[j]) && s[j - 1] != '.') {
-		t->type = SQ_WORD;
+		t->type = SN_WORD;
 		while (j < len && is_word_char((unsigned char)s[j]))
 			j++;
 	}
 	return j;
 }
 
-int sq_lex(const char *s, size_t len, enum sq_dialect d, struct sq_tok *toks, int cap, int *truncated)
+int sn_lex(const char *s, size_t len, enum sn_dialect d, struct sn_tok *toks, int cap, int *truncated)
 {
-	return sq_lex_mode(s, len, d, sq_default_mode(d), toks, cap, truncated);
+	return sn_lex_mode(s, len, d, sn_default_mode(d), toks, cap, truncated);
 }
 
-int sq_lex_mode(const char *s, size_t len, enum sq_dialect d, unsigned mode, struct sq_tok *toks, int cap,
+int sn_lex_mode(const char *s, size_t len, enum sn_dialect d, unsigned mode, struct sn_tok *toks, int cap,
 		int *truncated)
 {
-	const int mbs = (mode & SQ_M_BACKSLASH) != 0;
+	const int mbs = (mode & SN_M_BACKSLASH) != 0;
 	size_t i = 0;
 	int n = 0, depth = 0, in_exec = 0;
 	*truncated = 0;
 	if (!s)
 		return 0;
 	pthread_once(&tables_once, tables_build);
-	if (len > SQ_MAX_INPUT) {
-		len = SQ_MAX_INPUT;
+	if (len > SN_MAX_INPUT) {
+		len = SN_MAX_INPUT;
 		*truncated = 1;
 	}
 	while (i < len) {
@@ -341,61 +341,61 @@ int sq_lex_mode(const char *s, size_t len, enum sq_dialect d, unsigned mode, str
 			*truncated = 1;
 			break;
 		}
-		struct sq_tok *t = &toks[n];
-		*t = (struct sq_tok){ .off = (uint32_t)i, .depth = (uint16_t)(depth > 65535 ? 65535 : depth) };
+		struct sn_tok *t = &toks[n];
+		*t = (struct sn_tok){ .off = (uint32_t)i, .depth = (uint16_t)(depth > 65535 ? 65535 : depth) };
 		size_t j = i + 1;
 		int unt = 0;
 		/* words first: the most common token; no case below takes a word-start byte */
 		if (is_word_start(c)) {
-			t->type = SQ_WORD;
+			t->type = SN_WORD;
 			for (; j < len && is_word_char((unsigned char)s[j]); j++)
 				;
 			size_t wl = j - i;
 			if (j < len && (s[j] == '\'' || s[j] == '&')) {
 				int l0 = lc(c);
 				if (s[j] == '\'' && ((wl == 1 && (l0 == 'e' || l0 == 'x' || l0 == 'b' || l0 == 'n')) ||
-						     (d == SQ_MYSQL && c == '_'))) {
-					t->type = SQ_STRING;
-					t->flags = SQ_F_PREFIX;
+						     (d == SN_MYSQL && c == '_'))) {
+					t->type = SN_STRING;
+					t->flags = SN_F_PREFIX;
 					/* E'' always escapes; X'' B'' never (hex and bit digits only) */
-					int bs = d == SQ_PG && l0 == 'e' ? 1 : (l0 == 'x' || l0 == 'b') ? 0 : mbs;
+					int bs = d == SN_PG && l0 == 'e' ? 1 : (l0 == 'x' || l0 == 'b') ? 0 : mbs;
 					if (bs)
-						t->flags |= SQ_F_ESCAPES;
+						t->flags |= SN_F_ESCAPES;
 					j = scan_quoted(s, len, j + 1, '\'', bs, &unt);
-				} else if (d == SQ_PG && wl == 1 && l0 == 'u' && s[j] == '&' && j + 1 < len &&
+				} else if (d == SN_PG && wl == 1 && l0 == 'u' && s[j] == '&' && j + 1 < len &&
 					   (s[j + 1] == '\'' || s[j + 1] == '"')) {
 					char q = s[j + 1];
-					t->type = q == '\'' ? SQ_STRING : SQ_QIDENT;
-					t->flags = SQ_F_PREFIX;
+					t->type = q == '\'' ? SN_STRING : SN_QIDENT;
+					t->flags = SN_F_PREFIX;
 					j = scan_quoted(s, len, j + 2, q, 0, &unt);
 				}
 			}
-			if (t->type == SQ_WORD)
+			if (t->type == SN_WORD)
 				t->kw = (uint8_t)word_find(s + i, wl);
 			goto store;
 		}
 		switch (c) {
 		case '-':
-			if (c1 != '-' || (d == SQ_MYSQL && i + 2 < len && (unsigned char)s[i + 2] > ' '))
+			if (c1 != '-' || (d == SN_MYSQL && i + 2 < len && (unsigned char)s[i + 2] > ' '))
 				goto op;
-			t->type = SQ_COMMENT;
-			t->flags = SQ_F_LINE;
+			t->type = SN_COMMENT;
+			t->flags = SN_F_LINE;
 			/* PostgreSQL's scanner ends it at \r too; MySQL only at \n */
-			for (j = i + 2; j < len && s[j] != '\n' && !(d == SQ_PG && s[j] == '\r'); j++)
+			for (j = i + 2; j < len && s[j] != '\n' && !(d == SN_PG && s[j] == '\r'); j++)
 				;
 			break;
 		case '#':
-			if (d != SQ_MYSQL)
+			if (d != SN_MYSQL)
 				goto op;
-			t->type = SQ_COMMENT;
-			t->flags = SQ_F_LINE;
+			t->type = SN_COMMENT;
+			t->flags = SN_F_LINE;
 			for (j = i + 1; j < len && s[j] != '\n'; j++)
 				;
 			break;
 		case '/': {
 			if (c1 != '*')
 				goto op;
-			if (d == SQ_MYSQL && !in_exec && i + 2 < len &&
+			if (d == SN_MYSQL && !in_exec && i + 2 < len &&
 			    (s[i + 2] == '!' || (s[i + 2] == 'M' && i + 3 < len && s[i + 3] == '!'))) {
 				/* MySQL executes the body of / *! ... * /, MariaDB also / *M! ... * / (with
 				 * or without a version): lex it as code. A version above the server's
@@ -408,7 +408,7 @@ int sq_lex_mode(const char *s, size_t len, enum sq_dialect d, unsigned mode, str
 				continue;
 			}
 			int nest = 1;
-			t->type = SQ_COMMENT;
+			t->type = SN_COMMENT;
 			j = i + 2;
 			while (j < len) {
 				if (s[j] == '*' && j + 1 < len && s[j + 1] == '/') {
@@ -417,7 +417,7 @@ int sq_lex_mode(const char *s, size_t len, enum sq_dialect d, unsigned mode, str
 						break;
 					continue;
 				}
-				if (d == SQ_PG && s[j] == '/' && j + 1 < len && s[j + 1] == '*') {
+				if (d == SN_PG && s[j] == '/' && j + 1 < len && s[j + 1] == '*') {
 					if (nest < 1000000)
 						nest++;
 					j += 2;
@@ -430,33 +430,33 @@ int sq_lex_mode(const char *s, size_t len, enum sq_dialect d, unsigned mode, str
 			break;
 		}
 		case '\'':
-			t->type = SQ_STRING;
+			t->type = SN_STRING;
 			if (mbs)
-				t->flags |= SQ_F_ESCAPES;
+				t->flags |= SN_F_ESCAPES;
 			j = scan_quoted(s, len, i + 1, '\'', mbs, &unt);
 			break;
 		case '"':
-			if (d == SQ_MYSQL && !(mode & SQ_M_ANSI_QUOTES)) {
-				t->type = SQ_STRING;
+			if (d == SN_MYSQL && !(mode & SN_M_ANSI_QUOTES)) {
+				t->type = SN_STRING;
 				if (mbs)
-					t->flags |= SQ_F_ESCAPES;
+					t->flags |= SN_F_ESCAPES;
 				j = scan_quoted(s, len, i + 1, '"', mbs, &unt);
 			} else {
-				t->type = SQ_QIDENT;
+				t->type = SN_QIDENT;
 				j = scan_quoted(s, len, i + 1, '"', 0, &unt);
 			}
 			break;
 		case '`':
-			if (d != SQ_MYSQL)
+			if (d != SN_MYSQL)
 				goto op;
-			t->type = SQ_QIDENT;
+			t->type = SN_QIDENT;
 			j = scan_quoted(s, len, i + 1, '`', 0, &unt);
 			break;
 		case '$':
-			if (d != SQ_PG)
+			if (d != SN_PG)
 				goto op;
 			if (is_digit(c1)) {
-				t->type = SQ_PARAM;
+				t->type = SN_PARAM;
 				for (j = i + 1; j < len && is_digit((unsigned char)s[j]); j++)
 					;
 			} else if (c1 == '$' || is_word_start(c1)) {
@@ -465,8 +465,8 @@ int sq_lex_mode(const char *s, size_t len, enum sq_dialect d, unsigned mode, str
 					k++;
 				if (k < len && s[k] == '$') {
 					size_t tl = k + 1 - i; /* "$tag$" */
-					t->type = SQ_STRING;
-					t->flags = SQ_F_DOLLAR;
+					t->type = SN_STRING;
+					t->flags = SN_F_DOLLAR;
 					j = len;
 					unt = 1;
 					for (size_t m = k + 1; m + tl <= len; m++) {
@@ -477,21 +477,21 @@ int sq_lex_mode(const char *s, size_t len, enum sq_dialect d, unsigned mode, str
 						}
 					}
 				} else {
-					t->type = SQ_OP;
+					t->type = SN_OP;
 				}
 			} else {
 				goto op;
 			}
 			break;
 		case '?':
-			if (d != SQ_MYSQL)
+			if (d != SN_MYSQL)
 				goto op;
-			t->type = SQ_PARAM;
+			t->type = SN_PARAM;
 			break;
 		case '@':
-			if (d != SQ_MYSQL)
+			if (d != SN_MYSQL)
 				goto op;
-			t->type = SQ_VAR;
+			t->type = SN_VAR;
 			if (j < len && s[j] == '@')
 				j++;
 			if (j < len && (s[j] == '\'' || s[j] == '"' || s[j] == '`'))
@@ -512,7 +512,7 @@ int sq_lex_mode(const char *s, size_t len, enum sq_dialect d, unsigned mode, str
 			}
 			/* fall through */
 		case '(': case ')': case ',': case ';': case '[': case ']': case '{': case '}':
-			t->type = SQ_PUNCT;
+			t->type = SN_PUNCT;
 			if (c == '(') {
 				depth++;
 			} else if (c == ')') {
@@ -523,17 +523,17 @@ int sq_lex_mode(const char *s, size_t len, enum sq_dialect d, unsigned mode, str
 			break;
 		default:
 		op:
-			t->type = SQ_OP;
+			t->type = SN_OP;
 			j = i + op_len(s + i, len - i);
 			break;
 		}
 		/* "pg_read_file"(...), `sleep`: the server resolves them like the bare word, so
 		 * they are that word (the text keeps its quotes) */
-		if (t->type == SQ_QIDENT && !unt && j - i >= 3 && (t->kw = (uint8_t)quoted_word(s + i + 1, j - i - 2, d)))
-			t->type = SQ_WORD;
+		if (t->type == SN_QIDENT && !unt && j - i >= 3 && (t->kw = (uint8_t)quoted_word(s + i + 1, j - i - 2, d)))
+			t->type = SN_WORD;
 	store:
 		if (unt)
-			t->flags |= SQ_F_UNTERMINATED;
+			t->flags |= SN_F_UNTERMINATED;
 		if (j > len)
 			j = len;
 		t->len = (uint32_t)(j - i);
@@ -543,25 +543,25 @@ int sq_lex_mode(const char *s, size_t len, enum sq_dialect d, unsigned mode, str
 	return n;
 }
 
-size_t sq_literal_text(const char *src, const struct sq_tok *t, char *buf, size_t cap)
+size_t sn_literal_text(const char *src, const struct sn_tok *t, char *buf, size_t cap)
 {
 	size_t o = 0;
 	if (cap == 0)
 		return 0;
 	const char *p = src + t->off;
 	size_t n = t->len;
-	if (t->type == SQ_NUMBER || t->type == SQ_PARAM || (t->type == SQ_WORD && n && p[0] != '"' && p[0] != '`')) {
+	if (t->type == SN_NUMBER || t->type == SN_PARAM || (t->type == SN_WORD && n && p[0] != '"' && p[0] != '`')) {
 		for (size_t i = 0; i < n && o + 1 < cap; i++)
 			buf[o++] = p[i];
 		buf[o] = 0;
 		return o;
 	}
-	if (t->flags & SQ_F_DOLLAR) {
+	if (t->flags & SN_F_DOLLAR) {
 		size_t tl = 1;
 		while (tl < n && p[tl] != '$')
 			tl++;
 		tl++;
-		size_t end = (t->flags & SQ_F_UNTERMINATED) ? n : (n >= tl ? n - tl : n);
+		size_t end = (t->flags & SN_F_UNTERMINATED) ? n : (n >= tl ? n - tl : n);
 		for (size_t i = tl; i < end && o + 1 < cap; i++)
 			buf[o++] = p[i];
 		buf[o] = 0;
@@ -576,7 +576,7 @@ size_t sq_literal_text(const char *src, const struct sq_tok *t, char *buf, size_
 		return 0;
 	}
 	char q = p[i++];
-	int bs = (t->flags & SQ_F_ESCAPES) != 0;
+	int bs = (t->flags & SN_F_ESCAPES) != 0;
 	while (i < n && o + 1 < cap) {
 		char c = p[i];
 		if (bs && c == '\\' && i + 1 < n) {
@@ -600,25 +600,25 @@ size_t sq_literal_text(const char *src, const struct sq_tok *t, char *buf, size_
 	return o;
 }
 
-static int is_routine_start(const char *src, const struct sq_tok *toks, int first, int n)
+static int is_routine_start(const char *src, const struct sn_tok *toks, int first, int n)
 {
 	int words = 0;
-	if (first >= n || !sq_word(src, &toks[first], "CREATE"))
+	if (first >= n || !sn_word(src, &toks[first], "CREATE"))
 		return 0;
 	for (int i = first + 1; i < n && words < 8; i++) {
-		if (toks[i].type == SQ_COMMENT)
+		if (toks[i].type == SN_COMMENT)
 			continue;
 		words++;
-		if (sq_word(src, &toks[i], "FUNCTION") || sq_word(src, &toks[i], "PROCEDURE") ||
-		    sq_word(src, &toks[i], "TRIGGER") || sq_word(src, &toks[i], "EVENT"))
+		if (sn_word(src, &toks[i], "FUNCTION") || sn_word(src, &toks[i], "PROCEDURE") ||
+		    sn_word(src, &toks[i], "TRIGGER") || sn_word(src, &toks[i], "EVENT"))
 			return 1;
 	}
 	return 0;
 }
 
-static int next_code(const struct sq_tok *toks, int i, int end)
+static int next_code(const struct sn_tok *toks, int i, int end)
 {
-	while (i < end && toks[i].type == SQ_COMMENT)
+	while (i < end && toks[i].type == SN_COMMENT)
 		i++;
 	return i;
 }
@@ -627,32 +627,32 @@ static int next_code(const struct sq_tok *toks, int i, int end)
  * (CREATE FUNCTION f(begin int) ... RETURN begin; DROP TABLE t is two statements), so it
  * opens one only at parenthesis depth 0, where a statement may start (not after an operator,
  * a comma or a word that wants an expression) and when a statement or ATOMIC follows. */
-static int block_begin(const char *src, const struct sq_tok *toks, int i, int first, int n)
+static int block_begin(const char *src, const struct sn_tok *toks, int i, int first, int n)
 {
-	static const uint8_t expr_before[] = { SQW_SELECT, SQW_WHERE, SQW_AND, SQW_OR, SQW_SET, SQW_BY, SQW_ON,
-					       SQW_WHEN, SQW_NOT, SQW_IN, SQW_LIKE, SQW_AS, SQW_FROM, SQW_INTO,
-					       SQW_VALUES, SQW_DISTINCT, SQW_IS, SQW_BETWEEN, SQW_CASE, SQW_USING,
-					       SQW_NONE };
+	static const uint8_t expr_before[] = { SNW_SELECT, SNW_WHERE, SNW_AND, SNW_OR, SNW_SET, SNW_BY, SNW_ON,
+					       SNW_WHEN, SNW_NOT, SNW_IN, SNW_LIKE, SNW_AS, SNW_FROM, SNW_INTO,
+					       SNW_VALUES, SNW_DISTINCT, SNW_IS, SNW_BETWEEN, SNW_CASE, SNW_USING,
+					       SNW_NONE };
 	if (toks[i].depth != 0)
 		return 0;
 	int k = next_code(toks, i + 1, n);
-	if (k >= n || toks[k].type != SQ_WORD || sq_kw(&toks[k], SQW_FROM) || sq_kw(&toks[k], SQW_AS) ||
-	    sq_word(src, &toks[k], "RETURN"))
+	if (k >= n || toks[k].type != SN_WORD || sn_kw(&toks[k], SNW_FROM) || sn_kw(&toks[k], SNW_AS) ||
+	    sn_word(src, &toks[k], "RETURN"))
 		return 0;
 	int b = i - 1;
-	while (b >= first && toks[b].type == SQ_COMMENT)
+	while (b >= first && toks[b].type == SN_COMMENT)
 		b--;
 	if (b < first)
 		return 1;
-	const struct sq_tok *p = &toks[b];
-	if (p->type == SQ_OP)
+	const struct sn_tok *p = &toks[b];
+	if (p->type == SN_OP)
 		return p->len == 1 && src[p->off] == ':'; /* label: BEGIN */
-	if (p->type == SQ_PUNCT)
+	if (p->type == SN_PUNCT)
 		return src[p->off] == ')' || src[p->off] == ';';
-	return !(sq_kw_in(p, expr_before) || sq_word(src, p, "RETURN"));
+	return !(sn_kw_in(p, expr_before) || sn_word(src, p, "RETURN"));
 }
 
-int sq_split(const char *src, const struct sq_tok *toks, int n, struct sq_range *parts, int cap, int *more)
+int sn_split(const char *src, const struct sn_tok *toks, int n, struct sn_range *parts, int cap, int *more)
 {
 	int np = 0, start = 0;
 	*more = 0;
@@ -662,31 +662,31 @@ int sq_split(const char *src, const struct sq_tok *toks, int n, struct sq_range 
 		int bd = 0, i = start;
 		/* The usual single statement, with or without a final ';': the first ';' byte
 		 * of the rest of the text tells where the walk below would stop, so skip it. */
-		const struct sq_tok *z = &toks[n - 1];
+		const struct sn_tok *z = &toks[n - 1];
 		const char *semi = memchr(src + toks[start].off, ';', (size_t)(z->off + z->len - toks[start].off));
 		if (!semi)
 			i = n;
-		else if (!routine && semi == src + z->off && z->type == SQ_PUNCT && z->depth == 0)
+		else if (!routine && semi == src + z->off && z->type == SN_PUNCT && z->depth == 0)
 			i = n - 1;
 		for (; i < n; i++) {
-			const struct sq_tok *t = &toks[i];
-			if (routine && t->type == SQ_WORD) {
-				if ((sq_kw(t, SQW_BEGIN) && block_begin(src, toks, i, first_code, n)) ||
-				    (sq_kw(t, SQW_CASE) && bd > 0)) {
+			const struct sn_tok *t = &toks[i];
+			if (routine && t->type == SN_WORD) {
+				if ((sn_kw(t, SNW_BEGIN) && block_begin(src, toks, i, first_code, n)) ||
+				    (sn_kw(t, SNW_CASE) && bd > 0)) {
 					bd++;
-				} else if (sq_word(src, t, "END") && bd > 0) {
+				} else if (sn_word(src, t, "END") && bd > 0) {
 					int k = next_code(toks, i + 1, n);
-					if (k < n && (sq_word(src, &toks[k], "IF") || sq_word(src, &toks[k], "LOOP") ||
-						      sq_word(src, &toks[k], "WHILE") || sq_word(src, &toks[k], "REPEAT"))) {
+					if (k < n && (sn_word(src, &toks[k], "IF") || sn_word(src, &toks[k], "LOOP") ||
+						      sn_word(src, &toks[k], "WHILE") || sn_word(src, &toks[k], "REPEAT"))) {
 						i = k;
 						continue;
 					}
-					if (k < n && sq_word(src, &toks[k], "CASE"))
+					if (k < n && sn_word(src, &toks[k], "CASE"))
 						i = k;
 					bd--;
 				}
 			}
-			if (t->type == SQ_PUNCT && t->depth == 0 && src[t->off] == ';' && bd == 0)
+			if (t->type == SN_PUNCT && t->depth == 0 && src[t->off] == ';' && bd == 0)
 				break;
 		}
 		/* the last allowed part swallows the rest */
@@ -700,7 +700,7 @@ int sq_split(const char *src, const struct sq_tok *toks, int n, struct sq_range 
 		int end = i;
 		if (first_code < end) {
 			int last = end - 1;
-			struct sq_range *r = &parts[np++];
+			struct sn_range *r = &parts[np++];
 			r->tok_first = start;
 			r->tok_end = end;
 			r->off = toks[start].off;
@@ -776,33 +776,33 @@ static inline void ob_space(struct ob *o, enum nk prev, enum nk cur)
 
 /* A literal-ish list element at i: [+-]number, string, param, NULL/TRUE/FALSE/DEFAULT,
  * optionally followed by ::type. Returns the index after it, or -1. */
-static int lit_elem(const char *src, const struct sq_tok *t, int i, int end)
+static int lit_elem(const char *src, const struct sn_tok *t, int i, int end)
 {
 	i = next_code(t, i, end);
 	if (i >= end)
 		return -1;
-	if (t[i].type == SQ_OP && t[i].len == 1 && (src[t[i].off] == '-' || src[t[i].off] == '+')) {
+	if (t[i].type == SN_OP && t[i].len == 1 && (src[t[i].off] == '-' || src[t[i].off] == '+')) {
 		int k = next_code(t, i + 1, end);
-		if (k >= end || t[k].type != SQ_NUMBER)
+		if (k >= end || t[k].type != SN_NUMBER)
 			return -1;
 		i = k;
 	}
-	if (!(sq_is_literal(&t[i]) || t[i].type == SQ_PARAM || sq_kw(&t[i], SQW_NULL) || sq_kw(&t[i], SQW_TRUE) ||
-	      sq_kw(&t[i], SQW_FALSE) || sq_kw(&t[i], SQW_DEFAULT)))
+	if (!(sn_is_literal(&t[i]) || t[i].type == SN_PARAM || sn_kw(&t[i], SNW_NULL) || sn_kw(&t[i], SNW_TRUE) ||
+	      sn_kw(&t[i], SNW_FALSE) || sn_kw(&t[i], SNW_DEFAULT)))
 		return -1;
 	i = next_code(t, i + 1, end);
-	if (i + 1 < end && t[i].type == SQ_OP && t[i].len == 2 && memcmp(src + t[i].off, "::", 2) == 0 &&
-	    t[i + 1].type == SQ_WORD)
+	if (i + 1 < end && t[i].type == SN_OP && t[i].len == 2 && memcmp(src + t[i].off, "::", 2) == 0 &&
+	    t[i + 1].type == SN_WORD)
 		i = next_code(t, i + 2, end);
 	return i;
 }
 
 /* A parenthesised list of literal-ish elements starting at '(' at i: returns the index after
  * ')' and the arity, or -1. */
-static int lit_tuple(const char *src, const struct sq_tok *t, int i, int end, int *arity)
+static int lit_tuple(const char *src, const struct sn_tok *t, int i, int end, int *arity)
 {
 	i = next_code(t, i, end);
-	if (i >= end || t[i].type != SQ_PUNCT || src[t[i].off] != '(')
+	if (i >= end || t[i].type != SN_PUNCT || src[t[i].off] != '(')
 		return -1;
 	*arity = 0;
 	i++;
@@ -811,42 +811,42 @@ static int lit_tuple(const char *src, const struct sq_tok *t, int i, int end, in
 		if (k < 0 || k >= end)
 			return -1;
 		(*arity)++;
-		if (t[k].type == SQ_PUNCT && src[t[k].off] == ',') {
+		if (t[k].type == SN_PUNCT && src[t[k].off] == ',') {
 			i = k + 1;
 			continue;
 		}
-		if (t[k].type == SQ_PUNCT && src[t[k].off] == ')')
+		if (t[k].type == SN_PUNCT && src[t[k].off] == ')')
 			return k + 1;
 		return -1;
 	}
 }
 
-static void tables_scan(const char *src, const struct sq_tok *t, int first, int end, struct sq_info *info)
+static void tables_scan(const char *src, const struct sn_tok *t, int first, int end, struct sn_info *info)
 {
-	for (int i = first; i < end && info->n_tables < SQ_MAX_TABLES; i++) {
-		if (t[i].type != SQ_WORD)
+	for (int i = first; i < end && info->n_tables < SN_MAX_TABLES; i++) {
+		if (t[i].type != SN_WORD)
 			continue;
 		int w = t[i].kw;
-		int is_from = w == SQW_FROM || w == SQW_JOIN;
-		if (!is_from && w != SQW_UPDATE && w != SQW_INTO && w != SQW_TABLE && w != SQW_TRUNCATE &&
-		    w != SQW_COPY && w != SQW_DESCRIBE && w != SQW_DESC)
+		int is_from = w == SNW_FROM || w == SNW_JOIN;
+		if (!is_from && w != SNW_UPDATE && w != SNW_INTO && w != SNW_TABLE && w != SNW_TRUNCATE &&
+		    w != SNW_COPY && w != SNW_DESCRIBE && w != SNW_DESC)
 			continue;
 		int k = next_code(t, i + 1, end);
 	again:
-		while (k < end && t[k].type == SQ_WORD) {
+		while (k < end && t[k].type == SN_WORD) {
 			int x = t[k].kw;
-			if (!(x == SQW_ONLY || x == SQW_IF || x == SQW_NOT || x == SQW_EXISTS || x == SQW_TEMP ||
-			      x == SQW_TEMPORARY || x == SQW_UNLOGGED || x == SQW_LATERAL || x == SQW_TABLE))
+			if (!(x == SNW_ONLY || x == SNW_IF || x == SNW_NOT || x == SNW_EXISTS || x == SNW_TEMP ||
+			      x == SNW_TEMPORARY || x == SNW_UNLOGGED || x == SNW_LATERAL || x == SNW_TABLE))
 				break;
 			k = next_code(t, k + 1, end);
 		}
-		if (k >= end || (t[k].type != SQ_WORD && t[k].type != SQ_QIDENT))
+		if (k >= end || (t[k].type != SN_WORD && t[k].type != SN_QIDENT))
 			continue;
-		if (t[k].type == SQ_WORD) {
+		if (t[k].type == SN_WORD) {
 			int x = t[k].kw;
-			if (x == SQW_SELECT || x == SQW_OUTFILE || x == SQW_DUMPFILE || x == SQW_LOCAL ||
-			    x == SQW_VALUES || x == SQW_STDOUT || x == SQW_STDIN || x == SQW_WITH || x == SQW_SET ||
-			    x == SQW_WHERE)
+			if (x == SNW_SELECT || x == SNW_OUTFILE || x == SNW_DUMPFILE || x == SNW_LOCAL ||
+			    x == SNW_VALUES || x == SNW_STDOUT || x == SNW_STDIN || x == SNW_WITH || x == SNW_SET ||
+			    x == SNW_WHERE)
 				continue;
 		}
 		char name[64];
@@ -854,8 +854,8 @@ static void tables_scan(const char *src, const struct sq_tok *t, int first, int 
 		for (;;) {
 			char part[64];
 			size_t pl;
-			if (t[k].type == SQ_QIDENT || src[t[k].off] == '"' || src[t[k].off] == '`') /* quoted */
-				pl = sq_literal_text(src, &t[k], part, sizeof part);
+			if (t[k].type == SN_QIDENT || src[t[k].off] == '"' || src[t[k].off] == '`') /* quoted */
+				pl = sn_literal_text(src, &t[k], part, sizeof part);
 			else {
 				pl = t[k].len < sizeof part - 1 ? t[k].len : sizeof part - 1;
 				for (size_t m = 0; m < pl; m++)
@@ -865,8 +865,8 @@ static void tables_scan(const char *src, const struct sq_tok *t, int first, int 
 			for (size_t m = 0; m < pl && nl + 1 < sizeof name; m++)
 				name[nl++] = part[m];
 			k = next_code(t, k + 1, end);
-			if (k + 1 < end && t[k].type == SQ_PUNCT && src[t[k].off] == '.' &&
-			    (t[k + 1].type == SQ_WORD || t[k + 1].type == SQ_QIDENT)) {
+			if (k + 1 < end && t[k].type == SN_PUNCT && src[t[k].off] == '.' &&
+			    (t[k + 1].type == SN_WORD || t[k + 1].type == SN_QIDENT)) {
 				if (nl + 1 < sizeof name)
 					name[nl++] = '.';
 				k++;
@@ -879,54 +879,54 @@ static void tables_scan(const char *src, const struct sq_tok *t, int first, int 
 		for (int m = 0; m < info->n_tables; m++)
 			if (strcmp(info->tables[m], name) == 0)
 				dup = 1;
-		if (!dup && nl > 0 && info->n_tables < SQ_MAX_TABLES)
+		if (!dup && nl > 0 && info->n_tables < SN_MAX_TABLES)
 			memcpy(info->tables[info->n_tables++], name, nl + 1); /* nl < sizeof name (64) */
 		if (!is_from)
 			continue;
 		/* FROM a [AS] x, b: more tables after a comma */
-		if (k < end && sq_kw(&t[k], SQW_AS))
+		if (k < end && sn_kw(&t[k], SNW_AS))
 			k = next_code(t, k + 1, end);
-		if (k < end && t[k].type == SQ_WORD && !word_is_kw[t[k].kw])
+		if (k < end && t[k].type == SN_WORD && !word_is_kw[t[k].kw])
 			k = next_code(t, k + 1, end);
-		if (k < end && t[k].type == SQ_PUNCT && src[t[k].off] == ',') {
+		if (k < end && t[k].type == SN_PUNCT && src[t[k].off] == ',') {
 			k = next_code(t, k + 1, end);
 			goto again;
 		}
 	}
 }
 
-static void verb_scan(const char *src, const struct sq_tok *t, int first, int end, struct sq_info *info)
+static void verb_scan(const char *src, const struct sn_tok *t, int first, int end, struct sn_info *info)
 {
 	int i = next_code(t, first, end);
-	while (i < end && t[i].type == SQ_PUNCT && src[t[i].off] == '(')
+	while (i < end && t[i].type == SN_PUNCT && src[t[i].off] == '(')
 		i = next_code(t, i + 1, end);
-	if (i >= end || t[i].type != SQ_WORD)
+	if (i >= end || t[i].type != SN_WORD)
 		return;
 	int v = i;
-	if (sq_kw(&t[i], SQW_WITH)) {
+	if (sn_kw(&t[i], SNW_WITH)) {
 		int base = t[i].depth;
 		for (int k = i + 1; k < end; k++) {
-			if (t[k].type != SQ_WORD || t[k].depth != base)
+			if (t[k].type != SN_WORD || t[k].depth != base)
 				continue;
 			int x = t[k].kw;
-			if (x == SQW_SELECT || x == SQW_INSERT || x == SQW_UPDATE || x == SQW_DELETE || x == SQW_MERGE ||
-			    x == SQW_VALUES || x == SQW_TABLE) {
+			if (x == SNW_SELECT || x == SNW_INSERT || x == SNW_UPDATE || x == SNW_DELETE || x == SNW_MERGE ||
+			    x == SNW_VALUES || x == SNW_TABLE) {
 				v = k;
 				break;
 			}
 		}
 	}
-	info->verb_kw = t[v].len < sizeof info->verb ? t[v].kw : SQW_NONE; /* uncut verbs only */
+	info->verb_kw = t[v].len < sizeof info->verb ? t[v].kw : SNW_NONE; /* uncut verbs only */
 	size_t n = t[v].len < sizeof info->verb - 1 ? t[v].len : sizeof info->verb - 1;
 	for (size_t k = 0; k < n; k++)
 		info->verb[k] = (char)uc((unsigned char)src[t[v].off + k]);
 	info->verb[n] = 0;
 }
 
-static int prev_code(const struct sq_tok *t, int i, int first)
+static int prev_code(const struct sn_tok *t, int i, int first)
 {
 	i--;
-	while (i >= first && t[i].type == SQ_COMMENT)
+	while (i >= first && t[i].type == SN_COMMENT)
 		i--;
 	return i;
 }
@@ -945,9 +945,9 @@ static int ends_with_word(const char *p, size_t n, const char *tail, size_t tl)
 /* PASSWORD and the words naming one: MASTER_PASSWORD, SOURCE_PASSWORD, OLD_PASSWORD, a
  * hashed_password or user_passwd column, pwd, authentication_string. Runs on every
  * identifier of every statement: most fail at the last letter or the first compare. */
-static int password_word(const char *src, const struct sq_tok *k)
+static int password_word(const char *src, const struct sn_tok *k)
 {
-	if (k->type != SQ_WORD || k->len < 3)
+	if (k->type != SN_WORD || k->len < 3)
 		return 0;
 	const char *p = src + k->off;
 	size_t n = k->len;
@@ -960,28 +960,28 @@ static int password_word(const char *src, const struct sq_tok *k)
 
 /* Token i stands where a password goes: after a password word (with = or := between or
  * not), after IDENTIFIED [WITH plugin] BY|AS, or as the argument of PASSWORD(...). */
-static int secret_position(const char *src, const struct sq_tok *t, int first, int i)
+static int secret_position(const char *src, const struct sn_tok *t, int first, int i)
 {
 	int a = prev_code(t, i, first);
-	if (a >= first && t[a].type == SQ_OP && (src[t[a].off] == '=' || (t[a].len == 2 && src[t[a].off] == ':')))
+	if (a >= first && t[a].type == SN_OP && (src[t[a].off] == '=' || (t[a].len == 2 && src[t[a].off] == ':')))
 		a = prev_code(t, a, first);
 	if (a < first)
 		return 0;
 	if (password_word(src, &t[a]))
 		return 1;
-	if (sq_word(src, &t[a], "BY") || sq_word(src, &t[a], "AS")) {
+	if (sn_word(src, &t[a], "BY") || sn_word(src, &t[a], "AS")) {
 		for (int b = a - 1, n = 0; b >= first && n < 4; b--) {
-			if (t[b].type == SQ_COMMENT)
+			if (t[b].type == SN_COMMENT)
 				continue;
 			n++;
-			if (sq_word(src, &t[b], "IDENTIFIED"))
+			if (sn_word(src, &t[b], "IDENTIFIED"))
 				return 1;
 		}
 	}
-	if (t[a].type == SQ_PUNCT && src[t[a].off] == '(') {
+	if (t[a].type == SN_PUNCT && src[t[a].off] == '(') {
 		int b = prev_code(t, a, first);
-		if (b >= first && (password_word(src, &t[b]) || sq_word(src, &t[b], "CRYPT") ||
-				   sq_word(src, &t[b], "ENCRYPT")))
+		if (b >= first && (password_word(src, &t[b]) || sn_word(src, &t[b], "CRYPT") ||
+				   sn_word(src, &t[b], "ENCRYPT")))
 			return 1;
 	}
 	return 0;
@@ -990,50 +990,50 @@ static int secret_position(const char *src, const struct sq_tok *t, int first, i
 /* A token of a secret statement that is masked although it is no literal: a bare word, a
  * quoted identifier or a variable where the password goes (the server rejects the
  * statement, but the password was on the wire). Keywords (PASSWORD EXPIRE) stay. */
-static int secret_bare(const char *src, const struct sq_tok *t, int first, int i)
+static int secret_bare(const char *src, const struct sn_tok *t, int first, int i)
 {
-	const struct sq_tok *k = &t[i];
-	if (!(k->type == SQ_WORD && !word_is_kw[k->kw]) && k->type != SQ_QIDENT && k->type != SQ_VAR)
+	const struct sn_tok *k = &t[i];
+	if (!(k->type == SN_WORD && !word_is_kw[k->kw]) && k->type != SN_QIDENT && k->type != SN_VAR)
 		return 0;
 	/* MySQL's PASSWORD EXPIRE|HISTORY|REUSE|REQUIRE options, PostgreSQL's PASSWORD NULL */
 	static const char *const options[] = { "EXPIRE", "HISTORY", "REUSE", "REQUIRE", "NULL", "DEFAULT" };
-	if (k->type == SQ_WORD)
+	if (k->type == SN_WORD)
 		for (size_t m = 0; m < sizeof options / sizeof options[0]; m++)
-			if (sq_word(src, k, options[m]))
+			if (sn_word(src, k, options[m]))
 				return 0;
 	return secret_position(src, t, first, i);
 }
 
 /* info->words must be filled (the words anywhere in the statement). */
-static int secret_scan(const struct sq_tok *t, int first, int end, const struct sq_info *info)
+static int secret_scan(const struct sn_tok *t, int first, int end, const struct sn_info *info)
 {
 	int i = next_code(t, first, end);
-	if (i < end && (sq_kw(&t[i], SQW_CREATE) || sq_kw(&t[i], SQW_ALTER))) {
+	if (i < end && (sn_kw(&t[i], SNW_CREATE) || sn_kw(&t[i], SNW_ALTER))) {
 		int k = next_code(t, i + 1, end);
-		if (k < end && (sq_kw(&t[k], SQW_USER) || sq_kw(&t[k], SQW_ROLE) || sq_kw(&t[k], SQW_GROUP) ||
-				sq_kw(&t[k], SQW_SERVER)))
+		if (k < end && (sn_kw(&t[k], SNW_USER) || sn_kw(&t[k], SNW_ROLE) || sn_kw(&t[k], SNW_GROUP) ||
+				sn_kw(&t[k], SNW_SERVER)))
 			return 1;
 	}
-	return sq_has(info, SQW_PASSWORD) || sq_has(info, SQW_IDENTIFIED) || sq_has(info, SQW_AUTHENTICATION_STRING) ||
-	       sq_has(info, SQW_MAPPING);
+	return sn_has(info, SNW_PASSWORD) || sn_has(info, SNW_IDENTIFIED) || sn_has(info, SNW_AUTHENTICATION_STRING) ||
+	       sn_has(info, SNW_MAPPING);
 }
 
 /* End of the statement proper: trailing ';' (and comments around them) dropped, so
  * "SELECT 1;" sent with Parse has the shape of "SELECT 1" split out of a simple query. */
-static int trim_semicolons(const char *src, const struct sq_tok *t, int first, int end)
+static int trim_semicolons(const char *src, const struct sn_tok *t, int first, int end)
 {
 	int e = end;
-	while (e > first && (t[e - 1].type == SQ_COMMENT || (t[e - 1].type == SQ_PUNCT && src[t[e - 1].off] == ';')))
+	while (e > first && (t[e - 1].type == SN_COMMENT || (t[e - 1].type == SN_PUNCT && src[t[e - 1].off] == ';')))
 		e--;
 	/* keep trailing comments that follow real code (sqlcommenter appends them) */
 	int k = e;
-	while (k < end && !(t[k].type == SQ_PUNCT && src[t[k].off] == ';'))
+	while (k < end && !(t[k].type == SN_PUNCT && src[t[k].off] == ';'))
 		k++;
 	return k;
 }
 
-size_t sq_normalize(const char *src, const struct sq_tok *t, int first, int end, enum sq_dialect d,
-		    char *out, size_t outcap, struct sq_info *info)
+size_t sn_normalize(const char *src, const struct sn_tok *t, int first, int end, enum sn_dialect d,
+		    char *out, size_t outcap, struct sn_info *info)
 {
 	int all_end = end;
 	end = trim_semicolons(src, t, first, end);
@@ -1041,26 +1041,26 @@ size_t sq_normalize(const char *src, const struct sq_tok *t, int first, int end,
 	enum nk prev = NK_NONE;
 	(void)d;
 	/* not the 1 KiB table-name array: only its first n_tables entries are ever read */
-	memset(info, 0, offsetof(struct sq_info, tables));
+	memset(info, 0, offsetof(struct sn_info, tables));
 	/* which words occur: detectors skip statements that lack every word they look for */
 	for (int i = first; i < all_end; i++) {
-		const struct sq_tok *k = &t[i];
-		int id = k->type == SQ_WORD ? k->kw
-			 : k->type == SQ_COMMENT ? SQW__COMMENT
-			 : k->type == SQ_VAR ? SQW__VAR
-			 : (k->type == SQ_OP && k->len == 2 && src[k->off] == '|' && src[k->off + 1] == '|') ? SQW__PIPES
-			 : SQW_NONE;
-		if (id == SQW_NONE && k->type == SQ_WORD && password_word(src, k))
-			id = SQW_PASSWORD; /* MASTER_PASSWORD='...': as secret as PASSWORD '...' */
+		const struct sn_tok *k = &t[i];
+		int id = k->type == SN_WORD ? k->kw
+			 : k->type == SN_COMMENT ? SNW__COMMENT
+			 : k->type == SN_VAR ? SNW__VAR
+			 : (k->type == SN_OP && k->len == 2 && src[k->off] == '|' && src[k->off + 1] == '|') ? SNW__PIPES
+			 : SNW_NONE;
+		if (id == SNW_NONE && k->type == SN_WORD && password_word(src, k))
+			id = SNW_PASSWORD; /* MASTER_PASSWORD='...': as secret as PASSWORD '...' */
 		info->words[id >> 6] |= 1ull << (id & 63);
 	}
 	int secret = secret_scan(t, first, end, info);
 	if (outcap)
 		out[0] = 0;
 	for (int i = first; i < end; i++) {
-		const struct sq_tok *k = &t[i];
+		const struct sn_tok *k = &t[i];
 		const char *p = src + k->off;
-		if (k->type == SQ_COMMENT)
+		if (k->type == SN_COMMENT)
 			continue;
 		enum nk cur;
 		if (secret && secret_bare(src, t, first, i)) {
@@ -1069,10 +1069,10 @@ size_t sq_normalize(const char *src, const struct sq_tok *t, int first, int end,
 			prev = NK_LIT;
 			continue;
 		}
-		if (k->type == SQ_OP && k->len == 1 && (p[0] == '-' || p[0] == '+') &&
+		if (k->type == SN_OP && k->len == 1 && (p[0] == '-' || p[0] == '+') &&
 		    (prev == NK_NONE || prev == NK_OPEN || prev == NK_COMMA || prev == NK_OP || prev == NK_KW)) {
 			int nx = next_code(t, i + 1, end);
-			if (nx < end && t[nx].type == SQ_NUMBER) {
+			if (nx < end && t[nx].type == SN_NUMBER) {
 				ob_space(&o, prev, NK_LIT);
 				ob_put(&o, "?", 1);
 				prev = NK_LIT;
@@ -1080,13 +1080,13 @@ size_t sq_normalize(const char *src, const struct sq_tok *t, int first, int end,
 				continue;
 			}
 		}
-		if (sq_is_literal(k) || k->type == SQ_PARAM) {
+		if (sn_is_literal(k) || k->type == SN_PARAM) {
 			ob_space(&o, prev, NK_LIT);
 			ob_put(&o, "?", 1);
 			prev = NK_LIT;
 			continue;
 		}
-		if (sq_kw(k, SQW_IN)) {
+		if (sn_kw(k, SNW_IN)) {
 			int ar, after = lit_tuple(src, t, i + 1, end, &ar);
 			if (after > 0) {
 				ob_space(&o, prev, NK_KW);
@@ -1096,7 +1096,7 @@ size_t sq_normalize(const char *src, const struct sq_tok *t, int first, int end,
 				continue;
 			}
 		}
-		if (sq_kw(k, SQW_VALUES)) {
+		if (sn_kw(k, SNW_VALUES)) {
 			int ar, after = lit_tuple(src, t, i + 1, end, &ar);
 			if (after > 0) {
 				ob_space(&o, prev, NK_KW);
@@ -1109,7 +1109,7 @@ size_t sq_normalize(const char *src, const struct sq_tok *t, int first, int end,
 				for (;;) {
 					int c = next_code(t, after, end);
 					int ar2, a2;
-					if (c < end && t[c].type == SQ_PUNCT && src[t[c].off] == ',' &&
+					if (c < end && t[c].type == SN_PUNCT && src[t[c].off] == ',' &&
 					    (a2 = lit_tuple(src, t, c + 1, end, &ar2)) > 0) {
 						after = a2;
 						continue;
@@ -1121,23 +1121,23 @@ size_t sq_normalize(const char *src, const struct sq_tok *t, int first, int end,
 			}
 		}
 		switch (k->type) {
-		case SQ_WORD:
+		case SN_WORD:
 			cur = word_is_kw[k->kw] ? NK_KW : NK_IDENT;
 			ob_space(&o, prev, cur);
 			ob_case(&o, p, k->len, cur == NK_KW);
 			prev = cur;
 			break;
-		case SQ_VAR:
+		case SN_VAR:
 			ob_space(&o, prev, NK_IDENT);
 			ob_case(&o, p, k->len, 0);
 			prev = NK_IDENT;
 			break;
-		case SQ_QIDENT:
+		case SN_QIDENT:
 			ob_space(&o, prev, NK_IDENT);
 			ob_put(&o, p, k->len);
 			prev = NK_IDENT;
 			break;
-		case SQ_PUNCT:
+		case SN_PUNCT:
 			cur = p[0] == '(' || p[0] == '[' ? NK_OPEN : p[0] == ')' || p[0] == ']' ? NK_CLOSE
 				: p[0] == ',' ? NK_COMMA : p[0] == '.' ? NK_DOT : p[0] == ';' ? NK_SEMI : NK_OP;
 			ob_space(&o, prev, cur);
@@ -1154,7 +1154,7 @@ size_t sq_normalize(const char *src, const struct sq_tok *t, int first, int end,
 	}
 	ob_end(&o);
 	info->truncated = o.trunc;
-	info->hash = sq_hash(o.p, o.n, SQ_HASH_INIT);
+	info->hash = sn_hash(o.p, o.n, SN_HASH_INIT);
 	static const char hx[] = "0123456789abcdef";
 	for (int b = 0; b < 8; b++) { /* "%016llx" without printf's cost on every statement */
 		unsigned v = (unsigned)(info->hash >> (56 - 8 * b)) & 0xff;
@@ -1188,7 +1188,7 @@ static size_t lower_copy(uint8_t *out, const char *p, size_t n)
 	return n;
 }
 
-size_t sq_shape_key(const char *src, const struct sq_tok *t, int first, int end, uint8_t *key, size_t cap)
+size_t sn_shape_key(const char *src, const struct sn_tok *t, int first, int end, uint8_t *key, size_t cap)
 {
 	size_t o = 0;
 	if (cap < 2 || first > end)
@@ -1197,29 +1197,29 @@ size_t sq_shape_key(const char *src, const struct sq_tok *t, int first, int end,
 	key[o++] = (uint8_t)(d0 >> 8);
 	key[o++] = (uint8_t)d0;
 	for (int i = first; i < end; i++) {
-		const struct sq_tok *k = &t[i];
+		const struct sn_tok *k = &t[i];
 		const char *p = src + k->off;
 		if (o + 2 > cap)
 			return 0;
 		switch (k->type) {
-		case SQ_WORD:
+		case SN_WORD:
 			if (k->kw) { /* id = the case-folded word */
-				key[o++] = 0x80 | SQ_WORD;
+				key[o++] = 0x80 | SN_WORD;
 				key[o++] = k->kw;
 				continue;
 			}
 			/* other words: their text, case-folded, like variables */
 			/* fall through */
-		case SQ_VAR:
+		case SN_VAR:
 			if (k->len > 255 || o + 2 + k->len > cap)
 				return 0;
 			key[o++] = k->type;
 			key[o++] = (uint8_t)k->len;
 			o += lower_copy(key + o, p, k->len);
 			break;
-		case SQ_QIDENT:
-		case SQ_OP:
-		case SQ_PUNCT:
+		case SN_QIDENT:
+		case SN_OP:
+		case SN_PUNCT:
 			if (k->len > 255 || o + 2 + k->len > cap)
 				return 0;
 			key[o++] = k->type;
@@ -1244,24 +1244,24 @@ static int ci_contains(const char *p, size_t n, const char *needle)
 	return 0;
 }
 
-int sq_is_secret_literal(const char *src, const struct sq_tok *t, int first, int end, int i)
+int sn_is_secret_literal(const char *src, const struct sn_tok *t, int first, int end, int i)
 {
-	if (!sq_is_literal(&t[i]))
+	if (!sn_is_literal(&t[i]))
 		return 0;
 	const char *p = src + t[i].off;
-	if (t[i].type == SQ_STRING && (ci_contains(p, t[i].len, "password") || ci_contains(p, t[i].len, "passwd") ||
+	if (t[i].type == SN_STRING && (ci_contains(p, t[i].len, "password") || ci_contains(p, t[i].len, "passwd") ||
 				       ci_contains(p, t[i].len, "pwd=")))
 		return 1;
 	int f = next_code(t, first, end);
-	if (f < end && sq_word(src, &t[f], "SET")) {
+	if (f < end && sn_word(src, &t[f], "SET")) {
 		int k = next_code(t, f + 1, end);
-		if (k < end && sq_word(src, &t[k], "PASSWORD"))
+		if (k < end && sn_word(src, &t[k], "PASSWORD"))
 			return 1;
 	}
 	return secret_position(src, t, first, i);
 }
 
-size_t sq_mask(const char *src, const struct sq_tok *t, int first, int end, int keep_literals, int secret,
+size_t sn_mask(const char *src, const struct sn_tok *t, int first, int end, int keep_literals, int secret,
 	       char *out, size_t outcap)
 {
 	struct ob o = { out, 0, outcap, 0 };
@@ -1272,19 +1272,19 @@ size_t sq_mask(const char *src, const struct sq_tok *t, int first, int end, int 
 		return 0;
 	size_t pos = t[first].off;
 	for (int i = first; i < end && !o.trunc; i++) {
-		const struct sq_tok *k = &t[i];
+		const struct sn_tok *k = &t[i];
 		if (k->off > pos)
 			ob_put(&o, src + pos, k->off - pos); /* whitespace (or MySQL / *! markers) */
 		const char *p = src + k->off;
-		if (k->type == SQ_COMMENT) {
+		if (k->type == SN_COMMENT) {
 			if (keep_literals && !ci_contains(p, k->len, "password") && !ci_contains(p, k->len, "identified"))
 				ob_put(&o, p, k->len);
-			else if (k->flags & SQ_F_LINE)
+			else if (k->flags & SN_F_LINE)
 				ob_put(&o, "", 0);
 			else
 				ob_put(&o, " ", 1);
-		} else if (sq_is_literal(k)) {
-			if (!keep_literals || secret || sq_is_secret_literal(src, t, first, end, i))
+		} else if (sn_is_literal(k)) {
+			if (!keep_literals || secret || sn_is_secret_literal(src, t, first, end, i))
 				ob_put(&o, "?", 1);
 			else
 				ob_put(&o, p, k->len);
@@ -1323,30 +1323,30 @@ static void sql_mode_item(const char *p, size_t n, unsigned *mode)
 	while (n && is_space((unsigned char)p[n - 1]))
 		n--;
 	if (n == 20 && strncasecmp(p, "NO_BACKSLASH_ESCAPES", 20) == 0)
-		*mode &= ~(unsigned)SQ_M_BACKSLASH;
+		*mode &= ~(unsigned)SN_M_BACKSLASH;
 	for (size_t k = 0; k < sizeof ansi / sizeof ansi[0]; k++)
 		if (strlen(ansi[k]) == n && strncasecmp(p, ansi[k], n) == 0)
-			*mode |= SQ_M_ANSI_QUOTES;
+			*mode |= SN_M_ANSI_QUOTES;
 }
 
-int sq_sets_sql_mode(const char *src, const struct sq_tok *t, int first, int end, unsigned *mode)
+int sn_sets_sql_mode(const char *src, const struct sn_tok *t, int first, int end, unsigned *mode)
 {
 	int i = next_code(t, first, end), found = 0;
-	if (i >= end || !sq_kw(&t[i], SQW_SET))
+	if (i >= end || !sn_kw(&t[i], SNW_SET))
 		return 0;
 	i = next_code(t, i + 1, end);
 	while (i < end) {
 		/* one assignment: [SESSION|LOCAL|GLOBAL|PERSIST] name | @@[scope.]name, = or :=, value */
 		int global = 0, named = 0;
-		if (t[i].type == SQ_WORD && (sq_word(src, &t[i], "SESSION") || sq_word(src, &t[i], "LOCAL") ||
-					     sq_word(src, &t[i], "GLOBAL") || sq_word(src, &t[i], "PERSIST") ||
-					     sq_word(src, &t[i], "PERSIST_ONLY"))) {
-			global = sq_word(src, &t[i], "GLOBAL") || !strncasecmp(src + t[i].off, "PERSIST", 7);
+		if (t[i].type == SN_WORD && (sn_word(src, &t[i], "SESSION") || sn_word(src, &t[i], "LOCAL") ||
+					     sn_word(src, &t[i], "GLOBAL") || sn_word(src, &t[i], "PERSIST") ||
+					     sn_word(src, &t[i], "PERSIST_ONLY"))) {
+			global = sn_word(src, &t[i], "GLOBAL") || !strncasecmp(src + t[i].off, "PERSIST", 7);
 			i = next_code(t, i + 1, end);
 		}
-		if (i < end && t[i].type == SQ_WORD && t[i].len == 8 && !strncasecmp(src + t[i].off, "sql_mode", 8))
+		if (i < end && t[i].type == SN_WORD && t[i].len == 8 && !strncasecmp(src + t[i].off, "sql_mode", 8))
 			named = 1;
-		else if (i < end && t[i].type == SQ_VAR && t[i].len >= 10 && src[t[i].off + 1] == '@' &&
+		else if (i < end && t[i].type == SN_VAR && t[i].len >= 10 && src[t[i].off + 1] == '@' &&
 			 !strncasecmp(src + t[i].off + t[i].len - 8, "sql_mode", 8)) {
 			const char *v = src + t[i].off + 2;
 			size_t vl = t[i].len - 2;
@@ -1356,18 +1356,18 @@ int sq_sets_sql_mode(const char *src, const struct sq_tok *t, int first, int end
 			named |= global;
 		}
 		int v = next_code(t, i + 1, end);
-		if (v < end && t[v].type == SQ_OP && (src[t[v].off] == '=' || (t[v].len == 2 && src[t[v].off] == ':')))
+		if (v < end && t[v].type == SN_OP && (src[t[v].off] == '=' || (t[v].len == 2 && src[t[v].off] == ':')))
 			v = next_code(t, v + 1, end);
 		/* the value runs to the next comma at the same depth */
 		int e = v, depth0 = v < end ? t[v].depth : 0;
-		while (e < end && !(t[e].type == SQ_PUNCT && src[t[e].off] == ',' && t[e].depth == depth0))
+		while (e < end && !(t[e].type == SN_PUNCT && src[t[e].off] == ',' && t[e].depth == depth0))
 			e++;
 		if (named && !global) {
 			int after = v < end ? next_code(t, v + 1, end) : end;
-			if (v < end && t[v].type == SQ_STRING && after >= e) {
+			if (v < end && t[v].type == SN_STRING && after >= e) {
 				char val[512];
-				size_t n = sq_literal_text(src, &t[v], val, sizeof val);
-				unsigned m = (*mode & ~(unsigned)SQ_M_ANSI_QUOTES) | SQ_M_BACKSLASH;
+				size_t n = sn_literal_text(src, &t[v], val, sizeof val);
+				unsigned m = (*mode & ~(unsigned)SN_M_ANSI_QUOTES) | SN_M_BACKSLASH;
 				for (size_t a = 0, b; a <= n; a = b + 1) {
 					for (b = a; b < n && val[b] != ','; b++)
 						;

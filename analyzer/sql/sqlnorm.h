@@ -9,30 +9,30 @@
 #include <stdint.h>
 #include <string.h>
 
-enum sq_dialect { SQ_PG, SQ_MYSQL };
+enum sn_dialect { SN_PG, SN_MYSQL };
 
-enum sq_type {
-	SQ_WORD,    /* unquoted identifier or keyword */
-	SQ_QIDENT,  /* "ident" (PG) or `ident` (MySQL) */
-	SQ_STRING,  /* '..', E'..', $tag$..$tag$, N'..', _cs'..', MySQL "..", X'..', B'..' */
-	SQ_NUMBER,  /* 1, 1.5, .5, 1e5, 0x1F, 0b101 */
-	SQ_PARAM,   /* $1 (PG) or ? (MySQL) */
-	SQ_VAR,	    /* @name, @@name (MySQL) */
-	SQ_OP,	    /* = <> :: || ... */
-	SQ_PUNCT,   /* ( ) , ; [ ] . { } */
-	SQ_COMMENT, /* -- .., # .., / * .. * / */
+enum sn_type {
+	SN_WORD,    /* unquoted identifier or keyword */
+	SN_QIDENT,  /* "ident" (PG) or `ident` (MySQL) */
+	SN_STRING,  /* '..', E'..', $tag$..$tag$, N'..', _cs'..', MySQL "..", X'..', B'..' */
+	SN_NUMBER,  /* 1, 1.5, .5, 1e5, 0x1F, 0b101 */
+	SN_PARAM,   /* $1 (PG) or ? (MySQL) */
+	SN_VAR,	    /* @name, @@name (MySQL) */
+	SN_OP,	    /* = <> :: || ... */
+	SN_PUNCT,   /* ( ) , ; [ ] . { } */
+	SN_COMMENT, /* -- .., # .., / * .. * / */
 };
 
-#define SQ_F_UNTERMINATED 0x01 /* string / comment / identifier ran to the end */
-#define SQ_F_ESCAPES 0x02      /* backslash escapes apply inside (E'' / MySQL) */
-#define SQ_F_LINE 0x04	       /* line comment */
-#define SQ_F_DOLLAR 0x08       /* dollar-quoted string */
-#define SQ_F_PREFIX 0x10       /* prefixed literal (E, N, X, B, U&, _charset) */
+#define SN_F_UNTERMINATED 0x01 /* string / comment / identifier ran to the end */
+#define SN_F_ESCAPES 0x02      /* backslash escapes apply inside (E'' / MySQL) */
+#define SN_F_LINE 0x04	       /* line comment */
+#define SN_F_DOLLAR 0x08       /* dollar-quoted string */
+#define SN_F_PREFIX 0x10       /* prefixed literal (E, N, X, B, U&, _charset) */
 
 /* Words the lexer recognises, case-insensitively: SQL keywords (flag 1: upper-cased by the
  * normaliser) and the words detectors and attribution look for (flag 0). A token's kw holds
  * the id, so hot paths compare small integers instead of strings. */
-#define SQ_WORD_LIST(X) \
+#define SN_WORD_LIST(X) \
 	X(ADD, "ADD", 1) \
 	X(ALL, "ALL", 1) \
 	X(ALTER, "ALTER", 1) \
@@ -221,66 +221,66 @@ enum sq_type {
 	X(TRIGGER, "TRIGGER", 0) \
 	X(EVENT, "EVENT", 0)
 
-enum sq_word_id {
-	SQW_NONE,
-#define SQ_WORD_ID(id, text, kw) SQW_##id,
-	SQ_WORD_LIST(SQ_WORD_ID)
-#undef SQ_WORD_ID
-	/* not words: token kinds recorded in sq_info.words too */
-	SQW__COMMENT,
-	SQW__VAR,   /* @var (MySQL) */
-	SQW__PIPES, /* the || operator (OR in MySQL) */
-	SQW__COUNT
+enum sn_word_id {
+	SNW_NONE,
+#define SN_WORD_ID(id, text, kw) SNW_##id,
+	SN_WORD_LIST(SN_WORD_ID)
+#undef SN_WORD_ID
+	/* not words: token kinds recorded in sn_info.words too */
+	SNW__COMMENT,
+	SNW__VAR,   /* @var (MySQL) */
+	SNW__PIPES, /* the || operator (OR in MySQL) */
+	SNW__COUNT
 };
 
-struct sq_tok {
+struct sn_tok {
 	uint8_t type;
 	uint8_t flags;
 	uint16_t depth; /* parenthesis depth before the token (saturating) */
 	uint32_t off, len;
-	uint8_t kw; /* enum sq_word_id of an SQ_WORD token, SQW_NONE otherwise */
+	uint8_t kw; /* enum sn_word_id of an SN_WORD token, SNW_NONE otherwise */
 };
 
-/* Is the token the recognised word id (an SQ_WORD whose text is that word in any case)? */
-static inline int sq_kw(const struct sq_tok *t, int id)
+/* Is the token the recognised word id (an SN_WORD whose text is that word in any case)? */
+static inline int sn_kw(const struct sn_tok *t, int id)
 {
-	return t->kw == id && t->type == SQ_WORD;
+	return t->kw == id && t->type == SN_WORD;
 }
 
 /* Caps: beyond them the work stops and the result is marked truncated. */
-#define SQ_MAX_INPUT (1u << 20) /* bytes lexed per statement */
-#define SQ_MAX_TOKENS 16384
-#define SQ_MAX_NORM 8192 /* normalised text bytes */
-#define SQ_MAX_PARTS 64	 /* statements split out of one simple query */
-#define SQ_MAX_TABLES 16
+#define SN_MAX_INPUT (1u << 20) /* bytes lexed per statement */
+#define SN_MAX_TOKENS 16384
+#define SN_MAX_NORM 8192 /* normalised text bytes */
+#define SN_MAX_PARTS 64	 /* statements split out of one simple query */
+#define SN_MAX_TABLES 16
 
 /* Lex src into toks (cap entries). Returns the token count; *truncated set when the
  * input or the token array was too large (the tokens returned are still valid). Uses the
- * dialect's default mode (sq_default_mode). */
-int sq_lex(const char *src, size_t len, enum sq_dialect d, struct sq_tok *toks, int cap,
+ * dialect's default mode (sn_default_mode). */
+int sn_lex(const char *src, size_t len, enum sn_dialect d, struct sn_tok *toks, int cap,
 	   int *truncated);
 
 /* Session settings that change where the server's lexer ends a string or identifier. */
-#define SQ_M_BACKSLASH 0x1   /* \ escapes in plain '..' (and MySQL "..") strings: MySQL without
+#define SN_M_BACKSLASH 0x1   /* \ escapes in plain '..' (and MySQL "..") strings: MySQL without
 			      * NO_BACKSLASH_ESCAPES, PG with standard_conforming_strings off */
-#define SQ_M_ANSI_QUOTES 0x2 /* MySQL ANSI_QUOTES: "..." is an identifier */
-#define SQ_M_ALL 0x3
+#define SN_M_ANSI_QUOTES 0x2 /* MySQL ANSI_QUOTES: "..." is an identifier */
+#define SN_M_ALL 0x3
 /* MySQL: backslash escapes on; PG: standard_conforming_strings on (both servers' defaults). */
-static inline unsigned sq_default_mode(enum sq_dialect d)
+static inline unsigned sn_default_mode(enum sn_dialect d)
 {
-	return d == SQ_MYSQL ? SQ_M_BACKSLASH : 0;
+	return d == SN_MYSQL ? SN_M_BACKSLASH : 0;
 }
-int sq_lex_mode(const char *src, size_t len, enum sq_dialect d, unsigned mode, struct sq_tok *toks, int cap,
+int sn_lex_mode(const char *src, size_t len, enum sn_dialect d, unsigned mode, struct sn_tok *toks, int cap,
 		int *truncated);
 
 /* Case-insensitive compare of a token's text with an ASCII word. */
-int sq_is(const char *src, const struct sq_tok *t, const char *word);
-/* Is the token the word (SQ_WORD only). Inline because it runs ~100 times per statement
+int sn_is(const char *src, const struct sn_tok *t, const char *word);
+/* Is the token the word (SN_WORD only). Inline because it runs ~100 times per statement
  * with a literal word: strlen folds to a constant, so most calls end at the length test. */
-static inline int sq_word(const char *src, const struct sq_tok *t, const char *word)
+static inline int sn_word(const char *src, const struct sn_tok *t, const char *word)
 {
 	size_t n = strlen(word);
-	if (t->type != SQ_WORD || t->len != n)
+	if (t->type != SN_WORD || t->len != n)
 		return 0;
 	for (size_t i = 0; i < n; i++) {
 		unsigned a = (unsigned char)src[t->off + i], b = (unsigned char)word[i];
@@ -289,17 +289,17 @@ static inline int sq_word(const char *src, const struct sq_tok *t, const char *w
 	}
 	return 1;
 }
-static inline int sq_is_literal(const struct sq_tok *t)
+static inline int sn_is_literal(const struct sn_tok *t)
 {
-	return t->type == SQ_STRING || t->type == SQ_NUMBER;
+	return t->type == SN_STRING || t->type == SN_NUMBER;
 }
-int sq_is_keyword(const char *p, size_t n);
+int sn_is_keyword(const char *p, size_t n);
 
 /* Unquote a literal string / number token into buf (always NUL-terminated, capped).
  * Returns the length written. */
-size_t sq_literal_text(const char *src, const struct sq_tok *t, char *buf, size_t cap);
+size_t sn_literal_text(const char *src, const struct sn_tok *t, char *buf, size_t cap);
 
-struct sq_range {
+struct sn_range {
 	uint32_t off, len; /* bytes of the source */
 	int tok_first, tok_end; /* token index range [first, end) */
 };
@@ -307,83 +307,83 @@ struct sq_range {
 /* Split at top-level ';' (routine bodies kept whole). Parts holding only comments are
  * dropped. Returns the number of parts written (<= cap); *more set when parts were merged
  * because of the cap. */
-int sq_split(const char *src, const struct sq_tok *toks, int n, struct sq_range *parts, int cap,
+int sn_split(const char *src, const struct sn_tok *toks, int n, struct sn_range *parts, int cap,
 	     int *more);
 
 /* Does the MySQL statement [first, end) set the session's sql_mode (SET [SESSION|LOCAL]
  * sql_mode = ..., SET @@[session.]sql_mode = ...)? 1: to a literal, *mode gets its
- * SQ_M_BACKSLASH / SQ_M_ANSI_QUOTES reading (other bits kept); -1: to something the text
+ * SN_M_BACKSLASH / SN_M_ANSI_QUOTES reading (other bits kept); -1: to something the text
  * does not tell (an expression, DEFAULT); 0: it does not. */
-int sq_sets_sql_mode(const char *src, const struct sq_tok *toks, int first, int end, unsigned *mode);
+int sn_sets_sql_mode(const char *src, const struct sn_tok *toks, int first, int end, unsigned *mode);
 
 /* What one statement is. */
-struct sq_info {
+struct sn_info {
 	char verb[24];	      /* main verb upper-cased (WITH ... -> the verb after the CTEs) */
-	int verb_kw;	      /* the verb's word id (SQW_NONE when it is no recognised word) */
+	int verb_kw;	      /* the verb's word id (SNW_NONE when it is no recognised word) */
 	char fingerprint[17]; /* 16 hex digits */
 	uint64_t hash;
 	int truncated;	      /* input, tokens or normalised text hit a cap */
 	int secret;	      /* carries a password: mask every literal and bound parameter */
-	uint64_t words[(SQW__COUNT + 63) / 64]; /* set of the word ids (and SQW__*) present */
+	uint64_t words[(SNW__COUNT + 63) / 64]; /* set of the word ids (and SNW__*) present */
 	int n_tables;
-	char tables[SQ_MAX_TABLES][64]; /* referenced tables, lower-cased, schema.name as written */
+	char tables[SN_MAX_TABLES][64]; /* referenced tables, lower-cased, schema.name as written */
 };
 
 /* Normalise tokens [first, end) of src into out (capacity outcap, NUL-terminated) and fill
  * info. Literals -> ?, comments dropped, whitespace collapsed, keywords upper-case and other
  * words lower-case, IN lists and VALUES tuples collapsed. Returns the length written. */
-size_t sq_normalize(const char *src, const struct sq_tok *toks, int first, int end,
-		    enum sq_dialect d, char *out, size_t outcap, struct sq_info *info);
+size_t sn_normalize(const char *src, const struct sn_tok *toks, int first, int end,
+		    enum sn_dialect d, char *out, size_t outcap, struct sn_info *info);
 
-/* A compact key of everything sq_normalize reads from tokens [first, end): token types,
+/* A compact key of everything sn_normalize reads from tokens [first, end): token types,
  * the first token's depth, operator, punctuation and quoted-identifier text verbatim,
  * words and variables case-folded (recognised words by id); literal values and comment
  * text are left out. Equal keys normalise to the same text and info, so a cache keyed by
  * it skips the normaliser for a statement shape already seen. Returns the key length, or
  * 0 when the key does not fit cap or a token is longer than 255 bytes (normalise then). */
-size_t sq_shape_key(const char *src, const struct sq_tok *t, int first, int end, uint8_t *key, size_t cap);
+size_t sn_shape_key(const char *src, const struct sn_tok *t, int first, int end, uint8_t *key, size_t cap);
 
 /* The statement text for storage, into out (NUL-terminated, capped at outcap).
  * keep_literals=0: literals replaced by ?, comments dropped. keep_literals=1: verbatim, but
  * password literals (and, in a secret statement, every literal) masked. */
-size_t sq_mask(const char *src, const struct sq_tok *toks, int first, int end, int keep_literals,
+size_t sn_mask(const char *src, const struct sn_tok *toks, int first, int end, int keep_literals,
 	       int secret, char *out, size_t outcap);
 
 /* Is the literal token at index i a password (after PASSWORD / IDENTIFIED BY|AS, inside
  * SET PASSWORD, an argument of PASSWORD()/CRYPT(), or a string mentioning password=)? */
-int sq_is_secret_literal(const char *src, const struct sq_tok *toks, int first, int end, int i);
+int sn_is_secret_literal(const char *src, const struct sn_tok *toks, int first, int end, int i);
 
 /* Does the statement contain the word id (anywhere in its tokens, comments excepted)? */
-static inline int sq_has(const struct sq_info *info, int id)
+static inline int sn_has(const struct sn_info *info, int id)
 {
 	return (info->words[id >> 6] >> (id & 63)) & 1;
 }
 
-/* Word lists (each ended by SQW_NONE) as one bit set like sq_info.words, built on first use:
+/* Word lists (each ended by SNW_NONE) as one bit set like sn_info.words, built on first use:
  * the detectors' "does it contain any of these" gates run for every statement. */
-struct sq_wordset {
+struct sn_wordset {
 	const uint8_t *lists[4]; /* up to three lists, then NULL */
 	atomic_int ready;
-	uint64_t w[(SQW__COUNT + 63) / 64];
+	uint64_t w[(SNW__COUNT + 63) / 64];
 };
-#define SQ_WORDSET(...) { { __VA_ARGS__, NULL }, 0, { 0 } }
-void sq_wordset_build(struct sq_wordset *s);
+#define SN_WORDSET(...) { { __VA_ARGS__, NULL }, 0, { 0 } }
+void sn_wordset_build(struct sn_wordset *s);
 
 /* Does it contain any word of the set? */
-static inline int sq_has_set(const struct sq_info *info, struct sq_wordset *s)
+static inline int sn_has_set(const struct sn_info *info, struct sn_wordset *s)
 {
 	if (!atomic_load_explicit(&s->ready, memory_order_acquire))
-		sq_wordset_build(s);
+		sn_wordset_build(s);
 	uint64_t any = 0;
 	for (size_t k = 0; k < sizeof s->w / sizeof s->w[0]; k++)
 		any |= info->words[k] & s->w[k];
 	return any != 0;
 }
 
-/* Is the token one of ids (a list ended by SQW_NONE)? */
-static inline int sq_kw_in(const struct sq_tok *t, const uint8_t *ids)
+/* Is the token one of ids (a list ended by SNW_NONE)? */
+static inline int sn_kw_in(const struct sn_tok *t, const uint8_t *ids)
 {
-	if (t->type != SQ_WORD || !t->kw)
+	if (t->type != SN_WORD || !t->kw)
 		return 0;
 	for (; *ids; ids++)
 		if (t->kw == *ids)
@@ -392,12 +392,12 @@ static inline int sq_kw_in(const struct sq_tok *t, const uint8_t *ids)
 }
 
 /* The text of a recognised word as listed (keywords upper-case, others as written). */
-const char *sq_word_text(int id);
+const char *sn_word_text(int id);
 
 /* FNV-1a 64: the stored fingerprints are made of it, so it never changes. */
-uint64_t sq_hash(const void *p, size_t n, uint64_t h);
-#define SQ_HASH_INIT 0xcbf29ce484222325ULL
+uint64_t sn_hash(const void *p, size_t n, uint64_t h);
+#define SN_HASH_INIT 0xcbf29ce484222325ULL
 /* For in-memory tables only (never stored, free to change): eight bytes a step. */
-uint64_t sq_hash_mem(const void *p, size_t n, uint64_t h);
+uint64_t sn_hash_mem(const void *p, size_t n, uint64_t h);
 
 #endif

@@ -9,31 +9,31 @@
 #include "harness.h"
 #include "sqlnorm.h"
 
-static struct sq_tok toks[4096];
+static struct sn_tok toks[4096];
 
 struct ccase {
-	enum sq_dialect d;
+	enum sn_dialect d;
 	const char *sql, *user; /* user NULL: none */
 };
 
 static const struct ccase ccases[] = {
-	{ SQ_PG, "SELECT 1 /*app_user='alice'*/", "alice" },
-	{ SQ_PG, "SELECT 1 /* app_user = 'alice' , route='%2Fx' */", "alice" },
-	{ SQ_PG, "/*route='%2Fusers%2F1',app_user='bob%40example.com'*/ SELECT 1", "bob@example.com" },
-	{ SQ_PG, "SELECT 1 -- app_user=carol", "carol" },
-	{ SQ_PG, "SELECT 1 /*user_id='42'*/ /*app_user='dave'*/", "dave" },
-	{ SQ_PG, "SELECT 1 /* outer /* app_user='eve' */ */", "eve" },
-	{ SQ_PG, "SELECT 1 /*app_user=\"frank\"*/", "frank" },
-	{ SQ_PG, "SELECT 1 /*app_user='o\\'neil'*/", "o'neil" },
-	{ SQ_PG, "SELECT 1 /*APP_USER='gina'*/", "gina" },
-	{ SQ_PG, "SELECT '/*app_user=''mallory''*/' AS x", NULL },
-	{ SQ_PG, "SELECT $$ -- app_user=mallory $$", NULL },
-	{ SQ_PG, "SELECT 1 /*controller='index',action='show'*/", NULL },
-	{ SQ_MYSQL, "SELECT 1 # app_user=hank", "hank" },
-	{ SQ_PG, "SELECT 1 /*app_user='',user='ivy'*/", "ivy" },
-	{ SQ_PG, "SELECT 1 /*end_user:'jo%20ann'*/", "jo ann" },
-	{ SQ_PG, "SELECT 1 /*username='x\x01y'*/", "x?y" },
-	{ SQ_PG, "SELECT 1 /*traceparent='00-4bf92f-00f067-01',app_user='kim'*/", "kim" },
+	{ SN_PG, "SELECT 1 /*app_user='alice'*/", "alice" },
+	{ SN_PG, "SELECT 1 /* app_user = 'alice' , route='%2Fx' */", "alice" },
+	{ SN_PG, "/*route='%2Fusers%2F1',app_user='bob%40example.com'*/ SELECT 1", "bob@example.com" },
+	{ SN_PG, "SELECT 1 -- app_user=carol", "carol" },
+	{ SN_PG, "SELECT 1 /*user_id='42'*/ /*app_user='dave'*/", "dave" },
+	{ SN_PG, "SELECT 1 /* outer /* app_user='eve' */ */", "eve" },
+	{ SN_PG, "SELECT 1 /*app_user=\"frank\"*/", "frank" },
+	{ SN_PG, "SELECT 1 /*app_user='o\\'neil'*/", "o'neil" },
+	{ SN_PG, "SELECT 1 /*APP_USER='gina'*/", "gina" },
+	{ SN_PG, "SELECT '/*app_user=''mallory''*/' AS x", NULL },
+	{ SN_PG, "SELECT $$ -- app_user=mallory $$", NULL },
+	{ SN_PG, "SELECT 1 /*controller='index',action='show'*/", NULL },
+	{ SN_MYSQL, "SELECT 1 # app_user=hank", "hank" },
+	{ SN_PG, "SELECT 1 /*app_user='',user='ivy'*/", "ivy" },
+	{ SN_PG, "SELECT 1 /*end_user:'jo%20ann'*/", "jo ann" },
+	{ SN_PG, "SELECT 1 /*username='x\x01y'*/", "x?y" },
+	{ SN_PG, "SELECT 1 /*traceparent='00-4bf92f-00f067-01',app_user='kim'*/", "kim" },
 };
 
 Test(attr, comment_tags_table)
@@ -43,7 +43,7 @@ Test(attr, comment_tags_table)
 	for (size_t i = 0; i < sizeof ccases / sizeof ccases[0]; i++) {
 		int tr;
 		char user[128], trace[64];
-		int n = sq_lex(ccases[i].sql, strlen(ccases[i].sql), ccases[i].d, toks, 4096, &tr);
+		int n = sn_lex(ccases[i].sql, strlen(ccases[i].sql), ccases[i].d, toks, 4096, &tr);
 		int found = attr_comment_user(ccases[i].sql, toks, 0, n, &cfg.comment_keys, user, sizeof user, trace,
 					      sizeof trace);
 		if (ccases[i].user) {
@@ -63,7 +63,7 @@ Test(attr, traceparent_is_kept)
 	const char *sql = "SELECT 1 /*traceparent='00-4bf92f-00f067-01',app_user='kim'*/";
 	int tr;
 	char user[128], trace[64];
-	int n = sq_lex(sql, strlen(sql), SQ_PG, toks, 4096, &tr);
+	int n = sn_lex(sql, strlen(sql), SN_PG, toks, 4096, &tr);
 	attr_comment_user(sql, toks, 0, n, &cfg.comment_keys, user, sizeof user, trace, sizeof trace);
 	cr_expect_str_eq(trace, "00-4bf92f-00f067-01");
 	an_config_free(&cfg);

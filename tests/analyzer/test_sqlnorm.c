@@ -7,53 +7,53 @@
 #include "harness.h"
 #include "sqlnorm.h"
 
-static struct sq_tok toks[SQ_MAX_TOKENS];
-static const char *mask(const char *sql, enum sq_dialect d, int keep);
+static struct sn_tok toks[SN_MAX_TOKENS];
+static const char *mask(const char *sql, enum sn_dialect d, int keep);
 
-static char *norm(const char *sql, enum sq_dialect d, struct sq_info *info)
+static char *norm(const char *sql, enum sn_dialect d, struct sn_info *info)
 {
-	static char out[SQ_MAX_NORM + 1];
+	static char out[SN_MAX_NORM + 1];
 	int tr = 0;
-	int n = sq_lex(sql, strlen(sql), d, toks, SQ_MAX_TOKENS, &tr);
-	sq_normalize(sql, toks, 0, n, d, out, sizeof out, info);
+	int n = sn_lex(sql, strlen(sql), d, toks, SN_MAX_TOKENS, &tr);
+	sn_normalize(sql, toks, 0, n, d, out, sizeof out, info);
 	info->truncated |= tr;
 	return out;
 }
 
 struct ncase {
-	enum sq_dialect d;
+	enum sn_dialect d;
 	const char *in, *out;
 };
 
 static const struct ncase ncases[] = {
-	{ SQ_PG, "SELECT * FROM users WHERE id = 42", "SELECT * FROM users WHERE id = ?" },
-	{ SQ_PG, "select  *\n\t from Users where name='O''Brien'", "SELECT * FROM users WHERE name = ?" },
-	{ SQ_PG, "SELECT E'a\\'b; --', 'x' FROM t", "SELECT ?, ? FROM t" },
-	{ SQ_PG, "SELECT $$a ' b; $$, $tag$ x $$ y ; $tag$ FROM t", "SELECT ?, ? FROM t" },
-	{ SQ_PG, "SELECT /* a /* nested ' */ still */ 1", "SELECT ?" },
-	{ SQ_PG, "SELECT \"Weird\"\"Name\" FROM t", "SELECT \"Weird\"\"Name\" FROM t" },
-	{ SQ_PG, "SELECT 1e5, 0x1F, .5, 3.14, -7, 1_000 FROM t", "SELECT ?, ?, ?, ?, ?, ? FROM t" },
-	{ SQ_PG, "SELECT a - 1 FROM t", "SELECT a - ? FROM t" },
-	{ SQ_PG, "SELECT * FROM t WHERE id IN (1, 2, 3)", "SELECT * FROM t WHERE id IN (?)" },
-	{ SQ_PG, "SELECT * FROM t WHERE id NOT IN ('a','b')", "SELECT * FROM t WHERE id NOT IN (?)" },
-	{ SQ_PG, "INSERT INTO t (a, b) VALUES (1, 'x'), (2, 'y'), (-3, NULL)", "INSERT INTO t(a, b) VALUES (?, ?)" },
-	{ SQ_PG, "SELECT count(*) FROM t", "SELECT count(*) FROM t" },
-	{ SQ_PG, "SELECT a::text, b :: int FROM t", "SELECT a::text, b::int FROM t" },
-	{ SQ_PG, "SELECT * FROM t WHERE id = $1 AND x = U&'d\\0061t'", "SELECT * FROM t WHERE id = ? AND x = ?" },
-	{ SQ_PG, "SELECT B'0101', X'1F', N'abc'", "SELECT ?, ?, ?" },
-	{ SQ_PG, "SELECT 1 -- trailing ' comment\n", "SELECT ?" },
-	{ SQ_MYSQL, "SELECT * FROM `users` WHERE name = \"bob\" # comment", "SELECT * FROM `users` WHERE name = ?" },
-	{ SQ_MYSQL, "SELECT 'it\\'s' -- c\n, _utf8mb4'x', X'4142', B'01', N'n', 0b101", "SELECT ?, ?, ?, ?, ?, ?" },
-	{ SQ_MYSQL, "SELECT * FROM t WHERE a = ? AND b IN (?, ?)", "SELECT * FROM t WHERE a = ? AND b IN (?)" },
-	{ SQ_MYSQL, "SELECT 1 --1", "SELECT ? - ?" },
-	{ SQ_MYSQL, "SELECT /*!50000 UNION */ 1", "SELECT UNION ?" },
-	{ SQ_MYSQL, "SET @app_user := 'x'", "SET @app_user := ?" },
+	{ SN_PG, "SELECT * FROM users WHERE id = 42", "SELECT * FROM users WHERE id = ?" },
+	{ SN_PG, "select  *\n\t from Users where name='O''Brien'", "SELECT * FROM users WHERE name = ?" },
+	{ SN_PG, "SELECT E'a\\'b; --', 'x' FROM t", "SELECT ?, ? FROM t" },
+	{ SN_PG, "SELECT $$a ' b; $$, $tag$ x $$ y ; $tag$ FROM t", "SELECT ?, ? FROM t" },
+	{ SN_PG, "SELECT /* a /* nested ' */ still */ 1", "SELECT ?" },
+	{ SN_PG, "SELECT \"Weird\"\"Name\" FROM t", "SELECT \"Weird\"\"Name\" FROM t" },
+	{ SN_PG, "SELECT 1e5, 0x1F, .5, 3.14, -7, 1_000 FROM t", "SELECT ?, ?, ?, ?, ?, ? FROM t" },
+	{ SN_PG, "SELECT a - 1 FROM t", "SELECT a - ? FROM t" },
+	{ SN_PG, "SELECT * FROM t WHERE id IN (1, 2, 3)", "SELECT * FROM t WHERE id IN (?)" },
+	{ SN_PG, "SELECT * FROM t WHERE id NOT IN ('a','b')", "SELECT * FROM t WHERE id NOT IN (?)" },
+	{ SN_PG, "INSERT INTO t (a, b) VALUES (1, 'x'), (2, 'y'), (-3, NULL)", "INSERT INTO t(a, b) VALUES (?, ?)" },
+	{ SN_PG, "SELECT count(*) FROM t", "SELECT count(*) FROM t" },
+	{ SN_PG, "SELECT a::text, b :: int FROM t", "SELECT a::text, b::int FROM t" },
+	{ SN_PG, "SELECT * FROM t WHERE id = $1 AND x = U&'d\\0061t'", "SELECT * FROM t WHERE id = ? AND x = ?" },
+	{ SN_PG, "SELECT B'0101', X'1F', N'abc'", "SELECT ?, ?, ?" },
+	{ SN_PG, "SELECT 1 -- trailing ' comment\n", "SELECT ?" },
+	{ SN_MYSQL, "SELECT * FROM `users` WHERE name = \"bob\" # comment", "SELECT * FROM `users` WHERE name = ?" },
+	{ SN_MYSQL, "SELECT 'it\\'s' -- c\n, _utf8mb4'x', X'4142', B'01', N'n', 0b101", "SELECT ?, ?, ?, ?, ?, ?" },
+	{ SN_MYSQL, "SELECT * FROM t WHERE a = ? AND b IN (?, ?)", "SELECT * FROM t WHERE a = ? AND b IN (?)" },
+	{ SN_MYSQL, "SELECT 1 --1", "SELECT ? - ?" },
+	{ SN_MYSQL, "SELECT /*!50000 UNION */ 1", "SELECT UNION ?" },
+	{ SN_MYSQL, "SET @app_user := 'x'", "SET @app_user := ?" },
 };
 
 Test(sqlnorm, table_of_tricky_sql)
 {
 	for (size_t i = 0; i < sizeof ncases / sizeof ncases[0]; i++) {
-		struct sq_info info;
+		struct sn_info info;
 		const char *got = norm(ncases[i].in, ncases[i].d, &info);
 		cr_expect_str_eq(got, ncases[i].out, "case %zu: %s", i, ncases[i].in);
 		cr_expect_eq(strlen(info.fingerprint), 16);
@@ -68,20 +68,20 @@ Test(sqlnorm, keyword_lookup)
 			      "ORDER", "TRUE", "TRUNCATE", "USE", "USER", "USING", "WITH", "SELECT", "VALUES",
 			      "transaction", "Identified", "references", "wInDoW" };
 	for (size_t i = 0; i < sizeof kws / sizeof kws[0]; i++)
-		cr_expect(sq_is_keyword(kws[i], strlen(kws[i])), "%s", kws[i]);
+		cr_expect(sn_is_keyword(kws[i], strlen(kws[i])), "%s", kws[i]);
 	/* near misses: prefixes, extensions, same length and ends, non-ASCII, empty */
 	const char *not[] = { "users", "SEL", "SELECTS", "SELEKT", "INT", "ORD", "A", "ASCII", "WINDOWS",
 			      "TRANSACTIONS", "s\xc3\xa9lect", "_", "" };
 	for (size_t i = 0; i < sizeof not / sizeof not[0]; i++)
-		cr_expect(!sq_is_keyword(not[i], strlen(not[i])), "%s", not[i]);
-	cr_expect(sq_is_keyword("SELECT x", 6), "length, not the NUL, ends the word");
+		cr_expect(!sn_is_keyword(not[i], strlen(not[i])), "%s", not[i]);
+	cr_expect(sn_is_keyword("SELECT x", 6), "length, not the NUL, ends the word");
 }
 
-static const char *fp(const char *sql, enum sq_dialect d)
+static const char *fp(const char *sql, enum sn_dialect d)
 {
 	static char buf[4][17];
 	static int k;
-	struct sq_info info;
+	struct sn_info info;
 	norm(sql, d, &info);
 	k = (k + 1) % 4;
 	strcpy(buf[k], info.fingerprint);
@@ -90,67 +90,67 @@ static const char *fp(const char *sql, enum sq_dialect d)
 
 Test(sqlnorm, sqlcommenter_comments_do_not_change_the_fingerprint)
 {
-	cr_expect_str_eq(fp("SELECT * FROM users WHERE id = 1", SQ_PG),
-			 fp("select * from users where id=999 /*app_user='alice',traceparent='00-abc-01'*/", SQ_PG));
-	cr_expect_str_eq(fp("/*controller='x'*/ SELECT a FROM t WHERE b = 'q'", SQ_PG),
-			 fp("SELECT a FROM t WHERE b = 'zz' -- route=/y", SQ_PG));
+	cr_expect_str_eq(fp("SELECT * FROM users WHERE id = 1", SN_PG),
+			 fp("select * from users where id=999 /*app_user='alice',traceparent='00-abc-01'*/", SN_PG));
+	cr_expect_str_eq(fp("/*controller='x'*/ SELECT a FROM t WHERE b = 'q'", SN_PG),
+			 fp("SELECT a FROM t WHERE b = 'zz' -- route=/y", SN_PG));
 }
 
 Test(sqlnorm, trailing_semicolons_do_not_change_the_shape)
 {
-	cr_expect_str_eq(fp("SELECT a FROM t WHERE id = $1;", SQ_PG), fp("SELECT a FROM t WHERE id = 7", SQ_PG));
-	cr_expect_str_eq(fp("SELECT 1 ; ; -- done", SQ_PG), fp("SELECT 1", SQ_PG));
-	cr_expect_str_eq(mask("SELECT 'x' /*app_user='a'*/ ;", SQ_PG, 1), "SELECT 'x' /*app_user='a'*/");
+	cr_expect_str_eq(fp("SELECT a FROM t WHERE id = $1;", SN_PG), fp("SELECT a FROM t WHERE id = 7", SN_PG));
+	cr_expect_str_eq(fp("SELECT 1 ; ; -- done", SN_PG), fp("SELECT 1", SN_PG));
+	cr_expect_str_eq(mask("SELECT 'x' /*app_user='a'*/ ;", SN_PG, 1), "SELECT 'x' /*app_user='a'*/");
 }
 
 Test(sqlnorm, different_literals_same_fingerprint)
 {
-	cr_expect_str_eq(fp("SELECT a FROM t WHERE id IN (1,2,3)", SQ_PG), fp("SELECT a FROM t WHERE id IN (7)", SQ_PG));
-	cr_expect_str_eq(fp("SELECT a FROM t WHERE b = 'x' AND c = 1.5", SQ_PG),
-			 fp("SELECT a FROM t WHERE b = $$y$$ AND c = -2", SQ_PG));
-	cr_expect_str_eq(fp("INSERT INTO t VALUES (1,2)", SQ_MYSQL), fp("INSERT INTO t VALUES (3,4),(5,6)", SQ_MYSQL));
-	cr_expect_str_neq(fp("SELECT a FROM t", SQ_PG), fp("SELECT b FROM t", SQ_PG));
-	cr_expect_str_neq(fp("SELECT a FROM t WHERE x = 1", SQ_PG), fp("SELECT a FROM t WHERE x = 1 OR 1 = 1", SQ_PG));
+	cr_expect_str_eq(fp("SELECT a FROM t WHERE id IN (1,2,3)", SN_PG), fp("SELECT a FROM t WHERE id IN (7)", SN_PG));
+	cr_expect_str_eq(fp("SELECT a FROM t WHERE b = 'x' AND c = 1.5", SN_PG),
+			 fp("SELECT a FROM t WHERE b = $$y$$ AND c = -2", SN_PG));
+	cr_expect_str_eq(fp("INSERT INTO t VALUES (1,2)", SN_MYSQL), fp("INSERT INTO t VALUES (3,4),(5,6)", SN_MYSQL));
+	cr_expect_str_neq(fp("SELECT a FROM t", SN_PG), fp("SELECT b FROM t", SN_PG));
+	cr_expect_str_neq(fp("SELECT a FROM t WHERE x = 1", SN_PG), fp("SELECT a FROM t WHERE x = 1 OR 1 = 1", SN_PG));
 }
 
 Test(sqlnorm, verb_and_tables)
 {
-	struct sq_info info;
-	norm("WITH x AS (SELECT 1) DELETE FROM public.accounts a USING x", SQ_PG, &info);
+	struct sn_info info;
+	norm("WITH x AS (SELECT 1) DELETE FROM public.accounts a USING x", SN_PG, &info);
 	cr_expect_str_eq(info.verb, "DELETE");
 	cr_expect_eq(info.n_tables, 1);
 	cr_expect_str_eq(info.tables[0], "public.accounts");
-	norm("select * from a, \"B\" join c on true", SQ_PG, &info);
+	norm("select * from a, \"B\" join c on true", SN_PG, &info);
 	cr_expect_str_eq(info.verb, "SELECT");
 	cr_expect_eq(info.n_tables, 3);
 	cr_expect_str_eq(info.tables[1], "B");
-	norm("SELECT user, host FROM mysql.user", SQ_MYSQL, &info);
+	norm("SELECT user, host FROM mysql.user", SN_MYSQL, &info);
 	cr_expect_str_eq(info.tables[0], "mysql.user");
 }
 
-static int split(const char *sql, enum sq_dialect d, struct sq_range *parts, int *more)
+static int split(const char *sql, enum sn_dialect d, struct sn_range *parts, int *more)
 {
 	int tr;
-	int n = sq_lex(sql, strlen(sql), d, toks, SQ_MAX_TOKENS, &tr);
-	return sq_split(sql, toks, n, parts, SQ_MAX_PARTS, more);
+	int n = sn_lex(sql, strlen(sql), d, toks, SN_MAX_TOKENS, &tr);
+	return sn_split(sql, toks, n, parts, SN_MAX_PARTS, more);
 }
 
 Test(sqlnorm, splitter_respects_quotes_comments_and_routine_bodies)
 {
-	struct sq_range p[SQ_MAX_PARTS];
+	struct sn_range p[SN_MAX_PARTS];
 	int more;
 	const char *a = "SELECT ';' ; SELECT $$;$$, E'\\';'; -- c;\n";
-	cr_expect_eq(split(a, SQ_PG, p, &more), 2);
+	cr_expect_eq(split(a, SN_PG, p, &more), 2);
 	cr_expect_eq(strncmp(a + p[1].off, "SELECT $$;$$, E'\\';'", p[1].len), 0);
-	cr_expect_eq(split("SELECT 1;SELECT 2", SQ_PG, p, &more), 2);
-	cr_expect_eq(split(";;; -- nothing\n", SQ_PG, p, &more), 0);
+	cr_expect_eq(split("SELECT 1;SELECT 2", SN_PG, p, &more), 2);
+	cr_expect_eq(split(";;; -- nothing\n", SN_PG, p, &more), 0);
 	const char *f = "CREATE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1; SELECT 2; END; SELECT 3";
-	cr_expect_eq(split(f, SQ_PG, p, &more), 2);
+	cr_expect_eq(split(f, SN_PG, p, &more), 2);
 	const char *m = "CREATE PROCEDURE p() BEGIN IF 1 THEN SELECT 1; END IF; CASE WHEN 1 THEN SELECT 2; END CASE; "
 			"SELECT 'a;b'; END; SELECT 3";
-	cr_expect_eq(split(m, SQ_MYSQL, p, &more), 2);
-	cr_expect_eq(split("SELECT 'a\\';b' # x;\n; SELECT 2", SQ_MYSQL, p, &more), 2);
-	cr_expect_eq(split("BEGIN; UPDATE t SET a = 1; COMMIT;", SQ_PG, p, &more), 3);
+	cr_expect_eq(split(m, SN_MYSQL, p, &more), 2);
+	cr_expect_eq(split("SELECT 'a\\';b' # x;\n; SELECT 2", SN_MYSQL, p, &more), 2);
+	cr_expect_eq(split("BEGIN; UPDATE t SET a = 1; COMMIT;", SN_PG, p, &more), 3);
 }
 
 Test(sqlnorm, splitter_caps_parts_and_merges_the_rest)
@@ -158,29 +158,29 @@ Test(sqlnorm, splitter_caps_parts_and_merges_the_rest)
 	char buf[2000] = "";
 	for (int i = 0; i < 100; i++)
 		strcat(buf, "SELECT 1;");
-	struct sq_range p[SQ_MAX_PARTS];
+	struct sn_range p[SN_MAX_PARTS];
 	int more;
-	cr_expect_eq(split(buf, SQ_PG, p, &more), SQ_MAX_PARTS);
+	cr_expect_eq(split(buf, SN_PG, p, &more), SN_MAX_PARTS);
 	cr_expect_eq(more, 1);
 }
 
-static const char *mask(const char *sql, enum sq_dialect d, int keep)
+static const char *mask(const char *sql, enum sn_dialect d, int keep)
 {
 	static char out[4096];
-	struct sq_info info;
+	struct sn_info info;
 	int tr;
-	int n = sq_lex(sql, strlen(sql), d, toks, SQ_MAX_TOKENS, &tr);
-	char nb[SQ_MAX_NORM + 1];
-	sq_normalize(sql, toks, 0, n, d, nb, sizeof nb, &info);
-	sq_mask(sql, toks, 0, n, keep, info.secret, out, sizeof out);
+	int n = sn_lex(sql, strlen(sql), d, toks, SN_MAX_TOKENS, &tr);
+	char nb[SN_MAX_NORM + 1];
+	sn_normalize(sql, toks, 0, n, d, nb, sizeof nb, &info);
+	sn_mask(sql, toks, 0, n, keep, info.secret, out, sizeof out);
 	return out;
 }
 
 Test(sqlnorm, mask_replaces_literals_and_drops_comments)
 {
-	cr_expect_str_eq(mask("SELECT a FROM t WHERE b = 'x' AND c = 5 /* c */", SQ_PG, 0),
+	cr_expect_str_eq(mask("SELECT a FROM t WHERE b = 'x' AND c = 5 /* c */", SN_PG, 0),
 			 "SELECT a FROM t WHERE b = ? AND c = ?");
-	cr_expect_str_eq(mask("SELECT a FROM t WHERE b = 'x'", SQ_PG, 1), "SELECT a FROM t WHERE b = 'x'");
+	cr_expect_str_eq(mask("SELECT a FROM t WHERE b = 'x'", SN_PG, 1), "SELECT a FROM t WHERE b = 'x'");
 }
 
 static const char *const secrets[][2] = {
@@ -212,7 +212,7 @@ static const char *const secrets[][2] = {
 Test(sqlnorm, passwords_masked_even_with_keep_literals)
 {
 	for (size_t i = 0; i < sizeof secrets / sizeof secrets[0]; i++) {
-		enum sq_dialect d = strcmp(secrets[i][0], "mysql") ? SQ_PG : SQ_MYSQL;
+		enum sn_dialect d = strcmp(secrets[i][0], "mysql") ? SN_PG : SN_MYSQL;
 		cr_expect_null(strstr(mask(secrets[i][1], d, 1), "hunter2"), "case %zu: %s", i, mask(secrets[i][1], d, 1));
 		cr_expect_null(strstr(mask(secrets[i][1], d, 0), "hunter2"), "case %zu", i);
 	}
@@ -220,19 +220,19 @@ Test(sqlnorm, passwords_masked_even_with_keep_literals)
 
 Test(sqlnorm, passwords_absent_from_the_normalised_text)
 {
-	struct sq_info info;
+	struct sn_info info;
 	for (size_t i = 0; i < sizeof secrets / sizeof secrets[0]; i++) {
-		enum sq_dialect d = strcmp(secrets[i][0], "mysql") ? SQ_PG : SQ_MYSQL;
+		enum sn_dialect d = strcmp(secrets[i][0], "mysql") ? SN_PG : SN_MYSQL;
 		const char *got = norm(secrets[i][1], d, &info);
 		cr_expect_null(strcasestr(got, "hunter2"), "case %zu: %s", i, got);
 	}
 	/* keywords after PASSWORD are no password; ordinary words elsewhere stay */
-	cr_expect_str_eq(mask("ALTER USER x PASSWORD EXPIRE INTERVAL 90 DAY", SQ_MYSQL, 1),
+	cr_expect_str_eq(mask("ALTER USER x PASSWORD EXPIRE INTERVAL 90 DAY", SN_MYSQL, 1),
 			 "ALTER USER x PASSWORD EXPIRE INTERVAL ? DAY");
-	cr_expect_str_eq(norm("ALTER USER bob PASSWORD hunter2 VALID UNTIL 'infinity'", SQ_PG, &info),
+	cr_expect_str_eq(norm("ALTER USER bob PASSWORD hunter2 VALID UNTIL 'infinity'", SN_PG, &info),
 			 "ALTER USER bob PASSWORD ? valid until ?");
-	cr_expect_str_eq(mask("ALTER ROLE r PASSWORD NULL", SQ_PG, 1), "ALTER ROLE r PASSWORD NULL");
-	cr_expect_str_eq(mask("SELECT password_hint FROM users WHERE id = 3", SQ_PG, 1),
+	cr_expect_str_eq(mask("ALTER ROLE r PASSWORD NULL", SN_PG, 1), "ALTER ROLE r PASSWORD NULL");
+	cr_expect_str_eq(mask("SELECT password_hint FROM users WHERE id = 3", SN_PG, 1),
 			 "SELECT password_hint FROM users WHERE id = 3");
 }
 
@@ -293,15 +293,15 @@ Test(sqlnorm, huge_and_deeply_nested_sql_is_bounded)
 	for (size_t i = 0; i < n; i++)
 		big[i] = i % 2 ? '(' : '/';
 	big[n] = 0;
-	struct sq_info info;
-	norm(big, SQ_PG, &info);
+	struct sn_info info;
+	norm(big, SN_PG, &info);
 	cr_expect(info.truncated);
 	memset(big, '(', n);
-	norm(big, SQ_PG, &info);
+	norm(big, SN_PG, &info);
 	cr_expect(info.truncated);
 	for (size_t i = 0; i < n; i++)
 		big[i] = "/*"[i % 2];
-	norm(big, SQ_PG, &info); /* one unterminated, deeply nested comment */
+	norm(big, SN_PG, &info); /* one unterminated, deeply nested comment */
 	cr_expect(info.truncated);
 	/* through the analyzer: stored text is capped */
 	struct harness h;
@@ -323,108 +323,108 @@ Test(sqlnorm, huge_and_deeply_nested_sql_is_bounded)
 
 Test(sqlnorm, literal_text_unquotes_every_style)
 {
-	struct { enum sq_dialect d; const char *in, *out; } c[] = {
-		{ SQ_PG, "'it''s'", "it's" },
-		{ SQ_PG, "E'a\\'b'", "a'b" },
-		{ SQ_PG, "$x$ab$x$", "ab" },
-		{ SQ_MYSQL, "'a\\'b'", "a'b" },
-		{ SQ_MYSQL, "\"q\"", "q" },
-		{ SQ_MYSQL, "_utf8mb4'z'", "z" },
+	struct { enum sn_dialect d; const char *in, *out; } c[] = {
+		{ SN_PG, "'it''s'", "it's" },
+		{ SN_PG, "E'a\\'b'", "a'b" },
+		{ SN_PG, "$x$ab$x$", "ab" },
+		{ SN_MYSQL, "'a\\'b'", "a'b" },
+		{ SN_MYSQL, "\"q\"", "q" },
+		{ SN_MYSQL, "_utf8mb4'z'", "z" },
 	};
 	for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
 		int tr;
 		char buf[64];
-		int n = sq_lex(c[i].in, strlen(c[i].in), c[i].d, toks, 8, &tr);
+		int n = sn_lex(c[i].in, strlen(c[i].in), c[i].d, toks, 8, &tr);
 		cr_assert_eq(n, 1, "case %zu", i);
-		sq_literal_text(c[i].in, &toks[0], buf, sizeof buf);
+		sn_literal_text(c[i].in, &toks[0], buf, sizeof buf);
 		cr_expect_str_eq(buf, c[i].out, "case %zu", i);
 	}
 }
 
 /* ---- issue #20: the server's lexing, not ours ---- */
 
-static int split_mode(const char *sql, enum sq_dialect d, unsigned mode, struct sq_range *parts)
+static int split_mode(const char *sql, enum sn_dialect d, unsigned mode, struct sn_range *parts)
 {
 	int tr, more;
-	int n = sq_lex_mode(sql, strlen(sql), d, mode, toks, SQ_MAX_TOKENS, &tr);
-	return sq_split(sql, toks, n, parts, SQ_MAX_PARTS, &more);
+	int n = sn_lex_mode(sql, strlen(sql), d, mode, toks, SN_MAX_TOKENS, &tr);
+	return sn_split(sql, toks, n, parts, SN_MAX_PARTS, &more);
 }
 
-static int part_is(const char *sql, const struct sq_range *r, const char *want)
+static int part_is(const char *sql, const struct sn_range *r, const char *want)
 {
 	return r->len == strlen(want) && memcmp(sql + r->off, want, r->len) == 0;
 }
 
 Test(sqlnorm, pg_line_comment_ends_at_carriage_return)
 {
-	struct sq_range p[SQ_MAX_PARTS];
+	struct sn_range p[SN_MAX_PARTS];
 	const char *a = "SELECT 1; --x\rDROP TABLE t";
-	cr_assert_eq(split_mode(a, SQ_PG, 0, p), 2);
+	cr_assert_eq(split_mode(a, SN_PG, 0, p), 2);
 	cr_expect(part_is(a, &p[1], "--x\rDROP TABLE t"));
 	/* MySQL's -- and # comments run to \n only */
-	cr_expect_eq(split_mode("SELECT 1; -- x\rDROP TABLE t", SQ_MYSQL, SQ_M_BACKSLASH, p), 1);
-	cr_expect_eq(split_mode("SELECT 1; # x\rDROP TABLE t", SQ_MYSQL, SQ_M_BACKSLASH, p), 1);
+	cr_expect_eq(split_mode("SELECT 1; -- x\rDROP TABLE t", SN_MYSQL, SN_M_BACKSLASH, p), 1);
+	cr_expect_eq(split_mode("SELECT 1; # x\rDROP TABLE t", SN_MYSQL, SN_M_BACKSLASH, p), 1);
 }
 
 Test(sqlnorm, backslash_reading_follows_the_session_mode)
 {
-	struct sq_range p[SQ_MAX_PARTS];
+	struct sn_range p[SN_MAX_PARTS];
 	const char *a = "SELECT 'x\\'' ; DROP TABLE t; -- '";
 	/* PG standard_conforming_strings on: \ is a plain byte, '' doubles the quote: one string */
-	cr_expect_eq(split_mode(a, SQ_PG, 0, p), 1);
+	cr_expect_eq(split_mode(a, SN_PG, 0, p), 1);
 	/* off: \' escapes the quote, the string ends, the DROP runs */
-	cr_expect_eq(split_mode(a, SQ_PG, SQ_M_BACKSLASH, p), 2);
+	cr_expect_eq(split_mode(a, SN_PG, SN_M_BACKSLASH, p), 2);
 	/* E'' escapes whatever the setting */
-	cr_expect_eq(split_mode("SELECT E'x\\'' ; DROP TABLE t; -- '", SQ_PG, 0, p), 2);
+	cr_expect_eq(split_mode("SELECT E'x\\'' ; DROP TABLE t; -- '", SN_PG, 0, p), 2);
 	/* MySQL: escapes by default; under NO_BACKSLASH_ESCAPES 'x\' ends and the DROP runs */
 	const char *m = "SELECT 'x\\'; DROP TABLE t; -- '";
-	cr_expect_eq(split_mode(m, SQ_MYSQL, SQ_M_BACKSLASH, p), 1);
-	cr_expect_eq(split_mode(m, SQ_MYSQL, 0, p), 2);
+	cr_expect_eq(split_mode(m, SN_MYSQL, SN_M_BACKSLASH, p), 1);
+	cr_expect_eq(split_mode(m, SN_MYSQL, 0, p), 2);
 	/* "..." is a string in MySQL, an identifier under ANSI_QUOTES (no escapes) */
 	const char *q = "SELECT \"x\\\" ; DROP TABLE t; -- \"";
-	cr_expect_eq(split_mode(q, SQ_MYSQL, SQ_M_BACKSLASH, p), 1);
-	cr_expect_eq(split_mode(q, SQ_MYSQL, SQ_M_BACKSLASH | SQ_M_ANSI_QUOTES, p), 2);
-	struct sq_info info;
-	int tr, n = sq_lex_mode(q, strlen(q), SQ_MYSQL, SQ_M_BACKSLASH | SQ_M_ANSI_QUOTES, toks, SQ_MAX_TOKENS, &tr);
+	cr_expect_eq(split_mode(q, SN_MYSQL, SN_M_BACKSLASH, p), 1);
+	cr_expect_eq(split_mode(q, SN_MYSQL, SN_M_BACKSLASH | SN_M_ANSI_QUOTES, p), 2);
+	struct sn_info info;
+	int tr, n = sn_lex_mode(q, strlen(q), SN_MYSQL, SN_M_BACKSLASH | SN_M_ANSI_QUOTES, toks, SN_MAX_TOKENS, &tr);
 	char out[256];
-	sq_normalize(q, toks, 0, n, SQ_MYSQL, out, sizeof out, &info);
-	cr_expect_eq(toks[1].type, SQ_QIDENT);
+	sn_normalize(q, toks, 0, n, SN_MYSQL, out, sizeof out, &info);
+	cr_expect_eq(toks[1].type, SN_QIDENT);
 }
 
 Test(sqlnorm, mariadb_executable_comments_are_code)
 {
-	struct sq_range p[SQ_MAX_PARTS];
-	struct sq_info info;
+	struct sn_range p[SN_MAX_PARTS];
+	struct sn_info info;
 	const char *c[] = { "/*M!100100 DROP TABLE t */", "/*M! DROP TABLE t */", "/*!50000 DROP TABLE t */",
 			    "/*! DROP TABLE t*/", "/*!100100 DROP TABLE t */" };
 	for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
-		cr_expect_eq(split_mode(c[i], SQ_MYSQL, SQ_M_BACKSLASH, p), 1, "%s", c[i]);
-		norm(c[i], SQ_MYSQL, &info);
+		cr_expect_eq(split_mode(c[i], SN_MYSQL, SN_M_BACKSLASH, p), 1, "%s", c[i]);
+		norm(c[i], SN_MYSQL, &info);
 		cr_expect_str_eq(info.verb, "DROP", "%s", c[i]);
 	}
 	const char *s = "SELECT 1 /*M!100100 ; DROP TABLE t */";
-	cr_expect_eq(split_mode(s, SQ_MYSQL, SQ_M_BACKSLASH, p), 2);
+	cr_expect_eq(split_mode(s, SN_MYSQL, SN_M_BACKSLASH, p), 2);
 	/* a plain comment stays one */
-	cr_expect_eq(split_mode("/* DROP TABLE t */", SQ_MYSQL, SQ_M_BACKSLASH, p), 0);
+	cr_expect_eq(split_mode("/* DROP TABLE t */", SN_MYSQL, SN_M_BACKSLASH, p), 0);
 }
 
 Test(sqlnorm, routine_body_ends_where_the_server_ends_it)
 {
-	struct sq_range p[SQ_MAX_PARTS];
+	struct sn_range p[SN_MAX_PARTS];
 	const char *m = "CREATE FUNCTION f(begin int) RETURNS int DETERMINISTIC RETURN begin; DROP TABLE t";
-	cr_assert_eq(split_mode(m, SQ_MYSQL, SQ_M_BACKSLASH, p), 2);
+	cr_assert_eq(split_mode(m, SN_MYSQL, SN_M_BACKSLASH, p), 2);
 	cr_expect(part_is(m, &p[1], "DROP TABLE t"));
 	const char *g = "CREATE FUNCTION f(begin int) RETURNS int LANGUAGE sql RETURN begin; DROP TABLE t";
-	cr_assert_eq(split_mode(g, SQ_PG, 0, p), 2);
+	cr_assert_eq(split_mode(g, SN_PG, 0, p), 2);
 	cr_expect(part_is(g, &p[1], "DROP TABLE t"));
 	/* a column named begin inside a real block does not open another */
 	const char *b = "CREATE PROCEDURE p() BEGIN SELECT begin FROM t; SELECT a, begin FROM t; END; DROP TABLE t";
-	cr_assert_eq(split_mode(b, SQ_MYSQL, SQ_M_BACKSLASH, p), 2);
+	cr_assert_eq(split_mode(b, SN_MYSQL, SN_M_BACKSLASH, p), 2);
 	cr_expect(part_is(b, &p[1], "DROP TABLE t"));
 	const char *l = "CREATE PROCEDURE p() lbl: BEGIN NOT ATOMIC SELECT 1; END; DROP TABLE t";
-	cr_expect_eq(split_mode(l, SQ_MYSQL, SQ_M_BACKSLASH, p), 2);
+	cr_expect_eq(split_mode(l, SN_MYSQL, SN_M_BACKSLASH, p), 2);
 	const char *t = "CREATE TRIGGER tr BEFORE INSERT ON t FOR EACH ROW BEGIN SET NEW.a = 1; END; DROP TABLE t";
-	cr_expect_eq(split_mode(t, SQ_MYSQL, SQ_M_BACKSLASH, p), 2);
+	cr_expect_eq(split_mode(t, SN_MYSQL, SN_M_BACKSLASH, p), 2);
 	const char *d = "CREATE FUNCTION f() RETURNS int AS $$ BEGIN RETURN 1; END $$ LANGUAGE plpgsql; DROP TABLE t";
-	cr_expect_eq(split_mode(d, SQ_PG, 0, p), 2);
+	cr_expect_eq(split_mode(d, SN_PG, 0, p), 2);
 }

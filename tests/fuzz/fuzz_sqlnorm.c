@@ -13,21 +13,21 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static void check_shape_key(const char *src, const struct sq_tok *t, int first, int end, enum sq_dialect d)
+static void check_shape_key(const char *src, const struct sn_tok *t, int first, int end, enum sn_dialect d)
 {
-	static char var[1 << 16], n1[SQ_MAX_NORM + 1], n2[SQ_MAX_NORM + 1];
+	static char var[1 << 16], n1[SN_MAX_NORM + 1], n2[SN_MAX_NORM + 1];
 	static uint8_t k1[1024], k2[1024];
-	static struct sq_tok vt[4096];
+	static struct sn_tok vt[4096];
 	size_t o = 0;
 	for (int i = first; i < end; i++) {
-		const struct sq_tok *k = &t[i];
+		const struct sn_tok *k = &t[i];
 		const char *p = src + k->off;
 		const char *rep = NULL;
-		if (k->type == SQ_NUMBER)
+		if (k->type == SN_NUMBER)
 			rep = "7";
-		else if (k->type == SQ_STRING)
+		else if (k->type == SN_STRING)
 			rep = "'x'";
-		else if (k->type == SQ_COMMENT)
+		else if (k->type == SN_COMMENT)
 			rep = "/* c */";
 		size_t len = rep ? strlen(rep) : k->len;
 		if (o + len + 2 > sizeof var)
@@ -35,20 +35,20 @@ static void check_shape_key(const char *src, const struct sq_tok *t, int first, 
 		var[o++] = ' ';
 		for (size_t m = 0; m < len; m++) {
 			char c = rep ? rep[m] : p[m];
-			if (k->type == SQ_WORD && ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')))
+			if (k->type == SN_WORD && ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')))
 				c ^= 0x20; /* other case */
 			var[o++] = c;
 		}
 	}
 	int tr = 0;
-	int vn = sq_lex(var, o, d, vt, 4096, &tr);
-	size_t l1 = sq_shape_key(src, t, first, end, k1, sizeof k1);
-	size_t l2 = sq_shape_key(var, vt, 0, vn, k2, sizeof k2);
+	int vn = sn_lex(var, o, d, vt, 4096, &tr);
+	size_t l1 = sn_shape_key(src, t, first, end, k1, sizeof k1);
+	size_t l2 = sn_shape_key(var, vt, 0, vn, k2, sizeof k2);
 	if (tr || !l1 || l1 != l2 || memcmp(k1, k2, l1) != 0)
 		return; /* lexed differently: nothing promised */
-	struct sq_info a, b;
-	sq_normalize(src, t, first, end, d, n1, sizeof n1, &a);
-	sq_normalize(var, vt, 0, vn, d, n2, sizeof n2, &b);
+	struct sn_info a, b;
+	sn_normalize(src, t, first, end, d, n1, sizeof n1, &a);
+	sn_normalize(var, vt, 0, vn, d, n2, sizeof n2, &b);
 	if (strcmp(n1, n2) != 0 || a.hash != b.hash || strcmp(a.verb, b.verb) != 0 || a.verb_kw != b.verb_kw ||
 	    a.secret != b.secret || a.truncated != b.truncated || a.n_tables != b.n_tables ||
 	    memcmp(a.words, b.words, sizeof a.words) != 0)
@@ -60,11 +60,11 @@ static void check_shape_key(const char *src, const struct sq_tok *t, int first, 
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static struct sq_tok toks[SQ_MAX_TOKENS];
-	static char norm[SQ_MAX_NORM + 1], masked[4096];
+	static struct sn_tok toks[SN_MAX_TOKENS];
+	static char norm[SN_MAX_NORM + 1], masked[4096];
 	if (size < 1)
 		return 0;
-	enum sq_dialect d = (data[0] & 1) ? SQ_MYSQL : SQ_PG;
+	enum sn_dialect d = (data[0] & 1) ? SN_MYSQL : SN_PG;
 	const char *sql = (const char *)data + 1;
 	size_t len = size - 1;
 
@@ -73,16 +73,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	int tr = 0, more = 0;
 	/* Poison what the lexer does not fill: a read past the tokens of this input then
 	 * points far outside it and the sanitizer stops, instead of reading stale tokens. */
-	for (int i = 0; i < SQ_MAX_TOKENS; i++)
-		toks[i] = (struct sq_tok){ .type = SQ_WORD, .off = 0x7fffff00u, .len = 8 };
-	int n = sq_lex(sql, len, d, toks, SQ_MAX_TOKENS, &tr);
-	struct sq_range parts[SQ_MAX_PARTS];
-	int np = sq_split(sql, toks, n, parts, SQ_MAX_PARTS, &more);
+	for (int i = 0; i < SN_MAX_TOKENS; i++)
+		toks[i] = (struct sn_tok){ .type = SN_WORD, .off = 0x7fffff00u, .len = 8 };
+	int n = sn_lex(sql, len, d, toks, SN_MAX_TOKENS, &tr);
+	struct sn_range parts[SN_MAX_PARTS];
+	int np = sn_split(sql, toks, n, parts, SN_MAX_PARTS, &more);
 	for (int i = 0; i < np; i++) {
-		struct sq_info info;
-		sq_normalize(sql, toks, parts[i].tok_first, parts[i].tok_end, d, norm, sizeof norm, &info);
-		sq_mask(sql, toks, parts[i].tok_first, parts[i].tok_end, 0, info.secret, masked, sizeof masked);
-		sq_mask(sql, toks, parts[i].tok_first, parts[i].tok_end, 1, info.secret, masked, sizeof masked);
+		struct sn_info info;
+		sn_normalize(sql, toks, parts[i].tok_first, parts[i].tok_end, d, norm, sizeof norm, &info);
+		sn_mask(sql, toks, parts[i].tok_first, parts[i].tok_end, 0, info.secret, masked, sizeof masked);
+		sn_mask(sql, toks, parts[i].tok_first, parts[i].tok_end, 1, info.secret, masked, sizeof masked);
 		char user[128], trace[64];
 		attr_comment_user(sql, toks, parts[i].tok_first, parts[i].tok_end, &cfg.comment_keys, user, sizeof user,
 				  trace, sizeof trace);
@@ -96,9 +96,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		check_shape_key(sql, toks, parts[i].tok_first, parts[i].tok_end, d);
 	for (int i = 0; i < n; i++) {
 		char lit[256];
-		if (sq_is_literal(&toks[i])) {
-			sq_literal_text(sql, &toks[i], lit, sizeof lit);
-			sq_is_secret_literal(sql, toks, 0, n, i);
+		if (sn_is_literal(&toks[i])) {
+			sn_literal_text(sql, &toks[i], lit, sizeof lit);
+			sn_is_secret_literal(sql, toks, 0, n, i);
 		}
 	}
 
@@ -110,8 +110,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	cfg.service_accounts.n = 1;
 	struct an *an = an_new(&cfg, sinks, 1, &ids, 1);
 	if (an) {
-		struct an_flow f = { .protocol = d == SQ_MYSQL ? "mysql" : "postgresql",
-				     .dialect = d == SQ_MYSQL ? EV_DIALECT_MYSQL : EV_DIALECT_POSTGRESQL,
+		struct an_flow f = { .protocol = d == SN_MYSQL ? "mysql" : "postgresql",
+				     .dialect = d == SN_MYSQL ? EV_DIALECT_MYSQL : EV_DIALECT_POSTGRESQL,
 				     .client_ip = "10.0.0.5", .server_ip = "10.0.0.1", .client_port = 40000,
 				     .server_port = 5432, .ts = 1000 };
 		struct an_session *s = an_open(an, &f);
