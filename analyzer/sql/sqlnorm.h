@@ -1,4 +1,5 @@
-/* SQL lexer, normaliser, fingerprint, splitter and secret masking.
+/* SQL lexer, normaliser, fingerprint, splitter and secret masking (prefix sn_): sn_lex.c,
+ * sn_norm.c, sn_split.c, sn_mask.c, with words, character classes and hashes in sn_words.c.
  * Works on a bounded token array so detectors and attribution see the same token stream;
  * every function caps its work (tokens, output bytes, nesting) and reports truncation. */
 #ifndef DBTAP_SQLNORM_H
