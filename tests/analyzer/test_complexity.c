@@ -69,7 +69,7 @@ static char *nest(const char *head, const char *open, const char *core, const ch
 
 /* CPU seconds to analyse N_STMT copies of sql (simple queries; n_params > 0: executes with
  * that many bound parameters), best of reps fresh analyzers. */
-static double cost(const char *proto, const char *sql, int n_params, int reps)
+__attribute__((noinline)) static double cost(const char *proto, const char *sql, int n_params, int reps)
 {
 	static const char *pv[1024];
 	for (int i = 0; i < 1024; i++)
@@ -164,6 +164,8 @@ static char *do_dynamic(void) { return fill("DO $$ BEGIN ", "EXECUTE 'SEL' || 'E
 static char *do_statements(void) { return fill("DO $$ BEGIN ", "UPDATE t SET a = 1 WHERE b = 2; ", "END $$"); }
 static char *do_headers(void) { return fill("DO $$ BEGIN ", "IF a THEN ELSIF b THEN << l ", "END $$"); }
 static char *prepare_as(void) { return fill("PREPARE p AS SELECT a FROM t WHERE id = 1", " OR b = 2", ""); }
+static char *grant_roles(void) { return fill("GRANT SELECT ON t TO ", "r, ", "r"); }
+static char *export_gate_calls(void) { return fill("SELECT a FROM t WHERE load = 1", " AND f(1) = 1", ""); }
 static char *stacked_tails(void) { return fill("SELECT 1", "; SELECT 1 -- ", ""); }
 
 static const struct shape shapes[] = {
@@ -199,6 +201,8 @@ static const struct shape shapes[] = {
 	{ "password columns", "postgresql", password_words, 0 },
 	{ "unterminated $tags", "postgresql", unterminated_dollar, 0 },
 	{ "stacked statements with comments", "postgresql", stacked_tails, 0 },
+	{ "GRANT to many roles", "postgresql", grant_roles, 0 },
+	{ "calls behind a data_export gate word", "mysql", export_gate_calls, 0 },
 	{ "DO block of dynamic EXECUTEs", "postgresql", do_dynamic, 0 },
 	{ "DO block of open IF headers and labels", "postgresql", do_headers, 0 },
 	{ "DO block of 500 UPDATEs", "postgresql", do_statements, 0 },
