@@ -78,19 +78,6 @@ int my_has_cap(const struct my *m, uint64_t c)
 	return m->have_caps && (m->caps & c);
 }
 
-int my_valid_cmd(uint8_t c)
-{
-	switch (c) {
-	case 0x01: case 0x02: case 0x03: case 0x04: case 0x05: case 0x06: case 0x07:
-	case 0x08: case 0x09: case 0x0a: case 0x0c: case 0x0d: case 0x0e: case 0x11:
-	case 0x12: case 0x13: case 0x15: case 0x16: case 0x17: case 0x18: case 0x19:
-	case 0x1a: case 0x1b: case 0x1c: case 0x1e: case 0x1f: case 0xfa:
-		return 1;
-	default:
-		return 0;
-	}
-}
-
 /* ERR packet: errno as text into codebuf, "SQLSTATE: message" into errbuf. */
 
 void my_parse_err(struct my *m, const uint8_t *p, size_t n, struct my_err *e)
@@ -207,7 +194,7 @@ int my_arena_ready(struct my *m)
 
 
 /* Bytes of a 0xffffff continuation: they belong to the row being read. */
-void my_cont_bytes(struct my *m, int dir, uint64_t k)
+static void my_cont_bytes(struct my *m, int dir, uint64_t k)
 {
 	if (dir != TO_CLIENT || !m->pend_n)
 		return;
@@ -216,8 +203,8 @@ void my_cont_bytes(struct my *m, int dir, uint64_t k)
 		q->bytes += k;
 }
 
-void my_on_packet(struct my *m, int dir, const uint8_t *p, size_t n, size_t full, uint8_t seq,
-		      int trunc)
+static void my_on_packet(struct my *m, int dir, const uint8_t *p, size_t n, size_t full,
+			 uint8_t seq, int trunc)
 {
 	if (dir == TO_SERVER) {
 		switch (m->phase) {
@@ -289,7 +276,7 @@ void my_on_packet(struct my *m, int dir, const uint8_t *p, size_t n, size_t full
  * my_on_packet's row shortcut would count (not a terminator, error or oversized packet).
  * Returns the bytes consumed; the framer takes it from there. */
 #define MY_ROWS_PREFETCH 2048 /* bytes ahead */
-size_t my_rows_run(struct my *m, const uint8_t *b, size_t len)
+static size_t my_rows_run(struct my *m, const uint8_t *b, size_t len)
 {
 	if (m->phase != PH_CMD || !m->pend_n || m->stopped)
 		return 0;
@@ -311,6 +298,13 @@ size_t my_rows_run(struct my *m, const uint8_t *b, size_t len)
 	}
 	return off;
 }
+
+static const struct my_frame_up my_up = {
+	.packet = my_on_packet,
+	.rows = my_rows_run,
+	.cont = my_cont_bytes,
+	.anomaly = my_anomaly,
+};
 
 /* ---------- decoder table ---------- */
 
@@ -355,6 +349,7 @@ static void *my_open(const struct ev_sink *out, int midstream)
 	if (!m)
 		return NULL;
 	m->out = *out;
+	m->up = &my_up;
 	m->midstream = midstream;
 	m->deprecate_eof = -1;
 	m->qattr = -1;

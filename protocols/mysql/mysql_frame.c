@@ -8,6 +8,21 @@
 
 /* ---------- packet framing and resynchronisation ---------- */
 
+/* A command byte a client may send: a chain of packets is only believed from one. */
+int my_valid_cmd(uint8_t c)
+{
+	switch (c) {
+	case 0x01: case 0x02: case 0x03: case 0x04: case 0x05: case 0x06: case 0x07:
+	case 0x08: case 0x09: case 0x0a: case 0x0c: case 0x0d: case 0x0e: case 0x11:
+	case 0x12: case 0x13: case 0x15: case 0x16: case 0x17: case 0x18: case 0x19:
+	case 0x1a: case 0x1b: case 0x1c: case 0x1e: case 0x1f: case 0xfa:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+
 /* Does a chain of packets starting at b look like this direction's traffic?
  * strict: must end exactly at n. Returns 1 yes, 0 no, -1 cannot tell yet. */
 static int raw_chain(const struct my *m, int dir, const uint8_t *b, size_t n, int strict, int inner)
@@ -171,7 +186,7 @@ size_t my_frame_run(struct my *m, int dir, struct my_framer *f, const uint8_t *b
 			break;
 		if (dir == TO_CLIENT && !f->cont) {
 			/* rows of a result set: counted in a tight loop, no call per row */
-			size_t k = my_rows_run(m, b + off, len - off);
+			size_t k = m->up->rows(m, b + off, len - off);
 			if (k) {
 				off += k;
 				continue;
@@ -182,10 +197,10 @@ size_t my_frame_run(struct my *m, int dir, struct my_framer *f, const uint8_t *b
 		if (f->cont) {
 			f->logical += plen;
 			if (f->logical > MY_LOGICAL_MAX) {
-				my_anomaly(m, dir, "mysql: packet chain longer than 1 GiB", 1);
+				m->up->anomaly(m, dir, "mysql: packet chain longer than 1 GiB", 1);
 				break;
 			}
-			my_cont_bytes(m, dir, plen);
+			m->up->cont(m, dir, plen);
 			off += 4;
 			f->skip_left = plen;
 			f->cont = plen == 0xffffff;
@@ -198,7 +213,7 @@ size_t my_frame_run(struct my *m, int dir, struct my_framer *f, const uint8_t *b
 				head = plen;
 			if (len - off < 4 + head)
 				break;
-			my_on_packet(m, dir, b + off + 4, head, plen, seq, 1);
+			m->up->packet(m, dir, b + off + 4, head, plen, seq, 1);
 			off += 4 + head;
 			f->skip_left = plen - head;
 			f->cont = plen == 0xffffff;
@@ -207,7 +222,7 @@ size_t my_frame_run(struct my *m, int dir, struct my_framer *f, const uint8_t *b
 		}
 		if (len - off < hold)
 			break;
-		my_on_packet(m, dir, b + off + 4, plen, plen, seq, 0);
+		m->up->packet(m, dir, b + off + 4, plen, plen, seq, 0);
 		off += hold;
 	}
 	return off;
@@ -264,7 +279,7 @@ static int z_alloc(struct my_zdir *z)
 static void z_broken(struct my *m, int dir, const char *what)
 {
 	struct my_zdir *z = &m->z[dir];
-	my_anomaly(m, dir, what, 0);
+	m->up->anomaly(m, dir, what, 0);
 	z->broken = 1;
 	z->ib_n = 0;
 	memset(&z->fr, 0, sizeof z->fr);
@@ -359,7 +374,7 @@ static int z_begin(struct my *m, int dir, uint32_t clen, uint32_t ulen, const ui
 	z->cf_ulen = ulen;
 	z->cf_out = 0;
 	if (z_alloc(z) < 0) {
-		my_anomaly(m, dir, "mysql: out of memory for decompression", 1);
+		m->up->anomaly(m, dir, "mysql: out of memory for decompression", 1);
 		return -1;
 	}
 	if (ulen == 0) {
@@ -371,7 +386,7 @@ static int z_begin(struct my *m, int dir, uint32_t clen, uint32_t ulen, const ui
 		if (!z->zd) {
 			z->zd = ZSTD_createDStream();
 			if (!z->zd) {
-				my_anomaly(m, dir, "mysql: out of memory for decompression", 1);
+				m->up->anomaly(m, dir, "mysql: out of memory for decompression", 1);
 				return -1;
 			}
 			/* a payload is at most 16 MiB: refuse bigger windows */
@@ -383,7 +398,7 @@ static int z_begin(struct my *m, int dir, uint32_t clen, uint32_t ulen, const ui
 	z->kind = Z_ZLIB;
 	int rc = z->zs_ok ? inflateReset(&z->zs) : inflateInit(&z->zs);
 	if (rc != Z_OK) {
-		my_anomaly(m, dir, "mysql: out of memory for decompression", 1);
+		m->up->anomaly(m, dir, "mysql: out of memory for decompression", 1);
 		return -1;
 	}
 	z->zs_ok = 1;

@@ -213,8 +213,10 @@ struct my_zdir {
 	struct my_framer fr;
 };
 
+struct my_frame_up;
 struct my {
 	struct ev_sink out;
+	const struct my_frame_up *up; /* what mysql_frame.c hands packets to */
 	ev_time ts;
 	int midstream, stopped, phase, change_user;
 	int began; /* a mid-stream flow's first bytes were looked at (TLS already?) */
@@ -260,22 +262,25 @@ static inline uint32_t my_le24(const uint8_t *b)
 	return (uint32_t)b[0] | ((uint32_t)b[1] << 8) | ((uint32_t)b[2] << 16);
 }
 
-/* mysql.c: packets in, events out */
-void my_on_packet(struct my *m, int dir, const uint8_t *p, size_t n, size_t full, uint8_t seq,
-		  int trunc);
-void my_cont_bytes(struct my *m, int dir, uint64_t k);
-void my_anomaly(struct my *m, int dir, const char *what, int fatal);
-int my_valid_cmd(uint8_t c);
-/* The result rows at the start of b counted at once; the bytes they took (0: not in rows). */
-size_t my_rows_run(struct my *m, const uint8_t *b, size_t len);
-
-/* mysql_frame.c: packet framing, resynchronisation, compression */
+/* mysql_frame.c: packet framing, resynchronisation, compression. The lower layer: it hands
+ * what it frames upward only through m->up (set by my_open in mysql.c), so it calls
+ * nothing above it by name. */
+struct my_frame_up {
+	/* one packet: its first n of full bytes; trunc: the rest is skipped */
+	void (*packet)(struct my *m, int dir, const uint8_t *p, size_t n, size_t full,
+		       uint8_t seq, int trunc);
+	/* result rows at the start of b counted at once: the bytes they took (0: not rows) */
+	size_t (*rows)(struct my *m, const uint8_t *b, size_t len);
+	void (*cont)(struct my *m, int dir, uint64_t k); /* bytes of a 0xffffff continuation */
+	void (*anomaly)(struct my *m, int dir, const char *what, int fatal);
+};
 size_t my_frame_run(struct my *m, int dir, struct my_framer *f, const uint8_t *b, size_t len,
 		    int inner);
 size_t my_z_run(struct my *m, int dir, const uint8_t *b, size_t len);
 void my_z_start(struct my *m);
 void my_z_reset_dir(struct my_zdir *z);
 int my_chain_plausible(int dir, const uint8_t *b, size_t len);
+int my_valid_cmd(uint8_t c);
 
 /* 1 if my_bin_value can decode this type. */
 int my_bin_known(uint8_t type);
@@ -310,6 +315,7 @@ struct my_err {
  * mysql_resp.c): my_-prefixed, internal to protocols/mysql/. */
 /* mysql.c */
 void my_emit(struct my *m, struct ev *e, int dir);
+void my_anomaly(struct my *m, int dir, const char *what, int fatal);
 void my_emit_ready(struct my *m);
 void my_emit_auth(struct my *m, const char *method);
 int my_parse_ok(const uint8_t *p, size_t n, uint64_t *affected, uint16_t *status);
