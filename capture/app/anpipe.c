@@ -1,38 +1,24 @@
-/* Decoders -> analyzer hand-over, direct or through an analyzer thread (see anpipe.h).
- * Threaded, each call becomes a message in the producer's current chunk: the struct by
- * value, then the bytes it points to, with the pointers aimed at those copies. Chunks go
- * to the analyzer thread in order (chq.c); it replays the messages. */
+/* Decoders -> analyzer hand-over, direct or through an analyzer thread (see anpipe.h), a
+ * stage (stage.h) whose calls are the analyzer's: threaded, each call's argument is copied
+ * with what it points to (events copy themselves: ev_copy.c) and the analyzer thread
+ * replays them in order. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "anpipe.h"
 #include "chq.h"
+#include "stage.h"
 
 enum { M_OPEN, M_FEED, M_CLOSE, M_TICK, M_CALL };
 
+/* A session's handle, in both modes (so a call means the same inline or queued) */
 struct handle {
-	struct an_session *s; /* set and used by the analyzer thread only */
-};
-
-struct msg {
-	uint32_t type;
-	uint32_t size; /* whole message, a multiple of 8 */
-	struct handle *h;
-	union {
-		struct an_flow flow;
-		struct ev ev;
-		struct an_flow_end end;
-		ev_time now;
-		struct {
-			void (*fn)(void *);
-			void *ctx;
-		} call;
-	} u;
+	struct an_session *s; /* set and used on the analyzer's side only */
 };
 
 struct anpipe {
 	struct an *an;
-	struct chq *q; /* NULL: direct calls */
+	struct stage *st;
 };
 
 /* ---- what a flow message points to (events copy themselves: ev_copy.c) ---- */
@@ -58,57 +44,104 @@ void anpipe_flow_copy(struct an_flow *f, void *at)
 	flow_walk(&w, f);
 }
 
-/* ---- the analyzer thread ---- */
+/* ---- the calls and their arguments ---- */
 
-static void replay(void *ctx, unsigned char *data, size_t used)
+struct a_open {
+	struct handle *h;
+	struct an_flow flow;
+};
+
+static size_t open_extra(const void *arg)
+{
+	return anpipe_flow_extra(&((const struct a_open *)arg)->flow);
+}
+
+static void open_copy(void *arg, void *at)
+{
+	anpipe_flow_copy(&((struct a_open *)arg)->flow, at);
+}
+
+static const struct stage_arg open_arg = { sizeof(struct a_open), open_extra, open_copy };
+
+struct a_feed {
+	struct handle *h;
+	const struct ev *ev; /* threaded: a copy behind the argument */
+};
+
+static size_t feed_extra(const void *arg)
+{
+	return chq_align8(sizeof(struct ev)) + ev_copy_size(((const struct a_feed *)arg)->ev);
+}
+
+static void feed_copy(void *arg, void *at)
+{
+	struct a_feed *a = arg;
+	struct ev *e = at;
+	*e = *a->ev;
+	ev_copy_into(e, (unsigned char *)at + chq_align8(sizeof *e));
+	a->ev = e;
+}
+
+static const struct stage_arg feed_arg = { sizeof(struct a_feed), feed_extra, feed_copy };
+
+struct a_close {
+	struct handle *h;
+	struct an_flow_end end; /* reason: a static literal */
+};
+
+static const struct stage_arg close_arg = { sizeof(struct a_close), NULL, NULL };
+static const struct stage_arg tick_arg = { sizeof(ev_time), NULL, NULL };
+
+struct a_call {
+	void (*fn)(void *);
+	void *ctx;
+};
+
+static const struct stage_arg call_arg = { sizeof(struct a_call), NULL, NULL };
+
+/* ---- the analyzer's side ---- */
+
+static void run(void *ctx, int type, void *arg)
 {
 	struct anpipe *p = ctx;
-	for (size_t off = 0; off < used;) {
-		struct msg *m = (struct msg *)(void *)(data + off);
-		off += m->size;
-		switch (m->type) {
-		case M_OPEN:
-			m->h->s = an_open(p->an, &m->u.flow);
-			break;
-		case M_FEED:
-			if (m->h->s)
-				an_feed(p->an, m->h->s, &m->u.ev);
-			break;
-		case M_CLOSE:
-			if (m->h->s)
-				an_close(p->an, m->h->s, &m->u.end);
-			free(m->h);
-			break;
-		case M_TICK:
-			an_tick(p->an, m->u.now);
-			break;
-		case M_CALL:
-			m->u.call.fn(m->u.call.ctx);
-			break;
-		}
+	switch (type) {
+	case M_OPEN: {
+		struct a_open *a = arg;
+		a->h->s = an_open(p->an, &a->flow);
+		break;
+	}
+	case M_FEED: {
+		struct a_feed *a = arg;
+		if (a->h->s)
+			an_feed(p->an, a->h->s, a->ev);
+		break;
+	}
+	case M_CLOSE: {
+		struct a_close *a = arg;
+		if (a->h->s)
+			an_close(p->an, a->h->s, &a->end);
+		free(a->h);
+		break;
+	}
+	case M_TICK:
+		an_tick(p->an, *(ev_time *)arg);
+		break;
+	case M_CALL: {
+		struct a_call *a = arg;
+		a->fn(a->ctx);
+		break;
+	}
 	}
 }
 
-static const struct chq_ops an_ops = { .thread_name = "dbtap-analyzer", .replay = replay };
+static const struct stage_ops an_ops = { .thread_name = "dbtap-analyzer", .run = run };
 
 /* ---- the producer side ---- */
 
 void anpipe_flush(struct anpipe *p)
 {
 	if (p)
-		chq_flush(p->q);
-}
-
-static struct msg *msg_new(struct anpipe *p, int type, struct handle *h, size_t extra)
-{
-	size_t n = chq_align8(sizeof(struct msg)) + extra;
-	struct msg *m = chq_reserve(p->q, n);
-	if (!m)
-		return NULL;
-	m->type = (uint32_t)type;
-	m->size = (uint32_t)n;
-	m->h = h;
-	return m;
+		stage_flush(p->st);
 }
 
 struct anpipe *anpipe_new(struct an *an, int threaded)
@@ -117,7 +150,7 @@ struct anpipe *anpipe_new(struct an *an, int threaded)
 	if (!p)
 		return NULL;
 	p->an = an;
-	if (threaded && !(p->q = chq_new(&an_ops, p))) {
+	if (!(p->st = stage_new(&an_ops, p, threaded))) {
 		free(p);
 		return NULL;
 	}
@@ -126,94 +159,62 @@ struct anpipe *anpipe_new(struct an *an, int threaded)
 
 void anpipe_stop(struct anpipe *p)
 {
-	if (!p)
-		return;
-	chq_free(p->q);
-	p->q = NULL;
+	if (p)
+		stage_stop(p->st);
 }
 
 void anpipe_free(struct anpipe *p)
 {
-	anpipe_stop(p);
+	if (!p)
+		return;
+	stage_free(p->st);
 	free(p);
 }
 
 void *anpipe_open(struct anpipe *p, const struct an_flow *flow)
 {
-	if (!p->q)
-		return an_open(p->an, flow);
 	struct handle *h = calloc(1, sizeof *h);
 	if (!h)
 		return NULL;
-	struct msg *m = msg_new(p, M_OPEN, h, anpipe_flow_extra(flow));
-	if (!m) {
+	struct a_open a = { h, *flow };
+	if (stage_post(p->st, M_OPEN, &a, &open_arg) < 0) {
 		free(h);
 		return NULL;
 	}
-	m->u.flow = *flow;
-	anpipe_flow_copy(&m->u.flow, (unsigned char *)m + chq_align8(sizeof *m));
 	return h;
 }
 
 void anpipe_feed(struct anpipe *p, void *h, const struct ev *ev)
 {
-	if (!p->q) {
-		an_feed(p->an, h, ev);
-		return;
-	}
-	struct msg *m = msg_new(p, M_FEED, h, ev_copy_size(ev));
-	if (!m)
-		return; /* out of memory: the event is lost, like any allocation failure */
-	m->u.ev = *ev;
-	ev_copy_into(&m->u.ev, (unsigned char *)m + chq_align8(sizeof *m));
+	struct a_feed a = { h, ev };
+	/* out of memory: the event is lost, like any allocation failure */
+	(void)stage_post(p->st, M_FEED, &a, &feed_arg);
 }
 
 void anpipe_close(struct anpipe *p, void *h, const struct an_flow_end *end)
 {
-	if (!p->q) {
-		an_close(p->an, h, end);
-		return;
-	}
-	struct msg *m = msg_new(p, M_CLOSE, h, 0);
-	if (!m) {
+	struct a_close a = { h, *end };
+	if (stage_post(p->st, M_CLOSE, &a, &close_arg) < 0) {
 		/* the handle cannot be handed over: wait until the analyzer is idle, then
 		 * close directly (its thread is not touching the analyzer then) */
-		chq_drain(p->q);
-		struct handle *hh = h;
-		if (hh->s)
-			an_close(p->an, hh->s, end);
-		free(hh);
-		return;
+		stage_drain(p->st);
+		run(p, M_CLOSE, &a);
 	}
-	m->u.end = *end; /* reason: a static literal */
 }
 
 void anpipe_tick(struct anpipe *p, ev_time now)
 {
-	if (!p->q) {
-		an_tick(p->an, now);
-		return;
-	}
-	struct msg *m = msg_new(p, M_TICK, NULL, 0);
-	if (m)
-		m->u.now = now;
+	(void)stage_post(p->st, M_TICK, &now, &tick_arg);
 }
 
 void anpipe_call(struct anpipe *p, void (*fn)(void *), void *ctx)
 {
-	if (!p->q) {
-		fn(ctx);
-		return;
-	}
-	struct msg *m = msg_new(p, M_CALL, NULL, 0);
-	if (m) {
-		m->u.call.fn = fn;
-		m->u.call.ctx = ctx;
-	}
+	struct a_call a = { fn, ctx };
+	(void)stage_post(p->st, M_CALL, &a, &call_arg);
 	anpipe_flush(p);
 }
 
 size_t anpipe_queued(struct anpipe *p)
 {
-	return p && p->q ? chq_inflight(p->q) : 0;
+	return p ? stage_queued(p->st) : 0;
 }

@@ -1,8 +1,8 @@
 /* A chunk queue between two threads of the pipeline: one producer writes messages into
  * its current chunk; whole chunks go, in order, to a consumer thread that replays them.
  * Chunks in flight are capped in bytes and the producer waits beyond the cap (live: the
- * kernel ring absorbs it, drops counted). anpipe.c (capture or decoder -> analyzer) and
- * decstage.c (capture -> decoder) build their messages on it. */
+ * kernel ring absorbs it, drops counted). stage.c (inline or on a thread) builds its
+ * messages on it, for anpipe.c and decstage.c. */
 #ifndef DBTAP_CHQ_H
 #define DBTAP_CHQ_H
 

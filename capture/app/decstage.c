@@ -1,7 +1,8 @@
-/* The decoding stage (see decstage.h). Threaded, each call is a message in a chunk queue:
- * the struct by value, then the bytes it carries (segment data, the open's addresses).
- * The decoder thread replays them in order; the dflow belongs to that side except for
- * its stopped flag, which the capture reads to stop handing bytes over. */
+/* The decoding stage (see decstage.h), a stage (stage.h) whose calls are the decoders':
+ * threaded, each call's argument is copied with the bytes it carries (segment data, the
+ * open's addresses) and the decoder thread replays them in order; the dflow belongs to
+ * that side except for its stopped flag, which the capture reads to stop handing bytes
+ * over. */
 #include "decstage.h"
 
 #include <stdatomic.h>
@@ -9,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "chq.h"
+#include "stage.h"
 #include "tlsdec.h"
 
 #define HOLD_KEEP_CAP (64u << 10) /* an emptied hold buffer bigger than this is freed */
@@ -51,7 +52,7 @@ struct dflow {
 
 struct decstage {
 	struct anpipe *pipe;
-	struct chq *q; /* NULL: inline */
+	struct stage *stage;
 	struct decstage_stats st; /* the decoding side's */
 	size_t held, held_max;	  /* bytes of hold buffers, all flows; their cap */
 	struct tls_ctx *tls;	  /* NULL: no key log configured, TLS stays opaque */
@@ -61,44 +62,6 @@ struct decstage {
 };
 
 enum { D_OPEN, D_DATA, D_GAP, D_CLOSE, D_TICK, D_CALL, D_ANOMALY };
-
-struct dmsg {
-	uint32_t type;
-	uint32_t size; /* whole message, a multiple of 8 */
-	struct dflow *df;
-	union {
-		struct {
-			const struct proto_decoder *dec;
-			int midstream;
-			struct an_flow flow;
-		} open;
-		struct {
-			ev_time ts;
-			size_t len; /* the bytes follow the message head */
-			int dir;
-		} data;
-		struct {
-			ev_time ts;
-			int dir;
-		} gap;
-		struct {
-			ev_time ts;
-			int dir;
-			const char *what; /* static */
-		} anomaly;
-		struct {
-			int why;
-			struct an_flow_end end;
-		} close;
-		ev_time now;
-		struct {
-			void (*fn)(void *);
-			void *ctx;
-		} call;
-	} u;
-};
-
-#define HEAD chq_align8(sizeof(struct dmsg))
 
 /* ---- the decoding side ---- */
 
@@ -406,40 +369,118 @@ static void finish_close(struct dflow *df, enum proto_end why, const struct an_f
 	free(df);
 }
 
-static void replay(void *ctx, unsigned char *data, size_t used)
+/* ---- the calls and their arguments ---- */
+
+struct a_open {
+	struct dflow *df;
+	const struct proto_decoder *dec;
+	int midstream;
+	struct an_flow flow;
+};
+
+static size_t open_extra(const void *arg)
+{
+	return anpipe_flow_extra(&((const struct a_open *)arg)->flow);
+}
+
+static void open_copy(void *arg, void *at)
+{
+	anpipe_flow_copy(&((struct a_open *)arg)->flow, at);
+}
+
+static const struct stage_arg open_arg = { sizeof(struct a_open), open_extra, open_copy };
+
+struct a_data {
+	struct dflow *df;
+	ev_time ts;
+	const uint8_t *p; /* threaded: a copy behind the argument */
+	size_t len;
+	int dir;
+};
+
+static size_t data_extra(const void *arg)
+{
+	return ((const struct a_data *)arg)->len;
+}
+
+static void data_copy(void *arg, void *at)
+{
+	struct a_data *a = arg;
+	memcpy(at, a->p, a->len);
+	a->p = at;
+}
+
+static const struct stage_arg data_arg = { sizeof(struct a_data), data_extra, data_copy };
+
+/* a gap (what NULL) or a capture anomaly (what: static) */
+struct a_gap {
+	struct dflow *df;
+	ev_time ts;
+	int dir;
+	const char *what;
+};
+
+static const struct stage_arg gap_arg = { sizeof(struct a_gap), NULL, NULL };
+
+struct a_close {
+	struct dflow *df;
+	int why;
+	struct an_flow_end end; /* reason: a static literal */
+};
+
+static const struct stage_arg close_arg = { sizeof(struct a_close), NULL, NULL };
+static const struct stage_arg tick_arg = { sizeof(ev_time), NULL, NULL };
+
+struct a_call {
+	void (*fn)(void *);
+	void *ctx;
+};
+
+static const struct stage_arg call_arg = { sizeof(struct a_call), NULL, NULL };
+
+static void run(void *ctx, int type, void *arg)
 {
 	struct decstage *ds = ctx;
-	for (size_t off = 0; off < used;) {
-		struct dmsg *m = (struct dmsg *)(void *)(data + off);
-		off += m->size;
-		switch (m->type) {
-		case D_OPEN:
-			do_open(m->df, m->u.open.dec, m->u.open.midstream, &m->u.open.flow);
-			break;
-		case D_DATA:
-			do_data(m->df, (enum proto_dir)m->u.data.dir, m->u.data.ts,
-				(const uint8_t *)m + HEAD, m->u.data.len);
-			break;
-		case D_GAP:
-			do_gap(m->df, (enum proto_dir)m->u.gap.dir, m->u.gap.ts);
-			break;
-		case D_ANOMALY:
-			do_anomaly(m->df, (enum proto_dir)m->u.anomaly.dir, m->u.anomaly.ts, m->u.anomaly.what);
-			break;
-		case D_CLOSE:
-			do_close(m->df, (enum proto_end)m->u.close.why, &m->u.close.end);
-			break;
-		case D_TICK:
-			if (ds->tls) {
-				tls_ctx_tick(ds->tls, m->u.now);
-				tls_settle(ds, m->u.now, 0);
-			}
-			anpipe_tick(ds->pipe, m->u.now);
-			break;
-		case D_CALL:
-			anpipe_call(ds->pipe, m->u.call.fn, m->u.call.ctx);
-			break;
+	switch (type) {
+	case D_OPEN: {
+		struct a_open *a = arg;
+		do_open(a->df, a->dec, a->midstream, &a->flow);
+		break;
+	}
+	case D_DATA: {
+		struct a_data *a = arg;
+		do_data(a->df, (enum proto_dir)a->dir, a->ts, a->p, a->len);
+		break;
+	}
+	case D_GAP: {
+		struct a_gap *a = arg;
+		do_gap(a->df, (enum proto_dir)a->dir, a->ts);
+		break;
+	}
+	case D_ANOMALY: {
+		struct a_gap *a = arg;
+		do_anomaly(a->df, (enum proto_dir)a->dir, a->ts, a->what);
+		break;
+	}
+	case D_CLOSE: {
+		struct a_close *a = arg;
+		do_close(a->df, (enum proto_end)a->why, &a->end);
+		break;
+	}
+	case D_TICK: {
+		ev_time now = *(ev_time *)arg;
+		if (ds->tls) {
+			tls_ctx_tick(ds->tls, now);
+			tls_settle(ds, now, 0);
 		}
+		anpipe_tick(ds->pipe, now);
+		break;
+	}
+	case D_CALL: {
+		struct a_call *a = arg;
+		anpipe_call(ds->pipe, a->fn, a->ctx);
+		break;
+	}
 	}
 }
 
@@ -450,8 +491,7 @@ static void idle(void *ctx)
 	anpipe_flush(ds->pipe);
 }
 
-static const struct chq_ops dec_ops = { .thread_name = "dbtap-decoder", .replay = replay,
-					.idle = idle };
+static const struct stage_ops dec_ops = { .thread_name = "dbtap-decoder", .run = run, .idle = idle };
 
 /* ---- the capture side ---- */
 
@@ -462,7 +502,7 @@ struct decstage *decstage_new(struct anpipe *pipe, int threaded, size_t held_max
 		return NULL;
 	ds->pipe = pipe;
 	ds->held_max = held_max;
-	if (threaded && !(ds->q = chq_new(&dec_ops, ds))) {
+	if (!(ds->stage = stage_new(&dec_ops, ds, threaded))) {
 		free(ds);
 		return NULL;
 	}
@@ -486,7 +526,7 @@ void decstage_free(struct decstage *ds, struct decstage_stats *st)
 {
 	if (!ds)
 		return;
-	chq_free(ds->q); /* replays the rest first */
+	stage_free(ds->stage); /* runs the rest first */
 	tls_settle(ds, 0, 1); /* the decoder thread is gone: closed here */
 	tls_ctx_free(ds->tls, &ds->st.tls, &ds->st.keys);
 	if (st)
@@ -496,22 +536,10 @@ void decstage_free(struct decstage *ds, struct decstage_stats *st)
 
 void decstage_flush(struct decstage *ds)
 {
-	if (ds->q)
-		chq_flush(ds->q);
+	if (stage_threaded(ds->stage))
+		stage_flush(ds->stage); /* the decoder thread flushes the analyzer's when idle */
 	else
 		anpipe_flush(ds->pipe);
-}
-
-static struct dmsg *msg_new(struct decstage *ds, int type, struct dflow *df, size_t extra)
-{
-	size_t n = HEAD + chq_align8(extra);
-	struct dmsg *m = chq_reserve(ds->q, n);
-	if (!m)
-		return NULL;
-	m->type = (uint32_t)type;
-	m->size = (uint32_t)n;
-	m->df = df;
-	return m;
 }
 
 int decstage_tls(struct decstage *ds, char *const *keylogs, int n, int wait_s, char *err,
@@ -539,19 +567,11 @@ struct dflow *decstage_open(struct decstage *ds, const struct proto_decoder *dec
 	memset(df, 0, sizeof *df);
 	df->ds = ds;
 	atomic_init(&df->stopped, 0);
-	if (!ds->q) {
-		do_open(df, dec, midstream, flow);
-		return df;
-	}
-	struct dmsg *m = msg_new(ds, D_OPEN, df, anpipe_flow_extra(flow));
-	if (!m) {
+	struct a_open a = { df, dec, midstream, *flow };
+	if (stage_post(ds->stage, D_OPEN, &a, &open_arg) < 0) {
 		free(df);
 		return NULL;
 	}
-	m->u.open.dec = dec;
-	m->u.open.midstream = midstream;
-	m->u.open.flow = *flow;
-	anpipe_flow_copy(&m->u.open.flow, (unsigned char *)m + HEAD);
 	return df;
 }
 
@@ -563,91 +583,44 @@ int decstage_stopped(const struct dflow *df)
 void decstage_data(struct decstage *ds, struct dflow *df, enum proto_dir dir, ev_time ts,
 		   const uint8_t *buf, size_t len)
 {
-	if (!ds->q) {
-		do_data(df, dir, ts, buf, len);
-		return;
-	}
-	struct dmsg *m = msg_new(ds, D_DATA, df, len);
-	if (!m) { /* out of memory: these bytes are lost to the decoder */
-		decstage_gap(ds, df, dir, ts);
-		return;
-	}
-	m->u.data.ts = ts;
-	m->u.data.len = len;
-	m->u.data.dir = (int)dir;
-	memcpy((unsigned char *)m + HEAD, buf, len);
+	struct a_data a = { df, ts, buf, len, (int)dir };
+	if (stage_post(ds->stage, D_DATA, &a, &data_arg) < 0)
+		decstage_gap(ds, df, dir, ts); /* out of memory: these bytes are lost to the decoder */
 }
 
 void decstage_gap(struct decstage *ds, struct dflow *df, enum proto_dir dir, ev_time ts)
 {
-	if (!ds->q) {
-		do_gap(df, dir, ts);
-		return;
-	}
-	struct dmsg *m = msg_new(ds, D_GAP, df, 0);
-	if (m) {
-		m->u.gap.ts = ts;
-		m->u.gap.dir = (int)dir;
-	}
+	struct a_gap a = { df, ts, (int)dir, NULL };
+	(void)stage_post(ds->stage, D_GAP, &a, &gap_arg);
 }
 
 void decstage_anomaly(struct decstage *ds, struct dflow *df, enum proto_dir dir, ev_time ts,
 		      const char *what)
 {
-	if (!ds->q) {
-		do_anomaly(df, dir, ts, what);
-		return;
-	}
-	struct dmsg *m = msg_new(ds, D_ANOMALY, df, 0);
-	if (m) {
-		m->u.anomaly.ts = ts;
-		m->u.anomaly.dir = (int)dir;
-		m->u.anomaly.what = what;
-	}
+	struct a_gap a = { df, ts, (int)dir, what };
+	(void)stage_post(ds->stage, D_ANOMALY, &a, &gap_arg);
 }
 
 void decstage_close(struct decstage *ds, struct dflow *df, enum proto_end why,
 		    const struct an_flow_end *end)
 {
-	if (ds->q) {
-		struct dmsg *m = msg_new(ds, D_CLOSE, df, 0);
-		if (m) {
-			m->u.close.why = (int)why;
-			m->u.close.end = *end; /* reason: a static literal */
-			return;
-		}
-		chq_drain(ds->q); /* out of memory: close here once the decoder thread is idle */
+	struct a_close a = { df, (int)why, *end };
+	if (stage_post(ds->stage, D_CLOSE, &a, &close_arg) < 0) {
+		stage_drain(ds->stage); /* out of memory: close here once the decoder thread is idle */
+		do_close(df, why, end);
 	}
-	do_close(df, why, end);
 }
 
 void decstage_tick(struct decstage *ds, ev_time now)
 {
-	if (!ds->q) {
-		if (ds->tls) {
-			tls_ctx_tick(ds->tls, now);
-			tls_settle(ds, now, 0);
-		}
-		anpipe_tick(ds->pipe, now);
-		return;
-	}
-	struct dmsg *m = msg_new(ds, D_TICK, NULL, 0);
-	if (m)
-		m->u.now = now;
+	(void)stage_post(ds->stage, D_TICK, &now, &tick_arg);
 }
 
 void decstage_call(struct decstage *ds, void (*fn)(void *), void *ctx)
 {
-	if (!ds->q) {
-		anpipe_call(ds->pipe, fn, ctx);
-		return;
-	}
-	struct dmsg *m = msg_new(ds, D_CALL, NULL, 0);
-	if (m) {
-		m->u.call.fn = fn;
-		m->u.call.ctx = ctx;
-	}
-	chq_flush(ds->q);
+	struct a_call a = { fn, ctx };
+	(void)stage_post(ds->stage, D_CALL, &a, &call_arg);
+	stage_flush(ds->stage);
 }
 
 void decstage_tls_json(const struct decstage_stats *st, char *out, size_t n)
@@ -672,5 +645,5 @@ void decstage_tls_json(const struct decstage_stats *st, char *out, size_t n)
 
 size_t decstage_queued(struct decstage *ds)
 {
-	return ds && ds->q ? chq_inflight(ds->q) : 0;
+	return ds ? stage_queued(ds->stage) : 0;
 }
