@@ -287,6 +287,10 @@ struct sink *sink_syslog_open(const char *url, int format, const char *sensor, c
  * 0, or -1 with the same message (run --check-config). */
 int sink_syslog_check(const char *url, char *err, size_t errlen);
 
+/* A pthread_cond_timedwait deadline ms from now (CLOCK_REALTIME). */
+struct timespec;
+void sink_deadline(struct timespec *ts, unsigned ms);
+
 /* ISO-8601 UTC with microseconds: 2026-11-27T09:15:02.123456Z (buf >= 32). */
 void sink_fmt_time(int64_t us, char *buf, unsigned long len);
 

@@ -114,17 +114,6 @@ out:
 	return 0;
 }
 
-static void sq_deadline(struct timespec *ts, unsigned ms)
-{
-	clock_gettime(CLOCK_REALTIME, ts);
-	ts->tv_sec += ms / 1000;
-	ts->tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (ts->tv_nsec >= 1000000000L) {
-		ts->tv_sec++;
-		ts->tv_nsec -= 1000000000L;
-	}
-}
-
 void *sq_writer(void *arg)
 {
 	struct sq_sink *q = arg;
@@ -137,7 +126,7 @@ void *sq_writer(void *arg)
 			}
 			/* idle with rows in the spill: try to replay them now and then */
 			struct timespec ts;
-			sq_deadline(&ts, q->sp_delay_ms ? q->sp_delay_ms : SQ_RETRY_MIN_MS);
+			sink_deadline(&ts, q->sp_delay_ms ? q->sp_delay_ms : SQ_RETRY_MIN_MS);
 			pthread_cond_timedwait(&q->cv_work, &q->mu, &ts);
 			if (q->q_len || q->stop)
 				break;
@@ -189,7 +178,7 @@ void *sq_writer(void *arg)
 				break;
 			}
 			struct timespec ts;
-			sq_deadline(&ts, delay);
+			sink_deadline(&ts, delay);
 			if (!q->stop)
 				pthread_cond_timedwait(&q->cv_work, &q->mu, &ts);
 			pthread_mutex_unlock(&q->mu);

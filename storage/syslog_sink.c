@@ -71,17 +71,6 @@ static int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void abs_in(struct timespec *ts, int ms)
-{
-	clock_gettime(CLOCK_REALTIME, ts);
-	ts->tv_sec += ms / 1000;
-	ts->tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (ts->tv_nsec >= 1000000000L) {
-		ts->tv_sec++;
-		ts->tv_nsec -= 1000000000L;
-	}
-}
-
 /* ---- the sender thread ---- */
 
 static void sl_disconnect(struct sl_sink *l)
@@ -206,7 +195,7 @@ static void *sl_thread(void *arg)
 			break; /* closing with the receiver down: what is left is counted */
 		/* receiver down: wait, then try again (close wakes us) */
 		struct timespec ts;
-		abs_in(&ts, backoff);
+		sink_deadline(&ts, backoff);
 		pthread_cond_timedwait(&l->cv_work, &l->mu, &ts);
 		backoff = backoff * 2 > SL_BACKOFF_MAX_MS ? SL_BACKOFF_MAX_MS : backoff * 2;
 	}
@@ -287,7 +276,7 @@ static int sl_sync(struct sink *s)
 	while ((l->n || l->sending) && l->thread_started && now_ms() - last < wait &&
 	       now_ms() - start < SL_SYNC_MAX_MS) {
 		struct timespec ts;
-		abs_in(&ts, 100);
+		sink_deadline(&ts, 100);
 		pthread_cond_timedwait(&l->cv_idle, &l->mu, &ts);
 		if (l->sent != seen) {
 			seen = l->sent;

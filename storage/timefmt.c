@@ -1,4 +1,4 @@
-/* Packet times as sortable ISO-8601 UTC text with microseconds. */
+/* Packet times as sortable ISO-8601 UTC text with microseconds; wait deadlines. */
 #include <stdio.h>
 #include <time.h>
 
@@ -19,4 +19,15 @@ void sink_fmt_time(int64_t us, char *buf, unsigned long len)
 	}
 	snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ", tm.tm_year + 1900, tm.tm_mon + 1,
 		 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)frac);
+}
+
+void sink_deadline(struct timespec *ts, unsigned ms)
+{
+	clock_gettime(CLOCK_REALTIME, ts);
+	ts->tv_sec += ms / 1000;
+	ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts->tv_nsec >= 1000000000L) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000L;
+	}
 }

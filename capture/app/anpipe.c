@@ -30,38 +30,28 @@ static void flow_walk(struct ev_copier *w, struct an_flow *f)
 	ev_copy_cstr(w, &f->server_ip);
 }
 
-size_t anpipe_flow_extra(const struct an_flow *flow)
+size_t anpipe_flow_extra(const void *arg)
 {
-	struct an_flow f = *flow;
+	struct an_flow f = *(const struct an_flow *)arg;
 	struct ev_copier w = { NULL, 0 };
 	flow_walk(&w, &f);
 	return w.off;
 }
 
-void anpipe_flow_copy(struct an_flow *f, void *at)
+void anpipe_flow_copy(void *arg, void *at)
 {
 	struct ev_copier w = { at, 0 };
-	flow_walk(&w, f);
+	flow_walk(&w, arg);
 }
 
 /* ---- the calls and their arguments ---- */
 
 struct a_open {
+	struct an_flow flow; /* first: anpipe_flow_copy */
 	struct handle *h;
-	struct an_flow flow;
 };
 
-static size_t open_extra(const void *arg)
-{
-	return anpipe_flow_extra(&((const struct a_open *)arg)->flow);
-}
-
-static void open_copy(void *arg, void *at)
-{
-	anpipe_flow_copy(&((struct a_open *)arg)->flow, at);
-}
-
-static const struct stage_arg open_arg = { sizeof(struct a_open), open_extra, open_copy };
+static const struct stage_arg open_arg = { sizeof(struct a_open), anpipe_flow_extra, anpipe_flow_copy };
 
 struct a_feed {
 	struct handle *h;
@@ -176,7 +166,7 @@ void *anpipe_open(struct anpipe *p, const struct an_flow *flow)
 	struct handle *h = calloc(1, sizeof *h);
 	if (!h)
 		return NULL;
-	struct a_open a = { h, *flow };
+	struct a_open a = { *flow, h };
 	if (stage_post(p->st, M_OPEN, &a, &open_arg) < 0) {
 		free(h);
 		return NULL;

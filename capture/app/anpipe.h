@@ -20,10 +20,11 @@ void anpipe_free(struct anpipe *p);
 /* Hand the current chunk over now (end of a read batch), so live data is not held back. */
 void anpipe_flush(struct anpipe *p);
 
-/* An an_flow carried in a queued message (here and decstage.c): the bytes its addresses
- * take, and their copy to at, f's pointers aimed at the copies. */
-size_t anpipe_flow_extra(const struct an_flow *flow);
-void anpipe_flow_copy(struct an_flow *f, void *at);
+/* stage_arg callbacks for a call whose argument struct begins with an an_flow (an open,
+ * here and in decstage.c): the bytes its addresses take, and their copy to at, the flow's
+ * pointers aimed at the copies. */
+size_t anpipe_flow_extra(const void *arg);
+void anpipe_flow_copy(void *arg, void *at);
 
 /* A handle for the session (not an an_session when threaded); NULL when out of memory. */
 void *anpipe_open(struct anpipe *p, const struct an_flow *flow);

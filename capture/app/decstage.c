@@ -372,23 +372,13 @@ static void finish_close(struct dflow *df, enum proto_end why, const struct an_f
 /* ---- the calls and their arguments ---- */
 
 struct a_open {
+	struct an_flow flow; /* first: anpipe_flow_copy */
 	struct dflow *df;
 	const struct proto_decoder *dec;
 	int midstream;
-	struct an_flow flow;
 };
 
-static size_t open_extra(const void *arg)
-{
-	return anpipe_flow_extra(&((const struct a_open *)arg)->flow);
-}
-
-static void open_copy(void *arg, void *at)
-{
-	anpipe_flow_copy(&((struct a_open *)arg)->flow, at);
-}
-
-static const struct stage_arg open_arg = { sizeof(struct a_open), open_extra, open_copy };
+static const struct stage_arg open_arg = { sizeof(struct a_open), anpipe_flow_extra, anpipe_flow_copy };
 
 struct a_data {
 	struct dflow *df;
@@ -567,7 +557,7 @@ struct dflow *decstage_open(struct decstage *ds, const struct proto_decoder *dec
 	memset(df, 0, sizeof *df);
 	df->ds = ds;
 	atomic_init(&df->stopped, 0);
-	struct a_open a = { df, dec, midstream, *flow };
+	struct a_open a = { *flow, df, dec, midstream };
 	if (stage_post(ds->stage, D_OPEN, &a, &open_arg) < 0) {
 		free(df);
 		return NULL;
