@@ -174,6 +174,17 @@ tls:
 	}
 }
 
+/* The server's answer to COM_CHANGE_USER: the session's user changes, or stays. */
+static void user_changed(struct my *m, int ok)
+{
+	struct ev e = { .type = EV_USER_CHANGE };
+	e.u.user_change.user = strv_from(m->cu_user);
+	e.u.user_change.database = strv_from(m->cu_db);
+	e.u.user_change.ok = ok;
+	my_emit(m, &e, TO_CLIENT);
+	m->change_user = 0;
+}
+
 void my_auth_reply(struct my *m, const uint8_t *p, size_t n)
 {
 	switch (p[0]) {
@@ -185,12 +196,7 @@ void my_auth_reply(struct my *m, const uint8_t *p, size_t n)
 		m->phase = PH_CMD;
 		m->cleartext_next = 0;
 		if (m->change_user) {
-			struct ev e = { .type = EV_USER_CHANGE };
-			e.u.user_change.user = strv_from(m->cu_user);
-			e.u.user_change.database = strv_from(m->cu_db);
-			e.u.user_change.ok = 1;
-			my_emit(m, &e, TO_CLIENT);
-			m->change_user = 0;
+			user_changed(m, 1);
 		} else {
 			struct ev e = { .type = EV_LOGIN };
 			e.u.login.ok = 1;
@@ -206,12 +212,7 @@ void my_auth_reply(struct my *m, const uint8_t *p, size_t n)
 		m->phase = PH_CMD;
 		m->cleartext_next = 0;
 		if (m->change_user) {
-			struct ev e = { .type = EV_USER_CHANGE };
-			e.u.user_change.user = strv_from(m->cu_user);
-			e.u.user_change.database = strv_from(m->cu_db);
-			e.u.user_change.ok = 0;
-			my_emit(m, &e, TO_CLIENT);
-			m->change_user = 0;
+			user_changed(m, 0);
 		} else {
 			struct ev e = { .type = EV_LOGIN };
 			e.u.login.ok = 0;
