@@ -82,13 +82,6 @@ struct a_close {
 static const struct stage_arg close_arg = { sizeof(struct a_close), NULL, NULL };
 static const struct stage_arg tick_arg = { sizeof(ev_time), NULL, NULL };
 
-struct a_call {
-	void (*fn)(void *);
-	void *ctx;
-};
-
-static const struct stage_arg call_arg = { sizeof(struct a_call), NULL, NULL };
-
 /* ---- the analyzer's side ---- */
 
 static void run(void *ctx, int type, void *arg)
@@ -117,7 +110,7 @@ static void run(void *ctx, int type, void *arg)
 		an_tick(p->an, *(ev_time *)arg);
 		break;
 	case M_CALL: {
-		struct a_call *a = arg;
+		struct stage_call *a = arg;
 		a->fn(a->ctx);
 		break;
 	}
@@ -199,8 +192,8 @@ void anpipe_tick(struct anpipe *p, ev_time now)
 
 void anpipe_call(struct anpipe *p, void (*fn)(void *), void *ctx)
 {
-	struct a_call a = { fn, ctx };
-	(void)stage_post(p->st, M_CALL, &a, &call_arg);
+	struct stage_call a = { fn, ctx };
+	(void)stage_post(p->st, M_CALL, &a, &stage_call_arg);
 	anpipe_flush(p);
 }
 

@@ -421,13 +421,6 @@ struct a_close {
 static const struct stage_arg close_arg = { sizeof(struct a_close), NULL, NULL };
 static const struct stage_arg tick_arg = { sizeof(ev_time), NULL, NULL };
 
-struct a_call {
-	void (*fn)(void *);
-	void *ctx;
-};
-
-static const struct stage_arg call_arg = { sizeof(struct a_call), NULL, NULL };
-
 static void run(void *ctx, int type, void *arg)
 {
 	struct decstage *ds = ctx;
@@ -467,7 +460,7 @@ static void run(void *ctx, int type, void *arg)
 		break;
 	}
 	case D_CALL: {
-		struct a_call *a = arg;
+		struct stage_call *a = arg;
 		anpipe_call(ds->pipe, a->fn, a->ctx);
 		break;
 	}
@@ -608,8 +601,8 @@ void decstage_tick(struct decstage *ds, ev_time now)
 
 void decstage_call(struct decstage *ds, void (*fn)(void *), void *ctx)
 {
-	struct a_call a = { fn, ctx };
-	(void)stage_post(ds->stage, D_CALL, &a, &call_arg);
+	struct stage_call a = { fn, ctx };
+	(void)stage_post(ds->stage, D_CALL, &a, &stage_call_arg);
 	stage_flush(ds->stage);
 }
 

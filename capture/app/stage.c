@@ -8,6 +8,8 @@
 
 #include "chq.h"
 
+const struct stage_arg stage_call_arg = { sizeof(struct stage_call), NULL, NULL };
+
 struct stage {
 	const struct stage_ops *ops;
 	void *ctx;

@@ -26,6 +26,13 @@ struct stage_arg {
 	void (*copy)(void *arg, void *at);
 };
 
+/* A call of fn(ctx) carried by a stage (both stages have one: their "call" message). */
+struct stage_call {
+	void (*fn)(void *);
+	void *ctx;
+};
+extern const struct stage_arg stage_call_arg;
+
 struct stage;
 
 /* threaded = 0: every call runs inline. NULL when out of memory or the thread could not
