@@ -63,6 +63,7 @@ struct an_sensitive {
 };
 
 /* The learned baseline (issue #7), config key "baseline". */
+enum { BL_FULL_EVICT, BL_FULL_STOP };
 struct an_baseline_cfg {
 	int64_t learning_period_s; /* automatic learning of a principal without baseline (packet time) */
 	int prefix_v4, prefix_v6;  /* new_client: subnet prefix lengths */
@@ -72,6 +73,7 @@ struct an_baseline_cfg {
 	int business_start_min, business_end_min; /* minutes of day; end exclusive; may wrap */
 	int require_ack;	   /* alerted items stay pending until `dbtap baseline --ack` */
 	int max_entries;	   /* in-memory entries (principals, shapes, clients, ...) */
+	int when_full;		   /* BL_FULL_EVICT: least recently seen items go; BL_FULL_STOP: learning stops */
 	int flush_interval_s;	   /* packet time between writes of the changed rows */
 	int end_user_tables;	   /* first-access-to-a-table for end users */
 	int end_user_peers;	   /* ... only while fewer end users than this touched the table */
@@ -185,6 +187,7 @@ struct an_stats {
 	uint64_t sql_truncated;	     /* statements cut at a cap */
 	uint64_t events_after_evict; /* events for evicted sessions, ignored */
 	uint64_t baseline_dropped;   /* baseline items not kept: max_entries reached */
+	uint64_t baseline_evicted;   /* least recently seen baseline items evicted for new ones */
 	uint64_t baseline_errors;    /* baseline writes that failed (retried at the next flush) */
 	uint64_t sessions_parked;    /* idle sessions parked instead of ended */
 	uint64_t sessions_resumed;   /* parked sessions that spoke again (same row) */

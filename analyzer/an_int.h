@@ -101,6 +101,7 @@ struct an_session {
 	/* bumped whenever db_user, application or client_ip changes; the baseline entries
 	 * of that identity (baseline.c) are kept while bl_gen == ident_gen + 1 */
 	uint32_t ident_gen, bl_gen;
+	uint32_t bl_egen; /* ... and while no eviction happened since (bl->egen) */
 	struct bl_entry *bl_principal, *bl_client, *bl_subnet, *bl_app;
 	struct bl_entry *bl_hour; /* the entry of hour bl_hour_of for this identity */
 	int bl_hour_of;

@@ -17,184 +17,14 @@
 
 #include "baseline_int.h"
 
-/* ---- the table ---- */
-
-static uint64_t mix_str(uint64_t h, const char *s)
-{
-	return sn_hash_mem(s, strlen(s), h);
-}
-
-static uint64_t key_hash(int scope, int kind, const char *p, const char *a, const char *i)
-{
-	uint64_t h = ((uint64_t)scope << 8 | (uint64_t)kind) * 0x165667B19E3779F9ull;
-	return mix_str(mix_str(mix_str(h, p), a), i);
-}
-
-struct bl *bl_get(struct an *an)
-{
-	if (an->bl)
-		return an->bl;
-	struct bl *b = calloc(1, sizeof *b);
-	if (!b)
-		return NULL;
-	b->cap = 1024;
-	b->slot = calloc(b->cap, sizeof *b->slot);
-	if (!b->slot) {
-		free(b);
-		return NULL;
-	}
-	if (!an->cfg.baseline.tz_fixed) {
-		/* localtime_r reads the process time zone: set it once, here */
-		setenv("TZ", an->cfg.baseline.time_zone, 1);
-		tzset();
-	}
-	an->bl = b;
-	return b;
-}
-
-static struct bl_entry **find_slot(struct bl *b, uint64_t h, int scope, int kind, const char *p, const char *a,
-				   const char *i)
-{
-	size_t m = b->cap - 1, k = (size_t)h & m;
-	for (;; k = (k + 1) & m) {
-		struct bl_entry *e = b->slot[k];
-		if (!e || (e->h == h && e->scope == scope && e->kind == kind && !strcmp(e->principal, p) &&
-			   !strcmp(e->app, a) && !strcmp(e->item, i)))
-			return &b->slot[k];
-	}
-}
-
-struct bl_entry *bl_lookup(struct bl *b, int scope, int kind, const char *p, const char *a, const char *i)
-{
-	struct bl_entry **m = scope >= 0 && scope < 3 && kind >= 0 && kind < BL_NKIND ? &b->memo[scope][kind] : NULL;
-	if (m && *m && !strcmp((*m)->item, i) && !strcmp((*m)->principal, p) && !strcmp((*m)->app, a))
-		return *m;
-	struct bl_entry *e = *find_slot(b, key_hash(scope, kind, p, a, i), scope, kind, p, a, i);
-	if (m && e)
-		*m = e;
-	return e;
-}
-
-static int grow(struct bl *b)
-{
-	size_t nc = b->cap * 2;
-	struct bl_entry **ns = calloc(nc, sizeof *ns);
-	if (!ns)
-		return -ENOMEM;
-	for (size_t k = 0; k < b->cap; k++) {
-		struct bl_entry *e = b->slot[k];
-		if (!e)
-			continue;
-		size_t j = (size_t)e->h & (nc - 1);
-		while (ns[j])
-			j = (j + 1) & (nc - 1);
-		ns[j] = e;
-	}
-	free(b->slot);
-	b->slot = ns;
-	b->cap = nc;
-	return 0;
-}
-
-static void mark(struct bl *b, struct bl_entry *e)
-{
-	if (!e->dirty) {
-		e->dirty = 1;
-		b->n_dirty++;
-	}
-}
-
-static struct bl_group *grp_find(struct bl *b, int scope, int kind, const char *p, const char *a, int create)
-{
-	if (!b->grp) {
-		if (!create || !(b->grp = calloc(256, sizeof *b->grp)))
-			return NULL;
-		b->grp_cap = 256;
-	}
-	if (create && (b->grp_n + 1) * 2 > b->grp_cap) {
-		size_t nc = b->grp_cap * 2;
-		struct bl_group *ng = calloc(nc, sizeof *ng);
-		if (!ng)
-			return NULL;
-		for (size_t k = 0; k < b->grp_cap; k++) {
-			if (!b->grp[k].head)
-				continue;
-			size_t j = (size_t)b->grp[k].h & (nc - 1);
-			while (ng[j].head)
-				j = (j + 1) & (nc - 1);
-			ng[j] = b->grp[k];
-		}
-		free(b->grp);
-		b->grp = ng;
-		b->grp_cap = nc;
-	}
-	uint64_t h = key_hash(scope, kind, p, a, "");
-	size_t m = b->grp_cap - 1;
-	for (size_t k = (size_t)h & m;; k = (k + 1) & m) {
-		struct bl_group *g = &b->grp[k];
-		if (!g->head) {
-			if (!create)
-				return NULL;
-			g->h = h;
-			b->grp_n++;
-			return g; /* the caller links the first entry */
-		}
-		const struct bl_entry *e = g->head;
-		if (g->h == h && e->scope == scope && e->kind == kind && !strcmp(e->principal, p) && !strcmp(e->app, a))
-			return g;
-	}
-}
-
-/* A new entry, or NULL when the table is full (counted). */
-struct bl_entry *bl_insert(struct an *an, struct bl *b, int scope, int kind, const char *p, const char *a,
-			       const char *i)
-{
-	if (b->n >= (size_t)an->cfg.baseline.max_entries) {
-		an->st.baseline_dropped++;
-		if (!b->full)
-			b->full = 1;
-		return NULL;
-	}
-	if ((b->n + 1) * 2 > b->cap && grow(b) < 0) {
-		an->st.baseline_dropped++;
-		return NULL;
-	}
-	uint64_t h = key_hash(scope, kind, p, a, i);
-	struct bl_entry **s = find_slot(b, h, scope, kind, p, a, i);
-	size_t lp = strlen(p) + 1, la = strlen(a) + 1, li = strlen(i) + 1;
-	struct bl_entry *e = calloc(1, sizeof *e + lp + la + li);
-	if (!e) {
-		an->st.baseline_dropped++;
-		return NULL;
-	}
-	e->h = h;
-	e->scope = (uint8_t)scope;
-	e->kind = (uint8_t)kind;
-	e->principal = (char *)(e + 1);
-	e->app = e->principal + lp;
-	e->item = e->app + la;
-	memcpy(e->principal, p, lp);
-	memcpy(e->app, a, la);
-	memcpy(e->item, i, li);
-	e->rows_min = e->rows_max = -1;
-	*s = e;
-	b->n++;
-	struct bl_group *g = grp_find(b, scope, kind, p, a, 1);
-	if (g) { /* without it the entry is only left out of evidence lists */
-		e->grp_next = g->head;
-		g->head = e;
-		g->n++;
-	}
-	return e;
-}
-
 static void touch(struct bl *b, struct bl_entry *e, ev_time ts)
 {
+	e->op = b->op;
 	if (!e->first || ts < e->first)
 		e->first = ts;
 	if (ts > e->last)
 		e->last = ts;
-	mark(b, e);
+	bl_mark(b, e);
 }
 
 /* A principal seen again at ts. */
@@ -268,18 +98,20 @@ static int observe(struct an *an, struct bl *b, const struct bl_entry *p, int sc
 /* The session's own identity (db_user, client address, application) maps to the same
  * entries on every statement: remember them in the session until ident_gen changes
  * (entries live until bl_free). */
-static void sess_entries(struct an_session *s)
+static void sess_entries(struct bl *b, struct an_session *s)
 {
-	if (s->bl_gen != s->ident_gen + 1) {
+	if (s->bl_gen != s->ident_gen + 1 || s->bl_egen != b->egen) {
 		s->bl_principal = s->bl_client = s->bl_subnet = s->bl_app = s->bl_hour = NULL;
 		memset(s->bl_shapes, 0, sizeof s->bl_shapes);
 		s->bl_gen = s->ident_gen + 1;
+		s->bl_egen = b->egen;
 	}
+	b->cur = s; /* an eviction during this operation keeps what s remembers */
 }
 
 static struct bl_entry *sess_principal(struct an *an, struct bl *b, struct an_session *s, ev_time ts)
 {
-	sess_entries(s);
+	sess_entries(b, s);
 	if (!s->bl_principal)
 		return s->bl_principal = bl_principal_get(an, b, BL_DBUSER, s->db_user, ts);
 	return principal_seen(an, b, s->bl_principal, ts);
@@ -307,7 +139,7 @@ static cJSON *known_items(struct bl *b, int scope, int kind, const char *p, cons
 	int n = 0, all = 0, walked = 0;
 	/* the newest 256 items of the group (items without an application are kept with
 	 * app ""); those beyond are counted as known without being looked at */
-	const struct bl_group *g = grp_find(b, scope, kind, p, app ? app : "", 0);
+	const struct bl_group *g = bl_grp_find(b, scope, kind, p, app ? app : "", 0);
 	const struct bl_entry *e = g ? g->head : NULL;
 	for (; e && walked < 256; e = e->grp_next, walked++) {
 		if (e->pending || (except && !strcmp(e->item, except)))
@@ -355,6 +187,7 @@ int64_t bl_peer_add(struct an *an, struct bl *b, const char *table, ev_time ts)
 		return INT64_MAX; /* full: stay quiet rather than alert on every first access */
 	e->count++;
 	e->last = ts;
+	e->op = b->op;
 	return e->count - 1;
 }
 
@@ -376,23 +209,36 @@ static struct an_shape_memo *memo_make_room(struct an_session *s, struct an_shap
  * off_hours cannot judge what is not in the table (issue #20: never silent). */
 static void full_say(struct an *an, struct bl *b, struct an_session *s, ev_time ts)
 {
+	int evict = an->cfg.baseline.when_full == BL_FULL_EVICT;
 	b->full = 2;
 	cJSON *ev = cJSON_CreateObject();
 	cJSON_AddNumberToObject(ev, "entries", (double)b->n);
 	cJSON_AddNumberToObject(ev, "max_entries", an->cfg.baseline.max_entries);
+	cJSON_AddStringToObject(ev, "when_full", evict ? "evict" : "stop");
 	char summary[200];
-	an_fmt(summary, sizeof summary,
-	       "baseline full (%zu entries, max_entries %d): new items are no longer learnt or judged", b->n,
-	       an->cfg.baseline.max_entries);
+	an_fmt(summary, sizeof summary, "baseline full (%zu entries, max_entries %d): %s", b->n,
+	       an->cfg.baseline.max_entries,
+	       evict ? "the least recently seen items are forgotten to learn new ones"
+		     : "new items are no longer learnt or judged");
 	an_session_finding(an, s, AN_K_BASELINE_FULL, an->cfg.severity[AN_K_BASELINE_FULL], ts, summary, ev);
+}
+
+/* The start of each aspect: a new operation, and the one baseline_full finding when due. */
+static struct bl *begin(struct an *an, struct an_session *s, ev_time ts)
+{
+	struct bl *b = bl_get(an);
+	if (!b)
+		return NULL;
+	bl_op(b);
+	if (b->full == 1)
+		full_say(an, b, s, ts);
+	return b;
 }
 
 void bl_shape(struct an *an, const struct an_stmt *st)
 {
-	struct bl *b = bl_get(an);
 	struct an_session *s = st->s;
-	if (b && b->full == 1)
-		full_say(an, b, s, st->ts);
+	struct bl *b = begin(an, s, st->ts);
 	if (!b || !st->info || !st->info->fingerprint[0] || !s->db_user[0])
 		return;
 	const struct sn_info *in = st->info;
@@ -551,13 +397,11 @@ static int subnet_cached(struct bl *b, const struct an_baseline_cfg *c, const ch
 
 void bl_client(struct an *an, struct an_session *s, const struct an_stmt *st, ev_time ts)
 {
-	struct bl *b = bl_get(an);
-	if (b && b->full == 1)
-		full_say(an, b, s, ts);
+	struct bl *b = begin(an, s, ts);
 	char buf[64];
 	if (!b || !s->db_user[0] || !s->client_ip[0])
 		return;
-	sess_entries(s);
+	sess_entries(b, s);
 	const char *subnet = s->bl_subnet ? s->bl_subnet->item : NULL;
 	if (!subnet) {
 		if (subnet_cached(b, &an->cfg.baseline, s->client_ip, buf, sizeof buf))
@@ -588,9 +432,7 @@ void bl_client(struct an *an, struct an_session *s, const struct an_stmt *st, ev
 
 void bl_application(struct an *an, struct an_session *s, const struct an_stmt *st, ev_time ts)
 {
-	struct bl *b = bl_get(an);
-	if (b && b->full == 1)
-		full_say(an, b, s, ts);
+	struct bl *b = begin(an, s, ts);
 	if (!b || !s->db_user[0])
 		return;
 	struct bl_entry *p = sess_principal(an, b, s, ts);
@@ -611,9 +453,7 @@ void bl_application(struct an *an, struct an_session *s, const struct an_stmt *s
 
 void bl_hours(struct an *an, struct an_session *s, const struct an_stmt *st, ev_time ts)
 {
-	struct bl *b = bl_get(an);
-	if (b && b->full == 1)
-		full_say(an, b, s, ts);
+	struct bl *b = begin(an, s, ts);
 	const struct an_baseline_cfg *c = &an->cfg.baseline;
 	if (!b || !s->db_user[0])
 		return;

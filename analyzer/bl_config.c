@@ -28,6 +28,7 @@ void bl_config_defaults(struct an_config *c)
 	b->business_end_min = 20 * 60;
 	b->require_ack = 0;
 	b->max_entries = 100000;
+	b->when_full = BL_FULL_EVICT;
 	b->flush_interval_s = 60;
 	b->end_user_tables = 1;
 	b->end_user_peers = 3;
@@ -128,6 +129,9 @@ static void *show_business_hours(const void *base, const struct ck_key *k)
 #define SZ(field) (int)sizeof(((struct an_config *)0)->baseline.field)
 #define INT(p, f, lo, hi, doc) { p, CK_INT, F(f), SZ(f), lo, hi, NULL, 0, NULL, NULL, NULL, NULL, NULL, doc }
 #define BOOL(p, f, doc) { p, CK_BOOL, F(f), 0, 0, 0, NULL, 0, NULL, NULL, NULL, NULL, NULL, doc }
+#define ENUM(p, f, names, doc) { p, CK_ENUM, F(f), 0, 0, 0, names, 0, NULL, NULL, NULL, NULL, NULL, doc }
+
+static const char *const when_full_names[] = { "evict", "stop", NULL };
 
 static const struct ck_key bl_keys[] = {
 	{ "baseline", CK_GROUP, 0, 0, 0, 0, NULL, 0, NULL, NULL, NULL, NULL, NULL,
@@ -152,7 +156,11 @@ static const struct ck_key bl_keys[] = {
 	     "but only while fewer than end_user_peers other end users touched that table."),
 	INT("baseline.end_user_peers", end_user_peers, 0, 1000000, "See end_user_tables."),
 	INT("baseline.max_entries", max_entries, 16, 10000000,
-	    "Baseline rows kept in memory (more are counted as dropped and not alerted)."),
+	    "Baseline rows kept in memory; see when_full."),
+	ENUM("baseline.when_full", when_full, when_full_names,
+	     "At max_entries: 'evict' forgets the least recently seen items (principals last) to learn new ones, "
+	     "deleting their rows too; 'stop' learns nothing more (new items are counted in baseline_dropped and "
+	     "not alerted). Either way one baseline_full finding per run."),
 	INT("baseline.flush_interval_s", flush_interval_s, 1, 86400, "Packet time between writes of the changed rows."),
 };
 

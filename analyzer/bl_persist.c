@@ -33,6 +33,7 @@ static int load_row(void *ctx, const struct rec_baseline *r)
 {
 	struct an *an = ctx;
 	struct bl *b = an->bl;
+	bl_op(b);
 	int scope = !strcmp(r->scope, "db_user") ? BL_DBUSER : !strcmp(r->scope, "end_user") ? BL_ENDUSER : -1;
 	int kind = kind_of(r->kind);
 	if (scope < 0 || kind < 0 || !r->principal[0])
@@ -75,13 +76,15 @@ int an_baseline_open(struct an *an, const char *db_path, char *err, unsigned lon
 	struct bstore *st = bstore_open(db_path, 1, err, errlen);
 	if (!st)
 		return -EIO;
+	b->persist = 1; /* rows evicted while loading (a smaller max_entries) are deleted too */
 	int rc = bstore_load(st, load_row, an);
 	if (rc < 0)
 		snprintf(err, errlen, "%s", bstore_errmsg(st));
 	bstore_close(st);
-	if (rc < 0)
+	if (rc < 0) {
+		b->persist = 0;
 		return -EIO;
-	b->persist = 1;
+	}
 	return 0;
 }
 
@@ -103,8 +106,36 @@ static int put_row(struct an *an, const struct rec *rec, int final)
 
 /* Hand the changed rows over; the analyzer never waits for the database's lock. final=0
  * (periodic): a row the writer cannot take now stays dirty for the next flush. */
+int bl_flush_gone(struct an *an, struct bl *b, int final)
+{
+	while (b->gone) {
+		struct bl_entry *e = b->gone;
+		struct rec_baseline r = {
+			.scope = scope_names[e->scope],
+			.principal = e->principal,
+			.application = e->app,
+			.kind = kind_names[e->kind],
+			.item = e->item,
+			.deleted = 1,
+		};
+		struct rec rec = { .type = REC_BASELINE, .u.baseline = &r };
+		int rc = put_row(an, &rec, final);
+		if (rc < 0) {
+			if (rc != -EAGAIN)
+				an->st.baseline_errors++;
+			return rc;
+		}
+		b->gone = e->grp_next;
+		b->n_gone--;
+		bl_entry_free(e);
+	}
+	return 0;
+}
+
 static void flush(struct an *an, struct bl *b, int final)
 {
+	if (bl_flush_gone(an, b, final) < 0)
+		return; /* a row learnt again after its eviction must not be deleted after it */
 	for (size_t k = 0; k < b->cap && b->n_dirty; k++) {
 		struct bl_entry *e = b->slot[k];
 		if (!e || !e->dirty)
@@ -141,7 +172,7 @@ static void flush(struct an *an, struct bl *b, int final)
 void bl_tick(struct an *an, ev_time now)
 {
 	struct bl *b = an->bl;
-	if (!b || !b->n_dirty)
+	if (!b || (!b->n_dirty && !b->gone))
 		return;
 	if (now - b->last_flush >= (ev_time)an->cfg.baseline.flush_interval_s * 1000000) {
 		flush(an, b, 0);
@@ -155,11 +186,13 @@ void bl_free(struct an *an)
 	if (!b)
 		return;
 	flush(an, b, 1);
-	for (size_t k = 0; k < b->cap; k++) {
-		if (b->slot[k]) {
-			free(b->slot[k]->detail);
-			free(b->slot[k]);
-		}
+	for (size_t k = 0; k < b->cap; k++)
+		if (b->slot[k])
+			bl_entry_free(b->slot[k]);
+	while (b->gone) {
+		struct bl_entry *e = b->gone;
+		b->gone = e->grp_next;
+		bl_entry_free(e);
 	}
 	free(b->slot);
 	free(b->grp);

@@ -164,6 +164,7 @@ struct rec_baseline {
 	int64_t count, rows_min, rows_max;
 	int64_t learning_until; /* principal rows: end of the automatic learning period */
 	int pending;		/* 1: alerted, waiting for acknowledgement */
+	int deleted;		/* 1: evicted (baseline.when_full): delete the row; only the key is set */
 };
 
 enum rec_type {
@@ -171,7 +172,7 @@ enum rec_type {
 	REC_SESSION,   /* insert or update by id */
 	REC_STATEMENT, /* insert */
 	REC_FINDING,   /* insert, or update count/last_seen/... of the row with that id */
-	/* upsert by (scope, principal, application, kind, item); sinks that keep no baseline
+	/* upsert (or delete) by (scope, principal, application, kind, item); sinks that keep no baseline
 	 * accept and ignore it. put() returns -EAGAIN, not counted as dropped, when the writer
 	 * is too far behind to take it now: keep the row and put it again later. */
 	REC_BASELINE,

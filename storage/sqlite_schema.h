@@ -24,6 +24,13 @@
 	"INSERT OR REPLACE INTO baseline(scope, principal, application, kind, item, detail,"   \
 	" first_seen, last_seen, count, rows_min, rows_max, learning_until, pending)"          \
 	" VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)"
+/* An evicted row; in a spill file it is kept as a row with pending -1, deleted at replay. */
+#define SQ_BASELINE_DELETE                                                                     \
+	"DELETE FROM baseline WHERE scope = ? AND principal = ? AND application = ? AND kind = ?" \
+	" AND item = ?"
+#define SQ_BASELINE_TOMBSTONE                                                                  \
+	"INSERT OR REPLACE INTO baseline(scope, principal, application, kind, item, pending)"  \
+	" VALUES(?,?,?,?,?,-1)"
 
 /* Session state saved for a restart (issue #18; storage/SCHEMA.md), created if missing
  * like the baseline; sessions' resumed/restored columns are added to older databases. */

@@ -146,7 +146,8 @@ static void sq_global_config(void)
 }
 
 /* The writer's statements on db (the database, or with spill set the spill file, where a
- * deleted session state is kept as a row with state '' so the replay deletes it). */
+ * deleted session state is kept as a row with state '', an evicted baseline row as one with
+ * pending -1, so the replay deletes them). */
 int sq_prepare(sqlite3 *db, sqlite3_stmt **st, int spill)
 {
 	const char *sql[SQ_NSTMT] = {
@@ -155,6 +156,7 @@ int sq_prepare(sqlite3 *db, sqlite3_stmt **st, int spill)
 		[SQ_STATEMENT] = SQ_INSERT_STATEMENT,
 		[SQ_FINDING] = SQ_INSERT_FINDING,
 		[SQ_BASELINE] = SQ_BASELINE_UPSERT,
+		[SQ_BASELINE_DEL] = spill ? SQ_BASELINE_TOMBSTONE : SQ_BASELINE_DELETE,
 		[SQ_STATE_PUT] = SQ_STATE_UPSERT,
 		[SQ_STATE_DEL] = spill ? "INSERT OR REPLACE INTO session_state(key, session_id, state) VALUES(?, 0, '')"
 				       : SQ_STATE_DELETE,

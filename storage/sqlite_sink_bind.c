@@ -210,12 +210,14 @@ void sq_bind_item(struct sq_sink *q, sqlite3_stmt *const *sts, const struct sq_i
 	}
 	case REC_BASELINE: {
 		const struct rec_baseline *x = &it->u.baseline;
-		st = sts[SQ_BASELINE];
+		st = sts[x->deleted ? SQ_BASELINE_DEL : SQ_BASELINE];
 		sq_bind_str(st, i++, x->scope);
 		sq_bind_str(st, i++, x->principal);
 		sq_bind_str(st, i++, x->application ? x->application : ""); /* key columns: NOT NULL */
 		sq_bind_str(st, i++, x->kind);
 		sq_bind_str(st, i++, x->item ? x->item : "");
+		if (x->deleted)
+			break;
 		sq_bind_str(st, i++, x->detail);
 		sq_bind_time(q, st, i++, x->first_seen, SQ_MULTI);
 		sq_bind_time(q, st, i++, x->last_seen, SQ_MULTI + 1);

@@ -68,6 +68,7 @@ enum sq_stmt {
 	SQ_STATEMENT,
 	SQ_STATEMENT_MULTI, /* SQ_MULTI statement rows in one INSERT: cursors stay open */
 	SQ_BASELINE,
+	SQ_BASELINE_DEL,
 	SQ_FINDING,
 	SQ_STATE_PUT,
 	SQ_STATE_DEL,

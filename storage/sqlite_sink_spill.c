@@ -95,7 +95,8 @@ int sq_spill_replay(struct sq_sink *q, int force)
 }
 
 /* The replay: every table copied by column name (a spill made by an older dbtap may lack
- * newer columns), a session state spilled as deleted ('') deletes it. */
+ * newer columns), a session state spilled as deleted ('') deletes it, and so does a
+ * baseline row spilled as evicted (pending -1). */
 static char *sp_replay_sql(sqlite3 *db)
 {
 	size_t cap = 32768, n = 0;
@@ -123,7 +124,15 @@ static char *sp_replay_sql(sqlite3 *db)
 			free(s);
 			return NULL;
 		}
-		if (t < sizeof sp_tables / sizeof sp_tables[0])
+		if (!strcmp(name, "baseline"))
+			n += (size_t)snprintf(s + n, cap - n,
+					      "DELETE FROM main.baseline WHERE (scope, principal, application, kind, item) IN"
+					      " (SELECT scope, principal, application, kind, item FROM spill.baseline"
+					      " WHERE pending = -1);"
+					      "INSERT OR REPLACE INTO main.baseline(%s) SELECT %s FROM spill.baseline"
+					      " WHERE pending <> -1;",
+					      cols, cols);
+		else if (t < sizeof sp_tables / sizeof sp_tables[0])
 			n += (size_t)snprintf(s + n, cap - n, "INSERT OR REPLACE INTO main.%s(%s) SELECT %s FROM spill.%s;",
 					      name, cols, cols, name);
 		else

@@ -59,6 +59,7 @@ const struct stats_field stats_fields[] = {
 	C("sql_truncated", an.sql_truncated, "statement texts cut at the size cap"),
 	C("baseline_dropped", an.baseline_dropped, "baseline items not kept: max_entries reached"),
 	C("baseline_errors", an.baseline_errors, "baseline writes that failed (retried)"),
+	C("baseline_evicted", an.baseline_evicted, "least recently seen baseline items forgotten for new ones (when_full evict)"),
 	C("sessions_parked", an.sessions_parked, "idle sessions parked instead of ended"),
 	C("sessions_resumed", an.sessions_resumed, "parked sessions that spoke again (same row)"),
 	C("sessions_restored", an.sessions_restored, "sessions resumed from state saved by an earlier run"),

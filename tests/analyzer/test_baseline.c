@@ -305,6 +305,7 @@ Test(baseline, config_errors_name_the_key)
 		{ "{\"learning_period_s\": -1}", "baseline.learning_period_s" },
 		{ "{\"require_ack\": 1}", "baseline.require_ack" },
 		{ "{\"max_entries\": 1}", "baseline.max_entries" },
+		{ "{\"when_full\": \"drop\"}", "baseline.when_full" },
 		{ "{\"learning\": 5}", "baseline.learning" },
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -447,6 +448,7 @@ Test(baseline, bounded_memory_counts_drops_and_stays_quiet)
 {
 	h_init(&h);
 	h.cfg.baseline.max_entries = 16;
+	h.cfg.baseline.when_full = BL_FULL_STOP;
 	h.cfg.baseline.learning_period_s = 0;
 	start(0, NULL);
 	session("shop", "web", "10.0.0.5");
@@ -464,6 +466,125 @@ Test(baseline, bounded_memory_counts_drops_and_stays_quiet)
 	const struct h_finding *f = rec_sink_find(h.sink, "baseline_full");
 	cr_assert(f);
 	cr_expect(strstr(f->summary, "max_entries 16"), "%s", f->summary);
+	h_end(&h);
+	h_free(&h);
+}
+
+static int64_t rows_where(const char *path, const char *where)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *q = NULL;
+	int64_t n = -1;
+	char sql[256];
+	snprintf(sql, sizeof sql, "SELECT count(*) FROM baseline WHERE %s", where);
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+	    sqlite3_prepare_v2(db, sql, -1, &q, NULL) == SQLITE_OK && sqlite3_step(q) == SQLITE_ROW)
+		n = sqlite3_column_int64(q, 0);
+	sqlite3_finalize(q);
+	sqlite3_close(db);
+	return n;
+}
+
+/* Issue #20: a full baseline must not go silent. By default it forgets the least recently
+ * seen items: every new shape is still judged, one baseline_full says it, the counters
+ * say how many went, and an item used all along survives. */
+Test(baseline, full_evicts_least_recently_seen_and_keeps_judging)
+{
+	h_init(&h);
+	h.cfg.baseline.max_entries = 64;
+	h.cfg.baseline.learning_period_s = 0;
+	start(0, NULL);
+	session("shop", "web", "10.0.0.5");
+	char sql[64];
+	for (int i = 0; i < 300; i++) {
+		snprintf(sql, sizeof sql, "SELECT c%d FROM t%d", i, i);
+		h_simple(&h, sql, 1, 'I');
+		h_simple(&h, "SELECT id FROM orders WHERE id = 1", 1, 'I'); /* used all along */
+		h_sleep(&h, 1);
+	}
+	struct an_stats st;
+	an_get_stats(h.an, &st);
+	cr_expect_eq(st.baseline_dropped, 0);
+	cr_expect_geq(st.baseline_evicted, 2 * 300 - 64, "%llu", (unsigned long long)st.baseline_evicted);
+	cr_expect_eq(count("baseline_full"), 1);
+	const struct h_finding *f = rec_sink_find(h.sink, "baseline_full");
+	cr_assert(f);
+	cr_expect(strstr(f->summary, "least recently seen"), "%s", f->summary);
+	/* each of the 300 shapes was new, and orders' shape once */
+	cr_expect_eq(count("new_query_shape"), 301, "%d", count("new_query_shape"));
+	int before = count("new_query_shape");
+	h_simple(&h, "SELECT id FROM orders WHERE id = 2", 1, 'I'); /* kept: most recently seen */
+	h_simple(&h, "SELECT c299 FROM t299", 1, 'I');		/* kept: recent */
+	cr_expect_eq(count("new_query_shape"), before);
+	h_simple(&h, "SELECT c0 FROM t0", 1, 'I'); /* forgotten long ago: new again */
+	cr_expect_eq(count("new_query_shape"), before + 1);
+	cr_expect_eq(count("baseline_full"), 1, "once per run");
+	h_end(&h);
+	h_free(&h);
+}
+
+/* Evicted rows are deleted from the database as well (else the table grows without bound
+ * and a restart loads what was forgotten), and a smaller max_entries at the next start
+ * evicts while loading. */
+Test(baseline, eviction_deletes_rows_and_holds_across_runs)
+{
+	mkdb();
+	h_init(&h);
+	h.cfg.baseline.max_entries = 64;
+	h.cfg.baseline.learning_period_s = 0;
+	start(0, dbpath);
+	session("shop", "web", "10.0.0.5");
+	char sql[64];
+	for (int i = 0; i < 200; i++) {
+		snprintf(sql, sizeof sql, "SELECT c%d FROM t%d", i, i);
+		h_simple(&h, sql, 1, 'I');
+		h_sleep(&h, 1);
+	}
+	h_end(&h);
+	h_free(&h);
+	int64_t n = stored_rows(dbpath);
+	cr_expect(n > 0 && n <= 64, "rows on disk: %lld", (long long)n);
+	cr_expect_eq(rows_where(dbpath, "item = 't0'"), 0, "the oldest table was forgotten");
+	cr_expect_eq(rows_where(dbpath, "item = 't199'"), 1, "the newest table is kept");
+	cr_expect_eq(rows_where(dbpath, "kind = 'principal' AND principal = 'shop'"), 1);
+
+	h_init(&h);
+	h.t = T0 + (int64_t)(DAY * 1e6);
+	h.cfg.baseline.max_entries = 16;
+	h.cfg.baseline.learning_period_s = 0;
+	start(0, dbpath);
+	session("shop", "web", "10.0.0.5");
+	h_simple(&h, "SELECT c199 FROM t199", 1, 'I'); /* newest: survived the smaller load */
+	cr_expect_eq(count("new_query_shape"), 0);
+	h_end(&h);
+	h_free(&h);
+	n = stored_rows(dbpath);
+	cr_expect(n > 0 && n <= 16, "rows on disk after a load into 16: %lld", (long long)n);
+	rmdb();
+}
+
+/* The entries a statement is using are never the ones evicted, even when the table is so
+ * small that one statement fills it (16 tables, 16 entries). */
+Test(baseline, eviction_spares_what_the_statement_uses)
+{
+	h_init(&h);
+	h.cfg.baseline.max_entries = 16;
+	h.cfg.baseline.learning_period_s = 0;
+	start(0, NULL);
+	session("shop", "web", "10.0.0.5");
+	char sql[512];
+	for (int r = 0; r < 20; r++) {
+		int n = snprintf(sql, sizeof sql, "SELECT 1 FROM ");
+		for (int i = 0; i < 16; i++)
+			n += snprintf(sql + n, sizeof sql - (size_t)n, "%sr%dt%d", i ? ", " : "", r, i);
+		h_simple(&h, sql, 1, 'I');
+		session(r & 1 ? "shop" : "other", "web", r & 2 ? "10.0.0.6" : "10.0.0.5");
+		h_sleep(&h, 1);
+	}
+	struct an_stats st;
+	an_get_stats(h.an, &st);
+	cr_expect_gt(st.baseline_evicted, 0);
+	cr_expect_eq(count("baseline_full"), 1);
 	h_end(&h);
 	h_free(&h);
 }

@@ -269,3 +269,49 @@ Test(complexity, baseline_new_items_do_not_scan_the_baseline, .timeout = 600)
 	cr_expect_gt(n_new, n / 2);
 	cr_expect_leq(half[1] / half[0], MAX_RATIO);
 }
+
+static double new_shapes_cost(int max_entries, int n, struct an_stats *st)
+{
+	struct harness h;
+	h_init(&h);
+	h.cfg.baseline.learning_period_s = 0;
+	h.cfg.baseline.max_entries = max_entries;
+	h_start(&h);
+	h_open(&h, "postgresql", NULL);
+	h_startup(&h, "app", "shop", "web");
+	h_login(&h, 1);
+	h_param(&h, "standard_conforming_strings", "on");
+	char sql[128];
+	double cost = 0;
+	for (int i = 0; i < n; i++) {
+		snprintf(sql, sizeof sql, "SELECT c%d FROM t%d", i, i);
+		double t0 = cpu_now();
+		h_simple(&h, sql, 1, 'I');
+		cost += cpu_now() - t0;
+	}
+	an_get_stats(h.an, st);
+	h_end(&h);
+	h_free(&h);
+	return cost;
+}
+
+/* A full baseline evicts in batches (baseline.when_full "evict"): a stream of new items
+ * against a full table costs about what it costs while the table has room. */
+Test(complexity, full_baseline_eviction_stays_linear, .timeout = 600)
+{
+	const int n = 8000;
+	struct an_stats roomy, full;
+	double best[2] = { 1e9, 1e9 };
+	for (int r = 0; r < 3; r++) {
+		double a = new_shapes_cost(100000, n, &roomy), b = new_shapes_cost(1024, n, &full);
+		best[0] = a < best[0] ? a : best[0];
+		best[1] = b < best[1] ? b : best[1];
+	}
+	fprintf(stderr, "complexity: %d new shapes, roomy baseline %.1f ms, full baseline (1024, %llu evicted) %.1f ms "
+			"(%.2fx)\n",
+		n, best[0] * 1e3, (unsigned long long)full.baseline_evicted, best[1] * 1e3, best[1] / best[0]);
+	cr_expect_eq(roomy.baseline_evicted, 0);
+	cr_expect_gt(full.baseline_evicted, (uint64_t)n);
+	if (ENFORCED)
+		cr_expect_leq(best[1] / best[0], MAX_RATIO);
+}
