@@ -104,20 +104,21 @@ static int put_row(struct an *an, const struct rec *rec, int final)
 	return 0;
 }
 
-/* Hand the changed rows over; the analyzer never waits for the database's lock. final=0
- * (periodic): a row the writer cannot take now stays dirty for the next flush. */
+static struct rec_baseline row_key(const struct bl_entry *e)
+{
+	return (struct rec_baseline){ .scope = scope_names[e->scope],
+				      .principal = e->principal,
+				      .application = e->app,
+				      .kind = kind_names[e->kind],
+				      .item = e->item };
+}
+
 int bl_flush_gone(struct an *an, struct bl *b, int final)
 {
 	while (b->gone) {
 		struct bl_entry *e = b->gone;
-		struct rec_baseline r = {
-			.scope = scope_names[e->scope],
-			.principal = e->principal,
-			.application = e->app,
-			.kind = kind_names[e->kind],
-			.item = e->item,
-			.deleted = 1,
-		};
+		struct rec_baseline r = row_key(e);
+		r.deleted = 1;
 		struct rec rec = { .type = REC_BASELINE, .u.baseline = &r };
 		int rc = put_row(an, &rec, final);
 		if (rc < 0) {
@@ -132,6 +133,8 @@ int bl_flush_gone(struct an *an, struct bl *b, int final)
 	return 0;
 }
 
+/* Hand the changed rows over; the analyzer never waits for the database's lock. final=0
+ * (periodic): a row the writer cannot take now stays dirty for the next flush. */
 static void flush(struct an *an, struct bl *b, int final)
 {
 	if (bl_flush_gone(an, b, final) < 0)
@@ -141,21 +144,15 @@ static void flush(struct an *an, struct bl *b, int final)
 		if (!e || !e->dirty)
 			continue;
 		if (b->persist && e->scope != BL_PEERS) {
-			struct rec_baseline r = {
-				.scope = scope_names[e->scope],
-				.principal = e->principal,
-				.application = e->app,
-				.kind = kind_names[e->kind],
-				.item = e->item,
-				.detail = e->detail,
-				.first_seen = e->first,
-				.last_seen = e->last,
-				.count = e->count,
-				.rows_min = e->rows_min,
-				.rows_max = e->rows_max,
-				.learning_until = e->kind == BL_PRINCIPAL ? e->learning_until : 0,
-				.pending = e->pending,
-			};
+			struct rec_baseline r = row_key(e);
+			r.detail = e->detail;
+			r.first_seen = e->first;
+			r.last_seen = e->last;
+			r.count = e->count;
+			r.rows_min = e->rows_min;
+			r.rows_max = e->rows_max;
+			r.learning_until = e->kind == BL_PRINCIPAL ? e->learning_until : 0;
+			r.pending = e->pending;
 			struct rec rec = { .type = REC_BASELINE, .u.baseline = &r };
 			int rc = put_row(an, &rec, final);
 			if (rc < 0) {

@@ -141,18 +141,24 @@ Test(baseline, survives_restart_and_judges_from_the_next_run)
 	rmdb();
 }
 
-static int64_t stored_rows(const char *path)
+static int64_t rows_where(const char *path, const char *where)
 {
 	sqlite3 *db = NULL;
 	sqlite3_stmt *q = NULL;
 	int64_t n = -1;
+	char sql[256];
+	snprintf(sql, sizeof sql, "SELECT count(*) FROM baseline WHERE %s", where);
 	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
-	    sqlite3_prepare_v2(db, "SELECT count(*) FROM baseline", -1, &q, NULL) == SQLITE_OK &&
-	    sqlite3_step(q) == SQLITE_ROW)
+	    sqlite3_prepare_v2(db, sql, -1, &q, NULL) == SQLITE_OK && sqlite3_step(q) == SQLITE_ROW)
 		n = sqlite3_column_int64(q, 0);
 	sqlite3_finalize(q);
 	sqlite3_close(db);
 	return n;
+}
+
+static int64_t stored_rows(const char *path)
+{
+	return rows_where(path, "1");
 }
 
 /* Regression: the periodic flush used its own connection and, on the analyzer's thread,
@@ -468,21 +474,6 @@ Test(baseline, bounded_memory_counts_drops_and_stays_quiet)
 	cr_expect(strstr(f->summary, "max_entries 16"), "%s", f->summary);
 	h_end(&h);
 	h_free(&h);
-}
-
-static int64_t rows_where(const char *path, const char *where)
-{
-	sqlite3 *db = NULL;
-	sqlite3_stmt *q = NULL;
-	int64_t n = -1;
-	char sql[256];
-	snprintf(sql, sizeof sql, "SELECT count(*) FROM baseline WHERE %s", where);
-	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
-	    sqlite3_prepare_v2(db, sql, -1, &q, NULL) == SQLITE_OK && sqlite3_step(q) == SQLITE_ROW)
-		n = sqlite3_column_int64(q, 0);
-	sqlite3_finalize(q);
-	sqlite3_close(db);
-	return n;
 }
 
 /* Issue #20: a full baseline must not go silent. By default it forgets the least recently

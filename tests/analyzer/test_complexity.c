@@ -240,18 +240,25 @@ Test(complexity, hostile_sql_costs_at_most_3x_ordinary, .timeout = 600)
 	cr_expect_eq(failed, 0, "%d shapes cost more than %.0fx ordinary SQL", failed, MAX_RATIO);
 }
 
+/* An analyzer judging every new item at once (learning_period_s 0), one session of app. */
+static void app_session(struct harness *h, int max_entries)
+{
+	h_init(h);
+	h->cfg.baseline.learning_period_s = 0;
+	h->cfg.baseline.max_entries = max_entries;
+	h_start(h);
+	h_open(h, "postgresql", NULL);
+	h_startup(h, "app", "shop", "web");
+	h_login(h, 1);
+	h_param(h, "standard_conforming_strings", "on");
+}
+
 /* learning_period_s 0: every new shape is judged at once and its finding lists the known
  * ones; the second half of the shapes must cost about what the first half did. */
 Test(complexity, baseline_new_items_do_not_scan_the_baseline, .timeout = 600)
 {
 	struct harness h;
-	h_init(&h);
-	h.cfg.baseline.learning_period_s = 0;
-	h_start(&h);
-	h_open(&h, "postgresql", NULL);
-	h_startup(&h, "app", "shop", "web");
-	h_login(&h, 1);
-	h_param(&h, "standard_conforming_strings", "on");
+	app_session(&h, 100000);
 	char sql[128];
 	double half[2] = { 0, 0 };
 	const int n = 8000;
@@ -273,14 +280,7 @@ Test(complexity, baseline_new_items_do_not_scan_the_baseline, .timeout = 600)
 static double new_shapes_cost(int max_entries, int n, struct an_stats *st)
 {
 	struct harness h;
-	h_init(&h);
-	h.cfg.baseline.learning_period_s = 0;
-	h.cfg.baseline.max_entries = max_entries;
-	h_start(&h);
-	h_open(&h, "postgresql", NULL);
-	h_startup(&h, "app", "shop", "web");
-	h_login(&h, 1);
-	h_param(&h, "standard_conforming_strings", "on");
+	app_session(&h, max_entries);
 	char sql[128];
 	double cost = 0;
 	for (int i = 0; i < n; i++) {
