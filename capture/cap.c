@@ -224,6 +224,7 @@ void cap_finish(struct cap *c)
 {
 	if (!c)
 		return;
+	cappick_release_all(c);
 	capgap_flush_all(c);
 	/* Close in our order (least recently active first), not in the order of libnids'
 	 * randomly keyed hash at nids_exit(): the same file then gives the same row ids. */
@@ -242,6 +243,7 @@ void cap_free(struct cap *c)
 		return;
 	decstage_free(c->ds, NULL);
 	anpipe_free(c->pipe);
+	cappick_free(c);
 	flows_free(&c->flows);
 	v6map_free(c->v6);
 	if (c->dead)

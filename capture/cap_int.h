@@ -24,6 +24,9 @@
 #define CAP_SNAPLEN 262144
 #define CAP_PROBE_LIMIT 4096 /* bytes an unknown-port flow may show before we give up on it */
 #define CAP_TICK_US 1000000  /* analyzer tick and idle sweep period, packet time */
+#define CAP_RESETS 64	     /* flows ended by a reset whose next segments wait (cap_pickup.c) */
+
+struct cap_wait_pkt; /* cap_pickup.c */
 
 struct cap {
 	struct cap_config cfg;
@@ -40,6 +43,16 @@ struct cap {
 	int injecting;
 	int bigqueue; /* libnids pruned an out-of-order queue during the current packet */
 	int replaying; /* capgap_declare is feeding held segments again */
+	struct cap_reset {
+		struct flow_key key;
+		ev_time ts;		  /* of the reset; 0: free */
+		ev_time since;		  /* of the first segment waiting */
+		uint32_t wait_ip;	  /* who sent the waiting segments */
+		uint16_t wait_port;	  /* (network order) */
+		uint32_t wait_bytes;
+		struct cap_wait_pkt *wait; /* newest first */
+	} resets[CAP_RESETS];		  /* ring, see cap_pickup.c */
+	unsigned next_reset, n_waiting;
 	struct nids_chksum_ctl ctl[CAP_MAX_CIDRS + 4];
 	int n_ctl;
 	uint8_t v6buf[65536 + 64];
@@ -94,7 +107,16 @@ int capgap_hole_lost(struct cap *c, struct flow *f, const struct tcp_stream *a, 
 void capgap_flush_all(struct cap *c);
 
 /* cap_pickup.c */
-void cappick_maybe(struct cap *c, const struct tcpinfo *t, const struct pcap_pkthdr *h);
+/* 1 when the segment was taken (it waits for the other side's answer after a reset). */
+int cappick_maybe(struct cap *c, const struct tcpinfo *t, const struct pcap_pkthdr *h, const uint8_t *p,
+		  size_t n);
+/* A flow ended by a reset libnids took (an exact one: tcpnorm.c drops the others), and a
+ * flow established by a handshake again: see cap_pickup.c. */
+void cappick_reset(struct cap *c, const struct flow_key *k);
+void cappick_established(struct cap *c, const struct flow_key *k);
+/* End of capture: what still waits is picked up (release) or freed (free). */
+void cappick_release_all(struct cap *c);
+void cappick_free(struct cap *c);
 
 /* cap_read.c */
 int capread_set_filter(pcap_t *p, const char *bpf, const char *what, char *err, size_t errlen);

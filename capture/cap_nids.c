@@ -95,6 +95,8 @@ static void on_established(struct cap *c, struct tcp_stream *a)
 	struct flow_key k;
 	flow_key_of(&a->addr, &k);
 	struct flow *f = flows_find(&c->flows, &k);
+	if (!c->injecting)
+		cappick_established(c, &k);
 	if (f) { /* re-picked up after a gap or a reset: same session goes on */
 		f->stream = a;
 		a->user = f;
@@ -206,6 +208,7 @@ void capnids_tcp_callback(struct tcp_stream *a, void **param)
 	if (a->nids_state == NIDS_CLOSE) {
 		capnids_flow_finish(c, f, "close", PROTO_END_CLOSE);
 	} else if (a->nids_state == NIDS_RESET) {
+		cappick_reset(c, &f->key);
 		capnids_flow_finish(c, f, "reset", PROTO_END_RESET);
 	} else if (a->nids_state == NIDS_TIMED_OUT && a->client.state == 1 && a->server.state == 1) {
 		/* Both halves still ESTABLISHED: libnids evicted it to make room (a SYN flood

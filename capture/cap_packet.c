@@ -38,6 +38,7 @@ int cappkt_parse_tcp(const uint8_t *p, size_t n, struct tcpinfo *t)
 	t->ack = rd_be32(&r);
 	uint8_t off = rd_u8(&r);
 	t->flags = rd_u8(&r);
+	t->win = rd_be16(&r);
 	size_t hl = (size_t)(off >> 4) * 4;
 	if (r.err || hl < 20 || hl > tot - ihl)
 		return -1;

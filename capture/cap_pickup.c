@@ -3,6 +3,7 @@
  * synthetic handshake so libnids takes it up at that sequence (NOTES-libnids.md). */
 #include "cap_int.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 static uint16_t csum_fold(uint32_t sum)
@@ -80,23 +81,186 @@ static struct tcp_stream *find_stream(uint32_t cli, uint16_t cport, uint32_t srv
 	return nids_find_tcp_stream(&r);
 }
 
+/* After a reset the server has no connection on that 4-tuple: a segment without a new
+ * handshake is answered with a reset and never executed (tcp_v4_rcv finds no socket), so
+ * it must not start a session. But a reset the server never got (a forged one with a bad
+ * checksum where checksums are not checked, NOTES-libnids.md §4) must cost no more than
+ * before, so the segments of such a flow wait (copied, bounded) for the other side's
+ * answer: a reset drops them, anything else picks the flow up at the first one and
+ * replays them. With no answer within CAP_RESET_WAIT_US (a one-way capture), or at the
+ * end, they are picked up too. A reset is remembered for as long as Linux keeps a closed
+ * tuple (TCP_TIMEWAIT_LEN, 60 s), or until a handshake opens it again. */
+#define CAP_RESET_US (60 * 1000000LL)
+#define CAP_RESET_WAIT_US (3 * 1000000LL)
+#define CAP_RESET_HOLD (256u << 10)
+
+struct cap_wait_pkt {
+	struct cap_wait_pkt *next;
+	struct timeval ts;
+	size_t n;
+	uint8_t pkt[];
+};
+
+static int same_key(const struct flow_key *a, const struct flow_key *b)
+{
+	return a->cli_ip == b->cli_ip && a->srv_ip == b->srv_ip && a->cli_port == b->cli_port &&
+	       a->srv_port == b->srv_port;
+}
+
+static void wait_free(struct cap *c, struct cap_reset *r)
+{
+	if (r->wait)
+		c->n_waiting--;
+	while (r->wait) {
+		struct cap_wait_pkt *w = r->wait;
+		r->wait = w->next;
+		free(w);
+	}
+	r->wait_bytes = 0;
+}
+
+void cappick_reset(struct cap *c, const struct flow_key *k)
+{
+	struct cap_reset *r = &c->resets[c->next_reset++ % CAP_RESETS];
+	if (r->wait)
+		c->st.held_segments_dropped++; /* the oldest one waiting: no replay from a callback */
+	wait_free(c, r);
+	r->key = *k;
+	r->ts = c->now ? c->now : 1;
+}
+
+void cappick_established(struct cap *c, const struct flow_key *k)
+{
+	for (unsigned i = 0; i < CAP_RESETS; i++)
+		if (c->resets[i].ts && same_key(&c->resets[i].key, k)) {
+			wait_free(c, &c->resets[i]);
+			c->resets[i].ts = 0;
+		}
+}
+
+/* The live answer: forget the reset and replay what waited (oldest first) through the
+ * normal path, whose first segment picks the flow up. */
+static void release(struct cap *c, struct cap_reset *r)
+{
+	struct cap_wait_pkt *list = NULL;
+	while (r->wait) {
+		struct cap_wait_pkt *w = r->wait;
+		r->wait = w->next;
+		w->next = list;
+		list = w;
+	}
+	c->n_waiting--;
+	r->wait_bytes = 0;
+	r->ts = 0;
+	ev_time now = c->now; /* each at its own time, as if it had not waited */
+	while (list) {
+		struct cap_wait_pkt *next = list->next;
+		struct pcap_pkthdr h = { .ts = list->ts, .caplen = (bpf_u_int32)list->n, .len = (bpf_u_int32)list->n };
+		struct tcpinfo t;
+		c->now = (ev_time)list->ts.tv_sec * 1000000 + list->ts.tv_usec;
+		if (cappkt_parse_tcp(list->pkt, list->n, &t) == 0)
+			capseg_packet(c, &t, &h, list->pkt, list->n);
+		free(list);
+		list = next;
+	}
+	c->now = now;
+}
+
+void cappick_release_all(struct cap *c)
+{
+	for (unsigned i = 0; c->n_waiting && i < CAP_RESETS; i++)
+		if (c->resets[i].wait)
+			release(c, &c->resets[i]);
+}
+
+void cappick_free(struct cap *c)
+{
+	for (unsigned i = 0; i < CAP_RESETS; i++)
+		wait_free(c, &c->resets[i]);
+}
+
+static struct cap_reset *reset_of(struct cap *c, const struct flow_key *k)
+{
+	for (unsigned i = 0; i < CAP_RESETS; i++)
+		if (c->resets[i].ts && same_key(&c->resets[i].key, k) && c->now - c->resets[i].ts < CAP_RESET_US)
+			return &c->resets[i];
+	return NULL;
+}
+
+static int wait_add(struct cap *c, struct cap_reset *r, const struct tcpinfo *t, const struct pcap_pkthdr *h,
+		    const uint8_t *p, size_t n)
+{
+	if (r->wait_bytes + n > CAP_RESET_HOLD)
+		return -1;
+	struct cap_wait_pkt *w = malloc(sizeof(*w) + n);
+	if (!w)
+		return -1;
+	w->ts = h->ts;
+	w->n = n;
+	memcpy(w->pkt, p, n);
+	if (!r->wait) {
+		c->n_waiting++;
+		r->since = c->now;
+		r->wait_ip = t->saddr;
+		r->wait_port = htons(t->sport);
+	}
+	w->next = r->wait;
+	r->wait = w;
+	r->wait_bytes += (uint32_t)n;
+	return 0;
+}
+
+/* A segment of a flow whose segments wait after a reset: 1 when taken. */
+static int waiting(struct cap *c, const struct tcpinfo *t, const struct pcap_pkthdr *h, const uint8_t *p,
+		   size_t n)
+{
+	struct cap_reset *r = NULL;
+	uint16_t sp = htons(t->sport), dp = htons(t->dport);
+	for (unsigned i = 0; i < CAP_RESETS && !r; i++) {
+		const struct flow_key *k = &c->resets[i].key;
+		if (c->resets[i].wait &&
+		    ((k->cli_ip == t->saddr && k->cli_port == sp && k->srv_ip == t->daddr && k->srv_port == dp) ||
+		     (k->srv_ip == t->saddr && k->srv_port == sp && k->cli_ip == t->daddr && k->cli_port == dp)))
+			r = &c->resets[i];
+	}
+	if (!r)
+		return 0;
+	if (t->saddr == r->wait_ip && sp == r->wait_port) {
+		if (!(t->flags & 0x07) && c->now - r->since < CAP_RESET_WAIT_US && wait_add(c, r, t, h, p, n) == 0)
+			return 1;
+		release(c, r); /* waited enough: this one follows them */
+		return 0;
+	}
+	if (t->flags & 0x04) { /* the answer is a reset: the server has no such connection */
+		for (const struct cap_wait_pkt *w = r->wait; w; w = w->next)
+			c->st.normalised_drops++;
+		wait_free(c, r);
+		return 1;
+	}
+	release(c, r);
+	return 0;
+}
+
 /* A data segment on a database port that libnids does not track: capture began after
  * the handshake, the SYN was lost, or we freed the stream at a gap. Start it here. */
-void cappick_maybe(struct cap *c, const struct tcpinfo *t, const struct pcap_pkthdr *h)
+int cappick_maybe(struct cap *c, const struct tcpinfo *t, const struct pcap_pkthdr *h, const uint8_t *p,
+		  size_t n)
 {
+	if (c->n_waiting && waiting(c, t, h, p, n))
+		return 1;
 	if (!t->payload || !(t->flags & 0x10) || (t->flags & 0x07))
-		return;
+		return 0;
 	/* the usual packet: a flow we know whose stream libnids has */
 	struct flow *f = cap_flow_of(c, t->saddr, t->sport, t->daddr, t->dport);
 	if (f && f->stream)
-		return;
+		return 0;
 	int from_client;
 	if (cap_decoder_for_port(c, t->dport))
 		from_client = 1;
 	else if (cap_decoder_for_port(c, t->sport))
 		from_client = 0;
 	else
-		return;
+		return 0;
 	/* A flow we already know (its stream freed at a gap or a reset) keeps its roles, even
 	 * when both ports are database ports. */
 	if (f)
@@ -104,7 +268,11 @@ void cappick_maybe(struct cap *c, const struct tcpinfo *t, const struct pcap_pkt
 	uint32_t cli = from_client ? t->saddr : t->daddr, srv = from_client ? t->daddr : t->saddr;
 	uint16_t cport = from_client ? t->sport : t->dport, sport = from_client ? t->dport : t->sport;
 	if (find_stream(cli, cport, srv, sport))
-		return;
+		return 0;
+	const struct flow_key k = { .cli_ip = cli, .srv_ip = srv, .cli_port = htons(cport), .srv_port = htons(sport) };
+	struct cap_reset *r = reset_of(c, &k);
+	if (r && wait_add(c, r, t, h, p, n) == 0)
+		return 1;
 	uint32_t cnext = from_client ? t->seq : t->ack, snext = from_client ? t->ack : t->seq;
 	c->injecting = 1;
 	inject(c, h, cli, cport, srv, sport, cnext - 1, 0, 0x02);
@@ -113,4 +281,5 @@ void cappick_maybe(struct cap *c, const struct tcpinfo *t, const struct pcap_pkt
 	c->injecting = 0;
 	if (find_stream(cli, cport, srv, sport))
 		c->st.midstream_pickups++;
+	return 0;
 }

@@ -51,7 +51,8 @@ struct flow *capseg_tracked(struct cap *c, const struct tcpinfo *t, struct tcp_s
 void capseg_packet(struct cap *c, const struct tcpinfo *t, const struct pcap_pkthdr *h,
 		   const uint8_t *p, size_t n)
 {
-	cappick_maybe(c, t, h);
+	if (cappick_maybe(c, t, h, p, n))
+		return;
 	c->bigqueue = 0;
 	struct tcp_stream *a;
 	struct flow *f = capseg_tracked(c, t, &a);

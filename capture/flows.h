@@ -39,6 +39,7 @@ struct flow {
 		uint32_t snd_end[2];  /* highest sequence sent + 1 (SYN/FIN count) */
 		uint8_t end_set[2];
 		uint8_t ttl[2], ttl_set[2]; /* the flow's first TTL each way */
+		uint32_t una[2], max_win[2]; /* each sender's last ACK, largest window (0: none yet) */
 		uint8_t rcv_seen[2];	    /* the receiver spoke since the hole in d opened */
 		uint8_t flagged;	    /* evasion reported (once per flow) */
 	} tn;

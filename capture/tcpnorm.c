@@ -20,6 +20,10 @@
  * 4. ACK of unsent data (tcp_ack(): after(ack, snd_nxt) returns an error and the segment
  *    is discarded with its data, RFC 793 §3.9): the receiver's snd_nxt is the highest
  *    sequence we saw it send (or libnids delivered from it).
+ * 4b. ACK too old (RFC 5961 §5.2, tcp_ack(): before(ack, snd_una - max_window) sends a
+ *    challenge ACK and discards the segment with its data): snd_una is the sender's last
+ *    ACK that passed, max_window the largest window it advertised (scaled). Ours can only
+ *    be as large as Linux's or larger, so we drop no segment Linux keeps.
  * 5. Beyond the receiver's window (tcp_sequence(): discarded with a duplicate ACK):
  *    dropped, as libnids itself would drop it, so it cannot sit in our queue either.
  * 6. Out of order (tcp_data_queue_ofo): queued in f->held by Linux's rules, see tn_hold;
@@ -92,8 +96,10 @@ enum tn_verdict tn_check(struct flow *f, const struct tcp_stream *a, int d, cons
 				   : "tcp evasion: RST outside the window (the server ignores it)";
 		return TN_DROP;
 	}
-	if (t->flags & TN_SYN)
+	if (t->flags & TN_SYN) {
+		f->tn.max_win[d] = f->tn.max_win[d] > t->win ? f->tn.max_win[d] : t->win;
 		return TN_PASS; /* libnids' handshake and reuse logic */
+	}
 	int carries = t->payload || (t->flags & TN_FIN);
 	if (!(t->flags & TN_ACK)) {
 		if (carries)
@@ -110,6 +116,18 @@ enum tn_verdict tn_check(struct flow *f, const struct tcp_stream *a, int d, cons
 	}
 	if (carries && !before(t->seq, r->ack_seq + rcv_window(r)))
 		return TN_DROP; /* beyond the window: libnids would drop it too */
+	if (f->tn.max_win[d] && f->tn.una[d] && before(t->ack, f->tn.una[d] - f->tn.max_win[d])) {
+		if (carries)
+			*anomaly = "tcp evasion: segment acknowledges data older than the window (RFC 5961: "
+				   "the server discards it)";
+		return TN_DROP;
+	}
+	const struct half_stream *snd = d == 0 ? &a->client : &a->server;
+	uint32_t win = (uint32_t)t->win * (snd->wscale > 0 ? snd->wscale : 1u);
+	if (win > f->tn.max_win[d])
+		f->tn.max_win[d] = win;
+	if (!f->tn.una[d] || after(t->ack, f->tn.una[d]))
+		f->tn.una[d] = t->ack ? t->ack : 1;
 	uint32_t end = t->seq + t->payload + (t->flags & TN_FIN ? 1u : 0u);
 	if (!f->tn.end_set[d] || after(end, f->tn.snd_end[d])) {
 		f->tn.snd_end[d] = end;

@@ -26,6 +26,7 @@ struct tcpinfo {
 	uint32_t seq, ack;
 	uint8_t flags;
 	uint8_t ttl;
+	uint16_t win; /* the window field, unscaled */
 	uint16_t off; /* payload offset in the packet */
 	uint32_t payload;
 };

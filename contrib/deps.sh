@@ -9,7 +9,8 @@ build="meson ninja-build pkg-config gcc libc6-dev libpcap-dev libnids-dev libsql
   libcjson-dev zlib1g-dev libzstd-dev libssl-dev libsystemd-dev"
 test="$build libcriterion-dev postgresql-15 postgresql-client-15 mariadb-server mariadb-client
   python3 python3-psycopg2 python3-pymysql pgbouncer tcpdump tcpreplay openssl iproute2 ethtool clang time
-  chromium python3-jsonschema rsyslog mmdebstrap nodejs npm python3-asyncpg hydra"
+  chromium python3-jsonschema rsyslog mmdebstrap nodejs npm python3-asyncpg hydra python3-scapy
+  iptables"
 case "${1:-build}" in
 build) want=$build ;;
 test) want=$test ;;

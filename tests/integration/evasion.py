@@ -180,4 +180,19 @@ db = run(write('rst_exact', [(0, seg(qf, flags=0x14, payload=b'')), (1, qf)]))
 c.eq(dbtest.rows(db, 'SELECT end_reason FROM sessions ORDER BY id')[0]['end_reason'], 'reset',
      'rst_exact: the exact RST ends the session')
 c.eq(evasion(db), [], 'rst_exact: no evasion finding')
+
+# Recorded by evasion_live.py --record: crafted segments against real PostgreSQL 15 and
+# MariaDB servers; the JSON holds what each server's log says it executed. Regressions:
+# old_ack (a decoy whose ACK is older than the window was stored instead of the DROP) and
+# rst_exact (the statement sent after an exact RST, which the server answered with a
+# reset, was picked up mid-stream and stored).
+import json  # noqa: E402
+import evasion_live  # noqa: E402
+live = os.path.join(src, 'tests', 'integration', 'data', 'evasion_live.pcap')
+with open(live[:-5] + '.json') as f:
+    truth = json.load(f)
+db = os.path.join(tmp, 'live.db')
+r = dbtest.run_dbtap(live, db, config=evasion_live.CONFIG, check=False)
+c.eq(r.returncode, 0, f'evasion_live.pcap: exit status ({r.stderr.strip()})')
+evasion_live.check_db(c, db, truth['results'], truth['executed'], 'recorded')
 c.done()
