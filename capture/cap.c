@@ -36,7 +36,7 @@ void cap_config_defaults(struct cap_config *c)
 	c->probe_other_ports = 1;
 	c->max_flows = 16384;
 	c->idle_timeout_s = 3600;
-	c->gap_timeout_ms = 2000;
+	c->gap_timeout_ms = CAP_GAP_TIMEOUT_MS;
 	c->gap_max_packets = 8;
 	c->v6_map_size = 65536;
 	c->n_checksum_bypass = -1;
@@ -73,6 +73,55 @@ const struct proto_decoder *cap_decoder_for_port(const struct cap *c, int port)
 			return proto_registry[i];
 	return NULL;
 }
+const char *const cap_os_names[CAP_OS_N + 1] = { "linux", "bsd", "windows", "vista", "solaris", "first", "last", NULL };
+
+int cap_parse_host_cidr(const char *cidr, struct cap_host_os *h)
+{
+	char buf[64];
+	size_t n = cidr ? strlen(cidr) : sizeof buf;
+	if (n >= sizeof buf)
+		return -1;
+	memcpy(buf, cidr, n + 1);
+	char *slash = strchr(buf, '/');
+	if (slash)
+		*slash = 0;
+	memset(h->addr, 0, sizeof h->addr);
+	if (inet_pton(AF_INET, buf, h->addr) == 1)
+		h->v6 = 0;
+	else if (inet_pton(AF_INET6, buf, h->addr) == 1)
+		h->v6 = 1;
+	else
+		return -1;
+	long bits = h->v6 ? 128 : 32;
+	if (slash) {
+		char *end = NULL;
+		if (slash[1] < '0' || slash[1] > '9')
+			return -1;
+		long b = strtol(slash + 1, &end, 10);
+		if (*end || b > bits)
+			return -1;
+		bits = b;
+	}
+	h->bits = (uint8_t)bits;
+	return 0;
+}
+
+enum cap_os cap_host_os(const struct cap_config *cfg, int v6, const uint8_t *addr)
+{
+	for (int i = 0; i < cfg->n_host_os; i++) {
+		const struct cap_host_os *h = &cfg->host_os[i];
+		if (h->v6 != !!v6)
+			continue;
+		int full = h->bits / 8, rest = h->bits % 8;
+		if (memcmp(h->addr, addr, (size_t)full) != 0)
+			continue;
+		if (rest && ((h->addr[full] ^ addr[full]) & (uint8_t)(0xff00 >> rest)))
+			continue;
+		return (enum cap_os)h->os;
+	}
+	return CAP_OS_LINUX;
+}
+
 int cap_parse_cidr(const char *cidr, uint32_t *net, uint32_t *mask)
 {
 	char buf[64];

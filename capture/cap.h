@@ -13,6 +13,22 @@
 #define CAP_MAX_PORTS 16
 #define CAP_MAX_CIDRS 32
 #define CAP_MAX_KEYLOGS 16
+/* Linux gives up retransmitting 924.6 s after the first send (RTO 200 ms doubling to 120 s,
+ * tcp_retries2 = 15): the default wait for a hole in a one-way capture. */
+#define CAP_GAP_TIMEOUT_MS 924600
+
+/* A server's TCP reassembly policy (capture.host_os_policy): which copy of overlapping
+ * segments it keeps (tcpnorm.c). 0, Linux, is the default for every server. */
+enum cap_os { CAP_OS_LINUX, CAP_OS_BSD, CAP_OS_WINDOWS, CAP_OS_VISTA, CAP_OS_SOLARIS, CAP_OS_FIRST, CAP_OS_LAST, CAP_OS_N };
+extern const char *const cap_os_names[CAP_OS_N + 1]; /* by enum cap_os, NULL-terminated */
+
+#define CAP_MAX_OS_HOSTS 256
+struct cap_host_os {
+	uint8_t addr[16]; /* network order; IPv4 in the first 4 bytes */
+	uint8_t v6, bits, os;
+};
+/* "10.0.0.0/8", "10.1.2.3", "2001:db8::/32", "::1" into *h (os untouched): 0 or -1. */
+int cap_parse_host_cidr(const char *cidr, struct cap_host_os *h);
 
 struct cap_config {
 	/* Server ports per decoder, indexed like proto_registry (its default_ports unless the
@@ -26,7 +42,9 @@ struct cap_config {
 	/* A hole is declared lost at once when the receiver acknowledges past it; while the
 	 * receiver waits for it (duplicate ACKs) so do we, within max_held_mb. Only when the
 	 * receiver has said nothing since it opened (one-way capture): after this long
-	 * (packet time) or this many packets behind it. */
+	 * (packet time), by default as long as a Linux sender retransmits (cap_gap.c), or
+	 * once the flow sent nothing for TCP_RTO_MAX (120 s). gap_max_packets is accepted
+	 * and ignored (deprecated: a count of segments proves nothing). */
 	int gap_timeout_ms;
 	int gap_max_packets;
 	int v6_map_size;       /* distinct IPv6 addresses tracked */
@@ -51,6 +69,9 @@ struct cap_config {
 	int max_held_mb;
 	/* TLS key logs (files, FIFOs, directories of *.keys) followed to decrypt TLS sessions,
 	 * and how long (packet time) a session's records wait for a key that is not there yet. */
+	/* Server addresses and their reassembly policy; the first match wins, else Linux. */
+	struct cap_host_os host_os[CAP_MAX_OS_HOSTS];
+	int n_host_os;
 	char *tls_keylog[CAP_MAX_KEYLOGS];
 	int n_tls_keylog;
 	int tls_key_wait_s;
@@ -122,6 +143,9 @@ struct cap_live_hooks {
 void cap_set_hooks(struct cap *c, const struct cap_live_hooks *h);
 int cap_live(struct cap *c, const char *iface, const char *bpf, const char *drop_user,
 	     const struct cap_live_hooks *hooks, char *err, size_t errlen);
+
+/* The reassembly policy of a server address (4 or 16 bytes, network order). */
+enum cap_os cap_host_os(const struct cap_config *cfg, int v6, const uint8_t *addr);
 
 /* The BPF used live when -f is not given. */
 void cap_default_filter(const struct cap_config *cfg, char *buf, size_t len);

@@ -30,7 +30,6 @@ void capgap_declare(struct cap *c, struct flow *f, struct tcp_stream *a, int d, 
 		decstage_gap(c->ds, f->df, d == 0 ? PROTO_TO_SERVER : PROTO_TO_CLIENT, c->now);
 	a->user = NULL;
 	f->stream = NULL;
-	f->ooo_pkts[0] = f->ooo_pkts[1] = 0;
 	f->ooo_since[0] = f->ooo_since[1] = 0;
 	nids_free_tcp_stream(a);
 	flow_held_clear(&c->flows, f, !d);
@@ -80,10 +79,17 @@ void capgap_drain(struct cap *c, const struct tcpinfo *t, int d)
 }
 
 /* A hole in direction d is declared lost when the receiver acknowledged past it (it got
- * bytes the capture missed: SPAN loss, never retransmitted), or, when the receiver has
- * said nothing since the hole opened (a one-way capture), after gap_timeout_ms or
- * gap_max_packets. While the receiver answers with duplicate ACKs it is waiting for the
- * retransmission as the server does, and so do we, bounded by memory (tn_hold). */
+ * bytes the capture missed: SPAN loss, never retransmitted). While the receiver answers
+ * with duplicate ACKs it is waiting for the retransmission as the server does, and so do
+ * we, bounded by memory (tn_hold: the per-flow cap and max_held_mb). When the receiver has
+ * said nothing since the hole opened (a one-way capture) nothing tells SPAN loss from a
+ * late segment, and the server keeps its out-of-order queue as long as the connection
+ * lives, so we wait as long as the sender can still fill the hole by retransmitting: a
+ * Linux sender retransmits on RTO from 200 ms (TCP_RTO_MIN), doubling up to 120 s
+ * (TCP_RTO_MAX), and gives up after tcp_retries2 = 15, 924.6 s after the first send
+ * (tcp_model_timeout); gap_timeout_ms, 924600 by default, is that bound. A count of
+ * segments behind the hole proves nothing (the sender sends a window's worth before its
+ * first retransmission), so there is none: memory bounds what waits. */
 int capgap_hole_lost(struct cap *c, struct flow *f, const struct tcp_stream *a, int d)
 {
 	uint32_t expect = tn_expect(a, d);
@@ -91,31 +97,65 @@ int capgap_hole_lost(struct cap *c, struct flow *f, const struct tcp_stream *a, 
 		return 1;
 	if (f->tn.rcv_seen[d])
 		return 0;
-	return f->ooo_pkts[d] >= c->cfg.gap_max_packets ||
-	       c->now - f->ooo_since[d] >= (ev_time)c->cfg.gap_timeout_ms * 1000;
+	return c->now - f->ooo_since[d] >= (ev_time)c->cfg.gap_timeout_ms * 1000;
 }
 
-void capgap_flush_all(struct cap *c)
+/* Skip each hole of one flow (looked up by key: replaying can open, evict or close any
+ * flow), so what waits behind it is decoded after a declared gap. */
+static void flush_flow(struct cap *c, const struct flow_key *k)
 {
-	/* A hole still open at the end will never be filled: skip it so the segments held
-	 * behind it are decoded before the flows close. Replaying them can open, evict or
-	 * close any flow, so walk a snapshot of keys and look each one up again. */
+	struct flow *f = flows_find(&c->flows, k);
+	struct tcp_stream *a;
+	/* each round skips one hole; what waits behind the next is held again */
+	for (int round = 0; round < 64 && f && (a = f->stream) && (f->held[0] || f->held[1]); round++) {
+		int d = f->held[0] ? 0 : 1;
+		capgap_declare(c, f, a, d, tn_expect(a, d));
+		f = flows_find(&c->flows, k);
+	}
+}
+
+/* Flows (from the least recently active) with a hole that can no longer be filled. */
+static void flush_where(struct cap *c, ev_time quiet_before, int one_way_only)
+{
+	if (!c->flows.held)
+		return;
 	struct flow_key *keys = c->flows.count ? calloc(c->flows.count, sizeof(*keys)) : NULL;
 	size_t nkeys = 0;
-	for (struct flow *f = c->flows.lru_head; keys && f && nkeys < c->flows.count; f = f->lru_next)
-		if (f->stream && (f->held[0] || f->held[1]))
-			keys[nkeys++] = f->key;
-	for (size_t i = 0; i < nkeys; i++) {
-		struct flow *f = flows_find(&c->flows, &keys[i]);
-		struct tcp_stream *a = f ? f->stream : NULL;
-		if (!a)
+	for (struct flow *f = c->flows.lru_head; keys && f && nkeys < c->flows.count && f->last_ts < quiet_before;
+	     f = f->lru_next) {
+		if (!f->stream || !(f->held[0] || f->held[1]) || f->seen_ts >= quiet_before)
 			continue;
-		/* each round skips one hole; what waits behind the next is held again */
-		for (int round = 0; round < 64 && f && (a = f->stream) && (f->held[0] || f->held[1]); round++) {
-			int d = f->held[0] ? 0 : 1;
-			capgap_declare(c, f, a, d, tn_expect(a, d));
-			f = flows_find(&c->flows, &keys[i]);
-		}
+		if (one_way_only && !((f->held[0] && !f->tn.rcv_seen[0]) || (f->held[1] && !f->tn.rcv_seen[1])))
+			continue;
+		keys[nkeys++] = f->key;
 	}
+	for (size_t i = 0; i < nkeys; i++)
+		flush_flow(c, &keys[i]);
 	free(keys);
+}
+
+/* A hole still open at the end will never be filled: skip it so the segments held behind
+ * it are decoded before the flows close. */
+void capgap_flush_all(struct cap *c)
+{
+	flush_where(c, INT64_MAX, 0);
+}
+
+/* Once a tick: in a one-way capture, a flow that sent no segment for longer than the
+ * longest interval between a sender's retransmissions (TCP_RTO_MAX, 120 s; or
+ * gap_timeout_ms if shorter) has a sender that stopped retransmitting (it gave up, or the
+ * receiver had the bytes): its hole will not be filled, so what waits behind it is
+ * decoded now rather than when the flow idles out. */
+void capgap_sweep(struct cap *c)
+{
+	ev_time quiet = (ev_time)CAP_RTO_MAX_MS * 1000;
+	if ((ev_time)c->cfg.gap_timeout_ms * 1000 < quiet)
+		quiet = (ev_time)c->cfg.gap_timeout_ms * 1000;
+	flush_where(c, c->now - quiet, 1);
+}
+
+/* The flow is closing (idle): nothing can fill its holes any more. */
+void capgap_flush_flow(struct cap *c, const struct flow_key *k)
+{
+	flush_flow(c, k);
 }

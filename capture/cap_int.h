@@ -25,6 +25,7 @@
 #define CAP_PROBE_LIMIT 4096 /* bytes an unknown-port flow may show before we give up on it */
 #define CAP_TICK_US 1000000  /* analyzer tick and idle sweep period, packet time */
 #define CAP_RESETS 64	     /* flows ended by a reset whose next segments wait (cap_pickup.c) */
+#define CAP_RTO_MAX_MS 120000 /* Linux's TCP_RTO_MAX: the longest wait between retransmissions */
 
 struct cap_wait_pkt; /* cap_pickup.c */
 
@@ -56,6 +57,7 @@ struct cap {
 	struct nids_chksum_ctl ctl[CAP_MAX_CIDRS + 4];
 	int n_ctl;
 	uint8_t v6buf[65536 + 64];
+	uint8_t patchbuf[65536 + 64]; /* an in-order segment with a queued copy's bytes */
 	const char *cur_file;
 	FILE *cur_fp; /* for progress: position in the file being read */
 	long cur_size;
@@ -105,6 +107,10 @@ void capgap_drain(struct cap *c, const struct tcpinfo *t, int d);
 int capgap_hole_lost(struct cap *c, struct flow *f, const struct tcp_stream *a, int d);
 /* End of capture: skip every hole still open so what waits behind it is decoded. */
 void capgap_flush_all(struct cap *c);
+/* Once a tick: skip the holes of one-way flows whose sender stopped retransmitting. */
+void capgap_sweep(struct cap *c);
+/* The flow closes (idle): skip its holes so what waits behind them is decoded first. */
+void capgap_flush_flow(struct cap *c, const struct flow_key *k);
 
 /* cap_pickup.c */
 /* 1 when the segment was taken (it waits for the other side's answer after a reset). */

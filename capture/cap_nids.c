@@ -121,6 +121,10 @@ static void on_established(struct cap *c, struct tcp_stream *a)
 	f->midstream = (uint8_t)c->injecting;
 	addr_text(c, a->addr.saddr, f->cli_ip, sizeof f->cli_ip);
 	addr_text(c, a->addr.daddr, f->srv_ip, sizeof f->srv_ip);
+	if (c->cfg.n_host_os) {
+		const uint8_t *v6 = v6map_lookup(c->v6, a->addr.daddr);
+		f->tn.os = (uint8_t)cap_host_os(&c->cfg, v6 != NULL, v6 ? v6 : (const uint8_t *)&a->addr.daddr);
+	}
 	a->user = f;
 	a->client.collect++;
 	a->server.collect++;

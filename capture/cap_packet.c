@@ -51,6 +51,13 @@ void cappkt_sweep_idle(struct cap *c)
 	ev_time limit = c->now - (ev_time)c->cfg.idle_timeout_s * 1000000;
 	while (c->flows.lru_head && c->flows.lru_head->last_ts < limit) {
 		struct flow *f = c->flows.lru_head;
+		if (f->stream && (f->held[0] || f->held[1])) {
+			/* idle this long, nothing fills its holes any more: decode what waits */
+			struct flow_key k = f->key;
+			capgap_flush_flow(c, &k);
+			if (!(f = flows_find(&c->flows, &k)))
+				continue;
+		}
 		if (f->stream)
 			nids_free_tcp_stream(f->stream);
 		f->stream = NULL;
@@ -113,6 +120,7 @@ void cappkt_on_packet(u_char *user, const struct pcap_pkthdr *h, const u_char *b
 	if (c->now - c->last_tick >= CAP_TICK_US) {
 		c->last_tick = c->now;
 		decstage_tick(c->ds, c->now);
+		capgap_sweep(c);
 		cappkt_sweep_idle(c);
 	}
 	if (c->progress && (c->st.packets & 0xffff) == 0)

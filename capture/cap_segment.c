@@ -61,16 +61,14 @@ void capseg_packet(struct cap *c, const struct tcpinfo *t, const struct pcap_pkt
 		return;
 	}
 	int d = (t->saddr == a->addr.saddr && t->sport == a->addr.source) ? 0 : 1;
+	f->seen_ts = c->now;
 	const char *why = NULL;
 	enum tn_verdict v = tn_check(f, a, d, t, p, &why);
 	if (v == TN_HOLD) {
 		if (!f->held[d]) {
 			f->ooo_since[d] = c->now;
-			f->ooo_pkts[d] = 0;
 			f->tn.rcv_seen[d] = 0;
 		}
-		if (f->ooo_pkts[d] < 255)
-			f->ooo_pkts[d]++;
 		if (tn_hold(&c->flows, (uint64_t)c->cfg.max_held_mb << 20, f, d, t, p, n, &why) != 0) {
 			/* the queue is full: the bytes before it are lost, then this one again */
 			tn_report(c, f, d, why);
@@ -83,7 +81,8 @@ void capseg_packet(struct cap *c, const struct tcpinfo *t, const struct pcap_pkt
 			return;
 		}
 	} else if (v == TN_PASS && t->payload && f->held[d]) {
-		tn_compare_held(f, d, t, p, &why);
+		if (n <= sizeof c->patchbuf && tn_compare_held(f, d, t, p, n, c->patchbuf, &why))
+			p = c->patchbuf; /* the server keeps queued bytes over these (host_os_policy) */
 	}
 	tn_report(c, f, d, why);
 	if (v == TN_DROP) {
@@ -101,7 +100,6 @@ void capseg_packet(struct cap *c, const struct tcpinfo *t, const struct pcap_pkt
 		return;
 	for (int x = 0; x < 2; x++) {
 		if (!f->held[x]) {
-			f->ooo_pkts[x] = 0;
 			f->ooo_since[x] = 0;
 			continue;
 		}

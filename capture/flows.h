@@ -28,8 +28,8 @@ struct flow {
 	uint64_t gaps, lost_bytes;
 	uint32_t probe_bytes;
 	uint8_t midstream, ignored;
-	uint8_t ooo_pkts[2];	     /* packets seen while a direction had a hole */
-	ev_time ooo_since[2];
+	ev_time ooo_since[2];	     /* when the hole in each direction opened */
+	ev_time seen_ts;	     /* its last segment (last_ts: its last delivered bytes) */
 	/* Copies of segments queued behind a hole, replayed after the gap is declared so
 	 * only the missing bytes are lost. Bounded by FLOW_HELD_MAX bytes per direction. */
 	struct held_seg *held[2];
@@ -42,6 +42,7 @@ struct flow {
 		uint32_t una[2], max_win[2]; /* each sender's last ACK, largest window (0: none yet) */
 		uint8_t rcv_seen[2];	    /* the receiver spoke since the hole in d opened */
 		uint8_t flagged;	    /* evasion reported (once per flow) */
+		uint8_t os;		    /* the server's reassembly policy (enum cap_os) */
 	} tn;
 	char cli_ip[46], srv_ip[46];
 };

@@ -19,7 +19,9 @@
  *    ACK, data or not. libnids would deliver its data.
  * 4. ACK of unsent data (tcp_ack(): after(ack, snd_nxt) returns an error and the segment
  *    is discarded with its data, RFC 793 §3.9): the receiver's snd_nxt is the highest
- *    sequence we saw it send (or libnids delivered from it).
+ *    sequence we saw it send (or libnids delivered from it). Only once the receiver's side
+ *    was seen (its handshake, or a segment since a mid-stream pickup): a one-way capture
+ *    cannot know what the receiver sent, and would otherwise drop every segment.
  * 4b. ACK too old (RFC 5961 §5.2, tcp_ack(): before(ack, snd_una - max_window) sends a
  *    challenge ACK and discards the segment with its data): snd_una is the sender's last
  *    ACK that passed, max_window the largest window it advertised (scaled). Ours can only
@@ -28,8 +30,17 @@
  *    dropped, as libnids itself would drop it, so it cannot sit in our queue either.
  * 6. Out of order (tcp_data_queue_ofo): queued in f->held by Linux's rules, see tn_hold;
  *    in-order segments go to libnids, which like Linux keeps bytes already received
- *    (tcp_data_queue's partial-overlap path reads from rcv_nxt on). */
+ *    (tcp_data_queue's partial-overlap path reads from rcv_nxt on).
+ *
+ * Other servers (capture.host_os_policy, the server's address chooses): only which copy
+ * wins an overlap of bytes not yet taken in order differs, by Novak and Sturges'
+ * "Target-Based TCP Stream Reassembly" (2007) as Suricata's stream-tcp-list.c applies it
+ * (tn_new_wins). Rules 1-5 stay Linux's for every policy: those sources measured overlaps
+ * only, and what Windows, BSD or Solaris do with an in-window RST, data without ACK or an
+ * ACK of unsent data is not known to us. Bytes already taken in order are never replaced
+ * (no receiver can: they are in the socket's queue), as libnids does for every policy. */
 #include "tcpnorm.h"
+#include "cap.h"
 
 #include <nids.h>
 #include <stdlib.h>
@@ -109,7 +120,7 @@ enum tn_verdict tn_check(struct flow *f, const struct tcp_stream *a, int d, cons
 	uint32_t sent = tn_expect(a, !d); /* what the receiver has sent, as far as we know */
 	if (f->tn.end_set[!d] && after(f->tn.snd_end[!d], sent))
 		sent = f->tn.snd_end[!d];
-	if (after(t->ack, sent)) {
+	if ((f->tn.end_set[!d] || !f->midstream) && after(t->ack, sent)) {
 		if (carries)
 			*anomaly = "tcp evasion: segment acknowledges data never sent (the server discards it)";
 		return TN_DROP;
@@ -189,6 +200,8 @@ static void unit_free(struct flow_table *ft, struct flow *f, int d, struct held_
 }
 
 static const char overlap_text[] = "tcp evasion: overlapping segments with different bytes";
+static int hold_other(struct flow_table *ft, struct flow *f, int d, const struct tcpinfo *t,
+		      const uint8_t *pkt, size_t n, const char **anomaly);
 
 /* Linux's tcp_data_queue_ofo(), on units sorted by sequence. For the unit U that starts
  * at or before the new segment [s, e):
@@ -219,6 +232,8 @@ int tn_hold(struct flow_table *ft, uint64_t budget, struct flow *f, int d, const
 		nseg++;
 	if (f->held_bytes[d] + n > FLOW_HELD_MAX || ft->held + n > budget || nseg >= TN_HELD_SEGS)
 		return -1;
+	if (f->tn.os != CAP_OS_LINUX)
+		return hold_other(ft, f, d, t, pkt, n, anomaly);
 	int cont = 0;
 	if (ulink) {
 		struct held_seg *u = *ulink;
@@ -266,13 +281,144 @@ int tn_hold(struct flow_table *ft, uint64_t budget, struct flow *f, int d, const
 	return 0;
 }
 
-void tn_compare_held(const struct flow *f, int d, const struct tcpinfo *t, const uint8_t *pkt,
-		     const char **anomaly)
+/* ---- other servers' policies ----
+ *
+ * Which copy a server keeps where a new segment [s, e) overlaps one it queued earlier,
+ * [os, oe) (Novak & Sturges' tests, as Suricata's stream-tcp-list.c applies them):
+ *   linux:           the new one when it starts before the old, or at the same place and
+ *                    ends after it (this is also what tn_hold's exact model gives);
+ *   bsd, windows:    the new one when it starts before the old (tcp_reass trims the new
+ *                    segment by the one before it, then the ones after it by the new one);
+ *   solaris:         the new one when it ends at or after the old one's end (but not when
+ *                    it starts after it and ends at the same place);
+ *   first, vista:    always the old one;   last: always the new one. */
+int tn_new_wins(int os, uint32_t s, uint32_t e, uint32_t os_, uint32_t oe)
+{
+	switch (os) {
+	case CAP_OS_LAST:
+		return 1;
+	case CAP_OS_FIRST:
+	case CAP_OS_VISTA:
+		return 0;
+	case CAP_OS_BSD:
+	case CAP_OS_WINDOWS:
+		return before(s, os_);
+	case CAP_OS_SOLARIS:
+		return !before(e, oe) && !(after(s, os_) && e == oe);
+	default:
+		return before(s, os_) || (s == os_ && after(e, oe));
+	}
+}
+
+/* A held copy's bytes were replaced: its TCP checksum again (IPv4 pseudo-header), since
+ * libnids checks it where checksum_bypass does not cover the sender. */
+static void fix_csum(uint8_t *pkt, size_t n)
+{
+	size_t ihl = (size_t)(pkt[0] & 15) * 4, tot = (size_t)pkt[2] << 8 | pkt[3];
+	if (tot > n || tot < ihl + 20)
+		return;
+	size_t tl = tot - ihl;
+	uint8_t *tcp = pkt + ihl;
+	uint32_t sum = 6 + (uint32_t)tl;
+	for (int i = 12; i < 20; i += 2)
+		sum += (uint32_t)pkt[i] << 8 | pkt[i + 1];
+	tcp[16] = tcp[17] = 0;
+	for (size_t i = 0; i + 1 < tl; i += 2)
+		sum += (uint32_t)tcp[i] << 8 | tcp[i + 1];
+	if (tl & 1)
+		sum += (uint32_t)tcp[tl - 1] << 8;
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	sum = ~sum & 0xffff;
+	tcp[16] = (uint8_t)(sum >> 8);
+	tcp[17] = (uint8_t)sum;
+}
+
+/* Where a (new, at s) and x (queued) overlap with different bytes, the loser takes the
+ * winner's bytes, so every queued copy agrees with every other and libnids, which keeps
+ * the first copy in sequence, delivers what the server keeps whatever the order. Returns
+ * 1 when the new copy's bytes changed. */
+static int settle(int os, uint8_t *nd, uint32_t s, uint32_t len, struct held_seg *x, const char **anomaly)
+{
+	uint32_t e = s + len, xe = x->seq + x->dlen;
+	uint32_t lo = after(x->seq, s) ? x->seq : s, hi = before(xe, e) ? xe : e;
+	if (!before(lo, hi))
+		return 0;
+	uint8_t *xd = x->pkt + x->doff + (lo - x->seq), *n = nd + (lo - s);
+	if (memcmp(xd, n, hi - lo) == 0)
+		return 0;
+	*anomaly = overlap_text;
+	if (tn_new_wins(os, s, e, x->seq, xe)) {
+		memcpy(xd, n, hi - lo);
+		fix_csum(x->pkt, x->len);
+		return 0;
+	}
+	memcpy(n, xd, hi - lo);
+	return 1;
+}
+
+/* tn_hold for a server that is not Linux: the queue is kept sorted by sequence, each
+ * overlap settled by the policy as the segment arrives (settle), and a segment whose
+ * bytes one queued copy already holds entirely is dropped (it changes nothing). */
+static int hold_other(struct flow_table *ft, struct flow *f, int d, const struct tcpinfo *t,
+		      const uint8_t *pkt, size_t n, const char **anomaly)
+{
+	uint32_t s = t->seq, len = t->payload;
+	uint8_t fin = (t->flags & TN_FIN) ? 1 : 0;
+	struct held_seg *h = malloc(sizeof(*h) + n);
+	if (!h)
+		return -1;
+	h->seq = s;
+	h->len = (uint32_t)n;
+	h->dlen = len;
+	h->doff = t->off;
+	h->fin = fin;
+	h->cont = 0;
+	memcpy(h->pkt, pkt, n);
+	int changed = 0, covered = 0;
+	struct held_seg **link = &f->held[d];
+	for (struct held_seg **x = &f->held[d]; *x && before((*x)->seq, s + len + fin); x = &(*x)->next) {
+		changed |= settle(f->tn.os, h->pkt + h->doff, s, len, *x, anomaly);
+		if (!after((*x)->seq, s) && !after(s + len + fin, seg_end(*x)))
+			covered = 1;
+		if (!after((*x)->seq, s))
+			link = &(*x)->next;
+	}
+	if (covered) {
+		free(h);
+		return 0;
+	}
+	if (changed)
+		fix_csum(h->pkt, n);
+	h->next = *link;
+	*link = h;
+	f->held_bytes[d] += (uint32_t)n;
+	ft->held += n;
+	return 0;
+}
+
+int tn_compare_held(const struct flow *f, int d, const struct tcpinfo *t, const uint8_t *pkt, size_t n,
+		    uint8_t *out, const char **anomaly)
 {
 	uint32_t e = t->seq + t->payload;
-	for (const struct held_seg *h = f->held[d]; h && before(h->seq, e); h = h->next)
-		if (differs(h, t->seq, pkt + t->off, t->payload)) {
-			*anomaly = overlap_text;
-			return;
-		}
+	if (f->tn.os == CAP_OS_LINUX) {
+		for (const struct held_seg *h = f->held[d]; h && before(h->seq, e); h = h->next)
+			if (differs(h, t->seq, pkt + t->off, t->payload)) {
+				*anomaly = overlap_text;
+				return 0;
+			}
+		return 0;
+	}
+	int changed = 0;
+	for (struct held_seg *h = f->held[d]; h && before(h->seq, e); h = h->next) {
+		if (!differs(h, t->seq, pkt + t->off, t->payload))
+			continue;
+		if (!changed)
+			memcpy(out, pkt, n);
+		changed |= 1;
+		settle(f->tn.os, out + t->off, t->seq, t->payload, h, anomaly);
+	}
+	if (changed)
+		fix_csum(out, n);
+	return changed;
 }

@@ -7,8 +7,9 @@
  * never executed. Each segment of a flow libnids tracks therefore passes tn_check() first
  * and reaches libnids only when the server (Linux by default) would accept it; segments
  * beyond a hole wait in our own out-of-order queue (f->held), ordered and trimmed by
- * Linux's tcp_data_queue_ofo() rules (tn_hold), and go to libnids in order. The rules, and
- * why, are written at each one in tcpnorm.c. */
+ * Linux's tcp_data_queue_ofo() rules (tn_hold), or another OS's overlap policy chosen per
+ * server (capture.host_os_policy), and go to libnids in order. The rules, and why, are
+ * written at each one in tcpnorm.c. */
 #ifndef DBTAP_TCPNORM_H
 #define DBTAP_TCPNORM_H
 
@@ -60,9 +61,15 @@ enum tn_verdict tn_check(struct flow *f, const struct tcp_stream *a, int d, cons
 int tn_hold(struct flow_table *ft, uint64_t budget, struct flow *f, int d, const struct tcpinfo *t,
 	    const uint8_t *pkt, size_t n, const char **anomaly);
 
-/* An in-order segment [seq, seq+len) about to go to libnids: *anomaly when it overlaps
- * queued bytes that differ (the receiver keeps the in-order copy, as libnids will). */
-void tn_compare_held(const struct flow *f, int d, const struct tcpinfo *t, const uint8_t *pkt,
-		     const char **anomaly);
+/* An in-order segment [seq, seq+len) (whole packet pkt, n bytes) about to go to libnids:
+ * *anomaly when it overlaps queued bytes that differ. Linux keeps the in-order copy, as
+ * libnids will; where the server's policy keeps queued bytes instead (f->tn.os), out (n
+ * bytes) gets a copy of pkt holding them and 1 is returned: feed out, not pkt. */
+int tn_compare_held(const struct flow *f, int d, const struct tcpinfo *t, const uint8_t *pkt, size_t n,
+		    uint8_t *out, const char **anomaly);
+
+/* Does a server of policy os (enum cap_os) keep the new copy [s, e) over the one it
+ * queued earlier, [os_, oe), where they overlap? */
+int tn_new_wins(int os, uint32_t s, uint32_t e, uint32_t os_, uint32_t oe);
 
 #endif

@@ -113,6 +113,58 @@ static int set_checksum_bypass(void *base, const struct ck_key *k, const void *i
 	return 0;
 }
 
+/* [{"hosts": [CIDR, ...], "os": NAME}, ...]: each server address's reassembly policy */
+static int set_host_os(void *base, const struct ck_key *k, const void *item, const char *path, char *err,
+		       size_t len)
+{
+	struct dbtap_config *c = base;
+	const cJSON *e = item, *r;
+	(void)k;
+	char names[96] = "";
+	for (int i = 0; cap_os_names[i]; i++)
+		snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", i ? ", " : "", cap_os_names[i]);
+	if (!cJSON_IsArray(e))
+		return ck_fail(err, len, "%s: expected an array of {\"hosts\": [CIDRs], \"os\": name}", path);
+	c->cap.n_host_os = 0;
+	int i = 0;
+	cJSON_ArrayForEach(r, e)
+	{
+		const cJSON *m, *hosts = NULL, *os = NULL;
+		if (!cJSON_IsObject(r))
+			return ck_fail(err, len, "%s[%d]: expected {\"hosts\": [CIDRs], \"os\": name}", path, i);
+		cJSON_ArrayForEach(m, r)
+		{
+			if (strcmp(m->string, "hosts") == 0)
+				hosts = m;
+			else if (strcmp(m->string, "os") == 0)
+				os = m;
+			else if (m->string[0] != '_')
+				return ck_fail(err, len, "%s[%d].%s: unknown key (hosts, os)", path, i, m->string);
+		}
+		int o = -1;
+		for (int j = 0; os && cJSON_IsString(os) && cap_os_names[j]; j++)
+			if (strcmp(os->valuestring, cap_os_names[j]) == 0)
+				o = j;
+		if (o < 0)
+			return ck_fail(err, len, "%s[%d].os: expected one of %s", path, i, names);
+		if (!cJSON_IsArray(hosts) || !hosts->child)
+			return ck_fail(err, len, "%s[%d].hosts: expected a non-empty array of IPv4 or IPv6 CIDRs", path, i);
+		int j = 0;
+		for (const cJSON *h = hosts->child; h; h = h->next, j++) {
+			if (c->cap.n_host_os >= CAP_MAX_OS_HOSTS)
+				return ck_fail(err, len, "%s: at most %d CIDRs in all", path, CAP_MAX_OS_HOSTS);
+			struct cap_host_os *ho = &c->cap.host_os[c->cap.n_host_os];
+			if (!cJSON_IsString(h) || cap_parse_host_cidr(h->valuestring, ho) != 0)
+				return ck_fail(err, len, "%s[%d].hosts[%d]: expected an IPv4 or IPv6 CIDR such as \"10.0.0.0/8\"",
+					       path, i, j);
+			ho->os = (uint8_t)o;
+			c->cap.n_host_os++;
+		}
+		i++;
+	}
+	return 0;
+}
+
 /* a path or an array of paths: key logs are secrets, never echoed */
 static int set_tls_keylog(void *base, const struct ck_key *k, const void *item, const char *path, char *err,
 			  size_t len)
@@ -193,10 +245,15 @@ static const struct ck_key app_keys[] = {
 	    "A flow idle this long (packet time) is freed; its session is parked, not ended (limits.max_parked)."),
 	INT("capture.gap_timeout_ms", cap.gap_timeout_ms, 1, 3600000,
 	    "How long a hole may hold a direction before it is skipped as a gap when the receiver says nothing (a "
-	    "one-way capture); while the receiver answers with duplicate ACKs dbtap waits as the server does (bounded "
-	    "by max_held_mb), and it skips the hole at once when the receiver acknowledges past it."),
+	    "one-way capture): by default as long as a Linux sender keeps retransmitting (RTO 200 ms doubling to "
+	    "120 s, 15 retries: 924.6 s), since the server keeps out-of-order data while the connection lives. "
+	    "Sooner when it is proven unfillable: the flow sent nothing for 120 s (the longest retransmission "
+	    "interval), idles out, or the capture ends; or when max_held_mb is reached. While the receiver answers "
+	    "with duplicate ACKs dbtap waits as the server does (bounded by max_held_mb), and it skips the hole at "
+	    "once when the receiver acknowledges past it."),
 	INT("capture.gap_max_packets", cap.gap_max_packets, 1, 255,
-	    "The same bound in packets behind the hole."),
+	    "Deprecated, accepted and ignored: a count of segments behind a hole proves nothing (a sender sends a "
+	    "window's worth before it retransmits); memory bounds them instead."),
 	INT("capture.ipv6_addresses", cap.v6_map_size, 16, 1 << 26, "Distinct IPv6 addresses tracked."),
 	INT("capture.kernel_buffer_mb", cap.kernel_buffer_mb, 1, 4096, "Kernel capture buffer (live)."),
 	INT("capture.stats_interval_s", cap.stats_interval_s, 0, 86400, "Seconds between stats records; 0 = off."),
@@ -211,6 +268,13 @@ static const struct ck_key app_keys[] = {
 	       "[\"127.0.0.0/8\"]",
 	       "IPv4 CIDRs, or [\"all\"], whose packets skip libnids' checksum check (the example turns the check back "
 	       "on for files)."),
+	CUSTOM("capture.host_os_policy", cap, set_host_os, NULL, "linux for every server",
+	       "[{\"hosts\": [\"10.20.0.0/16\", \"2001:db8:20::/48\"], \"os\": \"windows\"}]",
+	       "The TCP reassembly policy of servers by address, as the server's OS applies it when segments "
+	       "overlap (the first entry whose CIDR holds the server wins): linux (2.4 and later), bsd (FreeBSD, "
+	       "NetBSD, OpenBSD, macOS), windows (2000, XP, 2003), vista, solaris, first (the first copy always "
+	       "wins) or last (the last copy always wins). Only the overlap rules differ; RST, ACK and TTL "
+	       "checks stay Linux's (see capture/tcpnorm.c)."),
 	CUSTOM("capture.decoder_thread", cap.decoder_thread, set_thread, NULL,
 	       "true when the machine has more than one CPU", NULL,
 	       "Run the decoders on their own thread: libpcap and libnids on one core, the decoders on another."),

@@ -19,8 +19,23 @@ What Linux does (net/ipv4/tcp_input.c, kernel 6.x), and so what the server execu
                 then the query: the session goes on, the DROP keeps its db_user
   ttl1          a decoy with TTL 1 (it dies at the next hop, before the server)
   rst_exact     control: an RST at the exact sequence ends the session
+
+One-way (only the client's packets captured, as on a SPAN port that loses the server's
+side): ooo10 and late again. Nothing then says whether the hole was lost on the way to the
+sensor or is still coming, and the server waits, so dbtap waits as long as the client could
+still retransmit (cap_gap.c), bounded by memory, not by a count of packets or 2 s.
+
+Other servers (capture.host_os_policy names the server's address): only which copy of
+overlapping bytes wins changes, as Novak & Sturges measured (capture/tcpnorm.c):
+  bsd ofo_new     the longer copy at the same sequence does not replace the queued one
+                  (BSD keeps the old copy unless the new one starts before it): decoy
+  last ofo_old    the decoy inside the queued bytes replaces them: decoy
+  first inorder   the in-order segment over queued decoy bytes: the queued ones stay;
+                  under linux (control) the in-order copy wins: DROP
 """
+import datetime
 import os
+import socket
 import struct
 import sys
 import tempfile
@@ -91,12 +106,15 @@ decoy = b'Q\0\0\0\x12SELECT 12345;\0'
 assert len(decoy) == len(Q)
 
 
-def write(name, frames, shift_after=0):
+def write(name, frames, shift_after=0, oneway=False):
     """base.pcap with the query frame replaced by frames ((dt_us, frame) pairs); frames
-    after them are shifted by shift_after us."""
+    after them are shifted by shift_after us. oneway: the server's packets and the
+    client's SYN left out (a one-way capture that began after the handshake)."""
     out = [hdr]
 
     def rec(ts, f):
+        if oneway and (fields(f)['sport'] == 5432 or fields(f)['flags'] & 0x02):
+            return  # and the SYN: libnids then picks the flow up at its first data
         out.append(struct.pack('<IIII', ts // 1000000, ts % 1000000, len(f), len(f)) + f)
     for ts, f in recs[:qi]:
         rec(ts, f)
@@ -139,9 +157,9 @@ cases = {
 }
 
 
-def run(path):
+def run(path, config=None):
     db = path[:-5] + '.db'
-    r = dbtest.run_dbtap(path, db, check=False)
+    r = dbtest.run_dbtap(path, db, config=config, check=False)
     c.eq(r.returncode, 0, f'{os.path.basename(path)}: exit status ({r.stderr.strip()})')
     return db
 
@@ -173,6 +191,54 @@ for name, (frames, shift, flagged) in cases.items():
         c.eq(ev, [], f'{name}: no evasion finding (reordering is not evasion)')
     run_row = dbtest.rows(db, 'SELECT drops FROM runs')[0]
     c.check('"gaps":0,' in run_row['drops'], f'{name}: no gap declared')
+
+# One-way: the client's packets only.
+want1 = stmts(run(write('plain1', [(0, qf)], oneway=True)))
+c.eq(want1[-1]['sql'], 'DROP TABLE t', 'one-way plain: the DROP is stored')
+for name in ('ooo10', 'late'):
+    frames, shift, _ = cases[name]
+    db = run(write(name + '_oneway', frames, shift, oneway=True))
+    got = stmts(db)
+    c.check(got == want1, f'{name} one-way: the statements the server executed'
+            + ('' if got == want1 else f': got {got[len(want1) - 2:]!r}'))
+    c.check('"gaps":0,' in dbtest.rows(db, 'SELECT drops FROM runs')[0]['drops'], f'{name} one-way: no gap declared')
+
+# One-way, a hole never filled (the DROP's message lost on the way to the sensor) with the
+# next query held behind it, then the flow silent: once it sent nothing for 120 s (a sender
+# still retransmitting sends at least that often) the hole is skipped and the query decoded
+# then, not at the end of the capture (300 s later) nor after 924.6 s. The clock is a
+# packet of another flow.
+body = b'SELECT 1;\0'
+sel = b'Q' + struct.pack('>I', 4 + len(body)) + body
+clk = bytearray(qf)
+clk[14 + q['ihl']:14 + q['ihl'] + 4] = struct.pack('>HH', 40000, 9)
+clk = seg(bytes(clk), payload=b'')
+db = run(write('silent_oneway', [(0, seg(qf, seq=q['seq'] + len(Q), payload=sel)), (150000000, clk),
+                                 (250000000, clk)], 300000000, oneway=True))
+got = dbtest.rows(db, "SELECT sql, ts FROM statements WHERE sql = 'SELECT ?'")
+t0 = datetime.datetime.fromtimestamp(qts / 1e6, datetime.timezone.utc)
+late = [(datetime.datetime.fromisoformat(r['ts'].replace('Z', '+00:00')) - t0).total_seconds() for r in got]
+c.check(len(late) == 1 and 120 <= late[0] <= 200, f'silent one-way: the query behind the hole is decoded'
+        f' once the sender was silent 120 s (at +{late} s)')
+c.check('"gaps":1,' in dbtest.rows(db, 'SELECT drops FROM runs')[0]['drops'], 'silent one-way: one gap declared')
+
+# Other servers' overlap policies, chosen by the server's address.
+server = socket.inet_ntoa(qf[14 + 16:14 + 20])
+decoyed = stmts(run(write('decoyed', [(0, seg(qf, payload=decoy))])))
+c.eq(decoyed[-1]['sql'], 'SELECT ?', 'decoy alone: stored as such')
+inorder = [(0, seg(qf, seq=q['seq'] + 5, payload=decoy[5:])), (1, dupack), (2, qf)]
+for os_name, name, frames, expect in (('bsd', 'ofo_new', cases['ofo_new'][0], decoyed),
+                                      ('last', 'ofo_old', cases['ofo_old'][0], decoyed),
+                                      ('first', 'inorder', inorder, decoyed),
+                                      ('linux', 'inorder', inorder, want),
+                                      ('bsd', 'ofo_old', cases['ofo_old'][0], want)):
+    cfg = {'capture': {'host_os_policy': [{'hosts': ['192.0.2.0/24', '2001:db8::/32'], 'os': 'last'},
+                                          {'hosts': [server + '/32'], 'os': os_name}]}}
+    db = run(write(f'{os_name}_{name}', frames), config=cfg)
+    got = stmts(db)
+    c.check(got == expect, f'{os_name} {name}: the statements that OS would execute'
+            + ('' if got == expect else f': got {got[len(expect) - 2:]!r}'))
+    c.eq(len(evasion(db)), 1, f'{os_name} {name}: one evasion finding')
 
 # Control: an RST at the exact sequence ends the session (then the query starts another,
 # picked up mid-stream, as the server would answer it with a reset of its own).
