@@ -171,6 +171,7 @@ struct ev_tls {
 struct ev_anomaly {
 	const char *what; /* short static text: "pgsql: message length < 4" */
 	int fatal;	  /* decoder gave up on this flow */
+	int evasion;	  /* TCP evasion seen by the capture layer: once per flow, never capped */
 };
 
 struct ev {

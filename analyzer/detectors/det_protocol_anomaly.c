@@ -1,14 +1,18 @@
 /* protocol_anomaly: malformed or desynchronised traffic reported by a decoder (EV_ANOMALY),
  * at most anomaly_per_session findings per session and anomaly_per_client per client address
  * within repeat_interval_s (hydra opens a session per guess); the rest are counted, not
- * reported. Repeats of one client's anomaly also update one row (repeat.c). */
+ * reported. TCP evasion (the capture layer, once per flow) is never capped. Repeats of one
+ * client's anomaly also update one row (repeat.c). */
 #include "det.h"
 
 static void pa_event(struct an *an, struct an_session *s, const struct ev *e)
 {
 	if (e->type != EV_ANOMALY)
 		return;
-	if (s->anomalies >= an->cfg.anomaly_per_session) {
+	/* TCP evasion comes at most once per flow: capped with the rest, ten cheap malformed
+	 * messages first would hide it (issue #20) */
+	int evasion = e->u.anomaly.evasion;
+	if (!evasion && s->anomalies >= an->cfg.anomaly_per_session) {
 		s->anomalies_suppressed++;
 		return;
 	}
@@ -17,7 +21,7 @@ static void pa_event(struct an *an, struct an_session *s, const struct ev *e)
 	ev_time win = (ev_time)(an->cfg.repeat_interval_s > 0 ? an->cfg.repeat_interval_s : 300) * 1000000LL;
 	struct an_keyed *k = s->client_ip[0] ? an_keyed_get(&an->eb, &an->n_eb, &an->cap_eb, 0x50a, s->client_ip, e->ts)
 					     : NULL;
-	if (k && an_window_count(&k->w, e->ts, win) >= per_client) {
+	if (!evasion && k && an_window_count(&k->w, e->ts, win) >= per_client) {
 		s->anomalies_suppressed++;
 		return;
 	}
@@ -26,7 +30,7 @@ static void pa_event(struct an *an, struct an_session *s, const struct ev *e)
 	s->anomalies++;
 	const char *what = e->u.anomaly.what ? e->u.anomaly.what : "unknown";
 	cJSON *ev = cJSON_CreateObject();
-	cJSON_AddStringToObject(ev, "signal", "protocol_anomaly");
+	cJSON_AddStringToObject(ev, "signal", evasion ? "tcp_evasion" : "protocol_anomaly");
 	cJSON_AddStringToObject(ev, "what", what);
 	cJSON_AddBoolToObject(ev, "fatal", e->u.anomaly.fatal);
 	cJSON_AddBoolToObject(ev, "to_server", e->to_server);

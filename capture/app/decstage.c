@@ -294,10 +294,12 @@ static void do_gap(struct dflow *df, enum proto_dir dir, ev_time ts)
 	}
 }
 
+/* Only the capture layer's TCP normalisation posts these (tcpnorm.c, once per flow). */
 static void do_anomaly(struct dflow *df, enum proto_dir dir, ev_time ts, const char *what)
 {
 	struct ev e = { .type = EV_ANOMALY, .ts = ts, .to_server = dir == PROTO_TO_SERVER };
 	e.u.anomaly.what = what;
+	e.u.anomaly.evasion = 1;
 	emit(df, &e);
 }
 

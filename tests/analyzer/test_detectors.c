@@ -817,6 +817,39 @@ Test(protocol_anomaly, rate_limited_per_client_and_repeats_update_one_row)
 	h_free(&h);
 }
 
+/* Issue #20: TCP evasion (the capture layer, once per flow) is never capped: an attacker
+ * who first sends a dozen malformed messages must not be able to evade unseen. */
+Test(protocol_anomaly, tcp_evasion_is_never_capped)
+{
+	h_init(&h);
+	h_start(&h);
+	struct ev junk = { .type = EV_ANOMALY, .to_server = 1 };
+	junk.u.anomaly.what = "pgsql: message length < 4";
+	struct ev evade = { .type = EV_ANOMALY, .to_server = 1 };
+	evade.u.anomaly.what = "tcp evasion: data without ACK (the server discards it)";
+	evade.u.anomaly.evasion = 1;
+	for (int s = 0; s < 16; s++) {
+		h_open(&h, "postgresql", "10.0.0.9");
+		for (int i = 0; i < 5; i++) { /* the client's and the session's caps, used up */
+			junk.ts = h.t;
+			h_event(&h, &junk);
+		}
+		if (s >= 12) {
+			evade.ts = h.t;
+			h_event(&h, &evade);
+		}
+		h_close(&h, h.s);
+		h_sleep(&h, 0.5);
+	}
+	h_end(&h);
+	int evasions = 0;
+	for (int i = 0; i < h.sink->n_f; i++)
+		evasions += strstr(h.sink->f[i].evidence, "\"tcp_evasion\"") != NULL;
+	cr_expect_eq(evasions, 4, "each evading flow reported (%d)", evasions);
+	cr_expect_eq(h.sink->n_f, 10 + 4, "the malformed ones stay capped");
+	h_free(&h);
+}
+
 /* ---- core behaviour the detectors rely on ---- */
 
 Test(core, audit_findings_stores_only_statements_backing_findings)
