@@ -28,6 +28,11 @@ void capgap_declare(struct cap *c, struct flow *f, struct tcp_stream *a, int d, 
 	}
 	if (f->df)
 		decstage_gap(c->ds, f->df, d == 0 ? PROTO_TO_SERVER : PROTO_TO_CLIENT, c->now);
+	if (list && lost && (int32_t)(tn_receiver_ack(a, d) - expect) <= 0) {
+		f->tn.skip_from[d] = expect;
+		f->tn.skip_to[d] = list->seq;
+		f->tn.skip_set[d] = 1;
+	}
 	a->user = NULL;
 	f->stream = NULL;
 	f->ooo_since[0] = f->ooo_since[1] = 0;

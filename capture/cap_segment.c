@@ -63,6 +63,11 @@ void capseg_packet(struct cap *c, const struct tcpinfo *t, const struct pcap_pkt
 	int d = (t->saddr == a->addr.saddr && t->sport == a->addr.source) ? 0 : 1;
 	f->seen_ts = c->now;
 	const char *why = NULL;
+	/* The bytes of a hole skipped as lost (one-way, silence, memory) came after all: the
+	 * server may run them, dbtap has moved on (libnids drops them as old). Say so. */
+	if (f->tn.skip_set[d] && t->payload && (int32_t)(t->seq - f->tn.skip_to[d]) < 0 &&
+	    (int32_t)(t->seq + t->payload - f->tn.skip_from[d]) > 0)
+		why = "tcp evasion: data for a hole already skipped as lost (the server may run bytes dbtap did not see)";
 	enum tn_verdict v = tn_check(f, a, d, t, p, &why);
 	if (v == TN_HOLD) {
 		if (!f->held[d]) {

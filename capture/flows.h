@@ -41,6 +41,10 @@ struct flow {
 		uint8_t ttl[2], ttl_set[2]; /* the flow's first TTL each way */
 		uint32_t una[2], max_win[2]; /* each sender's last ACK, largest window (0: none yet) */
 		uint8_t rcv_seen[2];	    /* the receiver spoke since the hole in d opened */
+		/* a hole skipped as lost while the receiver had not acknowledged past it: data
+		 * for it arriving later may run on the server though dbtap skipped it */
+		uint32_t skip_from[2], skip_to[2];
+		uint8_t skip_set[2];
 		uint8_t flagged;	    /* evasion reported (once per flow) */
 		uint8_t os;		    /* the server's reassembly policy (enum cap_os) */
 	} tn;

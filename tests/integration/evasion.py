@@ -221,6 +221,15 @@ late = [(datetime.datetime.fromisoformat(r['ts'].replace('Z', '+00:00')) - t0).t
 c.check(len(late) == 1 and 120 <= late[0] <= 200, f'silent one-way: the query behind the hole is decoded'
         f' once the sender was silent 120 s (at +{late} s)')
 c.check('"gaps":1,' in dbtest.rows(db, 'SELECT drops FROM runs')[0]['drops'], 'silent one-way: one gap declared')
+c.eq(evasion(db), [], 'silent one-way: a hole never filled is loss, not evasion')
+# ... and when the hole's bytes come after it was skipped (an attacker who waits out the
+# silence; the server still takes them): the DROP cannot be decoded any more, but the
+# flow gets an evasion finding.
+db = run(write('silent_then_filled', [(0, seg(qf, seq=q['seq'] + len(Q), payload=sel)), (150000000, clk),
+                                      (200000000, qf), (250000000, clk)], 300000000, oneway=True))
+ev = evasion(db)
+c.check(len(ev) == 1 and 'already skipped' in ev[0]['summary'] and ev[0]['client_port'] == cport,
+        f'silent one-way, filled late: one evasion finding for the flow ({[e["summary"] for e in ev]})')
 
 # Other servers' overlap policies, chosen by the server's address.
 server = socket.inet_ntoa(qf[14 + 16:14 + 20])
