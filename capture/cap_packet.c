@@ -44,6 +44,31 @@ int cappkt_parse_tcp(const uint8_t *p, size_t n, struct tcpinfo *t)
 		return -1;
 	t->payload = (uint32_t)(tot - ihl - hl);
 	t->off = (uint16_t)(ihl + hl);
+	t->has_ts = 0;
+	const uint8_t *op = p + ihl + 20;
+	if (hl >= 32 && op[0] == 1 && op[1] == 1 && op[2] == 8 && op[3] == 10) {
+		/* the layout Linux and BSD send on every segment: NOP, NOP, timestamp */
+		t->tsval = (uint32_t)op[4] << 24 | (uint32_t)op[5] << 16 | (uint32_t)op[6] << 8 | op[7];
+		t->has_ts = 1;
+		return 0;
+	}
+	struct rd o = rd_make(op, hl - 20);
+	while (!o.err && o.off < o.len) { /* options: the timestamp (kind 8, length 10) for PAWS */
+		uint8_t kind = rd_u8(&o);
+		if (kind == 0)
+			break;
+		if (kind == 1)
+			continue;
+		uint8_t len = rd_u8(&o);
+		if (o.err || len < 2)
+			break;
+		if (kind == 8 && len == 10) {
+			t->tsval = rd_be32(&o);
+			t->has_ts = !o.err;
+			break;
+		}
+		rd_skip(&o, (size_t)len - 2);
+	}
 	return 0;
 }
 void cappkt_sweep_idle(struct cap *c)

@@ -45,6 +45,9 @@ struct flow {
 		 * for it arriving later may run on the server though dbtap skipped it */
 		uint32_t skip_from[2], skip_to[2];
 		uint8_t skip_set[2];
+		uint32_t ts_recent[2];	    /* PAWS: the last TSval taken in order, each way */
+		uint8_t ts_set[2];
+		uint8_t ts_off;		    /* a SYN without the timestamp option: no PAWS */
 		uint8_t flagged;	    /* evasion reported (once per flow) */
 		uint8_t os;		    /* the server's reassembly policy (enum cap_os) */
 	} tn;

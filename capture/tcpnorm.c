@@ -28,6 +28,10 @@
  *    be as large as Linux's or larger, so we drop no segment Linux keeps.
  * 5. Beyond the receiver's window (tcp_sequence(): discarded with a duplicate ACK):
  *    dropped, as libnids itself would drop it, so it cannot sit in our queue either.
+ * 5b. PAWS (RFC 7323 §5, tcp_paws_discard): with timestamps on (no SYN seen without
+ *    them), a segment carrying data whose TSval is older than ts_recent by more than 1 is
+ *    discarded. libnids applies PAWS only to flows it saw open with timestamps, not to
+ *    those picked up mid-stream or after a gap.
  * 6. Out of order (tcp_data_queue_ofo): queued in f->held by Linux's rules, see tn_hold;
  *    in-order segments go to libnids, which like Linux keeps bytes already received
  *    (tcp_data_queue's partial-overlap path reads from rcv_nxt on).
@@ -109,9 +113,16 @@ enum tn_verdict tn_check(struct flow *f, const struct tcp_stream *a, int d, cons
 	}
 	if (t->flags & TN_SYN) {
 		f->tn.max_win[d] = f->tn.max_win[d] > t->win ? f->tn.max_win[d] : t->win;
+		if (!t->has_ts)
+			f->tn.ts_off = 1;
 		return TN_PASS; /* libnids' handshake and reuse logic */
 	}
 	int carries = t->payload || (t->flags & TN_FIN);
+	int paws = t->has_ts && !f->tn.ts_off;
+	if (carries && paws && f->tn.ts_set[d] && (int32_t)(f->tn.ts_recent[d] - t->tsval) > 1) {
+		*anomaly = "tcp evasion: segment with an old timestamp (PAWS: the server discards it)";
+		return TN_DROP;
+	}
 	if (!(t->flags & TN_ACK)) {
 		if (carries)
 			*anomaly = "tcp evasion: data without ACK (the server discards it)";
@@ -145,6 +156,13 @@ enum tn_verdict tn_check(struct flow *f, const struct tcp_stream *a, int d, cons
 		f->tn.end_set[d] = 1;
 	}
 	f->tn.rcv_seen[!d] = 1;
+	/* ts_recent follows Linux's tcp_replace_ts_recent: only a segment starting at or
+	 * before what the receiver last acknowledged (rcv_wup), never one out of order */
+	uint32_t wup = r->ack_seq && !after(r->ack_seq, expect) ? r->ack_seq : expect;
+	if (paws && !after(t->seq, wup)) {
+		f->tn.ts_recent[d] = t->tsval;
+		f->tn.ts_set[d] = 1;
+	}
 	if (carries && after(t->seq, expect))
 		return TN_HOLD;
 	return TN_PASS;

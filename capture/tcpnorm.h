@@ -30,6 +30,8 @@ struct tcpinfo {
 	uint16_t win; /* the window field, unscaled */
 	uint16_t off; /* payload offset in the packet */
 	uint32_t payload;
+	uint32_t tsval; /* the timestamp option's TSval, when has_ts */
+	uint8_t has_ts;
 };
 
 #define TN_FIN 0x01

@@ -74,12 +74,21 @@ def csum(b):
     return ~s & 0xffff
 
 
-def seg(f, seq=None, ack=None, flags=None, payload=None, ttl=None):
+def seg(f, seq=None, ack=None, flags=None, payload=None, ttl=None, tsdelta=0):
     """A copy of frame f (Ethernet/IPv4/TCP, options kept) with fields replaced and valid
-    checksums."""
+    checksums; tsdelta moves the timestamp option's TSval."""
     x = fields(f)
     eth, ip = f[:14], bytearray(f[14:14 + x['ihl']])
     tcp = bytearray(f[14 + x['ihl']:14 + x['ihl'] + x['doff']])
+    k = 20
+    while tsdelta and k < len(tcp) and tcp[k] != 0:
+        if tcp[k] == 1:
+            k += 1
+            continue
+        if tcp[k] == 8:
+            struct.pack_into('>I', tcp, k + 2, (struct.unpack_from('>I', tcp, k + 2)[0] + tsdelta) & 0xffffffff)
+            break
+        k += tcp[k + 1]
     payload = x['payload'] if payload is None else payload
     struct.pack_into('>II', tcp, 4, x['seq'] if seq is None else seq & 0xffffffff,
                      x['ack'] if ack is None else ack & 0xffffffff)
@@ -106,15 +115,18 @@ decoy = b'Q\0\0\0\x12SELECT 12345;\0'
 assert len(decoy) == len(Q)
 
 
-def write(name, frames, shift_after=0, oneway=False):
+def write(name, frames, shift_after=0, oneway=False, nosyn=False):
     """base.pcap with the query frame replaced by frames ((dt_us, frame) pairs); frames
     after them are shifted by shift_after us. oneway: the server's packets and the
-    client's SYN left out (a one-way capture that began after the handshake)."""
+    client's SYN left out (a one-way capture that began after the handshake); nosyn: only
+    the handshake left out (picked up mid-stream)."""
     out = [hdr]
 
     def rec(ts, f):
         if oneway and (fields(f)['sport'] == 5432 or fields(f)['flags'] & 0x02):
             return  # and the SYN: libnids then picks the flow up at its first data
+        if nosyn and fields(f)['flags'] & 0x02:
+            return
         out.append(struct.pack('<IIII', ts // 1000000, ts % 1000000, len(f), len(f)) + f)
     for ts, f in recs[:qi]:
         rec(ts, f)
@@ -154,6 +166,7 @@ cases = {
                  (4, seg(qf, payload=Q[:5]))], 0, True),
     'rst_window': ([(0, seg(qf, seq=q['seq'] + 1000, flags=0x14, payload=b'')), (1, qf)], 0, True),
     'ttl1': ([(0, seg(qf, payload=decoy, ttl=1)), (1, qf)], 0, True),
+    'paws': ([(0, seg(qf, payload=decoy, tsdelta=-1000)), (1, qf)], 0, True),
 }
 
 
@@ -191,6 +204,14 @@ for name, (frames, shift, flagged) in cases.items():
         c.eq(ev, [], f'{name}: no evasion finding (reordering is not evasion)')
     run_row = dbtest.rows(db, 'SELECT drops FROM runs')[0]
     c.check('"gaps":0,' in run_row['drops'], f'{name}: no gap declared')
+
+# Picked up mid-stream (no handshake): libnids applies PAWS only to flows it saw open with
+# timestamps, so tcpnorm.c does it (a decoy with an old TSval, then the query).
+want_ns = stmts(run(write('plain_nosyn', [(0, qf)], nosyn=True)))
+c.eq(want_ns[-1]['sql'], 'DROP TABLE t', 'mid-stream plain: the DROP is stored')
+db = run(write('paws_nosyn', cases['paws'][0], nosyn=True))
+c.eq(stmts(db), want_ns, 'paws mid-stream: the statements the server executed')
+c.eq(len(evasion(db)), 1, 'paws mid-stream: one evasion finding for the flow')
 
 # One-way: the client's packets only.
 want1 = stmts(run(write('plain1', [(0, qf)], oneway=True)))
