@@ -24,6 +24,44 @@ int ck_fail(char *err, size_t len, const char *fmt, ...)
 	return -1;
 }
 
+int ck_objects(const void *arr, const char *path, const char *what, int max, ck_obj_fn fn, void *ctx, char *err,
+	       size_t len)
+{
+	const cJSON *a = arr, *o;
+	if (!cJSON_IsArray(a))
+		return ck_fail(err, len, "%s: expected an array, each %s", path, what);
+	int i = 0;
+	cJSON_ArrayForEach(o, a)
+	{
+		char p[96];
+		snprintf(p, sizeof p, "%.80s[%d]", path, i);
+		if (!cJSON_IsObject(o))
+			return ck_fail(err, len, "%s: expected %s", p, what);
+		if (i >= max)
+			return ck_fail(err, len, "%s: more than %d entries", path, max);
+		if (fn(ctx, i, p, o, err, len) != 0)
+			return -1;
+		i++;
+	}
+	return 0;
+}
+
+int ck_members(const void *obj, const char *path, ck_member_fn fn, void *ctx, char *err, size_t len)
+{
+	const cJSON *m;
+	cJSON_ArrayForEach(m, (const cJSON *)obj)
+	{
+		const char *k = m->string ? m->string : "";
+		char p[200];
+		if (k[0] == '_')
+			continue;
+		snprintf(p, sizeof p, "%.96s.%.80s", path, k);
+		if (fn(ctx, k, p, m, err, len) != 0)
+			return -1;
+	}
+	return 0;
+}
+
 static void *field(void *base, const struct ck_key *k)
 {
 	return (char *)base + k->off;

@@ -78,6 +78,17 @@ void ck_write_man(FILE *f, const struct ck_table *t, int nt);
 /* "config: " and the message into err; returns -1. */
 int ck_fail(char *err, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+/* An array of objects (sensitive[], poolers[], host_os_policy[]) under path: fn(ctx, i,
+ * "path[i]", element) for each, after checking it is an object (what: how the error names
+ * one, e.g. "an object"), at most max of them. 0 or -1 with a message. */
+typedef int (*ck_obj_fn)(void *ctx, int i, const char *path, const void *obj, char *err, size_t len);
+int ck_objects(const void *arr, const char *path, const char *what, int max, ck_obj_fn fn, void *ctx, char *err,
+	       size_t len);
+/* The members of an object under path, comments ('_') skipped: fn(ctx, name, "path.name",
+ * value) for each; an unknown name is fn's to refuse. 0 or -1. */
+typedef int (*ck_member_fn)(void *ctx, const char *name, const char *path, const void *v, char *err, size_t len);
+int ck_members(const void *obj, const char *path, ck_member_fn fn, void *ctx, char *err, size_t len);
+
 /* Shared element checks for CK_LIST / CK_STR. */
 const char *ck_check_cidr(const char *s); /* IPv4 or IPv6 address or CIDR */
 

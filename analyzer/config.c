@@ -161,61 +161,48 @@ static const char *check_regex(const char *s)
 static const struct ck_key list_key = { "*", CK_LIST, 0, 0, 0, 0, NULL, 0, NULL, NULL, NULL, NULL, NULL, NULL };
 static const struct ck_key list_key_lower = { "*", CK_LIST, 0, 0, 0, 0, NULL, CK_LOWER, NULL, NULL, NULL, NULL, NULL, NULL };
 
+static int sensitive_member(void *ctx, const char *k, const char *p2, const void *v, char *err, size_t len)
+{
+	struct an_sensitive *s = ctx;
+	const cJSON *e = v;
+	if (strcmp(k, "table") == 0) {
+		if (!cJSON_IsString(e) || !e->valuestring || !e->valuestring[0] || strlen(e->valuestring) > 127)
+			return ck_fail(err, len, "%s: expected a table name", p2);
+		free(s->table);
+		s->table = strdup(e->valuestring);
+		if (!s->table)
+			return ck_fail(err, len, "%s: out of memory", p2);
+		for (char *ch = s->table; *ch; ch++)
+			*ch = (char)((*ch >= 'A' && *ch <= 'Z') ? *ch + 32 : *ch);
+		return 0;
+	}
+	if (strcmp(k, "columns") == 0)
+		return ck_apply(&list_key_lower, &s->columns, e, p2, err, len);
+	if (strcmp(k, "allow") == 0)
+		return ck_apply(&list_key, &s->allow, e, p2, err, len);
+	return ck_fail(err, len, "%s: unknown key", p2);
+}
+
+static int sensitive_entry(void *ctx, int i, const char *path, const void *o, char *err, size_t len)
+{
+	struct an_config *c = ctx;
+	(void)i;
+	struct an_sensitive *s = &c->sensitive[c->n_sensitive];
+	memset(s, 0, sizeof *s);
+	c->n_sensitive++; /* counted first so an_config_free releases partial entries */
+	if (ck_members(o, path, sensitive_member, s, err, len) != 0)
+		return -1;
+	return s->table ? 0 : ck_fail(err, len, "%s.table: missing", path);
+}
+
 static int set_sensitive(void *base, const struct ck_key *key, const void *item, const char *kpath, char *err,
 			 size_t len)
 {
 	struct an_config *c = base;
-	const cJSON *arr = item;
 	(void)key;
 	(void)kpath;
-	if (!cJSON_IsArray(arr))
-		return ck_fail(err, len, "sensitive: expected an array of objects");
-	const cJSON *o;
-	int i = 0;
-	cJSON_ArrayForEach(o, arr)
-	{
-		char path[32];
-		snprintf(path, sizeof path, "sensitive[%d]", i);
-		if (!cJSON_IsObject(o))
-			return ck_fail(err, len, "%s: expected an object", path);
-		if (c->n_sensitive >= AN_MAX_SENSITIVE)
-			return ck_fail(err, len, "sensitive: more than %d entries", AN_MAX_SENSITIVE);
-		struct an_sensitive *s = &c->sensitive[c->n_sensitive];
-		memset(s, 0, sizeof *s);
-		c->n_sensitive++; /* counted first so an_config_free releases partial entries */
-		const cJSON *e;
-		cJSON_ArrayForEach(e, o)
-		{
-			char p2[200];
-			const char *k = e->string ? e->string : "";
-			snprintf(p2, sizeof p2, "%s.%.80s", path, k);
-			if (k[0] == '_')
-				continue;
-			if (strcmp(k, "table") == 0) {
-				if (!cJSON_IsString(e) || !e->valuestring || !e->valuestring[0] ||
-				    strlen(e->valuestring) > 127)
-					return ck_fail(err, len, "%s: expected a table name", p2);
-				free(s->table);
-				s->table = strdup(e->valuestring);
-				if (!s->table)
-					return ck_fail(err, len, "%s: out of memory", p2);
-				for (char *ch = s->table; *ch; ch++)
-					*ch = (char)((*ch >= 'A' && *ch <= 'Z') ? *ch + 32 : *ch);
-			} else if (strcmp(k, "columns") == 0) {
-				if (ck_apply(&list_key_lower, &s->columns, e, p2, err, len) != 0)
-					return -1;
-			} else if (strcmp(k, "allow") == 0) {
-				if (ck_apply(&list_key, &s->allow, e, p2, err, len) != 0)
-					return -1;
-			} else {
-				return ck_fail(err, len, "%s: unknown key", p2);
-			}
-		}
-		if (!s->table)
-			return ck_fail(err, len, "%s.table: missing", path);
-		i++;
-	}
-	return 0;
+	return ck_objects(item, "sensitive", "an object", AN_MAX_SENSITIVE - c->n_sensitive, sensitive_entry, c, err,
+			  len);
 }
 
 /* integers inside poolers[i], checked as any table key */
@@ -232,66 +219,57 @@ static int canon_ip(const char *in, char *out, size_t cap)
 	return 0;
 }
 
+static int pooler_member(void *ctx, const char *k, const char *p2, const void *v, char *err, size_t len)
+{
+	struct an_pooler_cfg *p = ctx;
+	const cJSON *e = v;
+	if (!strcmp(k, "address") || !strcmp(k, "source")) {
+		char *dst = k[0] == 'a' ? p->address : p->source;
+		if (!cJSON_IsString(e) || !e->valuestring || canon_ip(e->valuestring, dst, 48) < 0)
+			return ck_fail(err, len, "%s: expected an IP address", p2);
+		return 0;
+	}
+	if (!strcmp(k, "listen_port"))
+		return ck_apply(&port_key, &p->listen_port, e, p2, err, len);
+	if (!strcmp(k, "window_ms"))
+		return ck_apply(&window_key, &p->window_ms, e, p2, err, len);
+	if (!strcmp(k, "pool_mode")) {
+		const char *m = cJSON_IsString(e) ? e->valuestring : "";
+		if (!strcmp(m, "session"))
+			p->session_mode = 1;
+		else if (strcmp(m, "transaction") != 0 && strcmp(m, "statement") != 0)
+			return ck_fail(err, len, "%s: expected \"transaction\", \"session\" or \"statement\"", p2);
+		return 0;
+	}
+	return ck_fail(err, len, "%s: unknown key", p2);
+}
+
+static int pooler_entry(void *ctx, int i, const char *path, const void *o, char *err, size_t len)
+{
+	struct an_config *c = ctx;
+	(void)i;
+	struct an_pooler_cfg *p = &c->poolers[c->n_poolers];
+	memset(p, 0, sizeof *p);
+	p->window_ms = 60000;
+	if (ck_members(o, path, pooler_member, p, err, len) != 0)
+		return -1;
+	if (!p->address[0])
+		return ck_fail(err, len, "%s.address: missing", path);
+	if (!p->listen_port)
+		return ck_fail(err, len, "%s.listen_port: missing", path);
+	c->n_poolers++;
+	return 0;
+}
+
 /* "poolers": [{"address": IP, "listen_port": N, "source": IP, "pool_mode": "transaction"|"session",
  * "window_ms": N}] (issue #21) */
 static int set_poolers(void *base, const struct ck_key *key, const void *item, const char *kpath, char *err, size_t len)
 {
 	struct an_config *c = base;
-	const cJSON *arr = item;
 	(void)key;
 	(void)kpath;
-	if (!cJSON_IsArray(arr))
-		return ck_fail(err, len, "poolers: expected an array of objects");
 	c->n_poolers = 0;
-	const cJSON *o;
-	int i = 0;
-	cJSON_ArrayForEach(o, arr)
-	{
-		char path[64];
-		snprintf(path, sizeof path, "poolers[%d]", i);
-		if (!cJSON_IsObject(o))
-			return ck_fail(err, len, "%s: expected an object", path);
-		if (c->n_poolers >= AN_MAX_POOLERS)
-			return ck_fail(err, len, "poolers: more than %d entries", AN_MAX_POOLERS);
-		struct an_pooler_cfg *p = &c->poolers[c->n_poolers];
-		memset(p, 0, sizeof *p);
-		p->window_ms = 60000;
-		const cJSON *e;
-		cJSON_ArrayForEach(e, o)
-		{
-			char p2[200];
-			const char *k = e->string ? e->string : "";
-			snprintf(p2, sizeof p2, "%s.%.80s", path, k);
-			if (k[0] == '_')
-				continue;
-			if (!strcmp(k, "address") || !strcmp(k, "source")) {
-				char *dst = k[0] == 'a' ? p->address : p->source;
-				if (!cJSON_IsString(e) || !e->valuestring || canon_ip(e->valuestring, dst, 48) < 0)
-					return ck_fail(err, len, "%s: expected an IP address", p2);
-			} else if (!strcmp(k, "listen_port")) {
-				if (ck_apply(&port_key, &p->listen_port, e, p2, err, len))
-					return -1;
-			} else if (!strcmp(k, "window_ms")) {
-				if (ck_apply(&window_key, &p->window_ms, e, p2, err, len))
-					return -1;
-			} else if (!strcmp(k, "pool_mode")) {
-				const char *v = cJSON_IsString(e) ? e->valuestring : "";
-				if (!strcmp(v, "session"))
-					p->session_mode = 1;
-				else if (strcmp(v, "transaction") != 0 && strcmp(v, "statement") != 0)
-					return ck_fail(err, len, "%s: expected \"transaction\", \"session\" or \"statement\"", p2);
-			} else {
-				return ck_fail(err, len, "%s: unknown key", p2);
-			}
-		}
-		if (!p->address[0])
-			return ck_fail(err, len, "%s.address: missing", path);
-		if (!p->listen_port)
-			return ck_fail(err, len, "%s.listen_port: missing", path);
-		c->n_poolers++;
-		i++;
-	}
-	return 0;
+	return ck_objects(item, "poolers", "an object", AN_MAX_POOLERS, pooler_entry, c, err, len);
 }
 
 static void *show_none(const void *base, const struct ck_key *k)

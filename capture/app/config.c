@@ -113,56 +113,64 @@ static int set_checksum_bypass(void *base, const struct ck_key *k, const void *i
 	return 0;
 }
 
+struct host_os_entry {
+	struct dbtap_config *c;
+	const cJSON *hosts, *os;
+};
+
+static int host_os_member(void *ctx, const char *k, const char *p, const void *v, char *err, size_t len)
+{
+	struct host_os_entry *h = ctx;
+	if (strcmp(k, "hosts") == 0)
+		h->hosts = v;
+	else if (strcmp(k, "os") == 0)
+		h->os = v;
+	else
+		return ck_fail(err, len, "%s: unknown key (hosts, os)", p);
+	return 0;
+}
+
+static int host_os_entry(void *ctx, int i, const char *path, const void *o, char *err, size_t len)
+{
+	struct host_os_entry h = { ctx, NULL, NULL };
+	struct dbtap_config *c = h.c;
+	(void)i;
+	if (ck_members(o, path, host_os_member, &h, err, len) != 0)
+		return -1;
+	int os = -1;
+	for (int j = 0; h.os && cJSON_IsString(h.os) && cap_os_names[j]; j++)
+		if (strcmp(h.os->valuestring, cap_os_names[j]) == 0)
+			os = j;
+	if (os < 0) {
+		char names[96] = "";
+		for (int j = 0; cap_os_names[j]; j++)
+			snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", j ? ", " : "", cap_os_names[j]);
+		return ck_fail(err, len, "%s.os: expected one of %s", path, names);
+	}
+	if (!cJSON_IsArray(h.hosts) || !h.hosts->child)
+		return ck_fail(err, len, "%s.hosts: expected a non-empty array of IPv4 or IPv6 CIDRs", path);
+	int j = 0;
+	for (const cJSON *x = h.hosts->child; x; x = x->next, j++) {
+		if (c->cap.n_host_os >= CAP_MAX_OS_HOSTS)
+			return ck_fail(err, len, "capture.host_os_policy: at most %d CIDRs in all", CAP_MAX_OS_HOSTS);
+		struct cap_host_os *ho = &c->cap.host_os[c->cap.n_host_os];
+		if (!cJSON_IsString(x) || cap_parse_host_cidr(x->valuestring, ho) != 0)
+			return ck_fail(err, len, "%s.hosts[%d]: expected an IPv4 or IPv6 CIDR such as \"10.0.0.0/8\"", path, j);
+		ho->os = (uint8_t)os;
+		c->cap.n_host_os++;
+	}
+	return 0;
+}
+
 /* [{"hosts": [CIDR, ...], "os": NAME}, ...]: each server address's reassembly policy */
 static int set_host_os(void *base, const struct ck_key *k, const void *item, const char *path, char *err,
 		       size_t len)
 {
 	struct dbtap_config *c = base;
-	const cJSON *e = item, *r;
 	(void)k;
-	char names[96] = "";
-	for (int i = 0; cap_os_names[i]; i++)
-		snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", i ? ", " : "", cap_os_names[i]);
-	if (!cJSON_IsArray(e))
-		return ck_fail(err, len, "%s: expected an array of {\"hosts\": [CIDRs], \"os\": name}", path);
 	c->cap.n_host_os = 0;
-	int i = 0;
-	cJSON_ArrayForEach(r, e)
-	{
-		const cJSON *m, *hosts = NULL, *os = NULL;
-		if (!cJSON_IsObject(r))
-			return ck_fail(err, len, "%s[%d]: expected {\"hosts\": [CIDRs], \"os\": name}", path, i);
-		cJSON_ArrayForEach(m, r)
-		{
-			if (strcmp(m->string, "hosts") == 0)
-				hosts = m;
-			else if (strcmp(m->string, "os") == 0)
-				os = m;
-			else if (m->string[0] != '_')
-				return ck_fail(err, len, "%s[%d].%s: unknown key (hosts, os)", path, i, m->string);
-		}
-		int o = -1;
-		for (int j = 0; os && cJSON_IsString(os) && cap_os_names[j]; j++)
-			if (strcmp(os->valuestring, cap_os_names[j]) == 0)
-				o = j;
-		if (o < 0)
-			return ck_fail(err, len, "%s[%d].os: expected one of %s", path, i, names);
-		if (!cJSON_IsArray(hosts) || !hosts->child)
-			return ck_fail(err, len, "%s[%d].hosts: expected a non-empty array of IPv4 or IPv6 CIDRs", path, i);
-		int j = 0;
-		for (const cJSON *h = hosts->child; h; h = h->next, j++) {
-			if (c->cap.n_host_os >= CAP_MAX_OS_HOSTS)
-				return ck_fail(err, len, "%s: at most %d CIDRs in all", path, CAP_MAX_OS_HOSTS);
-			struct cap_host_os *ho = &c->cap.host_os[c->cap.n_host_os];
-			if (!cJSON_IsString(h) || cap_parse_host_cidr(h->valuestring, ho) != 0)
-				return ck_fail(err, len, "%s[%d].hosts[%d]: expected an IPv4 or IPv6 CIDR such as \"10.0.0.0/8\"",
-					       path, i, j);
-			ho->os = (uint8_t)o;
-			c->cap.n_host_os++;
-		}
-		i++;
-	}
-	return 0;
+	return ck_objects(item, path, "{\"hosts\": [CIDRs], \"os\": name}", CAP_MAX_OS_HOSTS, host_os_entry, c, err,
+			  len);
 }
 
 /* a path or an array of paths: key logs are secrets, never echoed */
