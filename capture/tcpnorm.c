@@ -217,6 +217,22 @@ static void unit_free(struct flow_table *ft, struct flow *f, int d, struct held_
 	} while (*link && (*link)->cont);
 }
 
+/* A copy of segment t (the whole packet pkt, n bytes) for the queue. */
+static struct held_seg *held_new(const struct tcpinfo *t, const uint8_t *pkt, size_t n, int cont)
+{
+	struct held_seg *h = malloc(sizeof(*h) + n);
+	if (!h)
+		return NULL;
+	h->seq = t->seq;
+	h->len = (uint32_t)n;
+	h->dlen = t->payload;
+	h->doff = t->off;
+	h->fin = (t->flags & TN_FIN) ? 1 : 0;
+	h->cont = (uint8_t)cont;
+	memcpy(h->pkt, pkt, n);
+	return h;
+}
+
 static const char overlap_text[] = "tcp evasion: overlapping segments with different bytes";
 static int hold_other(struct flow_table *ft, struct flow *f, int d, const struct tcpinfo *t,
 		      const uint8_t *pkt, size_t n, const char **anomaly);
@@ -269,16 +285,9 @@ int tn_hold(struct flow_table *ft, uint64_t budget, struct flow *f, int d, const
 			cont = 1;
 		}
 	}
-	struct held_seg *h = malloc(sizeof(*h) + n);
+	struct held_seg *h = held_new(t, pkt, n, cont);
 	if (!h)
 		return -1;
-	h->seq = s;
-	h->len = (uint32_t)n;
-	h->dlen = len;
-	h->doff = t->off;
-	h->fin = fin;
-	h->cont = (uint8_t)cont;
-	memcpy(h->pkt, pkt, n);
 	h->next = *link;
 	*link = h;
 	f->held_bytes[d] += (uint32_t)n;
@@ -383,16 +392,9 @@ static int hold_other(struct flow_table *ft, struct flow *f, int d, const struct
 {
 	uint32_t s = t->seq, len = t->payload;
 	uint8_t fin = (t->flags & TN_FIN) ? 1 : 0;
-	struct held_seg *h = malloc(sizeof(*h) + n);
+	struct held_seg *h = held_new(t, pkt, n, 0);
 	if (!h)
 		return -1;
-	h->seq = s;
-	h->len = (uint32_t)n;
-	h->dlen = len;
-	h->doff = t->off;
-	h->fin = fin;
-	h->cont = 0;
-	memcpy(h->pkt, pkt, n);
 	int changed = 0, covered = 0;
 	struct held_seg **link = &f->held[d];
 	for (struct held_seg **x = &f->held[d]; *x && before((*x)->seq, s + len + fin); x = &(*x)->next) {
