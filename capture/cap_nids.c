@@ -191,6 +191,9 @@ void capnids_tcp_callback(struct tcp_stream *a, void **param)
 	struct flow *f = a->user;
 	switch (a->nids_state) {
 	case NIDS_JUST_EST:
+		/* PAWS is tcpnorm.c's, by Linux's rule (a TSval one tick older still passes);
+		 * libnids' own is stricter and would drop a segment the server takes */
+		a->client.ts_on = a->server.ts_on = 0;
 		on_established(c, a);
 		return;
 	case NIDS_DATA:

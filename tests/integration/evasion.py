@@ -153,8 +153,22 @@ def ooo(late_us):
     return fr
 
 
+def ooo_ts():
+    """ooo10 as the network reorders a real send: the first piece was stamped a tick
+    before the others (TSval -1, still the flow's last one) and arrives after them, with
+    the lowest stamp: PAWS must not drop it (ts_recent does not follow out-of-order
+    segments). The frames after it keep their own stamps, as a real sender's would."""
+    ps = pieces(10)
+    fr = []
+    for k, (s, p) in enumerate(ps[1:]):
+        fr += [(k * 10, seg(qf, seq=s, payload=p)), (k * 10 + 5, dupack)]
+    fr.append((200, seg(qf, seq=ps[0][0], payload=ps[0][1], tsdelta=-1)))
+    return fr
+
+
 cases = {
     'ooo10': (ooo(200), 0, False),
+    'ooo10_ts': (ooo_ts(), 0, False),
     'late': (ooo(2500000), 2500000, False),
     'noack': ([(0, seg(qf, flags=0x08, payload=decoy)), (1, qf)], 0, True),
     'unsent_ack': ([(0, seg(qf, ack=q['ack'] + 50000, payload=decoy)), (1, qf)], 0, True),
