@@ -94,6 +94,7 @@ int cap_parse_host_cidr(const char *cidr, struct cap_host_os *h)
 		return -1;
 	long bits = h->v6 ? 128 : 32;
 	if (slash) {
+		/* strictly digits: atoi read "10.0.0.0/x" as /0, every address */
 		char *end = NULL;
 		if (slash[1] < '0' || slash[1] > '9')
 			return -1;
@@ -124,32 +125,17 @@ enum cap_os cap_host_os(const struct cap_config *cfg, int v6, const uint8_t *add
 
 int cap_parse_cidr(const char *cidr, uint32_t *net, uint32_t *mask)
 {
-	char buf[64];
-	size_t n = cidr ? strlen(cidr) : sizeof buf;
-	if (n >= sizeof buf)
-		return -1;
-	if (strcmp(cidr, "all") == 0) {
+	if (cidr && strcmp(cidr, "all") == 0) {
 		*net = *mask = 0;
 		return 0;
 	}
-	memcpy(buf, cidr, n + 1);
-	long bits = 32;
-	char *slash = strchr(buf, '/');
-	if (slash) {
-		/* strictly digits: atoi read "10.0.0.0/x" as /0, every address */
-		char *end = NULL;
-		*slash = 0;
-		if (slash[1] < '0' || slash[1] > '9')
-			return -1;
-		bits = strtol(slash + 1, &end, 10);
-		if (*end || bits > 32)
-			return -1;
-	}
-	struct in_addr a;
-	if (inet_pton(AF_INET, buf, &a) != 1)
+	struct cap_host_os h;
+	if (cap_parse_host_cidr(cidr, &h) != 0 || h.v6)
 		return -1;
-	*mask = bits ? htonl(0xffffffffu << (32 - bits)) : 0;
-	*net = a.s_addr & *mask;
+	uint32_t a;
+	memcpy(&a, h.addr, 4);
+	*mask = h.bits ? htonl(0xffffffffu << (32 - h.bits)) : 0;
+	*net = a & *mask;
 	return 0;
 }
 

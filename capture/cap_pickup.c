@@ -6,22 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static uint16_t csum_fold(uint32_t sum)
-{
-	while (sum >> 16)
-		sum = (sum & 0xffff) + (sum >> 16);
-	return (uint16_t)~sum;
-}
-
-static uint32_t csum_add(uint32_t sum, const uint8_t *b, size_t n)
-{
-	for (size_t i = 0; i + 1 < n; i += 2)
-		sum += (uint32_t)(b[i] << 8 | b[i + 1]);
-	if (n & 1)
-		sum += (uint32_t)(b[n - 1] << 8);
-	return sum;
-}
-
 /* One synthetic IPv4/TCP packet with valid checksums and window scale 14, no timestamps:
  * libnids' window and PAWS checks then accept the real segments that follow. */
 static void inject(struct cap *c, const struct pcap_pkthdr *h, uint32_t src, uint16_t sport,
@@ -37,7 +21,7 @@ static void inject(struct cap *c, const struct pcap_pkthdr *h, uint32_t src, uin
 	pkt[9] = 6;
 	memcpy(pkt + 12, &src, 4);
 	memcpy(pkt + 16, &dst, 4);
-	uint16_t ipc = csum_fold(csum_add(0, pkt, 20));
+	uint16_t ipc = tn_csum_fold(tn_csum_add(0, pkt, 20));
 	pkt[10] = (uint8_t)(ipc >> 8);
 	pkt[11] = (uint8_t)ipc;
 	uint8_t *t = pkt + 20;
@@ -56,16 +40,7 @@ static void inject(struct cap *c, const struct pcap_pkthdr *h, uint32_t src, uin
 		t[22] = 3;
 		t[23] = 14;
 	}
-	uint8_t pseudo[12];
-	memcpy(pseudo, &src, 4);
-	memcpy(pseudo + 4, &dst, 4);
-	pseudo[8] = 0;
-	pseudo[9] = 6;
-	pseudo[10] = 0;
-	pseudo[11] = (uint8_t)tcplen;
-	uint16_t tc = csum_fold(csum_add(csum_add(0, pseudo, 12), t, tcplen));
-	t[16] = (uint8_t)(tc >> 8);
-	t[17] = (uint8_t)tc;
+	tn_tcp_csum(pkt, 20 + tcplen);
 	struct pcap_pkthdr sh = *h;
 	sh.caplen = sh.len = (bpf_u_int32)(20 + tcplen);
 	nids_pcap_handler(NULL, &sh, pkt);

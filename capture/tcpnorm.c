@@ -337,26 +337,31 @@ int tn_new_wins(int os, uint32_t s, uint32_t e, uint32_t os_, uint32_t oe)
 	}
 }
 
-/* A held copy's bytes were replaced: its TCP checksum again (IPv4 pseudo-header), since
- * libnids checks it where checksum_bypass does not cover the sender. */
-static void fix_csum(uint8_t *pkt, size_t n)
+uint32_t tn_csum_add(uint32_t sum, const uint8_t *b, size_t n)
+{
+	for (size_t i = 0; i + 1 < n; i += 2)
+		sum += (uint32_t)(b[i] << 8 | b[i + 1]);
+	if (n & 1)
+		sum += (uint32_t)(b[n - 1] << 8);
+	return sum;
+}
+
+uint16_t tn_csum_fold(uint32_t sum)
+{
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	return (uint16_t)~sum;
+}
+
+void tn_tcp_csum(uint8_t *pkt, size_t n)
 {
 	size_t ihl = (size_t)(pkt[0] & 15) * 4, tot = (size_t)pkt[2] << 8 | pkt[3];
 	if (tot > n || tot < ihl + 20)
 		return;
 	size_t tl = tot - ihl;
 	uint8_t *tcp = pkt + ihl;
-	uint32_t sum = 6 + (uint32_t)tl;
-	for (int i = 12; i < 20; i += 2)
-		sum += (uint32_t)pkt[i] << 8 | pkt[i + 1];
 	tcp[16] = tcp[17] = 0;
-	for (size_t i = 0; i + 1 < tl; i += 2)
-		sum += (uint32_t)tcp[i] << 8 | tcp[i + 1];
-	if (tl & 1)
-		sum += (uint32_t)tcp[tl - 1] << 8;
-	while (sum >> 16)
-		sum = (sum & 0xffff) + (sum >> 16);
-	sum = ~sum & 0xffff;
+	uint16_t sum = tn_csum_fold(tn_csum_add(tn_csum_add(6 + (uint32_t)tl, pkt + 12, 8), tcp, tl));
 	tcp[16] = (uint8_t)(sum >> 8);
 	tcp[17] = (uint8_t)sum;
 }
@@ -377,7 +382,7 @@ static int settle(int os, uint8_t *nd, uint32_t s, uint32_t len, struct held_seg
 	*anomaly = overlap_text;
 	if (tn_new_wins(os, s, e, x->seq, xe)) {
 		memcpy(xd, n, hi - lo);
-		fix_csum(x->pkt, x->len);
+		tn_tcp_csum(x->pkt, x->len);
 		return 0;
 	}
 	memcpy(n, xd, hi - lo);
@@ -409,7 +414,7 @@ static int hold_other(struct flow_table *ft, struct flow *f, int d, const struct
 		return 0;
 	}
 	if (changed)
-		fix_csum(h->pkt, n);
+		tn_tcp_csum(h->pkt, n);
 	h->next = *link;
 	*link = h;
 	f->held_bytes[d] += (uint32_t)n;
@@ -439,6 +444,6 @@ int tn_compare_held(const struct flow *f, int d, const struct tcpinfo *t, const 
 		settle(f->tn.os, out + t->off, t->seq, t->payload, h, anomaly);
 	}
 	if (changed)
-		fix_csum(out, n);
+		tn_tcp_csum(out, n);
 	return changed;
 }

@@ -70,6 +70,13 @@ int tn_hold(struct flow_table *ft, uint64_t budget, struct flow *f, int d, const
 int tn_compare_held(const struct flow *f, int d, const struct tcpinfo *t, const uint8_t *pkt, size_t n,
 		    uint8_t *out, const char **anomaly);
 
+/* The Internet checksum (RFC 1071): words of b added to sum, and the folded complement. */
+uint32_t tn_csum_add(uint32_t sum, const uint8_t *b, size_t n);
+uint16_t tn_csum_fold(uint32_t sum);
+/* Set the TCP checksum of an IPv4 packet (n bytes) whose bytes were made or changed here:
+ * libnids checks it where checksum_bypass does not cover the sender. */
+void tn_tcp_csum(uint8_t *pkt, size_t n);
+
 /* Does a server of policy os (enum cap_os) keep the new copy [s, e) over the one it
  * queued earlier, [os_, oe), where they overlap? */
 int tn_new_wins(int os, uint32_t s, uint32_t e, uint32_t os_, uint32_t oe);
