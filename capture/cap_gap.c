@@ -107,7 +107,7 @@ int capgap_hole_lost(struct cap *c, struct flow *f, const struct tcp_stream *a, 
 
 /* Skip each hole of one flow (looked up by key: replaying can open, evict or close any
  * flow), so what waits behind it is decoded after a declared gap. */
-static void flush_flow(struct cap *c, const struct flow_key *k)
+void capgap_flush_flow(struct cap *c, const struct flow_key *k)
 {
 	struct flow *f = flows_find(&c->flows, k);
 	struct tcp_stream *a;
@@ -135,7 +135,7 @@ static void flush_where(struct cap *c, ev_time quiet_before, int one_way_only)
 		keys[nkeys++] = f->key;
 	}
 	for (size_t i = 0; i < nkeys; i++)
-		flush_flow(c, &keys[i]);
+		capgap_flush_flow(c, &keys[i]);
 	free(keys);
 }
 
@@ -157,10 +157,4 @@ void capgap_sweep(struct cap *c)
 	if ((ev_time)c->cfg.gap_timeout_ms * 1000 < quiet)
 		quiet = (ev_time)c->cfg.gap_timeout_ms * 1000;
 	flush_where(c, c->now - quiet, 1);
-}
-
-/* The flow is closing (idle): nothing can fill its holes any more. */
-void capgap_flush_flow(struct cap *c, const struct flow_key *k)
-{
-	flush_flow(c, k);
 }
