@@ -106,7 +106,9 @@ class Postgres:
 class MariaDB:
     """A private MariaDB server; root reaches it over its unix socket."""
 
-    def __init__(self, port=None, args=None):
+    def __init__(self, port=None, args=None, bind='127.0.0.1', prefix=()):
+        """bind: its address; prefix: what runs mariadbd (e.g. ip netns exec NS). Its
+        general log file is self.log (off until SET GLOBAL general_log = 1)."""
         if not shutil.which('mariadbd') and not os.path.exists('/usr/sbin/mariadbd'):
             skip('MariaDB server is not installed (contrib/test.sh installs it)')
         self.port = port or free_port()
@@ -115,13 +117,15 @@ class MariaDB:
         _chown_tree(self.dir, 'mysql')
         self.data = os.path.join(self.dir, 'data')
         self.sock = os.path.join(self.dir, 'sock')
+        self.log = os.path.join(self.dir, 'general.log')
         subprocess.run(['mariadb-install-db', '--user=mysql', f'--datadir={self.data}',
                         '--auth-root-authentication-method=socket', '--skip-test-db'],
                        check=True, capture_output=True)
-        cmd = ['/usr/sbin/mariadbd', '--no-defaults', '--user=mysql', f'--datadir={self.data}',
-               f'--port={self.port}', '--bind-address=127.0.0.1', f'--socket={self.sock}',
-               f'--pid-file={self.dir}/pid', '--skip-log-bin', '--innodb-buffer-pool-size=32M',
-               '--skip-name-resolve'] + list(args or [])
+        cmd = list(prefix) + [
+            '/usr/sbin/mariadbd', '--no-defaults', '--user=mysql', f'--datadir={self.data}',
+            f'--port={self.port}', f'--bind-address={bind}', f'--socket={self.sock}',
+            f'--pid-file={self.dir}/pid', '--skip-log-bin', '--innodb-buffer-pool-size=32M',
+            '--skip-name-resolve', f'--general-log-file={self.log}'] + list(args or [])
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL,
                                      stderr=open(os.path.join(self.dir, 'log'), 'w'))
         atexit.register(self.stop)

@@ -389,45 +389,9 @@ class NsPostgres(dbtest.Postgres):
                               + cmd, check=True, capture_output=True, text=True, **kw)
 
 
-class NsMariaDB:
-    def __init__(self, ns):
-        self.dir = tempfile.mkdtemp(prefix='dbtap-my-')
-        os.chmod(self.dir, 0o755)
-        shutil.chown(self.dir, 'mysql', 'mysql')
-        self.data, self.sock = os.path.join(self.dir, 'data'), os.path.join(self.dir, 'sock')
-        self.log = os.path.join(self.dir, 'general.log')
-        subprocess.run(['mariadb-install-db', '--user=mysql', f'--datadir={self.data}',
-                        '--auth-root-authentication-method=socket', '--skip-test-db'],
-                       check=True, capture_output=True)
-        self.proc = subprocess.Popen(
-            ['ip', 'netns', 'exec', ns, '/usr/sbin/mariadbd', '--no-defaults', '--user=mysql',
-             f'--datadir={self.data}', '--port=3306', f'--bind-address={SERVER}',
-             f'--socket={self.sock}', f'--pid-file={self.dir}/pid', '--skip-log-bin',
-             '--innodb-buffer-pool-size=32M', '--skip-name-resolve',
-             f'--general-log-file={self.log}'],
-            stdout=subprocess.DEVNULL, stderr=open(os.path.join(self.dir, 'err'), 'w'))
-        import atexit
-        atexit.register(self.stop)
-        for _ in range(150):
-            if os.path.exists(self.sock) and subprocess.run(
-                    ['mariadb', f'--socket={self.sock}', '-uroot', '-e', 'select 1'],
-                    capture_output=True).returncode == 0:
-                return
-            time.sleep(0.1)
-        raise RuntimeError('mariadbd did not start: ' + open(os.path.join(self.dir, 'err')).read())
-
-    def sql(self, statement):
-        return subprocess.run(['mariadb', f'--socket={self.sock}', '-uroot', '-N', '-B', '-e',
-                               statement], check=True, capture_output=True, text=True).stdout
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-        shutil.rmtree(self.dir, ignore_errors=True)
+def ns_mariadb(ns):
+    """A private MariaDB (dbtest.MariaDB) in the server namespace, on the server address."""
+    return dbtest.MariaDB(port=3306, bind=SERVER, prefix=('ip', 'netns', 'exec', ns))
 
 
 def executed_pg(log, start):
@@ -478,7 +442,7 @@ def main():
     pg.sql(f'CREATE DATABASE {DBNAME} OWNER {USER}')
     for case in CASES:
         pg.sql(f'SET ROLE {USER}; CREATE TABLE t_{case} (id int)', db=DBNAME)
-    my = NsMariaDB(net.s)
+    my = ns_mariadb(net.s)
     my.sql(f"CREATE DATABASE {DBNAME}; CREATE USER {USER}@'%' IDENTIFIED VIA mysql_native_password"
            f" USING ''; GRANT ALL ON {DBNAME}.* TO {USER}@'%';"
            + ''.join(f'CREATE TABLE {DBNAME}.t_{case} (id int);' for case in CASES)
